@@ -1,0 +1,677 @@
+//! The registry's current knowledge, folded from events: the state `decide` checks commands
+//! against.
+//!
+//! [`Registry::apply`] (evolve) never fails and never checks: it trusts that the events were
+//! decided against the state they follow. Retracted entities are removed, but their ids stay
+//! reserved so they can never be reused.
+
+use std::collections::{HashMap, HashSet};
+
+use uuid::Uuid;
+
+use crate::date::{Date, PartialDate, Span};
+use crate::event::{Event, HoldingFacts, OfficeFacts, PersonFacts};
+use crate::ids::{AdoptionId, EntityRef, HoldingId, ModelId, OfficeId, PersonId, TermId, UnitId};
+use crate::model::{
+    Arrangement, Beginning, Capacity, EndReason, HoldingEnd, LegalBasis, Level, OfficeKind,
+    UnitEnding, UnitKind,
+};
+
+/// A person as the registry knows them now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Person {
+    /// The name first registered.
+    pub name: String,
+    /// Later names with the day each took effect, in order.
+    pub renames: Vec<(Date, String)>,
+    /// Other names.
+    pub aliases: Vec<String>,
+    /// The birth date, when known.
+    pub birth: Option<PartialDate>,
+    /// Every holding of the person, in the order recorded.
+    pub holdings: Vec<HoldingId>,
+}
+
+impl Person {
+    /// The name in use on `day`.
+    pub fn name_on(&self, day: Date) -> &str {
+        self.renames
+            .iter()
+            .rev()
+            .find(|(since, _)| *since <= day)
+            .map_or(self.name.as_str(), |(_, name)| name.as_str())
+    }
+
+    /// The facts a correction may change.
+    pub fn facts(&self) -> PersonFacts {
+        PersonFacts {
+            name: self.name.clone(),
+            birth: self.birth,
+        }
+    }
+}
+
+/// A link from a unit to one of its parents, valid over a span.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParentLink {
+    /// The parent.
+    pub parent: UnitId,
+    /// When the link holds.
+    pub span: Span,
+}
+
+/// An organisational unit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unit {
+    /// Its kind.
+    pub kind: UnitKind,
+    /// Its level.
+    pub level: Level,
+    /// Its names, each with the day it took effect, in order; the first is the founding name.
+    pub names: Vec<(Date, String)>,
+    /// Links to parents over time.
+    pub parents: Vec<ParentLink>,
+    /// Units that were ever linked under it.
+    pub children: Vec<UnitId>,
+    /// Its life.
+    pub life: Span,
+    /// How its life ended, when it has.
+    pub ending: Option<UnitEnding>,
+    /// The units it continues.
+    pub predecessors: Vec<UnitId>,
+    /// The units that continue it.
+    pub successors: Vec<UnitId>,
+    /// Offices ever placed in it.
+    pub offices: Vec<OfficeId>,
+    /// Adoptions of pilot models by it.
+    pub adoptions: Vec<AdoptionId>,
+    /// Terms of it as a body.
+    pub terms: Vec<TermId>,
+}
+
+impl Unit {
+    /// The name in use on `day` (the founding name before the unit existed).
+    pub fn name_on(&self, day: Date) -> &str {
+        self.names
+            .iter()
+            .rev()
+            .find(|(since, _)| *since <= day)
+            .or(self.names.first())
+            .map_or("", |(_, name)| name.as_str())
+    }
+
+    /// The parents on `day`.
+    pub fn parents_on(&self, day: Date) -> impl Iterator<Item = UnitId> + '_ {
+        self.parents
+            .iter()
+            .filter(move |link| link.span.contains(day))
+            .map(|link| link.parent)
+    }
+}
+
+/// An office.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Office {
+    /// The title as written.
+    pub title: String,
+    /// Its kind.
+    pub kind: OfficeKind,
+    /// How many may hold it on a day.
+    pub capacity: Capacity,
+    /// Its life.
+    pub life: Span,
+    /// The unit it belongs to, from each day on; the first entry starts at its creation.
+    pub placements: Vec<(Date, UnitId)>,
+    /// Its holdings, in the order recorded.
+    pub holdings: Vec<HoldingId>,
+}
+
+impl Office {
+    /// The unit the office belongs to on `day` (its first unit before it existed).
+    pub fn unit_on(&self, day: Date) -> UnitId {
+        self.placements
+            .iter()
+            .rev()
+            .find(|(since, _)| *since <= day)
+            .or(self.placements.first())
+            .map(|(_, unit)| *unit)
+            .unwrap_or_else(|| UnitId::from_uuid(Uuid::nil()))
+    }
+
+    /// The facts a correction may change.
+    pub fn facts(&self) -> OfficeFacts {
+        OfficeFacts {
+            title: self.title.clone(),
+            kind: self.kind,
+            capacity: self.capacity,
+            established: self.life.start,
+            abolished: self.life.end,
+        }
+    }
+}
+
+/// One person's tenure of one office.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Holding {
+    /// Who.
+    pub person: PersonId,
+    /// Which office.
+    pub office: OfficeId,
+    /// From when.
+    pub start: PartialDate,
+    /// Until when.
+    pub end: HoldingEnd,
+    /// How it began.
+    pub beginning: Beginning,
+    /// How it ended.
+    pub end_reason: Option<EndReason>,
+    /// The term.
+    pub term: Option<TermId>,
+    /// The basis of its start.
+    pub basis: Option<LegalBasis>,
+    /// The basis of its end.
+    pub end_basis: Option<LegalBasis>,
+}
+
+impl Holding {
+    /// The days the holding surely covers (see [`holding_span`]).
+    pub fn span(&self) -> Span {
+        holding_span(self.start, self.end)
+    }
+
+    /// The facts a correction may change.
+    pub fn facts(&self) -> HoldingFacts {
+        HoldingFacts {
+            person: self.person,
+            office: self.office,
+            start: self.start,
+            end: self.end,
+            beginning: self.beginning,
+            end_reason: self.end_reason,
+            term: self.term,
+            basis: self.basis.clone(),
+        }
+    }
+}
+
+/// The days a holding surely covers, used by every rule: from the latest possible start to the
+/// earliest possible end. A holding whose end is unknown surely covers only its first day.
+pub fn holding_span(start: PartialDate, end: HoldingEnd) -> Span {
+    match end {
+        HoldingEnd::Open => Span::from(start.latest()),
+        HoldingEnd::Unknown => Span::between(start.latest(), start.latest().next_day()),
+        HoldingEnd::On(end) => Span::narrowest(start, Some(end)),
+    }
+}
+
+/// A pilot model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Model {
+    /// Its name.
+    pub name: String,
+    /// What it arranges.
+    pub arrangement: Arrangement,
+    /// The authorising decision.
+    pub authorised_by: LegalBasis,
+    /// Its adoptions.
+    pub adoptions: Vec<AdoptionId>,
+}
+
+/// One unit's adoption of a pilot model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Adoption {
+    /// The model.
+    pub model: ModelId,
+    /// The adopting unit.
+    pub unit: UnitId,
+    /// When it applies.
+    pub span: Span,
+    /// The adopting decision.
+    pub basis: LegalBasis,
+}
+
+/// A term of a body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Term {
+    /// The body.
+    pub body: UnitId,
+    /// Its label.
+    pub label: String,
+    /// The first day.
+    pub start: Date,
+    /// The planned first day after it.
+    pub planned_end: Option<Date>,
+}
+
+/// Everything the registry currently knows, indexed for the rules.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Registry {
+    pub(crate) persons: HashMap<PersonId, Person>,
+    pub(crate) units: HashMap<UnitId, Unit>,
+    pub(crate) offices: HashMap<OfficeId, Office>,
+    pub(crate) holdings: HashMap<HoldingId, Holding>,
+    pub(crate) models: HashMap<ModelId, Model>,
+    pub(crate) adoptions: HashMap<AdoptionId, Adoption>,
+    pub(crate) terms: HashMap<TermId, Term>,
+    /// Ids of retracted entities: gone, but never to be reused.
+    pub(crate) retracted: HashSet<Uuid>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Folds events into a fresh registry.
+    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a Event>) -> Self {
+        let mut registry = Self::new();
+        for event in events {
+            registry.apply(event);
+        }
+        registry
+    }
+
+    /// A person, if known and not retracted.
+    pub fn person(&self, id: PersonId) -> Option<&Person> {
+        self.persons.get(&id)
+    }
+
+    /// A unit, if known and not retracted.
+    pub fn unit(&self, id: UnitId) -> Option<&Unit> {
+        self.units.get(&id)
+    }
+
+    /// An office, if known and not retracted.
+    pub fn office(&self, id: OfficeId) -> Option<&Office> {
+        self.offices.get(&id)
+    }
+
+    /// A holding, if known and not retracted.
+    pub fn holding(&self, id: HoldingId) -> Option<&Holding> {
+        self.holdings.get(&id)
+    }
+
+    /// A pilot model, if known and not retracted.
+    pub fn model(&self, id: ModelId) -> Option<&Model> {
+        self.models.get(&id)
+    }
+
+    /// An adoption, if known and not retracted.
+    pub fn adoption(&self, id: AdoptionId) -> Option<&Adoption> {
+        self.adoptions.get(&id)
+    }
+
+    /// A term, if known and not retracted.
+    pub fn term(&self, id: TermId) -> Option<&Term> {
+        self.terms.get(&id)
+    }
+
+    /// All persons.
+    pub fn persons(&self) -> impl Iterator<Item = (PersonId, &Person)> {
+        self.persons.iter().map(|(id, p)| (*id, p))
+    }
+
+    /// All units.
+    pub fn units(&self) -> impl Iterator<Item = (UnitId, &Unit)> {
+        self.units.iter().map(|(id, u)| (*id, u))
+    }
+
+    /// All offices.
+    pub fn offices(&self) -> impl Iterator<Item = (OfficeId, &Office)> {
+        self.offices.iter().map(|(id, o)| (*id, o))
+    }
+
+    /// All holdings.
+    pub fn holdings(&self) -> impl Iterator<Item = (HoldingId, &Holding)> {
+        self.holdings.iter().map(|(id, h)| (*id, h))
+    }
+
+    /// Whether the id was used by an entity that was later retracted.
+    pub fn is_retracted(&self, id: Uuid) -> bool {
+        self.retracted.contains(&id)
+    }
+
+    /// Evolve: folds one event into the state. Never fails.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::PersonRegistered(e) => {
+                self.persons.insert(
+                    e.person,
+                    Person {
+                        name: e.name.clone(),
+                        renames: Vec::new(),
+                        aliases: e.aliases.clone(),
+                        birth: e.birth,
+                        holdings: Vec::new(),
+                    },
+                );
+            }
+            Event::PersonRenamed(e) => {
+                if let Some(person) = self.persons.get_mut(&e.person) {
+                    let at = person.renames.partition_point(|(since, _)| *since <= e.on);
+                    person.renames.insert(at, (e.on, e.name.clone()));
+                }
+            }
+            Event::PersonAliasAdded(e) => {
+                if let Some(person) = self.persons.get_mut(&e.person) {
+                    person.aliases.push(e.alias.clone());
+                }
+            }
+            Event::PersonCorrected(e) => {
+                if let Some(person) = self.persons.get_mut(&e.person) {
+                    person.name = e.after.name.clone();
+                    person.birth = e.after.birth;
+                }
+            }
+            Event::UnitEstablished(e) => {
+                for parent in &e.parents {
+                    if let Some(p) = self.units.get_mut(parent) {
+                        p.children.push(e.unit);
+                    }
+                }
+                self.units.insert(
+                    e.unit,
+                    Unit {
+                        kind: e.kind,
+                        level: e.level,
+                        names: vec![(e.on, e.name.clone())],
+                        parents: e
+                            .parents
+                            .iter()
+                            .map(|&parent| ParentLink {
+                                parent,
+                                span: Span::from(e.on),
+                            })
+                            .collect(),
+                        children: Vec::new(),
+                        life: Span::from(e.on),
+                        ending: None,
+                        predecessors: Vec::new(),
+                        successors: Vec::new(),
+                        offices: Vec::new(),
+                        adoptions: Vec::new(),
+                        terms: Vec::new(),
+                    },
+                );
+            }
+            Event::UnitRenamed(e) => {
+                if let Some(unit) = self.units.get_mut(&e.unit) {
+                    let at = unit.names.partition_point(|(since, _)| *since <= e.on);
+                    unit.names.insert(at, (e.on, e.name.clone()));
+                }
+            }
+            Event::UnitMoved(e) => self.move_unit(e.unit, &e.parents, e.on),
+            Event::UnitsReorganised(e) => {
+                for predecessor in &e.predecessors {
+                    if let Some(unit) = self.units.get_mut(predecessor) {
+                        unit.life.end = Some(e.on);
+                        unit.ending = Some(e.ending);
+                        unit.successors.extend(e.successors.iter().copied());
+                        for link in &mut unit.parents {
+                            if link.span.end.is_none_or(|end| end > e.on) {
+                                link.span.end = Some(e.on);
+                            }
+                        }
+                    }
+                }
+                for successor in &e.successors {
+                    if let Some(unit) = self.units.get_mut(successor) {
+                        unit.predecessors.extend(e.predecessors.iter().copied());
+                    }
+                }
+            }
+            Event::OfficeCreated(e) => {
+                if let Some(unit) = self.units.get_mut(&e.unit) {
+                    unit.offices.push(e.office);
+                }
+                self.offices.insert(
+                    e.office,
+                    Office {
+                        title: e.title.clone(),
+                        kind: e.kind,
+                        capacity: e.capacity,
+                        life: Span::from(e.on),
+                        placements: vec![(e.on, e.unit)],
+                        holdings: Vec::new(),
+                    },
+                );
+            }
+            Event::OfficeCarried(e) => {
+                if let Some(office) = self.offices.get_mut(&e.office) {
+                    office.placements.push((e.on, e.unit));
+                }
+                if let Some(unit) = self.units.get_mut(&e.unit) {
+                    unit.offices.push(e.office);
+                }
+            }
+            Event::OfficeAbolished(e) => {
+                if let Some(office) = self.offices.get_mut(&e.office) {
+                    office.life.end = Some(e.on);
+                }
+            }
+            Event::OfficeCorrected(e) => {
+                if let Some(office) = self.offices.get_mut(&e.office) {
+                    office.title = e.after.title.clone();
+                    office.kind = e.after.kind;
+                    office.capacity = e.after.capacity;
+                    office.life = Span {
+                        start: e.after.established,
+                        end: e.after.abolished,
+                    };
+                    if let Some(first) = office.placements.first_mut() {
+                        first.0 = e.after.established;
+                    }
+                }
+            }
+            Event::HoldingStarted(e) => {
+                if let Some(person) = self.persons.get_mut(&e.person) {
+                    person.holdings.push(e.holding);
+                }
+                if let Some(office) = self.offices.get_mut(&e.office) {
+                    office.holdings.push(e.holding);
+                }
+                self.holdings.insert(
+                    e.holding,
+                    Holding {
+                        person: e.person,
+                        office: e.office,
+                        start: e.start,
+                        end: HoldingEnd::Open,
+                        beginning: e.beginning,
+                        end_reason: None,
+                        term: e.term,
+                        basis: e.basis.clone(),
+                        end_basis: None,
+                    },
+                );
+            }
+            Event::HoldingEnded(e) => {
+                if let Some(holding) = self.holdings.get_mut(&e.holding) {
+                    holding.end = e.end;
+                    holding.end_reason = Some(e.reason);
+                    holding.end_basis = e.basis.clone();
+                }
+            }
+            Event::HoldingCorrected(e) => self.correct_holding(e.holding, &e.after),
+            Event::ModelDefined(e) => {
+                self.models.insert(
+                    e.model,
+                    Model {
+                        name: e.name.clone(),
+                        arrangement: e.arrangement.clone(),
+                        authorised_by: e.authorised_by.clone(),
+                        adoptions: Vec::new(),
+                    },
+                );
+            }
+            Event::ModelAdopted(e) => {
+                if let Some(model) = self.models.get_mut(&e.model) {
+                    model.adoptions.push(e.adoption);
+                }
+                if let Some(unit) = self.units.get_mut(&e.unit) {
+                    unit.adoptions.push(e.adoption);
+                }
+                self.adoptions.insert(
+                    e.adoption,
+                    Adoption {
+                        model: e.model,
+                        unit: e.unit,
+                        span: Span::from(e.on),
+                        basis: e.basis.clone(),
+                    },
+                );
+            }
+            Event::ModelWithdrawn(e) => {
+                if let Some(adoption) = self.adoptions.get_mut(&e.adoption) {
+                    adoption.span.end = Some(e.on);
+                }
+            }
+            Event::TermOpened(e) => {
+                if let Some(unit) = self.units.get_mut(&e.body) {
+                    unit.terms.push(e.term);
+                }
+                self.terms.insert(
+                    e.term,
+                    Term {
+                        body: e.body,
+                        label: e.label.clone(),
+                        start: e.start,
+                        planned_end: e.planned_end,
+                    },
+                );
+            }
+            Event::Retracted(e) => self.retract(e.target),
+        }
+    }
+
+    fn move_unit(&mut self, id: UnitId, parents: &[UnitId], on: Date) {
+        let Some(unit) = self.units.get_mut(&id) else {
+            return;
+        };
+        for link in &mut unit.parents {
+            if link.span.end.is_none_or(|end| end > on) {
+                link.span.end = Some(on);
+            }
+        }
+        unit.parents.retain(|link| !link.span.is_empty());
+        unit.parents
+            .extend(parents.iter().map(|&parent| ParentLink {
+                parent,
+                span: Span::from(on),
+            }));
+        for parent in parents {
+            if let Some(p) = self.units.get_mut(parent) {
+                if !p.children.contains(&id) {
+                    p.children.push(id);
+                }
+            }
+        }
+    }
+
+    fn correct_holding(&mut self, id: HoldingId, after: &HoldingFacts) {
+        let Some(holding) = self.holdings.get_mut(&id) else {
+            return;
+        };
+        let (old_person, old_office) = (holding.person, holding.office);
+        holding.person = after.person;
+        holding.office = after.office;
+        holding.start = after.start;
+        holding.end = after.end;
+        holding.beginning = after.beginning;
+        holding.end_reason = after.end_reason;
+        holding.term = after.term;
+        holding.basis = after.basis.clone();
+        if old_person != after.person {
+            if let Some(p) = self.persons.get_mut(&old_person) {
+                p.holdings.retain(|h| *h != id);
+            }
+            if let Some(p) = self.persons.get_mut(&after.person) {
+                p.holdings.push(id);
+            }
+        }
+        if old_office != after.office {
+            if let Some(o) = self.offices.get_mut(&old_office) {
+                o.holdings.retain(|h| *h != id);
+            }
+            if let Some(o) = self.offices.get_mut(&after.office) {
+                o.holdings.push(id);
+            }
+        }
+    }
+
+    fn retract(&mut self, target: EntityRef) {
+        self.retracted.insert(target.uuid());
+        match target {
+            EntityRef::Person(id) => {
+                self.persons.remove(&id);
+            }
+            EntityRef::Unit(id) => {
+                if let Some(unit) = self.units.remove(&id) {
+                    for link in unit.parents {
+                        if let Some(parent) = self.units.get_mut(&link.parent) {
+                            parent.children.retain(|c| *c != id);
+                        }
+                    }
+                }
+            }
+            EntityRef::Office(id) => {
+                if let Some(office) = self.offices.remove(&id) {
+                    for (_, unit) in office.placements {
+                        if let Some(u) = self.units.get_mut(&unit) {
+                            u.offices.retain(|o| *o != id);
+                        }
+                    }
+                }
+            }
+            EntityRef::Holding(id) => {
+                if let Some(holding) = self.holdings.remove(&id) {
+                    if let Some(p) = self.persons.get_mut(&holding.person) {
+                        p.holdings.retain(|h| *h != id);
+                    }
+                    if let Some(o) = self.offices.get_mut(&holding.office) {
+                        o.holdings.retain(|h| *h != id);
+                    }
+                }
+            }
+            EntityRef::Model(id) => {
+                self.models.remove(&id);
+            }
+            EntityRef::Adoption(id) => {
+                if let Some(adoption) = self.adoptions.remove(&id) {
+                    if let Some(m) = self.models.get_mut(&adoption.model) {
+                        m.adoptions.retain(|a| *a != id);
+                    }
+                    if let Some(u) = self.units.get_mut(&adoption.unit) {
+                        u.adoptions.retain(|a| *a != id);
+                    }
+                }
+            }
+            EntityRef::Term(id) => {
+                if let Some(term) = self.terms.remove(&id) {
+                    if let Some(u) = self.units.get_mut(&term.body) {
+                        u.terms.retain(|t| *t != id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether `ancestor` is `unit` or lies above it on `day`.
+    pub fn is_ancestor_or_self(&self, ancestor: UnitId, unit: UnitId, day: Date) -> bool {
+        let mut stack = vec![unit];
+        let mut seen = HashSet::new();
+        while let Some(current) = stack.pop() {
+            if current == ancestor {
+                return true;
+            }
+            if !seen.insert(current) {
+                continue;
+            }
+            if let Some(u) = self.units.get(&current) {
+                stack.extend(u.parents_on(day));
+            }
+        }
+        false
+    }
+}
