@@ -693,6 +693,7 @@ impl Registry {
             facts.person,
             facts.office,
             span,
+            facts.beginning,
             policy,
         ));
         if let Some(office) = self.offices.get(&facts.office) {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::date::{Date, Span};
 use crate::ids::{HoldingId, OfficeId, PersonId, UnitId};
-use crate::model::{Arrangement, HoldingEnd, Role};
+use crate::model::{Arrangement, Beginning, HoldingEnd, Role};
 use crate::state::{Holding, Office, Registry};
 
 /// Thresholds for what counts as irregular.
@@ -123,14 +123,15 @@ impl Registry {
         false
     }
 
-    /// The irregularities a holding of `person` in `office` over `span` brings with the
-    /// person's other holdings (`id` itself excluded).
+    /// The irregularities a holding `id` of `person` in `office` over `span`, begun as
+    /// `beginning`, brings with the person's other holdings (`id` itself excluded).
     pub(crate) fn concurrency_irregularities(
         &self,
         id: HoldingId,
         person: PersonId,
         office: OfficeId,
         span: Span,
+        beginning: Beginning,
         policy: &Policy,
     ) -> Vec<Irregularity> {
         let mut found = Vec::new();
@@ -159,13 +160,13 @@ impl Registry {
                 else {
                     continue;
                 };
-                let ex_officio = |h: &Holding, cause: HoldingId| matches!(h.beginning, crate::model::Beginning::ExOfficio { cause: c } if c == cause);
+                // Offices in one unit, or one carried ex officio by the other, are not a
+                // combination that needs a model.
+                let ex_officio =
+                    |b: Beginning, cause: HoldingId| b == Beginning::ExOfficio { cause };
                 if mine.1 == theirs.1
-                    || ex_officio(other, id)
-                    || self
-                        .holdings
-                        .get(&id)
-                        .is_some_and(|me| ex_officio(me, *other_id))
+                    || ex_officio(other.beginning, id)
+                    || ex_officio(beginning, *other_id)
                 {
                     continue;
                 }
@@ -241,9 +242,14 @@ impl Registry {
                 // Each pair once: only pairs where the other holding was recorded earlier.
                 let earlier =
                     &person.holdings[..person.holdings.iter().position(|x| x == id).unwrap_or(0)];
-                for irregularity in
-                    self.concurrency_irregularities(*id, *person_id, h.office, h.span(), policy)
-                {
+                for irregularity in self.concurrency_irregularities(
+                    *id,
+                    *person_id,
+                    h.office,
+                    h.span(),
+                    h.beginning,
+                    policy,
+                ) {
                     match irregularity {
                         Irregularity::UncoveredConcurrency {
                             holdings: (other, _),
