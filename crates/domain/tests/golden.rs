@@ -9,7 +9,6 @@
 
 use std::path::PathBuf;
 
-use registry_domain::command::*;
 use registry_domain::event::*;
 use registry_domain::*;
 use uuid::Uuid;
@@ -32,7 +31,11 @@ fn basis() -> LegalBasis {
 }
 
 fn amendment() -> Amendment {
-    Amendment { reason: "nhập sai ngày".into(), actor: "registrar@quangninh".into(), basis: Some(basis()) }
+    Amendment {
+        reason: "nhập sai ngày".into(),
+        actor: "registrar@quangninh".into(),
+        basis: Some(basis()),
+    }
 }
 
 fn holding_facts() -> HoldingFacts {
@@ -41,7 +44,9 @@ fn holding_facts() -> HoldingFacts {
         office: OfficeId::from_uuid(id(2)),
         start: "2020-10".parse().unwrap(),
         end: HoldingEnd::On(d("2025-07-01").into()),
-        beginning: Beginning::Concurrent { cause: HoldingId::from_uuid(id(9)) },
+        beginning: Beginning::Concurrent {
+            cause: HoldingId::from_uuid(id(9)),
+        },
         end_reason: Some(EndReason::UnitMerged),
         term: Some(TermId::from_uuid(id(7))),
         basis: Some(basis()),
@@ -68,13 +73,34 @@ fn samples() -> Vec<Event> {
     let adoption = AdoptionId::from_uuid(id(6));
     let term = TermId::from_uuid(id(7));
     vec![
-        PersonRegistered { person, name: "Nguyễn Xuân Ký".into(), aliases: vec!["Ký".into()], birth: Some("1972".parse().unwrap()) }.into(),
-        PersonRenamed { person, name: "Nguyễn Thị Kim Phượng".into(), on: d("2001-01-01") }.into(),
-        PersonAliasAdded { person, alias: "Phượng".into() }.into(),
+        PersonRegistered {
+            person,
+            name: "Nguyễn Xuân Ký".into(),
+            aliases: vec!["Ký".into()],
+            birth: Some("1972".parse().unwrap()),
+        }
+        .into(),
+        PersonRenamed {
+            person,
+            name: "Nguyễn Thị Kim Phượng".into(),
+            on: d("2001-01-01"),
+        }
+        .into(),
+        PersonAliasAdded {
+            person,
+            alias: "Phượng".into(),
+        }
+        .into(),
         PersonCorrected {
             person,
-            before: PersonFacts { name: "Nguyen Xuan Ky".into(), birth: None },
-            after: PersonFacts { name: "Nguyễn Xuân Ký".into(), birth: Some("1972-03".parse().unwrap()) },
+            before: PersonFacts {
+                name: "Nguyen Xuan Ky".into(),
+                birth: None,
+            },
+            after: PersonFacts {
+                name: "Nguyễn Xuân Ký".into(),
+                birth: Some("1972-03".parse().unwrap()),
+            },
             amendment: amendment(),
         }
         .into(),
@@ -88,8 +114,20 @@ fn samples() -> Vec<Event> {
             basis: basis(),
         }
         .into(),
-        UnitRenamed { unit, name: "Thành phố Cẩm Phả".into(), on: d("2012-02-21"), basis: basis() }.into(),
-        UnitMoved { unit, parents: vec![UnitId::from_uuid(id(12))], on: d("2025-07-01"), basis: basis() }.into(),
+        UnitRenamed {
+            unit,
+            name: "Thành phố Cẩm Phả".into(),
+            on: d("2012-02-21"),
+            basis: basis(),
+        }
+        .into(),
+        UnitMoved {
+            unit,
+            parents: vec![UnitId::from_uuid(id(12))],
+            on: d("2025-07-01"),
+            basis: basis(),
+        }
+        .into(),
         UnitsReorganised {
             ending: UnitEnding::Merged,
             predecessors: vec![UnitId::from_uuid(id(13)), UnitId::from_uuid(id(14))],
@@ -108,12 +146,26 @@ fn samples() -> Vec<Event> {
             basis: Some(basis()),
         }
         .into(),
-        OfficeCarried { office, unit, on: d("2025-07-01") }.into(),
-        OfficeAbolished { office, on: d("2025-07-01"), basis: None }.into(),
+        OfficeCarried {
+            office,
+            unit,
+            on: d("2025-07-01"),
+        }
+        .into(),
+        OfficeAbolished {
+            office,
+            on: d("2025-07-01"),
+            basis: None,
+        }
+        .into(),
         OfficeCorrected {
             office,
             before: office_facts(),
-            after: OfficeFacts { capacity: Capacity::Unbounded, abolished: None, ..office_facts() },
+            after: OfficeFacts {
+                capacity: Capacity::Unbounded,
+                abolished: None,
+                ..office_facts()
+            },
             amendment: amendment(),
         }
         .into(),
@@ -127,11 +179,21 @@ fn samples() -> Vec<Event> {
             basis: Some(basis()),
         }
         .into(),
-        HoldingEnded { holding, end: HoldingEnd::Unknown, reason: EndReason::Transfer, basis: None }.into(),
+        HoldingEnded {
+            holding,
+            end: HoldingEnd::Unknown,
+            reason: EndReason::Transfer,
+            basis: None,
+        }
+        .into(),
         HoldingCorrected {
             holding,
             before: holding_facts(),
-            after: HoldingFacts { end: HoldingEnd::Open, end_reason: None, ..holding_facts() },
+            after: HoldingFacts {
+                end: HoldingEnd::Open,
+                end_reason: None,
+                ..holding_facts()
+            },
             amendment: amendment(),
         }
         .into(),
@@ -140,17 +202,46 @@ fn samples() -> Vec<Event> {
             name: "Phó Bí thư cấp ủy đồng thời là Chủ tịch Ủy ban MTTQ cấp xã".into(),
             arrangement: Arrangement::ConcurrentOffices {
                 roles: vec![
-                    Role { unit_kind: UnitKind::PartyCommittee, office_kind: OfficeKind::ViceSecretary },
-                    Role { unit_kind: UnitKind::FatherlandFront, office_kind: OfficeKind::Chair },
+                    Role {
+                        unit_kind: UnitKind::PartyCommittee,
+                        office_kind: OfficeKind::ViceSecretary,
+                    },
+                    Role {
+                        unit_kind: UnitKind::FatherlandFront,
+                        office_kind: OfficeKind::Chair,
+                    },
                 ],
             },
             authorised_by: basis(),
         }
         .into(),
-        ModelAdopted { adoption, model, unit, on: d("2019-01-01"), basis: basis() }.into(),
-        ModelWithdrawn { adoption, on: d("2025-07-01"), basis: basis() }.into(),
-        TermOpened { term, body: unit, label: "2020-2025".into(), start: d("2020-10-15"), planned_end: Some(d("2025-10-15")) }.into(),
-        Retracted { target: EntityRef::Holding(holding), amendment: amendment() }.into(),
+        ModelAdopted {
+            adoption,
+            model,
+            unit,
+            on: d("2019-01-01"),
+            basis: basis(),
+        }
+        .into(),
+        ModelWithdrawn {
+            adoption,
+            on: d("2025-07-01"),
+            basis: basis(),
+        }
+        .into(),
+        TermOpened {
+            term,
+            body: unit,
+            label: "2020-2025".into(),
+            start: d("2020-10-15"),
+            planned_end: Some(d("2025-10-15")),
+        }
+        .into(),
+        Retracted {
+            target: EntityRef::Holding(holding),
+            amendment: amendment(),
+        }
+        .into(),
     ]
 }
 
@@ -160,7 +251,10 @@ fn golden_dir() -> PathBuf {
 
 #[test]
 fn samples_cover_the_whole_catalogue() {
-    let mut names: Vec<(&str, u16)> = samples().iter().map(|e| (e.type_name(), e.schema_version())).collect();
+    let mut names: Vec<(&str, u16)> = samples()
+        .iter()
+        .map(|e| (e.type_name(), e.schema_version()))
+        .collect();
     names.sort_unstable();
     let mut catalogue = Event::CATALOGUE.to_vec();
     catalogue.sort_unstable();
@@ -172,10 +266,15 @@ fn every_stored_sample_stays_readable() {
     let dir = golden_dir();
     if std::env::var_os("REGISTRY_BLESS").is_some() {
         for event in samples() {
-            let path = dir.join(format!("{}.v{}.json", event.type_name(), event.schema_version()));
+            let path = dir.join(format!(
+                "{}.v{}.json",
+                event.type_name(),
+                event.schema_version()
+            ));
             if !path.exists() {
                 let value: serde_json::Value = serde_json::from_slice(&event.encode()).unwrap();
-                std::fs::write(&path, serde_json::to_string_pretty(&value).unwrap() + "\n").unwrap();
+                std::fs::write(&path, serde_json::to_string_pretty(&value).unwrap() + "\n")
+                    .unwrap();
             }
         }
     }
@@ -198,19 +297,40 @@ fn every_stored_sample_stays_readable() {
         seen.push((event.type_name(), event.schema_version()));
     }
     for entry in Event::CATALOGUE {
-        assert!(seen.contains(entry), "no golden file for {}.v{}", entry.0, entry.1);
+        assert!(
+            seen.contains(entry),
+            "no golden file for {}.v{}",
+            entry.0,
+            entry.1
+        );
     }
     // And the samples equal what the files decode to: a change of meaning is caught too.
     for sample in samples() {
-        let path = dir.join(format!("{}.v{}.json", sample.type_name(), sample.schema_version()));
+        let path = dir.join(format!(
+            "{}.v{}.json",
+            sample.type_name(),
+            sample.schema_version()
+        ));
         let stored = std::fs::read(&path).unwrap();
-        assert_eq!(Event::decode(sample.type_name(), sample.schema_version(), &stored).unwrap(), sample);
+        assert_eq!(
+            Event::decode(sample.type_name(), sample.schema_version(), &stored).unwrap(),
+            sample
+        );
     }
 }
 
 #[test]
 fn unknown_types_and_versions_are_errors() {
-    assert!(matches!(Event::decode("HoldingTeleported", 1, b"{}"), Err(DecodeError::UnknownType(_))));
-    assert!(matches!(Event::decode("HoldingStarted", 99, b"{}"), Err(DecodeError::UnknownVersion("HoldingStarted", 99))));
-    assert!(matches!(Event::decode("HoldingStarted", 1, b"{\"holding\": 3}"), Err(DecodeError::Payload(..))));
+    assert!(matches!(
+        Event::decode("HoldingTeleported", 1, b"{}"),
+        Err(DecodeError::UnknownType(_))
+    ));
+    assert!(matches!(
+        Event::decode("HoldingStarted", 99, b"{}"),
+        Err(DecodeError::UnknownVersion("HoldingStarted", 99))
+    ));
+    assert!(matches!(
+        Event::decode("HoldingStarted", 1, b"{\"holding\": 3}"),
+        Err(DecodeError::Payload(..))
+    ));
 }
