@@ -1,0 +1,511 @@
+//! The embedded backend: SQLite in one file, the registry's default store.
+//!
+//! - WAL journal with `synchronous=FULL`: an acknowledged append has been fsynced and survives a
+//!   crash or power loss; a crash mid-transaction leaves nothing partial.
+//! - One writer thread owns the only writing connection. It takes every append waiting in its
+//!   queue, checks each against the expected revision, and commits them all in one transaction
+//!   with one fsync (group commit). Positions are assigned by that thread, so the position order
+//!   is the commit order and the feed never has gaps.
+//! - Each append runs inside its own savepoint: one rejected append does not affect the others
+//!   of its group.
+//! - Reads use a small pool of read-only connections on blocking threads; WAL lets them run
+//!   while the writer commits.
+//! - A lock file next to the database (`<file>.lock`, an OS file lock) keeps a second process
+//!   out with [`StoreError::Locked`] instead of two writers corrupting each other's view.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use tokio::sync::{oneshot, watch};
+use uuid::Uuid;
+
+use crate::{
+    check_append, check_stream_name, now_micros, AppendResult, Direction, EventStore,
+    ExpectedRevision, Metadata, NewEvent, Position, RecordedEvent, StoreError,
+    DEFAULT_MAX_EVENT_BYTES,
+};
+
+/// How the embedded store is opened.
+#[derive(Clone, Debug)]
+pub struct EmbeddedConfig {
+    /// The database file; created with its directory if missing.
+    pub path: PathBuf,
+    /// The largest event accepted, in bytes.
+    pub max_event_bytes: usize,
+    /// The most appends committed in one transaction.
+    pub max_group: usize,
+}
+
+impl EmbeddedConfig {
+    /// Defaults for a database file.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            max_group: 512,
+        }
+    }
+}
+
+/// A handle on the embedded store. Clones share the writer thread and the read pool.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: EmbeddedConfig,
+    writer: Mutex<Option<std_mpsc::Sender<Request>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+    changes: watch::Receiver<u64>,
+    /// Held for the store's lifetime: the OS releases it if the process dies.
+    _lock: File,
+}
+
+struct Request {
+    stream: String,
+    expected: ExpectedRevision,
+    events: Vec<NewEvent>,
+    reply: oneshot::Sender<Result<AppendResult, StoreError>>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    position       INTEGER PRIMARY KEY,
+    stream         TEXT    NOT NULL,
+    revision       INTEGER NOT NULL,
+    id             BLOB    NOT NULL UNIQUE,
+    type           TEXT    NOT NULL,
+    version        INTEGER NOT NULL,
+    payload        BLOB    NOT NULL,
+    actor          TEXT    NOT NULL,
+    request_id     TEXT,
+    correlation_id TEXT,
+    recorded_at    INTEGER NOT NULL,
+    UNIQUE (stream, revision)
+);
+";
+
+fn sql_err(e: rusqlite::Error) -> StoreError {
+    StoreError::backend(e)
+}
+
+fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags).map_err(sql_err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(sql_err)?;
+    if !read_only {
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sql_err)?;
+    }
+    conn.pragma_update(None, "cache_size", -65536)
+        .map_err(sql_err)?;
+    Ok(conn)
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store. Fails with [`StoreError::Locked`] if another process has it.
+    pub fn open(config: EmbeddedConfig) -> Result<Self, StoreError> {
+        if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(StoreError::backend)?;
+        }
+        let lock_path = PathBuf::from(format!("{}.lock", config.path.display()));
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(StoreError::backend)?;
+        if lock.try_lock().is_err() {
+            return Err(StoreError::Locked(config.path.display().to_string()));
+        }
+        let conn = open_connection(&config.path, false)?;
+        conn.execute_batch(SCHEMA).map_err(sql_err)?;
+        let head: u64 = conn
+            .query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(sql_err)? as u64;
+        let last_recorded: i64 = conn
+            .query_row(
+                "SELECT COALESCE(MAX(recorded_at), 0) FROM events",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sql_err)?;
+        let (changes_tx, changes) = watch::channel(head);
+        let (tx, rx) = std_mpsc::channel();
+        let writer = Writer {
+            conn,
+            head,
+            last_recorded,
+            revisions: HashMap::new(),
+            changes: changes_tx,
+            max_group: config.max_group,
+        };
+        let thread = std::thread::Builder::new()
+            .name("eventstore-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(StoreError::backend)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                writer: Mutex::new(Some(tx)),
+                thread: Mutex::new(Some(thread)),
+                readers: Mutex::new(Vec::new()),
+                changes,
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.config.path
+    }
+
+    /// Stops the writer after the appends already queued, and waits for it. Later appends fail
+    /// with [`StoreError::Closed`]. Dropping the last handle does the same.
+    pub fn close(&self) {
+        self.inner.shutdown();
+    }
+
+    async fn with_reader<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().map_err(|_| StoreError::Closed)?.pop();
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => open_connection(&inner.config.path, true)?,
+            };
+            let result = work(&conn);
+            if let Ok(mut pool) = inner.readers.lock() {
+                if pool.len() < 8 {
+                    pool.push(conn);
+                }
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::backend(format!("read task failed: {e}")))?
+    }
+}
+
+impl Inner {
+    fn shutdown(&self) {
+        if let Ok(mut writer) = self.writer.lock() {
+            writer.take();
+        }
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+const COLUMNS: &str = "position, stream, revision, id, type, version, payload, actor, request_id, correlation_id, recorded_at";
+
+fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordedEvent> {
+    let id: [u8; 16] = row.get(3)?;
+    Ok(RecordedEvent {
+        position: Position::sequence(row.get::<_, i64>(0)? as u64),
+        stream: row.get(1)?,
+        revision: row.get::<_, i64>(2)? as u64,
+        id: Uuid::from_bytes(id),
+        event_type: row.get(4)?,
+        schema_version: row.get(5)?,
+        payload: row.get(6)?,
+        metadata: Metadata {
+            actor: row.get(7)?,
+            request_id: row.get(8)?,
+            correlation_id: row.get(9)?,
+        },
+        recorded_at: row.get(10)?,
+    })
+}
+
+impl EventStore for EmbeddedStore {
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        check_append(stream, &events, self.inner.config.max_event_bytes)?;
+        let (reply, answer) = oneshot::channel();
+        let request = Request {
+            stream: stream.to_owned(),
+            expected,
+            events,
+            reply,
+        };
+        {
+            let writer = self.inner.writer.lock().map_err(|_| StoreError::Closed)?;
+            writer
+                .as_ref()
+                .ok_or(StoreError::Closed)?
+                .send(request)
+                .map_err(|_| StoreError::Closed)?;
+        }
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from: u64,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        check_stream_name(stream)?;
+        let stream = stream.to_owned();
+        self.with_reader(move |conn| {
+            let sql = match direction {
+                Direction::Forwards => format!("SELECT {COLUMNS} FROM events WHERE stream = ?1 AND revision >= ?2 ORDER BY revision ASC LIMIT ?3"),
+                Direction::Backwards => format!("SELECT {COLUMNS} FROM events WHERE stream = ?1 AND revision <= ?2 ORDER BY revision DESC LIMIT ?3"),
+            };
+            let from = i64::try_from(from).unwrap_or(i64::MAX);
+            let mut statement = conn.prepare_cached(&sql).map_err(sql_err)?;
+            let rows = statement.query_map(params![stream, from, limit as i64], row_to_event).map_err(sql_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
+        })
+        .await
+    }
+
+    async fn read_all(
+        &self,
+        after: Option<Position>,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let after = after.map_or(0, |p| p.commit);
+        self.with_reader(move |conn| {
+            let mut statement = conn
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
+                ))
+                .map_err(sql_err)?;
+            let rows = statement
+                .query_map(params![after as i64, limit as i64], row_to_event)
+                .map_err(sql_err)?;
+            let mut events = Vec::with_capacity(limit.min(4096));
+            for row in rows {
+                events.push(row.map_err(sql_err)?);
+            }
+            Ok(events)
+        })
+        .await
+    }
+
+    async fn head(&self) -> Result<Option<Position>, StoreError> {
+        let head = *self.inner.changes.borrow();
+        Ok((head > 0).then(|| Position::sequence(head)))
+    }
+
+    fn feed_changes(&self) -> watch::Receiver<u64> {
+        self.inner.changes.clone()
+    }
+}
+
+/// The writer thread's state.
+struct Writer {
+    conn: Connection,
+    /// The last committed position.
+    head: u64,
+    /// The last recorded time given out: recorded time never goes backwards along the feed.
+    last_recorded: i64,
+    /// The last revision of each stream seen, loaded on demand; correct because this thread is
+    /// the only writer.
+    revisions: HashMap<String, Option<u64>>,
+    changes: watch::Sender<u64>,
+    max_group: usize,
+}
+
+impl Writer {
+    fn run(mut self, requests: std_mpsc::Receiver<Request>) {
+        while let Ok(first) = requests.recv() {
+            let mut group = vec![first];
+            while group.len() < self.max_group {
+                match requests.try_recv() {
+                    Ok(request) => group.push(request),
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(group);
+        }
+    }
+
+    fn stream_revision(&mut self, stream: &str) -> Result<Option<u64>, StoreError> {
+        if let Some(revision) = self.revisions.get(stream) {
+            return Ok(*revision);
+        }
+        let revision: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT MAX(revision) FROM events WHERE stream = ?1",
+                [stream],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql_err)?
+            .flatten();
+        let revision = revision.map(|r| r as u64);
+        self.revisions.insert(stream.to_owned(), revision);
+        Ok(revision)
+    }
+
+    fn commit_group(&mut self, group: Vec<Request>) {
+        let start_head = self.head;
+        let start_recorded = self.last_recorded;
+        let mut outcomes: Vec<Result<AppendResult, StoreError>> = Vec::with_capacity(group.len());
+        let mut touched: Vec<(String, Option<u64>)> = Vec::new();
+        let began = self.conn.execute_batch("BEGIN IMMEDIATE").map_err(sql_err);
+        if let Err(e) = began {
+            let message = e.to_string();
+            for request in group {
+                let _ = request.reply.send(Err(StoreError::backend(&message)));
+            }
+            return;
+        }
+        for request in &group {
+            let outcome = self.append_one(request, &mut touched);
+            outcomes.push(outcome);
+        }
+        let committed = self.conn.execute_batch("COMMIT").map_err(sql_err);
+        match committed {
+            Ok(()) => {
+                self.changes.send_replace(self.head);
+                for (request, outcome) in group.into_iter().zip(outcomes) {
+                    let _ = request.reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                self.head = start_head;
+                self.last_recorded = start_recorded;
+                for (stream, revision) in touched.into_iter().rev() {
+                    self.revisions.insert(stream, revision);
+                }
+                let message = format!("commit failed: {e}");
+                for request in group {
+                    let _ = request.reply.send(Err(StoreError::Backend {
+                        message: message.clone(),
+                        uncertain: false,
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Appends one request inside its own savepoint. `touched` collects the revisions it
+    /// overwrote in the cache, to undo them if the whole group fails to commit.
+    fn append_one(
+        &mut self,
+        request: &Request,
+        touched: &mut Vec<(String, Option<u64>)>,
+    ) -> Result<AppendResult, StoreError> {
+        let current = self.stream_revision(&request.stream)?;
+        let ok = match request.expected {
+            ExpectedRevision::Any => true,
+            ExpectedRevision::NoStream => current.is_none(),
+            ExpectedRevision::Exact(r) => current == Some(r),
+        };
+        if !ok {
+            return Err(StoreError::WrongExpectedRevision {
+                stream: request.stream.clone(),
+                expected: request.expected,
+                actual: current,
+            });
+        }
+        self.conn
+            .execute_batch("SAVEPOINT append")
+            .map_err(sql_err)?;
+        let head_before = self.head;
+        let recorded_before = self.last_recorded;
+        let result = self.insert_events(request, current);
+        match result {
+            Ok(result) => {
+                self.conn.execute_batch("RELEASE append").map_err(sql_err)?;
+                touched.push((request.stream.clone(), current));
+                self.revisions
+                    .insert(request.stream.clone(), Some(result.next_expected));
+                Ok(result)
+            }
+            Err(e) => {
+                let _ = self
+                    .conn
+                    .execute_batch("ROLLBACK TO append; RELEASE append");
+                self.head = head_before;
+                self.last_recorded = recorded_before;
+                Err(e)
+            }
+        }
+    }
+
+    fn insert_events(
+        &mut self,
+        request: &Request,
+        current: Option<u64>,
+    ) -> Result<AppendResult, StoreError> {
+        let recorded_at = now_micros().max(self.last_recorded);
+        let mut statement = self
+            .conn
+            .prepare_cached(&format!("INSERT INTO events ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"))
+            .map_err(sql_err)?;
+        let mut revision = current.map_or(0, |r| r + 1);
+        let mut position = self.head;
+        for event in &request.events {
+            position += 1;
+            let inserted = statement.execute(params![
+                position as i64,
+                request.stream,
+                revision as i64,
+                event.id.as_bytes(),
+                event.event_type,
+                event.schema_version,
+                event.payload,
+                event.metadata.actor,
+                event.metadata.request_id,
+                event.metadata.correlation_id,
+                recorded_at,
+            ]);
+            if let Err(e) = inserted {
+                let duplicate = matches!(&e, rusqlite::Error::SqliteFailure(f, Some(m)) if f.code == rusqlite::ErrorCode::ConstraintViolation && m.contains("events.id"));
+                return Err(if duplicate {
+                    StoreError::DuplicateEventId(event.id)
+                } else {
+                    sql_err(e)
+                });
+            }
+            revision += 1;
+        }
+        self.head = position;
+        self.last_recorded = recorded_at;
+        Ok(AppendResult {
+            next_expected: revision - 1,
+            position: Position::sequence(position),
+        })
+    }
+}

@@ -1,0 +1,2 @@
+//! KurrentDB backend (being written).
+#![allow(missing_docs)]

@@ -1,0 +1,407 @@
+//! The event store: an append-only log of events in named streams, with one global, ordered feed.
+//!
+//! Every service reaches storage through the [`EventStore`] trait, implemented by three backends:
+//!
+//! - [`embedded`]: SQLite in one file (WAL, `synchronous=FULL`), one writer thread doing group
+//!   commit. The default: `cargo run` needs no server.
+//! - [`postgres`]: a shared PostgreSQL database, for many service instances. A subscriber's feed
+//!   stays gap-free and ordered although transactions commit out of sequence order (see the
+//!   module docs for the `xid8` technique).
+//! - [`kurrent`]: EventStoreDB/KurrentDB through the official `kurrentdb` client.
+//!
+//! One conformance suite (`tests/conformance/mod.rs`) runs against every backend.
+//!
+//! # Positions
+//!
+//! A [`Position`] orders the global feed. Like EventStoreDB's, it has two parts, compared
+//! lexicographically: embedded uses its commit sequence for both; PostgreSQL uses the writing
+//! transaction's id and the row's sequence number; KurrentDB uses its own commit and prepare
+//! positions. Positions are opaque to callers except for ordering and their text form.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+use std::fmt;
+use std::future::Future;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
+
+pub mod embedded;
+pub mod kurrent;
+pub mod postgres;
+
+pub use embedded::{EmbeddedConfig, EmbeddedStore};
+
+/// The largest payload accepted for one event unless configured otherwise: 1 MiB.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
+
+/// The longest stream name accepted, in bytes.
+pub const MAX_STREAM_NAME_BYTES: usize = 512;
+
+/// A place in the global feed. Ordered; the first event of the feed has the smallest position.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Position {
+    /// The major part: commit sequence (embedded), transaction id (PostgreSQL) or commit
+    /// position (KurrentDB).
+    pub commit: u64,
+    /// The minor part: the same sequence (embedded), row sequence (PostgreSQL) or prepare
+    /// position (KurrentDB).
+    pub prepare: u64,
+}
+
+impl Position {
+    /// A position whose two parts are one sequence number (the embedded store's).
+    pub const fn sequence(n: u64) -> Self {
+        Self {
+            commit: n,
+            prepare: n,
+        }
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.commit == self.prepare {
+            write!(f, "{}", self.commit)
+        } else {
+            write!(f, "{}.{}", self.commit, self.prepare)
+        }
+    }
+}
+
+impl fmt::Debug for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Why a text is not a [`Position`].
+#[derive(Debug, Error)]
+#[error("{0:?} is not a position: expected N or N.M")]
+pub struct PositionParseError(String);
+
+impl FromStr for Position {
+    type Err = PositionParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || PositionParseError(s.to_owned());
+        match s.split_once('.') {
+            None => s.parse().map(Self::sequence).map_err(|_| bad()),
+            Some((c, p)) => Ok(Self {
+                commit: c.parse().map_err(|_| bad())?,
+                prepare: p.parse().map_err(|_| bad())?,
+            }),
+        }
+    }
+}
+
+/// What the writer expects of the stream it appends to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpectedRevision {
+    /// No check.
+    Any,
+    /// The stream must not exist yet.
+    NoStream,
+    /// The stream's last event must have exactly this revision (0 for the first event).
+    Exact(u64),
+}
+
+impl fmt::Display for ExpectedRevision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Any => f.write_str("any"),
+            Self::NoStream => f.write_str("no stream"),
+            Self::Exact(r) => write!(f, "revision {r}"),
+        }
+    }
+}
+
+/// Who caused an event and within which request, stored beside it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// The authenticated caller (a registrar's account, an agency's system).
+    pub actor: String,
+    /// The request that produced the event (idempotency key of the service call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The correlation id of the wider operation (an import, a reorganisation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+}
+
+/// An event to append.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEvent {
+    /// A unique id (UUID v7).
+    pub id: Uuid,
+    /// The stable type name.
+    pub event_type: String,
+    /// The schema version of the payload.
+    pub schema_version: u16,
+    /// The payload (JSON for the registry's events, but the store does not care).
+    pub payload: Vec<u8>,
+    /// Who and within which request.
+    pub metadata: Metadata,
+}
+
+/// An event as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedEvent {
+    /// Its place in the global feed.
+    pub position: Position,
+    /// The stream it belongs to.
+    pub stream: String,
+    /// Its revision in the stream, from 0.
+    pub revision: u64,
+    /// Its id.
+    pub id: Uuid,
+    /// Its type name.
+    pub event_type: String,
+    /// Its schema version.
+    pub schema_version: u16,
+    /// Its payload.
+    pub payload: Vec<u8>,
+    /// Who and within which request.
+    pub metadata: Metadata,
+    /// Recorded time: when the store committed it, in microseconds since the Unix epoch (UTC).
+    pub recorded_at: i64,
+}
+
+/// The outcome of an append.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendResult {
+    /// The revision of the stream's last event after the append.
+    pub next_expected: u64,
+    /// The position of the last appended event: the commit position a reader can wait for.
+    pub position: Position,
+}
+
+/// Reading direction within a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// From the given revision up.
+    Forwards,
+    /// From the given revision down.
+    Backwards,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The stream was not at the expected revision. Nothing was appended.
+    #[error("stream {stream:?}: expected {expected}, but the stream is at {}", actual.map_or("no stream".to_owned(), |r| format!("revision {r}")))]
+    WrongExpectedRevision {
+        /// The stream.
+        stream: String,
+        /// What the writer expected.
+        expected: ExpectedRevision,
+        /// The stream's actual last revision.
+        actual: Option<u64>,
+    },
+    /// An event is larger than the store accepts. Nothing was appended.
+    #[error("event {index} of the append is {size} bytes; the limit is {limit}")]
+    EventTooLarge {
+        /// Its index in the append.
+        index: usize,
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// An event id already exists in the store. Nothing was appended.
+    #[error("event id {0} is already stored")]
+    DuplicateEventId(Uuid),
+    /// The stream name is empty, too long or has control characters.
+    #[error("invalid stream name {0:?}: {1}")]
+    InvalidStreamName(String, &'static str),
+    /// The append has no events.
+    #[error("an append needs at least one event")]
+    EmptyAppend,
+    /// Another process holds the store.
+    #[error("the store at {0} is in use by another process")]
+    Locked(String),
+    /// The backend failed (I/O, connection, server). Whether the append happened is unknown
+    /// only if `uncertain` says so.
+    #[error("store backend failed: {message}")]
+    Backend {
+        /// What happened.
+        message: String,
+        /// Whether a write may have happened despite the error.
+        uncertain: bool,
+    },
+    /// The store has been closed.
+    #[error("the store is closed")]
+    Closed,
+}
+
+impl StoreError {
+    pub(crate) fn backend(message: impl fmt::Display) -> Self {
+        Self::Backend {
+            message: message.to_string(),
+            uncertain: false,
+        }
+    }
+}
+
+/// Checks a stream name: not empty, at most [`MAX_STREAM_NAME_BYTES`], no control characters.
+/// Any Unicode is fine (Vietnamese names included).
+pub fn check_stream_name(stream: &str) -> Result<(), StoreError> {
+    let problem = if stream.is_empty() {
+        Some("must not be empty")
+    } else if stream.len() > MAX_STREAM_NAME_BYTES {
+        Some("is longer than 512 bytes")
+    } else if stream.chars().any(char::is_control) {
+        Some("must not contain control characters")
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => Err(StoreError::InvalidStreamName(
+            stream.chars().take(64).collect(),
+            p,
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Checks an append before it reaches the backend: a valid stream, some events, none too large.
+pub fn check_append(
+    stream: &str,
+    events: &[NewEvent],
+    max_event_bytes: usize,
+) -> Result<(), StoreError> {
+    check_stream_name(stream)?;
+    if events.is_empty() {
+        return Err(StoreError::EmptyAppend);
+    }
+    for (index, event) in events.iter().enumerate() {
+        let size = event.payload.len()
+            + event.event_type.len()
+            + event.metadata.actor.len()
+            + event.metadata.request_id.as_ref().map_or(0, String::len)
+            + event
+                .metadata
+                .correlation_id
+                .as_ref()
+                .map_or(0, String::len);
+        if size > max_event_bytes {
+            return Err(StoreError::EventTooLarge {
+                index,
+                size,
+                limit: max_event_bytes,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The storage every service uses. Handles are cheap to clone and share one backend.
+pub trait EventStore: Clone + Send + Sync + 'static {
+    /// Appends events to a stream, atomically, if the stream is at `expected`.
+    fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+    ) -> impl Future<Output = Result<AppendResult, StoreError>> + Send;
+
+    /// Reads up to `limit` events of a stream from revision `from` in `direction`.
+    /// A stream that does not exist reads as empty.
+    fn read_stream(
+        &self,
+        stream: &str,
+        from: u64,
+        direction: Direction,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
+
+    /// Reads up to `limit` events of the global feed strictly after `after` (from the start
+    /// when `None`), in feed order. Only events no earlier event can still precede are returned:
+    /// the feed never has gaps that fill in later.
+    fn read_all(
+        &self,
+        after: Option<Position>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
+
+    /// The position of the last event of the feed, `None` when empty.
+    fn head(&self) -> impl Future<Output = Result<Option<Position>, StoreError>> + Send;
+
+    /// A notification that the feed may have grown. Backends without push notification tick
+    /// on a timer.
+    fn feed_changes(&self) -> watch::Receiver<u64>;
+
+    /// Follows the feed from after `after`: catch-up, then live. Every event is delivered once,
+    /// in feed order, with no gaps; a slow consumer slows the producer (bounded buffer).
+    fn subscribe(&self, after: Option<Position>) -> Subscription {
+        Subscription::spawn(self.clone(), after)
+    }
+}
+
+/// How many events a subscription reads at once, and buffers for its consumer.
+const SUBSCRIPTION_BATCH: usize = 1024;
+
+/// A live follower of the global feed. Dropping it stops the producer.
+pub struct Subscription {
+    events: mpsc::Receiver<Result<RecordedEvent, StoreError>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Subscription {
+    fn spawn<S: EventStore>(store: S, after: Option<Position>) -> Self {
+        let (tx, events) = mpsc::channel(SUBSCRIPTION_BATCH);
+        let task = tokio::spawn(async move {
+            let mut changes = store.feed_changes();
+            let mut last = after;
+            loop {
+                changes.borrow_and_update();
+                let batch = match store.read_all(last, SUBSCRIPTION_BATCH).await {
+                    Ok(batch) => batch,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                if batch.is_empty() {
+                    // Wait for a change, but re-read at least every 100 ms: some backends can only
+                    // release events when unrelated transactions end.
+                    let _ =
+                        tokio::time::timeout(Duration::from_millis(100), changes.changed()).await;
+                    if tx.is_closed() {
+                        return;
+                    }
+                    continue;
+                }
+                for event in batch {
+                    last = Some(event.position);
+                    if tx.send(Ok(event)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Self { events, task }
+    }
+
+    /// The next event; `None` only if the store closed. An error ends the subscription.
+    pub async fn next(&mut self) -> Option<Result<RecordedEvent, StoreError>> {
+        self.events.recv().await
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Unix microseconds now.
+pub(crate) fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}

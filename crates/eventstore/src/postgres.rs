@@ -1,0 +1,2 @@
+//! PostgreSQL backend (being written).
+#![allow(missing_docs)]
