@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::{
     check_append, check_stream_name, now_micros, AppendResult, Direction, EventStore,
-    ExpectedRevision, Metadata, NewEvent, Position, RecordedEvent, StoreError,
+    ExpectedRevision, Interner, Metadata, NewEvent, Position, RecordedEvent, StoreError,
     DEFAULT_MAX_EVENT_BYTES,
 };
 
@@ -208,6 +208,24 @@ impl EmbeddedStore {
     }
 }
 
+/// Feed reads of at least this many events are split over two connections.
+const PARALLEL_READ_THRESHOLD: u64 = 4096;
+
+impl EmbeddedStore {
+    /// The events at positions in `(after, end]`.
+    async fn read_range(&self, after: u64, end: u64) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.with_reader(move |conn| {
+            let mut statement = conn
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM events WHERE position > ?1 AND position <= ?2 ORDER BY position"
+                ))
+                .map_err(sql_err)?;
+            collect_events(&mut statement, params![after as i64, end as i64], (end - after) as usize)
+        })
+        .await
+    }
+}
+
 impl Inner {
     fn shutdown(&self) {
         if let Ok(mut writer) = self.writer.lock() {
@@ -228,23 +246,49 @@ impl Drop for Inner {
 
 const COLUMNS: &str = "position, stream, revision, id, type, version, payload, actor, request_id, correlation_id, recorded_at";
 
-fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordedEvent> {
-    let id: [u8; 16] = row.get(3)?;
+fn row_to_event(row: &rusqlite::Row<'_>, names: &mut Interner) -> rusqlite::Result<RecordedEvent> {
+    use rusqlite::types::ValueRef;
+    let text = |i: usize| -> rusqlite::Result<&str> {
+        std::str::from_utf8(row.get_ref(i)?.as_bytes()?).map_err(rusqlite::Error::Utf8Error)
+    };
+    let optional_text = |i: usize| -> rusqlite::Result<Option<String>> {
+        match row.get_ref(i)? {
+            ValueRef::Null => Ok(None),
+            _ => text(i).map(|t| Some(t.to_owned())),
+        }
+    };
+    let id = Uuid::from_slice(row.get_ref(3)?.as_blob()?).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Blob, Box::new(e))
+    })?;
     Ok(RecordedEvent {
-        position: Position::sequence(row.get::<_, i64>(0)? as u64),
-        stream: row.get(1)?,
-        revision: row.get::<_, i64>(2)? as u64,
-        id: Uuid::from_bytes(id),
-        event_type: row.get(4)?,
+        position: Position::sequence(row.get_ref(0)?.as_i64()? as u64),
+        stream: names.get(0, text(1)?),
+        revision: row.get_ref(2)?.as_i64()? as u64,
+        id,
+        event_type: names.get(1, text(4)?),
         schema_version: row.get(5)?,
-        payload: row.get(6)?,
+        payload: row.get_ref(6)?.as_blob()?.to_vec(),
         metadata: Metadata {
-            actor: row.get(7)?,
-            request_id: row.get(8)?,
-            correlation_id: row.get(9)?,
+            actor: names.get(2, text(7)?),
+            request_id: optional_text(8)?,
+            correlation_id: optional_text(9)?,
         },
-        recorded_at: row.get(10)?,
+        recorded_at: row.get_ref(10)?.as_i64()?,
     })
+}
+
+fn collect_events(
+    statement: &mut rusqlite::Statement<'_>,
+    params: impl rusqlite::Params,
+    capacity: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut names = Interner::default();
+    let mut rows = statement.query(params).map_err(sql_err)?;
+    let mut events = Vec::with_capacity(capacity.min(16_384));
+    while let Some(row) = rows.next().map_err(sql_err)? {
+        events.push(row_to_event(row, &mut names).map_err(sql_err)?);
+    }
+    Ok(events)
 }
 
 impl EventStore for EmbeddedStore {
@@ -289,8 +333,7 @@ impl EventStore for EmbeddedStore {
             };
             let from = i64::try_from(from).unwrap_or(i64::MAX);
             let mut statement = conn.prepare_cached(&sql).map_err(sql_err)?;
-            let rows = statement.query_map(params![stream, from, limit as i64], row_to_event).map_err(sql_err)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
+            collect_events(&mut statement, params![stream, from, limit as i64], limit)
         })
         .await
     }
@@ -300,23 +343,24 @@ impl EventStore for EmbeddedStore {
         after: Option<Position>,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        // Positions are dense (1, 2, 3, ...) and every position up to the published head is
+        // committed, so the answer is exactly the range (after, min(after + limit, head)]. A large
+        // range is read in two halves on two connections at once.
         let after = after.map_or(0, |p| p.commit);
-        self.with_reader(move |conn| {
-            let mut statement = conn
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
-                ))
-                .map_err(sql_err)?;
-            let rows = statement
-                .query_map(params![after as i64, limit as i64], row_to_event)
-                .map_err(sql_err)?;
-            let mut events = Vec::with_capacity(limit.min(4096));
-            for row in rows {
-                events.push(row.map_err(sql_err)?);
-            }
-            Ok(events)
-        })
-        .await
+        let head = *self.inner.changes.borrow();
+        let end = head.min(after.saturating_add(limit as u64));
+        if end <= after {
+            return Ok(Vec::new());
+        }
+        if end - after < PARALLEL_READ_THRESHOLD {
+            return self.read_range(after, end).await;
+        }
+        let middle = after + (end - after) / 2;
+        let (first, second) =
+            tokio::join!(self.read_range(after, middle), self.read_range(middle, end));
+        let mut events = first?;
+        events.extend(second?);
+        Ok(events)
     }
 
     async fn head(&self) -> Result<Option<Position>, StoreError> {
@@ -480,13 +524,13 @@ impl Writer {
             position += 1;
             let inserted = statement.execute(params![
                 position as i64,
-                request.stream,
+                &request.stream,
                 revision as i64,
                 event.id.as_bytes(),
                 event.event_type,
                 event.schema_version,
                 event.payload,
-                event.metadata.actor,
+                &*event.metadata.actor,
                 event.metadata.request_id,
                 event.metadata.correlation_id,
                 recorded_at,

@@ -23,6 +23,7 @@
 use std::fmt;
 use std::future::Future;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -123,8 +124,9 @@ impl fmt::Display for ExpectedRevision {
 /// Who caused an event and within which request, stored beside it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metadata {
-    /// The authenticated caller (a registrar's account, an agency's system).
-    pub actor: String,
+    /// The authenticated caller (a registrar's account, an agency's system). Shared, because
+    /// feeds repeat the same few actors over and over.
+    pub actor: Arc<str>,
     /// The request that produced the event (idempotency key of the service call).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
@@ -153,14 +155,14 @@ pub struct NewEvent {
 pub struct RecordedEvent {
     /// Its place in the global feed.
     pub position: Position,
-    /// The stream it belongs to.
-    pub stream: String,
+    /// The stream it belongs to (shared: a feed repeats the same streams).
+    pub stream: Arc<str>,
     /// Its revision in the stream, from 0.
     pub revision: u64,
     /// Its id.
     pub id: Uuid,
-    /// Its type name.
-    pub event_type: String,
+    /// Its type name (shared: a feed repeats the same types).
+    pub event_type: Arc<str>,
     /// Its schema version.
     pub schema_version: u16,
     /// Its payload.
@@ -342,18 +344,26 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     }
 }
 
-/// How many events a subscription reads at once, and buffers for its consumer.
-const SUBSCRIPTION_BATCH: usize = 1024;
+/// How many events a subscription reads at once.
+const SUBSCRIPTION_BATCH: usize = 4096;
+
+/// How many batches a subscription buffers ahead of its consumer.
+const SUBSCRIPTION_BUFFER: usize = 4;
 
 /// A live follower of the global feed. Dropping it stops the producer.
+///
+/// A producer task reads the feed in batches and hands them over a bounded channel, so reading
+/// the next batch overlaps with the consumer's work on this one, and a slow consumer makes the
+/// producer wait (back-pressure) rather than buffer without bound.
 pub struct Subscription {
-    events: mpsc::Receiver<Result<RecordedEvent, StoreError>>,
+    batches: mpsc::Receiver<Result<Vec<RecordedEvent>, StoreError>>,
+    current: std::vec::IntoIter<RecordedEvent>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Subscription {
     fn spawn<S: EventStore>(store: S, after: Option<Position>) -> Self {
-        let (tx, events) = mpsc::channel(SUBSCRIPTION_BATCH);
+        let (tx, batches) = mpsc::channel(SUBSCRIPTION_BUFFER);
         let task = tokio::spawn(async move {
             let mut changes = store.feed_changes();
             let mut last = after;
@@ -366,7 +376,7 @@ impl Subscription {
                         return;
                     }
                 };
-                if batch.is_empty() {
+                let Some(tail) = batch.last() else {
                     // Wait for a change, but re-read at least every 100 ms: some backends can only
                     // release events when unrelated transactions end.
                     let _ =
@@ -375,27 +385,71 @@ impl Subscription {
                         return;
                     }
                     continue;
-                }
-                for event in batch {
-                    last = Some(event.position);
-                    if tx.send(Ok(event)).await.is_err() {
-                        return;
-                    }
+                };
+                last = Some(tail.position);
+                if tx.send(Ok(batch)).await.is_err() {
+                    return;
                 }
             }
         });
-        Self { events, task }
+        Self {
+            batches,
+            current: Vec::new().into_iter(),
+            task,
+        }
     }
 
     /// The next event; `None` only if the store closed. An error ends the subscription.
     pub async fn next(&mut self) -> Option<Result<RecordedEvent, StoreError>> {
-        self.events.recv().await
+        loop {
+            if let Some(event) = self.current.next() {
+                return Some(Ok(event));
+            }
+            match self.batches.recv().await? {
+                Ok(batch) => self.current = batch.into_iter(),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
+    /// The events already read and waiting, then the next batch; empty only if the store closed.
+    /// For consumers that fold many events at once.
+    pub async fn next_batch(&mut self) -> Result<Vec<RecordedEvent>, StoreError> {
+        let waiting: Vec<RecordedEvent> = self.current.by_ref().collect();
+        if !waiting.is_empty() {
+            return Ok(waiting);
+        }
+        match self.batches.recv().await {
+            Some(batch) => batch,
+            None => Ok(Vec::new()),
+        }
     }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// Turns repeated texts of a feed into shared strings: consecutive rows mostly repeat the
+/// stream, type and actor of the row before, so comparing with the last one avoids most
+/// allocations without hashing.
+#[derive(Default)]
+pub(crate) struct Interner {
+    last: Vec<Arc<str>>,
+}
+
+impl Interner {
+    /// The shared string for `text` in slot `slot` (one slot per column).
+    pub(crate) fn get(&mut self, slot: usize, text: &str) -> Arc<str> {
+        if self.last.len() <= slot {
+            self.last.resize(slot + 1, Arc::from(""));
+        }
+        if &*self.last[slot] != text {
+            self.last[slot] = Arc::from(text);
+        }
+        self.last[slot].clone()
     }
 }
 

@@ -38,10 +38,17 @@ fn child(path: &str, round: usize) -> ! {
                             event_type: "Crash".into(),
                             schema_version: 1,
                             payload: payload(&batch, k),
-                            metadata: Metadata { actor: "crash".into(), request_id: Some(batch.clone()), correlation_id: None },
+                            metadata: Metadata {
+                                actor: "crash".into(),
+                                request_id: Some(batch.clone()),
+                                correlation_id: None,
+                            },
                         })
                         .collect();
-                    let result = store.append(&format!("crash-{task}"), ExpectedRevision::Any, events).await.unwrap();
+                    let result = store
+                        .append(&format!("crash-{task}"), ExpectedRevision::Any, events)
+                        .await
+                        .unwrap();
                     // println! locks stdout per line: lines never interleave.
                     println!("ACK {batch} {}", result.position);
                 }
@@ -64,17 +71,29 @@ fn pseudo_random(seed: u64) -> u64 {
 
 #[test]
 fn acknowledged_appends_survive_sigkill() {
-    if let (Ok(path), Ok(round)) = (std::env::var("REGISTRY_CRASH_CHILD"), std::env::var("REGISTRY_CRASH_ROUND")) {
+    if let (Ok(path), Ok(round)) = (
+        std::env::var("REGISTRY_CRASH_CHILD"),
+        std::env::var("REGISTRY_CRASH_ROUND"),
+    ) {
         child(&path, round.parse().unwrap());
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crash.db");
     let mut acked: BTreeMap<String, u64> = BTreeMap::new();
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
     for round in 0..ROUNDS {
         let wait_for = 5 + pseudo_random(seed ^ round as u64) % 200;
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "acknowledged_appends_survive_sigkill", "--nocapture", "--test-threads", "1"])
+            .args([
+                "--exact",
+                "acknowledged_appends_survive_sigkill",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
             .env("REGISTRY_CRASH_CHILD", &path)
             .env("REGISTRY_CRASH_ROUND", round.to_string())
             .stdout(Stdio::piped())
@@ -102,7 +121,10 @@ fn acknowledged_appends_survive_sigkill() {
                 acked.insert(batch.to_owned(), position.parse().unwrap());
             }
         }
-        assert!(seen_this_round > 0, "round {round}: the child acknowledged nothing");
+        assert!(
+            seen_this_round > 0,
+            "round {round}: the child acknowledged nothing"
+        );
         verify(&path, &acked);
     }
 }
@@ -110,7 +132,8 @@ fn acknowledged_appends_survive_sigkill() {
 fn verify(path: &std::path::Path, acked: &BTreeMap<String, u64>) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let store = EmbeddedStore::open(EmbeddedConfig::new(path)).expect("the store reopens after SIGKILL");
+        let store = EmbeddedStore::open(EmbeddedConfig::new(path))
+            .expect("the store reopens after SIGKILL");
         let all = store.read_all(None, usize::MAX >> 1).await.unwrap();
         // Positions are dense: nothing half-written, no holes.
         for (i, e) in all.iter().enumerate() {
@@ -118,19 +141,31 @@ fn verify(path: &std::path::Path, acked: &BTreeMap<String, u64>) {
         }
         let mut batches: BTreeMap<String, Vec<&RecordedEvent>> = BTreeMap::new();
         for e in &all {
-            batches.entry(e.metadata.request_id.clone().unwrap()).or_default().push(e);
+            batches
+                .entry(e.metadata.request_id.clone().unwrap())
+                .or_default()
+                .push(e);
         }
         // Every append is all there or not there.
         for (batch, events) in &batches {
             assert_eq!(events.len(), EVENTS_PER_APPEND, "append {batch} is partial");
             for (k, e) in events.iter().enumerate() {
-                assert_eq!(e.payload, payload(batch, k), "append {batch} event {k} is damaged");
+                assert_eq!(
+                    e.payload,
+                    payload(batch, k),
+                    "append {batch} event {k} is damaged"
+                );
             }
         }
         // Every acknowledged append is there, at the acknowledged position.
         for (batch, position) in acked {
-            let events = batches.get(batch).unwrap_or_else(|| panic!("acknowledged append {batch} is lost"));
-            assert_eq!(events.last().unwrap().position, Position::sequence(*position));
+            let events = batches
+                .get(batch)
+                .unwrap_or_else(|| panic!("acknowledged append {batch} is lost"));
+            assert_eq!(
+                events.last().unwrap().position,
+                Position::sequence(*position)
+            );
         }
         let ids: HashSet<Uuid> = all.iter().map(|e| e.id).collect();
         assert_eq!(ids.len(), all.len());

@@ -35,34 +35,6 @@ async fn a_second_opener_gets_a_clear_error() {
 }
 
 #[tokio::test]
-async fn a_second_process_gets_a_clear_error() {
-    // The lock is an OS file lock, so it holds across processes: run a child that tries.
-    if let Ok(path) = std::env::var("REGISTRY_LOCK_CHILD") {
-        match EmbeddedStore::open(EmbeddedConfig::new(path)) {
-            Err(StoreError::Locked(_)) => std::process::exit(42),
-            _ => std::process::exit(1),
-        }
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("registry.db");
-    let _store = EmbeddedStore::open(EmbeddedConfig::new(&path)).unwrap();
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "a_second_process_gets_a_clear_error",
-            "--nocapture",
-        ])
-        .env("REGISTRY_LOCK_CHILD", &path)
-        .status()
-        .unwrap();
-    assert_eq!(
-        status.code(),
-        Some(42),
-        "the child did not see the store as locked"
-    );
-}
-
-#[tokio::test]
 async fn appends_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("registry.db");

@@ -1,0 +1,125 @@
+//! Throughput of the event store backends, measured in one run.
+//!
+//! `cargo bench -p registry-eventstore --bench throughput` prints, for the embedded store and
+//! (when reachable) PostgreSQL at `REGISTRY_PG_URL` (default `postgres://postgres@127.0.0.1:5432/test`):
+//!
+//! - single-writer durable appends/s (one event per append, each acknowledged after fsync);
+//! - appends/s with 16 concurrent writers (group commit);
+//! - bulk appends of 1,000-event batches, in events/s;
+//! - reading the whole feed, in events/s.
+//!
+//! Figures are throughput over a fixed amount of work, not timings asserted anywhere.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::time::Instant;
+
+use registry_eventstore::*;
+use uuid::Uuid;
+
+const PAYLOAD: &str = r#"{"holding":"01900000-0000-7000-8000-000000000004","person":"01900000-0000-7000-8000-000000000001","office":"01900000-0000-7000-8000-000000000002","start":"2020-10-15","beginning":{"kind":"elected"},"basis":{"number":"36-CT/TU","issued_on":"2023-07-18","issuer":"Ban Thường vụ Tỉnh ủy"}}"#;
+
+fn event() -> NewEvent {
+    NewEvent {
+        id: Uuid::now_v7(),
+        event_type: "HoldingStarted".into(),
+        schema_version: 1,
+        payload: PAYLOAD.as_bytes().to_vec(),
+        metadata: Metadata {
+            actor: "bench".into(),
+            request_id: None,
+            correlation_id: None,
+        },
+    }
+}
+
+fn scale() -> usize {
+    std::env::var("REGISTRY_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+}
+
+async fn run<S: EventStore>(name: &str, store: S) {
+    let s = scale();
+    // Single writer.
+    let n = 2_000 * s;
+    let t = Instant::now();
+    for _ in 0..n {
+        store
+            .append("single", ExpectedRevision::Any, vec![event()])
+            .await
+            .unwrap();
+    }
+    let single = n as f64 / t.elapsed().as_secs_f64();
+
+    // 16 concurrent writers.
+    let each = 1_000 * s;
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..16)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for _ in 0..each {
+                    store
+                        .append(&format!("writer-{w}"), ExpectedRevision::Any, vec![event()])
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let concurrent = (16 * each) as f64 / t.elapsed().as_secs_f64();
+
+    // Bulk batches of 1,000.
+    let batches = 300 * s;
+    let prepared: Vec<Vec<NewEvent>> = (0..batches)
+        .map(|_| (0..1_000).map(|_| event()).collect())
+        .collect();
+    let t = Instant::now();
+    for batch in prepared {
+        store
+            .append("bulk", ExpectedRevision::Any, batch)
+            .await
+            .unwrap();
+    }
+    let bulk = (batches * 1_000) as f64 / t.elapsed().as_secs_f64();
+
+    // Read the whole feed.
+    let t = Instant::now();
+    let mut after = None;
+    let mut read = 0usize;
+    loop {
+        let page = store.read_all(after, 10_000).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.position);
+        read += page.len();
+    }
+    let feed = read as f64 / t.elapsed().as_secs_f64();
+
+    println!(
+        "{name:<10} single-writer {single:>9.0} appends/s | 16 writers {concurrent:>9.0} appends/s | bulk {bulk:>10.0} events/s | feed read {feed:>10.0} events/s ({read} events)"
+    );
+}
+
+fn main() {
+    // `cargo test --benches` runs bench binaries with --bench absent; do nothing then.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path().join("bench.db"))).unwrap();
+        run("embedded", store.clone()).await;
+        store.close();
+        if let Ok(keep) = std::env::var("REGISTRY_BENCH_KEEP") {
+            std::fs::copy(dir.path().join("bench.db"), keep).unwrap();
+        }
+    });
+}
