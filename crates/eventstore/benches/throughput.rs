@@ -121,5 +121,27 @@ fn main() {
         if let Ok(keep) = std::env::var("REGISTRY_BENCH_KEEP") {
             std::fs::copy(dir.path().join("bench.db"), keep).unwrap();
         }
+        let url = std::env::var("REGISTRY_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let schema = format!("bench_{}", Uuid::now_v7().simple());
+        let config = PostgresConfig {
+            schema: schema.clone(),
+            pool_size: 20,
+            ..PostgresConfig::new(&url)
+        };
+        match PostgresStore::connect(config).await {
+            Ok(store) => {
+                run("postgres", store).await;
+                if let Ok((client, connection)) =
+                    tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(connection);
+                    let _ = client
+                        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+                        .await;
+                }
+            }
+            Err(e) => println!("postgres   skipped: {e}"),
+        }
     });
 }

@@ -36,6 +36,7 @@ pub mod kurrent;
 pub mod postgres;
 
 pub use embedded::{EmbeddedConfig, EmbeddedStore};
+pub use postgres::{PostgresConfig, PostgresStore};
 
 /// The largest payload accepted for one event unless configured otherwise: 1 MiB.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
