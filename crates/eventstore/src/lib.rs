@@ -36,6 +36,7 @@ pub mod kurrent;
 pub mod postgres;
 
 pub use embedded::{EmbeddedConfig, EmbeddedStore};
+pub use kurrent::KurrentStore;
 pub use postgres::{PostgresConfig, PostgresStore};
 
 /// The largest payload accepted for one event unless configured otherwise: 1 MiB.
@@ -349,7 +350,7 @@ pub trait EventStore: Clone + Send + Sync + 'static {
 const SUBSCRIPTION_BATCH: usize = 4096;
 
 /// How many batches a subscription buffers ahead of its consumer.
-const SUBSCRIPTION_BUFFER: usize = 4;
+pub(crate) const SUBSCRIPTION_BUFFER: usize = 4;
 
 /// A live follower of the global feed. Dropping it stops the producer.
 ///
@@ -393,6 +394,14 @@ impl Subscription {
                 }
             }
         });
+        Self::from_parts(batches, task)
+    }
+
+    /// A subscription fed by a backend's own producer task.
+    pub(crate) fn from_parts(
+        batches: mpsc::Receiver<Result<Vec<RecordedEvent>, StoreError>>,
+        task: tokio::task::JoinHandle<()>,
+    ) -> Self {
         Self {
             batches,
             current: Vec::new().into_iter(),

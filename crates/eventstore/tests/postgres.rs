@@ -70,10 +70,10 @@ async fn postgres() -> Option<Fixture<PostgresStore>> {
             if std::env::var("REGISTRY_REQUIRE_POSTGRES").as_deref() == Ok("1") {
                 panic!("PostgreSQL at {} is required (REGISTRY_REQUIRE_POSTGRES=1) but unreachable: {why}", url());
             }
-            eprintln!(
-                "NOTICE: skipping PostgreSQL test, no server at {} ({why})",
+            conformance::notice(&format!(
+                "skipping PostgreSQL test, no server at {} ({why})",
                 url()
-            );
+            ));
             None
         }
     }

@@ -15,6 +15,13 @@ pub struct Fixture<S> {
     pub guard: Box<dyn std::any::Any + Send>,
 }
 
+/// Prints a notice the test harness does not capture (it only captures `print!` and `eprint!`),
+/// so a skipped backend is visible in every test run.
+pub fn notice(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "NOTICE: {message}");
+}
+
 pub fn event(event_type: &str, payload: &[u8]) -> NewEvent {
     NewEvent {
         id: Uuid::now_v7(),
