@@ -373,6 +373,9 @@ impl EventStore for EmbeddedStore {
     }
 }
 
+/// After this many events, an idle writer truncates the write-ahead log.
+const WAL_TRUNCATE_EVENTS: u64 = 50_000;
+
 /// The writer thread's state.
 struct Writer {
     conn: Connection,
@@ -389,7 +392,16 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, requests: std_mpsc::Receiver<Request>) {
-        while let Ok(first) = requests.recv() {
+        let mut since_truncate = 0u64;
+        let mut waiting: Option<Request> = None;
+        loop {
+            let first = match waiting.take() {
+                Some(request) => request,
+                None => match requests.recv() {
+                    Ok(request) => request,
+                    Err(_) => return,
+                },
+            };
             let mut group = vec![first];
             while group.len() < self.max_group {
                 match requests.try_recv() {
@@ -397,7 +409,28 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            let before = self.head;
             self.commit_group(group);
+            since_truncate += self.head.saturating_sub(before);
+            // SQLite's automatic checkpoints copy the WAL into the database but cannot shrink
+            // the WAL while readers hold old snapshots; a long WAL makes every page read search
+            // its index. When idle after much writing, truncate it (skipped if readers are busy).
+            if since_truncate >= WAL_TRUNCATE_EVENTS {
+                match requests.try_recv() {
+                    Ok(request) => waiting = Some(request),
+                    Err(std_mpsc::TryRecvError::Empty) => {
+                        let busy =
+                            self.conn
+                                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                                    row.get::<_, i64>(0)
+                                });
+                        if busy.ok() == Some(0) {
+                            since_truncate = 0;
+                        }
+                    }
+                    Err(std_mpsc::TryRecvError::Disconnected) => return,
+                }
+            }
         }
     }
 
