@@ -327,6 +327,16 @@ impl Registry {
         self.holdings.iter().map(|(id, h)| (*id, h))
     }
 
+    /// All adoptions of pilot models.
+    pub fn adoptions(&self) -> impl Iterator<Item = (AdoptionId, &Adoption)> {
+        self.adoptions.iter().map(|(id, a)| (*id, a))
+    }
+
+    /// All pilot models.
+    pub fn models(&self) -> impl Iterator<Item = (ModelId, &Model)> {
+        self.models.iter().map(|(id, m)| (*id, m))
+    }
+
     /// Whether the id was used by an entity that was later retracted.
     pub fn is_retracted(&self, id: Uuid) -> bool {
         self.retracted.contains(&id)

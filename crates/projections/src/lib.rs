@@ -1,1 +1,635 @@
-//! Read models (being written).
+//! Bitemporal read models, folded from the ordered event feed.
+//!
+//! The read side that agencies and auditors query: who held an office on a date, which offices a
+//! person held, what a unit looked like, its lineage through renames, merges and splits, and how
+//! many communes of a jurisdiction applied a pilot model, both as declared (adoptions) and as
+//! observed (one person holding both offices). Every query takes an optional recorded-time
+//! instant `known_at` and answers as the registry stood then, ignoring later corrections and
+//! retractions.
+//!
+//! # How time is kept
+//!
+//! Every fact is stored as a *version* with the recorded-time interval during which the
+//! registry asserted it: `[rec_from, rec_to)`. A correction, an end or a retraction closes the
+//! current version at its recorded time and (except for a retraction) opens a new one. A query
+//! at `known_at = t` sees the versions with `rec_from <= t < rec_to`; without `known_at` it sees
+//! the current ones. Valid time is then filtered as the domain defines it: a holding covers the
+//! days of `registry_domain::state::holding_span`.
+//!
+//! # Layout
+//!
+//! - [`Projection`]: the model and [`Projection::apply`].
+//! - `queries`: the questions.
+//! - [`search`]: diacritic-insensitive name search.
+
+use std::collections::HashMap;
+
+use registry_domain::event::*;
+use registry_domain::state::holding_span;
+use registry_domain::*;
+
+pub mod search;
+
+mod queries;
+
+pub use queries::{Coverage, HoldingView, Lineage, UnitView};
+pub use search::{fold, MatchKind, NameIndex};
+
+/// Recorded time: microseconds since the Unix epoch.
+pub type Instant = i64;
+
+/// The end of recorded time: a version not (yet) superseded.
+const CURRENT: Instant = Instant::MAX;
+
+/// The recorded-time interval during which the registry asserted a version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    /// Asserted from.
+    pub from: Instant,
+    /// Asserted until (exclusive); `Instant::MAX` while current.
+    pub to: Instant,
+}
+
+impl Recorded {
+    fn since(from: Instant) -> Self {
+        Self { from, to: CURRENT }
+    }
+
+    /// Whether the version was asserted at `known_at` (now when `None`).
+    pub fn at(self, known_at: Option<Instant>) -> bool {
+        match known_at {
+            None => self.to == CURRENT,
+            Some(t) => self.from <= t && t < self.to,
+        }
+    }
+}
+
+/// One version of a holding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct HoldingVersion {
+    pub(crate) holding: HoldingId,
+    pub(crate) person: u32,
+    pub(crate) office: u32,
+    pub(crate) start: PartialDate,
+    pub(crate) end: HoldingEnd,
+    /// The days the holding surely covers, as day numbers `[start, end)`.
+    pub(crate) days: (i32, i32),
+    pub(crate) beginning: Beginning,
+    pub(crate) end_reason: Option<EndReason>,
+    pub(crate) basis: Option<u32>,
+    pub(crate) end_basis: Option<u32>,
+    pub(crate) term: Option<TermId>,
+    pub(crate) recorded: Recorded,
+}
+
+/// A versioned value of an entity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Version<T> {
+    pub(crate) value: T,
+    pub(crate) recorded: Recorded,
+}
+
+/// A person's name from a day on (`None`: the registered name).
+pub(crate) type NameFact = (Option<Date>, String);
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PersonRow {
+    pub(crate) id: Option<PersonId>,
+    pub(crate) names: Vec<Version<NameFact>>,
+    pub(crate) exists: Vec<Version<()>>,
+    pub(crate) holdings: Vec<u32>,
+}
+
+/// The facts of an office that corrections may change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct OfficeFacts {
+    pub(crate) title: String,
+    pub(crate) kind: OfficeKind,
+    pub(crate) capacity: Capacity,
+    pub(crate) life: Span,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct OfficeRow {
+    pub(crate) id: OfficeId,
+    pub(crate) facts: Vec<Version<OfficeFacts>>,
+    /// The unit from a day on.
+    pub(crate) placements: Vec<Version<(Date, u32)>>,
+    pub(crate) holdings: Vec<u32>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct UnitRow {
+    pub(crate) id: UnitId,
+    pub(crate) kind: UnitKind,
+    pub(crate) level: Level,
+    pub(crate) exists: Vec<Version<Span>>,
+    pub(crate) names: Vec<Version<(Date, String)>>,
+    pub(crate) parents: Vec<Version<(u32, Span)>>,
+    /// Links from children, as (child, index into the child's `parents`).
+    pub(crate) children: Vec<(u32, u32)>,
+    pub(crate) offices: Vec<u32>,
+    pub(crate) predecessors: Vec<Version<(u32, Date)>>,
+    pub(crate) successors: Vec<Version<(u32, Date)>>,
+    pub(crate) adoptions: Vec<u32>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct AdoptionRow {
+    pub(crate) model: ModelId,
+    pub(crate) spans: Vec<Version<Span>>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct ModelRow {
+    pub(crate) arrangement: Arrangement,
+    pub(crate) exists: Vec<Version<String>>,
+}
+
+/// The read models: everything the queries need, indexed.
+#[derive(Clone, Debug, Default)]
+pub struct Projection {
+    pub(crate) persons: Vec<PersonRow>,
+    pub(crate) person_ix: HashMap<PersonId, u32>,
+    pub(crate) offices: Vec<OfficeRow>,
+    pub(crate) office_ix: HashMap<OfficeId, u32>,
+    pub(crate) units: Vec<UnitRow>,
+    pub(crate) unit_ix: HashMap<UnitId, u32>,
+    pub(crate) versions: Vec<HoldingVersion>,
+    /// The current version of each holding (absent once retracted).
+    pub(crate) current: HashMap<HoldingId, u32>,
+    pub(crate) adoptions: Vec<AdoptionRow>,
+    pub(crate) adoption_ix: HashMap<AdoptionId, u32>,
+    pub(crate) models: HashMap<ModelId, ModelRow>,
+    pub(crate) bases: Vec<LegalBasis>,
+    pub(crate) names: NameIndex<PersonId>,
+    pub(crate) applied: u64,
+}
+
+fn days(span: Span) -> (i32, i32) {
+    (
+        span.start.julian_day(),
+        span.end.map_or(i32::MAX, Date::julian_day),
+    )
+}
+
+fn close<T>(versions: &mut [Version<T>], at: Instant) -> Option<&T> {
+    let last = versions
+        .iter_mut()
+        .rev()
+        .find(|v| v.recorded.to == CURRENT)?;
+    last.recorded.to = at;
+    Some(&last.value)
+}
+
+impl Projection {
+    /// An empty projection.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many events have been folded in.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    fn basis(&mut self, basis: &Option<LegalBasis>) -> Option<u32> {
+        basis.as_ref().map(|b| {
+            self.bases.push(b.clone());
+            self.bases.len() as u32 - 1
+        })
+    }
+
+    fn person_row(&mut self, id: PersonId) -> u32 {
+        if let Some(ix) = self.person_ix.get(&id) {
+            return *ix;
+        }
+        let ix = self.persons.len() as u32;
+        self.persons.push(PersonRow {
+            id: Some(id),
+            ..PersonRow::default()
+        });
+        self.person_ix.insert(id, ix);
+        ix
+    }
+
+    fn push_version(&mut self, version: HoldingVersion) {
+        let ix = self.versions.len() as u32;
+        self.persons[version.person as usize].holdings.push(ix);
+        self.offices[version.office as usize].holdings.push(ix);
+        self.current.insert(version.holding, ix);
+        self.versions.push(version);
+    }
+
+    /// Closes the current version of a holding at `at` and returns a copy to amend.
+    fn supersede(&mut self, holding: HoldingId, at: Instant) -> Option<HoldingVersion> {
+        let ix = self.current.remove(&holding)?;
+        let version = &mut self.versions[ix as usize];
+        version.recorded.to = at;
+        let mut next = version.clone();
+        next.recorded = Recorded::since(at);
+        Some(next)
+    }
+
+    /// Folds one event, recorded at `recorded_at`, into the read models. Events must come in
+    /// feed order. Never fails: events were decided against the state they follow.
+    pub fn apply(&mut self, recorded_at: Instant, event: &Event) {
+        self.applied += 1;
+        let at = recorded_at;
+        match event {
+            Event::PersonRegistered(e) => {
+                let ix = self.person_row(e.person);
+                let row = &mut self.persons[ix as usize];
+                row.names.push(Version {
+                    value: (None, e.name.clone()),
+                    recorded: Recorded::since(at),
+                });
+                row.exists.push(Version {
+                    value: (),
+                    recorded: Recorded::since(at),
+                });
+                self.names.add(e.person, &e.name);
+                for alias in &e.aliases {
+                    self.names.add(e.person, alias);
+                }
+            }
+            Event::PersonRenamed(e) => {
+                let ix = self.person_row(e.person);
+                self.persons[ix as usize].names.push(Version {
+                    value: (Some(e.on), e.name.clone()),
+                    recorded: Recorded::since(at),
+                });
+                self.names.add(e.person, &e.name);
+            }
+            Event::PersonAliasAdded(e) => self.names.add(e.person, &e.alias),
+            Event::PersonCorrected(e) => {
+                let ix = self.person_row(e.person);
+                let row = &mut self.persons[ix as usize];
+                if let Some(version) = row
+                    .names
+                    .iter_mut()
+                    .rev()
+                    .find(|v| v.value.0.is_none() && v.recorded.to == CURRENT)
+                {
+                    version.recorded.to = at;
+                }
+                row.names.push(Version {
+                    value: (None, e.after.name.clone()),
+                    recorded: Recorded::since(at),
+                });
+                self.names.add(e.person, &e.after.name);
+            }
+            Event::UnitEstablished(e) => {
+                let ix = self.units.len() as u32;
+                let mut parents = Vec::new();
+                for parent in &e.parents {
+                    if let Some(&p) = self.unit_ix.get(parent) {
+                        parents.push(Version {
+                            value: (p, Span::from(e.on)),
+                            recorded: Recorded::since(at),
+                        });
+                    }
+                }
+                for (link, version) in parents.iter().enumerate() {
+                    self.units[version.value.0 as usize]
+                        .children
+                        .push((ix, link as u32));
+                }
+                self.units.push(UnitRow {
+                    id: e.unit,
+                    kind: e.kind,
+                    level: e.level,
+                    exists: vec![Version {
+                        value: Span::from(e.on),
+                        recorded: Recorded::since(at),
+                    }],
+                    names: vec![Version {
+                        value: (e.on, e.name.clone()),
+                        recorded: Recorded::since(at),
+                    }],
+                    parents,
+                    children: Vec::new(),
+                    offices: Vec::new(),
+                    predecessors: Vec::new(),
+                    successors: Vec::new(),
+                    adoptions: Vec::new(),
+                });
+                self.unit_ix.insert(e.unit, ix);
+            }
+            Event::UnitRenamed(e) => {
+                if let Some(&ix) = self.unit_ix.get(&e.unit) {
+                    self.units[ix as usize].names.push(Version {
+                        value: (e.on, e.name.clone()),
+                        recorded: Recorded::since(at),
+                    });
+                }
+            }
+            Event::UnitMoved(e) => {
+                let Some(&ix) = self.unit_ix.get(&e.unit) else {
+                    return;
+                };
+                self.end_parent_links(ix, e.on, at);
+                for parent in &e.parents {
+                    if let Some(&p) = self.unit_ix.get(parent) {
+                        let link = self.units[ix as usize].parents.len() as u32;
+                        self.units[ix as usize].parents.push(Version {
+                            value: (p, Span::from(e.on)),
+                            recorded: Recorded::since(at),
+                        });
+                        self.units[p as usize].children.push((ix, link));
+                    }
+                }
+            }
+            Event::UnitsReorganised(e) => {
+                let successors: Vec<u32> = e
+                    .successors
+                    .iter()
+                    .filter_map(|s| self.unit_ix.get(s).copied())
+                    .collect();
+                let predecessors: Vec<u32> = e
+                    .predecessors
+                    .iter()
+                    .filter_map(|s| self.unit_ix.get(s).copied())
+                    .collect();
+                for &p in &predecessors {
+                    self.end_parent_links(p, e.on, at);
+                    let row = &mut self.units[p as usize];
+                    if let Some(life) = close(&mut row.exists, at).copied() {
+                        row.exists.push(Version {
+                            value: Span {
+                                start: life.start,
+                                end: Some(e.on),
+                            },
+                            recorded: Recorded::since(at),
+                        });
+                    }
+                    for &s in &successors {
+                        self.units[p as usize].successors.push(Version {
+                            value: (s, e.on),
+                            recorded: Recorded::since(at),
+                        });
+                        self.units[s as usize].predecessors.push(Version {
+                            value: (p, e.on),
+                            recorded: Recorded::since(at),
+                        });
+                    }
+                }
+            }
+            Event::OfficeCreated(e) => {
+                let Some(&unit) = self.unit_ix.get(&e.unit) else {
+                    return;
+                };
+                let ix = self.offices.len() as u32;
+                self.offices.push(OfficeRow {
+                    id: e.office,
+                    facts: vec![Version {
+                        value: OfficeFacts {
+                            title: e.title.clone(),
+                            kind: e.kind,
+                            capacity: e.capacity,
+                            life: Span::from(e.on),
+                        },
+                        recorded: Recorded::since(at),
+                    }],
+                    placements: vec![Version {
+                        value: (e.on, unit),
+                        recorded: Recorded::since(at),
+                    }],
+                    holdings: Vec::new(),
+                });
+                self.office_ix.insert(e.office, ix);
+                self.units[unit as usize].offices.push(ix);
+            }
+            Event::OfficeCarried(e) => {
+                let (Some(&office), Some(&unit)) =
+                    (self.office_ix.get(&e.office), self.unit_ix.get(&e.unit))
+                else {
+                    return;
+                };
+                self.offices[office as usize].placements.push(Version {
+                    value: (e.on, unit),
+                    recorded: Recorded::since(at),
+                });
+                self.units[unit as usize].offices.push(office);
+            }
+            Event::OfficeAbolished(e) => {
+                let Some(&office) = self.office_ix.get(&e.office) else {
+                    return;
+                };
+                let row = &mut self.offices[office as usize];
+                if let Some(facts) = close(&mut row.facts, at).cloned() {
+                    row.facts.push(Version {
+                        value: OfficeFacts {
+                            life: Span {
+                                start: facts.life.start,
+                                end: Some(e.on),
+                            },
+                            ..facts
+                        },
+                        recorded: Recorded::since(at),
+                    });
+                }
+            }
+            Event::OfficeCorrected(e) => {
+                let Some(&office) = self.office_ix.get(&e.office) else {
+                    return;
+                };
+                let row = &mut self.offices[office as usize];
+                close(&mut row.facts, at);
+                row.facts.push(Version {
+                    value: OfficeFacts {
+                        title: e.after.title.clone(),
+                        kind: e.after.kind,
+                        capacity: e.after.capacity,
+                        life: Span {
+                            start: e.after.established,
+                            end: e.after.abolished,
+                        },
+                    },
+                    recorded: Recorded::since(at),
+                });
+                if let Some(first) = row.placements.first().cloned() {
+                    if first.value.0 != e.after.established {
+                        row.placements[0].recorded.to = at;
+                        row.placements.push(Version {
+                            value: (e.after.established, first.value.1),
+                            recorded: Recorded::since(at),
+                        });
+                    }
+                }
+            }
+            Event::HoldingStarted(e) => {
+                let person = self.person_row(e.person);
+                let Some(&office) = self.office_ix.get(&e.office) else {
+                    return;
+                };
+                let basis = self.basis(&e.basis);
+                self.push_version(HoldingVersion {
+                    holding: e.holding,
+                    person,
+                    office,
+                    start: e.start,
+                    end: HoldingEnd::Open,
+                    days: days(holding_span(e.start, HoldingEnd::Open)),
+                    beginning: e.beginning,
+                    end_reason: None,
+                    basis,
+                    end_basis: None,
+                    term: e.term,
+                    recorded: Recorded::since(at),
+                });
+            }
+            Event::HoldingEnded(e) => {
+                let end_basis = self.basis(&e.basis);
+                if let Some(mut next) = self.supersede(e.holding, at) {
+                    next.end = e.end;
+                    next.end_reason = Some(e.reason);
+                    next.end_basis = end_basis;
+                    next.days = days(holding_span(next.start, next.end));
+                    self.push_version(next);
+                }
+            }
+            Event::HoldingCorrected(e) => {
+                let basis = self.basis(&e.after.basis);
+                let person = self.person_row(e.after.person);
+                let Some(&office) = self.office_ix.get(&e.after.office) else {
+                    return;
+                };
+                if let Some(mut next) = self.supersede(e.holding, at) {
+                    next.person = person;
+                    next.office = office;
+                    next.start = e.after.start;
+                    next.end = e.after.end;
+                    next.beginning = e.after.beginning;
+                    next.end_reason = e.after.end_reason;
+                    next.term = e.after.term;
+                    next.basis = basis;
+                    next.days = days(holding_span(next.start, next.end));
+                    self.push_version(next);
+                }
+            }
+            Event::ModelDefined(e) => {
+                self.models.insert(
+                    e.model,
+                    ModelRow {
+                        arrangement: e.arrangement.clone(),
+                        exists: vec![Version {
+                            value: e.name.clone(),
+                            recorded: Recorded::since(at),
+                        }],
+                    },
+                );
+            }
+            Event::ModelAdopted(e) => {
+                let Some(&unit) = self.unit_ix.get(&e.unit) else {
+                    return;
+                };
+                let ix = self.adoptions.len() as u32;
+                self.adoptions.push(AdoptionRow {
+                    model: e.model,
+                    spans: vec![Version {
+                        value: Span::from(e.on),
+                        recorded: Recorded::since(at),
+                    }],
+                });
+                self.adoption_ix.insert(e.adoption, ix);
+                self.units[unit as usize].adoptions.push(ix);
+            }
+            Event::ModelWithdrawn(e) => {
+                let Some(&ix) = self.adoption_ix.get(&e.adoption) else {
+                    return;
+                };
+                let row = &mut self.adoptions[ix as usize];
+                if let Some(span) = close(&mut row.spans, at).copied() {
+                    row.spans.push(Version {
+                        value: Span {
+                            start: span.start,
+                            end: Some(e.on),
+                        },
+                        recorded: Recorded::since(at),
+                    });
+                }
+            }
+            Event::TermOpened(_) => {}
+            Event::Retracted(e) => self.retract(e.target, at),
+        }
+    }
+
+    fn end_parent_links(&mut self, unit: u32, on: Date, at: Instant) {
+        let mut ended = Vec::new();
+        for link in &mut self.units[unit as usize].parents {
+            if link.recorded.to == CURRENT && link.value.1.end.is_none_or(|end| end > on) {
+                link.recorded.to = at;
+                let span = Span {
+                    start: link.value.1.start,
+                    end: Some(on),
+                };
+                if !span.is_empty() {
+                    ended.push((link.value.0, span));
+                }
+            }
+        }
+        for (parent, span) in ended {
+            let link = self.units[unit as usize].parents.len() as u32;
+            self.units[unit as usize].parents.push(Version {
+                value: (parent, span),
+                recorded: Recorded::since(at),
+            });
+            self.units[parent as usize].children.push((unit, link));
+        }
+    }
+
+    fn retract(&mut self, target: EntityRef, at: Instant) {
+        match target {
+            EntityRef::Holding(holding) => {
+                if let Some(ix) = self.current.remove(&holding) {
+                    self.versions[ix as usize].recorded.to = at;
+                }
+            }
+            EntityRef::Person(person) => {
+                if let Some(&ix) = self.person_ix.get(&person) {
+                    let row = &mut self.persons[ix as usize];
+                    close(&mut row.exists, at);
+                    for name in &mut row.names {
+                        if name.recorded.to == CURRENT {
+                            name.recorded.to = at;
+                        }
+                    }
+                }
+            }
+            EntityRef::Unit(unit) => {
+                if let Some(&ix) = self.unit_ix.get(&unit) {
+                    let row = &mut self.units[ix as usize];
+                    close(&mut row.exists, at);
+                    for link in &mut row.parents {
+                        if link.recorded.to == CURRENT {
+                            link.recorded.to = at;
+                        }
+                    }
+                }
+            }
+            EntityRef::Office(office) => {
+                if let Some(&ix) = self.office_ix.get(&office) {
+                    let row = &mut self.offices[ix as usize];
+                    close(&mut row.facts, at);
+                    for placement in &mut row.placements {
+                        if placement.recorded.to == CURRENT {
+                            placement.recorded.to = at;
+                        }
+                    }
+                }
+            }
+            EntityRef::Adoption(adoption) => {
+                if let Some(&ix) = self.adoption_ix.get(&adoption) {
+                    close(&mut self.adoptions[ix as usize].spans, at);
+                }
+            }
+            EntityRef::Model(model) => {
+                if let Some(row) = self.models.get_mut(&model) {
+                    close(&mut row.exists, at);
+                }
+            }
+            EntityRef::Term(_) => {}
+        }
+    }
+}

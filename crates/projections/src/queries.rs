@@ -1,0 +1,498 @@
+//! The questions the read models answer, each at a valid date and as known at a recorded
+//! instant (`None`: now).
+
+use std::collections::HashSet;
+
+use registry_domain::*;
+
+use crate::{HoldingVersion, Instant, Projection, Version};
+
+/// A holding as the registry states it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HoldingView {
+    /// The holding.
+    pub holding: HoldingId,
+    /// Who.
+    pub person: PersonId,
+    /// Which office.
+    pub office: OfficeId,
+    /// From when.
+    pub start: PartialDate,
+    /// Until when.
+    pub end: HoldingEnd,
+    /// How it began.
+    pub beginning: Beginning,
+    /// How it ended.
+    pub end_reason: Option<EndReason>,
+    /// The term.
+    pub term: Option<TermId>,
+    /// The basis of its start.
+    pub basis: Option<LegalBasis>,
+    /// The basis of its end.
+    pub end_basis: Option<LegalBasis>,
+    /// When the registry recorded this version (microseconds since the Unix epoch).
+    pub recorded_at: Instant,
+}
+
+/// A unit on a date.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnitView {
+    /// The unit.
+    pub unit: UnitId,
+    /// Its kind.
+    pub kind: UnitKind,
+    /// Its level.
+    pub level: Level,
+    /// Its life.
+    pub life: Span,
+    /// Its name on the date.
+    pub name: String,
+    /// Its parents on the date, sorted.
+    pub parents: Vec<UnitId>,
+    /// Its children on the date, sorted.
+    pub children: Vec<UnitId>,
+    /// Its offices alive on the date, sorted.
+    pub offices: Vec<OfficeId>,
+}
+
+/// Where a unit came from and what became of it, transitively, with the dates.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Lineage {
+    /// Units it continues (directly or through others), with the day they ended.
+    pub predecessors: Vec<(UnitId, Date)>,
+    /// Units that continue it, with the day they took over.
+    pub successors: Vec<(UnitId, Date)>,
+}
+
+/// How many units of a jurisdiction apply a pilot model on a date.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Coverage {
+    /// Units of the counted level under the jurisdiction on the date.
+    pub units: usize,
+    /// Those with an adoption of the model in force (by themselves or a unit above), sorted.
+    pub declared: Vec<UnitId>,
+    /// Those where the arrangement is practised (one person holds both roles), sorted.
+    pub observed: Vec<UnitId>,
+}
+
+impl Coverage {
+    /// Declared but not observed.
+    pub fn declared_only(&self) -> Vec<UnitId> {
+        self.declared
+            .iter()
+            .filter(|u| self.observed.binary_search(u).is_err())
+            .copied()
+            .collect()
+    }
+
+    /// Observed but not declared.
+    pub fn observed_only(&self) -> Vec<UnitId> {
+        self.observed
+            .iter()
+            .filter(|u| self.declared.binary_search(u).is_err())
+            .copied()
+            .collect()
+    }
+}
+
+fn at<T>(versions: &[Version<T>], known_at: Option<Instant>) -> impl Iterator<Item = &T> {
+    versions
+        .iter()
+        .filter(move |v| v.recorded.at(known_at))
+        .map(|v| &v.value)
+}
+
+impl Projection {
+    fn view(&self, v: &HoldingVersion) -> HoldingView {
+        HoldingView {
+            holding: v.holding,
+            person: self.persons[v.person as usize]
+                .id
+                .unwrap_or_else(|| PersonId::from_uuid(Default::default())),
+            office: self.offices[v.office as usize].id,
+            start: v.start,
+            end: v.end,
+            beginning: v.beginning,
+            end_reason: v.end_reason,
+            term: v.term,
+            basis: v.basis.map(|b| self.bases[b as usize].clone()),
+            end_basis: v.end_basis.map(|b| self.bases[b as usize].clone()),
+            recorded_at: v.recorded.from,
+        }
+    }
+
+    fn holding_versions<'a>(
+        &'a self,
+        list: &'a [u32],
+        known_at: Option<Instant>,
+    ) -> impl Iterator<Item = &'a HoldingVersion> + 'a {
+        list.iter()
+            .map(|ix| &self.versions[*ix as usize])
+            .filter(move |v| v.recorded.at(known_at))
+    }
+
+    /// Who held the office on `on`: the holdings that surely cover that day.
+    pub fn holders(
+        &self,
+        office: OfficeId,
+        on: Date,
+        known_at: Option<Instant>,
+    ) -> Vec<HoldingView> {
+        let Some(&ix) = self.office_ix.get(&office) else {
+            return Vec::new();
+        };
+        let day = on.julian_day();
+        let mut found: Vec<HoldingView> = self
+            .holding_versions(&self.offices[ix as usize].holdings, known_at)
+            .filter(|v| v.days.0 <= day && day < v.days.1)
+            .map(|v| self.view(v))
+            .collect();
+        found.sort_by_key(|h| h.holding);
+        found
+    }
+
+    /// The offices a person held on `on` (several: concurrent offices).
+    pub fn offices_of(
+        &self,
+        person: PersonId,
+        on: Date,
+        known_at: Option<Instant>,
+    ) -> Vec<HoldingView> {
+        let Some(&ix) = self.person_ix.get(&person) else {
+            return Vec::new();
+        };
+        let day = on.julian_day();
+        let mut found: Vec<HoldingView> = self
+            .holding_versions(&self.persons[ix as usize].holdings, known_at)
+            .filter(|v| v.days.0 <= day && day < v.days.1)
+            .map(|v| self.view(v))
+            .collect();
+        found.sort_by_key(|h| h.holding);
+        found
+    }
+
+    /// Every holding of the office, in order of start.
+    pub fn office_history(&self, office: OfficeId, known_at: Option<Instant>) -> Vec<HoldingView> {
+        let Some(&ix) = self.office_ix.get(&office) else {
+            return Vec::new();
+        };
+        let mut found: Vec<HoldingView> = self
+            .holding_versions(&self.offices[ix as usize].holdings, known_at)
+            .map(|v| self.view(v))
+            .collect();
+        found.sort_by_key(|h| (h.start.earliest(), h.holding));
+        found
+    }
+
+    /// Every holding of the person, in order of start.
+    pub fn career(&self, person: PersonId, known_at: Option<Instant>) -> Vec<HoldingView> {
+        let Some(&ix) = self.person_ix.get(&person) else {
+            return Vec::new();
+        };
+        let mut found: Vec<HoldingView> = self
+            .holding_versions(&self.persons[ix as usize].holdings, known_at)
+            .map(|v| self.view(v))
+            .collect();
+        found.sort_by_key(|h| (h.start.earliest(), h.holding));
+        found
+    }
+
+    /// Whether the office stood empty on `on` although it existed.
+    pub fn vacant(&self, office: OfficeId, on: Date, known_at: Option<Instant>) -> Option<bool> {
+        let ix = *self.office_ix.get(&office)?;
+        let facts = at(&self.offices[ix as usize].facts, known_at).last()?;
+        Some(facts.life.contains(on) && self.holders(office, on, known_at).is_empty())
+    }
+
+    /// The person's name on `on`.
+    pub fn person_name(
+        &self,
+        person: PersonId,
+        on: Date,
+        known_at: Option<Instant>,
+    ) -> Option<String> {
+        let row = &self.persons[*self.person_ix.get(&person)? as usize];
+        at(&row.exists, known_at).next()?;
+        let names: Vec<&(Option<Date>, String)> = at(&row.names, known_at).collect();
+        let renamed = names
+            .iter()
+            .filter(|(since, _)| since.is_some_and(|s| s <= on))
+            .max_by_key(|(since, _)| *since);
+        renamed
+            .or_else(|| names.iter().find(|(since, _)| since.is_none()))
+            .map(|(_, name)| name.clone())
+    }
+
+    fn unit_life(&self, unit: u32, known_at: Option<Instant>) -> Option<Span> {
+        at(&self.units[unit as usize].exists, known_at)
+            .last()
+            .copied()
+    }
+
+    fn parents_on(
+        &self,
+        unit: u32,
+        on: Date,
+        known_at: Option<Instant>,
+    ) -> impl Iterator<Item = u32> + '_ {
+        at(&self.units[unit as usize].parents, known_at)
+            .filter(move |(_, span)| span.contains(on))
+            .map(|(p, _)| *p)
+    }
+
+    fn children_on(&self, unit: u32, on: Date, known_at: Option<Instant>) -> Vec<u32> {
+        let mut children: Vec<u32> = self.units[unit as usize]
+            .children
+            .iter()
+            .filter(|(child, link)| {
+                let version = &self.units[*child as usize].parents[*link as usize];
+                version.recorded.at(known_at)
+                    && version.value.0 == unit
+                    && version.value.1.contains(on)
+            })
+            .map(|(child, _)| *child)
+            .collect();
+        children.sort_unstable();
+        children.dedup();
+        children
+    }
+
+    fn office_unit_on(&self, office: u32, on: Date, known_at: Option<Instant>) -> Option<u32> {
+        let placements: Vec<&(Date, u32)> =
+            at(&self.offices[office as usize].placements, known_at).collect();
+        placements
+            .iter()
+            .filter(|(since, _)| *since <= on)
+            .max_by_key(|(since, _)| *since)
+            .or(placements.first())
+            .map(|(_, u)| *u)
+    }
+
+    /// A unit as it stood on `on`: name, parents, children and offices.
+    pub fn unit_on(&self, unit: UnitId, on: Date, known_at: Option<Instant>) -> Option<UnitView> {
+        let ix = *self.unit_ix.get(&unit)?;
+        let row = &self.units[ix as usize];
+        let life = self.unit_life(ix, known_at)?;
+        let names: Vec<&(Date, String)> = at(&row.names, known_at).collect();
+        let name = names
+            .iter()
+            .filter(|(since, _)| *since <= on)
+            .max_by_key(|(since, _)| *since)
+            .or(names.first())
+            .map(|(_, n)| n.clone())?;
+        let mut parents: Vec<UnitId> = self
+            .parents_on(ix, on, known_at)
+            .map(|p| self.units[p as usize].id)
+            .collect();
+        parents.sort_unstable();
+        parents.dedup();
+        let children: Vec<UnitId> = self
+            .children_on(ix, on, known_at)
+            .into_iter()
+            .map(|c| self.units[c as usize].id)
+            .collect();
+        let mut sorted_children = children;
+        sorted_children.sort_unstable();
+        let mut offices: Vec<OfficeId> = row
+            .offices
+            .iter()
+            .filter(|o| {
+                let alive = at(&self.offices[**o as usize].facts, known_at)
+                    .last()
+                    .is_some_and(|f| f.life.contains(on));
+                alive && self.office_unit_on(**o, on, known_at) == Some(ix)
+            })
+            .map(|o| self.offices[*o as usize].id)
+            .collect();
+        offices.sort_unstable();
+        offices.dedup();
+        Some(UnitView {
+            unit,
+            kind: row.kind,
+            level: row.level,
+            life,
+            name,
+            parents,
+            children: sorted_children,
+            offices,
+        })
+    }
+
+    /// The units under `root` on `on` (the root included), as a list in depth-first order.
+    pub fn tree(&self, root: UnitId, on: Date, known_at: Option<Instant>) -> Vec<UnitId> {
+        let Some(&ix) = self.unit_ix.get(&root) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        let mut stack = vec![ix];
+        while let Some(u) = stack.pop() {
+            if !seen.insert(u) {
+                continue;
+            }
+            out.push(self.units[u as usize].id);
+            let mut children = self.children_on(u, on, known_at);
+            children.reverse();
+            stack.extend(children);
+        }
+        out
+    }
+
+    /// Predecessors and successors through merges, absorptions and splits, transitively: a
+    /// question about a commune later merged finds what it became, and the reverse.
+    pub fn lineage(&self, unit: UnitId, known_at: Option<Instant>) -> Lineage {
+        let Some(&ix) = self.unit_ix.get(&unit) else {
+            return Lineage::default();
+        };
+        let walk = |forward: bool| {
+            let mut out = Vec::new();
+            let mut seen = HashSet::from([ix]);
+            let mut stack = vec![ix];
+            while let Some(u) = stack.pop() {
+                let row = &self.units[u as usize];
+                let links = if forward {
+                    &row.successors
+                } else {
+                    &row.predecessors
+                };
+                for (next, day) in at(links, known_at) {
+                    if seen.insert(*next) {
+                        out.push((self.units[*next as usize].id, *day));
+                        stack.push(*next);
+                    }
+                }
+            }
+            out.sort_by_key(|(u, d)| (*d, *u));
+            out
+        };
+        Lineage {
+            predecessors: walk(false),
+            successors: walk(true),
+        }
+    }
+
+    fn ancestors_or_self(&self, unit: u32, on: Date, known_at: Option<Instant>) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut stack = vec![unit];
+        while let Some(u) = stack.pop() {
+            if out.contains(&u) {
+                continue;
+            }
+            out.push(u);
+            stack.extend(self.parents_on(u, on, known_at));
+        }
+        out
+    }
+
+    fn adopted(&self, model: ModelId, unit: u32, on: Date, known_at: Option<Instant>) -> bool {
+        self.ancestors_or_self(unit, on, known_at).iter().any(|u| {
+            self.units[*u as usize].adoptions.iter().any(|a| {
+                let adoption = &self.adoptions[*a as usize];
+                adoption.model == model
+                    && at(&adoption.spans, known_at).any(|span| span.contains(on))
+            })
+        })
+    }
+
+    /// The persons holding an office of `role` in `unit` or the units under it on `on`.
+    fn role_holders(
+        &self,
+        role: Role,
+        units: &[u32],
+        on: Date,
+        known_at: Option<Instant>,
+    ) -> Vec<PersonId> {
+        let mut persons = Vec::new();
+        for &u in units {
+            if self.units[u as usize].kind != role.unit_kind {
+                continue;
+            }
+            for &office in &self.units[u as usize].offices {
+                let kind_matches = at(&self.offices[office as usize].facts, known_at)
+                    .last()
+                    .is_some_and(|f| f.kind == role.office_kind);
+                if kind_matches && self.office_unit_on(office, on, known_at) == Some(u) {
+                    persons.extend(
+                        self.holders(self.offices[office as usize].id, on, known_at)
+                            .into_iter()
+                            .map(|h| h.person),
+                    );
+                }
+            }
+        }
+        persons
+    }
+
+    fn observed(
+        &self,
+        arrangement: &Arrangement,
+        unit: u32,
+        on: Date,
+        known_at: Option<Instant>,
+    ) -> bool {
+        let below = self.tree(self.units[unit as usize].id, on, known_at);
+        let below: Vec<u32> = below
+            .iter()
+            .filter_map(|u| self.unit_ix.get(u).copied())
+            .collect();
+        match arrangement {
+            Arrangement::ConcurrentOffices { roles } => {
+                let Some((first, rest)) = roles.split_first() else {
+                    return false;
+                };
+                let mut common: Vec<PersonId> = self.role_holders(*first, &below, on, known_at);
+                for role in rest {
+                    let holders = self.role_holders(*role, &below, on, known_at);
+                    common.retain(|p| holders.contains(p));
+                }
+                !common.is_empty()
+            }
+            Arrangement::SharedUnit { unit_kind, .. } => below.iter().any(|u| {
+                self.units[*u as usize].kind == *unit_kind
+                    && self.parents_on(*u, on, known_at).count() >= 2
+            }),
+        }
+    }
+
+    /// How many units of `level` under `jurisdiction` apply `model` on `on`, as declared and as
+    /// observed. `None` when the model or the jurisdiction is unknown.
+    pub fn coverage(
+        &self,
+        model: ModelId,
+        jurisdiction: UnitId,
+        level: Level,
+        on: Date,
+        known_at: Option<Instant>,
+    ) -> Option<Coverage> {
+        let row = self.models.get(&model)?;
+        at(&row.exists, known_at).next()?;
+        self.unit_ix.get(&jurisdiction)?;
+        let mut coverage = Coverage::default();
+        for unit in self.tree(jurisdiction, on, known_at) {
+            let ix = self.unit_ix[&unit];
+            let u = &self.units[ix as usize];
+            if u.level != level
+                || u.kind != UnitKind::AdministrativeArea
+                || !self.unit_life(ix, known_at).is_some_and(|l| l.contains(on))
+            {
+                continue;
+            }
+            coverage.units += 1;
+            if self.adopted(model, ix, on, known_at) {
+                coverage.declared.push(unit);
+            }
+            if self.observed(&row.arrangement, ix, on, known_at) {
+                coverage.observed.push(unit);
+            }
+        }
+        coverage.declared.sort_unstable();
+        coverage.observed.sort_unstable();
+        Some(coverage)
+    }
+
+    /// Persons whose names match `query`, ignoring case, diacritics and normal form; exact
+    /// matches first.
+    pub fn search(&self, query: &str, limit: usize) -> Vec<(PersonId, String, crate::MatchKind)> {
+        self.names.search(query, limit)
+    }
+}

@@ -1,0 +1,132 @@
+//! Name search that ignores case, diacritics and Unicode normal form.
+//!
+//! "nguyen xuan ky", "NGUYỄN XUÂN KÝ" and a decomposed (NFD) "Nguyễn" all find "Nguyễn Xuân Ký";
+//! "đ" matches "d". Folding is NFC normalisation (`unicode-normalization`), then
+//! transliteration to ASCII (`deunicode`, which also maps đ to d), then lowercase.
+
+use std::collections::HashMap;
+
+use unicode_normalization::UnicodeNormalization;
+
+/// Folds a name for comparison: NFC, ASCII transliteration, lowercase, single spaces.
+pub fn fold(text: &str) -> String {
+    let nfc: String = text.nfc().collect();
+    let ascii = deunicode::deunicode(&nfc).to_lowercase();
+    ascii.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Exact comparison form: NFC, lowercase, single spaces (diacritics kept).
+pub fn exact(text: &str) -> String {
+    let nfc: String = text.nfc().collect::<String>().to_lowercase();
+    nfc.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// An inverted index from folded name tokens to the ids carrying those names.
+#[derive(Clone, Debug)]
+pub struct NameIndex<K> {
+    tokens: HashMap<String, Vec<u32>>,
+    names: Vec<(K, String)>,
+}
+
+impl<K> Default for NameIndex<K> {
+    fn default() -> Self {
+        Self {
+            tokens: HashMap::new(),
+            names: Vec::new(),
+        }
+    }
+}
+
+/// How well a name matched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MatchKind {
+    /// The same name, diacritics included (case and normal form aside).
+    Exact,
+    /// The same name once diacritics are ignored.
+    Folded,
+    /// Every word of the query appears in the name.
+    Words,
+}
+
+impl<K: Copy + PartialEq> NameIndex<K> {
+    /// Adds a name of `key` (a person can have several: renames, aliases).
+    pub fn add(&mut self, key: K, name: &str) {
+        let entry = self.names.len() as u32;
+        self.names.push((key, name.to_owned()));
+        let folded = fold(name);
+        let mut seen: Vec<&str> = Vec::new();
+        for token in folded.split(' ') {
+            if !seen.contains(&token) {
+                seen.push(token);
+                self.tokens.entry(token.to_owned()).or_default().push(entry);
+            }
+        }
+    }
+
+    /// The keys whose names match every word of `query`, best matches first, each key once.
+    pub fn search(&self, query: &str, limit: usize) -> Vec<(K, String, MatchKind)> {
+        let folded = fold(query);
+        let exact_query = exact(query);
+        let mut lists: Vec<&Vec<u32>> = Vec::new();
+        for token in folded.split(' ').filter(|t| !t.is_empty()) {
+            match self.tokens.get(token) {
+                Some(list) => lists.push(list),
+                None => return Vec::new(),
+            }
+        }
+        lists.sort_by_key(|l| l.len());
+        let Some((first, rest)) = lists.split_first() else {
+            return Vec::new();
+        };
+        let mut found: Vec<(K, String, MatchKind)> = Vec::new();
+        for entry in first
+            .iter()
+            .filter(|e| rest.iter().all(|l| l.binary_search(e).is_ok()))
+        {
+            let (key, name) = &self.names[*entry as usize];
+            let kind = if exact(name) == exact_query {
+                MatchKind::Exact
+            } else if fold(name) == folded {
+                MatchKind::Folded
+            } else {
+                MatchKind::Words
+            };
+            match found.iter_mut().find(|(k, ..)| k == key) {
+                Some(existing) if kind < existing.2 => *existing = (*key, name.clone(), kind),
+                Some(_) => {}
+                None => found.push((*key, name.clone(), kind)),
+            }
+        }
+        found.sort_by(|a, b| a.2.cmp(&b.2).then_with(|| a.1.cmp(&b.1)));
+        found.truncate(limit);
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diacritics_case_and_normal_form_do_not_matter() {
+        let mut index = NameIndex::default();
+        index.add(1u32, "Nguyễn Xuân Ký");
+        index.add(2, "Nguyễn Thị Kim Phượng");
+        index.add(3, "Đặng Văn Đông");
+        index.add(4, "Nguyen Xuan Ky");
+        let hits = index.search("nguyen xuan ky", 10);
+        assert_eq!(
+            hits.iter().map(|h| h.0).collect::<Vec<_>>(),
+            [4, 1],
+            "the exact (undecorated) spelling first"
+        );
+        let nfd = "Nguye\u{302}\u{303}n Xua\u{302}n Ky\u{301}";
+        let hits = index.search(nfd, 10);
+        assert_eq!((hits[0].0, hits[0].2), (1, MatchKind::Exact));
+        assert_eq!(index.search("dang van dong", 10)[0].0, 3);
+        assert_eq!(index.search("ĐÔNG", 10)[0].0, 3);
+        assert_eq!(index.search("kim phuong", 10)[0].0, 2);
+        assert!(index.search("phuong xyz", 10).is_empty());
+        assert_eq!(fold("  Nguyễn   Thị "), "nguyen thi");
+    }
+}

@@ -1,0 +1,316 @@
+//! Differential test: the indexed, bitemporal read models and a naive reference (replay the
+//! events recorded up to the instant into the domain's state, then scan it linearly) give the
+//! same answers, on many random registries and random queries: holders, offices of a person,
+//! units on a date, lineage and coverage, now and as known at earlier instants (so corrections,
+//! retractions and the merger wave are all exercised).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::HashSet;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use registry_domain::*;
+use registry_projections::*;
+use registry_testkit::{generate, Config, RecordedFact};
+
+/// The naive reference: the domain's own fold of the events recorded up to an instant.
+fn registry_at(facts: &[RecordedFact], known_at: Option<Instant>) -> Registry {
+    Registry::from_events(
+        facts
+            .iter()
+            .filter(|f| known_at.is_none_or(|t| f.recorded_at <= t))
+            .map(|f| &f.event),
+    )
+}
+
+type Held = (
+    HoldingId,
+    PersonId,
+    OfficeId,
+    PartialDate,
+    HoldingEnd,
+    Beginning,
+    Option<EndReason>,
+);
+
+fn held(views: Vec<HoldingView>) -> Vec<Held> {
+    views
+        .into_iter()
+        .map(|h| {
+            (
+                h.holding,
+                h.person,
+                h.office,
+                h.start,
+                h.end,
+                h.beginning,
+                h.end_reason,
+            )
+        })
+        .collect()
+}
+
+fn reference_holdings(r: &Registry, keep: impl Fn(&state::Holding) -> bool, on: Date) -> Vec<Held> {
+    let mut found: Vec<Held> = r
+        .holdings()
+        .filter(|(_, h)| keep(h) && h.span().contains(on))
+        .map(|(id, h)| {
+            (
+                id,
+                h.person,
+                h.office,
+                h.start,
+                h.end,
+                h.beginning,
+                h.end_reason,
+            )
+        })
+        .collect();
+    found.sort_by_key(|h| h.0);
+    found
+}
+
+fn reference_unit(r: &Registry, unit: UnitId, on: Date) -> Option<UnitView> {
+    let u = r.unit(unit)?;
+    let mut parents: Vec<UnitId> = u.parents_on(on).collect();
+    parents.sort_unstable();
+    parents.dedup();
+    let mut children: Vec<UnitId> = r
+        .units()
+        .filter(|(_, c)| c.parents_on(on).any(|p| p == unit))
+        .map(|(id, _)| id)
+        .collect();
+    children.sort_unstable();
+    let mut offices: Vec<OfficeId> = r
+        .offices()
+        .filter(|(_, o)| o.unit_on(on) == unit && o.life.contains(on))
+        .map(|(id, _)| id)
+        .collect();
+    offices.sort_unstable();
+    Some(UnitView {
+        unit,
+        kind: u.kind,
+        level: u.level,
+        life: u.life,
+        name: u.name_on(on).to_owned(),
+        parents,
+        children,
+        offices,
+    })
+}
+
+fn reference_lineage(r: &Registry, unit: UnitId) -> Lineage {
+    let walk = |forward: bool| {
+        let mut out = Vec::new();
+        let mut seen = HashSet::from([unit]);
+        let mut stack = vec![unit];
+        while let Some(u) = stack.pop() {
+            let Some(row) = r.unit(u) else { continue };
+            let links: Vec<(UnitId, Date)> = if forward {
+                row.successors
+                    .iter()
+                    .map(|s| (*s, row.life.end.unwrap()))
+                    .collect()
+            } else {
+                row.predecessors
+                    .iter()
+                    .map(|p| (*p, r.unit(*p).unwrap().life.end.unwrap()))
+                    .collect()
+            };
+            for (next, day) in links {
+                if seen.insert(next) {
+                    out.push((next, day));
+                    stack.push(next);
+                }
+            }
+        }
+        out.sort_by_key(|(u, d)| (*d, *u));
+        out
+    };
+    Lineage {
+        predecessors: walk(false),
+        successors: walk(true),
+    }
+}
+
+fn reference_coverage(
+    r: &Registry,
+    model: ModelId,
+    jurisdiction: UnitId,
+    level: Level,
+    on: Date,
+) -> Option<Coverage> {
+    let m = r.model(model)?;
+    r.unit(jurisdiction)?;
+    let mut coverage = Coverage::default();
+    for (id, u) in r.units() {
+        if u.level != level
+            || u.kind != UnitKind::AdministrativeArea
+            || !u.life.contains(on)
+            || !r.is_ancestor_or_self(jurisdiction, id, on)
+        {
+            continue;
+        }
+        coverage.units += 1;
+        if r.adoptions().any(|(_, a)| {
+            a.model == model && a.span.contains(on) && r.is_ancestor_or_self(a.unit, id, on)
+        }) {
+            coverage.declared.push(id);
+        }
+        let observed = match &m.arrangement {
+            Arrangement::ConcurrentOffices { roles } => {
+                let holders = |role: &Role| -> HashSet<PersonId> {
+                    r.holdings()
+                        .filter(|(_, h)| h.span().contains(on))
+                        .filter(|(_, h)| {
+                            let office = r.office(h.office).unwrap();
+                            let unit = office.unit_on(on);
+                            office.kind == role.office_kind
+                                && r.unit(unit).is_some_and(|u| u.kind == role.unit_kind)
+                                && r.is_ancestor_or_self(id, unit, on)
+                        })
+                        .map(|(_, h)| h.person)
+                        .collect()
+                };
+                let mut common = holders(&roles[0]);
+                for role in &roles[1..] {
+                    let next = holders(role);
+                    common.retain(|p| next.contains(p));
+                }
+                !common.is_empty()
+            }
+            Arrangement::SharedUnit { unit_kind, .. } => r.units().any(|(sid, s)| {
+                s.kind == *unit_kind
+                    && r.is_ancestor_or_self(id, sid, on)
+                    && s.parents_on(on).count() >= 2
+            }),
+        };
+        if observed {
+            coverage.observed.push(id);
+        }
+    }
+    coverage.declared.sort_unstable();
+    coverage.observed.sort_unstable();
+    Some(coverage)
+}
+
+fn random_date(rng: &mut SmallRng) -> Date {
+    Date::from_ymd(
+        rng.random_range(2004..2027),
+        rng.random_range(1..13),
+        rng.random_range(1..29),
+    )
+    .unwrap()
+}
+
+#[test]
+fn indexed_read_models_agree_with_a_naive_replay() {
+    let registries: u64 = std::env::var("REGISTRY_DIFFERENTIAL_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(24);
+    let mut compared = 0usize;
+    for seed in 0..registries {
+        let generated = generate(&Config::tiny(seed));
+        let facts = &generated.facts;
+        let mut projection = Projection::new();
+        for fact in facts {
+            projection.apply(fact.recorded_at, &fact.event);
+        }
+        let mut rng = SmallRng::seed_from_u64(seed ^ 0xD1FF);
+        let units: Vec<UnitId> = generated
+            .registry
+            .units()
+            .map(|(id, _)| id)
+            .chain(generated.catalogue.communes.iter().copied())
+            .collect();
+        let offices = &generated.catalogue.offices;
+        let persons = &generated.catalogue.persons;
+        let models: Vec<ModelId> = generated.registry.models().map(|(id, _)| id).collect();
+        for _ in 0..6 {
+            // An instant in the history (or now), and the reference as known then.
+            let known_at = if rng.random_bool(0.3) {
+                None
+            } else {
+                Some(facts[rng.random_range(0..facts.len())].recorded_at)
+            };
+            let reference = registry_at(facts, known_at);
+            for _ in 0..40 {
+                let on = random_date(&mut rng);
+                let office = offices[rng.random_range(0..offices.len())];
+                assert_eq!(
+                    held(projection.holders(office, on, known_at)),
+                    reference_holdings(&reference, |h| h.office == office, on),
+                    "holders of {office} on {on} known at {known_at:?}"
+                );
+                let person = persons[rng.random_range(0..persons.len())];
+                assert_eq!(
+                    held(projection.offices_of(person, on, known_at)),
+                    reference_holdings(&reference, |h| h.person == person, on),
+                    "offices of {person} on {on} known at {known_at:?}"
+                );
+                let unit = units[rng.random_range(0..units.len())];
+                assert_eq!(
+                    projection.unit_on(unit, on, known_at),
+                    reference_unit(&reference, unit, on),
+                    "{unit} on {on} known at {known_at:?}"
+                );
+                compared += 3;
+            }
+            for _ in 0..5 {
+                let unit = units[rng.random_range(0..units.len())];
+                assert_eq!(
+                    projection.lineage(unit, known_at),
+                    reference_lineage(&reference, unit),
+                    "lineage of {unit} known at {known_at:?}"
+                );
+                let on = random_date(&mut rng);
+                let model = models[rng.random_range(0..models.len())];
+                let province = generated.catalogue.provinces[0];
+                assert_eq!(
+                    projection.coverage(model, province, Level::Commune, on, known_at),
+                    reference_coverage(&reference, model, province, Level::Commune, on),
+                    "coverage of {model} on {on} known at {known_at:?}"
+                );
+                compared += 2;
+            }
+        }
+    }
+    assert!(compared > 1000);
+}
+
+#[test]
+fn a_retracted_holding_is_gone_now_but_visible_as_known_before() {
+    let generated = generate(&Config::tiny(3));
+    let mut projection = Projection::new();
+    for fact in &generated.facts {
+        projection.apply(fact.recorded_at, &fact.event);
+    }
+    let (retraction, target) = generated
+        .facts
+        .iter()
+        .find_map(|f| match &f.event {
+            Event::Retracted(r) => match r.target {
+                EntityRef::Holding(h) => Some((f.recorded_at, h)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .expect("the tiny registry has retractions");
+    let started = generated
+        .facts
+        .iter()
+        .find_map(|f| match &f.event {
+            Event::HoldingStarted(s) if s.holding == target => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let on = started.start.latest();
+    let before = projection.holders(started.office, on, Some(retraction - 1));
+    assert!(
+        before.iter().any(|h| h.holding == target),
+        "known before the retraction"
+    );
+    let now = projection.holders(started.office, on, None);
+    assert!(now.iter().all(|h| h.holding != target), "gone after it");
+}
