@@ -2,6 +2,7 @@
 //! instant (`None`: now).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use registry_domain::*;
 
@@ -27,9 +28,9 @@ pub struct HoldingView {
     /// The term.
     pub term: Option<TermId>,
     /// The basis of its start.
-    pub basis: Option<LegalBasis>,
+    pub basis: Option<Arc<LegalBasis>>,
     /// The basis of its end.
-    pub end_basis: Option<LegalBasis>,
+    pub end_basis: Option<Arc<LegalBasis>>,
     /// When the registry recorded this version (microseconds since the Unix epoch).
     pub recorded_at: Instant,
 }
@@ -258,14 +259,16 @@ impl Projection {
     }
 
     fn office_unit_on(&self, office: u32, on: Date, known_at: Option<Instant>) -> Option<u32> {
-        let placements: Vec<&(Date, u32)> =
-            at(&self.offices[office as usize].placements, known_at).collect();
-        placements
-            .iter()
-            .filter(|(since, _)| *since <= on)
-            .max_by_key(|(since, _)| *since)
-            .or(placements.first())
-            .map(|(_, u)| *u)
+        // The placement in force on `on`: the latest that began by then, else the first.
+        let mut first: Option<&(Date, u32)> = None;
+        let mut best: Option<&(Date, u32)> = None;
+        for placement in at(&self.offices[office as usize].placements, known_at) {
+            first = first.or(Some(placement));
+            if placement.0 <= on && best.is_none_or(|b| placement.0 >= b.0) {
+                best = Some(placement);
+            }
+        }
+        best.or(first).map(|(_, unit)| *unit)
     }
 
     /// A unit as it stood on `on`: name, parents, children and offices.
@@ -323,14 +326,21 @@ impl Projection {
         let Some(&ix) = self.unit_ix.get(&root) else {
             return Vec::new();
         };
+        self.tree_ix(ix, on, known_at)
+            .into_iter()
+            .map(|u| self.units[u as usize].id)
+            .collect()
+    }
+
+    fn tree_ix(&self, root: u32, on: Date, known_at: Option<Instant>) -> Vec<u32> {
         let mut out = Vec::new();
         let mut seen = HashSet::new();
-        let mut stack = vec![ix];
+        let mut stack = vec![root];
         while let Some(u) = stack.pop() {
             if !seen.insert(u) {
                 continue;
             }
-            out.push(self.units[u as usize].id);
+            out.push(u);
             let mut children = self.children_on(u, on, known_at);
             children.reverse();
             stack.extend(children);
@@ -401,7 +411,7 @@ impl Projection {
         units: &[u32],
         on: Date,
         known_at: Option<Instant>,
-    ) -> Vec<PersonId> {
+    ) -> Vec<u32> {
         let mut persons = Vec::new();
         for &u in units {
             if self.units[u as usize].kind != role.unit_kind {
@@ -412,10 +422,11 @@ impl Projection {
                     .last()
                     .is_some_and(|f| f.kind == role.office_kind);
                 if kind_matches && self.office_unit_on(office, on, known_at) == Some(u) {
+                    let day = on.julian_day();
                     persons.extend(
-                        self.holders(self.offices[office as usize].id, on, known_at)
-                            .into_iter()
-                            .map(|h| h.person),
+                        self.holding_versions(&self.offices[office as usize].holdings, known_at)
+                            .filter(|v| v.days.0 <= day && day < v.days.1)
+                            .map(|v| v.person),
                     );
                 }
             }
@@ -440,7 +451,7 @@ impl Projection {
                 let Some((first, rest)) = roles.split_first() else {
                     return false;
                 };
-                let mut common: Vec<PersonId> = self.role_holders(*first, &below, on, known_at);
+                let mut common: Vec<u32> = self.role_holders(*first, &below, on, known_at);
                 for role in rest {
                     let holders = self.role_holders(*role, &below, on, known_at);
                     common.retain(|p| holders.contains(p));
@@ -466,11 +477,11 @@ impl Projection {
     ) -> Option<Coverage> {
         let row = self.models.get(&model)?;
         at(&row.exists, known_at).next()?;
-        self.unit_ix.get(&jurisdiction)?;
+        let root = *self.unit_ix.get(&jurisdiction)?;
         let mut coverage = Coverage::default();
-        for unit in self.tree(jurisdiction, on, known_at) {
-            let ix = self.unit_ix[&unit];
+        for ix in self.tree_ix(root, on, known_at) {
             let u = &self.units[ix as usize];
+            let unit = u.id;
             if u.level != level
                 || u.kind != UnitKind::AdministrativeArea
                 || !self.unit_life(ix, known_at).is_some_and(|l| l.contains(on))

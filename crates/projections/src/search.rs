@@ -25,7 +25,16 @@ pub fn exact(text: &str) -> String {
 #[derive(Clone, Debug)]
 pub struct NameIndex<K> {
     tokens: HashMap<String, Vec<u32>>,
-    names: Vec<(K, String)>,
+    /// Each name with its exact and folded comparison forms, computed once.
+    names: Vec<Entry<K>>,
+}
+
+#[derive(Clone, Debug)]
+struct Entry<K> {
+    key: K,
+    name: String,
+    exact: String,
+    folded: String,
 }
 
 impl<K> Default for NameIndex<K> {
@@ -48,11 +57,10 @@ pub enum MatchKind {
     Words,
 }
 
-impl<K: Copy + PartialEq> NameIndex<K> {
+impl<K: Copy + Eq + std::hash::Hash> NameIndex<K> {
     /// Adds a name of `key` (a person can have several: renames, aliases).
     pub fn add(&mut self, key: K, name: &str) {
         let entry = self.names.len() as u32;
-        self.names.push((key, name.to_owned()));
         let folded = fold(name);
         let mut seen: Vec<&str> = Vec::new();
         for token in folded.split(' ') {
@@ -61,6 +69,12 @@ impl<K: Copy + PartialEq> NameIndex<K> {
                 self.tokens.entry(token.to_owned()).or_default().push(entry);
             }
         }
+        self.names.push(Entry {
+            key,
+            name: name.to_owned(),
+            exact: exact(name),
+            folded,
+        });
     }
 
     /// The keys whose names match every word of `query`, best matches first, each key once.
@@ -78,25 +92,35 @@ impl<K: Copy + PartialEq> NameIndex<K> {
         let Some((first, rest)) = lists.split_first() else {
             return Vec::new();
         };
-        let mut found: Vec<(K, String, MatchKind)> = Vec::new();
+        // The best match of each key.
+        let mut best: HashMap<K, (u32, MatchKind)> = HashMap::new();
         for entry in first
             .iter()
             .filter(|e| rest.iter().all(|l| l.binary_search(e).is_ok()))
         {
-            let (key, name) = &self.names[*entry as usize];
-            let kind = if exact(name) == exact_query {
+            let e = &self.names[*entry as usize];
+            let kind = if e.exact == exact_query {
                 MatchKind::Exact
-            } else if fold(name) == folded {
+            } else if e.folded == folded {
                 MatchKind::Folded
             } else {
                 MatchKind::Words
             };
-            match found.iter_mut().find(|(k, ..)| k == key) {
-                Some(existing) if kind < existing.2 => *existing = (*key, name.clone(), kind),
-                Some(_) => {}
-                None => found.push((*key, name.clone(), kind)),
+            let slot = best.entry(e.key).or_insert((*entry, kind));
+            if kind < slot.1 {
+                *slot = (*entry, kind);
             }
         }
+        let mut found: Vec<(K, String, MatchKind)> = best
+            .into_values()
+            .map(|(entry, kind)| {
+                (
+                    self.names[entry as usize].key,
+                    self.names[entry as usize].name.clone(),
+                    kind,
+                )
+            })
+            .collect();
         found.sort_by(|a, b| a.2.cmp(&b.2).then_with(|| a.1.cmp(&b.1)));
         found.truncate(limit);
         found
