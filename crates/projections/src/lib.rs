@@ -22,7 +22,6 @@
 //! - `queries`: the questions.
 //! - [`search`]: diacritic-insensitive name search.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use registry_domain::event::*;
@@ -35,6 +34,10 @@ mod queries;
 
 pub use queries::{Coverage, HoldingView, Lineage, UnitView};
 pub use search::{fold, MatchKind, NameIndex};
+
+/// The maps of the read models: keys are UUIDs or short strings, so a fast non-cryptographic
+/// hasher (foldhash, randomly seeded) is enough and markedly faster than SipHash.
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Recorded time: microseconds since the Unix epoch.
 pub type Instant = i64;
@@ -91,13 +94,13 @@ pub(crate) struct Version<T> {
 }
 
 /// A person's name from a day on (`None`: the registered name).
-pub(crate) type NameFact = (Option<Date>, String);
+pub(crate) type NameFact = (Option<Date>, Arc<str>);
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct PersonRow {
     pub(crate) id: Option<PersonId>,
+    /// Its names; a person exists while a registered name (`None`) is asserted.
     pub(crate) names: Vec<Version<NameFact>>,
-    pub(crate) exists: Vec<Version<()>>,
     pub(crate) holdings: Vec<u32>,
 }
 
@@ -241,28 +244,20 @@ impl Projection {
             Event::PersonRegistered(e) => {
                 let ix = self.person_row(e.person);
                 let row = &mut self.persons[ix as usize];
-                row.names.push(Version {
-                    value: (None, e.name.clone()),
-                    recorded: Recorded::since(at),
-                });
-                row.exists.push(Version {
-                    value: (),
-                    recorded: Recorded::since(at),
-                });
-                self.names.add(e.person, &e.name);
+                let name: Arc<str> = Arc::from(e.name.as_str());
+                row.names.push(Version { value: (None, name.clone()), recorded: Recorded::since(at) });
+                self.names.add(e.person, name);
                 for alias in &e.aliases {
-                    self.names.add(e.person, alias);
+                    self.names.add(e.person, Arc::from(alias.as_str()));
                 }
             }
             Event::PersonRenamed(e) => {
                 let ix = self.person_row(e.person);
-                self.persons[ix as usize].names.push(Version {
-                    value: (Some(e.on), e.name.clone()),
-                    recorded: Recorded::since(at),
-                });
-                self.names.add(e.person, &e.name);
+                let name: Arc<str> = Arc::from(e.name.as_str());
+                self.persons[ix as usize].names.push(Version { value: (Some(e.on), name.clone()), recorded: Recorded::since(at) });
+                self.names.add(e.person, name);
             }
-            Event::PersonAliasAdded(e) => self.names.add(e.person, &e.alias),
+            Event::PersonAliasAdded(e) => self.names.add(e.person, Arc::from(e.alias.as_str())),
             Event::PersonCorrected(e) => {
                 let ix = self.person_row(e.person);
                 let row = &mut self.persons[ix as usize];
@@ -274,11 +269,9 @@ impl Projection {
                 {
                     version.recorded.to = at;
                 }
-                row.names.push(Version {
-                    value: (None, e.after.name.clone()),
-                    recorded: Recorded::since(at),
-                });
-                self.names.add(e.person, &e.after.name);
+                let name: Arc<str> = Arc::from(e.after.name.as_str());
+                row.names.push(Version { value: (None, name.clone()), recorded: Recorded::since(at) });
+                self.names.add(e.person, name);
             }
             Event::UnitEstablished(e) => {
                 let ix = self.units.len() as u32;
@@ -590,7 +583,6 @@ impl Projection {
             EntityRef::Person(person) => {
                 if let Some(&ix) = self.person_ix.get(&person) {
                     let row = &mut self.persons[ix as usize];
-                    close(&mut row.exists, at);
                     for name in &mut row.names {
                         if name.recorded.to == CURRENT {
                             name.recorded.to = at;

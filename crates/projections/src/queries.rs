@@ -213,15 +213,11 @@ impl Projection {
         known_at: Option<Instant>,
     ) -> Option<String> {
         let row = &self.persons[*self.person_ix.get(&person)? as usize];
-        at(&row.exists, known_at).next()?;
-        let names: Vec<&(Option<Date>, String)> = at(&row.names, known_at).collect();
-        let renamed = names
-            .iter()
-            .filter(|(since, _)| since.is_some_and(|s| s <= on))
-            .max_by_key(|(since, _)| *since);
-        renamed
-            .or_else(|| names.iter().find(|(since, _)| since.is_none()))
-            .map(|(_, name)| name.clone())
+        let names: Vec<&(Option<Date>, Arc<str>)> = at(&row.names, known_at).collect();
+        // A person exists while a registered name is asserted.
+        let registered = names.iter().find(|(since, _)| since.is_none())?;
+        let renamed = names.iter().filter(|(since, _)| since.is_some_and(|s| s <= on)).max_by_key(|(since, _)| *since);
+        Some(renamed.unwrap_or(registered).1.to_string())
     }
 
     fn unit_life(&self, unit: u32, known_at: Option<Instant>) -> Option<Span> {

@@ -4,7 +4,8 @@
 //! "đ" matches "d". Folding is NFC normalisation (`unicode-normalization`), then
 //! transliteration to ASCII (`deunicode`, which also maps đ to d), then lowercase.
 
-use std::collections::HashMap;
+use crate::HashMap;
+use std::sync::Arc;
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -32,15 +33,15 @@ pub struct NameIndex<K> {
 #[derive(Clone, Debug)]
 struct Entry<K> {
     key: K,
-    name: String,
-    exact: String,
-    folded: String,
+    /// Shared with the read model that holds the name.
+    name: Arc<str>,
+    folded: Box<str>,
 }
 
 impl<K> Default for NameIndex<K> {
     fn default() -> Self {
         Self {
-            tokens: HashMap::new(),
+            tokens: HashMap::default(),
             names: Vec::new(),
         }
     }
@@ -59,22 +60,22 @@ pub enum MatchKind {
 
 impl<K: Copy + Eq + std::hash::Hash> NameIndex<K> {
     /// Adds a name of `key` (a person can have several: renames, aliases).
-    pub fn add(&mut self, key: K, name: &str) {
+    pub fn add(&mut self, key: K, name: Arc<str>) {
         let entry = self.names.len() as u32;
-        let folded = fold(name);
+        let folded = fold(&name);
         let mut seen: Vec<&str> = Vec::new();
         for token in folded.split(' ') {
             if !seen.contains(&token) {
                 seen.push(token);
-                self.tokens.entry(token.to_owned()).or_default().push(entry);
+                match self.tokens.get_mut(token) {
+                    Some(list) => list.push(entry),
+                    None => {
+                        self.tokens.insert(token.to_owned(), vec![entry]);
+                    }
+                }
             }
         }
-        self.names.push(Entry {
-            key,
-            name: name.to_owned(),
-            exact: exact(name),
-            folded,
-        });
+        self.names.push(Entry { key, name, folded: folded.into_boxed_str() });
     }
 
     /// The keys whose names match every word of `query`, best matches first, each key once.
@@ -93,18 +94,19 @@ impl<K: Copy + Eq + std::hash::Hash> NameIndex<K> {
             return Vec::new();
         };
         // The best match of each key.
-        let mut best: HashMap<K, (u32, MatchKind)> = HashMap::new();
+        let mut best: HashMap<K, (u32, MatchKind)> = HashMap::default();
         for entry in first
             .iter()
             .filter(|e| rest.iter().all(|l| l.binary_search(e).is_ok()))
         {
             let e = &self.names[*entry as usize];
-            let kind = if e.exact == exact_query {
-                MatchKind::Exact
-            } else if e.folded == folded {
-                MatchKind::Folded
-            } else {
+            // Exact implies folded-equal: the exact form is computed for those few only.
+            let kind = if *e.folded != *folded {
                 MatchKind::Words
+            } else if exact(&e.name) == exact_query {
+                MatchKind::Exact
+            } else {
+                MatchKind::Folded
             };
             let slot = best.entry(e.key).or_insert((*entry, kind));
             if kind < slot.1 {
@@ -116,7 +118,7 @@ impl<K: Copy + Eq + std::hash::Hash> NameIndex<K> {
             .map(|(entry, kind)| {
                 (
                     self.names[entry as usize].key,
-                    self.names[entry as usize].name.clone(),
+                    self.names[entry as usize].name.to_string(),
                     kind,
                 )
             })
@@ -134,10 +136,10 @@ mod tests {
     #[test]
     fn diacritics_case_and_normal_form_do_not_matter() {
         let mut index = NameIndex::default();
-        index.add(1u32, "Nguyễn Xuân Ký");
-        index.add(2, "Nguyễn Thị Kim Phượng");
-        index.add(3, "Đặng Văn Đông");
-        index.add(4, "Nguyen Xuan Ky");
+        index.add(1u32, "Nguyễn Xuân Ký".into());
+        index.add(2, "Nguyễn Thị Kim Phượng".into());
+        index.add(3, "Đặng Văn Đông".into());
+        index.add(4, "Nguyen Xuan Ky".into());
         let hits = index.search("nguyen xuan ky", 10);
         assert_eq!(
             hits.iter().map(|h| h.0).collect::<Vec<_>>(),
