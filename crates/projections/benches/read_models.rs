@@ -5,7 +5,7 @@
 //! takes minutes and several GiB).
 //!
 //! Reports: rebuild speed (folding decoded events, and decoding stored JSON then folding),
-//! resident memory of the projection per event, and the median and 99th percentile latency of
+//! resident memory of the projection per event, snapshot size and save/load time, and the median and 99th percentile latency of
 //! each query kind, measured one call at a time in process.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -110,6 +110,33 @@ fn main() {
         "resident memory of the projection: {:.0} MiB, {:.0} bytes/event",
         memory as f64 / 1048576.0,
         memory as f64 / n
+    );
+
+    let dir = std::env::temp_dir().join(format!("registry-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("projection.snapshot");
+    let t = Instant::now();
+    registry_projections::snapshot::save(
+        &projection,
+        registry_projections::snapshot::Checkpoint {
+            commit: n as u64,
+            prepare: n as u64,
+        },
+        &path,
+    )
+    .unwrap();
+    let save = t.elapsed();
+    let size = std::fs::metadata(&path).unwrap().len();
+    let t = Instant::now();
+    let loaded = registry_projections::snapshot::load(&path).unwrap();
+    let load = t.elapsed();
+    drop(loaded);
+    std::fs::remove_dir_all(&dir).unwrap();
+    println!(
+        "snapshot: {:.0} MiB, save {:.2} s, load {:.2} s",
+        size as f64 / 1048576.0,
+        save.as_secs_f64(),
+        load.as_secs_f64()
     );
 
     let mut rng = SmallRng::seed_from_u64(7);

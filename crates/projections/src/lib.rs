@@ -27,8 +27,10 @@ use std::sync::Arc;
 use registry_domain::event::*;
 use registry_domain::state::holding_span;
 use registry_domain::*;
+use serde::{Deserialize, Serialize};
 
 pub mod search;
+pub mod snapshot;
 
 mod queries;
 
@@ -46,7 +48,7 @@ pub type Instant = i64;
 const CURRENT: Instant = Instant::MAX;
 
 /// The recorded-time interval during which the registry asserted a version.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recorded {
     /// Asserted from.
     pub from: Instant,
@@ -69,7 +71,7 @@ impl Recorded {
 }
 
 /// One version of a holding.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct HoldingVersion {
     pub(crate) holding: HoldingId,
     pub(crate) person: u32,
@@ -87,7 +89,7 @@ pub(crate) struct HoldingVersion {
 }
 
 /// A versioned value of an entity.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Version<T> {
     pub(crate) value: T,
     pub(crate) recorded: Recorded,
@@ -96,7 +98,7 @@ pub(crate) struct Version<T> {
 /// A person's name from a day on (`None`: the registered name).
 pub(crate) type NameFact = (Option<Date>, Arc<str>);
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct PersonRow {
     pub(crate) id: Option<PersonId>,
     /// Its names; a person exists while a registered name (`None`) is asserted.
@@ -105,7 +107,7 @@ pub(crate) struct PersonRow {
 }
 
 /// The facts of an office that corrections may change.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct OfficeFacts {
     pub(crate) title: String,
     pub(crate) kind: OfficeKind,
@@ -113,7 +115,7 @@ pub(crate) struct OfficeFacts {
     pub(crate) life: Span,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct OfficeRow {
     pub(crate) id: OfficeId,
     pub(crate) facts: Vec<Version<OfficeFacts>>,
@@ -122,7 +124,7 @@ pub(crate) struct OfficeRow {
     pub(crate) holdings: Vec<u32>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct UnitRow {
     pub(crate) id: UnitId,
     pub(crate) kind: UnitKind,
@@ -138,20 +140,20 @@ pub(crate) struct UnitRow {
     pub(crate) adoptions: Vec<u32>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct AdoptionRow {
     pub(crate) model: ModelId,
     pub(crate) spans: Vec<Version<Span>>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct ModelRow {
     pub(crate) arrangement: Arrangement,
     pub(crate) exists: Vec<Version<String>>,
 }
 
 /// The read models: everything the queries need, indexed.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Projection {
     pub(crate) persons: Vec<PersonRow>,
     pub(crate) person_ix: HashMap<PersonId, u32>,
@@ -245,7 +247,10 @@ impl Projection {
                 let ix = self.person_row(e.person);
                 let row = &mut self.persons[ix as usize];
                 let name: Arc<str> = Arc::from(e.name.as_str());
-                row.names.push(Version { value: (None, name.clone()), recorded: Recorded::since(at) });
+                row.names.push(Version {
+                    value: (None, name.clone()),
+                    recorded: Recorded::since(at),
+                });
                 self.names.add(e.person, name);
                 for alias in &e.aliases {
                     self.names.add(e.person, Arc::from(alias.as_str()));
@@ -254,7 +259,10 @@ impl Projection {
             Event::PersonRenamed(e) => {
                 let ix = self.person_row(e.person);
                 let name: Arc<str> = Arc::from(e.name.as_str());
-                self.persons[ix as usize].names.push(Version { value: (Some(e.on), name.clone()), recorded: Recorded::since(at) });
+                self.persons[ix as usize].names.push(Version {
+                    value: (Some(e.on), name.clone()),
+                    recorded: Recorded::since(at),
+                });
                 self.names.add(e.person, name);
             }
             Event::PersonAliasAdded(e) => self.names.add(e.person, Arc::from(e.alias.as_str())),
@@ -270,7 +278,10 @@ impl Projection {
                     version.recorded.to = at;
                 }
                 let name: Arc<str> = Arc::from(e.after.name.as_str());
-                row.names.push(Version { value: (None, name.clone()), recorded: Recorded::since(at) });
+                row.names.push(Version {
+                    value: (None, name.clone()),
+                    recorded: Recorded::since(at),
+                });
                 self.names.add(e.person, name);
             }
             Event::UnitEstablished(e) => {

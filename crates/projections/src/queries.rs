@@ -216,7 +216,10 @@ impl Projection {
         let names: Vec<&(Option<Date>, Arc<str>)> = at(&row.names, known_at).collect();
         // A person exists while a registered name is asserted.
         let registered = names.iter().find(|(since, _)| since.is_none())?;
-        let renamed = names.iter().filter(|(since, _)| since.is_some_and(|s| s <= on)).max_by_key(|(since, _)| *since);
+        let renamed = names
+            .iter()
+            .filter(|(since, _)| since.is_some_and(|s| s <= on))
+            .max_by_key(|(since, _)| *since);
         Some(renamed.unwrap_or(registered).1.to_string())
     }
 

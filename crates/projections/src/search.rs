@@ -23,14 +23,14 @@ pub fn exact(text: &str) -> String {
 }
 
 /// An inverted index from folded name tokens to the ids carrying those names.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct NameIndex<K> {
     tokens: HashMap<String, Vec<u32>>,
     /// Each name with its exact and folded comparison forms, computed once.
     names: Vec<Entry<K>>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Entry<K> {
     key: K,
     /// Shared with the read model that holds the name.
@@ -75,7 +75,11 @@ impl<K: Copy + Eq + std::hash::Hash> NameIndex<K> {
                 }
             }
         }
-        self.names.push(Entry { key, name, folded: folded.into_boxed_str() });
+        self.names.push(Entry {
+            key,
+            name,
+            folded: folded.into_boxed_str(),
+        });
     }
 
     /// The keys whose names match every word of `query`, best matches first, each key once.

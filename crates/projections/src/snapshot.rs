@@ -1,0 +1,171 @@
+//! Snapshots: the read models saved with the feed position they reflect, so a restart loads
+//! them and catches up instead of folding the whole feed again.
+//!
+//! Format (version 1), little-endian:
+//!
+//! ```text
+//! magic    8 bytes  "REGSNAP\0"
+//! format   u32      1
+//! position u64 u64  the checkpoint: the feed position of the last event folded in
+//! events   u64      how many events were folded in
+//! length   u64      length of the body
+//! crc32    u32      CRC-32 of the body
+//! body              MessagePack of the projection
+//! ```
+//!
+//! A snapshot is written to a temporary file, fsynced and renamed over the old one, so a crash
+//! leaves the old snapshot or the new one, never half of one. Loading checks the magic, the
+//! format version, the length and the checksum; any failure is an error and the caller rebuilds
+//! from the feed: a corrupt snapshot never gives a wrong answer. A snapshot ahead of the store
+//! (its position is past the store's head, say after the store was restored from a backup) is
+//! stale: the caller must compare [`Checkpoint`] with the store's head and rebuild.
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use thiserror::Error;
+
+use crate::Projection;
+
+const MAGIC: &[u8; 8] = b"REGSNAP\0";
+const FORMAT: u32 = 1;
+const HEADER: usize = 8 + 4 + 8 + 8 + 8 + 8 + 4;
+
+/// The feed position a snapshot reflects (the event store's two-part position).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Checkpoint {
+    /// The major part of the position.
+    pub commit: u64,
+    /// The minor part of the position.
+    pub prepare: u64,
+}
+
+/// Why a snapshot could not be used. Every case means: rebuild from the feed.
+#[derive(Debug, Error)]
+pub enum SnapshotError {
+    /// Reading or writing the file failed.
+    #[error("snapshot i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The file is not a snapshot.
+    #[error("not a registry snapshot (bad magic)")]
+    BadMagic,
+    /// The file was written in a format this program does not read.
+    #[error("snapshot format {0} is not supported (this program reads format {FORMAT})")]
+    UnsupportedFormat(u32),
+    /// The file is shorter than its header says.
+    #[error("snapshot truncated: expected {expected} bytes of body, found {found}")]
+    Truncated {
+        /// The length in the header.
+        expected: u64,
+        /// What the file holds.
+        found: u64,
+    },
+    /// The body does not match its checksum.
+    #[error("snapshot checksum mismatch: stored {stored:08x}, computed {computed:08x}")]
+    Checksum {
+        /// The checksum in the header.
+        stored: u32,
+        /// The checksum of the body read.
+        computed: u32,
+    },
+    /// The body could not be encoded or decoded.
+    #[error("snapshot body: {0}")]
+    Body(String),
+}
+
+/// What a loaded snapshot holds.
+pub struct Loaded {
+    /// The read models.
+    pub projection: Projection,
+    /// The feed position they reflect.
+    pub checkpoint: Checkpoint,
+}
+
+/// Saves the projection with its checkpoint, atomically (temporary file, fsync, rename).
+pub fn save(
+    projection: &Projection,
+    checkpoint: Checkpoint,
+    path: &Path,
+) -> Result<(), SnapshotError> {
+    let body =
+        rmp_serde::to_vec_named(projection).map_err(|e| SnapshotError::Body(e.to_string()))?;
+    let mut header = Vec::with_capacity(HEADER);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&FORMAT.to_le_bytes());
+    header.extend_from_slice(&checkpoint.commit.to_le_bytes());
+    header.extend_from_slice(&checkpoint.prepare.to_le_bytes());
+    header.extend_from_slice(&projection.applied.to_le_bytes());
+    header.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    header.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    let temporary = path.with_extension("tmp");
+    {
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(&header)?;
+        file.write_all(&body)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temporary, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // Make the rename itself durable.
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+/// Loads a snapshot, checking everything that can be checked.
+pub fn load(path: &Path) -> Result<Loaded, SnapshotError> {
+    let mut file = std::fs::File::open(path)?;
+    let mut header = [0u8; HEADER];
+    let mut read = 0;
+    while read < HEADER {
+        let n = file.read(&mut header[read..])?;
+        if n == 0 {
+            return Err(if read >= 8 && &header[..8] == MAGIC {
+                SnapshotError::Truncated {
+                    expected: HEADER as u64,
+                    found: read as u64,
+                }
+            } else {
+                SnapshotError::BadMagic
+            });
+        }
+        read += n;
+    }
+    if &header[..8] != MAGIC {
+        return Err(SnapshotError::BadMagic);
+    }
+    let format = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+    if format != FORMAT {
+        return Err(SnapshotError::UnsupportedFormat(format));
+    }
+    let checkpoint = Checkpoint {
+        commit: u64_at(&header, 12),
+        prepare: u64_at(&header, 20),
+    };
+    let length = u64_at(&header, 36);
+    let stored = u32::from_le_bytes([header[44], header[45], header[46], header[47]]);
+    let mut body = Vec::with_capacity(length.min(1 << 34) as usize);
+    file.take(length).read_to_end(&mut body)?;
+    if (body.len() as u64) < length {
+        return Err(SnapshotError::Truncated {
+            expected: length,
+            found: body.len() as u64,
+        });
+    }
+    let computed = crc32fast::hash(&body);
+    if computed != stored {
+        return Err(SnapshotError::Checksum { stored, computed });
+    }
+    let projection: Projection =
+        rmp_serde::from_slice(&body).map_err(|e| SnapshotError::Body(e.to_string()))?;
+    Ok(Loaded {
+        projection,
+        checkpoint,
+    })
+}

@@ -1,0 +1,149 @@
+//! Snapshots: a loaded snapshot answers like the projection it was taken from; a restart from a
+//! snapshot plus the rest of the feed equals a full rebuild; a damaged, truncated, foreign or
+//! future-format file is refused (and the caller rebuilds), never half-read.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use registry_domain::*;
+use registry_projections::snapshot::{self, Checkpoint, SnapshotError};
+use registry_projections::*;
+use registry_testkit::{generate, Config, Generated};
+
+fn answers(projection: &Projection, generated: &Generated, seed: u64) -> Vec<String> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let c = &generated.catalogue;
+    let mut out = Vec::new();
+    for _ in 0..300 {
+        let on = Date::from_ymd(rng.random_range(2005..2027), rng.random_range(1..13), 1).unwrap();
+        let known_at = if rng.random_bool(0.5) {
+            None
+        } else {
+            Some(generated.facts[rng.random_range(0..generated.facts.len())].recorded_at)
+        };
+        let office = c.offices[rng.random_range(0..c.offices.len())];
+        let person = c.persons[rng.random_range(0..c.persons.len())];
+        let unit = c.communes[rng.random_range(0..c.communes.len())];
+        out.push(format!("{:?}", projection.holders(office, on, known_at)));
+        out.push(format!("{:?}", projection.offices_of(person, on, known_at)));
+        out.push(format!("{:?}", projection.unit_on(unit, on, known_at)));
+        out.push(format!("{:?}", projection.lineage(unit, known_at)));
+        out.push(format!(
+            "{:?}",
+            projection.person_name(person, on, known_at)
+        ));
+    }
+    out.push(format!("{:?}", projection.search("nguyen van", 50)));
+    out
+}
+
+fn fold(generated: &Generated, range: std::ops::Range<usize>, projection: &mut Projection) {
+    for fact in &generated.facts[range] {
+        projection.apply(fact.recorded_at, &fact.event);
+    }
+}
+
+#[test]
+fn a_snapshot_answers_like_its_source_and_a_restart_catches_up() {
+    let generated = generate(&Config::tiny(11));
+    let n = generated.facts.len();
+    let mut full = Projection::new();
+    fold(&generated, 0..n, &mut full);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("projection.snapshot");
+    let half = n / 2;
+    let mut partial = Projection::new();
+    fold(&generated, 0..half, &mut partial);
+    snapshot::save(
+        &partial,
+        Checkpoint {
+            commit: half as u64,
+            prepare: half as u64,
+        },
+        &path,
+    )
+    .unwrap();
+    assert_eq!(
+        answers(&snapshot::load(&path).unwrap().projection, &generated, 1),
+        answers(&partial, &generated, 1)
+    );
+
+    // Restart: load, then catch up from the checkpoint.
+    let loaded = snapshot::load(&path).unwrap();
+    assert_eq!(
+        loaded.checkpoint,
+        Checkpoint {
+            commit: half as u64,
+            prepare: half as u64
+        }
+    );
+    let mut resumed = loaded.projection;
+    assert_eq!(resumed.applied(), half as u64);
+    fold(&generated, half..n, &mut resumed);
+    assert_eq!(
+        answers(&resumed, &generated, 2),
+        answers(&full, &generated, 2)
+    );
+}
+
+#[test]
+fn damaged_snapshots_are_refused() {
+    let generated = generate(&Config::tiny(12));
+    let mut projection = Projection::new();
+    fold(&generated, 0..generated.facts.len(), &mut projection);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("projection.snapshot");
+    snapshot::save(
+        &projection,
+        Checkpoint {
+            commit: 9,
+            prepare: 9,
+        },
+        &path,
+    )
+    .unwrap();
+    let good = std::fs::read(&path).unwrap();
+
+    let mut flipped = good.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x40;
+    std::fs::write(&path, &flipped).unwrap();
+    assert!(matches!(
+        snapshot::load(&path),
+        Err(SnapshotError::Checksum { .. })
+    ));
+
+    std::fs::write(&path, &good[..good.len() - 100]).unwrap();
+    assert!(matches!(
+        snapshot::load(&path),
+        Err(SnapshotError::Truncated { .. })
+    ));
+
+    std::fs::write(&path, &good[..20]).unwrap();
+    assert!(matches!(
+        snapshot::load(&path),
+        Err(SnapshotError::Truncated { .. })
+    ));
+
+    let mut future = good.clone();
+    future[8] = 2;
+    std::fs::write(&path, &future).unwrap();
+    assert!(matches!(
+        snapshot::load(&path),
+        Err(SnapshotError::UnsupportedFormat(2))
+    ));
+
+    std::fs::write(
+        &path,
+        b"PK\x03\x04 not a snapshot at all, but long enough for a header......",
+    )
+    .unwrap();
+    assert!(matches!(
+        snapshot::load(&path),
+        Err(SnapshotError::BadMagic)
+    ));
+
+    std::fs::write(&path, &good).unwrap();
+    assert!(snapshot::load(&path).is_ok());
+}
