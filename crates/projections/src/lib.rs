@@ -29,11 +29,13 @@ use registry_domain::state::holding_span;
 use registry_domain::*;
 use serde::{Deserialize, Serialize};
 
+pub mod audit;
 pub mod search;
 pub mod snapshot;
 
 mod queries;
 
+pub use audit::Irregularities;
 pub use queries::{Coverage, HoldingView, Lineage, UnitView};
 pub use search::{fold, MatchKind, NameIndex};
 

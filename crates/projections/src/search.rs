@@ -28,6 +28,9 @@ pub struct NameIndex<K> {
     tokens: HashMap<String, Vec<u32>>,
     /// Each name with its exact and folded comparison forms, computed once.
     names: Vec<Entry<K>>,
+    /// Whole folded names to their entries: the exact and folded matches of a query, found
+    /// without scanning every name that merely shares a word with it.
+    whole: HashMap<Box<str>, Vec<u32>>,
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -35,7 +38,6 @@ struct Entry<K> {
     key: K,
     /// Shared with the read model that holds the name.
     name: Arc<str>,
-    folded: Box<str>,
 }
 
 impl<K> Default for NameIndex<K> {
@@ -43,6 +45,7 @@ impl<K> Default for NameIndex<K> {
         Self {
             tokens: HashMap::default(),
             names: Vec::new(),
+            whole: HashMap::default(),
         }
     }
 }
@@ -75,60 +78,74 @@ impl<K: Copy + Eq + std::hash::Hash> NameIndex<K> {
                 }
             }
         }
-        self.names.push(Entry {
-            key,
-            name,
-            folded: folded.into_boxed_str(),
-        });
+        self.names.push(Entry { key, name });
+        match self.whole.get_mut(folded.as_str()) {
+            Some(list) => list.push(entry),
+            None => {
+                self.whole.insert(folded.into_boxed_str(), vec![entry]);
+            }
+        }
     }
 
-    /// The keys whose names match every word of `query`, best matches first, each key once.
+    /// The keys whose names match every word of `query`, each key once: exact spellings first,
+    /// then names equal once folded, then names that contain every word, in the order they
+    /// were recorded. Stops as soon as `limit` keys are found.
     pub fn search(&self, query: &str, limit: usize) -> Vec<(K, String, MatchKind)> {
         let folded = fold(query);
         let exact_query = exact(query);
+        let mut found: Vec<(K, String, MatchKind)> = Vec::new();
+        let mut seen: Vec<K> = Vec::new();
+        // Exact and folded matches: the whole folded name is the query.
+        if let Some(entries) = self.whole.get(folded.as_str()) {
+            let mut whole: Vec<(MatchKind, u32)> = entries
+                .iter()
+                .map(|e| {
+                    let kind = if exact(&self.names[*e as usize].name) == exact_query {
+                        MatchKind::Exact
+                    } else {
+                        MatchKind::Folded
+                    };
+                    (kind, *e)
+                })
+                .collect();
+            whole.sort_by_key(|(kind, _)| *kind);
+            for (kind, entry) in whole {
+                let e = &self.names[entry as usize];
+                if !seen.contains(&e.key) {
+                    seen.push(e.key);
+                    found.push((e.key, e.name.to_string(), kind));
+                }
+            }
+        }
+        if found.len() >= limit {
+            found.truncate(limit);
+            return found;
+        }
+        // Then names containing every word: intersect the token lists, smallest first.
         let mut lists: Vec<&Vec<u32>> = Vec::new();
         for token in folded.split(' ').filter(|t| !t.is_empty()) {
             match self.tokens.get(token) {
                 Some(list) => lists.push(list),
-                None => return Vec::new(),
+                None => return found,
             }
         }
         lists.sort_by_key(|l| l.len());
         let Some((first, rest)) = lists.split_first() else {
-            return Vec::new();
+            return found;
         };
-        // The best match of each key.
-        let mut best: HashMap<K, (u32, MatchKind)> = HashMap::default();
         for entry in first
             .iter()
             .filter(|e| rest.iter().all(|l| l.binary_search(e).is_ok()))
         {
             let e = &self.names[*entry as usize];
-            // Exact implies folded-equal: the exact form is computed for those few only.
-            let kind = if *e.folded != *folded {
-                MatchKind::Words
-            } else if exact(&e.name) == exact_query {
-                MatchKind::Exact
-            } else {
-                MatchKind::Folded
-            };
-            let slot = best.entry(e.key).or_insert((*entry, kind));
-            if kind < slot.1 {
-                *slot = (*entry, kind);
+            if !seen.contains(&e.key) {
+                seen.push(e.key);
+                found.push((e.key, e.name.to_string(), MatchKind::Words));
+                if found.len() >= limit {
+                    break;
+                }
             }
         }
-        let mut found: Vec<(K, String, MatchKind)> = best
-            .into_values()
-            .map(|(entry, kind)| {
-                (
-                    self.names[entry as usize].key,
-                    self.names[entry as usize].name.to_string(),
-                    kind,
-                )
-            })
-            .collect();
-        found.sort_by(|a, b| a.2.cmp(&b.2).then_with(|| a.1.cmp(&b.1)));
-        found.truncate(limit);
         found
     }
 }

@@ -147,3 +147,30 @@ fn damaged_snapshots_are_refused() {
     std::fs::write(&path, &good).unwrap();
     assert!(snapshot::load(&path).is_ok());
 }
+
+#[test]
+fn irregularities_are_listed_for_auditors() {
+    let generated = generate(&Config::tiny(5));
+    let mut audit = Irregularities::new();
+    for fact in &generated.facts {
+        audit.apply(&fact.event);
+    }
+    let found = audit.list(&Policy::default(), Date::from_ymd(2026, 1, 1).unwrap());
+    // The generator leaves member holdings without a legal basis, and some communes practise a
+    // concurrent arrangement they never adopted.
+    assert!(found
+        .iter()
+        .any(|i| matches!(i, Irregularity::MissingBasis { .. })));
+    assert!(
+        found
+            .iter()
+            .any(|i| matches!(i, Irregularity::UncoveredConcurrency { .. })),
+        "{:?}",
+        &found[..5.min(found.len())]
+    );
+    assert_eq!(
+        found,
+        audit.list(&Policy::default(), Date::from_ymd(2026, 1, 1).unwrap()),
+        "stable order"
+    );
+}
