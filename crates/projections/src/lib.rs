@@ -90,6 +90,16 @@ pub(crate) struct HoldingVersion {
     pub(crate) recorded: Recorded,
 }
 
+/// An entry of an office's or a person's list of holding versions, carrying the version's days
+/// so that a query on a date touches only the versions that cover it: the list is contiguous,
+/// the versions are scattered through the feed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Slot {
+    pub(crate) from: i32,
+    pub(crate) to: i32,
+    pub(crate) version: u32,
+}
+
 /// A versioned value of an entity.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Version<T> {
@@ -105,7 +115,7 @@ pub(crate) struct PersonRow {
     pub(crate) id: Option<PersonId>,
     /// Its names; a person exists while a registered name (`None`) is asserted.
     pub(crate) names: Vec<Version<NameFact>>,
-    pub(crate) holdings: Vec<u32>,
+    pub(crate) holdings: Vec<Slot>,
 }
 
 /// The facts of an office that corrections may change.
@@ -123,7 +133,7 @@ pub(crate) struct OfficeRow {
     pub(crate) facts: Vec<Version<OfficeFacts>>,
     /// The unit from a day on.
     pub(crate) placements: Vec<Version<(Date, u32)>>,
-    pub(crate) holdings: Vec<u32>,
+    pub(crate) holdings: Vec<Slot>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -223,8 +233,13 @@ impl Projection {
 
     fn push_version(&mut self, version: HoldingVersion) {
         let ix = self.versions.len() as u32;
-        self.persons[version.person as usize].holdings.push(ix);
-        self.offices[version.office as usize].holdings.push(ix);
+        let slot = Slot {
+            from: version.days.0,
+            to: version.days.1,
+            version: ix,
+        };
+        self.persons[version.person as usize].holdings.push(slot);
+        self.offices[version.office as usize].holdings.push(slot);
         self.current.insert(version.holding, ix);
         self.versions.push(version);
     }

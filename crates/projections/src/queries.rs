@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use registry_domain::*;
 
-use crate::{HoldingVersion, Instant, Projection, Version};
+use crate::{HoldingVersion, Instant, Projection, Slot, Version};
 
 /// A holding as the registry states it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,11 +124,24 @@ impl Projection {
 
     fn holding_versions<'a>(
         &'a self,
-        list: &'a [u32],
+        list: &'a [Slot],
         known_at: Option<Instant>,
     ) -> impl Iterator<Item = &'a HoldingVersion> + 'a {
         list.iter()
-            .map(|ix| &self.versions[*ix as usize])
+            .map(|slot| &self.versions[slot.version as usize])
+            .filter(move |v| v.recorded.at(known_at))
+    }
+
+    /// The versions of the list asserted at `known_at` that cover `day`.
+    fn versions_on<'a>(
+        &'a self,
+        list: &'a [Slot],
+        day: i32,
+        known_at: Option<Instant>,
+    ) -> impl Iterator<Item = &'a HoldingVersion> + 'a {
+        list.iter()
+            .filter(move |slot| slot.from <= day && day < slot.to)
+            .map(|slot| &self.versions[slot.version as usize])
             .filter(move |v| v.recorded.at(known_at))
     }
 
@@ -144,8 +157,7 @@ impl Projection {
         };
         let day = on.julian_day();
         let mut found: Vec<HoldingView> = self
-            .holding_versions(&self.offices[ix as usize].holdings, known_at)
-            .filter(|v| v.days.0 <= day && day < v.days.1)
+            .versions_on(&self.offices[ix as usize].holdings, day, known_at)
             .map(|v| self.view(v))
             .collect();
         found.sort_by_key(|h| h.holding);
@@ -164,8 +176,7 @@ impl Projection {
         };
         let day = on.julian_day();
         let mut found: Vec<HoldingView> = self
-            .holding_versions(&self.persons[ix as usize].holdings, known_at)
-            .filter(|v| v.days.0 <= day && day < v.days.1)
+            .versions_on(&self.persons[ix as usize].holdings, day, known_at)
             .map(|v| self.view(v))
             .collect();
         found.sort_by_key(|h| h.holding);
@@ -423,8 +434,7 @@ impl Projection {
                 if kind_matches && self.office_unit_on(office, on, known_at) == Some(u) {
                     let day = on.julian_day();
                     persons.extend(
-                        self.holding_versions(&self.offices[office as usize].holdings, known_at)
-                            .filter(|v| v.days.0 <= day && day < v.days.1)
+                        self.versions_on(&self.offices[office as usize].holdings, day, known_at)
                             .map(|v| v.person),
                     );
                 }
