@@ -179,7 +179,7 @@ pub struct Projection {
     pub(crate) adoptions: Vec<AdoptionRow>,
     pub(crate) adoption_ix: HashMap<AdoptionId, u32>,
     pub(crate) models: HashMap<ModelId, ModelRow>,
-    pub(crate) bases: Vec<Arc<LegalBasis>>,
+    pub(crate) bases: Vec<LegalBasis>,
     pub(crate) names: NameIndex<PersonId>,
     pub(crate) applied: u64,
 }
@@ -213,7 +213,7 @@ impl Projection {
 
     fn basis(&mut self, basis: &Option<LegalBasis>) -> Option<u32> {
         basis.as_ref().map(|b| {
-            self.bases.push(Arc::new(b.clone()));
+            self.bases.push(b.clone());
             self.bases.len() as u32 - 1
         })
     }

@@ -8,9 +8,9 @@ use registry_domain::*;
 
 use crate::{HoldingVersion, Instant, Projection, Slot, Version};
 
-/// A holding as the registry states it.
+/// A holding as the registry states it, borrowing its legal bases from the read model.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HoldingView {
+pub struct HoldingView<'a> {
     /// The holding.
     pub holding: HoldingId,
     /// Who.
@@ -28,9 +28,9 @@ pub struct HoldingView {
     /// The term.
     pub term: Option<TermId>,
     /// The basis of its start.
-    pub basis: Option<Arc<LegalBasis>>,
+    pub basis: Option<&'a LegalBasis>,
     /// The basis of its end.
-    pub end_basis: Option<Arc<LegalBasis>>,
+    pub end_basis: Option<&'a LegalBasis>,
     /// When the registry recorded this version (microseconds since the Unix epoch).
     pub recorded_at: Instant,
 }
@@ -104,7 +104,7 @@ fn at<T>(versions: &[Version<T>], known_at: Option<Instant>) -> impl Iterator<It
 }
 
 impl Projection {
-    fn view(&self, v: &HoldingVersion) -> HoldingView {
+    fn view(&self, v: &HoldingVersion) -> HoldingView<'_> {
         HoldingView {
             holding: v.holding,
             person: self.persons[v.person as usize]
@@ -116,8 +116,8 @@ impl Projection {
             beginning: v.beginning,
             end_reason: v.end_reason,
             term: v.term,
-            basis: v.basis.map(|b| self.bases[b as usize].clone()),
-            end_basis: v.end_basis.map(|b| self.bases[b as usize].clone()),
+            basis: v.basis.map(|b| &self.bases[b as usize]),
+            end_basis: v.end_basis.map(|b| &self.bases[b as usize]),
             recorded_at: v.recorded.from,
         }
     }
@@ -151,7 +151,7 @@ impl Projection {
         office: OfficeId,
         on: Date,
         known_at: Option<Instant>,
-    ) -> Vec<HoldingView> {
+    ) -> Vec<HoldingView<'_>> {
         let Some(&ix) = self.office_ix.get(&office) else {
             return Vec::new();
         };
@@ -170,7 +170,7 @@ impl Projection {
         person: PersonId,
         on: Date,
         known_at: Option<Instant>,
-    ) -> Vec<HoldingView> {
+    ) -> Vec<HoldingView<'_>> {
         let Some(&ix) = self.person_ix.get(&person) else {
             return Vec::new();
         };
@@ -184,7 +184,11 @@ impl Projection {
     }
 
     /// Every holding of the office, in order of start.
-    pub fn office_history(&self, office: OfficeId, known_at: Option<Instant>) -> Vec<HoldingView> {
+    pub fn office_history(
+        &self,
+        office: OfficeId,
+        known_at: Option<Instant>,
+    ) -> Vec<HoldingView<'_>> {
         let Some(&ix) = self.office_ix.get(&office) else {
             return Vec::new();
         };
@@ -197,7 +201,7 @@ impl Projection {
     }
 
     /// Every holding of the person, in order of start.
-    pub fn career(&self, person: PersonId, known_at: Option<Instant>) -> Vec<HoldingView> {
+    pub fn career(&self, person: PersonId, known_at: Option<Instant>) -> Vec<HoldingView<'_>> {
         let Some(&ix) = self.person_ix.get(&person) else {
             return Vec::new();
         };
