@@ -5,7 +5,7 @@
 //! takes minutes and several GiB).
 //!
 //! Reports: rebuild speed (folding decoded events, and decoding stored JSON then folding),
-//! resident memory of the projection per event, snapshot size and save/load time, and the median and 99th percentile latency of
+//! the coverage index refresh, resident memory of the projection per event, snapshot size and save/load time, and the median and 99th percentile latency of
 //! each query kind, measured one call at a time in process.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -86,6 +86,9 @@ fn main() {
         projection.apply(fact.recorded_at, &fact.event);
     }
     let fold = t.elapsed();
+    let t = Instant::now();
+    projection.refresh_coverage();
+    let refresh = t.elapsed();
     let memory = resident_bytes().saturating_sub(before);
     drop(facts);
 
@@ -105,6 +108,10 @@ fn main() {
     println!(
         "rebuild (decode JSON + fold):  {:>10.0} events/s",
         n / decode_fold.as_secs_f64()
+    );
+    println!(
+        "coverage index refresh after the rebuild: {:.2} s",
+        refresh.as_secs_f64()
     );
     println!(
         "resident memory of the projection: {:.0} MiB, {:.0} bytes/event",

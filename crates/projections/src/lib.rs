@@ -30,6 +30,7 @@ use registry_domain::*;
 use serde::{Deserialize, Serialize};
 
 pub mod audit;
+mod coverage_index;
 pub mod search;
 pub mod snapshot;
 
@@ -47,7 +48,7 @@ pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::
 pub type Instant = i64;
 
 /// The end of recorded time: a version not (yet) superseded.
-const CURRENT: Instant = Instant::MAX;
+pub(crate) const CURRENT: Instant = Instant::MAX;
 
 /// The recorded-time interval during which the registry asserted a version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,6 +183,7 @@ pub struct Projection {
     pub(crate) bases: Vec<LegalBasis>,
     pub(crate) names: NameIndex<PersonId>,
     pub(crate) applied: u64,
+    pub(crate) coverage_index: coverage_index::CoverageIndex,
 }
 
 fn days(span: Span) -> (i32, i32) {
@@ -257,6 +259,66 @@ impl Projection {
     /// Folds one event, recorded at `recorded_at`, into the read models. Events must come in
     /// feed order. Never fails: events were decided against the state they follow.
     pub fn apply(&mut self, recorded_at: Instant, event: &Event) {
+        // Before and after: a correction may move a holding from one office to another.
+        self.mark_coverage(event);
+        self.fold(recorded_at, event);
+        self.mark_coverage(event);
+    }
+
+    /// Marks the precomputed coverage a change may affect: the communes above the offices a
+    /// holding event touches (before and after it), or everything after a change of structure,
+    /// adoptions or models.
+    fn mark_coverage(&mut self, event: &Event) {
+        let holding = match event {
+            Event::HoldingStarted(e) => Some(e.holding),
+            Event::HoldingEnded(e) => Some(e.holding),
+            Event::HoldingCorrected(e) => Some(e.holding),
+            Event::Retracted(e) => match e.target {
+                EntityRef::Holding(h) => Some(h),
+                EntityRef::Unit(_)
+                | EntityRef::Adoption(_)
+                | EntityRef::Model(_)
+                | EntityRef::Office(_) => {
+                    self.coverage_index.all_dirty = true;
+                    None
+                }
+                _ => None,
+            },
+            Event::OfficeCarried(_) | Event::OfficeAbolished(_) | Event::OfficeCorrected(_) => {
+                let office = match event {
+                    Event::OfficeCarried(e) => e.office,
+                    Event::OfficeAbolished(e) => e.office,
+                    Event::OfficeCorrected(e) => e.office,
+                    _ => return,
+                };
+                if let Some(&ix) = self.office_ix.get(&office) {
+                    self.mark_office(ix);
+                }
+                None
+            }
+            Event::UnitEstablished(_)
+            | Event::UnitMoved(_)
+            | Event::UnitsReorganised(_)
+            | Event::ModelDefined(_)
+            | Event::ModelAdopted(_)
+            | Event::ModelWithdrawn(_) => {
+                self.coverage_index.all_dirty = true;
+                None
+            }
+            _ => None,
+        };
+        if let Some(holding) = holding {
+            let office = self
+                .current
+                .get(&holding)
+                .map(|v| self.versions[*v as usize].office);
+            if let Some(office) = office {
+                self.mark_office(office);
+            }
+        }
+    }
+
+    fn fold(&mut self, recorded_at: Instant, event: &Event) {
         self.applied += 1;
         let at = recorded_at;
         match event {

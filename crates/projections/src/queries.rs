@@ -362,6 +362,32 @@ impl Projection {
         out
     }
 
+    /// The administrative areas under `root` on `on` (the root included): the units coverage
+    /// counts, found without visiting every body of every area.
+    fn area_tree(&self, root: u32, on: Date, known_at: Option<Instant>) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut stack = vec![root];
+        while let Some(u) = stack.pop() {
+            out.push(u);
+            for (child, link) in &self.units[u as usize].children {
+                let c = &self.units[*child as usize];
+                let version = &c.parents[*link as usize];
+                if c.kind == UnitKind::AdministrativeArea
+                    && version.recorded.at(known_at)
+                    && version.value.0 == u
+                    && version.value.1.contains(on)
+                {
+                    stack.push(*child);
+                }
+            }
+        }
+        // An area under two parents (or linked twice) is counted once. The domain refuses
+        // cycles, so the walk ends.
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// Predecessors and successors through merges, absorptions and splits, transitively: a
     /// question about a commune later merged finds what it became, and the reverse.
     pub fn lineage(&self, unit: UnitId, known_at: Option<Instant>) -> Lineage {
@@ -408,7 +434,13 @@ impl Projection {
         out
     }
 
-    fn adopted(&self, model: ModelId, unit: u32, on: Date, known_at: Option<Instant>) -> bool {
+    pub(crate) fn adopted(
+        &self,
+        model: ModelId,
+        unit: u32,
+        on: Date,
+        known_at: Option<Instant>,
+    ) -> bool {
         self.ancestors_or_self(unit, on, known_at).iter().any(|u| {
             self.units[*u as usize].adoptions.iter().any(|a| {
                 let adoption = &self.adoptions[*a as usize];
@@ -447,7 +479,7 @@ impl Projection {
         persons
     }
 
-    fn observed(
+    pub(crate) fn observed(
         &self,
         arrangement: &Arrangement,
         unit: u32,
@@ -492,7 +524,8 @@ impl Projection {
         at(&row.exists, known_at).next()?;
         let root = *self.unit_ix.get(&jurisdiction)?;
         let mut coverage = Coverage::default();
-        for ix in self.tree_ix(root, on, known_at) {
+        let day = on.julian_day();
+        for ix in self.area_tree(root, on, known_at) {
             let u = &self.units[ix as usize];
             let unit = u.id;
             if u.level != level
@@ -502,10 +535,23 @@ impl Projection {
                 continue;
             }
             coverage.units += 1;
-            if self.adopted(model, ix, on, known_at) {
+            // The precomputed timelines answer for the current knowledge when they are fresh.
+            let indexed = if known_at.is_none() {
+                self.indexed(model, ix)
+            } else {
+                None
+            };
+            let (declared, observed) = match indexed {
+                Some((declared, observed)) => (declared.at(day), observed.at(day)),
+                None => (
+                    self.adopted(model, ix, on, known_at),
+                    self.observed(&row.arrangement, ix, on, known_at),
+                ),
+            };
+            if declared {
                 coverage.declared.push(unit);
             }
-            if self.observed(&row.arrangement, ix, on, known_at) {
+            if observed {
                 coverage.observed.push(unit);
             }
         }

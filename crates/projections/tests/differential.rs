@@ -213,10 +213,21 @@ fn indexed_read_models_agree_with_a_naive_replay() {
     for seed in 0..registries {
         let generated = generate(&Config::tiny(seed));
         let facts = &generated.facts;
+        // Three copies: coverage from the plain definitions (never refreshed), from fresh
+        // precomputed timelines, and from timelines refreshed part way (partly stale).
         let mut projection = Projection::new();
-        for fact in facts {
+        let mut partly = Projection::new();
+        for (i, fact) in facts.iter().enumerate() {
             projection.apply(fact.recorded_at, &fact.event);
+            partly.apply(fact.recorded_at, &fact.event);
+            // Refreshed part way, and again just before the late corrections and retractions at
+            // the end of the feed, which then leave some communes stale.
+            if i == facts.len() * 7 / 10 || i + 30 == facts.len() {
+                partly.refresh_coverage();
+            }
         }
+        let mut refreshed = projection.clone();
+        refreshed.refresh_coverage();
         let mut rng = SmallRng::seed_from_u64(seed ^ 0xD1FF);
         let units: Vec<UnitId> = generated
             .registry
@@ -267,10 +278,21 @@ fn indexed_read_models_agree_with_a_naive_replay() {
                 let on = random_date(&mut rng);
                 let model = models[rng.random_range(0..models.len())];
                 let province = generated.catalogue.provinces[0];
+                let expected = reference_coverage(&reference, model, province, Level::Commune, on);
                 assert_eq!(
                     projection.coverage(model, province, Level::Commune, on, known_at),
-                    reference_coverage(&reference, model, province, Level::Commune, on),
+                    expected,
                     "coverage of {model} on {on} known at {known_at:?}"
+                );
+                assert_eq!(
+                    refreshed.coverage(model, province, Level::Commune, on, known_at),
+                    expected,
+                    "indexed coverage of {model} on {on} known at {known_at:?}"
+                );
+                assert_eq!(
+                    partly.coverage(model, province, Level::Commune, on, known_at),
+                    expected,
+                    "partly indexed coverage of {model} on {on} known at {known_at:?}"
                 );
                 compared += 2;
             }
@@ -313,4 +335,73 @@ fn a_retracted_holding_is_gone_now_but_visible_as_known_before() {
     );
     let now = projection.holders(started.office, on, None);
     assert!(now.iter().all(|h| h.holding != target), "gone after it");
+}
+
+/// A change after a refresh makes the touched commune's timelines stale; coverage must then
+/// answer from the plain definition, not from the stale index.
+#[test]
+fn a_stale_coverage_index_is_never_used() {
+    let generated = generate(&Config::tiny(4));
+    let mut projection = Projection::new();
+    for fact in &generated.facts {
+        projection.apply(fact.recorded_at, &fact.event);
+    }
+    projection.refresh_coverage();
+    let mut registry = generated.registry.clone();
+    let (holding, on) = registry
+        .holdings()
+        .filter(|(_, h)| matches!(h.beginning, Beginning::Concurrent { .. }))
+        .filter(|(_, h)| {
+            let office = registry.office(h.office).unwrap();
+            registry
+                .unit(office.unit_on(h.span().start))
+                .is_some_and(|u| u.level == Level::Commune)
+        })
+        .filter(|(_, h)| {
+            h.span()
+                .end
+                .is_none_or(|end| h.span().start.days_until(end) > 20)
+        })
+        .map(|(id, h)| (id, h.span().start.add_days(10)))
+        .min_by_key(|(id, _)| *id)
+        .expect("the tiny registry has concurrent holdings");
+    let province = generated.catalogue.provinces[0];
+    let models: Vec<ModelId> = registry.models().map(|(id, _)| id).collect();
+    let before: Vec<Option<Coverage>> = models
+        .iter()
+        .map(|m| projection.coverage(*m, province, Level::Commune, on, None))
+        .collect();
+    let retract = Command::Retract {
+        target: EntityRef::Holding(holding),
+        amendment: Amendment {
+            reason: "nhập nhầm".into(),
+            actor: "auditor".into(),
+            basis: None,
+        },
+    };
+    let decision = registry.decide(&retract, &Policy::default()).unwrap();
+    let recorded = generated.facts.last().unwrap().recorded_at + 1;
+    for event in &decision.events {
+        registry.apply(event);
+        projection.apply(recorded, event);
+    }
+    let after: Vec<Option<Coverage>> = models
+        .iter()
+        .map(|m| projection.coverage(*m, province, Level::Commune, on, None))
+        .collect();
+    let expected: Vec<Option<Coverage>> = models
+        .iter()
+        .map(|m| reference_coverage(&registry, *m, province, Level::Commune, on))
+        .collect();
+    assert_eq!(after, expected);
+    assert_ne!(
+        before, after,
+        "the retraction changed what is observed on {on}"
+    );
+    projection.refresh_coverage();
+    let refreshed: Vec<Option<Coverage>> = models
+        .iter()
+        .map(|m| projection.coverage(*m, province, Level::Commune, on, None))
+        .collect();
+    assert_eq!(refreshed, expected);
 }
