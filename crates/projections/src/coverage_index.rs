@@ -76,6 +76,11 @@ impl Projection {
 
     /// Marks the communes above the units an office was ever placed in.
     pub(crate) fn mark_office(&mut self, office: u32) {
+        if self.coverage_index.all_dirty {
+            // Everything is recomputed at the next refresh anyway (the common case while
+            // rebuilding from the feed).
+            return;
+        }
         let units: Vec<u32> = self.offices[office as usize]
             .placements
             .iter()
