@@ -11,14 +11,22 @@ use unicode_normalization::UnicodeNormalization;
 
 /// Folds a name for comparison: NFC, ASCII transliteration, lowercase, single spaces.
 pub fn fold(text: &str) -> String {
-    let nfc: String = text.nfc().collect();
-    let ascii = deunicode::deunicode(&nfc).to_lowercase();
+    // Names recorded by the domain are already NFC: skip the copy when a quick check says so.
+    let ascii = if unicode_normalization::is_nfc(text) {
+        deunicode::deunicode(text).to_lowercase()
+    } else {
+        deunicode::deunicode(&text.nfc().collect::<String>()).to_lowercase()
+    };
     ascii.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Exact comparison form: NFC, lowercase, single spaces (diacritics kept).
 pub fn exact(text: &str) -> String {
-    let nfc: String = text.nfc().collect::<String>().to_lowercase();
+    let nfc = if unicode_normalization::is_nfc(text) {
+        text.to_lowercase()
+    } else {
+        text.nfc().collect::<String>().to_lowercase()
+    };
     nfc.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
