@@ -210,6 +210,7 @@ fn indexed_read_models_agree_with_a_naive_replay() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(24);
     let mut compared = 0usize;
+    let mut vacancies = 0usize;
     for seed in 0..registries {
         let generated = generate(&Config::tiny(seed));
         let facts = &generated.facts;
@@ -266,9 +267,49 @@ fn indexed_read_models_agree_with_a_naive_replay() {
                     reference_unit(&reference, unit, on),
                     "{unit} on {on} known at {known_at:?}"
                 );
-                compared += 3;
+                let vacant = reference.office(office).map(|o| {
+                    o.life.contains(on)
+                        && reference_holdings(&reference, |h| h.office == office, on).is_empty()
+                });
+                assert_eq!(
+                    projection.vacant(office, on, known_at),
+                    vacant,
+                    "vacancy of {office} on {on} known at {known_at:?}"
+                );
+                vacancies += usize::from(vacant == Some(true));
+                let name = reference.person(person).map(|p| p.name_on(on).to_owned());
+                assert_eq!(
+                    projection.person_name(person, on, known_at),
+                    name,
+                    "name of {person} on {on} known at {known_at:?}"
+                );
+                compared += 5;
             }
             for _ in 0..5 {
+                let office = offices[rng.random_range(0..offices.len())];
+                let person = persons[rng.random_range(0..persons.len())];
+                let history = |keep: &dyn Fn(&state::Holding) -> bool| {
+                    let mut all: Vec<(Date, HoldingId)> = reference
+                        .holdings()
+                        .filter(|(_, h)| keep(h))
+                        .map(|(id, h)| (h.start.earliest(), id))
+                        .collect();
+                    all.sort();
+                    all.into_iter().map(|(_, id)| id).collect::<Vec<_>>()
+                };
+                let ids = |views: Vec<HoldingView>| {
+                    views.into_iter().map(|h| h.holding).collect::<Vec<_>>()
+                };
+                assert_eq!(
+                    ids(projection.office_history(office, known_at)),
+                    history(&|h| h.office == office),
+                    "history of {office} known at {known_at:?}"
+                );
+                assert_eq!(
+                    ids(projection.career(person, known_at)),
+                    history(&|h| h.person == person),
+                    "career of {person} known at {known_at:?}"
+                );
                 let unit = units[rng.random_range(0..units.len())];
                 assert_eq!(
                     projection.lineage(unit, known_at),
@@ -299,6 +340,10 @@ fn indexed_read_models_agree_with_a_naive_replay() {
         }
     }
     assert!(compared > 1000);
+    assert!(
+        vacancies > 10,
+        "the random queries met only {vacancies} vacancies"
+    );
 }
 
 #[test]

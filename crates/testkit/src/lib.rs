@@ -452,7 +452,12 @@ impl Builder {
             let end = end.min(until);
             self.end(holding, end);
             links.push((holding, person, start, Some(end)));
-            start = end;
+            // Now and then the seat stays empty for a while before the next holder.
+            start = if self.rng.random_bool(0.1) {
+                end + self.rng.random_range(30..400)
+            } else {
+                end
+            };
         }
         links
     }
