@@ -421,19 +421,6 @@ impl Subscription {
             }
         }
     }
-
-    /// The events already read and waiting, then the next batch; empty only if the store closed.
-    /// For consumers that fold many events at once.
-    pub async fn next_batch(&mut self) -> Result<Vec<RecordedEvent>, StoreError> {
-        let waiting: Vec<RecordedEvent> = self.current.by_ref().collect();
-        if !waiting.is_empty() {
-            return Ok(waiting);
-        }
-        match self.batches.recv().await {
-            Some(batch) => batch,
-            None => Ok(Vec::new()),
-        }
-    }
 }
 
 impl Drop for Subscription {

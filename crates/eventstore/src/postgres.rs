@@ -20,8 +20,8 @@
 //! A `streams` table holds each stream's last revision. An append locks its stream's row
 //! (`SELECT ... FOR UPDATE`), compares, inserts the events and updates the row in one
 //! transaction; a concurrent writer on the same stream waits for the lock and then sees the new
-//! revision. Two writers creating the same stream race on the primary key; the loser sees a
-//! conflict (or, for `ExpectedRevision::Any`, retries).
+//! revision. Two writers creating the same stream race on the primary key; the loser retries
+//! under the new row's lock and so sees the true revision.
 //!
 //! # Live delivery
 //!
@@ -100,6 +100,14 @@ struct Statements {
     read_backwards: String,
     read_all: String,
     head: String,
+}
+
+/// The outcome of one append transaction.
+enum Attempt {
+    /// Appended, or refused for a reason the caller must hear.
+    Done(Result<AppendResult, StoreError>),
+    /// Another writer created the stream first; nothing was written.
+    CreationRace,
 }
 
 fn pg_err(e: impl std::fmt::Display) -> StoreError {
@@ -267,7 +275,7 @@ impl PostgresStore {
         stream: &str,
         expected: ExpectedRevision,
         events: &[NewEvent],
-    ) -> Result<Result<AppendResult, StoreError>, StoreError> {
+    ) -> Result<Attempt, StoreError> {
         let sql = &self.inner.sql;
         let mut client = self.inner.pool.get().await.map_err(pg_err)?;
         let tx = client.transaction().await.map_err(pg_err)?;
@@ -283,11 +291,11 @@ impl PostgresStore {
             ExpectedRevision::Exact(r) => current == Some(r),
         };
         if !ok {
-            return Ok(Err(StoreError::WrongExpectedRevision {
+            return Ok(Attempt::Done(Err(StoreError::WrongExpectedRevision {
                 stream: stream.to_owned(),
                 expected,
                 actual: current,
-            }));
+            })));
         }
         let first = current.map_or(0, |r| r + 1);
         let last = first + events.len() as u64 - 1;
@@ -297,12 +305,8 @@ impl PostgresStore {
                 .await
                 .map_err(pg_err)?;
             if created == 0 {
-                // Another writer created the stream meanwhile: retry (Any) or report the conflict.
-                return Err(StoreError::WrongExpectedRevision {
-                    stream: stream.to_owned(),
-                    expected,
-                    actual: None,
-                });
+                // Another writer created the stream meanwhile: try again, now under its lock.
+                return Ok(Attempt::CreationRace);
             }
         } else {
             tx.execute(&sql.update_stream, &[&stream, &(last as i64)])
@@ -348,7 +352,7 @@ impl PostgresStore {
                     .and_then(|d| d.constraint().map(str::to_owned))
                     .unwrap_or_default();
                 if detail.contains("id") && !detail.contains("revision") {
-                    return Ok(Err(StoreError::DuplicateEventId(duplicate)));
+                    return Ok(Attempt::Done(Err(StoreError::DuplicateEventId(duplicate))));
                 }
                 return Err(pg_err(e));
             }
@@ -366,13 +370,13 @@ impl PostgresStore {
             message: format!("commit failed: {e}"),
             uncertain: true,
         })?;
-        Ok(Ok(AppendResult {
+        Ok(Attempt::Done(Ok(AppendResult {
             next_expected: last,
             position: Position {
                 commit: tx_id,
                 prepare: seq as u64,
             },
-        }))
+        })))
     }
 }
 
@@ -451,15 +455,11 @@ impl EventStore for PostgresStore {
     ) -> Result<AppendResult, StoreError> {
         check_append(stream, &events, self.inner.config.max_event_bytes)?;
         loop {
-            match self.try_append(stream, expected, &events).await {
-                Ok(outcome) => return outcome,
-                // A race to create the stream: for `Any` try again, it now exists.
-                Err(StoreError::WrongExpectedRevision { .. })
-                    if expected == ExpectedRevision::Any =>
-                {
-                    continue
-                }
-                Err(e) => return Err(e),
+            // A lost race to create the stream is retried: the stream now exists, so the next
+            // attempt waits for its lock and checks the expectation against its real revision.
+            match self.try_append(stream, expected, &events).await? {
+                Attempt::Done(outcome) => return outcome,
+                Attempt::CreationRace => continue,
             }
         }
     }

@@ -232,3 +232,39 @@ async fn transaction_ids_order_as_numbers() {
     );
     drop(fixture);
 }
+
+/// Writers racing to create one stream: exactly one wins, the others hear the stream's real
+/// revision (the loser of the race retries under the new row's lock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_racing_to_create_a_stream_see_its_real_revision() {
+    let Some(fixture) = postgres().await else {
+        return;
+    };
+    let store = fixture.store.clone();
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .append(
+                        "created-once",
+                        ExpectedRevision::NoStream,
+                        vec![event("First", b"{}")],
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut wins = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => wins += 1,
+            Err(StoreError::WrongExpectedRevision {
+                actual: Some(0), ..
+            }) => {}
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(wins, 1);
+    drop(fixture);
+}

@@ -284,14 +284,10 @@ impl Projection {
                 }
                 _ => None,
             },
-            Event::OfficeCarried(_) | Event::OfficeAbolished(_) | Event::OfficeCorrected(_) => {
-                let office = match event {
-                    Event::OfficeCarried(e) => e.office,
-                    Event::OfficeAbolished(e) => e.office,
-                    Event::OfficeCorrected(e) => e.office,
-                    _ => return,
-                };
-                if let Some(&ix) = self.office_ix.get(&office) {
+            Event::OfficeCarried(OfficeCarried { office, .. })
+            | Event::OfficeAbolished(OfficeAbolished { office, .. })
+            | Event::OfficeCorrected(OfficeCorrected { office, .. }) => {
+                if let Some(&ix) = self.office_ix.get(office) {
                     self.mark_office(ix);
                 }
                 None

@@ -303,13 +303,12 @@ impl Projection {
             .collect();
         parents.sort_unstable();
         parents.dedup();
-        let children: Vec<UnitId> = self
+        let mut children: Vec<UnitId> = self
             .children_on(ix, on, known_at)
             .into_iter()
             .map(|c| self.units[c as usize].id)
             .collect();
-        let mut sorted_children = children;
-        sorted_children.sort_unstable();
+        children.sort_unstable();
         let mut offices: Vec<OfficeId> = row
             .offices
             .iter()
@@ -330,7 +329,7 @@ impl Projection {
             life,
             name,
             parents,
-            children: sorted_children,
+            children,
             offices,
         })
     }
