@@ -5,9 +5,9 @@
 
 fn main() {
     eprintln!(
-        "registryd is not built yet: the domain model exists (crates/domain); \
-         the event store (issue 3), projections (issue 4) and gRPC services (issue 5) do not. \
-         Nothing is served."
+        "registryd is not built yet: the domain, the event store and the read models exist as \
+         libraries (crates/domain, crates/eventstore, crates/projections), but the gRPC services \
+         that would serve them (issue 5) do not. Nothing is served."
     );
     std::process::exit(2);
 }
