@@ -453,3 +453,67 @@ catalogue! {
     TermOpened => 1,
     Retracted => 1,
 }
+
+impl Event {
+    /// The entities the event names directly, the one it is about first.
+    ///
+    /// Audit histories index events by these; an event about a holding names its person and
+    /// office only where the payload carries them (`HoldingEnded` names just the holding).
+    pub fn subjects(&self) -> Vec<EntityRef> {
+        use EntityRef as R;
+        match self {
+            Self::PersonRegistered(e) => vec![R::Person(e.person)],
+            Self::PersonRenamed(e) => vec![R::Person(e.person)],
+            Self::PersonAliasAdded(e) => vec![R::Person(e.person)],
+            Self::PersonCorrected(e) => vec![R::Person(e.person)],
+            Self::UnitEstablished(e) => std::iter::once(R::Unit(e.unit))
+                .chain(e.parents.iter().map(|p| R::Unit(*p)))
+                .collect(),
+            Self::UnitRenamed(e) => vec![R::Unit(e.unit)],
+            Self::UnitMoved(e) => std::iter::once(R::Unit(e.unit))
+                .chain(e.parents.iter().map(|p| R::Unit(*p)))
+                .collect(),
+            Self::UnitsReorganised(e) => e
+                .predecessors
+                .iter()
+                .chain(&e.successors)
+                .map(|u| R::Unit(*u))
+                .collect(),
+            Self::OfficeCreated(e) => vec![R::Office(e.office), R::Unit(e.unit)],
+            Self::OfficeCarried(e) => vec![R::Office(e.office), R::Unit(e.unit)],
+            Self::OfficeAbolished(e) => vec![R::Office(e.office)],
+            Self::OfficeCorrected(e) => vec![R::Office(e.office)],
+            Self::HoldingStarted(e) => {
+                let mut refs = vec![
+                    R::Holding(e.holding),
+                    R::Person(e.person),
+                    R::Office(e.office),
+                ];
+                refs.extend(e.term.map(R::Term));
+                refs
+            }
+            Self::HoldingEnded(e) => vec![R::Holding(e.holding)],
+            Self::HoldingCorrected(e) => {
+                let mut refs = vec![
+                    R::Holding(e.holding),
+                    R::Person(e.after.person),
+                    R::Office(e.after.office),
+                ];
+                if e.before.person != e.after.person {
+                    refs.push(R::Person(e.before.person));
+                }
+                if e.before.office != e.after.office {
+                    refs.push(R::Office(e.before.office));
+                }
+                refs
+            }
+            Self::ModelDefined(e) => vec![R::Model(e.model)],
+            Self::ModelAdopted(e) => {
+                vec![R::Adoption(e.adoption), R::Model(e.model), R::Unit(e.unit)]
+            }
+            Self::ModelWithdrawn(e) => vec![R::Adoption(e.adoption)],
+            Self::TermOpened(e) => vec![R::Term(e.term), R::Unit(e.body)],
+            Self::Retracted(e) => vec![e.target],
+        }
+    }
+}

@@ -31,10 +31,12 @@ use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
+pub mod any;
 pub mod embedded;
 pub mod kurrent;
 pub mod postgres;
 
+pub use any::AnyStore;
 pub use embedded::{EmbeddedConfig, EmbeddedStore};
 pub use kurrent::KurrentStore;
 pub use postgres::{PostgresConfig, PostgresStore};

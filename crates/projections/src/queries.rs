@@ -220,6 +220,26 @@ impl Projection {
         Some(facts.life.contains(on) && self.holders(office, on, known_at).is_empty())
     }
 
+    /// The days a unit exists, as asserted at `known_at`; `None` for a unit unknown then.
+    pub fn unit_span(&self, unit: UnitId, known_at: Option<Instant>) -> Option<Span> {
+        self.unit_life(*self.unit_ix.get(&unit)?, known_at)
+    }
+
+    /// The office's title as asserted at `known_at` (titles are facts, corrected, not dated).
+    pub fn office_title(&self, office: OfficeId, known_at: Option<Instant>) -> Option<&str> {
+        let ix = *self.office_ix.get(&office)?;
+        at(&self.offices[ix as usize].facts, known_at)
+            .last()
+            .map(|facts| facts.title.as_str())
+    }
+
+    /// Whether the person is registered (and not retracted) as known at `known_at`.
+    pub fn knows_person(&self, person: PersonId, known_at: Option<Instant>) -> bool {
+        self.person_ix.get(&person).is_some_and(|ix| {
+            at(&self.persons[*ix as usize].names, known_at).any(|(since, _)| since.is_none())
+        })
+    }
+
     /// The person's name on `on`.
     pub fn person_name(
         &self,

@@ -1,13 +1,47 @@
-//! `registryd`, the all-in-one registry daemon: NOT BUILT YET (issue 5).
+//! `registryd`, the all-in-one registry daemon: the command, query, audit and admin services on
+//! one port, over one store (the embedded SQLite store by default), with gRPC health checking
+//! and server reflection.
 //!
-//! This placeholder exists so that the README's run command is real and honest: it says what is
-//! missing and exits with a failure status instead of pretending to serve.
+//! One writer and one reader are shared by the services, so a write is visible to the queries
+//! of this process as soon as its commit position is reached. `--services` hosts a subset, for
+//! deployments that scale the read side apart from the write side.
+
+use registry_admin::AdminApi;
+use registry_audit::AuditApi;
+use registry_command::CommandApi;
+use registry_query::QueryApi;
+use registry_runtime::serve::main_with;
+use registry_runtime::{Reader, Writer};
 
 fn main() {
-    eprintln!(
-        "registryd is not built yet: the domain, the event store and the read models exist as \
-         libraries (crates/domain, crates/eventstore, crates/projections), but the gRPC services \
-         that would serve them (issue 5) do not. Nothing is served."
-    );
-    std::process::exit(2);
+    main_with(|config, store| async move {
+        let hosts = |name: &str| config.services.iter().any(|s| s == name);
+        let limit = config.max_message_bytes;
+        let writer = if hosts("command") || hosts("admin") {
+            Some(Writer::open(store.clone(), Default::default()).await?)
+        } else {
+            None
+        };
+        let reader = (hosts("query") || hosts("audit") || hosts("admin"))
+            .then(|| Reader::start(store.clone()));
+        let mut routes = tonic::service::Routes::builder();
+        let mut names = Vec::new();
+        if let (true, Some(writer)) = (hosts("command"), &writer) {
+            routes.add_service(CommandApi::server(writer.clone(), limit));
+            names.push(registry_command::SERVICE_NAME);
+        }
+        if let (true, Some(reader)) = (hosts("query"), &reader) {
+            routes.add_service(QueryApi::server(reader.clone(), limit));
+            names.push(registry_query::SERVICE_NAME);
+        }
+        if let (true, Some(reader)) = (hosts("audit"), &reader) {
+            routes.add_service(AuditApi::server(reader.clone(), limit));
+            names.push(registry_audit::SERVICE_NAME);
+        }
+        if let (true, Some(writer), Some(reader)) = (hosts("admin"), writer, reader) {
+            routes.add_service(AdminApi::server(writer, reader, limit));
+            names.push(registry_admin::SERVICE_NAME);
+        }
+        Ok((routes.routes(), names))
+    });
 }

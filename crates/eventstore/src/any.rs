@@ -1,0 +1,84 @@
+//! [`AnyStore`]: one of the backends, chosen at run time.
+//!
+//! [`EventStore`] returns `impl Future`, so it cannot be a trait object; services that pick the
+//! backend from their configuration hold this enum, which forwards every call.
+
+use tokio::sync::watch;
+
+use crate::{
+    AppendResult, Direction, EmbeddedStore, EventStore, ExpectedRevision, KurrentStore, NewEvent,
+    Position, PostgresStore, RecordedEvent, StoreError, Subscription,
+};
+
+/// One of the event store backends.
+#[derive(Clone)]
+pub enum AnyStore {
+    /// SQLite in one file.
+    Embedded(EmbeddedStore),
+    /// A shared PostgreSQL database.
+    Postgres(PostgresStore),
+    /// EventStoreDB / KurrentDB.
+    Kurrent(KurrentStore),
+}
+
+impl AnyStore {
+    /// The backend's name: `embedded`, `postgres` or `kurrentdb`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Embedded(_) => "embedded",
+            Self::Postgres(_) => "postgres",
+            Self::Kurrent(_) => "kurrentdb",
+        }
+    }
+}
+
+macro_rules! forward {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            AnyStore::Embedded($store) => $call,
+            AnyStore::Postgres($store) => $call,
+            AnyStore::Kurrent($store) => $call,
+        }
+    };
+}
+
+impl EventStore for AnyStore {
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        forward!(self, s => s.append(stream, expected, events).await)
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from: u64,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        forward!(self, s => s.read_stream(stream, from, direction, limit).await)
+    }
+
+    async fn read_all(
+        &self,
+        after: Option<Position>,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        forward!(self, s => s.read_all(after, limit).await)
+    }
+
+    async fn head(&self) -> Result<Option<Position>, StoreError> {
+        forward!(self, s => s.head().await)
+    }
+
+    fn feed_changes(&self) -> watch::Receiver<u64> {
+        forward!(self, s => s.feed_changes())
+    }
+
+    fn subscribe(&self, after: Option<Position>) -> Subscription {
+        forward!(self, s => s.subscribe(after))
+    }
+}

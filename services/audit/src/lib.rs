@@ -1,0 +1,240 @@
+//! The audit service: the recorded history of any resource with its provenance, what the
+//! registry learned between two recorded instants, irregularities, and a live change feed.
+//!
+//! Histories come from the reader's audit index (which stream revisions concern a resource) and
+//! the events themselves, read from the store with their metadata: who recorded them, when,
+//! under which request, on what basis (in the payload), and which corrections followed.
+
+use std::pin::Pin;
+
+use registry_domain::{Event, Policy};
+use registry_eventstore::{Direction, EventStore, RecordedEvent};
+use registry_proto::v1 as pb;
+use registry_proto::v1::audit_service_server::{AuditService, AuditServiceServer};
+use registry_runtime::convert::{date, entity, irregularity_pb, known_at, timestamp};
+use registry_runtime::serve::{call, patience};
+use registry_runtime::{min_position, ApiError, Reader, STREAM};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+/// The gRPC service name, for health checking.
+pub const SERVICE_NAME: &str = "registry.v1.AuditService";
+
+/// Default and largest page sizes.
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
+
+/// The audit service over a replica's read models and its store.
+pub struct AuditApi {
+    reader: Reader,
+    policy: Policy,
+}
+
+impl AuditApi {
+    /// The service, with the request size limit applied.
+    pub fn server(reader: Reader, max_message_bytes: usize) -> AuditServiceServer<Self> {
+        AuditServiceServer::new(Self {
+            reader,
+            policy: Policy::default(),
+        })
+        .max_decoding_message_size(max_message_bytes)
+    }
+
+    /// Reads the events at these revisions of the registry stream, in order.
+    async fn events_at(&self, revisions: &[u64]) -> Result<Vec<RecordedEvent>, ApiError> {
+        let mut events = Vec::with_capacity(revisions.len());
+        let mut i = 0;
+        while i < revisions.len() {
+            // Read runs of consecutive revisions at once.
+            let mut run = 1;
+            while i + run < revisions.len() && revisions[i + run] == revisions[i] + run as u64 {
+                run += 1;
+            }
+            let batch = self
+                .reader
+                .store()
+                .read_stream(STREAM, revisions[i], Direction::Forwards, run)
+                .await?;
+            events.extend(batch);
+            i += run;
+        }
+        Ok(events)
+    }
+}
+
+fn page_size(page_size: i32) -> Result<usize, ApiError> {
+    match page_size {
+        n if n < 0 => Err(ApiError::invalid("page_size", format!("{n} is negative"))),
+        0 => Ok(DEFAULT_PAGE),
+        n => Ok((n as usize).min(MAX_PAGE)),
+    }
+}
+
+fn token(page_token: &str) -> Result<u64, ApiError> {
+    if page_token.is_empty() {
+        return Ok(0);
+    }
+    page_token
+        .parse()
+        .map_err(|_| ApiError::invalid("page_token", "is not a token this service gave"))
+}
+
+/// An event with its provenance, as the API shows it.
+pub fn change_pb(recorded: &RecordedEvent) -> pb::Change {
+    let subjects = Event::decode(
+        &recorded.event_type,
+        recorded.schema_version,
+        &recorded.payload,
+    )
+    .map(|e| e.subjects().iter().map(ToString::to_string).collect())
+    .unwrap_or_default();
+    pb::Change {
+        position: recorded.position.to_string(),
+        revision: recorded.revision,
+        event_id: recorded.id.to_string(),
+        event_type: recorded.event_type.to_string(),
+        schema_version: u32::from(recorded.schema_version),
+        recorded_at: Some(timestamp(recorded.recorded_at)),
+        actor: recorded.metadata.actor.to_string(),
+        request_id: recorded.metadata.request_id.clone().unwrap_or_default(),
+        payload_json: String::from_utf8_lossy(&recorded.payload).into_owned(),
+        subjects,
+    }
+}
+
+type ChangeStream = Pin<Box<dyn Stream<Item = Result<pb::StreamChangesResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AuditService for AuditApi {
+    async fn list_resource_history(
+        &self,
+        request: Request<pb::ListResourceHistoryRequest>,
+    ) -> Result<Response<pb::ListResourceHistoryResponse>, Status> {
+        let wait = patience(&request);
+        let r = request.into_inner();
+        call("ListResourceHistory", "", async {
+            let subject = entity("name", &r.name)?;
+            let size = page_size(r.page_size)?;
+            let from = token(&r.page_token)? as usize;
+            self.reader
+                .wait_for(min_position("min_position", &r.min_position)?, wait)
+                .await?;
+            let (revisions, next_page_token) = {
+                let models = self.reader.models();
+                let all = models.audit.history(subject.uuid());
+                if all.is_empty() {
+                    return Err(ApiError::NotFound(subject.to_string()));
+                }
+                let rest = all.get(from..).unwrap_or_default();
+                let next = if rest.len() > size {
+                    (from + size).to_string()
+                } else {
+                    String::new()
+                };
+                (rest[..rest.len().min(size)].to_vec(), next)
+            };
+            let changes = self
+                .events_at(&revisions)
+                .await?
+                .iter()
+                .map(change_pb)
+                .collect();
+            Ok(pb::ListResourceHistoryResponse {
+                changes,
+                next_page_token,
+            })
+        })
+        .await
+    }
+
+    async fn list_changes(
+        &self,
+        request: Request<pb::ListChangesRequest>,
+    ) -> Result<Response<pb::ListChangesResponse>, Status> {
+        let r = request.into_inner();
+        call("ListChanges", "", async {
+            let after = known_at("recorded_after", r.recorded_after.as_ref())?
+                .ok_or_else(|| ApiError::invalid("recorded_after", "is required"))?;
+            let until =
+                known_at("recorded_before", r.recorded_before.as_ref())?.unwrap_or(i64::MAX);
+            if until <= after {
+                return Err(ApiError::invalid(
+                    "recorded_before",
+                    "must be after recorded_after",
+                ));
+            }
+            let size = page_size(r.page_size)?;
+            let from = token(&r.page_token)?;
+            let (revisions, next) = self
+                .reader
+                .models()
+                .audit
+                .recorded_between(after, until, from, size);
+            let changes = self
+                .events_at(&revisions)
+                .await?
+                .iter()
+                .map(change_pb)
+                .collect();
+            Ok(pb::ListChangesResponse {
+                changes,
+                next_page_token: next.map(|n| n.to_string()).unwrap_or_default(),
+            })
+        })
+        .await
+    }
+
+    async fn list_irregularities(
+        &self,
+        request: Request<pb::ListIrregularitiesRequest>,
+    ) -> Result<Response<pb::ListIrregularitiesResponse>, Status> {
+        let wait = patience(&request);
+        let r = request.into_inner();
+        call("ListIrregularities", "", async {
+            let on = date("date", &r.date)?;
+            self.reader
+                .wait_for(min_position("min_position", &r.min_position)?, wait)
+                .await?;
+            let models = self.reader.models();
+            let irregularities = models
+                .irregularities
+                .list(&self.policy, on)
+                .iter()
+                .map(irregularity_pb)
+                .collect();
+            Ok(pb::ListIrregularitiesResponse { irregularities })
+        })
+        .await
+    }
+
+    type StreamChangesStream = ChangeStream;
+
+    async fn stream_changes(
+        &self,
+        request: Request<pb::StreamChangesRequest>,
+    ) -> Result<Response<ChangeStream>, Status> {
+        let r = request.into_inner();
+        let after = min_position("after_position", &r.after_position).map_err(Status::from)?;
+        tracing::info!(rpc = "StreamChanges", after = ?after, "subscribed");
+        let mut subscription = self.reader.store().subscribe(after);
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        tokio::spawn(async move {
+            while let Some(next) = subscription.next().await {
+                let item = match next {
+                    Ok(recorded) if &*recorded.stream != STREAM => continue,
+                    Ok(recorded) => Ok(pb::StreamChangesResponse {
+                        change: Some(change_pb(&recorded)),
+                    }),
+                    Err(e) => Err(Status::from(ApiError::from(e))),
+                };
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() || failed {
+                    return; // The caller went away, or the feed failed and was reported.
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+}

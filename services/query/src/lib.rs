@@ -1,0 +1,493 @@
+//! The query service: who held an office, which offices a person held, what a unit looked like,
+//! how many units applied a pilot model, on any date and as known at any recorded instant.
+//!
+//! Answers come from the replica's [`Reader`]: each call first waits (within its deadline) for
+//! the `min_position` it names, then reads the projection under a read lock, without awaiting.
+
+use registry_domain::{Date, PersonId};
+use registry_projections::{HoldingView, Instant, MatchKind, Projection};
+use registry_proto::v1 as pb;
+use registry_proto::v1::query_service_server::{QueryService, QueryServiceServer};
+use registry_runtime::convert::{
+    basis_pb, beginning_pb, date, end_reason_pb, id, known_at, level, level_pb, timestamp,
+    unit_kind_pb,
+};
+use registry_runtime::serve::{call, patience};
+use registry_runtime::{min_position, ApiError, Reader};
+use tonic::{Request, Response, Status};
+
+/// The gRPC service name, for health checking.
+pub const SERVICE_NAME: &str = "registry.v1.QueryService";
+
+/// The query service over a replica's read models.
+pub struct QueryApi {
+    reader: Reader,
+}
+
+impl QueryApi {
+    /// The service, with the request size limit applied.
+    pub fn server(reader: Reader, max_message_bytes: usize) -> QueryServiceServer<Self> {
+        QueryServiceServer::new(Self { reader }).max_decoding_message_size(max_message_bytes)
+    }
+}
+
+type Answer<T> = Result<Response<T>, Status>;
+
+/// Default and largest page sizes.
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
+
+/// One page of `items`: `page_token` is the offset to start from (opaque to callers).
+pub fn page<T>(
+    mut items: Vec<T>,
+    page_size: i32,
+    page_token: &str,
+    default: usize,
+) -> Result<(Vec<T>, String), ApiError> {
+    let size = match page_size {
+        n if n < 0 => return Err(ApiError::invalid("page_size", format!("{n} is negative"))),
+        0 => default,
+        n => (n as usize).min(MAX_PAGE),
+    };
+    let offset = if page_token.is_empty() {
+        0
+    } else {
+        page_token
+            .parse::<usize>()
+            .map_err(|_| ApiError::invalid("page_token", "is not a token this service gave"))?
+    };
+    let rest = items.split_off(offset.min(items.len()));
+    items = rest;
+    let next = if items.len() > size {
+        (offset + size).to_string()
+    } else {
+        String::new()
+    };
+    items.truncate(size);
+    Ok((items, next))
+}
+
+/// A holding as the API shows it.
+pub fn holding_pb(p: &Projection, h: &HoldingView<'_>, known_at: Option<Instant>) -> pb::Holding {
+    let (beginning, cause) = beginning_pb(h.beginning);
+    let (end, end_unknown) = match h.end {
+        registry_domain::HoldingEnd::Open => (String::new(), false),
+        registry_domain::HoldingEnd::Unknown => (String::new(), true),
+        registry_domain::HoldingEnd::On(day) => (day.to_string(), false),
+    };
+    pb::Holding {
+        name: h.holding.to_string(),
+        person: h.person.to_string(),
+        person_display_name: p
+            .person_name(h.person, h.start.earliest(), known_at)
+            .unwrap_or_default(),
+        office: h.office.to_string(),
+        office_title: p
+            .office_title(h.office, known_at)
+            .unwrap_or_default()
+            .to_owned(),
+        start: h.start.to_string(),
+        end,
+        end_unknown,
+        beginning: beginning as i32,
+        cause,
+        end_reason: h.end_reason.map_or(0, |r| end_reason_pb(r) as i32),
+        term: h.term.map(|t| t.to_string()).unwrap_or_default(),
+        basis: h.basis.map(basis_pb),
+        end_basis: h.end_basis.map(basis_pb),
+        recorded_at: Some(timestamp(h.recorded_at)),
+    }
+}
+
+fn unit_pb(
+    p: &Projection,
+    unit: registry_domain::UnitId,
+    on: Date,
+    known_at: Option<Instant>,
+) -> Option<pb::Unit> {
+    let view = p.unit_on(unit, on, known_at)?;
+    let names = |ids: Vec<_>| {
+        ids.into_iter()
+            .map(|i: registry_domain::UnitId| i.to_string())
+            .collect()
+    };
+    Some(pb::Unit {
+        name: view.unit.to_string(),
+        kind: unit_kind_pb(view.kind) as i32,
+        level: level_pb(view.level) as i32,
+        display_name: view.name,
+        valid_from: view.life.start.to_string(),
+        valid_until: view.life.end.map(|d| d.to_string()).unwrap_or_default(),
+        parents: names(view.parents),
+        children: names(view.children),
+        offices: view.offices.into_iter().map(|o| o.to_string()).collect(),
+    })
+}
+
+fn position_text(position: Option<registry_eventstore::Position>) -> String {
+    position.map(|p| p.to_string()).unwrap_or_default()
+}
+
+fn person_known(
+    p: &Projection,
+    person: PersonId,
+    known_at: Option<Instant>,
+) -> Result<(), ApiError> {
+    if p.knows_person(person, known_at) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(person.to_string()))
+    }
+}
+
+#[tonic::async_trait]
+impl QueryService for QueryApi {
+    async fn get_office_holders(
+        &self,
+        request: Request<pb::GetOfficeHoldersRequest>,
+    ) -> Answer<pb::GetOfficeHoldersResponse> {
+        let wait = patience(&request);
+        let r = request.into_inner();
+        call("GetOfficeHolders", "", async {
+            let office = id("office", &r.office, "offices")?;
+            let on = date("date", &r.date)?;
+            let known_at = known_at("known_at", r.known_at.as_ref())?;
+            self.reader
+                .wait_for(min_position("min_position", &r.min_position)?, wait)
+                .await?;
+            let models = self.reader.models();
+            let p = &models.projection;
+            let vacant = p
+                .vacant(office, on, known_at)
+                .ok_or_else(|| ApiError::NotFound(office.to_string()))?;
+            let holdings = p
+                .holders(office, on, known_at)
+                .iter()
+                .map(|h| holding_pb(p, h, known_at))
+                .collect();
+            Ok(pb::GetOfficeHoldersResponse {
+                holdings,
+                vacant,
+                position: position_text(models.position),
+            })
+        })
+        .await
+    }
+
+    async fn list_office_history(
+        &self,
+        request: Request<pb::ListOfficeHistoryRequest>,
+    ) -> Answer<pb::ListOfficeHistoryResponse> {
+        let wait = patience(&request);
+        let r = request.into_inner();
+        call("ListOfficeHistory", "", async {
+            let office = id("office", &r.office, "offices")?;
+            let known_at = known_at("known_at", r.known_at.as_ref())?;
+            self.reader
+                .wait_for(min_position("min_position", &r.min_position)?, wait)
+                .await?;
+            let models = self.reader.models();
+            let p = &models.projection;
+            p.office_title(office, known_at)
+                .ok_or_else(|| ApiError::NotFound(office.to_string()))?;
+            let (views, next_page_token) = page(
+                p.office_history(office, known_at),
+                r.page_size,
+                &r.page_token,
+                DEFAULT_PAGE,
+            )?;
+            let holdings = views.iter().map(|h| holding_pb(p, h, known_at)).collect();
+            Ok(pb::ListOfficeHistoryResponse {
+                holdings,
+                next_page_token,
+                position: position_text(models.position),
+            })
+        })
+        .await
+    }
+
+    async fn list_person_offices(
+        &self,
+        request: Request<pb::ListPersonOfficesRequest>,
+    ) -> Answer<pb::ListPersonOfficesResponse> {
+        let wait = patience(&request);
+        let r = request.into_inner();
+        call("ListPersonOffices", "", async {
+            let person = id("person", &r.person, "persons")?;
+            let on = date("date", &r.date)?;
+            let known_at = known_at("known_at", r.known_at.as_ref())?;
+            self.reader
+                .wait_for(min_position("min_position", &r.min_position)?, wait)
+                .await?;
+            let models = self.reader.models();
+            let p = &models.projection;
+            person_known(p, person, known_at)?;
+            let holdings = p
+                .offices_of(person, on, known_at)
+                .iter()
+                .map(|h| holding_pb(p, h, known_at))
+                .collect();
+            Ok(pb::ListPersonOfficesResponse {
+                holdings,
+                position: position_text(models.position),
+            })
+        })
+        .await
+    }
+
+    async fn list_person_career(
+        &self,
+        request: Request<pb::ListPersonCareerRequest>,
+    ) -> Answer<pb::ListPersonCareerResponse> {
+        let wait = patience(&request);
+        let r = request.into_inner();
+        call("ListPersonCareer", "", async {
+            let person = id("person", &r.person, "persons")?;
+            let known_at = known_at("known_at", r.known_at.as_ref())?;
+            self.reader
+                .wait_for(min_position("min_position", &r.min_position)?, wait)
+                .await?;
+            let models = self.reader.models();
+            let p = &models.projection;
+            person_known(p, person, known_at)?;
+            let (views, next_page_token) = page(
+                p.career(person, known_at),
+                r.page_size,
+                &r.page_token,
+                DEFAULT_PAGE,
+            )?;
+            let holdings = views.iter().map(|h| holding_pb(p, h, known_at)).collect();
+            Ok(pb::ListPersonCareerResponse {
+                holdings,
+                next_page_token,
+                position: position_text(models.position),
+            })
+        })
+        .await
+    }
+
+    async fn get_person(
+        &self,
+        request: Request<pb::GetPersonRequest>,
+    ) -> Answer<pb::GetPersonResponse> {
+        let wait = patience(&request);
+        let r = request.into_inner();
+        call("GetPerson", "", async {
+            let person: PersonId = id("name", &r.name, "persons")?;
+            let on = date("date", &r.date)?;
+            let known_at = known_at("known_at", r.known_at.as_ref())?;
+            self.reader
+                .wait_for(min_position("min_position", &r.min_position)?, wait)
+                .await?;
+            let models = self.reader.models();
+            let display_name = models
+                .projection
+                .person_name(person, on, known_at)
+                .ok_or_else(|| ApiError::NotFound(person.to_string()))?;
+            Ok(pb::GetPersonResponse {
+                name: person.to_string(),
+                display_name,
+                position: position_text(models.position),
+            })
+        })
+        .await
+    }
+
+    async fn search_persons(
+        &self,
+        request: Request<pb::SearchPersonsRequest>,
+    ) -> Answer<pb::SearchPersonsResponse> {
+        let wait = patience(&request);
+        let r = request.into_inner();
+        call("SearchPersons", "", async {
+            if r.query.trim().is_empty() {
+                return Err(ApiError::invalid("query", "is required"));
+            }
+            if r.query.chars().count() > registry_domain::MAX_NAME_CHARS {
+                return Err(ApiError::invalid(
+                    "query",
+                    format!(
+                        "is longer than {} characters",
+                        registry_domain::MAX_NAME_CHARS
+                    ),
+                ));
+            }
+            let limit = match r.page_size {
+                n if n < 0 => {
+                    return Err(ApiError::invalid("page_size", format!("{n} is negative")))
+                }
+                0 => 20,
+                n => (n as usize).min(MAX_PAGE),
+            };
+            self.reader
+                .wait_for(min_position("min_position", &r.min_position)?, wait)
+                .await?;
+            let models = self.reader.models();
+            let matches = models
+                .projection
+                .search(&r.query, limit)
+                .into_iter()
+                .map(|(person, display_name, kind)| pb::PersonMatch {
+                    person: person.to_string(),
+                    display_name,
+                    match_kind: match kind {
+                        MatchKind::Exact => pb::MatchKind::Exact,
+                        MatchKind::Folded => pb::MatchKind::Folded,
+                        MatchKind::Words => pb::MatchKind::Words,
+                    } as i32,
+                })
+                .collect();
+            Ok(pb::SearchPersonsResponse {
+                matches,
+                position: position_text(models.position),
+            })
+        })
+        .await
+    }
+
+    async fn get_unit(&self, request: Request<pb::GetUnitRequest>) -> Answer<pb::GetUnitResponse> {
+        let wait = patience(&request);
+        let r = request.into_inner();
+        call("GetUnit", "", async {
+            let unit = id("name", &r.name, "units")?;
+            let on = date("date", &r.date)?;
+            let known_at = known_at("known_at", r.known_at.as_ref())?;
+            self.reader
+                .wait_for(min_position("min_position", &r.min_position)?, wait)
+                .await?;
+            let models = self.reader.models();
+            let unit = unit_pb(&models.projection, unit, on, known_at)
+                .ok_or_else(|| ApiError::NotFound(format!("{unit} on {on}")))?;
+            Ok(pb::GetUnitResponse {
+                unit: Some(unit),
+                position: position_text(models.position),
+            })
+        })
+        .await
+    }
+
+    async fn list_unit_tree(
+        &self,
+        request: Request<pb::ListUnitTreeRequest>,
+    ) -> Answer<pb::ListUnitTreeResponse> {
+        let wait = patience(&request);
+        let r = request.into_inner();
+        call("ListUnitTree", "", async {
+            let root = id("root", &r.root, "units")?;
+            let on = date("date", &r.date)?;
+            let known_at = known_at("known_at", r.known_at.as_ref())?;
+            self.reader
+                .wait_for(min_position("min_position", &r.min_position)?, wait)
+                .await?;
+            let models = self.reader.models();
+            let p = &models.projection;
+            let tree = p.tree(root, on, known_at);
+            if tree.is_empty() {
+                return Err(ApiError::NotFound(format!("{root} on {on}")));
+            }
+            let (ids, next_page_token) = page(tree, r.page_size, &r.page_token, DEFAULT_PAGE)?;
+            let units = ids
+                .into_iter()
+                .filter_map(|u| unit_pb(p, u, on, known_at))
+                .collect();
+            Ok(pb::ListUnitTreeResponse {
+                units,
+                next_page_token,
+                position: position_text(models.position),
+            })
+        })
+        .await
+    }
+
+    async fn get_unit_lineage(
+        &self,
+        request: Request<pb::GetUnitLineageRequest>,
+    ) -> Answer<pb::GetUnitLineageResponse> {
+        let wait = patience(&request);
+        let r = request.into_inner();
+        call("GetUnitLineage", "", async {
+            let unit = id("name", &r.name, "units")?;
+            let known_at = known_at("known_at", r.known_at.as_ref())?;
+            self.reader
+                .wait_for(min_position("min_position", &r.min_position)?, wait)
+                .await?;
+            let models = self.reader.models();
+            let p = &models.projection;
+            p.unit_span(unit, known_at)
+                .ok_or_else(|| ApiError::NotFound(unit.to_string()))?;
+            let lineage = p.lineage(unit, known_at);
+            let links = |links: Vec<(registry_domain::UnitId, Date)>| {
+                links
+                    .into_iter()
+                    .map(|(unit, on)| pb::LineageLink {
+                        unit: unit.to_string(),
+                        valid_from: on.to_string(),
+                    })
+                    .collect()
+            };
+            Ok(pb::GetUnitLineageResponse {
+                predecessors: links(lineage.predecessors),
+                successors: links(lineage.successors),
+                position: position_text(models.position),
+            })
+        })
+        .await
+    }
+
+    async fn get_model_coverage(
+        &self,
+        request: Request<pb::GetModelCoverageRequest>,
+    ) -> Answer<pb::GetModelCoverageResponse> {
+        let wait = patience(&request);
+        let r = request.into_inner();
+        call("GetModelCoverage", "", async {
+            let model = id("model", &r.model, "models")?;
+            let jurisdiction = id("jurisdiction", &r.jurisdiction, "units")?;
+            let level = level("level", r.level)?;
+            let on = date("date", &r.date)?;
+            let known_at = known_at("known_at", r.known_at.as_ref())?;
+            self.reader
+                .wait_for(min_position("min_position", &r.min_position)?, wait)
+                .await?;
+            let models = self.reader.models();
+            let coverage = models
+                .projection
+                .coverage(model, jurisdiction, level, on, known_at)
+                .ok_or_else(|| ApiError::NotFound(format!("{model} or {jurisdiction}")))?;
+            let names = |ids: Vec<registry_domain::UnitId>| {
+                ids.into_iter().map(|u| u.to_string()).collect()
+            };
+            Ok(pb::GetModelCoverageResponse {
+                unit_count: i32::try_from(coverage.units).unwrap_or(i32::MAX),
+                declared_only: names(coverage.declared_only()),
+                observed_only: names(coverage.observed_only()),
+                declared: names(coverage.declared),
+                observed: names(coverage.observed),
+                position: position_text(models.position),
+            })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_cover_every_item_once() {
+        let items: Vec<u32> = (0..25).collect();
+        let mut seen = Vec::new();
+        let mut token = String::new();
+        loop {
+            let (chunk, next) = page(items.clone(), 10, &token, 100).unwrap_or_default();
+            seen.extend(chunk);
+            if next.is_empty() {
+                break;
+            }
+            token = next;
+        }
+        assert_eq!(seen, items);
+        assert!(page(items, -1, "", 100).is_err());
+    }
+}

@@ -1,0 +1,247 @@
+//! Every mutating request of the API as a domain [`Command`]: the command and admin services'
+//! edge. Each field's errors name the request field.
+
+use registry_domain::{self as d, Command};
+use registry_proto::v1 as pb;
+
+use crate::convert::{
+    amendment, arrangement, basis, beginning, capacity, date, end_reason, entity, field,
+    holding_end, id, ids, level, new_id, office_kind, opt_basis, opt_date, opt_id,
+    opt_partial_date, partial_date, text, unit_ending, unit_kind, Parsed,
+};
+
+/// Implements [`WriteRequest`] for request types: `RPC name, Request => Response, |request,
+/// actor| command`.
+
+macro_rules! write_requests {
+    ($($rpc:literal, $request:ty => $response:ident, |$r:ident, $actor:pat_param| $command:expr;)*) => {
+        $(
+            impl crate::WriteRequest for $request {
+                const RPC: &'static str = $rpc;
+                type Response = registry_proto::v1::$response;
+                fn request_id(&self) -> &str {
+                    &self.request_id
+                }
+                fn command(&self, $actor: &str) -> Result<registry_domain::Command, crate::ApiError> {
+                    let $r = self;
+                    Ok($command)
+                }
+                fn respond(result: registry_proto::v1::WriteResult) -> Self::Response {
+                    registry_proto::v1::$response { result: Some(result) }
+                }
+            }
+        )*
+    };
+}
+
+fn aliases(values: &[String]) -> Parsed<Vec<String>> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, alias)| text(&format!("aliases[{i}]"), alias))
+        .collect()
+}
+
+fn successor(i: usize, s: &pb::Successor) -> Parsed<d::Successor> {
+    let f = format!("successors[{i}]");
+    match &s.successor {
+        None => Err(crate::ApiError::invalid(
+            f,
+            "is required: an existing unit or a new unit",
+        )),
+        Some(pb::successor::Successor::Existing(unit)) => Ok(d::Successor::Existing {
+            unit: id(&field(&f, "existing"), unit, "units")?,
+        }),
+        Some(pb::successor::Successor::NewUnit(n)) => {
+            let f = field(&f, "new_unit");
+            Ok(d::Successor::New(d::NewUnit {
+                unit: new_id(&field(&f, "unit_id"), &n.unit_id, "units")?,
+                kind: unit_kind(&field(&f, "kind"), n.kind)?,
+                level: level(&field(&f, "level"), n.level)?,
+                name: text(&field(&f, "display_name"), &n.display_name)?,
+                parents: ids(&field(&f, "parents"), &n.parents, "units")?,
+            }))
+        }
+    }
+}
+
+/// A reorganisation; a new successor without an id gets one, and offices carried to it may name
+/// it by the `unit_id` given.
+fn reorganisation(r: &pb::ReorganiseUnitsRequest) -> Parsed<d::Reorganisation> {
+    let successors: Vec<d::Successor> = r
+        .successors
+        .iter()
+        .enumerate()
+        .map(|(i, s)| successor(i, s))
+        .collect::<Parsed<_>>()?;
+    let offices = r
+        .offices
+        .iter()
+        .enumerate()
+        .map(|(i, fate)| {
+            let f = format!("offices[{i}]");
+            let office: d::OfficeId = id(&field(&f, "office"), &fate.office, "offices")?;
+            let fate = match opt_id(&field(&f, "carry_to"), &fate.carry_to, "units")? {
+                None => d::OfficeFate::Abolish,
+                Some(unit) => d::OfficeFate::CarryTo(unit),
+            };
+            Ok((office, fate))
+        })
+        .collect::<Parsed<_>>()?;
+    let children = r
+        .children
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let f = format!("children[{i}]");
+            Ok((
+                id(&field(&f, "unit"), &c.unit, "units")?,
+                ids(&field(&f, "parents"), &c.parents, "units")?,
+            ))
+        })
+        .collect::<Parsed<_>>()?;
+    Ok(d::Reorganisation {
+        ending: unit_ending("ending", r.ending)?,
+        predecessors: ids("predecessors", &r.predecessors, "units")?,
+        successors,
+        on: date("valid_from", &r.valid_from)?,
+        basis: basis("basis", r.basis.as_ref())?,
+        offices,
+        children,
+    })
+}
+
+write_requests! {
+    "RegisterPerson", pb::RegisterPersonRequest => RegisterPersonResponse, |r, _| Command::RegisterPerson {
+        person: new_id("person_id", &r.person_id, "persons")?,
+        name: text("display_name", &r.display_name)?,
+        aliases: aliases(&r.aliases)?,
+        birth: opt_partial_date("birth", &r.birth)?,
+    };
+    "RenamePerson", pb::RenamePersonRequest => RenamePersonResponse, |r, _| Command::RenamePerson {
+        person: id("person", &r.person, "persons")?,
+        name: text("display_name", &r.display_name)?,
+        on: date("valid_from", &r.valid_from)?,
+    };
+    "AddPersonAlias", pb::AddPersonAliasRequest => AddPersonAliasResponse, |r, _| Command::AddPersonAlias {
+        person: id("person", &r.person, "persons")?,
+        alias: text("alias", &r.alias)?,
+    };
+    "EstablishUnit", pb::EstablishUnitRequest => EstablishUnitResponse, |r, _| Command::EstablishUnit {
+        unit: new_id("unit_id", &r.unit_id, "units")?,
+        kind: unit_kind("kind", r.kind)?,
+        level: level("level", r.level)?,
+        name: text("display_name", &r.display_name)?,
+        parents: ids("parents", &r.parents, "units")?,
+        on: date("valid_from", &r.valid_from)?,
+        basis: basis("basis", r.basis.as_ref())?,
+    };
+    "RenameUnit", pb::RenameUnitRequest => RenameUnitResponse, |r, _| Command::RenameUnit {
+        unit: id("unit", &r.unit, "units")?,
+        name: text("display_name", &r.display_name)?,
+        on: date("valid_from", &r.valid_from)?,
+        basis: basis("basis", r.basis.as_ref())?,
+    };
+    "MoveUnit", pb::MoveUnitRequest => MoveUnitResponse, |r, _| Command::MoveUnit {
+        unit: id("unit", &r.unit, "units")?,
+        parents: ids("parents", &r.parents, "units")?,
+        on: date("valid_from", &r.valid_from)?,
+        basis: basis("basis", r.basis.as_ref())?,
+    };
+    "ReorganiseUnits", pb::ReorganiseUnitsRequest => ReorganiseUnitsResponse, |r, _| Command::Reorganise(reorganisation(r)?);
+    "CreateOffice", pb::CreateOfficeRequest => CreateOfficeResponse, |r, _| Command::CreateOffice {
+        office: new_id("office_id", &r.office_id, "offices")?,
+        unit: id("unit", &r.unit, "units")?,
+        title: text("title", &r.title)?,
+        kind: office_kind("kind", r.kind)?,
+        capacity: capacity("capacity", r.capacity.as_ref())?,
+        on: date("valid_from", &r.valid_from)?,
+        basis: opt_basis("basis", r.basis.as_ref())?,
+    };
+    "AbolishOffice", pb::AbolishOfficeRequest => AbolishOfficeResponse, |r, _| Command::AbolishOffice {
+        office: id("office", &r.office, "offices")?,
+        on: date("valid_from", &r.valid_from)?,
+        basis: opt_basis("basis", r.basis.as_ref())?,
+    };
+    "StartHolding", pb::StartHoldingRequest => StartHoldingResponse, |r, _| Command::StartHolding {
+        holding: new_id("holding_id", &r.holding_id, "holdings")?,
+        person: id("person", &r.person, "persons")?,
+        office: id("office", &r.office, "offices")?,
+        start: partial_date("valid_from", &r.valid_from)?,
+        beginning: beginning("beginning", r.beginning, "cause", &r.cause)?,
+        term: opt_id("term", &r.term, "terms")?,
+        basis: opt_basis("basis", r.basis.as_ref())?,
+    };
+    "EndHolding", pb::EndHoldingRequest => EndHoldingResponse, |r, _| Command::EndHolding {
+        holding: id("holding", &r.holding, "holdings")?,
+        end: holding_end("valid_until", &r.valid_until, "end_unknown", r.end_unknown, false)?,
+        reason: end_reason("reason", r.reason)?,
+        basis: opt_basis("basis", r.basis.as_ref())?,
+    };
+    "DefineModel", pb::DefineModelRequest => DefineModelResponse, |r, _| Command::DefineModel {
+        model: new_id("model_id", &r.model_id, "models")?,
+        name: text("display_name", &r.display_name)?,
+        arrangement: arrangement("arrangement", r.arrangement.as_ref())?,
+        authorised_by: basis("authorised_by", r.authorised_by.as_ref())?,
+    };
+    "AdoptModel", pb::AdoptModelRequest => AdoptModelResponse, |r, _| Command::AdoptModel {
+        adoption: new_id("adoption_id", &r.adoption_id, "adoptions")?,
+        model: id("model", &r.model, "models")?,
+        unit: id("unit", &r.unit, "units")?,
+        on: date("valid_from", &r.valid_from)?,
+        basis: basis("basis", r.basis.as_ref())?,
+    };
+    "WithdrawModel", pb::WithdrawModelRequest => WithdrawModelResponse, |r, _| Command::WithdrawModel {
+        adoption: id("adoption", &r.adoption, "adoptions")?,
+        on: date("valid_from", &r.valid_from)?,
+        basis: basis("basis", r.basis.as_ref())?,
+    };
+    "OpenTerm", pb::OpenTermRequest => OpenTermResponse, |r, _| Command::OpenTerm {
+        term: new_id("term_id", &r.term_id, "terms")?,
+        body: id("body", &r.body, "units")?,
+        label: text("label", &r.label)?,
+        start: date("valid_from", &r.valid_from)?,
+        planned_end: opt_date("planned_until", &r.planned_until)?,
+    };
+    "CorrectPerson", pb::CorrectPersonRequest => CorrectPersonResponse, |r, actor| Command::CorrectPerson {
+        person: id("person", &r.person, "persons")?,
+        after: d::event::PersonFacts {
+            name: text("display_name", &r.display_name)?,
+            birth: opt_partial_date("birth", &r.birth)?,
+        },
+        amendment: amendment("amendment", r.amendment.as_ref(), actor)?,
+    };
+    "CorrectOffice", pb::CorrectOfficeRequest => CorrectOfficeResponse, |r, actor| Command::CorrectOffice {
+        office: id("office", &r.office, "offices")?,
+        after: d::event::OfficeFacts {
+            title: text("title", &r.title)?,
+            kind: office_kind("kind", r.kind)?,
+            capacity: capacity("capacity", r.capacity.as_ref())?,
+            established: date("valid_from", &r.valid_from)?,
+            abolished: opt_date("valid_until", &r.valid_until)?,
+        },
+        amendment: amendment("amendment", r.amendment.as_ref(), actor)?,
+    };
+    "CorrectHolding", pb::CorrectHoldingRequest => CorrectHoldingResponse, |r, actor| {
+        let end = holding_end("valid_until", &r.valid_until, "end_unknown", r.end_unknown, true)?;
+        let end_reason = if r.end_reason == 0 { None } else { Some(end_reason("end_reason", r.end_reason)?) };
+        Command::CorrectHolding {
+            holding: id("holding", &r.holding, "holdings")?,
+            after: d::event::HoldingFacts {
+                person: id("person", &r.person, "persons")?,
+                office: id("office", &r.office, "offices")?,
+                start: partial_date("valid_from", &r.valid_from)?,
+                end,
+                beginning: beginning("beginning", r.beginning, "cause", &r.cause)?,
+                end_reason,
+                term: opt_id("term", &r.term, "terms")?,
+                basis: opt_basis("basis", r.basis.as_ref())?,
+            },
+            amendment: amendment("amendment", r.amendment.as_ref(), actor)?,
+        }
+    };
+    "RetractRecord", pb::RetractRecordRequest => RetractRecordResponse, |r, actor| Command::Retract {
+        target: entity("name", &r.name)?,
+        amendment: amendment("amendment", r.amendment.as_ref(), actor)?,
+    };
+}

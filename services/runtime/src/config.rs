@@ -1,0 +1,348 @@
+//! Service configuration: flags, environment variables and an optional TOML file, in that order
+//! of precedence, validated before anything is bound or opened.
+//!
+//! Every binary of the registry takes the same options (`--help` lists them with their
+//! environment variables). A bad configuration stops the process with exit status 64 and a
+//! message naming the option.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use registry_eventstore::{
+    AnyStore, EmbeddedConfig, EmbeddedStore, KurrentStore, PostgresConfig, PostgresStore,
+};
+use serde::Deserialize;
+use thiserror::Error;
+
+/// Options as given on the command line or in the environment.
+#[derive(Debug, Default, Parser)]
+#[command(version, about = "A service of the organisational registry (gRPC)")]
+pub struct Options {
+    /// Address to listen on [default: 127.0.0.1:50051].
+    #[arg(long, env = "REGISTRY_LISTEN")]
+    pub listen: Option<String>,
+    /// The event store: `embedded` (SQLite under --data-dir), `postgres://…`, or a KurrentDB
+    /// connection string (`esdb://…`, `kurrentdb://…`) [default: embedded].
+    #[arg(long, env = "REGISTRY_STORE")]
+    pub store: Option<String>,
+    /// Directory of the embedded store [default: ./registry-data].
+    #[arg(long, env = "REGISTRY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL schema of the store's tables [default: registry].
+    #[arg(long, env = "REGISTRY_PG_SCHEMA")]
+    pub pg_schema: Option<String>,
+    /// Largest request message accepted, in bytes [default: 4194304].
+    #[arg(long, env = "REGISTRY_MAX_MESSAGE_BYTES")]
+    pub max_message_bytes: Option<usize>,
+    /// Requests served at once per connection [default: 256].
+    #[arg(long, env = "REGISTRY_CONCURRENCY")]
+    pub concurrency: Option<usize>,
+    /// Longest time a call may take, in seconds, whatever its own deadline [default: 60].
+    #[arg(long, env = "REGISTRY_TIMEOUT_SECONDS")]
+    pub timeout_seconds: Option<u64>,
+    /// Grace period for in-flight calls at shutdown, in seconds [default: 10].
+    #[arg(long, env = "REGISTRY_GRACE_SECONDS")]
+    pub grace_seconds: Option<u64>,
+    /// `registryd` only: the services to host, comma-separated, from command, query, audit and
+    /// admin [default: all four].
+    #[arg(long, env = "REGISTRY_SERVICES")]
+    pub services: Option<String>,
+    /// A TOML file with any of the options above (snake_case keys); flags and environment win.
+    #[arg(long, env = "REGISTRY_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// The same options read from a file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileOptions {
+    listen: Option<String>,
+    store: Option<String>,
+    data_dir: Option<PathBuf>,
+    pg_schema: Option<String>,
+    max_message_bytes: Option<usize>,
+    concurrency: Option<usize>,
+    timeout_seconds: Option<u64>,
+    grace_seconds: Option<u64>,
+    services: Option<String>,
+}
+
+/// The services `registryd` can host.
+pub const SERVICES: [&str; 4] = ["command", "query", "audit", "admin"];
+
+/// Where the events are kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// SQLite file `registry.db` in this directory.
+    Embedded(PathBuf),
+    /// PostgreSQL URL and schema.
+    Postgres {
+        /// The URL.
+        url: String,
+        /// The schema.
+        schema: String,
+    },
+    /// A KurrentDB connection string.
+    Kurrent(String),
+}
+
+/// A validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The address to bind.
+    pub listen: SocketAddr,
+    /// The store.
+    pub store: StoreChoice,
+    /// Largest message accepted.
+    pub max_message_bytes: usize,
+    /// Concurrent requests per connection.
+    pub concurrency: usize,
+    /// Longest call.
+    pub timeout: Duration,
+    /// Shutdown grace period.
+    pub grace: Duration,
+    /// The services to host (`registryd`).
+    pub services: Vec<String>,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// An option has a bad value.
+    #[error("{option}: {problem}")]
+    Invalid {
+        /// The option.
+        option: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The configuration file could not be read.
+    #[error("config file {path}: {problem}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+impl Config {
+    /// Resolves options: flags and environment over the file over defaults.
+    pub fn resolve(options: Options) -> Result<Self, ConfigError> {
+        let file = match &options.config {
+            None => FileOptions::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                    path: path.clone(),
+                    problem: e.to_string(),
+                })?;
+                toml::from_str(&text).map_err(|e| ConfigError::File {
+                    path: path.clone(),
+                    problem: e.to_string(),
+                })?
+            }
+        };
+        let invalid = |option, problem: String| ConfigError::Invalid { option, problem };
+        let listen_text = options
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:50051".into());
+        let listen = listen_text.parse().map_err(|_| {
+            invalid(
+                "--listen",
+                format!("{listen_text:?} is not an address such as 127.0.0.1:50051"),
+            )
+        })?;
+        let data_dir = options
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| "registry-data".into());
+        let schema = options
+            .pg_schema
+            .or(file.pg_schema)
+            .unwrap_or_else(|| "registry".into());
+        let store_text = options
+            .store
+            .or(file.store)
+            .unwrap_or_else(|| "embedded".into());
+        let store = if store_text == "embedded" {
+            StoreChoice::Embedded(data_dir)
+        } else if store_text.starts_with("postgres://") || store_text.starts_with("postgresql://") {
+            if schema.is_empty()
+                || !schema
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                return Err(invalid(
+                    "--pg-schema",
+                    format!("{schema:?} must be lower-case letters, digits and _"),
+                ));
+            }
+            StoreChoice::Postgres {
+                url: store_text,
+                schema,
+            }
+        } else if store_text.starts_with("esdb://")
+            || store_text.starts_with("esdb+discover://")
+            || store_text.starts_with("kurrentdb://")
+            || store_text.starts_with("kurrentdb+discover://")
+        {
+            StoreChoice::Kurrent(store_text)
+        } else {
+            return Err(invalid(
+                "--store",
+                format!("{store_text:?} is not `embedded`, a postgres:// URL or a KurrentDB connection string"),
+            ));
+        };
+        let max_message_bytes = options
+            .max_message_bytes
+            .or(file.max_message_bytes)
+            .unwrap_or(4 << 20);
+        if !(1024..=(64 << 20)).contains(&max_message_bytes) {
+            return Err(invalid(
+                "--max-message-bytes",
+                format!("{max_message_bytes} is not between 1024 and 67108864"),
+            ));
+        }
+        let concurrency = options.concurrency.or(file.concurrency).unwrap_or(256);
+        if concurrency == 0 {
+            return Err(invalid("--concurrency", "must be at least 1".into()));
+        }
+        let timeout = options
+            .timeout_seconds
+            .or(file.timeout_seconds)
+            .unwrap_or(60);
+        if timeout == 0 {
+            return Err(invalid("--timeout-seconds", "must be at least 1".into()));
+        }
+        let grace = options.grace_seconds.or(file.grace_seconds).unwrap_or(10);
+        let services: Vec<String> = match options.services.or(file.services) {
+            None => SERVICES.iter().map(|s| (*s).to_owned()).collect(),
+            Some(list) => list
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        };
+        if services.is_empty() {
+            return Err(invalid("--services", "names no service".into()));
+        }
+        if let Some(unknown) = services.iter().find(|s| !SERVICES.contains(&s.as_str())) {
+            return Err(invalid(
+                "--services",
+                format!("{unknown:?} is not one of {}", SERVICES.join(", ")),
+            ));
+        }
+        Ok(Self {
+            listen,
+            store,
+            max_message_bytes,
+            concurrency,
+            timeout: Duration::from_secs(timeout),
+            grace: Duration::from_secs(grace),
+            services,
+        })
+    }
+
+    /// Parses the process's flags and environment, or exits with status 64 and the problem.
+    pub fn from_process() -> Self {
+        match Self::resolve(Options::parse()) {
+            Ok(config) => config,
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(64);
+            }
+        }
+    }
+}
+
+impl StoreChoice {
+    /// Opens or connects to the store.
+    pub async fn open(&self) -> Result<AnyStore, registry_eventstore::StoreError> {
+        Ok(match self {
+            Self::Embedded(dir) => AnyStore::Embedded(EmbeddedStore::open(EmbeddedConfig::new(
+                dir.join("registry.db"),
+            ))?),
+            Self::Postgres { url, schema } => {
+                let mut config = PostgresConfig::new(url.clone());
+                config.schema = schema.clone();
+                AnyStore::Postgres(PostgresStore::connect(config).await?)
+            }
+            Self::Kurrent(connection) => {
+                AnyStore::Kurrent(KurrentStore::connect(connection).await?)
+            }
+        })
+    }
+
+    /// A description for logs (no passwords).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Embedded(dir) => format!("embedded store in {}", dir.display()),
+            Self::Postgres { url, schema } => {
+                let host = url.rsplit_once('@').map_or(url.as_str(), |(_, host)| host);
+                format!("postgres store at {host}, schema {schema}")
+            }
+            Self::Kurrent(_) => "kurrentdb store".to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_embedded_store_on_loopback() {
+        let config = Config::resolve(Options::default()).ok();
+        assert_eq!(
+            config.as_ref().map(|c| c.listen.to_string()),
+            Some("127.0.0.1:50051".to_owned())
+        );
+        assert_eq!(
+            config.map(|c| c.store),
+            Some(StoreChoice::Embedded("registry-data".into()))
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_option() {
+        let options = Options {
+            store: Some("mysql://x".into()),
+            ..Options::default()
+        };
+        let error = Config::resolve(options)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.starts_with("--store: "), "{error}");
+        let options = Options {
+            listen: Some("nowhere".into()),
+            ..Options::default()
+        };
+        let error = Config::resolve(options)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.starts_with("--listen: "), "{error}");
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let dir = tempfile::tempdir().ok();
+        let path = dir
+            .as_ref()
+            .map(|d| d.path().join("registry.toml"))
+            .unwrap_or_default();
+        std::fs::write(&path, "listen = \"127.0.0.1:7000\"\nconcurrency = 8\n").ok();
+        let options = Options {
+            listen: Some("127.0.0.1:7001".into()),
+            config: Some(path),
+            ..Options::default()
+        };
+        let config = Config::resolve(options).ok();
+        assert_eq!(config.as_ref().map(|c| c.listen.port()), Some(7001));
+        assert_eq!(config.map(|c| c.concurrency), Some(8));
+    }
+}

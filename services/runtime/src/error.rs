@@ -1,0 +1,171 @@
+//! [`ApiError`], everything a service call can fail with, and its mapping to `tonic::Status`:
+//! the one place where errors become status codes.
+//!
+//! Codes: INVALID_ARGUMENT names the field (message and a `BadRequest` detail); NOT_FOUND and
+//! ALREADY_EXISTS name the resource; FAILED_PRECONDITION names the broken rule (message and an
+//! `ErrorInfo` detail with the rule as reason); ABORTED when concurrent writes kept conflicting;
+//! UNAVAILABLE when the store failed (with "outcome unknown" when an append may have landed);
+//! DEADLINE_EXCEEDED when a replica did not reach a requested position in time.
+
+use registry_domain::{DomainError, ErrorKind};
+use registry_eventstore::StoreError;
+use thiserror::Error;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// The error domain reported in `ErrorInfo` details.
+const ERROR_DOMAIN: &str = "registry.v1";
+
+/// Why a call failed.
+#[derive(Debug, Error)]
+pub enum ApiError {
+    /// A request field is malformed: the caller must fix it.
+    #[error("{field}: {problem}")]
+    Invalid {
+        /// The field, as a dotted path in the request (`basis.issued_on`).
+        field: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The domain refused the command: a broken rule, an unknown or existing resource.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// A resource asked for by a read does not exist (at that date or instant).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Concurrent writers kept moving the registry on; retrying with the same `request_id` is safe.
+    #[error(
+        "the write conflicted with concurrent writes {0} times; retry with the same request_id"
+    )]
+    Contention(u32),
+    /// The store failed. `uncertain` when an append may have been stored.
+    #[error("{}", if *uncertain { format!("the store failed and the outcome is unknown; retry with the same request_id: {source}") } else { format!("the store failed: {source}") })]
+    Store {
+        /// The store's error.
+        source: StoreError,
+        /// Whether an append may have landed.
+        uncertain: bool,
+    },
+    /// A stored event could not be read: the store holds something this build cannot decode.
+    #[error("stored event at {position} cannot be read: {problem}")]
+    Corrupt {
+        /// Where.
+        position: String,
+        /// What.
+        problem: String,
+    },
+    /// This replica did not reach the requested position before the deadline.
+    #[error(
+        "this replica is at {at}, not yet at min_position {wanted}; retry or ask another replica"
+    )]
+    Behind {
+        /// The position asked for.
+        wanted: String,
+        /// The position reached.
+        at: String,
+    },
+    /// The service is shutting down or its background work stopped.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl ApiError {
+    /// A malformed request field.
+    pub fn invalid(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// The status code callers see.
+    pub fn code(&self) -> Code {
+        match self {
+            Self::Invalid { .. } => Code::InvalidArgument,
+            Self::Domain(e) => match e.kind() {
+                ErrorKind::InvalidArgument => Code::InvalidArgument,
+                ErrorKind::NotFound => Code::NotFound,
+                ErrorKind::AlreadyExists => Code::AlreadyExists,
+                ErrorKind::FailedPrecondition => Code::FailedPrecondition,
+            },
+            Self::NotFound(_) => Code::NotFound,
+            Self::Contention(_) => Code::Aborted,
+            Self::Store { source, .. } => match source {
+                StoreError::EventTooLarge { .. } => Code::InvalidArgument,
+                StoreError::WrongExpectedRevision { .. } => Code::Aborted,
+                _ => Code::Unavailable,
+            },
+            Self::Corrupt { .. } => Code::DataLoss,
+            Self::Behind { .. } => Code::DeadlineExceeded,
+            Self::Unavailable(_) => Code::Unavailable,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(source: StoreError) -> Self {
+        let uncertain = matches!(
+            source,
+            StoreError::Backend {
+                uncertain: true,
+                ..
+            }
+        );
+        Self::Store { source, uncertain }
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(error: ApiError) -> Self {
+        let code = error.code();
+        let message = error.to_string();
+        let mut details = ErrorDetails::new();
+        match &error {
+            ApiError::Invalid { field, problem } => {
+                details.add_bad_request_violation(field.clone(), problem.clone());
+            }
+            ApiError::Domain(DomainError::InvalidField { field, problem }) => {
+                details.add_bad_request_violation(*field, problem.clone());
+            }
+            ApiError::Domain(e) => {
+                details.set_error_info(e.rule(), ERROR_DOMAIN, []);
+            }
+            _ => return Status::new(code, message),
+        }
+        Status::with_error_details(code, message, details)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_rule_names_itself_in_the_status() {
+        let error = ApiError::Domain(DomainError::AlreadyEnded(
+            registry_domain::EntityRef::Holding(registry_domain::HoldingId::new()),
+        ));
+        let status = Status::from(error);
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert_eq!(
+            status.get_details_error_info().map(|info| info.reason),
+            Some("ALREADY_ENDED".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_bad_field_is_named_in_message_and_details() {
+        let status = Status::from(ApiError::invalid(
+            "valid_from",
+            "\"2024-02-30\" is not a date",
+        ));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().starts_with("valid_from: "));
+        let violations = status
+            .get_details_bad_request()
+            .map(|b| b.field_violations)
+            .unwrap_or_default();
+        assert_eq!(violations.len(), 1);
+        assert_eq!(violations[0].field, "valid_from");
+    }
+}

@@ -1,0 +1,92 @@
+//! What every registry service shares: the write path ([`Writer`]), the read path
+//! ([`Reader`]), translation between protobuf and the domain ([`convert`]), the mapping of errors
+//! to gRPC status ([`ApiError`], in one place), configuration ([`Config`]) and serving
+//! ([`serve`]).
+//!
+//! # Layout
+//!
+//! - `writer`: decide a command against the registry, append with the expected revision, retry
+//!   races, answer repeated request ids.
+//! - `reader`: read models following the store's feed; waiting for a commit position.
+//! - `convert`: protobuf to domain (naming the field of every bad input) and back.
+//! - `error`: [`ApiError`] and its `tonic::Status`.
+//! - `config`: flags, environment and file; validated before binding.
+//! - `serve`: health, reflection, limits, logs, graceful shutdown.
+//!
+//! The service crates (`registry-command`, `registry-query`, `registry-audit`,
+//! `registry-admin`) hold only their tonic service implementations on top of this.
+
+pub mod commands;
+pub mod config;
+pub mod convert;
+pub mod error;
+pub mod reader;
+pub mod serve;
+pub mod writer;
+
+pub use config::{Config, Options, StoreChoice};
+pub use error::ApiError;
+pub use reader::{ReadModels, Reader};
+pub use writer::{Answer, Caller, Writer, STREAM};
+
+/// Writes a writer's answer as the API's `WriteResult`.
+pub fn write_result(answer: Answer) -> registry_proto::v1::WriteResult {
+    registry_proto::v1::WriteResult {
+        name: answer.name,
+        commit_position: answer.position.to_string(),
+        warnings: answer
+            .warnings
+            .iter()
+            .map(convert::irregularity_pb)
+            .collect(),
+        replayed: answer.replayed,
+    }
+}
+
+/// Reads an optional `min_position` field.
+pub fn min_position(
+    field: &str,
+    text: &str,
+) -> Result<Option<registry_eventstore::Position>, ApiError> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    text.trim().parse().map(Some).map_err(|_| {
+        ApiError::invalid(
+            field,
+            format!(
+                "{:?} is not a commit position (N or N.M)",
+                text.chars().take(40).collect::<String>()
+            ),
+        )
+    })
+}
+
+/// A mutating request: its idempotency key and the domain command it asks for.
+pub trait WriteRequest: Send + Sync + 'static {
+    /// The RPC's name, for logs.
+    const RPC: &'static str;
+    /// The response message.
+    type Response;
+    /// The request's `request_id`.
+    fn request_id(&self) -> &str;
+    /// The command, parsed from the request; `actor` signs amendments.
+    fn command(&self, actor: &str) -> Result<registry_domain::Command, ApiError>;
+    /// The response carrying `result`.
+    fn respond(result: registry_proto::v1::WriteResult) -> Self::Response;
+}
+
+/// Serves a mutating request: parse, decide, append (or replay), answer.
+pub async fn write<R: WriteRequest>(
+    writer: &Writer,
+    request: tonic::Request<R>,
+) -> Result<tonic::Response<R::Response>, tonic::Status> {
+    let request_id = request.get_ref().request_id().to_owned();
+    serve::call(R::RPC, &request_id, async {
+        let caller = serve::caller(&request, &request_id)?;
+        let command = request.get_ref().command(&caller.actor)?;
+        let answer = writer.execute(&caller, &command).await?;
+        Ok(R::respond(write_result(answer)))
+    })
+    .await
+}

@@ -1,0 +1,307 @@
+//! The read path: read models kept up to date by following the store's feed, and waiting for a
+//! position so that a caller reads its own writes from any replica.
+//!
+//! A [`Reader`] owns the read models of one replica ([`ReadModels`]): the bitemporal projection,
+//! the domain state that lists irregularities, and the audit index (which events concern which
+//! resource, and when each was recorded). A background task subscribes to the feed after the
+//! models' position and folds batches of events under a write lock; queries take a read lock.
+//! The position reached is published on a watch channel that queries wait on.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use registry_domain::{EntityRef, Event};
+use registry_eventstore::{AnyStore, EventStore, Position, RecordedEvent};
+use registry_projections::{Irregularities, Projection};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::writer::{decode, STREAM};
+
+/// The longest a read waits for its `min_position`, whatever its deadline.
+pub const MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// Events folded under one write lock at most, so queries are not held up long.
+const FOLD_BATCH: usize = 1024;
+
+/// Which events concern which resource, and when each was recorded: the auditors' index.
+#[derive(Default)]
+pub struct AuditIndex {
+    /// The stream revisions of the events about each resource, in order.
+    by_subject: HashMap<Uuid, Vec<u64>>,
+    /// The person and office of each holding, so that an event naming only the holding is also
+    /// listed in their histories.
+    holding_parties: HashMap<Uuid, [Uuid; 2]>,
+    /// The recorded time of every event, by stream revision.
+    recorded_at: Vec<i64>,
+    /// The running maximum of `recorded_at`, for a binary search by recorded time (clocks of
+    /// several writers need not agree, so `recorded_at` itself need not be sorted).
+    latest_so_far: Vec<i64>,
+}
+
+impl AuditIndex {
+    fn add(&mut self, revision: u64, recorded_at: i64, event: &Event) {
+        let mut subjects: Vec<Uuid> = event.subjects().iter().map(|s| s.uuid()).collect();
+        if let Event::HoldingStarted(e) = event {
+            self.holding_parties
+                .insert(e.holding.uuid(), [e.person.uuid(), e.office.uuid()]);
+        }
+        if let Event::HoldingCorrected(e) = event {
+            self.holding_parties.insert(
+                e.holding.uuid(),
+                [e.after.person.uuid(), e.after.office.uuid()],
+            );
+        }
+        for subject in event.subjects() {
+            if let EntityRef::Holding(h) = subject {
+                if let Some(parties) = self.holding_parties.get(&h.uuid()) {
+                    subjects.extend_from_slice(parties);
+                }
+            }
+        }
+        subjects.sort_unstable();
+        subjects.dedup();
+        for subject in subjects {
+            self.by_subject.entry(subject).or_default().push(revision);
+        }
+        // Revisions are dense from 0: the vector index is the revision.
+        let latest = self
+            .latest_so_far
+            .last()
+            .copied()
+            .unwrap_or(i64::MIN)
+            .max(recorded_at);
+        self.recorded_at.push(recorded_at);
+        self.latest_so_far.push(latest);
+    }
+
+    /// The revisions of the events about `subject`.
+    pub fn history(&self, subject: Uuid) -> &[u64] {
+        self.by_subject.get(&subject).map_or(&[], Vec::as_slice)
+    }
+
+    /// The revisions from `from` on of the events recorded in `(after, until]`, at most `limit`,
+    /// and the revision to continue from when there may be more.
+    pub fn recorded_between(
+        &self,
+        after: i64,
+        until: i64,
+        from: u64,
+        limit: usize,
+    ) -> (Vec<u64>, Option<u64>) {
+        // No event before `start` was recorded after `after`.
+        let start = self.latest_so_far.partition_point(|t| *t <= after) as u64;
+        let mut found = Vec::new();
+        let mut revision = start.max(from);
+        while let Some(t) = self.recorded_at.get(revision as usize) {
+            if found.len() == limit {
+                return (found, Some(revision));
+            }
+            if after < *t && *t <= until {
+                found.push(revision);
+            }
+            revision += 1;
+        }
+        (found, None)
+    }
+}
+
+/// Everything one replica answers queries from, at one position of the feed.
+#[derive(Default)]
+pub struct ReadModels {
+    /// The bitemporal read models.
+    pub projection: Projection,
+    /// The current domain state, for irregularities.
+    pub irregularities: Irregularities,
+    /// The auditors' index.
+    pub audit: AuditIndex,
+    /// The position of the last event folded.
+    pub position: Option<Position>,
+    /// How many events were folded.
+    pub events: u64,
+}
+
+impl ReadModels {
+    fn fold(&mut self, recorded: &RecordedEvent) -> Result<(), ApiError> {
+        if self.position.is_some_and(|p| recorded.position <= p) {
+            return Ok(()); // Already folded (after a rebuild swapped models in).
+        }
+        if &*recorded.stream == STREAM {
+            let event = decode(recorded)?;
+            self.projection.apply(recorded.recorded_at, &event);
+            self.irregularities.apply(&event);
+            self.audit
+                .add(recorded.revision, recorded.recorded_at, &event);
+            self.events += 1;
+        }
+        self.position = Some(recorded.position);
+        Ok(())
+    }
+}
+
+/// Keeps one replica's read models up to date and answers for them.
+#[derive(Clone)]
+pub struct Reader {
+    store: AnyStore,
+    models: Arc<RwLock<ReadModels>>,
+    reached: watch::Receiver<Option<Position>>,
+    reached_tx: Arc<watch::Sender<Option<Position>>>,
+}
+
+impl Reader {
+    /// Starts following the feed from the beginning; returns at once (the models fill in the
+    /// background: use [`Reader::wait_for`] or [`Reader::caught_up`]).
+    pub fn start(store: AnyStore) -> Self {
+        let (reached_tx, reached) = watch::channel(None);
+        let reader = Self {
+            store,
+            models: Arc::new(RwLock::new(ReadModels::default())),
+            reached,
+            reached_tx: Arc::new(reached_tx),
+        };
+        tokio::spawn(follow(reader.clone()));
+        reader
+    }
+
+    /// The read models, for reading.
+    pub fn models(&self) -> RwLockReadGuard<'_, ReadModels> {
+        self.models
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The store followed.
+    pub fn store(&self) -> &AnyStore {
+        &self.store
+    }
+
+    /// The position reached.
+    pub fn position(&self) -> Option<Position> {
+        *self.reached.borrow()
+    }
+
+    /// Waits until the models have folded `min` (when given), for at most `wait`.
+    pub async fn wait_for(&self, min: Option<Position>, wait: Duration) -> Result<(), ApiError> {
+        let Some(min) = min else { return Ok(()) };
+        let mut reached = self.reached.clone();
+        let outcome = tokio::time::timeout(
+            wait.min(MAX_WAIT),
+            reached.wait_for(|p| p.is_some_and(|p| p >= min)),
+        )
+        .await;
+        match outcome {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(ApiError::Unavailable(
+                "the replica stopped following the store".into(),
+            )),
+            Err(_) => Err(ApiError::Behind {
+                wanted: min.to_string(),
+                at: self
+                    .position()
+                    .map_or_else(|| "the start".to_owned(), |p| p.to_string()),
+            }),
+        }
+    }
+
+    /// Waits until the models have folded everything the store held when called.
+    pub async fn caught_up(&self, wait: Duration) -> Result<(), ApiError> {
+        let head = self.store.head().await?;
+        self.wait_for(head, wait).await
+    }
+
+    /// Folds the whole feed into new models and swaps them in; queries go on meanwhile against
+    /// the old ones. Returns the number of events folded and the time it took.
+    pub async fn rebuild(&self) -> Result<(u64, Option<Position>, Duration), ApiError> {
+        let started = Instant::now();
+        let mut fresh = ReadModels::default();
+        catch_up(&self.store, &mut fresh, None).await?;
+        // Bring the new models to where the live ones are, then swap under the write lock. The
+        // follower may move on meanwhile: then catch up again.
+        loop {
+            let live = self.models().position;
+            if live > fresh.position {
+                catch_up(&self.store, &mut fresh, live).await?;
+            }
+            let mut models = self
+                .models
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if models.position <= fresh.position {
+                let answer = (fresh.events, fresh.position, started.elapsed());
+                *models = fresh;
+                return Ok(answer);
+            }
+        }
+    }
+
+    fn publish(&self, position: Option<Position>) {
+        self.reached_tx.send_if_modified(|p| {
+            let moved = *p < position;
+            if moved {
+                *p = position;
+            }
+            moved
+        });
+    }
+}
+
+/// Folds the feed into `models` up to `until` (inclusive), or up to the head when `None`.
+async fn catch_up(
+    store: &AnyStore,
+    models: &mut ReadModels,
+    until: Option<Position>,
+) -> Result<(), ApiError> {
+    loop {
+        let batch = store.read_all(models.position, 4096).await?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for recorded in &batch {
+            if until.is_some_and(|u| recorded.position > u) {
+                return Ok(());
+            }
+            models.fold(recorded)?;
+        }
+    }
+}
+
+/// The follower: subscribe after the models' position, fold, publish; resubscribe on failure.
+async fn follow(reader: Reader) {
+    loop {
+        let after = reader.models().position;
+        let mut subscription = reader.store.subscribe(after);
+        loop {
+            let Some(first) = subscription.next().await else {
+                return; // The store shut down.
+            };
+            let mut batch = vec![first];
+            while batch.len() < FOLD_BATCH {
+                match subscription.next().now_or_never() {
+                    Some(Some(next)) => batch.push(next),
+                    _ => break,
+                }
+            }
+            let outcome = {
+                let mut models = reader
+                    .models
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                batch
+                    .into_iter()
+                    .try_for_each(|recorded| models.fold(&recorded?))
+                    .map(|()| models.position)
+            };
+            match outcome {
+                Ok(position) => reader.publish(position),
+                Err(e) => {
+                    tracing::error!(error = %e, "the read models could not fold the feed; retrying in 1 s");
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

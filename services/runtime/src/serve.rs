@@ -1,0 +1,271 @@
+//! Serving: one gRPC server with the registry's services, health checking and reflection, limits,
+//! structured logs per call, and graceful shutdown.
+//!
+//! `registryd` and each single-service binary call [`run`] with the services they host. Tests
+//! call [`serve`] with their own listener and shutdown future.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
+use tonic::{Request, Response, Status};
+use tonic_health::ServingStatus;
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::writer::Caller;
+
+/// The metadata key naming the caller, recorded with every write as its actor.
+pub const ACTOR_HEADER: &str = "x-registry-actor";
+
+/// The metadata key tying related requests together.
+pub const CORRELATION_HEADER: &str = "x-correlation-id";
+
+/// Longest accepted `request_id`.
+const MAX_REQUEST_ID: usize = 128;
+
+/// Sets up structured logs (`RUST_LOG` filters; `info` by default).
+pub fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
+
+/// Who calls, from the request's metadata and its `request_id`.
+pub fn caller<T>(request: &Request<T>, request_id: &str) -> Result<Caller, ApiError> {
+    let request_id = request_id.trim();
+    if request_id.is_empty() {
+        return Err(ApiError::invalid(
+            "request_id",
+            "is required: a key that makes retries safe (a UUID)",
+        ));
+    }
+    if request_id.len() > MAX_REQUEST_ID || request_id.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "request_id",
+            format!("must be at most {MAX_REQUEST_ID} bytes without control characters"),
+        ));
+    }
+    let header = |key: &str| {
+        request
+            .metadata()
+            .get(key)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    Ok(Caller {
+        actor: header(ACTOR_HEADER)
+            .filter(|a| !a.trim().is_empty())
+            .unwrap_or_else(|| "anonymous".to_owned()),
+        request_id: request_id.to_owned(),
+        correlation_id: header(CORRELATION_HEADER),
+    })
+}
+
+/// How long the caller is willing to wait, from its `grpc-timeout`, less a margin to answer.
+pub fn patience<T>(request: &Request<T>) -> Duration {
+    let header = request
+        .metadata()
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok());
+    let Some((digits, unit)) = header.and_then(|h| h.split_at_checked(h.len().saturating_sub(1)))
+    else {
+        return crate::reader::MAX_WAIT;
+    };
+    let Ok(amount) = digits.parse::<u64>() else {
+        return crate::reader::MAX_WAIT;
+    };
+    let timeout = match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return crate::reader::MAX_WAIT,
+    };
+    timeout.mul_f64(0.9)
+}
+
+/// Runs one call: logs its outcome with the request id and maps its error to a status.
+pub async fn call<T>(
+    rpc: &'static str,
+    request_id: &str,
+    work: impl Future<Output = Result<T, ApiError>>,
+) -> Result<Response<T>, Status> {
+    let started = Instant::now();
+    let outcome = work.await;
+    let micros = started.elapsed().as_micros() as u64;
+    match &outcome {
+        Ok(_) => tracing::info!(rpc, request_id, micros, "ok"),
+        Err(e) => {
+            let code = e.code();
+            let server_side = matches!(
+                code,
+                tonic::Code::Unavailable | tonic::Code::DataLoss | tonic::Code::Internal
+            );
+            if server_side {
+                tracing::error!(rpc, request_id, micros, ?code, error = %e, "failed");
+            } else {
+                tracing::info!(rpc, request_id, micros, ?code, error = %e, "rejected");
+            }
+        }
+    }
+    outcome.map(Response::new).map_err(Status::from)
+}
+
+/// Serves `routes` (plus health and reflection) on `listener` until `shutdown` completes, then
+/// stops accepting, lets in-flight calls finish within the grace period, and returns.
+pub async fn serve(
+    config: &Config,
+    listener: TcpListener,
+    routes: Routes,
+    service_names: &[&str],
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for name in service_names {
+        reporter
+            .set_service_status(*name, ServingStatus::Serving)
+            .await;
+    }
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(registry_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| {
+            tracing::error!(error = %e, "reflection could not be built");
+            e
+        });
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(registry_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha();
+    let mut routes = routes.add_service(health);
+    if let Ok(reflection) = reflection_v1 {
+        routes = routes.add_service(reflection);
+    }
+    if let Ok(reflection) = reflection_v1alpha {
+        routes = routes.add_service(reflection);
+    }
+    let names: Vec<String> = service_names.iter().map(|s| (*s).to_owned()).collect();
+    let grace = config.grace;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new connections; finishing calls in flight");
+        for name in &names {
+            reporter
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
+        let _ = stop_tx.send(());
+    };
+    let server = tonic::transport::Server::builder()
+        .concurrency_limit_per_connection(config.concurrency)
+        .timeout(config.timeout)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+    tokio::pin!(server);
+    tokio::select! {
+        outcome = &mut server => outcome,
+        () = async {
+            let _ = stop_rx.await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(?grace, "calls still in flight after the grace period were dropped");
+            Ok(())
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+/// Binds the configured address, logs it, and serves until SIGINT or SIGTERM.
+pub async fn run(
+    config: &Config,
+    routes: Routes,
+    service_names: &[&str],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    tracing::info!(address = %listener.local_addr()?, services = ?service_names, "serving");
+    // Tests and scripts read the bound address from this line on standard output.
+    println!("listening on {}", listener.local_addr()?);
+    serve(config, listener, routes, service_names, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The `main` of every registry binary: reads the configuration (exit 64 when bad), opens the
+/// store (exit 69 when it cannot), builds the services with `build`, and serves until SIGINT or
+/// SIGTERM (exit 0; 1 when serving failed).
+pub fn main_with<F, Fut>(build: F) -> !
+where
+    F: FnOnce(Config, registry_eventstore::AnyStore) -> Fut,
+    Fut: Future<Output = Result<(Routes, Vec<&'static str>), ApiError>>,
+{
+    init_logs();
+    let config = Config::from_process();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(70);
+        }
+    };
+    let code = runtime.block_on(async {
+        let store = match config.store.open().await {
+            Ok(store) => store,
+            Err(e) => {
+                tracing::error!(store = %config.store.describe(), error = %e, "cannot open the store");
+                return 69;
+            }
+        };
+        tracing::info!(store = %config.store.describe(), "store opened");
+        let (routes, names) = match build(config.clone(), store).await {
+            Ok(built) => built,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the services");
+                return 69;
+            }
+        };
+        match run(&config, routes, &names).await {
+            Ok(()) => 0,
+            Err(e) => {
+                tracing::error!(error = %e, "serving failed");
+                1
+            }
+        }
+    });
+    drop(runtime);
+    std::process::exit(code)
+}

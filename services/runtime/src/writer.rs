@@ -1,0 +1,216 @@
+//! The write path: decide a command against the current registry, append its events with the
+//! exact expected revision, and answer repeated requests from memory.
+//!
+//! The whole registry is one stream ([`STREAM`]), so every hard invariant is checked against the
+//! state at one revision and appended only if the stream is still at that revision. The writer
+//! keeps the domain state folded up to the revision it last saw. Before each decision it reads
+//! what other writers (other processes on the same store) appended since; when an append still
+//! loses the race it catches up and decides again, up to [`MAX_ATTEMPTS`] times, then answers
+//! ABORTED. Within one process a mutex serialises writes, so they never race each other.
+//!
+//! Idempotency rests here, not on the store: every event carries its request's `request_id` in
+//! its metadata; the writer remembers, for each request id, the answer (resource name and commit
+//! position), rebuilt from the stream at start. A repeated request, from this process or after
+//! a restart or from another process, gets the first answer and appends nothing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use registry_domain::{Command, Event, Irregularity, Policy, Registry};
+use registry_eventstore::{
+    AnyStore, Direction, EventStore, ExpectedRevision, Metadata, NewEvent, Position, StoreError,
+};
+use tokio::sync::Mutex;
+
+use crate::error::ApiError;
+
+/// The one stream that holds the registry.
+pub const STREAM: &str = "registry";
+
+/// How many times a write is decided again after losing a race to another writer.
+pub const MAX_ATTEMPTS: u32 = 8;
+
+/// Events read per batch while catching up.
+const BATCH: usize = 4096;
+
+/// Who asks for a write, and under which request.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// Who (recorded with every event, shown to auditors).
+    pub actor: String,
+    /// The idempotency key.
+    pub request_id: String,
+    /// Ties related requests together, where the caller gives one.
+    pub correlation_id: Option<String>,
+}
+
+/// The answer to a write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// The resource the write is about (the first subject of its first event).
+    pub name: String,
+    /// The commit position of the write's last event.
+    pub position: Position,
+    /// Irregularities the write brings (empty when replayed: they are not stored).
+    pub warnings: Vec<Irregularity>,
+    /// Whether this repeats an earlier answer to the same request id.
+    pub replayed: bool,
+}
+
+struct State {
+    registry: Registry,
+    /// The revision the next event of the stream will have: the number of events folded.
+    next_revision: u64,
+    /// The answer to every request id seen in the stream.
+    requests: HashMap<String, Answer>,
+}
+
+/// Decides and appends commands. Cheap to clone; clones share the state.
+#[derive(Clone)]
+pub struct Writer {
+    store: AnyStore,
+    policy: Policy,
+    /// A tokio mutex: it is held across the append's await.
+    state: Arc<Mutex<State>>,
+}
+
+impl Writer {
+    /// Folds the stream and returns a writer ready to decide.
+    pub async fn open(store: AnyStore, policy: Policy) -> Result<Self, ApiError> {
+        let writer = Self {
+            store,
+            policy,
+            state: Arc::new(Mutex::new(State {
+                registry: Registry::new(),
+                next_revision: 0,
+                requests: HashMap::new(),
+            })),
+        };
+        writer.catch_up(&mut *writer.state.lock().await).await?;
+        Ok(writer)
+    }
+
+    /// The store written to.
+    pub fn store(&self) -> &AnyStore {
+        &self.store
+    }
+
+    /// Records `command` for `caller`, or returns the answer already given to its request id.
+    pub async fn execute(&self, caller: &Caller, command: &Command) -> Result<Answer, ApiError> {
+        let mut state = self.state.lock().await;
+        for _ in 0..MAX_ATTEMPTS {
+            self.catch_up(&mut state).await?;
+            if let Some(answer) = state.requests.get(&caller.request_id) {
+                return Ok(Answer {
+                    replayed: true,
+                    ..answer.clone()
+                });
+            }
+            let decision = state.registry.decide(command, &self.policy)?;
+            let Some(first) = decision.events.first() else {
+                // The domain always records something for an accepted command.
+                return Err(ApiError::Unavailable(
+                    "the command produced no events".into(),
+                ));
+            };
+            let name = subject_name(first);
+            let metadata = Metadata {
+                actor: Arc::from(caller.actor.as_str()),
+                request_id: Some(caller.request_id.clone()),
+                correlation_id: caller.correlation_id.clone(),
+            };
+            let new_events: Vec<NewEvent> = decision
+                .events
+                .iter()
+                .map(|event| NewEvent {
+                    id: uuid::Uuid::now_v7(),
+                    event_type: event.type_name().to_owned(),
+                    schema_version: event.schema_version(),
+                    payload: event.encode(),
+                    metadata: metadata.clone(),
+                })
+                .collect();
+            let expected = match state.next_revision {
+                0 => ExpectedRevision::NoStream,
+                n => ExpectedRevision::Exact(n - 1),
+            };
+            match self.store.append(STREAM, expected, new_events).await {
+                Ok(result) => {
+                    for event in &decision.events {
+                        state.registry.apply(event);
+                    }
+                    state.next_revision = result.next_expected + 1;
+                    let answer = Answer {
+                        name,
+                        position: result.position,
+                        warnings: decision.warnings,
+                        replayed: false,
+                    };
+                    state.requests.insert(
+                        caller.request_id.clone(),
+                        Answer {
+                            warnings: Vec::new(),
+                            ..answer.clone()
+                        },
+                    );
+                    return Ok(answer);
+                }
+                Err(StoreError::WrongExpectedRevision { .. }) => {
+                    tracing::debug!(request_id = %caller.request_id, "append lost a race; deciding again");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::Contention(MAX_ATTEMPTS))
+    }
+
+    /// Folds what the stream gained since `state` was last brought up to date.
+    async fn catch_up(&self, state: &mut State) -> Result<(), ApiError> {
+        loop {
+            let batch = self
+                .store
+                .read_stream(STREAM, state.next_revision, Direction::Forwards, BATCH)
+                .await?;
+            let full = batch.len() == BATCH;
+            for recorded in batch {
+                let event = decode(&recorded)?;
+                state.registry.apply(&event);
+                state.next_revision = recorded.revision + 1;
+                if let Some(request_id) = recorded.metadata.request_id {
+                    let answer = state.requests.entry(request_id).or_insert_with(|| Answer {
+                        name: subject_name(&event),
+                        position: recorded.position,
+                        warnings: Vec::new(),
+                        replayed: true,
+                    });
+                    answer.position = recorded.position;
+                }
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Decodes a stored event, reporting where an unreadable one sits.
+pub fn decode(recorded: &registry_eventstore::RecordedEvent) -> Result<Event, ApiError> {
+    Event::decode(
+        &recorded.event_type,
+        recorded.schema_version,
+        &recorded.payload,
+    )
+    .map_err(|e| ApiError::Corrupt {
+        position: recorded.position.to_string(),
+        problem: e.to_string(),
+    })
+}
+
+/// The resource an event is about, as a resource name.
+fn subject_name(event: &Event) -> String {
+    event
+        .subjects()
+        .first()
+        .map(ToString::to_string)
+        .unwrap_or_default()
+}
