@@ -1,0 +1,316 @@
+//! The end-to-end harness: starts real `registryd` processes on ephemeral ports and connects
+//! real gRPC clients to them.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use registry_client::{request_id, v1, Client};
+
+/// A running daemon, killed when dropped.
+pub struct Daemon {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+}
+
+impl Daemon {
+    /// Starts `registryd` with `args` (plus `--listen 127.0.0.1:0`) and waits until it listens.
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_registryd"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("registryd starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let address = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(address) = line.strip_prefix("listening on ") {
+                        break format!("http://{address}");
+                    }
+                }
+                _ => {
+                    let status = child.wait().expect("status");
+                    panic!("registryd {args:?} exited before listening: {status}");
+                }
+            }
+        };
+        // Keep draining stdout so the daemon never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self { child, address }
+    }
+
+    /// Starts `registryd` on the embedded store in `dir`.
+    pub fn embedded(dir: &Path, extra: &[&str]) -> Self {
+        let mut args = vec!["--data-dir", dir.to_str().expect("utf-8 path")];
+        args.extend_from_slice(extra);
+        Self::start(&args)
+    }
+
+    /// A client recording writes as `e2e-test`.
+    pub async fn client(&self) -> Client {
+        for _ in 0..50 {
+            if let Ok(client) = Client::connect(&self.address).await {
+                return client.with_actor("e2e-test");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("cannot connect to {}", self.address);
+    }
+
+    /// Asks the daemon to stop (SIGTERM) and waits for it; returns its exit code.
+    pub fn stop(mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..200 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("registryd did not stop within 10 s of SIGTERM");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A legal basis for test records.
+pub fn basis(number: &str) -> v1::LegalBasis {
+    v1::LegalBasis {
+        number: number.into(),
+        issued_on: "2020-01-01".into(),
+        issuer: "Ban Thường vụ Tỉnh ủy".into(),
+        effective_on: String::new(),
+    }
+}
+
+/// Short helpers that record the usual things and return the new resource's name.
+pub struct Registrar {
+    /// The client.
+    pub client: Client,
+    /// The position of the last write.
+    pub last: String,
+}
+
+impl Registrar {
+    /// Over `client`.
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            last: String::new(),
+        }
+    }
+
+    fn done(&mut self, result: Option<v1::WriteResult>) -> v1::WriteResult {
+        let result = result.expect("a write result");
+        self.last = result.commit_position.clone();
+        result
+    }
+
+    /// Establishes a unit on 1963-10-30.
+    pub async fn unit(
+        &mut self,
+        kind: v1::UnitKind,
+        level: v1::Level,
+        name: &str,
+        parents: &[&str],
+    ) -> String {
+        let response = self
+            .client
+            .command()
+            .establish_unit(v1::EstablishUnitRequest {
+                request_id: request_id(),
+                kind: kind as i32,
+                level: level as i32,
+                display_name: name.into(),
+                parents: parents.iter().map(|p| (*p).to_owned()).collect(),
+                valid_from: "1963-10-30".into(),
+                basis: Some(basis("1/QĐ")),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("establish {name}: {e}"))
+            .into_inner();
+        self.done(response.result).name
+    }
+
+    /// Creates an office on 1963-10-30.
+    pub async fn office(
+        &mut self,
+        unit: &str,
+        title: &str,
+        kind: v1::OfficeKind,
+        capacity: v1::CapacityKind,
+        limit: u32,
+    ) -> String {
+        let response = self
+            .client
+            .command()
+            .create_office(v1::CreateOfficeRequest {
+                request_id: request_id(),
+                unit: unit.into(),
+                title: title.into(),
+                kind: kind as i32,
+                capacity: Some(v1::Capacity {
+                    kind: capacity as i32,
+                    limit,
+                }),
+                valid_from: "1963-10-30".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("create {title}: {e}"))
+            .into_inner();
+        self.done(response.result).name
+    }
+
+    /// Registers a person.
+    pub async fn person(&mut self, name: &str) -> String {
+        let response = self
+            .client
+            .command()
+            .register_person(v1::RegisterPersonRequest {
+                request_id: request_id(),
+                display_name: name.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("register {name}: {e}"))
+            .into_inner();
+        self.done(response.result).name
+    }
+
+    /// Starts a holding; `cause` makes it concurrent.
+    pub async fn hold(
+        &mut self,
+        person: &str,
+        office: &str,
+        from: &str,
+        cause: Option<&str>,
+    ) -> v1::WriteResult {
+        let beginning = if cause.is_some() {
+            v1::BeginningKind::Concurrent
+        } else {
+            v1::BeginningKind::Elected
+        };
+        let response = self
+            .client
+            .command()
+            .start_holding(v1::StartHoldingRequest {
+                request_id: request_id(),
+                person: person.into(),
+                office: office.into(),
+                valid_from: from.into(),
+                beginning: beginning as i32,
+                cause: cause.unwrap_or_default().into(),
+                basis: Some(basis("12-QĐ/TU")),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("hold {office}: {e}"))
+            .into_inner();
+        self.done(response.result)
+    }
+
+    /// Defines a concurrent-offices model.
+    pub async fn concurrent_model(
+        &mut self,
+        name: &str,
+        roles: &[(v1::UnitKind, v1::OfficeKind)],
+    ) -> String {
+        let response = self
+            .client
+            .command()
+            .define_model(v1::DefineModelRequest {
+                request_id: request_id(),
+                display_name: name.into(),
+                arrangement: Some(v1::Arrangement {
+                    kind: Some(v1::arrangement::Kind::ConcurrentOffices(
+                        v1::ConcurrentOffices {
+                            roles: roles
+                                .iter()
+                                .map(|(u, o)| v1::Role {
+                                    unit_kind: *u as i32,
+                                    office_kind: *o as i32,
+                                })
+                                .collect(),
+                        },
+                    )),
+                }),
+                authorised_by: Some(basis("Kết luận 1/TW")),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("define {name}: {e}"))
+            .into_inner();
+        self.done(response.result).name
+    }
+
+    /// Adopts a model in a unit.
+    pub async fn adopt(&mut self, model: &str, unit: &str, on: &str) -> String {
+        let response = self
+            .client
+            .command()
+            .adopt_model(v1::AdoptModelRequest {
+                request_id: request_id(),
+                model: model.into(),
+                unit: unit.into(),
+                valid_from: on.into(),
+                basis: Some(basis("5-NQ/TU")),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("adopt {model}: {e}"))
+            .into_inner();
+        self.done(response.result).name
+    }
+}
+
+/// The PostgreSQL URL for tests, or `None` (with a visible notice) when none is reachable and
+/// `REGISTRY_REQUIRE_POSTGRES` is not `1` (then the test fails instead).
+pub async fn postgres() -> Option<String> {
+    let url = std::env::var("REGISTRY_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+        Ok((client, connection)) => {
+            tokio::spawn(connection);
+            drop(client);
+            Some(url)
+        }
+        Err(e) => {
+            if std::env::var("REGISTRY_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                panic!("PostgreSQL is required (REGISTRY_REQUIRE_POSTGRES=1) but {url} is unreachable: {e}");
+            }
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "NOTICE: PostgreSQL unreachable at {url} ({e}); skipping this test"
+            );
+            None
+        }
+    }
+}
+
+/// Drops a test schema.
+pub async fn drop_schema(url: &str, schema: &str) {
+    if let Ok((client, connection)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await {
+        tokio::spawn(connection);
+        let _ = client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .await;
+    }
+}
