@@ -13,7 +13,13 @@ use tonic_types::StatusExt;
 use v1::{CapacityKind as Cap, Level, OfficeKind as Off, UnitKind as Kind};
 
 async fn head(client: &Client) -> String {
-    client.admin().get_store_stats(v1::GetStoreStatsRequest {}).await.unwrap().into_inner().head_position
+    client
+        .admin()
+        .get_store_stats(v1::GetStoreStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .head_position
 }
 
 struct Table {
@@ -25,24 +31,47 @@ struct Table {
 impl Table {
     /// Checks one rejected call: its code, that `needle` is in its message (or is the rule of
     /// its `ErrorInfo`), and that nothing was stored.
-    async fn expect<T: std::fmt::Debug>(&mut self, case: &str, outcome: Result<tonic::Response<T>, Status>, code: Code, needle: &str) {
+    async fn expect<T: std::fmt::Debug>(
+        &mut self,
+        case: &str,
+        outcome: Result<tonic::Response<T>, Status>,
+        code: Code,
+        needle: &str,
+    ) {
         let status = match outcome {
             Ok(response) => panic!("{case}: accepted: {:?}", response.into_inner()),
             Err(status) => status,
         };
         assert_eq!(status.code(), code, "{case}: {}", status.message());
-        let rule = status.get_details_error_info().map(|info| info.reason).unwrap_or_default();
-        let fields: Vec<String> = status.get_details_bad_request().map(|b| b.field_violations.into_iter().map(|v| v.field).collect()).unwrap_or_default();
+        let rule = status
+            .get_details_error_info()
+            .map(|info| info.reason)
+            .unwrap_or_default();
+        let fields: Vec<String> = status
+            .get_details_bad_request()
+            .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+            .unwrap_or_default();
         assert!(
             status.message().contains(needle) || rule == needle,
             "{case}: {needle:?} is neither in the message {:?} nor the rule {rule:?}",
             status.message()
         );
         if code == Code::InvalidArgument && !status.message().contains("message length") {
-            assert!(fields.iter().any(|f| f == needle), "{case}: field {needle:?} not in the BadRequest detail {fields:?}");
-            assert!(status.message().len() < 400, "{case}: the message echoes too much: {} bytes", status.message().len());
+            assert!(
+                fields.iter().any(|f| f == needle),
+                "{case}: field {needle:?} not in the BadRequest detail {fields:?}"
+            );
+            assert!(
+                status.message().len() < 400,
+                "{case}: the message echoes too much: {} bytes",
+                status.message().len()
+            );
         }
-        assert_eq!(head(&self.client).await, self.head, "{case}: the store changed");
+        assert_eq!(
+            head(&self.client).await,
+            self.head,
+            "{case}: the store changed"
+        );
         self.checked += 1;
     }
 }
@@ -53,14 +82,29 @@ async fn bad_requests_are_named_and_change_nothing() {
     let daemon = Daemon::embedded(dir.path(), &["--max-message-bytes", "65536"]);
     let client = daemon.client().await;
     let mut r = Registrar::new(client.clone());
-    let area = r.unit(Kind::AdministrativeArea, Level::Commune, "Xã Thử", &[]).await;
-    let committee = r.unit(Kind::PeoplesCommittee, Level::Commune, "UBND xã Thử", &[&area]).await;
-    let chair = r.office(&committee, "Chủ tịch UBND xã", Off::Chair, Cap::Sole, 0).await;
+    let area = r
+        .unit(Kind::AdministrativeArea, Level::Commune, "Xã Thử", &[])
+        .await;
+    let committee = r
+        .unit(
+            Kind::PeoplesCommittee,
+            Level::Commune,
+            "UBND xã Thử",
+            &[&area],
+        )
+        .await;
+    let chair = r
+        .office(&committee, "Chủ tịch UBND xã", Off::Chair, Cap::Sole, 0)
+        .await;
     let person = r.person("Nguyễn Văn Một").await;
     let other = r.person("Trần Thị Hai").await;
     let holding = r.hold(&person, &chair, "2020-01-01", None).await.name;
 
-    let mut t = Table { head: head(&client).await, client: client.clone(), checked: 0 };
+    let mut t = Table {
+        head: head(&client).await,
+        client: client.clone(),
+        checked: 0,
+    };
     let c = client.command();
     let start = |person: &str, from: &str| v1::StartHoldingRequest {
         request_id: request_id(),
@@ -71,9 +115,19 @@ async fn bad_requests_are_named_and_change_nothing() {
         basis: Some(basis("3/QĐ")),
         ..Default::default()
     };
-    let register = |name: String| v1::RegisterPersonRequest { request_id: request_id(), display_name: name, ..Default::default() };
+    let register = |name: String| v1::RegisterPersonRequest {
+        request_id: request_id(),
+        display_name: name,
+        ..Default::default()
+    };
 
-    t.expect("impossible date", c.clone().start_holding(start(&other, "2024-02-30")).await, Code::InvalidArgument, "valid_from").await;
+    t.expect(
+        "impossible date",
+        c.clone().start_holding(start(&other, "2024-02-30")).await,
+        Code::InvalidArgument,
+        "valid_from",
+    )
+    .await;
     t.expect(
         "end before start",
         c.clone()
@@ -89,10 +143,38 @@ async fn bad_requests_are_named_and_change_nothing() {
         "END_BEFORE_START",
     )
     .await;
-    t.expect("empty name", c.clone().register_person(register("   ".into())).await, Code::InvalidArgument, "display_name").await;
-    t.expect("50 kB name", c.clone().register_person(register("Nguyễn ".repeat(5_000))).await, Code::InvalidArgument, "display_name").await;
-    t.expect("unknown person", c.clone().start_holding(start(&format!("persons/{}", request_id()), "2024-01-01")).await, Code::NotFound, "not found").await;
-    t.expect("a unit's id where a person's goes", c.clone().start_holding(start(&area, "2024-01-01")).await, Code::InvalidArgument, "person").await;
+    t.expect(
+        "empty name",
+        c.clone().register_person(register("   ".into())).await,
+        Code::InvalidArgument,
+        "display_name",
+    )
+    .await;
+    t.expect(
+        "50 kB name",
+        c.clone()
+            .register_person(register("Nguyễn ".repeat(5_000)))
+            .await,
+        Code::InvalidArgument,
+        "display_name",
+    )
+    .await;
+    t.expect(
+        "unknown person",
+        c.clone()
+            .start_holding(start(&format!("persons/{}", request_id()), "2024-01-01"))
+            .await,
+        Code::NotFound,
+        "not found",
+    )
+    .await;
+    t.expect(
+        "a unit's id where a person's goes",
+        c.clone().start_holding(start(&area, "2024-01-01")).await,
+        Code::InvalidArgument,
+        "person",
+    )
+    .await;
     t.expect(
         "unknown enum value",
         c.clone()
@@ -101,7 +183,10 @@ async fn bad_requests_are_named_and_change_nothing() {
                 unit: committee.clone(),
                 title: "Phó Chủ tịch".into(),
                 kind: 99,
-                capacity: Some(v1::Capacity { kind: Cap::Sole as i32, limit: 0 }),
+                capacity: Some(v1::Capacity {
+                    kind: Cap::Sole as i32,
+                    limit: 0,
+                }),
                 valid_from: "2020-01-01".into(),
                 ..Default::default()
             })
@@ -135,7 +220,10 @@ async fn bad_requests_are_named_and_change_nothing() {
                 unit: committee.clone(),
                 title: "Phó Chủ tịch".into(),
                 kind: Off::ViceChair as i32,
-                capacity: Some(v1::Capacity { kind: Cap::Limited as i32, limit: 0 }),
+                capacity: Some(v1::Capacity {
+                    kind: Cap::Limited as i32,
+                    limit: 0,
+                }),
                 valid_from: "2020-01-01".into(),
                 ..Default::default()
             })
@@ -144,7 +232,18 @@ async fn bad_requests_are_named_and_change_nothing() {
         "capacity.limit",
     )
     .await;
-    t.expect("no request id", c.clone().register_person(v1::RegisterPersonRequest { display_name: "Lê Văn Ba".into(), ..Default::default() }).await, Code::InvalidArgument, "request_id").await;
+    t.expect(
+        "no request id",
+        c.clone()
+            .register_person(v1::RegisterPersonRequest {
+                display_name: "Lê Văn Ba".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+        "request_id",
+    )
+    .await;
     t.expect(
         "a second sole holder",
         c.clone().start_holding(start(&other, "2023-01-01")).await,
@@ -170,7 +269,11 @@ async fn bad_requests_are_named_and_change_nothing() {
         "a correction without a reason",
         client
             .admin()
-            .retract_record(v1::RetractRecordRequest { request_id: request_id(), name: other.clone(), amendment: Some(v1::Amendment::default()) })
+            .retract_record(v1::RetractRecordRequest {
+                request_id: request_id(),
+                name: other.clone(),
+                amendment: Some(v1::Amendment::default()),
+            })
             .await,
         Code::InvalidArgument,
         "amendment.reason",
@@ -180,7 +283,12 @@ async fn bad_requests_are_named_and_change_nothing() {
         "a correction with no amendment at all",
         client
             .admin()
-            .correct_person(v1::CorrectPersonRequest { request_id: request_id(), person: other.clone(), display_name: "Trần Thị Hai".into(), ..Default::default() })
+            .correct_person(v1::CorrectPersonRequest {
+                request_id: request_id(),
+                person: other.clone(),
+                display_name: "Trần Thị Hai".into(),
+                ..Default::default()
+            })
             .await,
         Code::InvalidArgument,
         "amendment.reason",
@@ -203,7 +311,13 @@ async fn bad_requests_are_named_and_change_nothing() {
     let q = client.query();
     t.expect(
         "a query date that does not exist",
-        q.clone().get_office_holders(v1::GetOfficeHoldersRequest { office: chair.clone(), date: "2023-13-01".into(), ..Default::default() }).await,
+        q.clone()
+            .get_office_holders(v1::GetOfficeHoldersRequest {
+                office: chair.clone(),
+                date: "2023-13-01".into(),
+                ..Default::default()
+            })
+            .await,
         Code::InvalidArgument,
         "date",
     )
@@ -211,7 +325,12 @@ async fn bad_requests_are_named_and_change_nothing() {
     t.expect(
         "a position that is not one",
         q.clone()
-            .get_office_holders(v1::GetOfficeHoldersRequest { office: chair.clone(), date: "2023-01-01".into(), min_position: "soon".into(), ..Default::default() })
+            .get_office_holders(v1::GetOfficeHoldersRequest {
+                office: chair.clone(),
+                date: "2023-01-01".into(),
+                min_position: "soon".into(),
+                ..Default::default()
+            })
             .await,
         Code::InvalidArgument,
         "min_position",
@@ -219,7 +338,13 @@ async fn bad_requests_are_named_and_change_nothing() {
     .await;
     t.expect(
         "an unknown office",
-        q.clone().get_office_holders(v1::GetOfficeHoldersRequest { office: format!("offices/{}", request_id()), date: "2023-01-01".into(), ..Default::default() }).await,
+        q.clone()
+            .get_office_holders(v1::GetOfficeHoldersRequest {
+                office: format!("offices/{}", request_id()),
+                date: "2023-01-01".into(),
+                ..Default::default()
+            })
+            .await,
         Code::NotFound,
         "not found",
     )
@@ -229,9 +354,20 @@ async fn bad_requests_are_named_and_change_nothing() {
     // The store is intact: the one holder is still there, and a good request still works.
     let holders = q
         .clone()
-        .get_office_holders(v1::GetOfficeHoldersRequest { office: chair.clone(), date: "2024-01-01".into(), ..Default::default() })
+        .get_office_holders(v1::GetOfficeHoldersRequest {
+            office: chair.clone(),
+            date: "2024-01-01".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(holders.holdings.iter().map(|h| h.person.as_str()).collect::<Vec<_>>(), [person.as_str()]);
+    assert_eq!(
+        holders
+            .holdings
+            .iter()
+            .map(|h| h.person.as_str())
+            .collect::<Vec<_>>(),
+        [person.as_str()]
+    );
 }

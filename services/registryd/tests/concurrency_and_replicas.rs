@@ -1,0 +1,220 @@
+//! Concurrency and replicas over real sockets and real processes:
+//!
+//! - 64 concurrent clients appoint 64 different persons to one sole office for overlapping
+//!   dates: exactly one succeeds, the others get FAILED_PRECONDITION or ABORTED, and the office
+//!   has one holder. Run against one daemon on the embedded store, and against two command
+//!   processes sharing one PostgreSQL database (the race then crosses processes).
+//! - One command process and two query processes on one PostgreSQL: a write is read back from
+//!   both query processes using its commit position.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+use registry_client::{request_id, v1, Client};
+use support::{drop_schema, postgres, Daemon, Registrar};
+use tonic::Code;
+use v1::{CapacityKind as Cap, Level, OfficeKind as Off, UnitKind as Kind};
+
+const CLIENTS: usize = 64;
+
+/// Sets up a sole office and 64 persons; returns the office and the persons.
+async fn office_and_candidates(client: &Client) -> (String, Vec<String>, String) {
+    let mut r = Registrar::new(client.clone());
+    let area = r
+        .unit(
+            Kind::AdministrativeArea,
+            Level::Commune,
+            "Xã Tranh Chấp",
+            &[],
+        )
+        .await;
+    let party = r
+        .unit(
+            Kind::PartyCommittee,
+            Level::Commune,
+            "Đảng ủy xã Tranh Chấp",
+            &[&area],
+        )
+        .await;
+    let office = r
+        .office(&party, "Bí thư Đảng ủy xã", Off::Secretary, Cap::Sole, 0)
+        .await;
+    let mut persons = Vec::new();
+    for i in 0..CLIENTS {
+        persons.push(r.person(&format!("Ứng Viên Số {i}")).await);
+    }
+    (office, persons, r.last)
+}
+
+/// 64 clients, each on its own connection to one of `addresses`, race for the office.
+async fn race(addresses: &[String], office: &str, persons: &[String]) -> (usize, usize, usize) {
+    let mut tasks = Vec::new();
+    for (i, person) in persons.iter().enumerate() {
+        let address = addresses[i % addresses.len()].clone();
+        let (office, person) = (office.to_owned(), person.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = Client::connect(&address).await.unwrap();
+            // Overlapping starts over a few months; every holding is open-ended.
+            let from = format!("2021-{:02}-{:02}", 1 + i % 6, 1 + i % 28);
+            client
+                .command()
+                .start_holding(v1::StartHoldingRequest {
+                    request_id: request_id(),
+                    person,
+                    office,
+                    valid_from: from,
+                    beginning: v1::BeginningKind::Elected as i32,
+                    ..Default::default()
+                })
+                .await
+                .map(|_| ())
+                .map_err(|status| status.code())
+        }));
+    }
+    let (mut won, mut refused, mut aborted) = (0, 0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => won += 1,
+            Err(Code::FailedPrecondition) => refused += 1,
+            Err(Code::Aborted) => aborted += 1,
+            Err(other) => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    (won, refused, aborted)
+}
+
+async fn holders_on(query: &str, office: &str, date: &str, min: &str) -> Vec<String> {
+    let client = Client::connect(query).await.unwrap();
+    client
+        .query()
+        .get_office_holders(v1::GetOfficeHoldersRequest {
+            office: office.into(),
+            date: date.into(),
+            min_position: min.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .holdings
+        .into_iter()
+        .map(|h| h.person)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_clients_race_for_a_sole_office_on_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::embedded(dir.path(), &[]);
+    let client = daemon.client().await;
+    let (office, persons, _) = office_and_candidates(&client).await;
+    let (won, refused, aborted) = race(&[daemon.address.clone()], &office, &persons).await;
+    assert_eq!((won, refused + aborted), (1, CLIENTS - 1));
+    let head = client
+        .admin()
+        .get_store_stats(v1::GetStoreStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .head_position;
+    for date in ["2021-12-31", "2030-01-01"] {
+        assert_eq!(
+            holders_on(&daemon.address, &office, date, &head)
+                .await
+                .len(),
+            1,
+            "{date}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_command_processes_race_on_postgres_and_two_query_processes_read_the_writes() {
+    let Some(url) = postgres().await else { return };
+    let schema = format!(
+        "e2e_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros()
+    );
+    let store = ["--store", url.as_str(), "--pg-schema", schema.as_str()];
+    let with = |services: &'static str| {
+        let mut args = store.to_vec();
+        args.extend(["--services", services]);
+        Daemon::start(&args)
+    };
+    let writer_a = with("command,admin");
+    let writer_b = with("command");
+    let query_1 = with("query");
+    let query_2 = with("query");
+
+    // Read-your-writes from either replica: each write is read back at once with its position.
+    let client = writer_a.client().await;
+    for i in 0..10 {
+        let result = client
+            .command()
+            .register_person(v1::RegisterPersonRequest {
+                request_id: request_id(),
+                display_name: format!("Người Thứ {i}"),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .result
+            .unwrap();
+        for query in [&query_1, &query_2] {
+            let name = Client::connect(&query.address)
+                .await
+                .unwrap()
+                .query()
+                .get_person(v1::GetPersonRequest {
+                    name: result.name.clone(),
+                    date: "2024-01-01".into(),
+                    min_position: result.commit_position.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_or_else(|e| panic!("replica {} did not read write {i}: {e}", query.address))
+                .into_inner()
+                .display_name;
+            assert_eq!(name, format!("Người Thứ {i}"));
+        }
+    }
+
+    // The race, across two processes appending to one PostgreSQL stream.
+    let (office, persons, last) = office_and_candidates(&client).await;
+    // The second writer must know the persons before the race; its catch-up does that.
+    let (won, refused, aborted) = race(
+        &[writer_a.address.clone(), writer_b.address.clone()],
+        &office,
+        &persons,
+    )
+    .await;
+    assert_eq!(
+        (won, refused + aborted),
+        (1, CLIENTS - 1),
+        "refused {refused}, aborted {aborted}"
+    );
+    let head = client
+        .admin()
+        .get_store_stats(v1::GetStoreStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .head_position;
+    assert!(!last.is_empty());
+    for query in [&query_1, &query_2] {
+        assert_eq!(
+            holders_on(&query.address, &office, "2030-01-01", &head)
+                .await
+                .len(),
+            1
+        );
+    }
+    drop((writer_a, writer_b, query_1, query_2));
+    drop_schema(&url, &schema).await;
+}
