@@ -109,7 +109,8 @@ async fn sixty_four_clients_race_for_a_sole_office_on_the_embedded_store() {
     let daemon = Daemon::embedded(dir.path(), &[]);
     let client = daemon.client().await;
     let (office, persons, _) = office_and_candidates(&client).await;
-    let (won, refused, aborted) = race(&[daemon.address.clone()], &office, &persons).await;
+    let (won, refused, aborted) =
+        race(std::slice::from_ref(&daemon.address), &office, &persons).await;
     assert_eq!((won, refused + aborted), (1, CLIENTS - 1));
     let head = client
         .admin()

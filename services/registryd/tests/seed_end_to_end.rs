@@ -510,8 +510,8 @@ async fn answers(client: &Client, s: &Seed) -> Vec<String> {
         .unwrap()
         .into_inner();
     assert_eq!(coverage.unit_count, 2);
-    assert_eq!(coverage.declared, [s.cong_hoa.clone()]);
-    assert_eq!(coverage.observed, [s.cong_hoa.clone()]);
+    assert_eq!(coverage.declared, std::slice::from_ref(&s.cong_hoa));
+    assert_eq!(coverage.observed, std::slice::from_ref(&s.cong_hoa));
     assert!(coverage.declared_only.is_empty() && coverage.observed_only.is_empty());
     all.push(format!("{coverage:?}"));
 

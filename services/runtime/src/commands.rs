@@ -10,9 +10,8 @@ use crate::convert::{
     opt_partial_date, partial_date, text, unit_ending, unit_kind, Parsed,
 };
 
-/// Implements [`WriteRequest`] for request types: `RPC name, Request => Response, |request,
-/// actor| command`.
-
+/// Implements [`WriteRequest`](crate::WriteRequest) for request types: `RPC name, Request =>
+/// Response, |request, actor| command`.
 macro_rules! write_requests {
     ($($rpc:literal, $request:ty => $response:ident, |$r:ident, $actor:pat_param| $command:expr;)*) => {
         $(
