@@ -13,7 +13,7 @@ use registry_proto::v1 as pb;
 use registry_proto::v1::audit_service_server::{AuditService, AuditServiceServer};
 use registry_runtime::convert::{date, entity, irregularity_pb, known_at, timestamp};
 use registry_runtime::serve::{call, patience};
-use registry_runtime::{min_position, ApiError, Reader, STREAM};
+use registry_runtime::{min_position, read, ApiError, Reader, STREAM};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
@@ -188,22 +188,26 @@ impl AuditService for AuditApi {
         &self,
         request: Request<pb::ListIrregularitiesRequest>,
     ) -> Result<Response<pb::ListIrregularitiesResponse>, Status> {
-        let wait = patience(&request);
-        let r = request.into_inner();
-        call("ListIrregularities", "", async {
-            let on = date("date", &r.date)?;
-            self.reader
-                .wait_for(min_position("min_position", &r.min_position)?, wait)
-                .await?;
-            let models = self.reader.models();
-            let irregularities = models
-                .irregularities
-                .list(&self.policy, on)
-                .iter()
-                .map(irregularity_pb)
-                .collect();
-            Ok(pb::ListIrregularitiesResponse { irregularities })
-        })
+        read(
+            &self.reader,
+            "ListIrregularities",
+            request,
+            |r| {
+                Ok((
+                    date("date", &r.date)?,
+                    min_position("min_position", &r.min_position)?,
+                ))
+            },
+            |on, models| {
+                let irregularities = models
+                    .irregularities
+                    .list(&self.policy, on)
+                    .iter()
+                    .map(irregularity_pb)
+                    .collect();
+                Ok(pb::ListIrregularitiesResponse { irregularities })
+            },
+        )
         .await
     }
 

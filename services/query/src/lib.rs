@@ -12,8 +12,7 @@ use registry_runtime::convert::{
     basis_pb, beginning_pb, date, end_reason_pb, id, known_at, level, level_pb, timestamp,
     unit_kind_pb,
 };
-use registry_runtime::serve::{call, patience};
-use registry_runtime::{min_position, ApiError, Reader};
+use registry_runtime::{min_position, read, ApiError, Reader};
 use tonic::{Request, Response, Status};
 
 /// The gRPC service name, for health checking.
@@ -140,37 +139,48 @@ fn person_known(
     }
 }
 
+fn min(r: &str) -> Result<Option<registry_eventstore::Position>, ApiError> {
+    min_position("min_position", r)
+}
+
 #[tonic::async_trait]
 impl QueryService for QueryApi {
     async fn get_office_holders(
         &self,
         request: Request<pb::GetOfficeHoldersRequest>,
     ) -> Answer<pb::GetOfficeHoldersResponse> {
-        let wait = patience(&request);
-        let r = request.into_inner();
-        call("GetOfficeHolders", "", async {
-            let office = id("office", &r.office, "offices")?;
-            let on = date("date", &r.date)?;
-            let known_at = known_at("known_at", r.known_at.as_ref())?;
-            self.reader
-                .wait_for(min_position("min_position", &r.min_position)?, wait)
-                .await?;
-            let models = self.reader.models();
-            let p = &models.projection;
-            let vacant = p
-                .vacant(office, on, known_at)
-                .ok_or_else(|| ApiError::NotFound(office.to_string()))?;
-            let holdings = p
-                .holders(office, on, known_at)
-                .iter()
-                .map(|h| holding_pb(p, h, known_at))
-                .collect();
-            Ok(pb::GetOfficeHoldersResponse {
-                holdings,
-                vacant,
-                position: position_text(models.position),
-            })
-        })
+        read(
+            &self.reader,
+            "GetOfficeHolders",
+            request,
+            |r| {
+                let office = id("office", &r.office, "offices")?;
+                Ok((
+                    (
+                        office,
+                        date("date", &r.date)?,
+                        known_at("known_at", r.known_at.as_ref())?,
+                    ),
+                    min(&r.min_position)?,
+                ))
+            },
+            |(office, on, known_at), models| {
+                let p = &models.projection;
+                let vacant = p
+                    .vacant(office, on, known_at)
+                    .ok_or_else(|| ApiError::NotFound(office.to_string()))?;
+                let holdings = p
+                    .holders(office, on, known_at)
+                    .iter()
+                    .map(|h| holding_pb(p, h, known_at))
+                    .collect();
+                Ok(pb::GetOfficeHoldersResponse {
+                    holdings,
+                    vacant,
+                    position: position_text(models.position),
+                })
+            },
+        )
         .await
     }
 
@@ -178,31 +188,40 @@ impl QueryService for QueryApi {
         &self,
         request: Request<pb::ListOfficeHistoryRequest>,
     ) -> Answer<pb::ListOfficeHistoryResponse> {
-        let wait = patience(&request);
-        let r = request.into_inner();
-        call("ListOfficeHistory", "", async {
-            let office = id("office", &r.office, "offices")?;
-            let known_at = known_at("known_at", r.known_at.as_ref())?;
-            self.reader
-                .wait_for(min_position("min_position", &r.min_position)?, wait)
-                .await?;
-            let models = self.reader.models();
-            let p = &models.projection;
-            p.office_title(office, known_at)
-                .ok_or_else(|| ApiError::NotFound(office.to_string()))?;
-            let (views, next_page_token) = page(
-                p.office_history(office, known_at),
-                r.page_size,
-                &r.page_token,
-                DEFAULT_PAGE,
-            )?;
-            let holdings = views.iter().map(|h| holding_pb(p, h, known_at)).collect();
-            Ok(pb::ListOfficeHistoryResponse {
-                holdings,
-                next_page_token,
-                position: position_text(models.position),
-            })
-        })
+        read(
+            &self.reader,
+            "ListOfficeHistory",
+            request,
+            |r| {
+                let office = id("office", &r.office, "offices")?;
+                Ok((
+                    (
+                        office,
+                        known_at("known_at", r.known_at.as_ref())?,
+                        r.page_size,
+                        r.page_token,
+                    ),
+                    min(&r.min_position)?,
+                ))
+            },
+            |(office, known_at, page_size, page_token), models| {
+                let p = &models.projection;
+                p.office_title(office, known_at)
+                    .ok_or_else(|| ApiError::NotFound(office.to_string()))?;
+                let (views, next_page_token) = page(
+                    p.office_history(office, known_at),
+                    page_size,
+                    &page_token,
+                    DEFAULT_PAGE,
+                )?;
+                let holdings = views.iter().map(|h| holding_pb(p, h, known_at)).collect();
+                Ok(pb::ListOfficeHistoryResponse {
+                    holdings,
+                    next_page_token,
+                    position: position_text(models.position),
+                })
+            },
+        )
         .await
     }
 
@@ -210,28 +229,35 @@ impl QueryService for QueryApi {
         &self,
         request: Request<pb::ListPersonOfficesRequest>,
     ) -> Answer<pb::ListPersonOfficesResponse> {
-        let wait = patience(&request);
-        let r = request.into_inner();
-        call("ListPersonOffices", "", async {
-            let person = id("person", &r.person, "persons")?;
-            let on = date("date", &r.date)?;
-            let known_at = known_at("known_at", r.known_at.as_ref())?;
-            self.reader
-                .wait_for(min_position("min_position", &r.min_position)?, wait)
-                .await?;
-            let models = self.reader.models();
-            let p = &models.projection;
-            person_known(p, person, known_at)?;
-            let holdings = p
-                .offices_of(person, on, known_at)
-                .iter()
-                .map(|h| holding_pb(p, h, known_at))
-                .collect();
-            Ok(pb::ListPersonOfficesResponse {
-                holdings,
-                position: position_text(models.position),
-            })
-        })
+        read(
+            &self.reader,
+            "ListPersonOffices",
+            request,
+            |r| {
+                let person = id("person", &r.person, "persons")?;
+                Ok((
+                    (
+                        person,
+                        date("date", &r.date)?,
+                        known_at("known_at", r.known_at.as_ref())?,
+                    ),
+                    min(&r.min_position)?,
+                ))
+            },
+            |(person, on, known_at), models| {
+                let p = &models.projection;
+                person_known(p, person, known_at)?;
+                let holdings = p
+                    .offices_of(person, on, known_at)
+                    .iter()
+                    .map(|h| holding_pb(p, h, known_at))
+                    .collect();
+                Ok(pb::ListPersonOfficesResponse {
+                    holdings,
+                    position: position_text(models.position),
+                })
+            },
+        )
         .await
     }
 
@@ -239,30 +265,39 @@ impl QueryService for QueryApi {
         &self,
         request: Request<pb::ListPersonCareerRequest>,
     ) -> Answer<pb::ListPersonCareerResponse> {
-        let wait = patience(&request);
-        let r = request.into_inner();
-        call("ListPersonCareer", "", async {
-            let person = id("person", &r.person, "persons")?;
-            let known_at = known_at("known_at", r.known_at.as_ref())?;
-            self.reader
-                .wait_for(min_position("min_position", &r.min_position)?, wait)
-                .await?;
-            let models = self.reader.models();
-            let p = &models.projection;
-            person_known(p, person, known_at)?;
-            let (views, next_page_token) = page(
-                p.career(person, known_at),
-                r.page_size,
-                &r.page_token,
-                DEFAULT_PAGE,
-            )?;
-            let holdings = views.iter().map(|h| holding_pb(p, h, known_at)).collect();
-            Ok(pb::ListPersonCareerResponse {
-                holdings,
-                next_page_token,
-                position: position_text(models.position),
-            })
-        })
+        read(
+            &self.reader,
+            "ListPersonCareer",
+            request,
+            |r| {
+                let person = id("person", &r.person, "persons")?;
+                Ok((
+                    (
+                        person,
+                        known_at("known_at", r.known_at.as_ref())?,
+                        r.page_size,
+                        r.page_token,
+                    ),
+                    min(&r.min_position)?,
+                ))
+            },
+            |(person, known_at, page_size, page_token), models| {
+                let p = &models.projection;
+                person_known(p, person, known_at)?;
+                let (views, next_page_token) = page(
+                    p.career(person, known_at),
+                    page_size,
+                    &page_token,
+                    DEFAULT_PAGE,
+                )?;
+                let holdings = views.iter().map(|h| holding_pb(p, h, known_at)).collect();
+                Ok(pb::ListPersonCareerResponse {
+                    holdings,
+                    next_page_token,
+                    position: position_text(models.position),
+                })
+            },
+        )
         .await
     }
 
@@ -270,26 +305,33 @@ impl QueryService for QueryApi {
         &self,
         request: Request<pb::GetPersonRequest>,
     ) -> Answer<pb::GetPersonResponse> {
-        let wait = patience(&request);
-        let r = request.into_inner();
-        call("GetPerson", "", async {
-            let person: PersonId = id("name", &r.name, "persons")?;
-            let on = date("date", &r.date)?;
-            let known_at = known_at("known_at", r.known_at.as_ref())?;
-            self.reader
-                .wait_for(min_position("min_position", &r.min_position)?, wait)
-                .await?;
-            let models = self.reader.models();
-            let display_name = models
-                .projection
-                .person_name(person, on, known_at)
-                .ok_or_else(|| ApiError::NotFound(person.to_string()))?;
-            Ok(pb::GetPersonResponse {
-                name: person.to_string(),
-                display_name,
-                position: position_text(models.position),
-            })
-        })
+        read(
+            &self.reader,
+            "GetPerson",
+            request,
+            |r| {
+                let person: PersonId = id("name", &r.name, "persons")?;
+                Ok((
+                    (
+                        person,
+                        date("date", &r.date)?,
+                        known_at("known_at", r.known_at.as_ref())?,
+                    ),
+                    min(&r.min_position)?,
+                ))
+            },
+            |(person, on, known_at), models| {
+                let display_name = models
+                    .projection
+                    .person_name(person, on, known_at)
+                    .ok_or_else(|| ApiError::NotFound(person.to_string()))?;
+                Ok(pb::GetPersonResponse {
+                    name: person.to_string(),
+                    display_name,
+                    position: position_text(models.position),
+                })
+            },
+        )
         .await
     }
 
@@ -297,72 +339,82 @@ impl QueryService for QueryApi {
         &self,
         request: Request<pb::SearchPersonsRequest>,
     ) -> Answer<pb::SearchPersonsResponse> {
-        let wait = patience(&request);
-        let r = request.into_inner();
-        call("SearchPersons", "", async {
-            if r.query.trim().is_empty() {
-                return Err(ApiError::invalid("query", "is required"));
-            }
-            if r.query.chars().count() > registry_domain::MAX_NAME_CHARS {
-                return Err(ApiError::invalid(
-                    "query",
-                    format!(
-                        "is longer than {} characters",
-                        registry_domain::MAX_NAME_CHARS
-                    ),
-                ));
-            }
-            let limit = match r.page_size {
-                n if n < 0 => {
-                    return Err(ApiError::invalid("page_size", format!("{n} is negative")))
+        read(
+            &self.reader,
+            "SearchPersons",
+            request,
+            |r| {
+                if r.query.trim().is_empty() {
+                    return Err(ApiError::invalid("query", "is required"));
                 }
-                0 => 20,
-                n => (n as usize).min(MAX_PAGE),
-            };
-            self.reader
-                .wait_for(min_position("min_position", &r.min_position)?, wait)
-                .await?;
-            let models = self.reader.models();
-            let matches = models
-                .projection
-                .search(&r.query, limit)
-                .into_iter()
-                .map(|(person, display_name, kind)| pb::PersonMatch {
-                    person: person.to_string(),
-                    display_name,
-                    match_kind: match kind {
-                        MatchKind::Exact => pb::MatchKind::Exact,
-                        MatchKind::Folded => pb::MatchKind::Folded,
-                        MatchKind::Words => pb::MatchKind::Words,
-                    } as i32,
+                if r.query.chars().count() > registry_domain::MAX_NAME_CHARS {
+                    return Err(ApiError::invalid(
+                        "query",
+                        format!(
+                            "is longer than {} characters",
+                            registry_domain::MAX_NAME_CHARS
+                        ),
+                    ));
+                }
+                let limit = match r.page_size {
+                    n if n < 0 => {
+                        return Err(ApiError::invalid("page_size", format!("{n} is negative")))
+                    }
+                    0 => 20,
+                    n => (n as usize).min(MAX_PAGE),
+                };
+                let min = min(&r.min_position)?;
+                Ok(((r.query, limit), min))
+            },
+            |(query, limit), models| {
+                let matches = models
+                    .projection
+                    .search(&query, limit)
+                    .into_iter()
+                    .map(|(person, display_name, kind)| pb::PersonMatch {
+                        person: person.to_string(),
+                        display_name,
+                        match_kind: match kind {
+                            MatchKind::Exact => pb::MatchKind::Exact,
+                            MatchKind::Folded => pb::MatchKind::Folded,
+                            MatchKind::Words => pb::MatchKind::Words,
+                        } as i32,
+                    })
+                    .collect();
+                Ok(pb::SearchPersonsResponse {
+                    matches,
+                    position: position_text(models.position),
                 })
-                .collect();
-            Ok(pb::SearchPersonsResponse {
-                matches,
-                position: position_text(models.position),
-            })
-        })
+            },
+        )
         .await
     }
 
     async fn get_unit(&self, request: Request<pb::GetUnitRequest>) -> Answer<pb::GetUnitResponse> {
-        let wait = patience(&request);
-        let r = request.into_inner();
-        call("GetUnit", "", async {
-            let unit = id("name", &r.name, "units")?;
-            let on = date("date", &r.date)?;
-            let known_at = known_at("known_at", r.known_at.as_ref())?;
-            self.reader
-                .wait_for(min_position("min_position", &r.min_position)?, wait)
-                .await?;
-            let models = self.reader.models();
-            let unit = unit_pb(&models.projection, unit, on, known_at)
-                .ok_or_else(|| ApiError::NotFound(format!("{unit} on {on}")))?;
-            Ok(pb::GetUnitResponse {
-                unit: Some(unit),
-                position: position_text(models.position),
-            })
-        })
+        read(
+            &self.reader,
+            "GetUnit",
+            request,
+            |r| {
+                let unit = id("name", &r.name, "units")?;
+                Ok((
+                    (
+                        unit,
+                        date("date", &r.date)?,
+                        known_at("known_at", r.known_at.as_ref())?,
+                    ),
+                    min(&r.min_position)?,
+                ))
+            },
+            |(unit, on, known_at), models| {
+                let unit = unit_pb(&models.projection, unit, on, known_at)
+                    .ok_or_else(|| ApiError::NotFound(format!("{unit} on {on}")))?;
+                Ok(pb::GetUnitResponse {
+                    unit: Some(unit),
+                    position: position_text(models.position),
+                })
+            },
+        )
         .await
     }
 
@@ -370,32 +422,42 @@ impl QueryService for QueryApi {
         &self,
         request: Request<pb::ListUnitTreeRequest>,
     ) -> Answer<pb::ListUnitTreeResponse> {
-        let wait = patience(&request);
-        let r = request.into_inner();
-        call("ListUnitTree", "", async {
-            let root = id("root", &r.root, "units")?;
-            let on = date("date", &r.date)?;
-            let known_at = known_at("known_at", r.known_at.as_ref())?;
-            self.reader
-                .wait_for(min_position("min_position", &r.min_position)?, wait)
-                .await?;
-            let models = self.reader.models();
-            let p = &models.projection;
-            let tree = p.tree(root, on, known_at);
-            if tree.is_empty() {
-                return Err(ApiError::NotFound(format!("{root} on {on}")));
-            }
-            let (ids, next_page_token) = page(tree, r.page_size, &r.page_token, DEFAULT_PAGE)?;
-            let units = ids
-                .into_iter()
-                .filter_map(|u| unit_pb(p, u, on, known_at))
-                .collect();
-            Ok(pb::ListUnitTreeResponse {
-                units,
-                next_page_token,
-                position: position_text(models.position),
-            })
-        })
+        read(
+            &self.reader,
+            "ListUnitTree",
+            request,
+            |r| {
+                let root = id("root", &r.root, "units")?;
+                let on = date("date", &r.date)?;
+                Ok((
+                    (
+                        root,
+                        on,
+                        known_at("known_at", r.known_at.as_ref())?,
+                        r.page_size,
+                        r.page_token,
+                    ),
+                    min(&r.min_position)?,
+                ))
+            },
+            |(root, on, known_at, page_size, page_token), models| {
+                let p = &models.projection;
+                let tree = p.tree(root, on, known_at);
+                if tree.is_empty() {
+                    return Err(ApiError::NotFound(format!("{root} on {on}")));
+                }
+                let (ids, next_page_token) = page(tree, page_size, &page_token, DEFAULT_PAGE)?;
+                let units = ids
+                    .into_iter()
+                    .filter_map(|u| unit_pb(p, u, on, known_at))
+                    .collect();
+                Ok(pb::ListUnitTreeResponse {
+                    units,
+                    next_page_token,
+                    position: position_text(models.position),
+                })
+            },
+        )
         .await
     }
 
@@ -403,34 +465,40 @@ impl QueryService for QueryApi {
         &self,
         request: Request<pb::GetUnitLineageRequest>,
     ) -> Answer<pb::GetUnitLineageResponse> {
-        let wait = patience(&request);
-        let r = request.into_inner();
-        call("GetUnitLineage", "", async {
-            let unit = id("name", &r.name, "units")?;
-            let known_at = known_at("known_at", r.known_at.as_ref())?;
-            self.reader
-                .wait_for(min_position("min_position", &r.min_position)?, wait)
-                .await?;
-            let models = self.reader.models();
-            let p = &models.projection;
-            p.unit_span(unit, known_at)
-                .ok_or_else(|| ApiError::NotFound(unit.to_string()))?;
-            let lineage = p.lineage(unit, known_at);
-            let links = |links: Vec<(registry_domain::UnitId, Date)>| {
-                links
-                    .into_iter()
-                    .map(|(unit, on)| pb::LineageLink {
-                        unit: unit.to_string(),
-                        valid_from: on.to_string(),
-                    })
-                    .collect()
-            };
-            Ok(pb::GetUnitLineageResponse {
-                predecessors: links(lineage.predecessors),
-                successors: links(lineage.successors),
-                position: position_text(models.position),
-            })
-        })
+        read(
+            &self.reader,
+            "GetUnitLineage",
+            request,
+            |r| {
+                Ok((
+                    (
+                        id("name", &r.name, "units")?,
+                        known_at("known_at", r.known_at.as_ref())?,
+                    ),
+                    min(&r.min_position)?,
+                ))
+            },
+            |(unit, known_at), models| {
+                let p = &models.projection;
+                p.unit_span(unit, known_at)
+                    .ok_or_else(|| ApiError::NotFound(unit.to_string()))?;
+                let lineage = p.lineage(unit, known_at);
+                let links = |links: Vec<(registry_domain::UnitId, Date)>| {
+                    links
+                        .into_iter()
+                        .map(|(unit, on)| pb::LineageLink {
+                            unit: unit.to_string(),
+                            valid_from: on.to_string(),
+                        })
+                        .collect()
+                };
+                Ok(pb::GetUnitLineageResponse {
+                    predecessors: links(lineage.predecessors),
+                    successors: links(lineage.successors),
+                    position: position_text(models.position),
+                })
+            },
+        )
         .await
     }
 
@@ -438,34 +506,44 @@ impl QueryService for QueryApi {
         &self,
         request: Request<pb::GetModelCoverageRequest>,
     ) -> Answer<pb::GetModelCoverageResponse> {
-        let wait = patience(&request);
-        let r = request.into_inner();
-        call("GetModelCoverage", "", async {
-            let model = id("model", &r.model, "models")?;
-            let jurisdiction = id("jurisdiction", &r.jurisdiction, "units")?;
-            let level = level("level", r.level)?;
-            let on = date("date", &r.date)?;
-            let known_at = known_at("known_at", r.known_at.as_ref())?;
-            self.reader
-                .wait_for(min_position("min_position", &r.min_position)?, wait)
-                .await?;
-            let models = self.reader.models();
-            let coverage = models
-                .projection
-                .coverage(model, jurisdiction, level, on, known_at)
-                .ok_or_else(|| ApiError::NotFound(format!("{model} or {jurisdiction}")))?;
-            let names = |ids: Vec<registry_domain::UnitId>| {
-                ids.into_iter().map(|u| u.to_string()).collect()
-            };
-            Ok(pb::GetModelCoverageResponse {
-                unit_count: i32::try_from(coverage.units).unwrap_or(i32::MAX),
-                declared_only: names(coverage.declared_only()),
-                observed_only: names(coverage.observed_only()),
-                declared: names(coverage.declared),
-                observed: names(coverage.observed),
-                position: position_text(models.position),
-            })
-        })
+        read(
+            &self.reader,
+            "GetModelCoverage",
+            request,
+            |r| {
+                let model = id("model", &r.model, "models")?;
+                let jurisdiction = id("jurisdiction", &r.jurisdiction, "units")?;
+                let level = level("level", r.level)?;
+                let on = date("date", &r.date)?;
+                Ok((
+                    (
+                        model,
+                        jurisdiction,
+                        level,
+                        on,
+                        known_at("known_at", r.known_at.as_ref())?,
+                    ),
+                    min(&r.min_position)?,
+                ))
+            },
+            |(model, jurisdiction, level, on, known_at), models| {
+                let coverage = models
+                    .projection
+                    .coverage(model, jurisdiction, level, on, known_at)
+                    .ok_or_else(|| ApiError::NotFound(format!("{model} or {jurisdiction}")))?;
+                let names = |ids: Vec<registry_domain::UnitId>| {
+                    ids.into_iter().map(|u| u.to_string()).collect()
+                };
+                Ok(pb::GetModelCoverageResponse {
+                    unit_count: i32::try_from(coverage.units).unwrap_or(i32::MAX),
+                    declared_only: names(coverage.declared_only()),
+                    observed_only: names(coverage.observed_only()),
+                    declared: names(coverage.declared),
+                    observed: names(coverage.observed),
+                    position: position_text(models.position),
+                })
+            },
+        )
         .await
     }
 }

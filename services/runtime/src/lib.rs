@@ -90,3 +90,23 @@ pub async fn write<R: WriteRequest>(
     })
     .await
 }
+
+/// Serves a read: `parse` turns the request into a query and its `min_position` (input errors
+/// first, before any wait); the reader waits for that position within the caller's deadline;
+/// `respond` answers from the read models under the read lock (no awaiting there).
+pub async fn read<R, Q, T>(
+    reader: &Reader,
+    rpc: &'static str,
+    request: tonic::Request<R>,
+    parse: impl FnOnce(R) -> Result<(Q, Option<registry_eventstore::Position>), ApiError>,
+    respond: impl FnOnce(Q, &ReadModels) -> Result<T, ApiError>,
+) -> Result<tonic::Response<T>, tonic::Status> {
+    let wait = serve::patience(&request);
+    serve::call(rpc, "", async {
+        let (query, min) = parse(request.into_inner())?;
+        reader.wait_for(min, wait).await?;
+        let models = reader.models();
+        respond(query, &models)
+    })
+    .await
+}
