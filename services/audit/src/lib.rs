@@ -223,7 +223,15 @@ impl AuditService for AuditApi {
         let mut subscription = self.reader.store().subscribe(after);
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         tokio::spawn(async move {
-            while let Some(next) = subscription.next().await {
+            loop {
+                let next = tokio::select! {
+                    next = subscription.next() => next,
+                    () = registry_runtime::serve::shutting_down() => {
+                        let _ = tx.send(Err(Status::unavailable("the server is shutting down; resume from the last position received"))).await;
+                        return;
+                    }
+                };
+                let Some(next) = next else { return };
                 let item = match next {
                     Ok(recorded) if &*recorded.stream != STREAM => continue,
                     Ok(recorded) => Ok(pb::StreamChangesResponse {

@@ -656,6 +656,24 @@ async fn answers(client: &Client, s: &Seed) -> Vec<String> {
     }
     assert_eq!(revisions, (0..stats.events).collect::<Vec<_>>());
     all.push(format!("{} {}", stats.head_position, stats.events));
+
+    // What the registry learned since just before the correction: the correction itself.
+    let changes = client
+        .audit()
+        .list_changes(v1::ListChangesRequest {
+            recorded_after: Some(before),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let types: Vec<&str> = changes
+        .changes
+        .iter()
+        .map(|c| c.event_type.as_str())
+        .collect();
+    assert_eq!(types.first(), Some(&"PersonCorrected"), "{types:?}");
+    all.push(format!("{types:?}"));
     all
 }
 
@@ -665,6 +683,73 @@ async fn the_seed_article_end_to_end_and_again_after_a_restart() {
     let daemon = Daemon::embedded(dir.path(), &[]);
     let client = daemon.client().await;
     let seed = record_seed(&client).await;
+
+    // The health service reports every registry service as serving.
+    for service in [
+        "",
+        "registry.v1.CommandService",
+        "registry.v1.QueryService",
+        "registry.v1.AuditService",
+        "registry.v1.AdminService",
+    ] {
+        let status = client
+            .health()
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(
+            status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+            "{service:?}"
+        );
+    }
+
+    // A subscriber to the live feed receives a write made after it subscribed.
+    let head = client
+        .admin()
+        .get_store_stats(v1::GetStoreStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .head_position;
+    let mut live = client
+        .audit()
+        .stream_changes(v1::StreamChangesRequest {
+            after_position: head,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let late = Registrar::new(client.clone()).person("Đinh Văn Muộn").await;
+    let change = live.next().await.unwrap().unwrap().change.unwrap();
+    assert_eq!(
+        (change.event_type.as_str(), change.subjects.as_slice()),
+        ("PersonRegistered", std::slice::from_ref(&late))
+    );
+
+    // A replica asked for a position it has not reached answers DEADLINE_EXCEEDED within the
+    // caller's deadline, naming the position.
+    let mut ahead = tonic::Request::new(v1::GetPersonRequest {
+        name: late.clone(),
+        date: "2024-01-01".into(),
+        min_position: "999999".into(),
+        ..Default::default()
+    });
+    ahead.set_timeout(std::time::Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    let status = client.query().get_person(ahead).await.unwrap_err();
+    assert_eq!(
+        status.code(),
+        tonic::Code::DeadlineExceeded,
+        "{}",
+        status.message()
+    );
+    assert!(status.message().contains("999999"), "{}", status.message());
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 
     // A repeated request returns the first answer and appends nothing.
     let request = v1::RegisterPersonRequest {
@@ -707,7 +792,17 @@ async fn the_seed_article_end_to_end_and_again_after_a_restart() {
     let before = answers(&client, &seed).await;
 
     drop(client);
-    assert_eq!(daemon.stop(), Some(0), "SIGTERM stops the daemon cleanly");
+    assert_eq!(daemon.stop(), Some(0), "SIGTERM stops the daemon cleanly, although a change feed is open");
+    // The open feed was told why it ended.
+    let mut delivered = Vec::new();
+    let ended = loop {
+        match live.next().await.unwrap() {
+            Ok(next) => delivered.push(next.change.unwrap().event_type),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(delivered, ["PersonRegistered"], "the write made after the first live one");
+    assert_eq!(ended.code(), tonic::Code::Unavailable, "{}", ended.message());
     let daemon = Daemon::embedded(dir.path(), &[]);
     let client = daemon.client().await;
     let after = answers(&client, &seed).await;

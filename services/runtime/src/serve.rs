@@ -23,6 +23,21 @@ pub const ACTOR_HEADER: &str = "x-registry-actor";
 /// The metadata key tying related requests together.
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
 
+/// Set when the process begins to shut down: long-lived calls (change feeds) end themselves so
+/// that the graceful shutdown does not wait on them. One per process: a process serves once.
+static SHUTTING_DOWN: std::sync::OnceLock<tokio::sync::watch::Sender<bool>> =
+    std::sync::OnceLock::new();
+
+fn shutting_down_sender() -> &'static tokio::sync::watch::Sender<bool> {
+    SHUTTING_DOWN.get_or_init(|| tokio::sync::watch::channel(false).0)
+}
+
+/// Completes when the process begins to shut down.
+pub async fn shutting_down() {
+    let mut flag = shutting_down_sender().subscribe();
+    let _ = flag.wait_for(|down| *down).await;
+}
+
 /// Longest accepted `request_id`.
 const MAX_REQUEST_ID: usize = 128;
 
@@ -159,6 +174,7 @@ pub async fn serve(
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: no new connections; finishing calls in flight");
+        shutting_down_sender().send_replace(true);
         for name in &names {
             reporter
                 .set_service_status(name, ServingStatus::NotServing)
