@@ -792,7 +792,11 @@ async fn the_seed_article_end_to_end_and_again_after_a_restart() {
     let before = answers(&client, &seed).await;
 
     drop(client);
-    assert_eq!(daemon.stop(), Some(0), "SIGTERM stops the daemon cleanly, although a change feed is open");
+    assert_eq!(
+        daemon.stop(),
+        Some(0),
+        "SIGTERM stops the daemon cleanly, although a change feed is open"
+    );
     // The open feed was told why it ended.
     let mut delivered = Vec::new();
     let ended = loop {
@@ -801,8 +805,17 @@ async fn the_seed_article_end_to_end_and_again_after_a_restart() {
             Err(status) => break status,
         }
     };
-    assert_eq!(delivered, ["PersonRegistered"], "the write made after the first live one");
-    assert_eq!(ended.code(), tonic::Code::Unavailable, "{}", ended.message());
+    assert_eq!(
+        delivered,
+        ["PersonRegistered"],
+        "the write made after the first live one"
+    );
+    assert_eq!(
+        ended.code(),
+        tonic::Code::Unavailable,
+        "{}",
+        ended.message()
+    );
     let daemon = Daemon::embedded(dir.path(), &[]);
     let client = daemon.client().await;
     let after = answers(&client, &seed).await;
