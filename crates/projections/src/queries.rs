@@ -145,6 +145,29 @@ impl Projection {
             .filter(move |v| v.recorded.at(known_at))
     }
 
+    /// One holding as asserted at `known_at` (a retracted holding is still found as known before
+    /// its retraction).
+    pub fn holding(
+        &self,
+        holding: HoldingId,
+        known_at: Option<Instant>,
+    ) -> Option<HoldingView<'_>> {
+        let asserted = |v: &&HoldingVersion| v.holding == holding && v.recorded.at(known_at);
+        let found = match self.current.get(&holding) {
+            // Every version of a holding still asserted sits in its current office's list,
+            // unless a correction moved it: then the versions elsewhere are found by the scan.
+            Some(&current) => {
+                let office = self.versions[current as usize].office;
+                self.holding_versions(&self.offices[office as usize].holdings, known_at)
+                    .filter(|v| v.holding == holding)
+                    .last()
+                    .or_else(|| self.versions.iter().filter(asserted).last())
+            }
+            None => self.versions.iter().filter(asserted).last(),
+        };
+        found.map(|v| self.view(v))
+    }
+
     /// Who held the office on `on`: the holdings that surely cover that day.
     pub fn holders(
         &self,

@@ -184,6 +184,37 @@ impl QueryService for QueryApi {
         .await
     }
 
+    async fn get_holding(
+        &self,
+        request: Request<pb::GetHoldingRequest>,
+    ) -> Answer<pb::GetHoldingResponse> {
+        read(
+            &self.reader,
+            "GetHolding",
+            request,
+            |r| {
+                Ok((
+                    (
+                        id("name", &r.name, "holdings")?,
+                        known_at("known_at", r.known_at.as_ref())?,
+                    ),
+                    min(&r.min_position)?,
+                ))
+            },
+            |(holding, known_at), models| {
+                let p = &models.projection;
+                let view = p
+                    .holding(holding, known_at)
+                    .ok_or_else(|| ApiError::NotFound(holding.to_string()))?;
+                Ok(pb::GetHoldingResponse {
+                    holding: Some(holding_pb(p, &view, known_at)),
+                    position: position_text(models.position),
+                })
+            },
+        )
+        .await
+    }
+
     async fn list_office_history(
         &self,
         request: Request<pb::ListOfficeHistoryRequest>,

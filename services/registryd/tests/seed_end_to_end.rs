@@ -460,6 +460,27 @@ async fn answers(client: &Client, s: &Seed) -> Vec<String> {
     assert!(!holders.vacant);
     all.push(format!("{holders:?}"));
 
+    let vice = q
+        .clone()
+        .get_holding(v1::GetHoldingRequest {
+            name: s.hung_vice_holding.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .holding
+        .unwrap();
+    assert_eq!(
+        (
+            vice.person.as_str(),
+            vice.office_title.as_str(),
+            vice.start.as_str()
+        ),
+        (s.hung.as_str(), "Phó Bí thư Thành ủy", "2020-10")
+    );
+    all.push(format!("{vice:?}"));
+
     // Name search: without diacritics, and in decomposed form.
     let folded = q
         .clone()
