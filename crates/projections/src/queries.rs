@@ -161,11 +161,48 @@ impl Projection {
                 self.holding_versions(&self.offices[office as usize].holdings, known_at)
                     .filter(|v| v.holding == holding)
                     .last()
-                    .or_else(|| self.versions.iter().filter(asserted).last())
+                    .or_else(|| self.versions.iter().rev().find(asserted))
             }
-            None => self.versions.iter().filter(asserted).last(),
+            None => self.versions.iter().rev().find(asserted),
         };
         found.map(|v| self.view(v))
+    }
+
+    /// The holdings that surely cover `on`, office by office from the `from`-th office, until
+    /// at least `limit` are found; with the office to continue from when there may be more.
+    pub fn holdings_on(
+        &self,
+        on: Date,
+        known_at: Option<Instant>,
+        from: usize,
+        limit: usize,
+    ) -> (Vec<HoldingView<'_>>, Option<usize>) {
+        let day = on.julian_day();
+        let mut found = Vec::new();
+        for (ix, office) in self.offices.iter().enumerate().skip(from) {
+            if found.len() >= limit {
+                return (found, Some(ix));
+            }
+            let start = found.len();
+            found.extend(
+                self.versions_on(&office.holdings, day, known_at)
+                    .map(|v| self.view(v)),
+            );
+            found[start..].sort_by_key(|h| h.holding);
+        }
+        (found, None)
+    }
+
+    /// The unit an office belonged to on `on`.
+    pub fn office_unit(
+        &self,
+        office: OfficeId,
+        on: Date,
+        known_at: Option<Instant>,
+    ) -> Option<UnitId> {
+        let ix = *self.office_ix.get(&office)?;
+        self.office_unit_on(ix, on, known_at)
+            .map(|u| self.units[u as usize].id)
     }
 
     /// Who held the office on `on`: the holdings that surely cover that day.

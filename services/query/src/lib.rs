@@ -95,6 +95,10 @@ pub fn holding_pb(p: &Projection, h: &HoldingView<'_>, known_at: Option<Instant>
         basis: h.basis.map(basis_pb),
         end_basis: h.end_basis.map(basis_pb),
         recorded_at: Some(timestamp(h.recorded_at)),
+        unit: p
+            .office_unit(h.office, h.start.earliest(), known_at)
+            .map(|u| u.to_string())
+            .unwrap_or_default(),
     }
 }
 
@@ -208,6 +212,52 @@ impl QueryService for QueryApi {
                     .ok_or_else(|| ApiError::NotFound(holding.to_string()))?;
                 Ok(pb::GetHoldingResponse {
                     holding: Some(holding_pb(p, &view, known_at)),
+                    position: position_text(models.position),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn list_holdings(
+        &self,
+        request: Request<pb::ListHoldingsRequest>,
+    ) -> Answer<pb::ListHoldingsResponse> {
+        read(
+            &self.reader,
+            "ListHoldings",
+            request,
+            |r| {
+                let size = match r.page_size {
+                    n if n < 0 => {
+                        return Err(ApiError::invalid("page_size", format!("{n} is negative")))
+                    }
+                    0 => 1000,
+                    n => (n as usize).min(10_000),
+                };
+                let from = if r.page_token.is_empty() {
+                    0
+                } else {
+                    r.page_token.parse::<usize>().map_err(|_| {
+                        ApiError::invalid("page_token", "is not a token this service gave")
+                    })?
+                };
+                Ok((
+                    (
+                        date("date", &r.date)?,
+                        known_at("known_at", r.known_at.as_ref())?,
+                        from,
+                        size,
+                    ),
+                    min(&r.min_position)?,
+                ))
+            },
+            |(on, known_at, from, size), models| {
+                let p = &models.projection;
+                let (views, next) = p.holdings_on(on, known_at, from, size);
+                Ok(pb::ListHoldingsResponse {
+                    holdings: views.iter().map(|h| holding_pb(p, h, known_at)).collect(),
+                    next_page_token: next.map(|n| n.to_string()).unwrap_or_default(),
                     position: position_text(models.position),
                 })
             },

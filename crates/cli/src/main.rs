@@ -1,0 +1,196 @@
+//! `regctl`: the registry's command-line tool for registrars (enter and import records),
+//! auditors (histories with provenance, differences between recorded instants, the change feed)
+//! and administrators (corrections, retractions, rebuilds).
+//!
+//! It talks to a registry server over gRPC through `registry-client`; it holds no state of its
+//! own. Exit status: 0 done; 1 a local file failed; 2 bad arguments or input; 3 the server
+//! refused an argument; 4 not found; 5 refused by the registry's rules; 6 concurrent writes kept
+//! conflicting (retry); 7 server unreachable or failing; 10 a confirmation was declined.
+//!
+//! # Layout
+//!
+//! - `args`: dates, instants, enums, legal bases; errors and exit codes.
+//! - `output`: tables and canonical JSON.
+//! - `write`: the subcommands that record (persons, units, offices, holdings, models, terms).
+//! - `read`: the subcommands that ask (show, search, who-held, career, history, diff, follow).
+//! - `amend`: corrections and retractions, with a preview and a confirmation.
+//! - `transfer`: import and export (CSV, JSON Lines, Popolo).
+
+mod amend;
+mod args;
+mod output;
+mod read;
+mod transfer;
+mod write;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use registry_client::Client;
+
+use crate::args::CliError;
+use crate::output::Format;
+
+const EXAMPLES: &str = "Examples:
+  regctl persons add \"Nguyễn Xuân Ký\" --birth 1962
+  regctl who-held offices/0193… --at 18/03/2024
+  regctl career persons/0193… --output json
+  regctl import examples/seed/seed.jsonl
+  regctl correct person persons/0193… --name \"Nguyễn Văn Tú\" --reason \"typing error\"";
+
+/// The registry's command-line tool.
+#[derive(Debug, Parser)]
+#[command(name = "regctl", version, about, after_help = EXAMPLES)]
+struct Cli {
+    /// The registry server.
+    #[arg(
+        long,
+        global = true,
+        env = "REGCTL_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    server: String,
+    /// Who you are: recorded with every change you make, shown to auditors.
+    #[arg(long, global = true, env = "REGCTL_ACTOR", default_value = "regctl")]
+    actor: String,
+    /// How to print answers.
+    #[arg(long, short, global = true, value_enum, default_value_t = Format::Table)]
+    output: Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Persons: add, rename, alias, show, search.
+    #[command(subcommand)]
+    Persons(write::Persons),
+    /// Units: establish, rename, move, merge, split, dissolve, show, tree, lineage.
+    #[command(subcommand)]
+    Units(write::Units),
+    /// Offices: create, abolish, show.
+    #[command(subcommand)]
+    Offices(write::Offices),
+    /// Holdings: start (elect, appoint, ...), end, show.
+    #[command(subcommand)]
+    Holdings(write::Holdings),
+    /// Pilot models: define, adopt, withdraw, coverage.
+    #[command(subcommand)]
+    Models(write::Models),
+    /// Terms of bodies: open.
+    #[command(subcommand)]
+    Terms(write::Terms),
+    /// Who held an office on a date (optionally as known at an instant).
+    #[command(
+        after_help = "Example:\n  regctl who-held offices/0193… --at 18/03/2024 --known-at 2024-06-01T00:00:00Z"
+    )]
+    WhoHeld(read::WhoHeld),
+    /// Every office a person held, in order.
+    #[command(after_help = "Example:\n  regctl career persons/0193…")]
+    Career(read::Career),
+    /// The recorded history of a person, unit, office, holding, model or adoption, with
+    /// provenance: who recorded what, when, under which request, and what corrected it.
+    #[command(after_help = "Example:\n  regctl history offices/0193…")]
+    History(read::History),
+    /// What the registry learned between two recorded instants.
+    #[command(
+        after_help = "Example:\n  regctl diff --from 2025-06-30T00:00:00Z --to 2025-07-02T00:00:00Z"
+    )]
+    Diff(read::Diff),
+    /// Follow the change feed (every event in commit order, then live).
+    #[command(after_help = "Example:\n  regctl follow --after 1200 --output jsonl")]
+    Follow(read::Follow),
+    /// Irregular but real facts flagged for auditors, as of a day.
+    #[command(after_help = "Example:\n  regctl irregularities --at 2024-03-18")]
+    Irregularities(read::Irregularities),
+    /// Correct a person's, an office's or a holding's recorded facts (a reason is required).
+    #[command(subcommand)]
+    Correct(amend::Correct),
+    /// Withdraw a record entered in error (a reason is required).
+    #[command(
+        after_help = "Example:\n  regctl retract holdings/0193… --reason \"entered twice\" --yes"
+    )]
+    Retract(amend::Retract),
+    /// Import persons, units, offices, holdings (and models, adoptions) from CSV or JSON Lines.
+    #[command(after_help = transfer::IMPORT_HELP)]
+    Import(transfer::Import),
+    /// Export the holdings on a date as JSON Lines, CSV or Popolo JSON.
+    #[command(
+        after_help = "Example:\n  regctl export --at 2024-03-18 --format popolo > registry.json"
+    )]
+    Export(transfer::Export),
+    /// Store and read-model statistics.
+    Stats,
+    /// Rebuild the server's read models from the event store.
+    Rebuild,
+    /// Print shell completions.
+    #[command(after_help = "Example:\n  regctl completions bash > /etc/bash_completion.d/regctl")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// What every subcommand gets: the connection and the output format.
+pub struct Context {
+    /// The server connection.
+    pub client: Client,
+    /// The output format.
+    pub format: Format,
+    /// The actor.
+    pub actor: String,
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(shell, &mut Cli::command(), "regctl", &mut std::io::stdout());
+        return Ok(());
+    }
+    let client = Client::connect(&cli.server)
+        .await
+        .map_err(|e| CliError::Unavailable(e.to_string()))?
+        .try_with_actor(&cli.actor)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let cx = Context {
+        client,
+        format: cli.output,
+        actor: cli.actor,
+    };
+    match cli.command {
+        Command::Persons(c) => c.run(&cx).await,
+        Command::Units(c) => c.run(&cx).await,
+        Command::Offices(c) => c.run(&cx).await,
+        Command::Holdings(c) => c.run(&cx).await,
+        Command::Models(c) => c.run(&cx).await,
+        Command::Terms(c) => c.run(&cx).await,
+        Command::WhoHeld(c) => c.run(&cx).await,
+        Command::Career(c) => c.run(&cx).await,
+        Command::History(c) => c.run(&cx).await,
+        Command::Diff(c) => c.run(&cx).await,
+        Command::Follow(c) => c.run(&cx).await,
+        Command::Irregularities(c) => c.run(&cx).await,
+        Command::Correct(c) => c.run(&cx).await,
+        Command::Retract(c) => c.run(&cx).await,
+        Command::Import(c) => c.run(&cx).await,
+        Command::Export(c) => c.run(&cx).await,
+        Command::Stats => read::stats(&cx).await,
+        Command::Rebuild => read::rebuild(&cx).await,
+        Command::Completions { .. } => Ok(()),
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            output::note(format!("error: cannot start: {e}"));
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(run(cli)) {
+        output::note(format!("error: {e}"));
+        std::process::exit(e.exit_code());
+    }
+}

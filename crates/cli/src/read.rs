@@ -1,0 +1,771 @@
+//! The subcommands that ask: show, search, who-held, career, history, diff, follow,
+//! irregularities, stats. Each sends one request (or follows a stream) and prints the answer as
+//! a table or as the API's JSON.
+
+use clap::Args;
+use registry_client::v1;
+use tokio_stream::StreamExt;
+
+use crate::args::{self, name, short, show_instant, CliError};
+use crate::output::{json, Answer, Format};
+use crate::Context;
+
+const HOLDING_HEADERS: &[&str] = &[
+    "holding", "person", "name", "office", "from", "until", "how", "basis",
+];
+
+fn holding_row(h: &v1::Holding) -> Vec<String> {
+    let until = if h.end_unknown {
+        "unknown".to_owned()
+    } else {
+        h.end.clone()
+    };
+    let how = short(
+        v1::BeginningKind::try_from(h.beginning)
+            .map(|b| b.as_str_name())
+            .unwrap_or(""),
+        "BEGINNING_KIND",
+    );
+    let until = match v1::EndReason::try_from(h.end_reason) {
+        Ok(reason) if reason != v1::EndReason::Unspecified => {
+            format!("{until} ({})", short(reason.as_str_name(), "END_REASON"))
+        }
+        _ => until,
+    };
+    vec![
+        h.name.clone(),
+        h.person.clone(),
+        h.person_display_name.clone(),
+        h.office_title.clone(),
+        h.start.clone(),
+        until,
+        how,
+        h.basis
+            .as_ref()
+            .map(|b| b.number.clone())
+            .unwrap_or_default(),
+    ]
+}
+
+fn print_holdings<M: prost::Message>(
+    cx: &Context,
+    response: &M,
+    full_name: &str,
+    holdings: &[v1::Holding],
+) {
+    Answer {
+        document: json(response, full_name),
+        items: holdings
+            .iter()
+            .map(|h| json(h, "registry.v1.Holding"))
+            .collect(),
+        headers: HOLDING_HEADERS,
+        rows: holdings.iter().map(holding_row).collect(),
+    }
+    .print(cx.format);
+}
+
+/// The `--at`, `--known-at` and `--min-position` options of reads.
+#[derive(Args, Clone, Debug)]
+pub struct When {
+    /// The day asked about (2024-03-18 or 18/03/2024).
+    #[arg(long)]
+    pub at: String,
+    /// Answer as the registry stood at this recorded instant (2024-06-01T00:00:00Z).
+    #[arg(long)]
+    pub known_at: Option<String>,
+    /// Wait until the server has applied this commit position (from a write's answer).
+    #[arg(long)]
+    pub min_position: Option<String>,
+}
+
+/// Who held an office on a day.
+#[derive(Args, Debug)]
+pub struct WhoHeld {
+    /// The office.
+    office: String,
+    #[command(flatten)]
+    when: When,
+}
+
+impl WhoHeld {
+    /// Runs it.
+    pub async fn run(self, cx: &Context) -> Result<(), CliError> {
+        let response = cx
+            .client
+            .query()
+            .get_office_holders(v1::GetOfficeHoldersRequest {
+                office: name("offices", &self.office),
+                date: args::date("--at", &self.when.at)?,
+                known_at: args::opt_instant("--known-at", self.when.known_at.as_deref())?,
+                min_position: self.when.min_position.unwrap_or_default(),
+            })
+            .await?
+            .into_inner();
+        if cx.format == Format::Table && response.vacant {
+            println!("vacant on {}", self.when.at);
+            return Ok(());
+        }
+        print_holdings(
+            cx,
+            &response,
+            "registry.v1.GetOfficeHoldersResponse",
+            &response.holdings,
+        );
+        Ok(())
+    }
+}
+
+/// Every holding of a person.
+#[derive(Args, Debug)]
+pub struct Career {
+    /// The person.
+    person: String,
+    /// Answer as known at this recorded instant.
+    #[arg(long)]
+    known_at: Option<String>,
+}
+
+impl Career {
+    /// Runs it.
+    pub async fn run(self, cx: &Context) -> Result<(), CliError> {
+        let mut holdings = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let response = cx
+                .client
+                .query()
+                .list_person_career(v1::ListPersonCareerRequest {
+                    person: name("persons", &self.person),
+                    known_at: args::opt_instant("--known-at", self.known_at.as_deref())?,
+                    page_size: 1000,
+                    page_token,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            holdings.extend(response.holdings);
+            if response.next_page_token.is_empty() {
+                break;
+            }
+            page_token = response.next_page_token;
+        }
+        let response = v1::ListPersonCareerResponse {
+            holdings,
+            ..Default::default()
+        };
+        print_holdings(
+            cx,
+            &response,
+            "registry.v1.ListPersonCareerResponse",
+            &response.holdings,
+        );
+        Ok(())
+    }
+}
+
+/// A person on a day.
+#[derive(Args, Debug)]
+pub struct PersonShow {
+    /// The person.
+    person: String,
+    #[command(flatten)]
+    when: When,
+}
+
+impl PersonShow {
+    /// Runs it.
+    pub async fn run(self, cx: &Context) -> Result<(), CliError> {
+        let person = name("persons", &self.person);
+        let date = args::date("--at", &self.when.at)?;
+        let known_at = args::opt_instant("--known-at", self.when.known_at.as_deref())?;
+        let min_position = self.when.min_position.unwrap_or_default();
+        let shown = cx
+            .client
+            .query()
+            .get_person(v1::GetPersonRequest {
+                name: person.clone(),
+                date: date.clone(),
+                known_at,
+                min_position: min_position.clone(),
+            })
+            .await?
+            .into_inner();
+        let offices = cx
+            .client
+            .query()
+            .list_person_offices(v1::ListPersonOfficesRequest {
+                person,
+                date,
+                known_at,
+                min_position,
+            })
+            .await?
+            .into_inner();
+        if cx.format == Format::Table {
+            println!("{} ({})", shown.display_name, shown.name);
+        }
+        print_holdings(
+            cx,
+            &offices,
+            "registry.v1.ListPersonOfficesResponse",
+            &offices.holdings,
+        );
+        Ok(())
+    }
+}
+
+/// Finds persons by name.
+pub async fn search(cx: &Context, query: String, limit: i32) -> Result<(), CliError> {
+    let response = cx
+        .client
+        .query()
+        .search_persons(v1::SearchPersonsRequest {
+            query,
+            page_size: limit,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    Answer {
+        document: json(&response, "registry.v1.SearchPersonsResponse"),
+        items: response
+            .matches
+            .iter()
+            .map(|m| json(m, "registry.v1.PersonMatch"))
+            .collect(),
+        headers: &["person", "name", "match"],
+        rows: response
+            .matches
+            .iter()
+            .map(|m| {
+                let kind = v1::MatchKind::try_from(m.match_kind)
+                    .map(|k| short(k.as_str_name(), "MATCH_KIND"))
+                    .unwrap_or_default();
+                vec![m.person.clone(), m.display_name.clone(), kind]
+            })
+            .collect(),
+    }
+    .print(cx.format);
+    Ok(())
+}
+
+fn unit_rows(units: &[v1::Unit]) -> Vec<Vec<String>> {
+    units
+        .iter()
+        .map(|u| {
+            vec![
+                u.name.clone(),
+                u.display_name.clone(),
+                v1::UnitKind::try_from(u.kind)
+                    .map(|k| short(k.as_str_name(), "UNIT_KIND"))
+                    .unwrap_or_default(),
+                v1::Level::try_from(u.level)
+                    .map(|k| short(k.as_str_name(), "LEVEL"))
+                    .unwrap_or_default(),
+                u.valid_from.clone(),
+                u.valid_until.clone(),
+                u.parents.join(" "),
+                u.offices.len().to_string(),
+            ]
+        })
+        .collect()
+}
+
+const UNIT_HEADERS: &[&str] = &[
+    "unit", "name", "kind", "level", "from", "until", "parents", "offices",
+];
+
+/// A unit on a day.
+#[derive(Args, Debug)]
+pub struct UnitShow {
+    /// The unit.
+    unit: String,
+    #[command(flatten)]
+    when: When,
+}
+
+impl UnitShow {
+    /// Runs it.
+    pub async fn run(self, cx: &Context) -> Result<(), CliError> {
+        let response = cx
+            .client
+            .query()
+            .get_unit(v1::GetUnitRequest {
+                name: name("units", &self.unit),
+                date: args::date("--at", &self.when.at)?,
+                known_at: args::opt_instant("--known-at", self.when.known_at.as_deref())?,
+                min_position: self.when.min_position.unwrap_or_default(),
+            })
+            .await?
+            .into_inner();
+        let unit = response.unit.clone().unwrap_or_default();
+        let mut rows = unit_rows(std::slice::from_ref(&unit));
+        if cx.format == Format::Table {
+            rows.extend(unit.children.iter().map(|c| vec![format!("  child {c}")]));
+            rows.extend(unit.offices.iter().map(|o| vec![format!("  office {o}")]));
+        }
+        Answer {
+            document: json(&response, "registry.v1.GetUnitResponse"),
+            items: vec![],
+            headers: UNIT_HEADERS,
+            rows,
+        }
+        .print(cx.format);
+        Ok(())
+    }
+}
+
+/// The units of a jurisdiction on a day.
+#[derive(Args, Debug)]
+pub struct UnitTree {
+    /// The root unit.
+    unit: String,
+    #[command(flatten)]
+    when: When,
+}
+
+impl UnitTree {
+    /// Runs it.
+    pub async fn run(self, cx: &Context) -> Result<(), CliError> {
+        let mut units = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let response = cx
+                .client
+                .query()
+                .list_unit_tree(v1::ListUnitTreeRequest {
+                    root: name("units", &self.unit),
+                    date: args::date("--at", &self.when.at)?,
+                    known_at: args::opt_instant("--known-at", self.when.known_at.as_deref())?,
+                    min_position: self.when.min_position.clone().unwrap_or_default(),
+                    page_size: 1000,
+                    page_token,
+                })
+                .await?
+                .into_inner();
+            units.extend(response.units);
+            if response.next_page_token.is_empty() {
+                break;
+            }
+            page_token = response.next_page_token;
+        }
+        let response = v1::ListUnitTreeResponse {
+            units,
+            ..Default::default()
+        };
+        Answer {
+            document: json(&response, "registry.v1.ListUnitTreeResponse"),
+            items: response
+                .units
+                .iter()
+                .map(|u| json(u, "registry.v1.Unit"))
+                .collect(),
+            headers: UNIT_HEADERS,
+            rows: unit_rows(&response.units),
+        }
+        .print(cx.format);
+        Ok(())
+    }
+}
+
+/// Predecessors and successors of a unit.
+#[derive(Args, Debug)]
+pub struct UnitLineage {
+    /// The unit.
+    unit: String,
+    /// Answer as known at this recorded instant.
+    #[arg(long)]
+    known_at: Option<String>,
+}
+
+impl UnitLineage {
+    /// Runs it.
+    pub async fn run(self, cx: &Context) -> Result<(), CliError> {
+        let response = cx
+            .client
+            .query()
+            .get_unit_lineage(v1::GetUnitLineageRequest {
+                name: name("units", &self.unit),
+                known_at: args::opt_instant("--known-at", self.known_at.as_deref())?,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        let rows = response
+            .predecessors
+            .iter()
+            .map(|l| {
+                vec![
+                    "predecessor".to_owned(),
+                    l.unit.clone(),
+                    l.valid_from.clone(),
+                ]
+            })
+            .chain(
+                response
+                    .successors
+                    .iter()
+                    .map(|l| vec!["successor".to_owned(), l.unit.clone(), l.valid_from.clone()]),
+            )
+            .collect();
+        Answer {
+            document: json(&response, "registry.v1.GetUnitLineageResponse"),
+            items: vec![],
+            headers: &["link", "unit", "from"],
+            rows,
+        }
+        .print(cx.format);
+        Ok(())
+    }
+}
+
+/// One holding.
+#[derive(Args, Debug)]
+pub struct HoldingShow {
+    /// The holding.
+    holding: String,
+    /// Answer as known at this recorded instant.
+    #[arg(long)]
+    known_at: Option<String>,
+}
+
+impl HoldingShow {
+    /// Runs it.
+    pub async fn run(self, cx: &Context) -> Result<(), CliError> {
+        let response = cx
+            .client
+            .query()
+            .get_holding(v1::GetHoldingRequest {
+                name: name("holdings", &self.holding),
+                known_at: args::opt_instant("--known-at", self.known_at.as_deref())?,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        let holdings: Vec<v1::Holding> = response.holding.clone().into_iter().collect();
+        print_holdings(cx, &response, "registry.v1.GetHoldingResponse", &holdings);
+        Ok(())
+    }
+}
+
+/// Coverage of a pilot model.
+#[derive(Args, Debug)]
+pub struct Coverage {
+    /// The model.
+    model: String,
+    /// The jurisdiction (an administrative area).
+    jurisdiction: String,
+    /// The level of the units counted.
+    #[arg(long, default_value = "commune")]
+    level: String,
+    #[command(flatten)]
+    when: When,
+}
+
+impl Coverage {
+    /// Runs it.
+    pub async fn run(self, cx: &Context) -> Result<(), CliError> {
+        let response = cx
+            .client
+            .query()
+            .get_model_coverage(v1::GetModelCoverageRequest {
+                model: name("models", &self.model),
+                jurisdiction: name("units", &self.jurisdiction),
+                level: args::level("--level", &self.level)?,
+                date: args::date("--at", &self.when.at)?,
+                known_at: args::opt_instant("--known-at", self.when.known_at.as_deref())?,
+                min_position: self.when.min_position.unwrap_or_default(),
+            })
+            .await?
+            .into_inner();
+        let count = |list: &[String]| format!("{} of {}", list.len(), response.unit_count);
+        let rows = vec![
+            vec![
+                "declared".to_owned(),
+                count(&response.declared),
+                response.declared.join(" "),
+            ],
+            vec![
+                "observed".to_owned(),
+                count(&response.observed),
+                response.observed.join(" "),
+            ],
+            vec![
+                "declared only".to_owned(),
+                response.declared_only.len().to_string(),
+                response.declared_only.join(" "),
+            ],
+            vec![
+                "observed only".to_owned(),
+                response.observed_only.len().to_string(),
+                response.observed_only.join(" "),
+            ],
+        ];
+        Answer {
+            document: json(&response, "registry.v1.GetModelCoverageResponse"),
+            items: vec![],
+            headers: &["", "units", "which"],
+            rows,
+        }
+        .print(cx.format);
+        Ok(())
+    }
+}
+
+fn change_rows(changes: &[v1::Change]) -> Vec<Vec<String>> {
+    changes
+        .iter()
+        .map(|c| {
+            let payload: serde_json::Value =
+                serde_json::from_str(&c.payload_json).unwrap_or_default();
+            let why = payload
+                .pointer("/amendment/reason")
+                .and_then(|r| r.as_str())
+                .unwrap_or_default();
+            let basis = payload
+                .pointer("/basis/number")
+                .or_else(|| payload.pointer("/amendment/basis/number"))
+                .and_then(|b| b.as_str())
+                .unwrap_or_default();
+            vec![
+                c.position.clone(),
+                show_instant(c.recorded_at.as_ref()),
+                c.actor.clone(),
+                c.event_type.clone(),
+                basis.to_owned(),
+                why.to_owned(),
+            ]
+        })
+        .collect()
+}
+
+const CHANGE_HEADERS: &[&str] = &["position", "recorded at", "by", "event", "basis", "reason"];
+
+/// The recorded history of a resource.
+#[derive(Args, Debug)]
+pub struct History {
+    /// The resource: persons/…, units/…, offices/…, holdings/…, models/…, adoptions/…, terms/….
+    resource: String,
+}
+
+impl History {
+    /// Runs it.
+    pub async fn run(self, cx: &Context) -> Result<(), CliError> {
+        let mut changes = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let response = cx
+                .client
+                .audit()
+                .list_resource_history(v1::ListResourceHistoryRequest {
+                    name: self.resource.clone(),
+                    page_size: 1000,
+                    page_token,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            changes.extend(response.changes);
+            if response.next_page_token.is_empty() {
+                break;
+            }
+            page_token = response.next_page_token;
+        }
+        let response = v1::ListResourceHistoryResponse {
+            changes,
+            ..Default::default()
+        };
+        Answer {
+            document: json(&response, "registry.v1.ListResourceHistoryResponse"),
+            items: response
+                .changes
+                .iter()
+                .map(|c| json(c, "registry.v1.Change"))
+                .collect(),
+            headers: CHANGE_HEADERS,
+            rows: change_rows(&response.changes),
+        }
+        .print(cx.format);
+        Ok(())
+    }
+}
+
+/// What the registry learned between two instants.
+#[derive(Args, Debug)]
+pub struct Diff {
+    /// From this recorded instant (exclusive).
+    #[arg(long)]
+    from: String,
+    /// To this recorded instant (inclusive); now when absent.
+    #[arg(long)]
+    to: Option<String>,
+}
+
+impl Diff {
+    /// Runs it.
+    pub async fn run(self, cx: &Context) -> Result<(), CliError> {
+        let mut changes = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let response = cx
+                .client
+                .audit()
+                .list_changes(v1::ListChangesRequest {
+                    recorded_after: Some(args::instant("--from", &self.from)?),
+                    recorded_before: args::opt_instant("--to", self.to.as_deref())?,
+                    page_size: 1000,
+                    page_token,
+                })
+                .await?
+                .into_inner();
+            changes.extend(response.changes);
+            if response.next_page_token.is_empty() {
+                break;
+            }
+            page_token = response.next_page_token;
+        }
+        let response = v1::ListChangesResponse {
+            changes,
+            ..Default::default()
+        };
+        Answer {
+            document: json(&response, "registry.v1.ListChangesResponse"),
+            items: response
+                .changes
+                .iter()
+                .map(|c| json(c, "registry.v1.Change"))
+                .collect(),
+            headers: CHANGE_HEADERS,
+            rows: change_rows(&response.changes),
+        }
+        .print(cx.format);
+        Ok(())
+    }
+}
+
+/// Follow the change feed.
+#[derive(Args, Debug)]
+pub struct Follow {
+    /// Start after this commit position; from the beginning when absent.
+    #[arg(long)]
+    after: Option<String>,
+    /// Stop after this many events.
+    #[arg(long)]
+    limit: Option<u64>,
+}
+
+impl Follow {
+    /// Runs it: prints each event as it comes (tables: one line each).
+    pub async fn run(self, cx: &Context) -> Result<(), CliError> {
+        let mut feed = cx
+            .client
+            .audit()
+            .stream_changes(v1::StreamChangesRequest {
+                after_position: self.after.unwrap_or_default(),
+            })
+            .await?
+            .into_inner();
+        let mut seen = 0;
+        while self.limit.is_none_or(|limit| seen < limit) {
+            let Some(next) = feed.next().await else { break };
+            let Some(change) = next?.change else { continue };
+            match cx.format {
+                Format::Table => println!(
+                    "{}",
+                    change_rows(std::slice::from_ref(&change))[0].join("  ")
+                ),
+                Format::Json | Format::Jsonl => println!("{}", json(&change, "registry.v1.Change")),
+            }
+            seen += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Irregularities as of a day.
+#[derive(Args, Debug)]
+pub struct Irregularities {
+    /// The day.
+    #[arg(long)]
+    at: String,
+}
+
+impl Irregularities {
+    /// Runs it.
+    pub async fn run(self, cx: &Context) -> Result<(), CliError> {
+        let response = cx
+            .client
+            .audit()
+            .list_irregularities(v1::ListIrregularitiesRequest {
+                date: args::date("--at", &self.at)?,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        Answer {
+            document: json(&response, "registry.v1.ListIrregularitiesResponse"),
+            items: response
+                .irregularities
+                .iter()
+                .map(|i| json(i, "registry.v1.Irregularity"))
+                .collect(),
+            headers: &["kind", "description"],
+            rows: response
+                .irregularities
+                .iter()
+                .map(|i| vec![i.kind.clone(), i.description.clone()])
+                .collect(),
+        }
+        .print(cx.format);
+        Ok(())
+    }
+}
+
+/// Store statistics.
+pub async fn stats(cx: &Context) -> Result<(), CliError> {
+    let s = cx
+        .client
+        .admin()
+        .get_store_stats(v1::GetStoreStatsRequest {})
+        .await?
+        .into_inner();
+    let rows = vec![
+        vec!["backend".to_owned(), s.backend.clone()],
+        vec!["events".to_owned(), s.events.to_string()],
+        vec!["head position".to_owned(), s.head_position.clone()],
+        vec!["read models at".to_owned(), s.projection_position.clone()],
+        vec!["events folded".to_owned(), s.projection_events.to_string()],
+    ];
+    Answer {
+        document: json(&s, "registry.v1.GetStoreStatsResponse"),
+        items: vec![],
+        headers: &["", ""],
+        rows,
+    }
+    .print(cx.format);
+    Ok(())
+}
+
+/// Rebuilds the server's read models.
+pub async fn rebuild(cx: &Context) -> Result<(), CliError> {
+    let r = cx
+        .client
+        .admin()
+        .rebuild_projections(v1::RebuildProjectionsRequest {})
+        .await?
+        .into_inner();
+    let rows = vec![vec![
+        r.events.to_string(),
+        r.position.clone(),
+        format!("{} ms", r.millis),
+    ]];
+    Answer {
+        document: json(&r, "registry.v1.RebuildProjectionsResponse"),
+        items: vec![],
+        headers: &["events", "position", "took"],
+        rows,
+    }
+    .print(cx.format);
+    Ok(())
+}

@@ -1,0 +1,814 @@
+//! Import and export.
+//!
+//! Import reads CSV (one record type per file, `--type`) or JSON Lines (each line names its
+//! `type`), validates every row before writing anything, and reports every bad row with its line
+//! number and field. Each row's request id is derived from its content (a UUID v5), so running
+//! the same file again appends nothing: the server answers each row with the first answer.
+//! Rows are sent in file order, so a row may refer to ids given by earlier rows.
+//!
+//! Export writes the holdings that cover a date as JSON Lines (the API's JSON), CSV, or Popolo
+//! JSON (persons, organizations, posts, memberships).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+use registry_client::v1;
+use serde::{Deserialize, Serialize};
+
+use crate::args::{self, name, CliError};
+use crate::output::{json, note};
+use crate::Context;
+
+/// Help text with the formats.
+pub const IMPORT_HELP: &str = "Record types and their fields (CSV headers, or JSON keys):
+  person   id, name, birth, aliases (a;b)
+  unit     id, name, kind, level, parents (a;b), from, basis, basis_date, issuer
+  office   id, unit, title, kind, capacity (sole|N|unbounded), from, basis, basis_date, issuer
+  holding  id, person, office, from, until, end_unknown, end_reason, how, cause, term,
+           basis, basis_date, issuer
+  model    id, name, roles (party-committee:vice-secretary;fatherland-front:chair), basis,
+           basis_date, issuer
+  adoption id, model, unit, from, basis, basis_date, issuer
+In JSON Lines each line also has \"type\": \"person\", ...; a CSV file holds one type (--type).
+Dates: 2024-03-18 or 18/03/2024 (a month or a year where only that is known).
+
+Examples:
+  regctl import examples/seed/seed.jsonl
+  regctl import holdings.csv --type holding --skip-invalid";
+
+/// A file format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FileFormat {
+    /// Comma-separated values with a header line.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+/// Several values: a JSON array, or one text with `;` between values.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Many {
+    /// `a;b`.
+    Text(String),
+    /// `["a", "b"]`.
+    List(Vec<String>),
+}
+
+impl Default for Many {
+    fn default() -> Self {
+        Self::List(Vec::new())
+    }
+}
+
+impl Many {
+    fn values(&self) -> Vec<String> {
+        match self {
+            Self::Text(t) => t
+                .split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            Self::List(l) => l.clone(),
+        }
+    }
+}
+
+/// One row of an import file: every field of every record type (unused ones stay empty).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Row {
+    #[serde(rename = "type")]
+    record: String,
+    id: String,
+    name: String,
+    birth: String,
+    aliases: Many,
+    kind: String,
+    level: String,
+    parents: Many,
+    unit: String,
+    title: String,
+    capacity: String,
+    person: String,
+    office: String,
+    from: String,
+    until: String,
+    end_unknown: String,
+    end_reason: String,
+    how: String,
+    cause: String,
+    term: String,
+    model: String,
+    roles: Many,
+    basis: String,
+    basis_date: String,
+    issuer: String,
+    basis_effective: String,
+}
+
+/// A validated row: the requests it becomes.
+#[derive(Debug)]
+enum Planned {
+    Person(v1::RegisterPersonRequest),
+    Unit(v1::EstablishUnitRequest),
+    Office(v1::CreateOfficeRequest),
+    Holding(Box<(v1::StartHoldingRequest, Option<v1::EndHoldingRequest>)>),
+    Model(v1::DefineModelRequest),
+    Adoption(v1::AdoptModelRequest),
+}
+
+/// Collects the problems of one row.
+struct Check {
+    line: usize,
+    problems: Vec<String>,
+}
+
+impl Check {
+    fn field<T: Default>(&mut self, field: &str, outcome: Result<T, CliError>) -> T {
+        outcome.unwrap_or_else(|e| {
+            let message = e.to_string();
+            // Argument errors start with the flag they name; rows name fields instead.
+            let message = message
+                .split_once(": ")
+                .map_or(message.clone(), |(_, rest)| rest.to_owned());
+            self.problems
+                .push(format!("line {}: {field}: {message}", self.line));
+            T::default()
+        })
+    }
+
+    fn required(&mut self, field: &str, value: &str) -> String {
+        if value.trim().is_empty() {
+            self.problems
+                .push(format!("line {}: {field}: is required", self.line));
+        }
+        value.trim().to_owned()
+    }
+
+    fn id(&mut self, field: &str, value: &str) -> String {
+        let bare = value.trim().rsplit('/').next().unwrap_or_default();
+        if !value.trim().is_empty() && uuid::Uuid::parse_str(bare).is_err() {
+            self.problems.push(format!(
+                "line {}: {field}: {value:?} is not a UUID or a resource name",
+                self.line
+            ));
+        }
+        bare.to_owned()
+    }
+
+    fn reference(&mut self, field: &str, collection: &str, value: &str) -> String {
+        let text = self.required(field, value);
+        let id = self.id(field, &text);
+        if id.is_empty() {
+            String::new()
+        } else {
+            name(collection, &id)
+        }
+    }
+
+    fn basis(&mut self, row: &Row, required: bool) -> Option<v1::LegalBasis> {
+        let given = args::BasisArgs {
+            number: Some(row.basis.clone()).filter(|s| !s.is_empty()),
+            issued_on: Some(row.basis_date.clone()).filter(|s| !s.is_empty()),
+            issuer: Some(row.issuer.clone()).filter(|s| !s.is_empty()),
+            effective_on: Some(row.basis_effective.clone()).filter(|s| !s.is_empty()),
+        };
+        let basis = self.field("basis", given.optional());
+        if required && basis.is_none() && self.problems.is_empty() {
+            self.problems.push(format!(
+                "line {}: basis: is required (basis, basis_date, issuer)",
+                self.line
+            ));
+        }
+        basis
+    }
+}
+
+/// The request id of a row: a UUID v5 of its content, so a re-run repeats it exactly.
+fn row_request_id(row: &Row, part: &str) -> String {
+    let content = serde_json::to_string(row).unwrap_or_default();
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_OID,
+        format!("regctl import {part}\n{content}").as_bytes(),
+    )
+    .to_string()
+}
+
+fn plan(line: usize, row: &Row) -> Result<Planned, Vec<String>> {
+    let mut c = Check {
+        line,
+        problems: Vec::new(),
+    };
+    let id = c.id("id", &row.id);
+    let planned = match row.record.trim() {
+        "person" => Planned::Person(v1::RegisterPersonRequest {
+            request_id: row_request_id(row, "person"),
+            person_id: id,
+            display_name: c.required("name", &row.name),
+            aliases: row.aliases.values(),
+            birth: if row.birth.is_empty() {
+                String::new()
+            } else {
+                c.field("birth", args::partial_date("birth", &row.birth))
+            },
+        }),
+        "unit" => Planned::Unit(v1::EstablishUnitRequest {
+            request_id: row_request_id(row, "unit"),
+            unit_id: id,
+            kind: c.field("kind", args::unit_kind("kind", &row.kind)),
+            level: c.field("level", args::level("level", &row.level)),
+            display_name: c.required("name", &row.name),
+            parents: row
+                .parents
+                .values()
+                .iter()
+                .map(|p| c.reference("parents", "units", p))
+                .collect(),
+            valid_from: c.field("from", args::date("from", &row.from)),
+            basis: c.basis(row, true),
+        }),
+        "office" => Planned::Office(v1::CreateOfficeRequest {
+            request_id: row_request_id(row, "office"),
+            office_id: id,
+            unit: c.reference("unit", "units", &row.unit),
+            title: c.required("title", &row.title),
+            kind: c.field("kind", args::office_kind("kind", &row.kind)),
+            capacity: Some(c.field(
+                "capacity",
+                args::capacity(if row.capacity.is_empty() {
+                    "sole"
+                } else {
+                    &row.capacity
+                }),
+            )),
+            valid_from: c.field("from", args::date("from", &row.from)),
+            basis: c.basis(row, false),
+        }),
+        "holding" => {
+            let holding_id = if id.is_empty() {
+                row_request_id(row, "holding id")
+            } else {
+                id
+            };
+            let end_unknown = match row.end_unknown.trim() {
+                "" | "false" | "no" | "0" => false,
+                "true" | "yes" | "1" => true,
+                other => {
+                    c.problems.push(format!(
+                        "line {line}: end_unknown: {other:?} is not true or false"
+                    ));
+                    false
+                }
+            };
+            let start = v1::StartHoldingRequest {
+                request_id: row_request_id(row, "holding"),
+                holding_id: holding_id.clone(),
+                person: c.reference("person", "persons", &row.person),
+                office: c.reference("office", "offices", &row.office),
+                valid_from: c.field("from", args::partial_date("from", &row.from)),
+                beginning: c.field(
+                    "how",
+                    args::beginning(
+                        "how",
+                        if row.how.is_empty() {
+                            "appointed"
+                        } else {
+                            &row.how
+                        },
+                    ),
+                ),
+                cause: if row.cause.is_empty() {
+                    String::new()
+                } else {
+                    c.reference("cause", "holdings", &row.cause)
+                },
+                term: if row.term.is_empty() {
+                    String::new()
+                } else {
+                    c.reference("term", "terms", &row.term)
+                },
+                basis: c.basis(row, false),
+            };
+            let end = (!row.until.is_empty() || end_unknown).then(|| v1::EndHoldingRequest {
+                request_id: row_request_id(row, "holding end"),
+                holding: format!("holdings/{holding_id}"),
+                valid_until: if row.until.is_empty() {
+                    String::new()
+                } else {
+                    c.field("until", args::partial_date("until", &row.until))
+                },
+                end_unknown,
+                reason: c.field(
+                    "end_reason",
+                    args::end_reason(
+                        "end_reason",
+                        if row.end_reason.is_empty() {
+                            "term-end"
+                        } else {
+                            &row.end_reason
+                        },
+                    ),
+                ),
+                basis: None,
+            });
+            Planned::Holding(Box::new((start, end)))
+        }
+        "model" => Planned::Model(v1::DefineModelRequest {
+            request_id: row_request_id(row, "model"),
+            model_id: id,
+            display_name: c.required("name", &row.name),
+            arrangement: Some(v1::Arrangement {
+                kind: Some(v1::arrangement::Kind::ConcurrentOffices(
+                    v1::ConcurrentOffices {
+                        roles: row
+                            .roles
+                            .values()
+                            .iter()
+                            .map(|r| {
+                                let (unit, office) = r.split_once(':').unwrap_or((r, ""));
+                                v1::Role {
+                                    unit_kind: c.field("roles", args::unit_kind("roles", unit)),
+                                    office_kind: c
+                                        .field("roles", args::office_kind("roles", office)),
+                                }
+                            })
+                            .collect(),
+                    },
+                )),
+            }),
+            authorised_by: c.basis(row, true),
+        }),
+        "adoption" => Planned::Adoption(v1::AdoptModelRequest {
+            request_id: row_request_id(row, "adoption"),
+            adoption_id: id,
+            model: c.reference("model", "models", &row.model),
+            unit: c.reference("unit", "units", &row.unit),
+            valid_from: c.field("from", args::date("from", &row.from)),
+            basis: c.basis(row, true),
+        }),
+        "" => {
+            c.problems.push(format!(
+                "line {line}: type: is required (person, unit, office, holding, model, adoption)"
+            ));
+            return Err(c.problems);
+        }
+        other => {
+            c.problems.push(format!("line {line}: type: {other:?} is not person, unit, office, holding, model or adoption"));
+            return Err(c.problems);
+        }
+    };
+    if c.problems.is_empty() {
+        Ok(planned)
+    } else {
+        Err(c.problems)
+    }
+}
+
+/// A row read from a file, or why it could not be read, with its line number.
+type NumberedRow = (usize, Result<Row, String>);
+
+/// Reads the rows of a file with their line numbers.
+fn read_rows(
+    path: &PathBuf,
+    format: FileFormat,
+    record: Option<&str>,
+) -> Result<Vec<NumberedRow>, CliError> {
+    let file =
+        std::fs::File::open(path).map_err(|e| CliError::Io(format!("{}: {e}", path.display())))?;
+    let mut rows = Vec::new();
+    match format {
+        FileFormat::Jsonl => {
+            for (i, text) in std::io::BufReader::new(file).lines().enumerate() {
+                let text = text.map_err(|e| CliError::Io(format!("{}: {e}", path.display())))?;
+                if text.trim().is_empty() || text.trim_start().starts_with('#') {
+                    continue;
+                }
+                let row =
+                    serde_json::from_str::<Row>(&text).map_err(|e| format!("line {}: {e}", i + 1));
+                rows.push((
+                    i + 1,
+                    row.map(|mut r| {
+                        if let (true, Some(t)) = (r.record.is_empty(), record) {
+                            t.clone_into(&mut r.record);
+                        }
+                        r
+                    }),
+                ));
+            }
+        }
+        FileFormat::Csv => {
+            let mut reader = csv::ReaderBuilder::new()
+                .trim(csv::Trim::All)
+                .from_reader(file);
+            for (i, row) in reader.deserialize::<Row>().enumerate() {
+                let line = i + 2;
+                rows.push((
+                    line,
+                    row.map_err(|e| format!("line {line}: {e}")).map(|mut r| {
+                        if let (true, Some(t)) = (r.record.is_empty(), record) {
+                            t.clone_into(&mut r.record);
+                        }
+                        r
+                    }),
+                ));
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Import records from a file.
+#[derive(Args, Debug)]
+pub struct Import {
+    /// The file (`.csv` or `.jsonl`).
+    file: PathBuf,
+    /// The format, when the extension does not say.
+    #[arg(long, value_enum)]
+    format: Option<FileFormat>,
+    /// The record type of every row (needed for CSV without a `type` column).
+    #[arg(long = "type")]
+    record: Option<String>,
+    /// Import the valid rows even if some are bad (the bad ones are reported and skipped).
+    #[arg(long)]
+    skip_invalid: bool,
+}
+
+impl Import {
+    /// Runs the import.
+    pub async fn run(self, cx: &Context) -> Result<(), CliError> {
+        let format = self
+            .format
+            .unwrap_or(if self.file.extension().is_some_and(|e| e == "csv") {
+                FileFormat::Csv
+            } else {
+                FileFormat::Jsonl
+            });
+        let rows = read_rows(&self.file, format, self.record.as_deref())?;
+        let mut planned = Vec::new();
+        let mut problems = Vec::new();
+        for (line, row) in rows {
+            match row.map_err(|e| vec![e]).and_then(|row| plan(line, &row)) {
+                Ok(p) => planned.push((line, p)),
+                Err(mut e) => problems.append(&mut e),
+            }
+        }
+        for problem in &problems {
+            note(problem);
+        }
+        if !problems.is_empty() && !self.skip_invalid {
+            return Err(CliError::Usage(format!(
+                "{} bad row(s) in {}; nothing was imported (fix them, or --skip-invalid)",
+                problems.len(),
+                self.file.display()
+            )));
+        }
+        send(cx, planned, self.skip_invalid, &self.file).await
+    }
+}
+
+/// Progress on standard error: a bar with rate and ETA on a terminal, plain lines otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    total: usize,
+    started: Instant,
+    last_line: usize,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} rows, {per_sec}, ETA {eta}",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Self {
+            bar,
+            total,
+            started: Instant::now(),
+            last_line: 0,
+        }
+    }
+
+    fn tick(&mut self, done: usize) {
+        match &self.bar {
+            Some(bar) => bar.set_position(done as u64),
+            None => {
+                let step = (self.total / 10).max(1000);
+                if done - self.last_line >= step || done == self.total {
+                    let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+                    note(format!(
+                        "imported {done}/{} rows ({rate:.0} rows/s)",
+                        self.total
+                    ));
+                    self.last_line = done;
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+async fn send(
+    cx: &Context,
+    planned: Vec<(usize, Planned)>,
+    keep_going: bool,
+    file: &std::path::Path,
+) -> Result<(), CliError> {
+    let command = cx.client.command();
+    let mut progress = Progress::new(planned.len());
+    let (mut new, mut repeated, mut refused) = (0usize, 0usize, 0usize);
+    let started = Instant::now();
+    for (done, (line, plan)) in planned.into_iter().enumerate() {
+        let outcome: Result<Vec<Option<v1::WriteResult>>, tonic::Status> = async {
+            let mut c = command.clone();
+            Ok(match plan {
+                Planned::Person(r) => vec![c.register_person(r).await?.into_inner().result],
+                Planned::Unit(r) => vec![c.establish_unit(r).await?.into_inner().result],
+                Planned::Office(r) => vec![c.create_office(r).await?.into_inner().result],
+                Planned::Model(r) => vec![c.define_model(r).await?.into_inner().result],
+                Planned::Adoption(r) => vec![c.adopt_model(r).await?.into_inner().result],
+                Planned::Holding(holding) => {
+                    let (start, end) = *holding;
+                    let mut results = vec![c.start_holding(start).await?.into_inner().result];
+                    if let Some(end) = end {
+                        results.push(c.end_holding(end).await?.into_inner().result);
+                    }
+                    results
+                }
+            })
+        }
+        .await;
+        match outcome {
+            Ok(results) => {
+                if results.iter().flatten().all(|r| r.replayed) {
+                    repeated += 1;
+                } else {
+                    new += 1;
+                }
+            }
+            Err(status) => {
+                let error = CliError::from(status);
+                progress.finish();
+                note(format!("{}: line {line}: {error}", file.display()));
+                if !keep_going {
+                    note(format!("stopped: {new} row(s) recorded, {repeated} already recorded; rows before line {line} are in the registry, and a re-run of the fixed file records the rest only"));
+                    return Err(error);
+                }
+                refused += 1;
+            }
+        }
+        progress.tick(done + 1);
+    }
+    progress.finish();
+    let seconds = started.elapsed().as_secs_f64();
+    let rate = (new + repeated + refused) as f64 / seconds.max(1e-9);
+    println!("imported {new} new row(s), {repeated} already recorded, {refused} refused, in {seconds:.1} s ({rate:.0} rows/s)");
+    if refused > 0 {
+        return Err(CliError::Refused(format!(
+            "{refused} row(s) were refused by the registry"
+        )));
+    }
+    Ok(())
+}
+
+/// An export format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// The API's JSON, one holding per line.
+    Jsonl,
+    /// Comma-separated values.
+    Csv,
+    /// Popolo JSON: persons, organizations, posts and memberships.
+    Popolo,
+}
+
+/// Export the holdings on a date.
+#[derive(Args, Debug)]
+pub struct Export {
+    /// The day.
+    #[arg(long)]
+    at: String,
+    /// As known at this recorded instant.
+    #[arg(long)]
+    known_at: Option<String>,
+    /// The format.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+    format: ExportFormat,
+}
+
+impl Export {
+    /// Runs the export to standard output.
+    pub async fn run(self, cx: &Context) -> Result<(), CliError> {
+        let date = args::date("--at", &self.at)?;
+        let known_at = args::opt_instant("--known-at", self.known_at.as_deref())?;
+        let mut holdings = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let response = cx
+                .client
+                .query()
+                .list_holdings(v1::ListHoldingsRequest {
+                    date: date.clone(),
+                    known_at,
+                    page_size: 10_000,
+                    page_token,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            holdings.extend(response.holdings);
+            if response.next_page_token.is_empty() {
+                break;
+            }
+            page_token = response.next_page_token;
+        }
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        match self.format {
+            ExportFormat::Jsonl => {
+                for h in &holdings {
+                    writeln!(out, "{}", json(h, "registry.v1.Holding"))?;
+                }
+            }
+            ExportFormat::Csv => {
+                let mut w = csv::Writer::from_writer(out);
+                w.write_record([
+                    "holding",
+                    "person",
+                    "person_name",
+                    "office",
+                    "office_title",
+                    "unit",
+                    "from",
+                    "until",
+                    "how",
+                    "basis",
+                ])
+                .map_err(|e| CliError::Io(e.to_string()))?;
+                for h in &holdings {
+                    let how = v1::BeginningKind::try_from(h.beginning)
+                        .map(|b| args::short(b.as_str_name(), "BEGINNING_KIND"))
+                        .unwrap_or_default();
+                    w.write_record([
+                        h.name.as_str(),
+                        &h.person,
+                        &h.person_display_name,
+                        &h.office,
+                        &h.office_title,
+                        &h.unit,
+                        &h.start,
+                        &h.end,
+                        &how,
+                        &h.basis
+                            .as_ref()
+                            .map(|b| b.number.clone())
+                            .unwrap_or_default(),
+                    ])
+                    .map_err(|e| CliError::Io(e.to_string()))?;
+                }
+                w.flush()?;
+                return Ok(());
+            }
+            ExportFormat::Popolo => {
+                let document = popolo(cx, &holdings, &date, known_at).await?;
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&document).unwrap_or_default()
+                )?;
+            }
+        }
+        out.flush()?;
+        Ok(())
+    }
+}
+
+/// The holdings as a Popolo document (https://www.popoloproject.com/specs/).
+async fn popolo(
+    cx: &Context,
+    holdings: &[v1::Holding],
+    date: &str,
+    known_at: Option<prost_types::Timestamp>,
+) -> Result<serde_json::Value, CliError> {
+    let mut persons = BTreeMap::new();
+    let mut posts = BTreeMap::new();
+    let mut organizations = BTreeMap::new();
+    let mut memberships = Vec::new();
+    for h in holdings {
+        persons.insert(
+            h.person.clone(),
+            serde_json::json!({ "id": h.person, "name": h.person_display_name }),
+        );
+        posts.insert(h.office.clone(), serde_json::json!({ "id": h.office, "label": h.office_title, "organization_id": h.unit }));
+        organizations
+            .entry(h.unit.clone())
+            .or_insert(serde_json::Value::Null);
+        memberships.push(serde_json::json!({
+            "id": h.name,
+            "person_id": h.person,
+            "post_id": h.office,
+            "organization_id": h.unit,
+            "label": h.office_title,
+            "start_date": h.start,
+            "end_date": if h.end.is_empty() { serde_json::Value::Null } else { h.end.clone().into() },
+        }));
+    }
+    for (unit, entry) in organizations.iter_mut() {
+        if unit.is_empty() {
+            continue;
+        }
+        let shown = cx
+            .client
+            .query()
+            .get_unit(v1::GetUnitRequest {
+                name: unit.clone(),
+                date: date.to_owned(),
+                known_at,
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .unit
+            .unwrap_or_default();
+        let classification = v1::UnitKind::try_from(shown.kind)
+            .map(|k| args::short(k.as_str_name(), "UNIT_KIND"))
+            .unwrap_or_default();
+        *entry = serde_json::json!({
+            "id": unit,
+            "name": shown.display_name,
+            "classification": classification,
+            "parent_id": shown.parents.first(),
+        });
+    }
+    organizations.remove("");
+    Ok(serde_json::json!({
+        "persons": persons.into_values().collect::<Vec<_>>(),
+        "organizations": organizations.into_values().collect::<Vec<_>>(),
+        "posts": posts.into_values().collect::<Vec<_>>(),
+        "memberships": memberships,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bad_field_of_a_row_is_reported_with_its_line() {
+        let row = Row {
+            record: "holding".into(),
+            person: "not-a-uuid".into(),
+            from: "30/02/2024".into(),
+            ..Row::default()
+        };
+        let problems = plan(7, &row).err().unwrap_or_default();
+        assert!(
+            problems.iter().any(|p| p.starts_with("line 7: person:")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("line 7: office: is required")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.starts_with("line 7: from:")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn the_same_row_gets_the_same_request_id() {
+        let row = Row {
+            record: "person".into(),
+            name: "Nguyễn Văn A".into(),
+            ..Row::default()
+        };
+        assert_eq!(
+            row_request_id(&row, "person"),
+            row_request_id(&row.clone(), "person")
+        );
+        let other = Row {
+            name: "Nguyễn Văn B".into(),
+            ..row.clone()
+        };
+        assert_ne!(
+            row_request_id(&row, "person"),
+            row_request_id(&other, "person")
+        );
+    }
+}
