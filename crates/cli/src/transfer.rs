@@ -29,8 +29,8 @@ pub const IMPORT_HELP: &str = "Record types and their fields (CSV headers, or JS
   office   id, unit, title, kind, capacity (sole|N|unbounded), from, basis, basis_date, issuer
   holding  id, person, office, from, until, end_unknown, end_reason, how, cause, term,
            basis, basis_date, issuer
-  model    id, name, roles (party-committee:vice-secretary;fatherland-front:chair), basis,
-           basis_date, issuer
+  model    id, name, roles (party-committee:vice-secretary;fatherland-front:chair), or
+           kind (of a shared unit) and serves (kinds of body; a;b), basis, basis_date, issuer
   adoption id, model, unit, from, basis, basis_date, issuer
 In JSON Lines each line also has \"type\": \"person\", ...; a CSV file holds one type (--type).
 Dates: 2024-03-18 or 18/03/2024 (a month or a year where only that is known).
@@ -105,6 +105,7 @@ pub struct Row {
     term: String,
     model: String,
     roles: Many,
+    serves: Many,
     basis: String,
     basis_date: String,
     issuer: String,
@@ -318,6 +319,23 @@ fn plan(line: usize, row: &Row) -> Result<Planned, Vec<String>> {
             });
             Planned::Holding(Box::new((start, end)))
         }
+        "model" if !row.kind.is_empty() => Planned::Model(v1::DefineModelRequest {
+            request_id: row_request_id(row, "model"),
+            model_id: id,
+            display_name: c.required("name", &row.name),
+            arrangement: Some(v1::Arrangement {
+                kind: Some(v1::arrangement::Kind::SharedUnit(v1::SharedUnit {
+                    unit_kind: c.field("kind", args::unit_kind("kind", &row.kind)),
+                    serves: row
+                        .serves
+                        .values()
+                        .iter()
+                        .map(|k| c.field("serves", args::unit_kind("serves", k)))
+                        .collect(),
+                })),
+            }),
+            authorised_by: c.basis(row, true),
+        }),
         "model" => Planned::Model(v1::DefineModelRequest {
             request_id: row_request_id(row, "model"),
             model_id: id,

@@ -177,10 +177,10 @@ pub struct NewUnitArgs {
     /// The kind: party-committee, peoples-council, peoples-committee, fatherland-front,
     /// socio-political-organisation, advisory-agency, administrative-area, ...
     #[arg(long)]
-    pub kind: String,
+    pub kind: Option<String>,
     /// The level: central, province, district, commune.
     #[arg(long)]
-    pub level: String,
+    pub level: Option<String>,
     /// A parent unit (repeatable: a shared agency serves several bodies).
     #[arg(long = "parent")]
     pub parents: Vec<String>,
@@ -190,8 +190,18 @@ impl NewUnitArgs {
     fn new_unit(&self, display_name: String) -> Result<v1::NewUnit, CliError> {
         Ok(v1::NewUnit {
             unit_id: uuid::Uuid::now_v7().to_string(),
-            kind: args::unit_kind("--kind", &self.kind)?,
-            level: args::level("--level", &self.level)?,
+            kind: args::unit_kind(
+                "--kind",
+                self.kind
+                    .as_deref()
+                    .ok_or_else(|| CliError::Usage("a new unit needs --kind".into()))?,
+            )?,
+            level: args::level(
+                "--level",
+                self.level
+                    .as_deref()
+                    .ok_or_else(|| CliError::Usage("a new unit needs --level".into()))?,
+            )?,
             display_name,
             parents: self.parents.iter().map(|p| name("units", p)).collect(),
         })
@@ -363,7 +373,7 @@ pub enum Units {
         #[arg(long)]
         into: Option<String>,
         #[command(flatten)]
-        unit: Option<NewUnitArgs>,
+        unit: NewUnitArgs,
         /// The first day of the new structure.
         #[arg(long)]
         on: String,
@@ -383,7 +393,7 @@ pub enum Units {
         #[arg(long = "to")]
         to: Vec<String>,
         #[command(flatten)]
-        unit: Option<NewUnitArgs>,
+        unit: NewUnitArgs,
         /// The first day of the new structure.
         #[arg(long)]
         on: String,
@@ -493,9 +503,6 @@ impl Units {
             } => {
                 let (ending, successors, new_ids) = match (into_new, into) {
                     (Some(new_name), _) => {
-                        let unit = unit.ok_or_else(|| {
-                            CliError::Usage("--into-new needs --kind and --level".into())
-                        })?;
                         let new = unit.new_unit(new_name)?;
                         let id = new.unit_id.clone();
                         (v1::UnitEnding::Merged, vec![successor_new(new)], vec![id])
@@ -536,8 +543,6 @@ impl Units {
                 let mut successors = Vec::new();
                 let mut new_ids = Vec::new();
                 if !new.is_empty() {
-                    let unit = unit
-                        .ok_or_else(|| CliError::Usage("--new needs --kind and --level".into()))?;
                     for new_name in new {
                         let new = unit.new_unit(new_name)?;
                         new_ids.push(new.unit_id.clone());

@@ -11,8 +11,12 @@
 //!
 //! Every fact goes through the domain's `decide`, so the result obeys every hard rule; the
 //! events come with recorded times that never go backwards. Same config, same events.
+//!
+//! [`daemon`] runs `registryd` processes for end-to-end tests.
 
 use std::collections::HashMap;
+
+pub mod daemon;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};

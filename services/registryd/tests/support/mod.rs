@@ -3,56 +3,41 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use registry_client::{request_id, v1, Client};
 
-/// A running daemon, killed when dropped.
-pub struct Daemon {
-    child: Child,
-    /// `http://127.0.0.1:PORT`.
-    pub address: String,
+/// A running `registryd` (this package's binary).
+pub struct Daemon(registry_testkit::daemon::Daemon);
+
+impl std::ops::Deref for Daemon {
+    type Target = registry_testkit::daemon::Daemon;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Daemon {
+    fn binary() -> &'static Path {
+        Path::new(env!("CARGO_BIN_EXE_registryd"))
+    }
+
     /// Starts `registryd` with `args` (plus `--listen 127.0.0.1:0`) and waits until it listens.
     pub fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_registryd"))
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("registryd starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let address = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(address) = line.strip_prefix("listening on ") {
-                        break format!("http://{address}");
-                    }
-                }
-                _ => {
-                    let status = child.wait().expect("status");
-                    panic!("registryd {args:?} exited before listening: {status}");
-                }
-            }
-        };
-        // Keep draining stdout so the daemon never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Self { child, address }
+        Self(registry_testkit::daemon::Daemon::start(
+            Self::binary(),
+            args,
+        ))
     }
 
     /// Starts `registryd` on the embedded store in `dir`.
     pub fn embedded(dir: &Path, extra: &[&str]) -> Self {
-        let mut args = vec!["--data-dir", dir.to_str().expect("utf-8 path")];
-        args.extend_from_slice(extra);
-        Self::start(&args)
+        Self(registry_testkit::daemon::Daemon::embedded(
+            Self::binary(),
+            dir,
+            extra,
+        ))
     }
 
     /// A client recording writes as `e2e-test`.
@@ -67,24 +52,8 @@ impl Daemon {
     }
 
     /// Asks the daemon to stop (SIGTERM) and waits for it; returns its exit code.
-    pub fn stop(mut self) -> Option<i32> {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        for _ in 0..200 {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("registryd did not stop within 10 s of SIGTERM");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub fn stop(self) -> Option<i32> {
+        self.0.stop()
     }
 }
 

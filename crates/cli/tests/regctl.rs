@@ -1,0 +1,801 @@
+//! The real `regctl` binary (assert_cmd) against a real `registryd` process on a temporary
+//! embedded store: every subcommand's success path, bad input answered with a clear message and
+//! a non-zero exit that leaves the registry unchanged, and idempotent imports.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use registry_testkit::daemon::{registryd_binary, Daemon};
+use serde_json::Value;
+
+struct Registry {
+    daemon: Daemon,
+    _dir: tempfile::TempDir,
+}
+
+const SEED: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../examples/seed/seed.jsonl"
+);
+
+/// The id of the `n`-th record of the seed file.
+fn id(n: u32) -> String {
+    format!("0193a5e0-0000-7000-8000-{n:012}")
+}
+
+impl Registry {
+    /// A daemon with the seed article imported.
+    fn seeded() -> Self {
+        let registry = Self::empty();
+        registry.regctl().args(["import", SEED]).assert().success();
+        registry
+    }
+
+    fn empty() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let daemon = Daemon::embedded(&registryd_binary(), dir.path(), &[]);
+        Self { daemon, _dir: dir }
+    }
+
+    fn regctl(&self) -> Command {
+        let mut command = Command::cargo_bin("regctl").unwrap();
+        command.args(["--server", &self.daemon.address, "--actor", "cli-test"]);
+        command
+    }
+
+    /// Runs regctl with `--output json` and parses the answer.
+    fn json(&self, args: &[&str]) -> Value {
+        let output = self
+            .regctl()
+            .args(args)
+            .args(["--output", "json"])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&output.stdout))
+        })
+    }
+
+    /// Runs regctl and returns its standard output.
+    fn stdout(&self, args: &[&str]) -> String {
+        let output = self.regctl().args(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// The store's head position.
+    fn head(&self) -> String {
+        self.json(&["stats"])["headPosition"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Runs regctl expecting failure with `code`; returns standard error; checks nothing changed.
+    fn fails(&self, args: &[&str], code: i32) -> String {
+        let before = self.head();
+        let output = self.regctl().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+        assert_eq!(self.head(), before, "{args:?} changed the registry");
+        stderr
+    }
+}
+
+fn write_file(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn the_seed_imports_once_and_every_read_answers() {
+    let r = Registry::seeded();
+    let head = r.head();
+    let again = r.stdout(&["import", SEED]);
+    assert!(
+        again.contains("imported 0 new row(s), 63 already recorded"),
+        "{again}"
+    );
+    assert_eq!(r.head(), head, "a re-run appends nothing");
+
+    // Who held the People's Committee chair of Cẩm Phả on 18/03/2024 (Vietnamese date).
+    let held = r.json(&["who-held", &id(21), "--at", "18/03/2024"]);
+    assert_eq!(held["holdings"][0]["personDisplayName"], "Phạm Lê Hưng");
+    assert_eq!(
+        held["holdings"][0]["beginning"],
+        "BEGINNING_KIND_CONCURRENT"
+    );
+    let table = r.stdout(&["who-held", &id(14), "--at", "2024-03-18"]);
+    assert!(
+        table.contains("Nguyễn Xuân Ký") && table.contains("Bí thư Tỉnh ủy"),
+        "{table}"
+    );
+
+    let found = r.stdout(&["persons", "search", "nguyen xuan ky"]);
+    assert!(
+        found.contains("Nguyễn Xuân Ký") && found.contains("folded"),
+        "{found}"
+    );
+    let shown = r.stdout(&["persons", "show", &id(27), "--at", "2024-03-18"]);
+    assert!(shown.contains("Chủ tịch HĐND tỉnh"), "{shown}");
+    let career = r.json(&["career", &id(27)]);
+    assert_eq!(career["holdings"].as_array().unwrap().len(), 3);
+    let jsonl = r.stdout(&["career", &id(27), "--output", "jsonl"]);
+    assert_eq!(jsonl.lines().count(), 3);
+
+    let unit = r.json(&["units", "show", &id(12), "--at", "2024-03-18"]);
+    assert_eq!(
+        unit["unit"]["parents"].as_array().unwrap().len(),
+        3,
+        "the shared agency serves three bodies"
+    );
+    let tree = r.json(&["units", "tree", &id(5), "--at", "2024-03-18"]);
+    assert!(tree["units"].as_array().unwrap().len() >= 15);
+    let coverage = r.stdout(&[
+        "models",
+        "coverage",
+        &id(26),
+        &id(5),
+        "--level",
+        "commune",
+        "--at",
+        "2024-03-18",
+    ]);
+    assert!(coverage.contains("1 of 2"), "{coverage}");
+    let holding = r.json(&["holdings", "show", &id(51)]);
+    assert_eq!(holding["holding"]["cause"], format!("holdings/{}", id(49)));
+
+    let history = r.stdout(&["history", &format!("offices/{}", id(21))]);
+    assert!(
+        history.contains("OfficeCreated")
+            && history.contains("HoldingStarted")
+            && history.contains("cli-test"),
+        "{history}"
+    );
+    let events: usize = r.json(&["stats"])["events"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(events, 63, "one event per row of the seed");
+    let diff = r.json(&["diff", "--from", "2000-01-01"]);
+    assert_eq!(
+        diff["changes"].as_array().unwrap().len(),
+        events,
+        "everything was learnt after 2000"
+    );
+    let followed = r.stdout(&["follow", "--limit", "3", "--output", "jsonl"]);
+    assert_eq!(followed.lines().count(), 3);
+    let irregular = r.json(&["irregularities", "--at", "2024-03-18"]);
+    assert!(irregular["irregularities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["kind"] == "uncovered_concurrency"));
+
+    let exported = r.stdout(&["export", "--at", "2024-03-18"]);
+    assert_eq!(exported.lines().count(), 14, "{exported}");
+    let csv = r.stdout(&["export", "--at", "2024-03-18", "--format", "csv"]);
+    assert!(
+        csv.starts_with("holding,person,person_name") && csv.contains("Vũ Thị Hoa"),
+        "{csv}"
+    );
+    let popolo: Value =
+        serde_json::from_str(&r.stdout(&["export", "--at", "2024-03-18", "--format", "popolo"]))
+            .unwrap();
+    assert_eq!(popolo["memberships"].as_array().unwrap().len(), 14);
+    assert!(popolo["organizations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o["name"] == "Tỉnh ủy Quảng Ninh"));
+
+    let rebuilt = r.json(&["rebuild"]);
+    assert_eq!(rebuilt["events"], "63");
+    let completions = r.stdout(&["completions", "bash"]);
+    assert!(completions.contains("regctl"));
+}
+
+#[test]
+fn every_write_subcommand_records() {
+    let r = Registry::seeded();
+    let basis = [
+        "--basis",
+        "1679/NQ-UBTVQH15",
+        "--basis-date",
+        "16/06/2025",
+        "--issuer",
+        "Ủy ban Thường vụ Quốc hội",
+    ];
+    let name_of = |output: &str| {
+        output
+            .split_whitespace()
+            .find(|word| word.contains('/'))
+            .unwrap()
+            .to_owned()
+    };
+
+    let person = name_of(&r.stdout(&[
+        "persons",
+        "add",
+        "Trần Văn Mới",
+        "--birth",
+        "03/1970",
+        "--alias",
+        "Mới",
+    ]));
+    r.stdout(&[
+        "persons",
+        "rename",
+        &person,
+        "Trần Văn Mới Hơn",
+        "--from",
+        "2022-01-01",
+    ]);
+    r.stdout(&["persons", "alias", &person, "Anh Mới"]);
+    let shown = r.json(&["persons", "show", &person, "--at", "2023-01-01"]);
+    assert_eq!(shown["holdings"], Value::Array(vec![]));
+
+    let ward = name_of(
+        &r.stdout(
+            &[
+                &[
+                    "units",
+                    "establish",
+                    "Phường Thử",
+                    "--kind",
+                    "administrative-area",
+                    "--level",
+                    "commune",
+                    "--parent",
+                    &id(5),
+                    "--from",
+                    "2020-01-01",
+                ][..],
+                &basis[..],
+            ]
+            .concat(),
+        ),
+    );
+    let committee = name_of(
+        &r.stdout(
+            &[
+                &[
+                    "units",
+                    "establish",
+                    "UBND phường Thử",
+                    "--kind",
+                    "peoples-committee",
+                    "--level",
+                    "commune",
+                    "--parent",
+                    &ward,
+                    "--from",
+                    "2020-01-01",
+                ][..],
+                &basis[..],
+            ]
+            .concat(),
+        ),
+    );
+    r.stdout(
+        &[
+            &[
+                "units",
+                "rename",
+                &ward,
+                "Phường Thử Mới",
+                "--from",
+                "2021-01-01",
+            ][..],
+            &basis[..],
+        ]
+        .concat(),
+    );
+    r.stdout(
+        &[
+            &[
+                "units",
+                "move",
+                &ward,
+                "--parent",
+                &id(2),
+                "--from",
+                "2021-06-01",
+            ][..],
+            &basis[..],
+        ]
+        .concat(),
+    );
+    let office = name_of(&r.stdout(&[
+        "offices",
+        "create",
+        &committee,
+        "Chủ tịch UBND phường",
+        "--kind",
+        "chair",
+        "--capacity",
+        "sole",
+        "--from",
+        "2020-01-01",
+    ]));
+    let term = name_of(&r.stdout(&[
+        "terms",
+        "open",
+        &committee,
+        "2021-2026",
+        "--from",
+        "2021-06-01",
+        "--planned-until",
+        "2026-06-01",
+    ]));
+    let holding = name_of(&r.stdout(&[
+        "holdings",
+        "appoint",
+        &person,
+        &office,
+        "--from",
+        "06/2021",
+        "--how",
+        "appointed",
+        "--term",
+        &term,
+    ]));
+    r.stdout(&[
+        "holdings",
+        "end",
+        &holding,
+        "--until",
+        "2024-01-01",
+        "--reason",
+        "transfer",
+    ]);
+    let held = r.json(&["who-held", &office, "--at", "2022-01-01"]);
+    assert_eq!(
+        held["holdings"][0]["personDisplayName"], "Trần Văn Mới",
+        "the name on the first day of the holding"
+    );
+
+    let model = name_of(
+        &r.stdout(
+            &[
+                &[
+                    "models",
+                    "define",
+                    "Bí thư đồng thời là Chủ tịch UBND xã",
+                    "--role",
+                    "party-committee:secretary",
+                    "--role",
+                    "peoples-committee:chair",
+                ][..],
+                &basis[..],
+            ]
+            .concat(),
+        ),
+    );
+    let adoption = name_of(
+        &r.stdout(
+            &[
+                &["models", "adopt", &model, &ward, "--from", "2022-01-01"][..],
+                &basis[..],
+            ]
+            .concat(),
+        ),
+    );
+    r.stdout(
+        &[
+            &["models", "withdraw", &adoption, "--from", "2023-01-01"][..],
+            &basis[..],
+        ]
+        .concat(),
+    );
+    r.stdout(
+        &[
+            &[
+                "models",
+                "define",
+                "Cơ quan chung",
+                "--shared-unit",
+                "advisory-agency",
+                "--serves",
+                "fatherland-front",
+                "--serves",
+                "socio-political-organisation",
+            ][..],
+            &basis[..],
+        ]
+        .concat(),
+    );
+    r.stdout(&["offices", "abolish", &office, "--from", "2025-01-01"]);
+
+    // The merger of 1 July 2025: Xã Cộng Hòa and Xã Dương Huy into a new ward; their bodies
+    // move under it; then Dương Huy's People's Committee is absorbed by Cộng Hòa's, and the
+    // ward is split and dissolved.
+    let mut merge: Vec<String> = [
+        "units",
+        "merge",
+        &id(40),
+        &id(53),
+        "--into-new",
+        "Phường Cẩm Phả Mới",
+        "--kind",
+        "administrative-area",
+        "--level",
+        "commune",
+        "--parent",
+        &id(2),
+        "--on",
+        "2025-07-01",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    for child in [41, 42, 43, 54, 55, 56] {
+        merge.extend(["--child".to_owned(), format!("{}=new", id(child))]);
+    }
+    merge.extend(basis.iter().map(|s| (*s).to_owned()));
+    let merge: Vec<&str> = merge.iter().map(String::as_str).collect();
+    let merged = name_of(&r.stdout(&merge));
+    let lineage = r.json(&["units", "lineage", &id(53)]);
+    assert_eq!(lineage["successors"][0]["unit"], merged.as_str());
+    r.stdout(
+        &[
+            &[
+                "units",
+                "merge",
+                &id(56),
+                "--into",
+                &id(43),
+                "--on",
+                "2025-08-01",
+                "--carry",
+                &format!("{}={}", id(59), id(43)),
+            ][..],
+            &basis[..],
+        ]
+        .concat(),
+    );
+    let moved = r.json(&["who-held", &id(59), "--at", "2025-09-01"]);
+    assert_eq!(
+        moved["holdings"][0]["personDisplayName"], "Lý Thị Mai",
+        "the carried office keeps its holder"
+    );
+    r.stdout(
+        &[
+            &[
+                "units",
+                "split",
+                &ward,
+                "--new",
+                "Phường Bắc",
+                "--new",
+                "Phường Nam",
+                "--kind",
+                "administrative-area",
+                "--level",
+                "commune",
+                "--parent",
+                &id(2),
+                "--on",
+                "2026-01-01",
+                "--child",
+                &format!("{committee}=new:1"),
+            ][..],
+            &basis[..],
+        ]
+        .concat(),
+    );
+    r.stdout(
+        &[
+            &[
+                "units",
+                "dissolve",
+                &committee,
+                "--on",
+                "2026-06-01",
+                "--abolish-rest",
+            ][..],
+            &basis[..],
+        ]
+        .concat(),
+    );
+    let gone = r.json(&["units", "show", &committee, "--at", "2025-12-01"]);
+    assert_eq!(gone["unit"]["validUntil"], "2026-06-01");
+}
+
+#[test]
+fn corrections_need_a_reason_and_a_confirmation() {
+    let r = Registry::seeded();
+    let ky = id(27);
+    let stderr = r.fails(&["correct", "person", &ky, "--name", "Nguyễn Xuân Kỳ"], 2);
+    assert!(stderr.contains("--reason is required"), "{stderr}");
+    // No terminal and no --yes: the preview is shown and nothing changes.
+    let stderr = r.fails(
+        &[
+            "correct",
+            "person",
+            &ky,
+            "--name",
+            "Nguyễn Xuân Kỳ",
+            "--reason",
+            "spelling",
+        ],
+        10,
+    );
+    assert!(
+        stderr.contains("\"Nguyễn Xuân Ký\" -> \"Nguyễn Xuân Kỳ\""),
+        "{stderr}"
+    );
+    let instant_before = {
+        let history = r.json(&["history", &format!("persons/{ky}")]);
+        let changes = history["changes"].as_array().unwrap();
+        changes.last().unwrap()["recordedAt"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    r.stdout(&[
+        "correct",
+        "person",
+        &ky,
+        "--name",
+        "Nguyễn Xuân Kỳ",
+        "--reason",
+        "spelling in the decision",
+        "--yes",
+    ]);
+    let now = r.json(&["persons", "show", &ky, "--at", "2024-03-18"]);
+    assert_eq!(now["holdings"][0]["personDisplayName"], "Nguyễn Xuân Kỳ");
+    // As known before the correction, the old spelling.
+    let then = r.json(&[
+        "persons",
+        "show",
+        &ky,
+        "--at",
+        "2024-03-18",
+        "--known-at",
+        &instant_before,
+    ]);
+    assert_eq!(
+        then["holdings"][0]["personDisplayName"], "Nguyễn Xuân Ký",
+        "{instant_before} {then}"
+    );
+    let history = r.stdout(&["history", &format!("persons/{ky}")]);
+    assert!(
+        history.contains("PersonCorrected") && history.contains("spelling in the decision"),
+        "{history}"
+    );
+
+    // A holding's start corrected; an office's title corrected; a holding retracted.
+    let preview = r
+        .regctl()
+        .args([
+            "correct",
+            "holding",
+            &id(35),
+            "--from",
+            "2020-10-20",
+            "--reason",
+            "date of the vote",
+            "--yes",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        preview.status.success(),
+        "{}",
+        String::from_utf8_lossy(&preview.stderr)
+    );
+    assert!(String::from_utf8_lossy(&preview.stderr).contains("\"2020-10\" -> \"2020-10-20\""));
+    r.stdout(&[
+        "correct",
+        "office",
+        &id(17),
+        "--title",
+        "Bí thư Thành ủy Cẩm Phả",
+        "--reason",
+        "full title",
+        "--yes",
+    ]);
+    assert_eq!(
+        r.json(&["who-held", &id(17), "--at", "2024-03-18"])["holdings"][0]["officeTitle"],
+        "Bí thư Thành ủy Cẩm Phả"
+    );
+    r.fails(&["retract", &format!("holdings/{}", id(37))], 2);
+    r.stdout(&[
+        "retract",
+        &format!("holdings/{}", id(37)),
+        "--reason",
+        "entered in error",
+        "--yes",
+    ]);
+    assert_eq!(
+        r.json(&["who-held", &id(18), "--at", "2024-03-18"])["vacant"],
+        true
+    );
+}
+
+#[test]
+fn bad_input_is_reported_and_changes_nothing() {
+    let r = Registry::seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write_file(
+        dir.path(),
+        "holdings.csv",
+        &format!(
+            "person,office,from,until,how\n{p},{o},2019-01-01,,elected\n{p},{o},30/02/2024,,elected\nnot-a-person,{o},2019-01-01,,elected\n{p},,2019-01-01,,voted\n",
+            p = id(47),
+            o = id(46),
+        ),
+    );
+    let stderr = r.fails(&["import", &csv, "--type", "holding"], 2);
+    for expected in [
+        "line 3: from:",
+        "line 4: person:",
+        "line 5: office: is required",
+        "line 5: how:",
+        "nothing was imported",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "{expected:?} missing in {stderr}"
+        );
+    }
+    assert!(!stderr.contains("line 2:"), "line 2 is good: {stderr}");
+
+    let stderr = r.fails(&["who-held", &id(21), "--at", "2024-02-30"], 2);
+    assert!(
+        stderr.contains("--at") && stderr.contains("2024-02-30"),
+        "{stderr}"
+    );
+    let stderr = r.fails(
+        &[
+            "holdings",
+            "start",
+            &id(27),
+            &id(21),
+            "--from",
+            "31/04/2024",
+        ],
+        2,
+    );
+    assert!(stderr.contains("--from"), "{stderr}");
+    let stderr = r.fails(
+        &[
+            "holdings",
+            "start",
+            &uuid(),
+            &id(21),
+            "--from",
+            "2024-01-01",
+        ],
+        4,
+    );
+    assert!(stderr.contains("not found"), "{stderr}");
+    let stderr = r.fails(
+        &[
+            "holdings",
+            "start",
+            &id(27),
+            &id(21),
+            "--from",
+            "2024-01-01",
+        ],
+        5,
+    );
+    assert!(stderr.contains("CAPACITY_EXCEEDED"), "{stderr}");
+    r.fails(
+        &[
+            "offices",
+            "create",
+            &id(43),
+            "Phó Chủ tịch",
+            "--kind",
+            "deputy",
+            "--from",
+            "2020-01-01",
+        ],
+        2,
+    );
+    r.fails(
+        &[
+            "retract",
+            &format!("persons/{}", id(27)),
+            "--reason",
+            "test",
+            "--yes",
+        ],
+        5,
+    );
+}
+
+fn uuid() -> String {
+    format!("0193a5e0-0000-7000-8000-{:012}", 999_999)
+}
+
+#[test]
+fn an_import_of_thousands_of_holdings_is_idempotent() {
+    let r = Registry::empty();
+    let dir = tempfile::tempdir().unwrap();
+    let rows = fixtures::holdings_file(20, 50);
+    let file = write_file(dir.path(), "bulk.jsonl", &rows);
+    let started = std::time::Instant::now();
+    let first = r.stdout(&["import", &file]);
+    let took = started.elapsed();
+    assert!(
+        first.contains("imported 2021 new row(s), 0 already recorded"),
+        "{first}"
+    );
+    let head = r.head();
+    let again = r.stdout(&["import", &file]);
+    assert!(
+        again.contains("imported 0 new row(s), 2021 already recorded"),
+        "{again}"
+    );
+    assert_eq!(r.head(), head);
+    eprintln!("imported 1,000 holdings (2,021 rows) in {took:?}");
+    let held = r.json(&["who-held", &fixtures::id(2, 3), "--at", "1991-03-01"]);
+    assert_eq!(
+        held["holdings"][0]["personDisplayName"], "Người Số 152",
+        "office 3's third holder: 1991-01 to 1991-07"
+    );
+}
+
+mod fixtures {
+    /// The id of the `n`-th record of a kind in the bulk file.
+    pub fn id(kind: u32, n: usize) -> String {
+        format!("0193b000-{kind:04}-7000-8000-{n:012}")
+    }
+
+    /// A JSON Lines file: one unit, `offices` sole offices and `per_office` back-to-back
+    /// holdings in each (one person each), 1990 onwards, half a year each.
+    pub fn holdings_file(offices: usize, per_office: usize) -> String {
+        let mut out = String::new();
+        out.push_str(&format!(
+            "{{\"type\":\"unit\",\"id\":\"{}\",\"name\":\"Xã Tải\",\"kind\":\"peoples-committee\",\"level\":\"commune\",\"from\":\"1980-01-01\",\"basis\":\"1/NQ\",\"basis_date\":\"1980-01-01\",\"issuer\":\"HĐND\"}}\n",
+            id(1, 0)
+        ));
+        for o in 0..offices {
+            out.push_str(&format!(
+                "{{\"type\":\"office\",\"id\":\"{}\",\"unit\":\"{}\",\"title\":\"Chức vụ {o}\",\"kind\":\"member\",\"from\":\"1980-01-01\"}}\n",
+                id(2, o),
+                id(1, 0)
+            ));
+        }
+        for o in 0..offices {
+            for h in 0..per_office {
+                let n = o * per_office + h;
+                let (from, until) = (1990 * 2 + h, 1990 * 2 + h + 1);
+                let half = |x: usize| {
+                    format!(
+                        "{}-{:02}-01",
+                        x / 2,
+                        if x.is_multiple_of(2) { 1 } else { 7 }
+                    )
+                };
+                out.push_str(&format!(
+                    "{{\"type\":\"person\",\"id\":\"{}\",\"name\":\"Người Số {n}\"}}\n{{\"type\":\"holding\",\"id\":\"{}\",\"person\":\"{}\",\"office\":\"{}\",\"from\":\"{}\",\"until\":\"{}\",\"how\":\"appointed\"}}\n",
+                    id(3, n),
+                    id(4, n),
+                    id(3, n),
+                    id(2, o),
+                    half(from),
+                    half(until)
+                ));
+            }
+        }
+        out
+    }
+}

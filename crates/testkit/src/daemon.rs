@@ -1,0 +1,117 @@
+//! Running `registryd` processes for end-to-end tests: start one on an ephemeral port (it prints
+//! `listening on ADDRESS`), stop it with SIGTERM, kill it when the test ends.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// A running daemon, killed when dropped.
+pub struct Daemon {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+}
+
+impl Daemon {
+    /// Starts `binary` with `args` (plus `--listen 127.0.0.1:0`) and waits until it listens.
+    ///
+    /// # Panics
+    ///
+    /// When the daemon cannot start or exits before listening: the test cannot go on.
+    pub fn start(binary: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(binary)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} does not start: {e}", binary.display()));
+        let Some(stdout) = child.stdout.take() else {
+            panic!("no standard output from {}", binary.display());
+        };
+        let mut lines = BufReader::new(stdout).lines();
+        let address = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(address) = line.strip_prefix("listening on ") {
+                        break format!("http://{address}");
+                    }
+                }
+                _ => {
+                    let status = child.wait();
+                    panic!(
+                        "{} {args:?} exited before listening: {status:?}",
+                        binary.display()
+                    );
+                }
+            }
+        };
+        // Keep draining standard output so the daemon never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { child, address }
+    }
+
+    /// Starts `binary` on the embedded store in `dir`.
+    pub fn embedded(binary: &Path, dir: &Path, extra: &[&str]) -> Self {
+        let mut args = vec!["--data-dir", dir.to_str().unwrap_or_default()];
+        args.extend_from_slice(extra);
+        Self::start(binary, &args)
+    }
+
+    /// Asks the daemon to stop (SIGTERM), waits up to 10 s, and returns its exit code.
+    ///
+    /// # Panics
+    ///
+    /// When it does not stop in time.
+    pub fn stop(mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..200 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the daemon did not stop within 10 s of SIGTERM");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `registryd` binary of this workspace, built (once per test process) with the same
+/// profile as the running test; for tests of other packages, which Cargo gives no
+/// `CARGO_BIN_EXE_registryd`.
+///
+/// # Panics
+///
+/// When it cannot be built.
+pub fn registryd_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+            let status = Command::new(cargo)
+                .args(["build", "--quiet", "-p", "registryd", "--bin", "registryd"])
+                .status()
+                .unwrap_or_else(|e| panic!("cannot run cargo to build registryd: {e}"));
+            assert!(status.success(), "building registryd failed");
+            // Test executables live in target/<profile>/deps; binaries in target/<profile>.
+            let exe = std::env::current_exe().unwrap_or_default();
+            let profile_dir = exe
+                .parent()
+                .and_then(Path::parent)
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            profile_dir.join(format!("registryd{}", std::env::consts::EXE_SUFFIX))
+        })
+        .clone()
+}
