@@ -729,7 +729,7 @@ fn uuid() -> String {
 fn an_import_of_thousands_of_holdings_is_idempotent() {
     let r = Registry::empty();
     let dir = tempfile::tempdir().unwrap();
-    let rows = fixtures::holdings_file(20, 50);
+    let rows = registry_testkit::fixtures::holdings_jsonl(20, 50);
     let file = write_file(dir.path(), "bulk.jsonl", &rows);
     let started = std::time::Instant::now();
     let first = r.stdout(&["import", &file]);
@@ -746,56 +746,14 @@ fn an_import_of_thousands_of_holdings_is_idempotent() {
     );
     assert_eq!(r.head(), head);
     eprintln!("imported 1,000 holdings (2,021 rows) in {took:?}");
-    let held = r.json(&["who-held", &fixtures::id(2, 3), "--at", "1991-03-01"]);
+    let held = r.json(&[
+        "who-held",
+        &registry_testkit::fixtures::bulk_id(2, 3),
+        "--at",
+        "1991-03-01",
+    ]);
     assert_eq!(
         held["holdings"][0]["personDisplayName"], "Người Số 152",
         "office 3's third holder: 1991-01 to 1991-07"
     );
-}
-
-mod fixtures {
-    /// The id of the `n`-th record of a kind in the bulk file.
-    pub fn id(kind: u32, n: usize) -> String {
-        format!("0193b000-{kind:04}-7000-8000-{n:012}")
-    }
-
-    /// A JSON Lines file: one unit, `offices` sole offices and `per_office` back-to-back
-    /// holdings in each (one person each), 1990 onwards, half a year each.
-    pub fn holdings_file(offices: usize, per_office: usize) -> String {
-        let mut out = String::new();
-        out.push_str(&format!(
-            "{{\"type\":\"unit\",\"id\":\"{}\",\"name\":\"Xã Tải\",\"kind\":\"peoples-committee\",\"level\":\"commune\",\"from\":\"1980-01-01\",\"basis\":\"1/NQ\",\"basis_date\":\"1980-01-01\",\"issuer\":\"HĐND\"}}\n",
-            id(1, 0)
-        ));
-        for o in 0..offices {
-            out.push_str(&format!(
-                "{{\"type\":\"office\",\"id\":\"{}\",\"unit\":\"{}\",\"title\":\"Chức vụ {o}\",\"kind\":\"member\",\"from\":\"1980-01-01\"}}\n",
-                id(2, o),
-                id(1, 0)
-            ));
-        }
-        for o in 0..offices {
-            for h in 0..per_office {
-                let n = o * per_office + h;
-                let (from, until) = (1990 * 2 + h, 1990 * 2 + h + 1);
-                let half = |x: usize| {
-                    format!(
-                        "{}-{:02}-01",
-                        x / 2,
-                        if x.is_multiple_of(2) { 1 } else { 7 }
-                    )
-                };
-                out.push_str(&format!(
-                    "{{\"type\":\"person\",\"id\":\"{}\",\"name\":\"Người Số {n}\"}}\n{{\"type\":\"holding\",\"id\":\"{}\",\"person\":\"{}\",\"office\":\"{}\",\"from\":\"{}\",\"until\":\"{}\",\"how\":\"appointed\"}}\n",
-                    id(3, n),
-                    id(4, n),
-                    id(3, n),
-                    id(2, o),
-                    half(from),
-                    half(until)
-                ));
-            }
-        }
-        out
-    }
 }

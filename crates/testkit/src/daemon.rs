@@ -98,19 +98,27 @@ pub fn registryd_binary() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-            let status = Command::new(cargo)
-                .args(["build", "--quiet", "-p", "registryd", "--bin", "registryd"])
-                .status()
-                .unwrap_or_else(|e| panic!("cannot run cargo to build registryd: {e}"));
-            assert!(status.success(), "building registryd failed");
-            // Test executables live in target/<profile>/deps; binaries in target/<profile>.
+            // Test and benchmark executables live in target/<profile>/deps; binaries in
+            // target/<profile>. Benchmarks run in `release`: build the daemon there too.
             let exe = std::env::current_exe().unwrap_or_default();
             let profile_dir = exe
                 .parent()
                 .and_then(Path::parent)
                 .map(Path::to_path_buf)
                 .unwrap_or_default();
+            let release = profile_dir
+                .file_name()
+                .is_some_and(|name| name == "release");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+            let mut build = Command::new(cargo);
+            build.args(["build", "--quiet", "-p", "registryd", "--bin", "registryd"]);
+            if release {
+                build.arg("--release");
+            }
+            let status = build
+                .status()
+                .unwrap_or_else(|e| panic!("cannot run cargo to build registryd: {e}"));
+            assert!(status.success(), "building registryd failed");
             profile_dir.join(format!("registryd{}", std::env::consts::EXE_SUFFIX))
         })
         .clone()

@@ -12,11 +12,12 @@
 //! Every fact goes through the domain's `decide`, so the result obeys every hard rule; the
 //! events come with recorded times that never go backwards. Same config, same events.
 //!
-//! [`daemon`] runs `registryd` processes for end-to-end tests.
+//! [`daemon`] runs `registryd` processes for end-to-end tests; [`fixtures`] writes import files.
 
 use std::collections::HashMap;
 
 pub mod daemon;
+pub mod fixtures;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
