@@ -420,6 +420,113 @@ impl UnitLineage {
     }
 }
 
+/// An office on a day.
+#[derive(Args, Debug)]
+pub struct OfficeShow {
+    /// The office.
+    office: String,
+    #[command(flatten)]
+    when: When,
+}
+
+impl OfficeShow {
+    /// Runs it.
+    pub async fn run(self, cx: &Context) -> Result<(), CliError> {
+        let response = cx
+            .client
+            .query()
+            .get_office(v1::GetOfficeRequest {
+                name: name("offices", &self.office),
+                date: args::date("--at", &self.when.at)?,
+                known_at: args::opt_instant("--known-at", self.when.known_at.as_deref())?,
+                min_position: self.when.min_position.unwrap_or_default(),
+            })
+            .await?
+            .into_inner();
+        let o = response.office.clone().unwrap_or_default();
+        let kind = v1::OfficeKind::try_from(o.kind)
+            .map(|k| short(k.as_str_name(), "OFFICE_KIND"))
+            .unwrap_or_default();
+        let capacity = o
+            .capacity
+            .map(|c| {
+                if c.kind == v1::CapacityKind::Unbounded as i32 {
+                    "unbounded".to_owned()
+                } else {
+                    c.limit.to_string()
+                }
+            })
+            .unwrap_or_default();
+        let rows = vec![vec![
+            o.name,
+            o.title,
+            kind,
+            capacity,
+            o.unit,
+            o.valid_from,
+            o.valid_until,
+        ]];
+        Answer {
+            document: json(&response, "registry.v1.GetOfficeResponse"),
+            items: vec![],
+            headers: &[
+                "office", "title", "kind", "holders", "unit", "from", "until",
+            ],
+            rows,
+        }
+        .print(cx.format);
+        Ok(())
+    }
+}
+
+/// Every holding of an office.
+#[derive(Args, Debug)]
+pub struct OfficeHolders {
+    /// The office.
+    office: String,
+    /// Answer as known at this recorded instant.
+    #[arg(long)]
+    known_at: Option<String>,
+}
+
+impl OfficeHolders {
+    /// Runs it.
+    pub async fn run(self, cx: &Context) -> Result<(), CliError> {
+        let mut holdings = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let response = cx
+                .client
+                .query()
+                .list_office_history(v1::ListOfficeHistoryRequest {
+                    office: name("offices", &self.office),
+                    known_at: args::opt_instant("--known-at", self.known_at.as_deref())?,
+                    page_size: 1000,
+                    page_token,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            holdings.extend(response.holdings);
+            if response.next_page_token.is_empty() {
+                break;
+            }
+            page_token = response.next_page_token;
+        }
+        let response = v1::ListOfficeHistoryResponse {
+            holdings,
+            ..Default::default()
+        };
+        print_holdings(
+            cx,
+            &response,
+            "registry.v1.ListOfficeHistoryResponse",
+            &response.holdings,
+        );
+        Ok(())
+    }
+}
+
 /// One holding.
 #[derive(Args, Debug)]
 pub struct HoldingShow {

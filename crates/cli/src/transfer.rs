@@ -614,9 +614,25 @@ pub enum ExportFormat {
     Popolo,
 }
 
-/// Export the holdings on a date.
+/// What to export.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportKind {
+    /// The holdings that cover the day.
+    Holdings,
+    /// Every registered person, with the name on the day.
+    Persons,
+    /// The units that exist on the day.
+    Units,
+    /// The offices that exist on the day.
+    Offices,
+}
+
+/// Export the registry as it stood on a date.
 #[derive(Args, Debug)]
 pub struct Export {
+    /// What to export (Popolo always holds persons, organizations, posts and memberships).
+    #[arg(long = "type", value_enum, default_value_t = ExportKind::Holdings)]
+    kind: ExportKind,
     /// The day.
     #[arg(long)]
     at: String,
@@ -633,6 +649,9 @@ impl Export {
     pub async fn run(self, cx: &Context) -> Result<(), CliError> {
         let date = args::date("--at", &self.at)?;
         let known_at = args::opt_instant("--known-at", self.known_at.as_deref())?;
+        if self.kind != ExportKind::Holdings && self.format != ExportFormat::Popolo {
+            return export_records(cx, self.kind, self.format, date, known_at).await;
+        }
         let mut holdings = Vec::new();
         let mut page_token = String::new();
         loop {
@@ -712,6 +731,162 @@ impl Export {
         out.flush()?;
         Ok(())
     }
+}
+
+/// Pages through one of the whole-registry lists.
+macro_rules! all_pages {
+    ($cx:expr, $method:ident, $request:ident, $field:ident, $date:expr, $known_at:expr) => {{
+        let mut items = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let response = $cx
+                .client
+                .query()
+                .$method(v1::$request {
+                    date: $date.clone(),
+                    known_at: $known_at,
+                    page_size: 10_000,
+                    page_token,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            items.extend(response.$field);
+            if response.next_page_token.is_empty() {
+                break items;
+            }
+            page_token = response.next_page_token;
+        }
+    }};
+}
+
+/// Persons, units or offices as JSON Lines (the API's JSON) or CSV.
+async fn export_records(
+    cx: &Context,
+    kind: ExportKind,
+    format: ExportFormat,
+    date: String,
+    known_at: Option<prost_types::Timestamp>,
+) -> Result<(), CliError> {
+    let (headers, rows, lines): (&[&str], Vec<Vec<String>>, Vec<serde_json::Value>) = match kind {
+        ExportKind::Persons => {
+            let persons = all_pages!(
+                cx,
+                list_persons,
+                ListPersonsRequest,
+                persons,
+                date,
+                known_at
+            );
+            let rows = persons
+                .iter()
+                .map(|p| vec![p.name.clone(), p.display_name.clone()])
+                .collect();
+            (
+                &["person", "name"],
+                rows,
+                persons
+                    .iter()
+                    .map(|p| json(p, "registry.v1.Person"))
+                    .collect(),
+            )
+        }
+        ExportKind::Units => {
+            let units = all_pages!(cx, list_units, ListUnitsRequest, units, date, known_at);
+            let rows = units
+                .iter()
+                .map(|u| {
+                    let kind = v1::UnitKind::try_from(u.kind)
+                        .map(|k| args::short(k.as_str_name(), "UNIT_KIND"))
+                        .unwrap_or_default();
+                    let level = v1::Level::try_from(u.level)
+                        .map(|k| args::short(k.as_str_name(), "LEVEL"))
+                        .unwrap_or_default();
+                    vec![
+                        u.name.clone(),
+                        u.display_name.clone(),
+                        kind,
+                        level,
+                        u.parents.join(";"),
+                        u.valid_from.clone(),
+                        u.valid_until.clone(),
+                    ]
+                })
+                .collect();
+            (
+                &["unit", "name", "kind", "level", "parents", "from", "until"],
+                rows,
+                units.iter().map(|u| json(u, "registry.v1.Unit")).collect(),
+            )
+        }
+        ExportKind::Offices => {
+            let offices = all_pages!(
+                cx,
+                list_offices,
+                ListOfficesRequest,
+                offices,
+                date,
+                known_at
+            );
+            let rows = offices
+                .iter()
+                .map(|o| {
+                    let kind = v1::OfficeKind::try_from(o.kind)
+                        .map(|k| args::short(k.as_str_name(), "OFFICE_KIND"))
+                        .unwrap_or_default();
+                    let capacity = match o
+                        .capacity
+                        .as_ref()
+                        .map(|c| (v1::CapacityKind::try_from(c.kind), c.limit))
+                    {
+                        Some((Ok(v1::CapacityKind::Limited), limit)) => limit.to_string(),
+                        Some((Ok(v1::CapacityKind::Unbounded), _)) => "unbounded".to_owned(),
+                        _ => "sole".to_owned(),
+                    };
+                    vec![
+                        o.name.clone(),
+                        o.unit.clone(),
+                        o.title.clone(),
+                        kind,
+                        capacity,
+                        o.valid_from.clone(),
+                        o.valid_until.clone(),
+                    ]
+                })
+                .collect();
+            (
+                &[
+                    "office", "unit", "title", "kind", "capacity", "from", "until",
+                ],
+                rows,
+                offices
+                    .iter()
+                    .map(|o| json(o, "registry.v1.Office"))
+                    .collect(),
+            )
+        }
+        ExportKind::Holdings => unreachable!("holdings are exported by Export::run"),
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match format {
+        ExportFormat::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record(headers)
+                .map_err(|e| CliError::Io(e.to_string()))?;
+            for row in rows {
+                w.write_record(row)
+                    .map_err(|e| CliError::Io(e.to_string()))?;
+            }
+            w.flush()?;
+        }
+        _ => {
+            for line in lines {
+                writeln!(out, "{line}")?;
+            }
+            out.flush()?;
+        }
+    }
+    Ok(())
 }
 
 /// The holdings as a Popolo document (https://www.popoloproject.com/specs/).

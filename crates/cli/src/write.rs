@@ -665,6 +665,12 @@ pub enum Offices {
         #[arg(long)]
         id: Option<String>,
     },
+    /// An office on a day: title, kind, capacity, life, unit.
+    #[command(after_help = "Example:\n  regctl offices show offices/0193… --at 2024-03-18")]
+    Show(read::OfficeShow),
+    /// Every holding of an office, in order of start.
+    #[command(after_help = "Example:\n  regctl offices holders offices/0193…")]
+    Holders(read::OfficeHolders),
     /// Abolish an office; its open holdings end on the same day.
     Abolish {
         /// The office.
@@ -724,6 +730,8 @@ impl Offices {
                     c.clone().abolish_office(request).await?.into_inner().result,
                 )
             }
+            Self::Show(show) => show.run(cx).await,
+            Self::Holders(holders) => holders.run(cx).await,
         }
     }
 }

@@ -202,6 +202,30 @@ fn the_seed_imports_once_and_every_read_answers() {
         .iter()
         .any(|o| o["name"] == "Tỉnh ủy Quảng Ninh"));
 
+    for (kind, count) in [("persons", 8), ("units", 20), ("offices", 15)] {
+        let lines = r.stdout(&["export", "--at", "2024-03-18", "--type", kind]);
+        assert_eq!(lines.lines().count(), count, "{kind}: {lines}");
+        let csv = r.stdout(&[
+            "export",
+            "--at",
+            "2024-03-18",
+            "--type",
+            kind,
+            "--format",
+            "csv",
+        ]);
+        assert_eq!(csv.lines().count(), count + 1, "{kind}: {csv}");
+    }
+    let office = r.json(&["offices", "show", &id(19), "--at", "2024-03-18"]);
+    assert_eq!(
+        (
+            office["office"]["title"].as_str(),
+            office["office"]["capacity"]["limit"].as_u64()
+        ),
+        (Some("Phó Bí thư Thành ủy"), Some(3))
+    );
+    let holders = r.json(&["offices", "holders", &id(21)]);
+    assert_eq!(holders["holdings"].as_array().unwrap().len(), 1);
     let rebuilt = r.json(&["rebuild"]);
     assert_eq!(rebuilt["events"], "63");
     let completions = r.stdout(&["completions", "bash"]);

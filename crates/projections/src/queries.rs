@@ -56,6 +56,23 @@ pub struct UnitView {
     pub offices: Vec<OfficeId>,
 }
 
+/// An office as it stood on a day.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OfficeView {
+    /// The office.
+    pub office: OfficeId,
+    /// Its unit on the day.
+    pub unit: Option<UnitId>,
+    /// Its title.
+    pub title: String,
+    /// Its kind.
+    pub kind: OfficeKind,
+    /// How many may hold it on a day.
+    pub capacity: Capacity,
+    /// The days it exists.
+    pub life: Span,
+}
+
 /// Where a unit came from and what became of it, transitively, with the dates.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Lineage {
@@ -101,6 +118,23 @@ fn at<T>(versions: &[Version<T>], known_at: Option<Instant>) -> impl Iterator<It
         .iter()
         .filter(move |v| v.recorded.at(known_at))
         .map(|v| &v.value)
+}
+
+/// One page of a list whose entries may be absent (retracted persons): the present ids from
+/// index `from`, at most `limit`, and the index the next page starts at.
+fn page_of<T>(
+    items: impl Iterator<Item = Option<T>>,
+    from: usize,
+    limit: usize,
+) -> (Vec<T>, Option<usize>) {
+    let mut found = Vec::new();
+    for (ix, item) in items.enumerate().skip(from) {
+        if found.len() == limit {
+            return (found, Some(ix));
+        }
+        found.extend(item);
+    }
+    (found, None)
 }
 
 impl Projection {
@@ -297,6 +331,43 @@ impl Projection {
     pub fn knows_person(&self, person: PersonId, known_at: Option<Instant>) -> bool {
         self.person_ix.get(&person).is_some_and(|ix| {
             at(&self.persons[*ix as usize].names, known_at).any(|(since, _)| since.is_none())
+        })
+    }
+
+    /// Every office, unit and person in the order they were first recorded, a page at a time:
+    /// the ids from the `from`-th on, at most `limit`, and where the next page starts.
+    pub fn office_ids(&self, from: usize, limit: usize) -> (Vec<OfficeId>, Option<usize>) {
+        page_of(self.offices.iter().map(|o| Some(o.id)), from, limit)
+    }
+
+    /// See [`Projection::office_ids`].
+    pub fn unit_ids(&self, from: usize, limit: usize) -> (Vec<UnitId>, Option<usize>) {
+        page_of(self.units.iter().map(|u| Some(u.id)), from, limit)
+    }
+
+    /// See [`Projection::office_ids`].
+    pub fn person_ids(&self, from: usize, limit: usize) -> (Vec<PersonId>, Option<usize>) {
+        page_of(self.persons.iter().map(|p| p.id), from, limit)
+    }
+
+    /// An office as it stood on `on`: its facts and its unit then.
+    pub fn office_on(
+        &self,
+        office: OfficeId,
+        on: Date,
+        known_at: Option<Instant>,
+    ) -> Option<OfficeView> {
+        let ix = *self.office_ix.get(&office)?;
+        let facts = at(&self.offices[ix as usize].facts, known_at).last()?;
+        Some(OfficeView {
+            office,
+            unit: self
+                .office_unit_on(ix, on, known_at)
+                .map(|u| self.units[u as usize].id),
+            title: facts.title.clone(),
+            kind: facts.kind,
+            capacity: facts.capacity,
+            life: facts.life,
         })
     }
 

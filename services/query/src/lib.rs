@@ -9,8 +9,8 @@ use registry_projections::{HoldingView, Instant, MatchKind, Projection};
 use registry_proto::v1 as pb;
 use registry_proto::v1::query_service_server::{QueryService, QueryServiceServer};
 use registry_runtime::convert::{
-    basis_pb, beginning_pb, date, end_reason_pb, id, known_at, level, level_pb, timestamp,
-    unit_kind_pb,
+    basis_pb, beginning_pb, capacity_pb, date, end_reason_pb, id, known_at, level, level_pb,
+    office_kind_pb, timestamp, unit_kind_pb,
 };
 use registry_runtime::{min_position, read, ApiError, Reader};
 use tonic::{Request, Response, Status};
@@ -125,6 +125,49 @@ fn unit_pb(
         children: names(view.children),
         offices: view.offices.into_iter().map(|o| o.to_string()).collect(),
     })
+}
+
+fn office_pb(view: registry_projections::OfficeView) -> pb::Office {
+    pb::Office {
+        name: view.office.to_string(),
+        unit: view.unit.map(|u| u.to_string()).unwrap_or_default(),
+        title: view.title,
+        kind: office_kind_pb(view.kind) as i32,
+        capacity: Some(capacity_pb(view.capacity)),
+        valid_from: view.life.start.to_string(),
+        valid_until: view.life.end.map(|d| d.to_string()).unwrap_or_default(),
+    }
+}
+
+/// The day, instant, start index and size of a page of a whole-registry list.
+fn list_page(
+    day: String,
+    known: Option<prost_types::Timestamp>,
+    page_size: i32,
+    page_token: &str,
+) -> Result<(Date, Option<Instant>, usize, usize), ApiError> {
+    let size = match page_size {
+        n if n < 0 => return Err(ApiError::invalid("page_size", format!("{n} is negative"))),
+        0 => 1000,
+        n => (n as usize).min(10_000),
+    };
+    let from = if page_token.is_empty() {
+        0
+    } else {
+        page_token
+            .parse::<usize>()
+            .map_err(|_| ApiError::invalid("page_token", "is not a token this service gave"))?
+    };
+    Ok((
+        date("date", &day)?,
+        known_at("known_at", known.as_ref())?,
+        from,
+        size,
+    ))
+}
+
+fn token(next: Option<usize>) -> String {
+    next.map(|n| n.to_string()).unwrap_or_default()
 }
 
 fn position_text(position: Option<registry_eventstore::Position>) -> String {
@@ -464,6 +507,144 @@ impl QueryService for QueryApi {
                     .collect();
                 Ok(pb::SearchPersonsResponse {
                     matches,
+                    position: position_text(models.position),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn get_office(
+        &self,
+        request: Request<pb::GetOfficeRequest>,
+    ) -> Answer<pb::GetOfficeResponse> {
+        read(
+            &self.reader,
+            "GetOffice",
+            request,
+            |r| {
+                let office = id("name", &r.name, "offices")?;
+                Ok((
+                    (
+                        office,
+                        date("date", &r.date)?,
+                        known_at("known_at", r.known_at.as_ref())?,
+                    ),
+                    min(&r.min_position)?,
+                ))
+            },
+            |(office, on, known_at), models| {
+                let view = models
+                    .projection
+                    .office_on(office, on, known_at)
+                    .ok_or_else(|| ApiError::NotFound(office.to_string()))?;
+                Ok(pb::GetOfficeResponse {
+                    office: Some(office_pb(view)),
+                    position: position_text(models.position),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn list_offices(
+        &self,
+        request: Request<pb::ListOfficesRequest>,
+    ) -> Answer<pb::ListOfficesResponse> {
+        read(
+            &self.reader,
+            "ListOffices",
+            request,
+            |r| {
+                Ok((
+                    (list_page(r.date, r.known_at, r.page_size, &r.page_token)?),
+                    min(&r.min_position)?,
+                ))
+            },
+            |(on, known_at, from, size), models| {
+                let p = &models.projection;
+                let (ids, next) = p.office_ids(from, size);
+                let offices = ids
+                    .into_iter()
+                    .filter_map(|o| p.office_on(o, on, known_at))
+                    .filter(|o| o.life.contains(on))
+                    .map(office_pb)
+                    .collect();
+                Ok(pb::ListOfficesResponse {
+                    offices,
+                    next_page_token: token(next),
+                    position: position_text(models.position),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn list_units(
+        &self,
+        request: Request<pb::ListUnitsRequest>,
+    ) -> Answer<pb::ListUnitsResponse> {
+        read(
+            &self.reader,
+            "ListUnits",
+            request,
+            |r| {
+                Ok((
+                    (list_page(r.date, r.known_at, r.page_size, &r.page_token)?),
+                    min(&r.min_position)?,
+                ))
+            },
+            |(on, known_at, from, size), models| {
+                let p = &models.projection;
+                let (ids, next) = p.unit_ids(from, size);
+                let units = ids
+                    .into_iter()
+                    .filter(|u| {
+                        p.unit_span(*u, known_at)
+                            .is_some_and(|life| life.contains(on))
+                    })
+                    .filter_map(|u| unit_pb(p, u, on, known_at))
+                    .collect();
+                Ok(pb::ListUnitsResponse {
+                    units,
+                    next_page_token: token(next),
+                    position: position_text(models.position),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn list_persons(
+        &self,
+        request: Request<pb::ListPersonsRequest>,
+    ) -> Answer<pb::ListPersonsResponse> {
+        read(
+            &self.reader,
+            "ListPersons",
+            request,
+            |r| {
+                Ok((
+                    (list_page(r.date, r.known_at, r.page_size, &r.page_token)?),
+                    min(&r.min_position)?,
+                ))
+            },
+            |(on, known_at, from, size), models| {
+                let p = &models.projection;
+                let (ids, next) = p.person_ids(from, size);
+                let persons = ids
+                    .into_iter()
+                    .filter_map(|person| {
+                        let display_name = p.person_name(person, on, known_at)?;
+                        Some(pb::Person {
+                            name: person.to_string(),
+                            display_name,
+                        })
+                    })
+                    .collect();
+                Ok(pb::ListPersonsResponse {
+                    persons,
+                    next_page_token: token(next),
                     position: position_text(models.position),
                 })
             },
