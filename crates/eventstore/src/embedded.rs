@@ -291,13 +291,23 @@ fn collect_events(
     Ok(events)
 }
 
-impl EventStore for EmbeddedStore {
-    async fn append(
+impl EmbeddedStore {
+    /// Queues an append now and returns its outcome to await later.
+    ///
+    /// Appends are committed in the order they are queued, several per transaction and fsync
+    /// (group commit). A caller that queues appends one after another, each with the exact
+    /// revision the previous one leads to, gets them committed in that order or, after the first
+    /// that fails, refused with a revision conflict: the file lock makes this process the only
+    /// writer, so nothing else can come between them.
+    pub fn submit(
         &self,
         stream: &str,
         expected: ExpectedRevision,
         events: Vec<NewEvent>,
-    ) -> Result<AppendResult, StoreError> {
+    ) -> Result<
+        impl std::future::Future<Output = Result<AppendResult, StoreError>> + Send + 'static,
+        StoreError,
+    > {
         check_append(stream, &events, self.inner.config.max_event_bytes)?;
         let (reply, answer) = oneshot::channel();
         let request = Request {
@@ -314,7 +324,18 @@ impl EventStore for EmbeddedStore {
                 .send(request)
                 .map_err(|_| StoreError::Closed)?;
         }
-        answer.await.map_err(|_| StoreError::Closed)?
+        Ok(async move { answer.await.map_err(|_| StoreError::Closed)? })
+    }
+}
+
+impl EventStore for EmbeddedStore {
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        self.submit(stream, expected, events)?.await
     }
 
     async fn read_stream(

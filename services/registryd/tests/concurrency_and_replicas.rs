@@ -219,3 +219,110 @@ async fn two_command_processes_race_on_postgres_and_two_query_processes_read_the
     drop((writer_a, writer_b, query_1, query_2));
     drop_schema(&url, &schema).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_are_each_stored_once_at_their_own_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::embedded(dir.path(), &[]);
+    let client = daemon.client().await;
+    // 200 different requests at once, and one request sent 8 times at once.
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let request = v1::RegisterPersonRequest {
+                request_id: request_id(),
+                display_name: format!("Người Đồng Thời {i}"),
+                ..Default::default()
+            };
+            client
+                .command()
+                .register_person(request)
+                .await
+                .map(|r| r.into_inner().result.unwrap())
+        }));
+    }
+    let twice = v1::RegisterPersonRequest {
+        request_id: request_id(),
+        display_name: "Người Gửi Lại".into(),
+        ..Default::default()
+    };
+    for _ in 0..8 {
+        let (client, request) = (client.clone(), twice.clone());
+        tasks.push(tokio::spawn(async move {
+            client
+                .command()
+                .register_person(request)
+                .await
+                .map(|r| r.into_inner().result.unwrap())
+        }));
+    }
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap().unwrap());
+    }
+    let (distinct, repeated) = answers.split_at(200);
+    let mut positions: Vec<u64> = distinct
+        .iter()
+        .map(|a| a.commit_position.parse().unwrap())
+        .collect();
+    positions.sort_unstable();
+    positions.dedup();
+    assert_eq!(positions.len(), 200, "each write has its own position");
+    assert!(repeated
+        .iter()
+        .all(|a| a.name == repeated[0].name && a.commit_position == repeated[0].commit_position));
+    assert_eq!(
+        repeated.iter().filter(|a| !a.replayed).count(),
+        1,
+        "the repeated request was recorded once"
+    );
+    let stats = client
+        .admin()
+        .get_store_stats(v1::GetStoreStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stats.events, 201);
+    // Every answer's position holds that very write: read each back with it.
+    for answer in distinct.iter().take(20) {
+        let person = client
+            .query()
+            .get_person(v1::GetPersonRequest {
+                name: answer.name.clone(),
+                date: "2024-01-01".into(),
+                min_position: answer.commit_position.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(person.display_name.starts_with("Người Đồng Thời"));
+    }
+    // After a restart the repeated request still gets the same answer.
+    drop(client);
+    assert_eq!(daemon.stop(), Some(0));
+    let daemon = Daemon::embedded(dir.path(), &[]);
+    let again = daemon
+        .client()
+        .await
+        .command()
+        .register_person(twice)
+        .await
+        .unwrap()
+        .into_inner()
+        .result
+        .unwrap();
+    assert_eq!(
+        (
+            again.name.as_str(),
+            again.commit_position.as_str(),
+            again.replayed
+        ),
+        (
+            repeated[0].name.as_str(),
+            repeated[0].commit_position.as_str(),
+            true
+        )
+    );
+}

@@ -8,6 +8,14 @@
 //! loses the race it catches up and decides again, up to [`MAX_ATTEMPTS`] times, then answers
 //! ABORTED. Within one process a mutex serialises writes, so they never race each other.
 //!
+//! On the embedded store the file lock makes this process the only writer, so no race can
+//! happen: the writer folds a decided command's events at once, queues the append
+//! (`EmbeddedStore::submit`) and lets the next command be decided while the store commits, so
+//! that concurrent commands share transactions and fsyncs (group commit). Appends are committed
+//! in the order they were decided; if one fails, those queued after it fail too (their expected
+//! revisions no longer match), and the state, which folded events that were not stored, is
+//! rebuilt from the store before the next decision.
+//!
 //! Idempotency rests here, not on the store: every event carries its request's `request_id` in
 //! its metadata; the writer remembers, for each request id, the answer (resource name and commit
 //! position), rebuilt from the stream at start. A repeated request, from this process or after
@@ -20,7 +28,7 @@ use registry_domain::{Command, Event, Irregularity, Policy, Registry};
 use registry_eventstore::{
     AnyStore, Direction, EventStore, ExpectedRevision, Metadata, NewEvent, Position, StoreError,
 };
-use tokio::sync::Mutex;
+use tokio::sync::{watch, Mutex};
 
 use crate::error::ApiError;
 
@@ -61,8 +69,29 @@ struct State {
     registry: Registry,
     /// The revision the next event of the stream will have: the number of events folded.
     next_revision: u64,
-    /// The answer to every request id seen in the stream.
-    requests: HashMap<String, Answer>,
+    /// The answer to every request id seen, or a way to wait for it while its append is queued.
+    requests: HashMap<String, Known>,
+    /// A queued append failed after its events were folded: rebuild before deciding again.
+    poisoned: bool,
+}
+
+impl State {
+    fn empty() -> Self {
+        Self {
+            registry: Registry::new(),
+            next_revision: 0,
+            requests: HashMap::new(),
+            poisoned: false,
+        }
+    }
+}
+
+/// What the writer knows of a request id.
+enum Known {
+    /// Its events are stored; the answer.
+    Done(Answer),
+    /// Its append is queued; the answer arrives here (the sender is dropped if it fails).
+    Pending(watch::Receiver<Option<Answer>>),
 }
 
 /// Decides and appends commands. Cheap to clone; clones share the state.
@@ -80,11 +109,7 @@ impl Writer {
         let writer = Self {
             store,
             policy,
-            state: Arc::new(Mutex::new(State {
-                registry: Registry::new(),
-                next_revision: 0,
-                requests: HashMap::new(),
-            })),
+            state: Arc::new(Mutex::new(State::empty())),
         };
         writer.catch_up(&mut *writer.state.lock().await).await?;
         Ok(writer)
@@ -99,12 +124,35 @@ impl Writer {
     pub async fn execute(&self, caller: &Caller, command: &Command) -> Result<Answer, ApiError> {
         let mut state = self.state.lock().await;
         for _ in 0..MAX_ATTEMPTS {
+            if state.poisoned {
+                tracing::warn!(
+                    "a queued append failed; rebuilding the writer's state from the store"
+                );
+                *state = State::empty();
+            }
             self.catch_up(&mut state).await?;
-            if let Some(answer) = state.requests.get(&caller.request_id) {
-                return Ok(Answer {
-                    replayed: true,
-                    ..answer.clone()
-                });
+            match state.requests.get(&caller.request_id) {
+                Some(Known::Done(answer)) => {
+                    return Ok(Answer {
+                        replayed: true,
+                        ..answer.clone()
+                    })
+                }
+                Some(Known::Pending(pending)) => {
+                    let mut pending = pending.clone();
+                    drop(state);
+                    let outcome = pending.wait_for(Option::is_some).await;
+                    return match outcome.as_deref() {
+                        Ok(Some(answer)) => Ok(Answer {
+                            replayed: true,
+                            ..answer.clone()
+                        }),
+                        _ => Err(ApiError::Unavailable(
+                            "the first request with this request_id failed; send it again".into(),
+                        )),
+                    };
+                }
+                None => {}
             }
             let decision = state.registry.decide(command, &self.policy)?;
             let Some(first) = decision.events.first() else {
@@ -134,6 +182,44 @@ impl Writer {
                 0 => ExpectedRevision::NoStream,
                 n => ExpectedRevision::Exact(n - 1),
             };
+            if let AnyStore::Embedded(store) = &self.store {
+                // The only writer: fold now, let the store commit while others decide.
+                let queued = store.submit(STREAM, expected, new_events)?;
+                for event in &decision.events {
+                    state.registry.apply(event);
+                }
+                state.next_revision += decision.events.len() as u64;
+                let (done, pending) = watch::channel(None);
+                state
+                    .requests
+                    .insert(caller.request_id.clone(), Known::Pending(pending));
+                drop(state);
+                let outcome = queued.await;
+                let mut state = self.state.lock().await;
+                return match outcome {
+                    Ok(result) => {
+                        let stored = Answer {
+                            name,
+                            position: result.position,
+                            warnings: Vec::new(),
+                            replayed: false,
+                        };
+                        state
+                            .requests
+                            .insert(caller.request_id.clone(), Known::Done(stored.clone()));
+                        let _ = done.send(Some(stored.clone()));
+                        Ok(Answer {
+                            warnings: decision.warnings,
+                            ..stored
+                        })
+                    }
+                    Err(e) => {
+                        state.poisoned = true;
+                        state.requests.remove(&caller.request_id);
+                        Err(e.into())
+                    }
+                };
+            }
             match self.store.append(STREAM, expected, new_events).await {
                 Ok(result) => {
                     for event in &decision.events {
@@ -148,10 +234,10 @@ impl Writer {
                     };
                     state.requests.insert(
                         caller.request_id.clone(),
-                        Answer {
+                        Known::Done(Answer {
                             warnings: Vec::new(),
                             ..answer.clone()
-                        },
+                        }),
                     );
                     return Ok(answer);
                 }
@@ -177,13 +263,17 @@ impl Writer {
                 state.registry.apply(&event);
                 state.next_revision = recorded.revision + 1;
                 if let Some(request_id) = recorded.metadata.request_id {
-                    let answer = state.requests.entry(request_id).or_insert_with(|| Answer {
-                        name: subject_name(&event),
-                        position: recorded.position,
-                        warnings: Vec::new(),
-                        replayed: true,
+                    let known = state.requests.entry(request_id).or_insert_with(|| {
+                        Known::Done(Answer {
+                            name: subject_name(&event),
+                            position: recorded.position,
+                            warnings: Vec::new(),
+                            replayed: true,
+                        })
                     });
-                    answer.position = recorded.position;
+                    if let Known::Done(answer) = known {
+                        answer.position = recorded.position;
+                    }
                 }
             }
             if !full {
