@@ -540,58 +540,151 @@ impl Progress {
     }
 }
 
+impl Planned {
+    /// The resources this row creates or names: rows sharing one are sent in file order, one
+    /// after the other; rows sharing none may be in flight together. A holding names its office,
+    /// so the holdings of an office are recorded in order (an earlier holder's end before a
+    /// later holder's start).
+    fn keys(&self) -> Vec<String> {
+        let names: Vec<&str> = match self {
+            Planned::Person(r) => vec![&r.person_id],
+            Planned::Unit(r) => std::iter::once(r.unit_id.as_str())
+                .chain(r.parents.iter().map(String::as_str))
+                .collect(),
+            Planned::Office(r) => vec![&r.office_id, &r.unit],
+            Planned::Model(r) => vec![&r.model_id],
+            Planned::Adoption(r) => vec![&r.adoption_id, &r.model, &r.unit],
+            Planned::Holding(h) => vec![
+                &h.0.holding_id,
+                &h.0.person,
+                &h.0.office,
+                &h.0.cause,
+                &h.0.term,
+            ],
+        };
+        // Ids come bare (`…-uuid`) or as names (`persons/…-uuid`): key on the UUID.
+        names
+            .into_iter()
+            .filter(|n| !n.is_empty())
+            .map(|n| n.rsplit('/').next().unwrap_or(n).to_owned())
+            .collect()
+    }
+
+    /// Sends the row's requests; the results, one per request.
+    async fn send(
+        self,
+        mut c: registry_client::v1::command_service_client::CommandServiceClient<
+            registry_client::Inner,
+        >,
+    ) -> Result<Vec<Option<v1::WriteResult>>, tonic::Status> {
+        Ok(match self {
+            Planned::Person(r) => vec![c.register_person(r).await?.into_inner().result],
+            Planned::Unit(r) => vec![c.establish_unit(r).await?.into_inner().result],
+            Planned::Office(r) => vec![c.create_office(r).await?.into_inner().result],
+            Planned::Model(r) => vec![c.define_model(r).await?.into_inner().result],
+            Planned::Adoption(r) => vec![c.adopt_model(r).await?.into_inner().result],
+            Planned::Holding(holding) => {
+                let (start, end) = *holding;
+                let mut results = vec![c.start_holding(start).await?.into_inner().result];
+                if let Some(end) = end {
+                    results.push(c.end_holding(end).await?.into_inner().result);
+                }
+                results
+            }
+        })
+    }
+}
+
+/// Rows in flight at once.
+const WINDOW: usize = 64;
+/// Rows looked at ahead of the first waiting one, to find rows free to send.
+const LOOKAHEAD: usize = 4096;
+
 async fn send(
     cx: &Context,
     planned: Vec<(usize, Planned)>,
     keep_going: bool,
     file: &std::path::Path,
 ) -> Result<(), CliError> {
+    use futures::stream::{FuturesUnordered, StreamExt};
+    use std::collections::{HashMap, HashSet, VecDeque};
+
     let command = cx.client.command();
     let mut progress = Progress::new(planned.len());
-    let (mut new, mut repeated, mut refused) = (0usize, 0usize, 0usize);
+    let (mut new, mut repeated, mut refused, mut done) = (0usize, 0usize, 0usize, 0usize);
     let started = Instant::now();
-    for (done, (line, plan)) in planned.into_iter().enumerate() {
-        let outcome: Result<Vec<Option<v1::WriteResult>>, tonic::Status> = async {
-            let mut c = command.clone();
-            Ok(match plan {
-                Planned::Person(r) => vec![c.register_person(r).await?.into_inner().result],
-                Planned::Unit(r) => vec![c.establish_unit(r).await?.into_inner().result],
-                Planned::Office(r) => vec![c.create_office(r).await?.into_inner().result],
-                Planned::Model(r) => vec![c.define_model(r).await?.into_inner().result],
-                Planned::Adoption(r) => vec![c.adopt_model(r).await?.into_inner().result],
-                Planned::Holding(holding) => {
-                    let (start, end) = *holding;
-                    let mut results = vec![c.start_holding(start).await?.into_inner().result];
-                    if let Some(end) = end {
-                        results.push(c.end_holding(end).await?.into_inner().result);
+    let mut rows = planned.into_iter();
+    let mut waiting: VecDeque<(usize, Planned, Vec<String>)> = VecDeque::new();
+    let mut busy: HashMap<String, usize> = HashMap::new();
+    let mut in_flight = FuturesUnordered::new();
+    let mut first_error: Option<(usize, CliError)> = None;
+    loop {
+        // Refill the look-ahead, then launch every waiting row whose keys are free: not in
+        // flight, and not named by an earlier row still waiting.
+        if first_error.is_none() || keep_going {
+            while waiting.len() < LOOKAHEAD {
+                let Some((line, plan)) = rows.next() else {
+                    break;
+                };
+                let keys = plan.keys();
+                waiting.push_back((line, plan, keys));
+            }
+            let mut claimed: HashSet<String> = HashSet::new();
+            let mut index = 0;
+            while index < waiting.len() && in_flight.len() < WINDOW {
+                let free = waiting[index]
+                    .2
+                    .iter()
+                    .all(|k| !busy.contains_key(k) && !claimed.contains(k));
+                if free {
+                    let Some((line, plan, keys)) = waiting.remove(index) else {
+                        break;
+                    };
+                    for key in &keys {
+                        *busy.entry(key.clone()).or_default() += 1;
                     }
-                    results
-                }
-            })
-        }
-        .await;
-        match outcome {
-            Ok(results) => {
-                if results.iter().flatten().all(|r| r.replayed) {
-                    repeated += 1;
+                    let c = command.clone();
+                    in_flight.push(async move { (line, keys, plan.send(c).await) });
                 } else {
-                    new += 1;
+                    claimed.extend(waiting[index].2.iter().cloned());
+                    index += 1;
                 }
             }
+        }
+        let Some((line, keys, outcome)) = in_flight.next().await else {
+            break;
+        };
+        for key in keys {
+            if let Some(count) = busy.get_mut(&key) {
+                *count -= 1;
+                if *count == 0 {
+                    busy.remove(&key);
+                }
+            }
+        }
+        done += 1;
+        match outcome {
+            Ok(results) if results.iter().flatten().all(|r| r.replayed) => repeated += 1,
+            Ok(_) => new += 1,
             Err(status) => {
                 let error = CliError::from(status);
                 progress.finish();
                 note(format!("{}: line {line}: {error}", file.display()));
-                if !keep_going {
-                    note(format!("stopped: {new} row(s) recorded, {repeated} already recorded; rows before line {line} are in the registry, and a re-run of the fixed file records the rest only"));
-                    return Err(error);
-                }
                 refused += 1;
+                if first_error.as_ref().is_none_or(|(first, _)| line < *first) {
+                    first_error = Some((line, error));
+                }
             }
         }
-        progress.tick(done + 1);
+        progress.tick(done);
     }
     progress.finish();
+    if let (false, Some((line, error))) = (keep_going, first_error) {
+        note(format!(
+            "stopped at line {line}: {new} row(s) recorded, {repeated} already recorded; what was recorded stays, and a re-run of the fixed file records only the rest"
+        ));
+        return Err(error);
+    }
     let seconds = started.elapsed().as_secs_f64();
     let rate = (new + repeated + refused) as f64 / seconds.max(1e-9);
     println!("imported {new} new row(s), {repeated} already recorded, {refused} refused, in {seconds:.1} s ({rate:.0} rows/s)");

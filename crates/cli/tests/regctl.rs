@@ -661,7 +661,7 @@ fn bad_input_is_reported_and_changes_nothing() {
         &format!(
             "person,office,from,until,how\n{p},{o},2019-01-01,,elected\n{p},{o},30/02/2024,,elected\nnot-a-person,{o},2019-01-01,,elected\n{p},,2019-01-01,,voted\n",
             p = id(47),
-            o = id(46),
+            o = id(58),
         ),
     );
     let stderr = r.fails(&["import", &csv, "--type", "holding"], 2);
@@ -780,4 +780,39 @@ fn an_import_of_thousands_of_holdings_is_idempotent() {
         held["holdings"][0]["personDisplayName"], "Người Số 152",
         "office 3's third holder: 1991-01 to 1991-07"
     );
+}
+
+#[test]
+fn a_row_the_registry_refuses_is_named_by_its_line() {
+    let r = Registry::seeded();
+    let dir = tempfile::tempdir().unwrap();
+    // Two persons and two overlapping holdings of one sole office: the second breaks a rule.
+    let file = write_file(
+        dir.path(),
+        "clash.jsonl",
+        &format!(
+            "{{\"type\":\"person\",\"id\":\"{a}\",\"name\":\"Người A\"}}\n{{\"type\":\"person\",\"id\":\"{b}\",\"name\":\"Người B\"}}\n{{\"type\":\"holding\",\"person\":\"{a}\",\"office\":\"{o}\",\"from\":\"2010-01-01\",\"until\":\"2012-01-01\"}}\n{{\"type\":\"holding\",\"person\":\"{b}\",\"office\":\"{o}\",\"from\":\"2011-01-01\",\"until\":\"2013-01-01\"}}\n",
+            a = id(900),
+            b = id(901),
+            o = id(58),
+        ),
+    );
+    let output = r.regctl().args(["import", &file]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(5), "{stderr}");
+    assert!(
+        stderr.contains("line 4: refused:") && stderr.contains("CAPACITY_EXCEEDED"),
+        "{stderr}"
+    );
+    // The rows before it are recorded; a re-run records nothing new and refuses line 4 again.
+    let held = r.json(&["who-held", &id(58), "--at", "2011-06-01"]);
+    assert_eq!(held["holdings"][0]["personDisplayName"], "Người A");
+    let output = r
+        .regctl()
+        .args(["import", &file, "--skip-invalid"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&output.stdout)
+        .contains("imported 0 new row(s), 3 already recorded, 1 refused"));
 }

@@ -68,7 +68,8 @@ impl tonic::service::Interceptor for Actor {
     }
 }
 
-type Inner = InterceptedService<Channel, Actor>;
+/// The channel of the service clients: the connection with the actor header added.
+pub type Inner = InterceptedService<Channel, Actor>;
 
 /// A connection to a registry server.
 #[derive(Clone)]
