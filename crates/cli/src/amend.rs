@@ -76,36 +76,33 @@ async fn recorded_facts(
     created: &str,
     corrected: &str,
 ) -> Result<serde_json::Value, CliError> {
+    let changes = crate::read::all_pages(|page_token| {
+        let request = v1::ListResourceHistoryRequest {
+            name: resource.to_owned(),
+            page_size: 1000,
+            page_token,
+            ..Default::default()
+        };
+        let mut client = cx.client.audit();
+        async move {
+            let response = client.list_resource_history(request).await?.into_inner();
+            Ok((response.changes, response.next_page_token))
+        }
+    })
+    .await?;
     let mut facts = serde_json::Value::Null;
-    let mut page_token = String::new();
-    loop {
-        let response = cx
-            .client
-            .audit()
-            .list_resource_history(v1::ListResourceHistoryRequest {
-                name: resource.to_owned(),
-                page_size: 1000,
-                page_token,
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
-        for change in &response.changes {
-            let payload: serde_json::Value =
-                serde_json::from_str(&change.payload_json).unwrap_or_default();
-            if change.event_type == created {
-                facts = payload;
-            } else if change.event_type == corrected {
-                facts = payload["after"].clone();
-            } else if change.event_type == "OfficeAbolished" {
-                facts["abolished"] = payload["on"].clone();
-            }
+    for change in &changes {
+        let payload: serde_json::Value =
+            serde_json::from_str(&change.payload_json).unwrap_or_default();
+        if change.event_type == created {
+            facts = payload;
+        } else if change.event_type == corrected {
+            facts = payload["after"].clone();
+        } else if change.event_type == "OfficeAbolished" {
+            facts["abolished"] = payload["on"].clone();
         }
-        if response.next_page_token.is_empty() {
-            return Ok(facts);
-        }
-        page_token = response.next_page_token;
     }
+    Ok(facts)
 }
 
 fn text(value: &serde_json::Value) -> String {

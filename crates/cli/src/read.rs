@@ -10,6 +10,24 @@ use crate::args::{self, name, short, show_instant, CliError};
 use crate::output::{json, Answer, Format};
 use crate::Context;
 
+/// Every page of a list: `fetch(page_token)` returns one page's items and the next token.
+pub async fn all_pages<T, F, Fut>(mut fetch: F) -> Result<Vec<T>, CliError>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, String), tonic::Status>>,
+{
+    let mut items = Vec::new();
+    let mut token = String::new();
+    loop {
+        let (page, next) = fetch(token).await?;
+        items.extend(page);
+        if next.is_empty() {
+            return Ok(items);
+        }
+        token = next;
+    }
+}
+
 const HOLDING_HEADERS: &[&str] = &[
     "holding", "person", "name", "office", "from", "until", "how", "basis",
 ];
@@ -129,27 +147,23 @@ pub struct Career {
 impl Career {
     /// Runs it.
     pub async fn run(self, cx: &Context) -> Result<(), CliError> {
-        let mut holdings = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let response = cx
-                .client
-                .query()
-                .list_person_career(v1::ListPersonCareerRequest {
-                    person: name("persons", &self.person),
-                    known_at: args::opt_instant("--known-at", self.known_at.as_deref())?,
-                    page_size: 1000,
-                    page_token,
-                    ..Default::default()
-                })
-                .await?
-                .into_inner();
-            holdings.extend(response.holdings);
-            if response.next_page_token.is_empty() {
-                break;
+        let person = name("persons", &self.person);
+        let known_at = args::opt_instant("--known-at", self.known_at.as_deref())?;
+        let holdings = all_pages(|page_token| {
+            let request = v1::ListPersonCareerRequest {
+                person: person.clone(),
+                known_at,
+                page_size: 1000,
+                page_token,
+                ..Default::default()
+            };
+            let mut client = cx.client.query();
+            async move {
+                let response = client.list_person_career(request).await?.into_inner();
+                Ok((response.holdings, response.next_page_token))
             }
-            page_token = response.next_page_token;
-        }
+        })
+        .await?;
         let response = v1::ListPersonCareerResponse {
             holdings,
             ..Default::default()
@@ -328,28 +342,26 @@ pub struct UnitTree {
 impl UnitTree {
     /// Runs it.
     pub async fn run(self, cx: &Context) -> Result<(), CliError> {
-        let mut units = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let response = cx
-                .client
-                .query()
-                .list_unit_tree(v1::ListUnitTreeRequest {
-                    root: name("units", &self.unit),
-                    date: args::date("--at", &self.when.at)?,
-                    known_at: args::opt_instant("--known-at", self.when.known_at.as_deref())?,
-                    min_position: self.when.min_position.clone().unwrap_or_default(),
-                    page_size: 1000,
-                    page_token,
-                })
-                .await?
-                .into_inner();
-            units.extend(response.units);
-            if response.next_page_token.is_empty() {
-                break;
+        let root = name("units", &self.unit);
+        let date = args::date("--at", &self.when.at)?;
+        let known_at = args::opt_instant("--known-at", self.when.known_at.as_deref())?;
+        let min_position = self.when.min_position.clone().unwrap_or_default();
+        let units = all_pages(|page_token| {
+            let request = v1::ListUnitTreeRequest {
+                root: root.clone(),
+                date: date.clone(),
+                known_at,
+                min_position: min_position.clone(),
+                page_size: 1000,
+                page_token,
+            };
+            let mut client = cx.client.query();
+            async move {
+                let response = client.list_unit_tree(request).await?.into_inner();
+                Ok((response.units, response.next_page_token))
             }
-            page_token = response.next_page_token;
-        }
+        })
+        .await?;
         let response = v1::ListUnitTreeResponse {
             units,
             ..Default::default()
@@ -492,27 +504,23 @@ pub struct OfficeHolders {
 impl OfficeHolders {
     /// Runs it.
     pub async fn run(self, cx: &Context) -> Result<(), CliError> {
-        let mut holdings = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let response = cx
-                .client
-                .query()
-                .list_office_history(v1::ListOfficeHistoryRequest {
-                    office: name("offices", &self.office),
-                    known_at: args::opt_instant("--known-at", self.known_at.as_deref())?,
-                    page_size: 1000,
-                    page_token,
-                    ..Default::default()
-                })
-                .await?
-                .into_inner();
-            holdings.extend(response.holdings);
-            if response.next_page_token.is_empty() {
-                break;
+        let office = name("offices", &self.office);
+        let known_at = args::opt_instant("--known-at", self.known_at.as_deref())?;
+        let holdings = all_pages(|page_token| {
+            let request = v1::ListOfficeHistoryRequest {
+                office: office.clone(),
+                known_at,
+                page_size: 1000,
+                page_token,
+                ..Default::default()
+            };
+            let mut client = cx.client.query();
+            async move {
+                let response = client.list_office_history(request).await?.into_inner();
+                Ok((response.holdings, response.next_page_token))
             }
-            page_token = response.next_page_token;
-        }
+        })
+        .await?;
         let response = v1::ListOfficeHistoryResponse {
             holdings,
             ..Default::default()
@@ -659,26 +667,20 @@ pub struct History {
 impl History {
     /// Runs it.
     pub async fn run(self, cx: &Context) -> Result<(), CliError> {
-        let mut changes = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let response = cx
-                .client
-                .audit()
-                .list_resource_history(v1::ListResourceHistoryRequest {
-                    name: self.resource.clone(),
-                    page_size: 1000,
-                    page_token,
-                    ..Default::default()
-                })
-                .await?
-                .into_inner();
-            changes.extend(response.changes);
-            if response.next_page_token.is_empty() {
-                break;
+        let changes = all_pages(|page_token| {
+            let request = v1::ListResourceHistoryRequest {
+                name: self.resource.clone(),
+                page_size: 1000,
+                page_token,
+                ..Default::default()
+            };
+            let mut client = cx.client.audit();
+            async move {
+                let response = client.list_resource_history(request).await?.into_inner();
+                Ok((response.changes, response.next_page_token))
             }
-            page_token = response.next_page_token;
-        }
+        })
+        .await?;
         let response = v1::ListResourceHistoryResponse {
             changes,
             ..Default::default()
@@ -712,26 +714,22 @@ pub struct Diff {
 impl Diff {
     /// Runs it.
     pub async fn run(self, cx: &Context) -> Result<(), CliError> {
-        let mut changes = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let response = cx
-                .client
-                .audit()
-                .list_changes(v1::ListChangesRequest {
-                    recorded_after: Some(args::instant("--from", &self.from)?),
-                    recorded_before: args::opt_instant("--to", self.to.as_deref())?,
-                    page_size: 1000,
-                    page_token,
-                })
-                .await?
-                .into_inner();
-            changes.extend(response.changes);
-            if response.next_page_token.is_empty() {
-                break;
+        let recorded_after = Some(args::instant("--from", &self.from)?);
+        let recorded_before = args::opt_instant("--to", self.to.as_deref())?;
+        let changes = all_pages(|page_token| {
+            let request = v1::ListChangesRequest {
+                recorded_after,
+                recorded_before,
+                page_size: 1000,
+                page_token,
+            };
+            let mut client = cx.client.audit();
+            async move {
+                let response = client.list_changes(request).await?.into_inner();
+                Ok((response.changes, response.next_page_token))
             }
-            page_token = response.next_page_token;
-        }
+        })
+        .await?;
         let response = v1::ListChangesResponse {
             changes,
             ..Default::default()

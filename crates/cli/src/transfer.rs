@@ -631,7 +631,10 @@ async fn send(
             }
             let mut claimed: HashSet<String> = HashSet::new();
             let mut index = 0;
-            while index < waiting.len() && in_flight.len() < WINDOW {
+            // Look past at most this many blocked rows per round: the scan stays cheap when a
+            // long run of rows waits on one resource (the holdings of one office).
+            let mut blocked = 0;
+            while index < waiting.len() && in_flight.len() < WINDOW && blocked < 4 * WINDOW {
                 let free = waiting[index]
                     .2
                     .iter()
@@ -648,6 +651,7 @@ async fn send(
                 } else {
                     claimed.extend(waiting[index].2.iter().cloned());
                     index += 1;
+                    blocked += 1;
                 }
             }
         }
@@ -694,6 +698,27 @@ async fn send(
         )));
     }
     Ok(())
+}
+
+/// Every page of one of the whole-registry lists on a date.
+macro_rules! all_pages {
+    ($cx:expr, $method:ident, $request:ident, $field:ident, $date:expr, $known_at:expr) => {
+        crate::read::all_pages(|page_token| {
+            let request = v1::$request {
+                date: $date.clone(),
+                known_at: $known_at,
+                page_size: 10_000,
+                page_token,
+                ..Default::default()
+            };
+            let mut client = $cx.client.query();
+            async move {
+                let response = client.$method(request).await?.into_inner();
+                Ok((response.$field, response.next_page_token))
+            }
+        })
+        .await?
+    };
 }
 
 /// An export format.
@@ -745,27 +770,14 @@ impl Export {
         if self.kind != ExportKind::Holdings && self.format != ExportFormat::Popolo {
             return export_records(cx, self.kind, self.format, date, known_at).await;
         }
-        let mut holdings = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let response = cx
-                .client
-                .query()
-                .list_holdings(v1::ListHoldingsRequest {
-                    date: date.clone(),
-                    known_at,
-                    page_size: 10_000,
-                    page_token,
-                    ..Default::default()
-                })
-                .await?
-                .into_inner();
-            holdings.extend(response.holdings);
-            if response.next_page_token.is_empty() {
-                break;
-            }
-            page_token = response.next_page_token;
-        }
+        let holdings = all_pages!(
+            cx,
+            list_holdings,
+            ListHoldingsRequest,
+            holdings,
+            date,
+            known_at
+        );
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         match self.format {
             ExportFormat::Jsonl => {
@@ -824,33 +836,6 @@ impl Export {
         out.flush()?;
         Ok(())
     }
-}
-
-/// Pages through one of the whole-registry lists.
-macro_rules! all_pages {
-    ($cx:expr, $method:ident, $request:ident, $field:ident, $date:expr, $known_at:expr) => {{
-        let mut items = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let response = $cx
-                .client
-                .query()
-                .$method(v1::$request {
-                    date: $date.clone(),
-                    known_at: $known_at,
-                    page_size: 10_000,
-                    page_token,
-                    ..Default::default()
-                })
-                .await?
-                .into_inner();
-            items.extend(response.$field);
-            if response.next_page_token.is_empty() {
-                break items;
-            }
-            page_token = response.next_page_token;
-        }
-    }};
 }
 
 /// Persons, units or offices as JSON Lines (the API's JSON) or CSV.

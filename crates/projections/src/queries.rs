@@ -673,6 +673,8 @@ impl Projection {
         let row = self.models.get(&model)?;
         at(&row.exists, known_at).next()?;
         let root = *self.unit_ix.get(&jurisdiction)?;
+        // A jurisdiction recorded (or retracted) after `known_at` is unknown then.
+        self.unit_life(root, known_at)?;
         let mut coverage = Coverage::default();
         let day = on.julian_day();
         for ix in self.area_tree(root, on, known_at) {

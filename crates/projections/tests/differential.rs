@@ -283,7 +283,50 @@ fn indexed_read_models_agree_with_a_naive_replay() {
                     name,
                     "name of {person} on {on} known at {known_at:?}"
                 );
-                compared += 5;
+                // Everything held on the day, a few offices at a time.
+                let mut everything = Vec::new();
+                let mut from = 0;
+                loop {
+                    let (page, next) = projection.holdings_on(on, known_at, from, 7);
+                    everything.extend(held(page));
+                    match next {
+                        Some(n) => from = n,
+                        None => break,
+                    }
+                }
+                everything.sort_by_key(|h| h.0);
+                assert_eq!(
+                    everything,
+                    reference_holdings(&reference, |_| true, on),
+                    "all holdings on {on} known at {known_at:?}"
+                );
+                // One holding by its id, and whether a person is known.
+                let count = reference.holdings().count();
+                if count > 0 {
+                    let (id, h) = reference
+                        .holdings()
+                        .nth(rng.random_range(0..count))
+                        .expect("a holding");
+                    assert_eq!(
+                        projection.holding(id, known_at).map(|v| held(vec![v])),
+                        Some(vec![(
+                            id,
+                            h.person,
+                            h.office,
+                            h.start,
+                            h.end,
+                            h.beginning,
+                            h.end_reason
+                        )]),
+                        "{id} known at {known_at:?}"
+                    );
+                }
+                assert_eq!(
+                    projection.knows_person(person, known_at),
+                    reference.person(person).is_some(),
+                    "whether {person} is known at {known_at:?}"
+                );
+                compared += 8;
             }
             for _ in 0..5 {
                 let office = offices[rng.random_range(0..offices.len())];

@@ -12,6 +12,7 @@ use registry_eventstore::{Direction, EventStore, RecordedEvent};
 use registry_proto::v1 as pb;
 use registry_proto::v1::audit_service_server::{AuditService, AuditServiceServer};
 use registry_runtime::convert::{date, entity, irregularity_pb, known_at, timestamp};
+use registry_runtime::paging::Page;
 use registry_runtime::serve::{call, patience};
 use registry_runtime::{min_position, read, ApiError, Reader, STREAM};
 use tokio_stream::Stream;
@@ -62,23 +63,6 @@ impl AuditApi {
     }
 }
 
-fn page_size(page_size: i32) -> Result<usize, ApiError> {
-    match page_size {
-        n if n < 0 => Err(ApiError::invalid("page_size", format!("{n} is negative"))),
-        0 => Ok(DEFAULT_PAGE),
-        n => Ok((n as usize).min(MAX_PAGE)),
-    }
-}
-
-fn token(page_token: &str) -> Result<u64, ApiError> {
-    if page_token.is_empty() {
-        return Ok(0);
-    }
-    page_token
-        .parse()
-        .map_err(|_| ApiError::invalid("page_token", "is not a token this service gave"))
-}
-
 /// An event with its provenance, as the API shows it.
 pub fn change_pb(recorded: &RecordedEvent) -> pb::Change {
     let subjects = Event::decode(
@@ -114,8 +98,7 @@ impl AuditService for AuditApi {
         let r = request.into_inner();
         call("ListResourceHistory", "", async {
             let subject = entity("name", &r.name)?;
-            let size = page_size(r.page_size)?;
-            let from = token(&r.page_token)? as usize;
+            let page = Page::read(r.page_size, &r.page_token, DEFAULT_PAGE, MAX_PAGE)?;
             self.reader
                 .wait_for(min_position("min_position", &r.min_position)?, wait)
                 .await?;
@@ -125,13 +108,7 @@ impl AuditService for AuditApi {
                 if all.is_empty() {
                     return Err(ApiError::NotFound(subject.to_string()));
                 }
-                let rest = all.get(from..).unwrap_or_default();
-                let next = if rest.len() > size {
-                    (from + size).to_string()
-                } else {
-                    String::new()
-                };
-                (rest[..rest.len().min(size)].to_vec(), next)
+                page.of(all.to_vec())
             };
             let changes = self
                 .events_at(&revisions)
@@ -163,13 +140,13 @@ impl AuditService for AuditApi {
                     "must be after recorded_after",
                 ));
             }
-            let size = page_size(r.page_size)?;
-            let from = token(&r.page_token)?;
-            let (revisions, next) = self
-                .reader
-                .models()
-                .audit
-                .recorded_between(after, until, from, size);
+            let page = Page::read(r.page_size, &r.page_token, DEFAULT_PAGE, MAX_PAGE)?;
+            let (revisions, next) = self.reader.models().audit.recorded_between(
+                after,
+                until,
+                page.from as u64,
+                page.size,
+            );
             let changes = self
                 .events_at(&revisions)
                 .await?

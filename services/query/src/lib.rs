@@ -12,6 +12,7 @@ use registry_runtime::convert::{
     basis_pb, beginning_pb, capacity_pb, date, end_reason_pb, id, known_at, level, level_pb,
     office_kind_pb, timestamp, unit_kind_pb,
 };
+use registry_runtime::paging::{token, Page};
 use registry_runtime::{min_position, read, ApiError, Reader};
 use tonic::{Request, Response, Status};
 
@@ -35,36 +36,6 @@ type Answer<T> = Result<Response<T>, Status>;
 /// Default and largest page sizes.
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
-
-/// One page of `items`: `page_token` is the offset to start from (opaque to callers).
-pub fn page<T>(
-    mut items: Vec<T>,
-    page_size: i32,
-    page_token: &str,
-    default: usize,
-) -> Result<(Vec<T>, String), ApiError> {
-    let size = match page_size {
-        n if n < 0 => return Err(ApiError::invalid("page_size", format!("{n} is negative"))),
-        0 => default,
-        n => (n as usize).min(MAX_PAGE),
-    };
-    let offset = if page_token.is_empty() {
-        0
-    } else {
-        page_token
-            .parse::<usize>()
-            .map_err(|_| ApiError::invalid("page_token", "is not a token this service gave"))?
-    };
-    let rest = items.split_off(offset.min(items.len()));
-    items = rest;
-    let next = if items.len() > size {
-        (offset + size).to_string()
-    } else {
-        String::new()
-    };
-    items.truncate(size);
-    Ok((items, next))
-}
 
 /// A holding as the API shows it.
 pub fn holding_pb(p: &Projection, h: &HoldingView<'_>, known_at: Option<Instant>) -> pb::Holding {
@@ -139,35 +110,19 @@ fn office_pb(view: registry_projections::OfficeView) -> pb::Office {
     }
 }
 
-/// The day, instant, start index and size of a page of a whole-registry list.
+/// The day, instant and page of a whole-registry list.
 fn list_page(
     day: String,
     known: Option<prost_types::Timestamp>,
     page_size: i32,
     page_token: &str,
-) -> Result<(Date, Option<Instant>, usize, usize), ApiError> {
-    let size = match page_size {
-        n if n < 0 => return Err(ApiError::invalid("page_size", format!("{n} is negative"))),
-        0 => 1000,
-        n => (n as usize).min(10_000),
-    };
-    let from = if page_token.is_empty() {
-        0
-    } else {
-        page_token
-            .parse::<usize>()
-            .map_err(|_| ApiError::invalid("page_token", "is not a token this service gave"))?
-    };
+) -> Result<(Date, Option<Instant>, Page), ApiError> {
+    let page = Page::read(page_size, page_token, 1000, 10_000)?;
     Ok((
         date("date", &day)?,
         known_at("known_at", known.as_ref())?,
-        from,
-        size,
+        page,
     ))
-}
-
-fn token(next: Option<usize>) -> String {
-    next.map(|n| n.to_string()).unwrap_or_default()
 }
 
 fn position_text(position: Option<registry_eventstore::Position>) -> String {
@@ -271,36 +226,17 @@ impl QueryService for QueryApi {
             "ListHoldings",
             request,
             |r| {
-                let size = match r.page_size {
-                    n if n < 0 => {
-                        return Err(ApiError::invalid("page_size", format!("{n} is negative")))
-                    }
-                    0 => 1000,
-                    n => (n as usize).min(10_000),
-                };
-                let from = if r.page_token.is_empty() {
-                    0
-                } else {
-                    r.page_token.parse::<usize>().map_err(|_| {
-                        ApiError::invalid("page_token", "is not a token this service gave")
-                    })?
-                };
                 Ok((
-                    (
-                        date("date", &r.date)?,
-                        known_at("known_at", r.known_at.as_ref())?,
-                        from,
-                        size,
-                    ),
+                    list_page(r.date, r.known_at, r.page_size, &r.page_token)?,
                     min(&r.min_position)?,
                 ))
             },
-            |(on, known_at, from, size), models| {
+            |(on, known_at, page), models| {
                 let p = &models.projection;
-                let (views, next) = p.holdings_on(on, known_at, from, size);
+                let (views, next) = p.holdings_on(on, known_at, page.from, page.size);
                 Ok(pb::ListHoldingsResponse {
                     holdings: views.iter().map(|h| holding_pb(p, h, known_at)).collect(),
-                    next_page_token: next.map(|n| n.to_string()).unwrap_or_default(),
+                    next_page_token: token(next),
                     position: position_text(models.position),
                 })
             },
@@ -332,12 +268,9 @@ impl QueryService for QueryApi {
                 let p = &models.projection;
                 p.office_title(office, known_at)
                     .ok_or_else(|| ApiError::NotFound(office.to_string()))?;
-                let (views, next_page_token) = page(
-                    p.office_history(office, known_at),
-                    page_size,
-                    &page_token,
-                    DEFAULT_PAGE,
-                )?;
+                let (views, next_page_token) =
+                    Page::read(page_size, &page_token, DEFAULT_PAGE, MAX_PAGE)?
+                        .of(p.office_history(office, known_at));
                 let holdings = views.iter().map(|h| holding_pb(p, h, known_at)).collect();
                 Ok(pb::ListOfficeHistoryResponse {
                     holdings,
@@ -408,12 +341,9 @@ impl QueryService for QueryApi {
             |(person, known_at, page_size, page_token), models| {
                 let p = &models.projection;
                 person_known(p, person, known_at)?;
-                let (views, next_page_token) = page(
-                    p.career(person, known_at),
-                    page_size,
-                    &page_token,
-                    DEFAULT_PAGE,
-                )?;
+                let (views, next_page_token) =
+                    Page::read(page_size, &page_token, DEFAULT_PAGE, MAX_PAGE)?
+                        .of(p.career(person, known_at));
                 let holdings = views.iter().map(|h| holding_pb(p, h, known_at)).collect();
                 Ok(pb::ListPersonCareerResponse {
                     holdings,
@@ -480,13 +410,7 @@ impl QueryService for QueryApi {
                         ),
                     ));
                 }
-                let limit = match r.page_size {
-                    n if n < 0 => {
-                        return Err(ApiError::invalid("page_size", format!("{n} is negative")))
-                    }
-                    0 => 20,
-                    n => (n as usize).min(MAX_PAGE),
-                };
+                let limit = Page::read(r.page_size, "", 20, MAX_PAGE)?.size;
                 let min = min(&r.min_position)?;
                 Ok(((r.query, limit), min))
             },
@@ -561,9 +485,9 @@ impl QueryService for QueryApi {
                     min(&r.min_position)?,
                 ))
             },
-            |(on, known_at, from, size), models| {
+            |(on, known_at, page), models| {
                 let p = &models.projection;
-                let (ids, next) = p.office_ids(from, size);
+                let (ids, next) = p.office_ids(page.from, page.size);
                 let offices = ids
                     .into_iter()
                     .filter_map(|o| p.office_on(o, on, known_at))
@@ -594,9 +518,9 @@ impl QueryService for QueryApi {
                     min(&r.min_position)?,
                 ))
             },
-            |(on, known_at, from, size), models| {
+            |(on, known_at, page), models| {
                 let p = &models.projection;
-                let (ids, next) = p.unit_ids(from, size);
+                let (ids, next) = p.unit_ids(page.from, page.size);
                 let units = ids
                     .into_iter()
                     .filter(|u| {
@@ -629,9 +553,9 @@ impl QueryService for QueryApi {
                     min(&r.min_position)?,
                 ))
             },
-            |(on, known_at, from, size), models| {
+            |(on, known_at, page), models| {
                 let p = &models.projection;
-                let (ids, next) = p.person_ids(from, size);
+                let (ids, next) = p.person_ids(page.from, page.size);
                 let persons = ids
                     .into_iter()
                     .filter_map(|person| {
@@ -708,7 +632,8 @@ impl QueryService for QueryApi {
                 if tree.is_empty() {
                     return Err(ApiError::NotFound(format!("{root} on {on}")));
                 }
-                let (ids, next_page_token) = page(tree, page_size, &page_token, DEFAULT_PAGE)?;
+                let (ids, next_page_token) =
+                    Page::read(page_size, &page_token, DEFAULT_PAGE, MAX_PAGE)?.of(tree);
                 let units = ids
                     .into_iter()
                     .filter_map(|u| unit_pb(p, u, on, known_at))
@@ -807,27 +732,5 @@ impl QueryService for QueryApi {
             },
         )
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pages_cover_every_item_once() {
-        let items: Vec<u32> = (0..25).collect();
-        let mut seen = Vec::new();
-        let mut token = String::new();
-        loop {
-            let (chunk, next) = page(items.clone(), 10, &token, 100).unwrap_or_default();
-            seen.extend(chunk);
-            if next.is_empty() {
-                break;
-            }
-            token = next;
-        }
-        assert_eq!(seen, items);
-        assert!(page(items, -1, "", 100).is_err());
     }
 }

@@ -10,6 +10,7 @@
 //! - `reader`: read models following the store's feed; waiting for a commit position.
 //! - `convert`: protobuf to domain (naming the field of every bad input) and back.
 //! - `error`: [`ApiError`] and its `tonic::Status`.
+//! - `paging`: page sizes and page tokens of list RPCs.
 //! - `config`: flags, environment and file; validated before binding.
 //! - `serve`: health, reflection, limits, logs, graceful shutdown.
 //!
@@ -20,6 +21,7 @@ pub mod commands;
 pub mod config;
 pub mod convert;
 pub mod error;
+pub mod paging;
 pub mod reader;
 pub mod serve;
 pub mod writer;
