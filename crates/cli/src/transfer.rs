@@ -118,7 +118,7 @@ enum Planned {
     Person(v1::RegisterPersonRequest),
     Unit(v1::EstablishUnitRequest),
     Office(v1::CreateOfficeRequest),
-    Holding(Box<(v1::StartHoldingRequest, Option<v1::EndHoldingRequest>)>),
+    Holding(v1::StartHoldingRequest),
     Model(v1::DefineModelRequest),
     Adoption(v1::AdoptModelRequest),
 }
@@ -266,9 +266,10 @@ fn plan(line: usize, row: &Row) -> Result<Planned, Vec<String>> {
                     false
                 }
             };
-            let start = v1::StartHoldingRequest {
+            let ended = !row.until.is_empty() || end_unknown;
+            Planned::Holding(v1::StartHoldingRequest {
                 request_id: row_request_id(row, "holding"),
-                holding_id: holding_id.clone(),
+                holding_id,
                 person: c.reference("person", "persons", &row.person),
                 office: c.reference("office", "offices", &row.office),
                 valid_from: c.field("from", args::partial_date("from", &row.from)),
@@ -294,30 +295,29 @@ fn plan(line: usize, row: &Row) -> Result<Planned, Vec<String>> {
                     c.reference("term", "terms", &row.term)
                 },
                 basis: c.basis(row, false),
-            };
-            let end = (!row.until.is_empty() || end_unknown).then(|| v1::EndHoldingRequest {
-                request_id: row_request_id(row, "holding end"),
-                holding: format!("holdings/{holding_id}"),
                 valid_until: if row.until.is_empty() {
                     String::new()
                 } else {
                     c.field("until", args::partial_date("until", &row.until))
                 },
                 end_unknown,
-                reason: c.field(
-                    "end_reason",
-                    args::end_reason(
+                end_reason: if ended {
+                    c.field(
                         "end_reason",
-                        if row.end_reason.is_empty() {
-                            "term-end"
-                        } else {
-                            &row.end_reason
-                        },
-                    ),
-                ),
-                basis: None,
-            });
-            Planned::Holding(Box::new((start, end)))
+                        args::end_reason(
+                            "end_reason",
+                            if row.end_reason.is_empty() {
+                                "term-end"
+                            } else {
+                                &row.end_reason
+                            },
+                        ),
+                    )
+                } else {
+                    0
+                },
+                end_basis: None,
+            })
         }
         "model" if !row.kind.is_empty() => Planned::Model(v1::DefineModelRequest {
             request_id: row_request_id(row, "model"),
@@ -554,13 +554,7 @@ impl Planned {
             Planned::Office(r) => vec![&r.office_id, &r.unit],
             Planned::Model(r) => vec![&r.model_id],
             Planned::Adoption(r) => vec![&r.adoption_id, &r.model, &r.unit],
-            Planned::Holding(h) => vec![
-                &h.0.holding_id,
-                &h.0.person,
-                &h.0.office,
-                &h.0.cause,
-                &h.0.term,
-            ],
+            Planned::Holding(r) => vec![&r.holding_id, &r.person, &r.office, &r.cause, &r.term],
         };
         // Ids come bare (`…-uuid`) or as names (`persons/…-uuid`): key on the UUID.
         names
@@ -583,14 +577,7 @@ impl Planned {
             Planned::Office(r) => vec![c.create_office(r).await?.into_inner().result],
             Planned::Model(r) => vec![c.define_model(r).await?.into_inner().result],
             Planned::Adoption(r) => vec![c.adopt_model(r).await?.into_inner().result],
-            Planned::Holding(holding) => {
-                let (start, end) = *holding;
-                let mut results = vec![c.start_holding(start).await?.into_inner().result];
-                if let Some(end) = end {
-                    results.push(c.end_holding(end).await?.into_inner().result);
-                }
-                results
-            }
+            Planned::Holding(r) => vec![c.start_holding(r).await?.into_inner().result],
         })
     }
 }

@@ -767,6 +767,12 @@ pub enum Holdings {
         /// Use this UUID as the holding's id.
         #[arg(long)]
         id: Option<String>,
+        /// For a past holding: the first day after it, recorded with the start in one decision.
+        #[arg(long)]
+        until: Option<String>,
+        /// Why the past holding ended (with --until): term-end, transfer, retirement, ...
+        #[arg(long, requires = "until")]
+        end_reason: Option<String>,
     },
     /// Record that a holding ended.
     #[command(
@@ -805,6 +811,8 @@ impl Holdings {
                 term,
                 basis,
                 id,
+                until,
+                end_reason,
             } => {
                 let request = v1::StartHoldingRequest {
                     request_id: request_id(),
@@ -816,6 +824,20 @@ impl Holdings {
                     cause: cause.map(|h| name("holdings", &h)).unwrap_or_default(),
                     term: term.map(|t| name("terms", &t)).unwrap_or_default(),
                     basis: basis.optional()?,
+                    valid_until: until
+                        .as_deref()
+                        .map(|u| args::partial_date("--until", u))
+                        .transpose()?
+                        .unwrap_or_default(),
+                    end_unknown: false,
+                    end_reason: match until {
+                        Some(_) => args::end_reason(
+                            "--end-reason",
+                            end_reason.as_deref().unwrap_or("term-end"),
+                        )?,
+                        None => 0,
+                    },
+                    end_basis: None,
                 };
                 print_write(
                     cx,

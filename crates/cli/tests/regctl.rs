@@ -815,4 +815,20 @@ fn a_row_the_registry_refuses_is_named_by_its_line() {
     assert_eq!(output.status.code(), Some(5));
     assert!(String::from_utf8_lossy(&output.stdout)
         .contains("imported 0 new row(s), 3 already recorded, 1 refused"));
+    // A past holding in an office that has a later holder is recorded with its end at once.
+    let past = write_file(
+        dir.path(),
+        "past.jsonl",
+        &format!(
+            "{{\"type\":\"holding\",\"person\":\"{b}\",\"office\":\"{o}\",\"from\":\"2010-01-01\",\"until\":\"2016-07-01\",\"end_reason\":\"retirement\"}}\n",
+            b = id(901),
+            o = id(46),
+        ),
+    );
+    r.stdout(&["import", &past]);
+    let then = r.json(&["who-held", &id(46), "--at", "2012-01-01"]);
+    assert_eq!(then["holdings"][0]["personDisplayName"], "Người B");
+    assert_eq!(then["holdings"][0]["endReason"], "END_REASON_RETIREMENT");
+    let now = r.json(&["who-held", &id(46), "--at", "2020-01-01"]);
+    assert_eq!(now["holdings"][0]["personDisplayName"], "Hoàng Văn Nam");
 }

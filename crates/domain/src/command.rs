@@ -196,6 +196,30 @@ pub enum Command {
         /// The decision, where known.
         basis: Option<LegalBasis>,
     },
+    /// Record a holding whose end is already known (a past tenure, as in an import): decided
+    /// as one fact, so the rules see the holding with its end, never open-ended in between.
+    RecordHolding {
+        /// The new id.
+        holding: HoldingId,
+        /// Who.
+        person: PersonId,
+        /// Which office.
+        office: OfficeId,
+        /// From when.
+        start: PartialDate,
+        /// How.
+        beginning: Beginning,
+        /// The term, where known.
+        term: Option<TermId>,
+        /// The decision of its start, where known.
+        basis: Option<LegalBasis>,
+        /// When it ended (never [`HoldingEnd::Open`]).
+        end: HoldingEnd,
+        /// Why.
+        reason: EndReason,
+        /// The decision of its end, where known.
+        end_basis: Option<LegalBasis>,
+    },
     /// Record that a holding ended.
     EndHolding {
         /// The holding.

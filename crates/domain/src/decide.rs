@@ -277,6 +277,63 @@ impl Registry {
                     warnings,
                 })
             }
+            Command::RecordHolding {
+                holding,
+                person,
+                office,
+                start,
+                beginning,
+                term,
+                basis,
+                end,
+                reason,
+                end_basis,
+            } => {
+                self.fresh(EntityRef::Holding(*holding))?;
+                if *end == HoldingEnd::Open {
+                    return Err(DomainError::invalid(
+                        "end",
+                        "must be a date or unknown, not open",
+                    ));
+                }
+                let facts = HoldingFacts {
+                    person: *person,
+                    office: *office,
+                    start: *start,
+                    end: *end,
+                    beginning: *beginning,
+                    end_reason: Some(*reason),
+                    term: *term,
+                    basis: clean_optional_basis("basis", basis)?,
+                };
+                self.check_holding(*holding, &facts)?;
+                let mut warnings = self.holding_warnings(*holding, &facts, policy);
+                if *end == HoldingEnd::Unknown {
+                    warnings.push(Irregularity::EndUnknown { holding: *holding });
+                }
+                Ok(Decision {
+                    events: vec![
+                        HoldingStarted {
+                            holding: *holding,
+                            person: *person,
+                            office: *office,
+                            start: *start,
+                            beginning: *beginning,
+                            term: *term,
+                            basis: facts.basis,
+                        }
+                        .into(),
+                        HoldingEnded {
+                            holding: *holding,
+                            end: *end,
+                            reason: *reason,
+                            basis: clean_optional_basis("end_basis", end_basis)?,
+                        }
+                        .into(),
+                    ],
+                    warnings,
+                })
+            }
             Command::EndHolding {
                 holding,
                 end,

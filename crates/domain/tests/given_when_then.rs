@@ -1340,3 +1340,44 @@ fn retraction_refuses_what_others_rest_on() {
         })
         .then_ok();
 }
+
+#[test]
+fn a_past_holding_is_recorded_with_its_end_at_once() {
+    let mut w = World::new();
+    // The current secretary holds the office from 2020 on.
+    w.given
+        .run(start(HoldingId::new(), w.a, w.secretary, "2020-01-01"));
+    let record = |holding, person, from: &str, until: &str| Command::RecordHolding {
+        holding,
+        person,
+        office: w.secretary,
+        start: from.parse().unwrap(),
+        beginning: Beginning::Elected,
+        term: None,
+        basis: Some(basis()),
+        end: HoldingEnd::On(until.parse().unwrap()),
+        reason: EndReason::TermEnd,
+        end_basis: None,
+    };
+    // A predecessor from 2015 to 2020: started open-ended it would overlap; with its end it fits.
+    let past = HoldingId::new();
+    let decision = w
+        .given
+        .when(record(past, w.b, "2015-01-01", "2020-01-01"))
+        .then_ok();
+    assert!(matches!(
+        decision.events.as_slice(),
+        [Event::HoldingStarted(s), Event::HoldingEnded(e)] if s.holding == past && e.holding == past
+    ));
+    w.given
+        .when(start(HoldingId::new(), w.b, w.secretary, "2015-01-01"))
+        .then_error_matching(|e| matches!(e, DomainError::CapacityExceeded { .. }));
+    // Its end is checked like any end, and an overlap with it is refused.
+    w.given.run(record(past, w.b, "2015-01-01", "2020-01-01"));
+    w.given
+        .when(record(HoldingId::new(), w.c, "2016-01-01", "2019-01-01"))
+        .then_error_matching(|e| matches!(e, DomainError::CapacityExceeded { .. }));
+    w.given
+        .when(record(HoldingId::new(), w.c, "2012-01-01", "2011-01-01"))
+        .then_error_matching(|e| matches!(e, DomainError::EndBeforeStart { .. }));
+}

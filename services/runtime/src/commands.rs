@@ -64,6 +64,53 @@ fn successor(i: usize, s: &pb::Successor) -> Parsed<d::Successor> {
     }
 }
 
+/// A holding from its start, or, when its end is given, a past holding recorded with its end.
+fn start_holding(r: &pb::StartHoldingRequest) -> Parsed<Command> {
+    let holding = new_id("holding_id", &r.holding_id, "holdings")?;
+    let person = id("person", &r.person, "persons")?;
+    let office = id("office", &r.office, "offices")?;
+    let start = partial_date("valid_from", &r.valid_from)?;
+    let beginning = beginning("beginning", r.beginning, "cause", &r.cause)?;
+    let term = opt_id("term", &r.term, "terms")?;
+    let basis = opt_basis("basis", r.basis.as_ref())?;
+    let end = holding_end(
+        "valid_until",
+        &r.valid_until,
+        "end_unknown",
+        r.end_unknown,
+        true,
+    )?;
+    if end == d::HoldingEnd::Open {
+        if r.end_reason != 0 {
+            return Err(crate::ApiError::invalid(
+                "end_reason",
+                "is only for a holding whose end is given",
+            ));
+        }
+        return Ok(Command::StartHolding {
+            holding,
+            person,
+            office,
+            start,
+            beginning,
+            term,
+            basis,
+        });
+    }
+    Ok(Command::RecordHolding {
+        holding,
+        person,
+        office,
+        start,
+        beginning,
+        term,
+        basis,
+        end,
+        reason: end_reason("end_reason", r.end_reason)?,
+        end_basis: opt_basis("end_basis", r.end_basis.as_ref())?,
+    })
+}
+
 /// A reorganisation; a new successor without an id gets one, and offices carried to it may name
 /// it by the `unit_id` given.
 fn reorganisation(r: &pb::ReorganiseUnitsRequest) -> Parsed<d::Reorganisation> {
@@ -162,15 +209,7 @@ write_requests! {
         on: date("valid_from", &r.valid_from)?,
         basis: opt_basis("basis", r.basis.as_ref())?,
     };
-    "StartHolding", pb::StartHoldingRequest => StartHoldingResponse, |r, _| Command::StartHolding {
-        holding: new_id("holding_id", &r.holding_id, "holdings")?,
-        person: id("person", &r.person, "persons")?,
-        office: id("office", &r.office, "offices")?,
-        start: partial_date("valid_from", &r.valid_from)?,
-        beginning: beginning("beginning", r.beginning, "cause", &r.cause)?,
-        term: opt_id("term", &r.term, "terms")?,
-        basis: opt_basis("basis", r.basis.as_ref())?,
-    };
+    "StartHolding", pb::StartHoldingRequest => StartHoldingResponse, |r, _| start_holding(r)?;
     "EndHolding", pb::EndHoldingRequest => EndHoldingResponse, |r, _| Command::EndHolding {
         holding: id("holding", &r.holding, "holdings")?,
         end: holding_end("valid_until", &r.valid_until, "end_unknown", r.end_unknown, false)?,
