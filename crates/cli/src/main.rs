@@ -118,8 +118,10 @@ enum Command {
     )]
     Export(transfer::Export),
     /// Store and read-model statistics.
+    #[command(after_help = "Example:\n  regctl stats --output json")]
     Stats,
     /// Rebuild the server's read models from the event store.
+    #[command(after_help = "Example:\n  regctl rebuild")]
     Rebuild,
     /// Print shell completions.
     #[command(after_help = "Example:\n  regctl completions bash > /etc/bash_completion.d/regctl")]
@@ -192,5 +194,30 @@ fn main() {
     if let Err(e) = runtime.block_on(run(cli)) {
         output::note(format!("error: {e}"));
         std::process::exit(e.exit_code());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every subcommand that does something shows an example in its help.
+    #[test]
+    fn every_subcommand_has_an_example() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let leaf = !command.has_subcommands();
+            let shows = command
+                .get_after_help()
+                .is_some_and(|help| help.to_string().contains("Example"));
+            if leaf && !shows {
+                missing.push(path.to_owned());
+            }
+            for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "regctl", &mut missing);
+        assert!(missing.is_empty(), "no example in the help of: {missing:?}");
     }
 }

@@ -333,6 +333,9 @@ pub enum Units {
         #[arg(long)]
         id: Option<String>,
     },
+    #[command(
+        after_help = "Example:\n  regctl units rename units/0193… \"Phường Cẩm Phả\" --from 2025-07-01 --basis 1679/NQ-UBTVQH15 --basis-date 2025-06-16 --issuer \"Ủy ban Thường vụ Quốc hội\""
+    )]
     /// Rename a unit from a day.
     Rename {
         /// The unit.
@@ -345,6 +348,9 @@ pub enum Units {
         #[command(flatten)]
         basis: BasisArgs,
     },
+    #[command(
+        after_help = "Example:\n  regctl units move units/0193… --parent units/PROVINCE --from 2025-07-01 --basis 1679/NQ-UBTVQH15 --basis-date 2025-06-16 --issuer \"Ủy ban Thường vụ Quốc hội\""
+    )]
     /// Place a unit under other parents from a day.
     Move {
         /// The unit.
@@ -382,6 +388,9 @@ pub enum Units {
         #[command(flatten)]
         fates: FateArgs,
     },
+    #[command(
+        after_help = "Example:\n  regctl units split units/0193… --new \"Phường Bắc\" --new \"Phường Nam\" --kind administrative-area --level commune \\\n    --parent units/PROVINCE --on 2026-01-01 --child units/C=new:1 --abolish-rest --basis 5/NQ --basis-date 2025-12-01 --issuer \"HĐND tỉnh\""
+    )]
     /// Split a unit into new units (`--new NAME`, repeatable) and/or existing ones (`--to`).
     Split {
         /// The unit that ends.
@@ -402,6 +411,9 @@ pub enum Units {
         #[command(flatten)]
         fates: FateArgs,
     },
+    #[command(
+        after_help = "Example:\n  regctl units dissolve units/0193… --on 2025-07-01 --abolish-rest --basis 1679/NQ-UBTVQH15 --basis-date 2025-06-16 --issuer \"Ủy ban Thường vụ Quốc hội\""
+    )]
     /// Dissolve a unit: nothing continues it.
     Dissolve {
         /// The unit.
@@ -671,6 +683,7 @@ pub enum Offices {
     /// Every holding of an office, in order of start.
     #[command(after_help = "Example:\n  regctl offices holders offices/0193…")]
     Holders(read::OfficeHolders),
+    #[command(after_help = "Example:\n  regctl offices abolish offices/0193… --from 2025-07-01")]
     /// Abolish an office; its open holdings end on the same day.
     Abolish {
         /// The office.
@@ -793,6 +806,9 @@ pub enum Holdings {
         #[command(flatten)]
         basis: BasisArgs,
     },
+    #[command(
+        after_help = "Example:\n  regctl holdings show holdings/0193… --known-at 2025-01-01T00:00:00Z"
+    )]
     /// One holding, now or as known at an instant.
     Show(read::HoldingShow),
 }
@@ -900,6 +916,9 @@ pub enum Models {
         #[arg(long)]
         id: Option<String>,
     },
+    #[command(
+        after_help = "Example:\n  regctl models adopt models/M units/COMMUNE --from 2019-01-01 --basis 3/QĐ-TU --basis-date 2018-12-20 --issuer \"Tỉnh ủy Quảng Ninh\""
+    )]
     /// Record that a unit adopted a pilot model.
     Adopt {
         /// The model.
@@ -912,6 +931,9 @@ pub enum Models {
         #[command(flatten)]
         basis: BasisArgs,
     },
+    #[command(
+        after_help = "Example:\n  regctl models withdraw adoptions/0193… --from 2025-07-01 --basis 4/QĐ-TU --basis-date 2025-06-20 --issuer \"Tỉnh ủy Quảng Ninh\""
+    )]
     /// Record that a unit stopped applying a model.
     Withdraw {
         /// The adoption.
