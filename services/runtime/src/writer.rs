@@ -94,12 +94,14 @@ enum Known {
     Pending(watch::Receiver<Option<Answer>>),
 }
 
-/// Decides and appends commands. Cheap to clone; clones share the state.
+/// Decides and appends commands. Cheap to clone; clones share the state. On the embedded store
+/// there must be one writer (and its clones) per store: its state is then the whole truth.
 #[derive(Clone)]
 pub struct Writer {
     store: AnyStore,
     policy: Policy,
-    /// A tokio mutex: it is held across the append's await.
+    /// A tokio mutex: on shared stores it is held across the append's await (one decision and
+    /// append at a time); on the embedded store only while deciding and queueing.
     state: Arc<Mutex<State>>,
 }
 
@@ -124,13 +126,18 @@ impl Writer {
     pub async fn execute(&self, caller: &Caller, command: &Command) -> Result<Answer, ApiError> {
         let mut state = self.state.lock().await;
         for _ in 0..MAX_ATTEMPTS {
+            // On the embedded store this process is the only writer: after the catch-up at
+            // open, the state knows every event, unless a queued append failed.
+            let exclusive = matches!(self.store, AnyStore::Embedded(_));
             if state.poisoned {
                 tracing::warn!(
                     "a queued append failed; rebuilding the writer's state from the store"
                 );
                 *state = State::empty();
+                self.catch_up(&mut state).await?;
+            } else if !exclusive {
+                self.catch_up(&mut state).await?;
             }
-            self.catch_up(&mut state).await?;
             match state.requests.get(&caller.request_id) {
                 Some(Known::Done(answer)) => {
                     return Ok(Answer {
