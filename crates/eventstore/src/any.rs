@@ -62,6 +62,14 @@ impl EventStore for AnyStore {
         forward!(self, s => s.read_stream(stream, from, direction, limit).await)
     }
 
+    async fn read_revisions(
+        &self,
+        stream: &str,
+        revisions: &[u64],
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        forward!(self, s => s.read_revisions(stream, revisions).await)
+    }
+
     async fn read_all(
         &self,
         after: Option<Position>,

@@ -359,6 +359,30 @@ impl EventStore for EmbeddedStore {
         .await
     }
 
+    async fn read_revisions(
+        &self,
+        stream: &str,
+        revisions: &[u64],
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        check_stream_name(stream)?;
+        let stream = stream.to_owned();
+        let wanted = format!(
+            "[{}]",
+            revisions
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let capacity = revisions.len();
+        self.with_reader(move |conn| {
+            let sql = format!("SELECT {COLUMNS} FROM events WHERE stream = ?1 AND revision IN (SELECT value FROM json_each(?2)) ORDER BY revision ASC");
+            let mut statement = conn.prepare_cached(&sql).map_err(sql_err)?;
+            collect_events(&mut statement, params![stream, wanted], capacity)
+        })
+        .await
+    }
+
     async fn read_all(
         &self,
         after: Option<Position>,

@@ -334,6 +334,32 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
 
+    /// The events of `stream` at these revisions (ascending), in order; revisions the stream
+    /// does not have are left out. Backends read them in one query where they can; this default
+    /// reads each run of consecutive revisions with [`EventStore::read_stream`].
+    fn read_revisions(
+        &self,
+        stream: &str,
+        revisions: &[u64],
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
+        async move {
+            let mut events = Vec::with_capacity(revisions.len());
+            let mut i = 0;
+            while i < revisions.len() {
+                let mut run = 1;
+                while i + run < revisions.len() && revisions[i + run] == revisions[i] + run as u64 {
+                    run += 1;
+                }
+                events.extend(
+                    self.read_stream(stream, revisions[i], Direction::Forwards, run)
+                        .await?,
+                );
+                i += run;
+            }
+            Ok(events)
+        }
+    }
+
     /// The position of the last event of the feed, `None` when empty.
     fn head(&self) -> impl Future<Output = Result<Option<Position>, StoreError>> + Send;
 

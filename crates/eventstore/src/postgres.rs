@@ -98,6 +98,7 @@ struct Statements {
     insert: String,
     read_forwards: String,
     read_backwards: String,
+    read_revisions: String,
     read_all: String,
     head: String,
 }
@@ -137,6 +138,7 @@ impl Statements {
             ),
             read_forwards: format!("SELECT {COLUMNS} FROM {s}.events WHERE stream = $1 AND revision >= $2 ORDER BY revision ASC LIMIT $3"),
             read_backwards: format!("SELECT {COLUMNS} FROM {s}.events WHERE stream = $1 AND revision <= $2 ORDER BY revision DESC LIMIT $3"),
+            read_revisions: format!("SELECT {COLUMNS} FROM {s}.events WHERE stream = $1 AND revision = ANY($2) ORDER BY revision ASC"),
             read_all: format!(
                 "SELECT {COLUMNS} FROM {s}.events
                  WHERE (tx_id, seq) > ($1::text::xid8, $2) AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
@@ -481,6 +483,28 @@ impl EventStore for PostgresStore {
         let statement = client.prepare_cached(sql).await.map_err(pg_err)?;
         let rows = client
             .query(&statement, &[&stream, &from, &(limit as i64)])
+            .await
+            .map_err(pg_err)?;
+        rows_to_events(&rows)
+    }
+
+    async fn read_revisions(
+        &self,
+        stream: &str,
+        revisions: &[u64],
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        check_stream_name(stream)?;
+        let wanted: Vec<i64> = revisions
+            .iter()
+            .filter_map(|r| i64::try_from(*r).ok())
+            .collect();
+        let client = self.inner.pool.get().await.map_err(pg_err)?;
+        let statement = client
+            .prepare_cached(&self.inner.sql.read_revisions)
+            .await
+            .map_err(pg_err)?;
+        let rows = client
+            .query(&statement, &[&stream, &wanted])
             .await
             .map_err(pg_err)?;
         rows_to_events(&rows)

@@ -61,6 +61,11 @@ impl Daemon {
         Self::start(binary, &args)
     }
 
+    /// The process id, for measuring its CPU use.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Asks the daemon to stop (SIGTERM), waits up to 10 s, and returns its exit code.
     ///
     /// # Panics

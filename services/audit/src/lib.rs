@@ -8,7 +8,7 @@
 use std::pin::Pin;
 
 use registry_domain::{Event, Policy};
-use registry_eventstore::{Direction, EventStore, RecordedEvent};
+use registry_eventstore::{EventStore, RecordedEvent};
 use registry_proto::v1 as pb;
 use registry_proto::v1::audit_service_server::{AuditService, AuditServiceServer};
 use registry_runtime::convert::{date, entity, irregularity_pb, known_at, timestamp};
@@ -43,23 +43,11 @@ impl AuditApi {
 
     /// Reads the events at these revisions of the registry stream, in order.
     async fn events_at(&self, revisions: &[u64]) -> Result<Vec<RecordedEvent>, ApiError> {
-        let mut events = Vec::with_capacity(revisions.len());
-        let mut i = 0;
-        while i < revisions.len() {
-            // Read runs of consecutive revisions at once.
-            let mut run = 1;
-            while i + run < revisions.len() && revisions[i + run] == revisions[i] + run as u64 {
-                run += 1;
-            }
-            let batch = self
-                .reader
-                .store()
-                .read_stream(STREAM, revisions[i], Direction::Forwards, run)
-                .await?;
-            events.extend(batch);
-            i += run;
-        }
-        Ok(events)
+        Ok(self
+            .reader
+            .store()
+            .read_revisions(STREAM, revisions)
+            .await?)
     }
 }
 

@@ -168,14 +168,13 @@ impl QueryService for QueryApi {
             },
             |(office, on, known_at), models| {
                 let p = &models.projection;
-                let vacant = p
-                    .vacant(office, on, known_at)
-                    .ok_or_else(|| ApiError::NotFound(office.to_string()))?;
-                let holdings = p
-                    .holders(office, on, known_at)
-                    .iter()
-                    .map(|h| holding_pb(p, h, known_at))
-                    .collect();
+                let life = p
+                    .office_on(office, on, known_at)
+                    .ok_or_else(|| ApiError::NotFound(office.to_string()))?
+                    .life;
+                let holders = p.holders(office, on, known_at);
+                let vacant = life.contains(on) && holders.is_empty();
+                let holdings = holders.iter().map(|h| holding_pb(p, h, known_at)).collect();
                 Ok(pb::GetOfficeHoldersResponse {
                     holdings,
                     vacant,

@@ -208,6 +208,34 @@ pub async fn ordering_and_read_your_writes<S: EventStore>(store: S) {
         .is_empty());
 }
 
+pub async fn reads_chosen_revisions_in_order<S: EventStore>(store: S) {
+    let stream = unique_stream("chosen");
+    let other = unique_stream("chosen-other");
+    let events: Vec<NewEvent> = (0..20u8).map(|i| event("Tick", &[i])).collect();
+    let ids: Vec<_> = events.iter().map(|e| e.id).collect();
+    store
+        .append(&stream, ExpectedRevision::NoStream, events)
+        .await
+        .unwrap();
+    store
+        .append(
+            &other,
+            ExpectedRevision::NoStream,
+            vec![event("Tock", &[0])],
+        )
+        .await
+        .unwrap();
+    // Runs, gaps and a revision the stream does not have.
+    let wanted = [0u64, 1, 2, 5, 9, 10, 19, 25];
+    let got = store.read_revisions(&stream, &wanted).await.unwrap();
+    let revisions: Vec<u64> = got.iter().map(|e| e.revision).collect();
+    assert_eq!(revisions, [0, 1, 2, 5, 9, 10, 19]);
+    assert!(got
+        .iter()
+        .all(|e| *e.stream == *stream && e.id == ids[e.revision as usize]));
+    assert!(store.read_revisions(&stream, &[]).await.unwrap().is_empty());
+}
+
 pub async fn large_and_unicode_payloads<S: EventStore>(store: S) {
     let stream = format!(
         "đơn-vị/Xã Cộng Hòa/Nguyễn Thị Kim Phượng/{}",
@@ -443,6 +471,7 @@ macro_rules! conformance_suite {
         $crate::conformance_suite!(@tests $fixture;
             expected_revision_conflicts,
             ordering_and_read_your_writes,
+            reads_chosen_revisions_in_order,
             large_and_unicode_payloads,
             bad_appends_are_rejected_and_change_nothing,
             a_repeated_event_id_is_stored_once,

@@ -1,0 +1,13 @@
+//! Writes a generated province registry into an embedded store: `cargo run --release -p
+//! registry-bench --example load_province -- DIR` (then `registryd --data-dir DIR`).
+
+fn main() {
+    let dir = std::env::args().nth(1).expect("a directory");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let generated = registry_testkit::generate(&registry_testkit::Config::province(1));
+    let path = std::path::Path::new(&dir).join("registry.db");
+    let events = runtime
+        .block_on(registry_bench::load_store(&path, &generated.facts))
+        .expect("stored");
+    println!("{events} events in {}", path.display());
+}

@@ -1,0 +1,151 @@
+//! The load generator of the benchmark suite: drives a gRPC server at a fixed number of
+//! connections and requests in flight per connection for a fixed time, and reports requests/s,
+//! latency percentiles (HdrHistogram) and the server process's CPU use.
+//!
+//! It also loads a generated registry into an embedded store, for `registryd` to serve.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use registry_client::Client;
+use registry_eventstore::{
+    EmbeddedConfig, EmbeddedStore, EventStore, ExpectedRevision, Metadata, NewEvent,
+};
+use registry_testkit::RecordedFact;
+
+/// How hard to drive.
+#[derive(Clone, Copy, Debug)]
+pub struct Load {
+    /// Client connections.
+    pub connections: usize,
+    /// Requests in flight on each connection.
+    pub in_flight: usize,
+    /// How long.
+    pub duration: Duration,
+}
+
+/// What a run measured.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// Requests answered without error.
+    pub ok: u64,
+    /// Requests answered with an error.
+    pub errors: u64,
+    /// Answered requests per second.
+    pub per_second: f64,
+    /// Latency percentiles in microseconds: p50, p99, p99.9.
+    pub micros: [u64; 3],
+    /// CPU seconds the server used per second of the run (1.0 = one core busy).
+    pub server_cores: f64,
+}
+
+/// CPU time (user + system) a process has used, from `/proc/PID/stat`; 0 where unavailable.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name and state.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Drives `call` on `clients` (one per connection) under `load`; `call(n, client)` sends the
+/// `n`-th request. `server_pid` is sampled for CPU use.
+pub async fn drive<F, Fut>(clients: &[Client], load: Load, server_pid: u32, call: F) -> Report
+where
+    F: Fn(u64, Client) -> Fut + Send + Sync + Clone + 'static,
+    Fut: Future<Output = Result<(), tonic::Status>> + Send,
+{
+    let started = Instant::now();
+    let cpu_before = cpu_seconds(server_pid);
+    let deadline = started + load.duration;
+    let mut tasks = Vec::new();
+    for (c, client) in clients.iter().enumerate().take(load.connections) {
+        for f in 0..load.in_flight {
+            let (client, call) = (client.clone(), call.clone());
+            let seed = (c * load.in_flight + f) as u64;
+            tasks.push(tokio::spawn(async move {
+                let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let (mut ok, mut errors, mut n) = (0u64, 0u64, seed << 32);
+                while Instant::now() < deadline {
+                    let sent = Instant::now();
+                    let outcome = call(n, client.clone()).await;
+                    let micros = sent.elapsed().as_micros() as u64;
+                    n += 1;
+                    match outcome {
+                        Ok(()) => {
+                            ok += 1;
+                            let _ = histogram.record(micros.max(1));
+                        }
+                        Err(_) => errors += 1,
+                    }
+                }
+                (histogram, ok, errors)
+            }));
+        }
+    }
+    let mut histogram =
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|e| panic!("{e}"));
+    let (mut ok, mut errors) = (0, 0);
+    for task in tasks {
+        if let Ok((h, o, e)) = task.await {
+            let _ = histogram.add(h);
+            ok += o;
+            errors += e;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    Report {
+        ok,
+        errors,
+        per_second: ok as f64 / elapsed,
+        micros: [
+            histogram.value_at_quantile(0.5),
+            histogram.value_at_quantile(0.99),
+            histogram.value_at_quantile(0.999),
+        ],
+        server_cores: (cpu_seconds(server_pid) - cpu_before) / elapsed,
+    }
+}
+
+/// Appends generated facts to a new embedded store at `path`, 1,000 events per append.
+pub async fn load_store(
+    path: &std::path::Path,
+    facts: &[RecordedFact],
+) -> Result<u64, registry_eventstore::StoreError> {
+    let store = EmbeddedStore::open(EmbeddedConfig::new(path))?;
+    let metadata = Metadata {
+        actor: "registry-bench".into(),
+        request_id: None,
+        correlation_id: None,
+    };
+    for chunk in facts.chunks(1000) {
+        let events = chunk
+            .iter()
+            .map(|fact| NewEvent {
+                id: uuid::Uuid::now_v7(),
+                event_type: fact.event.type_name().to_owned(),
+                schema_version: fact.event.schema_version(),
+                payload: fact.event.encode(),
+                metadata: metadata.clone(),
+            })
+            .collect();
+        store
+            .append("registry", ExpectedRevision::Any, events)
+            .await?;
+    }
+    Ok(facts.len() as u64)
+}
