@@ -25,6 +25,156 @@ use registry_domain::Date;
 use registry_testkit::daemon::{registryd_binary, Daemon};
 use registry_testkit::{generate, Config};
 
+mod postgres {
+    //! PostgreSQL 15 holding the same holdings in a temporal table: a `daterange` per holding,
+    //! an EXCLUDE constraint (btree_gist) against two holders of a sole office on one day, GiST
+    //! indexes on (office, during) and (person, during), prepared statements on pooled
+    //! connections (one per load connection; tokio-postgres pipelines the requests in flight).
+
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use registry_domain::{Capacity, Registry};
+    use tokio_postgres::{Client, NoTls, Statement};
+
+    /// A connection with its prepared Q1, Q2 and Q4 statements.
+    pub type Prepared = Arc<(Client, Statement, Statement, Statement)>;
+
+    pub struct Comparison {
+        pub clients: Vec<Prepared>,
+        pub pids: Vec<u32>,
+        pub rows: usize,
+        pub load_seconds: f64,
+        url: String,
+        schema: String,
+    }
+
+    async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {
+        let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+        tokio::spawn(connection);
+        Ok(client)
+    }
+
+    impl Comparison {
+        pub async fn load(
+            url: &str,
+            registry: &Registry,
+            connections: usize,
+        ) -> Result<Self, tokio_postgres::Error> {
+            let schema = format!("bench_{}", std::process::id());
+            let admin = connect(url).await?;
+            let started = Instant::now();
+            admin
+                .batch_execute(&format!(
+                    "CREATE EXTENSION IF NOT EXISTS btree_gist;
+                     DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};
+                     CREATE TABLE {schema}.holdings (
+                         holding uuid PRIMARY KEY, person uuid NOT NULL, office uuid NOT NULL,
+                         sole boolean NOT NULL, during daterange NOT NULL,
+                         person_name text NOT NULL, office_title text NOT NULL, basis text,
+                         EXCLUDE USING gist (office WITH =, during WITH &&) WHERE (sole));"
+                ))
+                .await?;
+            let holdings: Vec<_> = registry.holdings().collect();
+            for chunk in holdings.chunks(10_000) {
+                let mut ids = Vec::new();
+                let mut persons = Vec::new();
+                let mut offices = Vec::new();
+                let mut sole = Vec::new();
+                let mut starts = Vec::new();
+                let mut ends = Vec::new();
+                let mut names = Vec::new();
+                let mut titles = Vec::new();
+                let mut bases = Vec::new();
+                for (id, h) in chunk {
+                    let Some(office) = registry.office(h.office) else {
+                        continue;
+                    };
+                    let span = h.span();
+                    if span.is_empty() {
+                        continue;
+                    }
+                    ids.push(id.uuid());
+                    persons.push(h.person.uuid());
+                    offices.push(h.office.uuid());
+                    sole.push(office.capacity == Capacity::Sole);
+                    starts.push(span.start.to_string());
+                    ends.push(span.end.map(|d| d.to_string()).unwrap_or_default());
+                    names.push(
+                        registry
+                            .person(h.person)
+                            .map(|p| p.name.clone())
+                            .unwrap_or_default(),
+                    );
+                    titles.push(office.title.clone());
+                    bases.push(h.basis.as_ref().map(|b| b.number.clone()));
+                }
+                admin
+                    .execute(
+                        &format!(
+                            "INSERT INTO {schema}.holdings
+                             SELECT h, p, o, s, daterange(a::date, NULLIF(b, '')::date, '[)'), n, t, x
+                             FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bool[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+                               AS u(h, p, o, s, a, b, n, t, x)"
+                        ),
+                        &[&ids, &persons, &offices, &sole, &starts, &ends, &names, &titles, &bases],
+                    )
+                    .await?;
+            }
+            admin
+                .batch_execute(&format!(
+                    "CREATE INDEX ON {schema}.holdings USING gist (office, during);
+                     CREATE INDEX ON {schema}.holdings USING gist (person, during);
+                     ANALYZE {schema}.holdings;"
+                ))
+                .await?;
+            let rows = admin
+                .query_one(&format!("SELECT count(*) FROM {schema}.holdings"), &[])
+                .await?
+                .get::<_, i64>(0) as usize;
+            let load_seconds = started.elapsed().as_secs_f64();
+            let mut clients = Vec::new();
+            let mut pids = Vec::new();
+            let columns =
+                "holding, person, person_name, office_title, lower(during), upper(during), basis";
+            for _ in 0..connections {
+                let client = connect(url).await?;
+                let pid: i32 = client
+                    .query_one("SELECT pg_backend_pid()", &[])
+                    .await?
+                    .get(0);
+                pids.push(pid as u32);
+                let q1 = client
+                    .prepare(&format!("SELECT {columns} FROM {schema}.holdings WHERE office = $1 AND during @> $2::text::date"))
+                    .await?;
+                let q2 = client
+                    .prepare(&format!("SELECT {columns} FROM {schema}.holdings WHERE person = $1 AND during @> $2::text::date"))
+                    .await?;
+                let q4 = client
+                    .prepare(&format!("SELECT {columns} FROM {schema}.holdings WHERE office = $1 ORDER BY lower(during)"))
+                    .await?;
+                clients.push(Arc::new((client, q1, q2, q4)));
+            }
+            Ok(Self {
+                clients,
+                pids,
+                rows,
+                load_seconds,
+                url: url.to_owned(),
+                schema,
+            })
+        }
+
+        pub async fn drop_schema(&self) {
+            if let Ok(admin) = connect(&self.url).await {
+                let _ = admin
+                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema))
+                    .await;
+            }
+        }
+    }
+}
+
 fn row(name: &str, report: &Report, ceiling: Option<f64>) {
     let ratio = ceiling.map_or(String::new(), |c| {
         format!("{:.2} x echo", report.per_second / c)
@@ -107,15 +257,20 @@ fn main() {
             load.connections, load.in_flight
         );
         let echo_clients = connect(&echo.address, load.connections).await;
-        let ceiling = drive(&echo_clients, load, pid_of(&echo), |_, client| async move {
-            client
-                .health()
-                .check(tonic_health::pb::HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await
-                .map(|_| ())
-        })
+        let ceiling = drive(
+            &echo_clients,
+            load,
+            &[pid_of(&echo)],
+            |_, client| async move {
+                client
+                    .health()
+                    .check(tonic_health::pb::HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await
+                    .map(|_| ())
+            },
+        )
         .await;
         row("echo (gRPC ceiling)", &ceiling, None);
 
@@ -130,7 +285,7 @@ fn main() {
         };
 
         let c = catalogue.clone();
-        let q1 = drive(&clients, load, pid, move |n, client| {
+        let q1 = drive(&clients, load, &[pid], move |n, client| {
             let office = c.offices[(n as usize * 7919) % c.offices.len()].to_string();
             async move {
                 let request = v1::GetOfficeHoldersRequest {
@@ -145,7 +300,7 @@ fn main() {
         row("Q1 holders of an office", &q1, Some(ceiling.per_second));
 
         let c = catalogue.clone();
-        let q2 = drive(&clients, load, pid, move |n, client| {
+        let q2 = drive(&clients, load, &[pid], move |n, client| {
             let person = c.persons[(n as usize * 7919) % c.persons.len()].to_string();
             async move {
                 let request = v1::ListPersonOfficesRequest {
@@ -164,7 +319,7 @@ fn main() {
         row("Q2 offices of a person", &q2, Some(ceiling.per_second));
 
         let c = catalogue.clone();
-        let q3 = drive(&clients, load, pid, move |n, client| {
+        let q3 = drive(&clients, load, &[pid], move |n, client| {
             let model = c
                 .vice_front_model
                 .map(|m| m.to_string())
@@ -185,7 +340,7 @@ fn main() {
         row("Q3 coverage in a province", &q3, Some(ceiling.per_second));
 
         let c = catalogue.clone();
-        let q4 = drive(&clients, load, pid, move |n, client| {
+        let q4 = drive(&clients, load, &[pid], move |n, client| {
             let office = c.offices[(n as usize * 7919) % c.offices.len()].to_string();
             async move {
                 let request = v1::ListResourceHistoryRequest {
@@ -253,7 +408,7 @@ fn main() {
             own.push((office, person));
         }
         let own = Arc::new(own);
-        let w1 = drive(&clients, writers, pid, move |n, client| {
+        let w1 = drive(&clients, writers, &[pid], move |n, client| {
             let (task, k) = ((n >> 32) as usize, (n & 0xffff_ffff) as i64);
             let (office, person) = own[task].clone();
             let start = Date::from_ymd(2000, 1, 1).unwrap().add_days(k);
@@ -274,5 +429,72 @@ fn main() {
         .await;
         row("W1 durable writes, 32 clients", &w1, None);
         drop((registryd, echo));
+
+        // The same questions to PostgreSQL holding the same holdings in a temporal table.
+        let url = std::env::var("REGISTRY_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        match postgres::Comparison::load(&url, &generated.registry, load.connections).await {
+            Err(e) => println!("PostgreSQL at {url} not measured: {e}"),
+            Ok(pg) => {
+                println!(
+                    "postgres: {} holdings loaded and indexed in {:.1} s",
+                    pg.rows, pg.load_seconds
+                );
+                let (c, clients, pids) = (catalogue.clone(), pg.clients.clone(), pg.pids.clone());
+                let p1 = drive(&clients, load, &pids, move |n, client| {
+                    let office = c.offices[(n as usize * 7919) % c.offices.len()].uuid();
+                    async move {
+                        client
+                            .0
+                            .query(&client.1, &[&office, &day(n)])
+                            .await
+                            .map(|_| ())
+                    }
+                })
+                .await;
+                row(
+                    "postgres Q1 holders of an office",
+                    &p1,
+                    Some(ceiling.per_second),
+                );
+                println!(
+                    "  registryd Q1 / postgres Q1: {:.2}",
+                    q1.per_second / p1.per_second
+                );
+                let c = catalogue.clone();
+                let p2 = drive(&clients, load, &pids, move |n, client| {
+                    let person = c.persons[(n as usize * 7919) % c.persons.len()].uuid();
+                    async move {
+                        client
+                            .0
+                            .query(&client.2, &[&person, &day(n)])
+                            .await
+                            .map(|_| ())
+                    }
+                })
+                .await;
+                row(
+                    "postgres Q2 offices of a person",
+                    &p2,
+                    Some(ceiling.per_second),
+                );
+                println!(
+                    "  registryd Q2 / postgres Q2: {:.2}",
+                    q2.per_second / p2.per_second
+                );
+                let c = catalogue.clone();
+                let p4 = drive(&clients, load, &pids, move |n, client| {
+                    let office = c.offices[(n as usize * 7919) % c.offices.len()].uuid();
+                    async move { client.0.query(&client.3, &[&office]).await.map(|_| ()) }
+                })
+                .await;
+                row("postgres Q4 office history", &p4, Some(ceiling.per_second));
+                println!(
+                    "  registryd Q4 / postgres Q4: {:.2}",
+                    q4.per_second / p4.per_second
+                );
+                pg.drop_schema().await;
+            }
+        }
     });
 }

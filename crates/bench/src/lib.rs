@@ -8,7 +8,6 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use registry_client::Client;
 use registry_eventstore::{
     EmbeddedConfig, EmbeddedStore, EventStore, ExpectedRevision, Metadata, NewEvent,
 };
@@ -62,14 +61,16 @@ pub fn cpu_seconds(pid: u32) -> f64 {
 }
 
 /// Drives `call` on `clients` (one per connection) under `load`; `call(n, client)` sends the
-/// `n`-th request. `server_pid` is sampled for CPU use.
-pub async fn drive<F, Fut>(clients: &[Client], load: Load, server_pid: u32, call: F) -> Report
+/// `n`-th request. The processes `server_pids` are sampled for CPU use.
+pub async fn drive<C, E, F, Fut>(clients: &[C], load: Load, server_pids: &[u32], call: F) -> Report
 where
-    F: Fn(u64, Client) -> Fut + Send + Sync + Clone + 'static,
-    Fut: Future<Output = Result<(), tonic::Status>> + Send,
+    C: Clone + Send + 'static,
+    F: Fn(u64, C) -> Fut + Send + Sync + Clone + 'static,
+    Fut: Future<Output = Result<(), E>> + Send,
 {
+    let cpu = || server_pids.iter().map(|pid| cpu_seconds(*pid)).sum::<f64>();
     let started = Instant::now();
-    let cpu_before = cpu_seconds(server_pid);
+    let cpu_before = cpu();
     let deadline = started + load.duration;
     let mut tasks = Vec::new();
     for (c, client) in clients.iter().enumerate().take(load.connections) {
@@ -117,7 +118,7 @@ where
             histogram.value_at_quantile(0.99),
             histogram.value_at_quantile(0.999),
         ],
-        server_cores: (cpu_seconds(server_pid) - cpu_before) / elapsed,
+        server_cores: (cpu() - cpu_before) / elapsed,
     }
 }
 
