@@ -34,11 +34,11 @@ mod postgres {
     use std::sync::Arc;
     use std::time::Instant;
 
-    use registry_domain::{Capacity, Registry};
+    use registry_domain::{Capacity, Date, Registry, Span};
     use tokio_postgres::{Client, NoTls, Statement};
 
-    /// A connection with its prepared Q1, Q2 and Q4 statements.
-    pub type Prepared = Arc<(Client, Statement, Statement, Statement)>;
+    /// A connection with its prepared Q1, Q2, Q4 and Q3 statements.
+    pub type Prepared = Arc<(Client, Statement, Statement, Statement, Statement)>;
 
     pub struct Comparison {
         pub clients: Vec<Prepared>,
@@ -121,6 +121,7 @@ mod postgres {
                     )
                     .await?;
             }
+            load_structure(&admin, &schema, registry).await?;
             admin
                 .batch_execute(&format!(
                     "CREATE INDEX ON {schema}.holdings USING gist (office, during);
@@ -153,7 +154,8 @@ mod postgres {
                 let q4 = client
                     .prepare(&format!("SELECT {columns} FROM {schema}.holdings WHERE office = $1 ORDER BY lower(during)"))
                     .await?;
-                clients.push(Arc::new((client, q1, q2, q4)));
+                let q3 = client.prepare(&q3_sql(&schema)).await?;
+                clients.push(Arc::new((client, q1, q2, q4, q3)));
             }
             Ok(Self {
                 clients,
@@ -172,6 +174,148 @@ mod postgres {
                     .await;
             }
         }
+    }
+
+    fn range(span: Span) -> (String, String) {
+        (
+            span.start.to_string(),
+            span.end.map(|d| d.to_string()).unwrap_or_default(),
+        )
+    }
+
+    /// Units, their parents over time, offices and the units they belong to over time.
+    async fn load_structure(
+        admin: &Client,
+        schema: &str,
+        registry: &Registry,
+    ) -> Result<(), tokio_postgres::Error> {
+        admin
+            .batch_execute(&format!(
+                "CREATE TABLE {schema}.units (unit uuid PRIMARY KEY, kind text NOT NULL, level text NOT NULL, during daterange NOT NULL);
+                 CREATE TABLE {schema}.unit_parents (unit uuid NOT NULL, parent uuid NOT NULL, during daterange NOT NULL);
+                 CREATE TABLE {schema}.offices (office uuid PRIMARY KEY, kind text NOT NULL, during daterange NOT NULL);
+                 CREATE TABLE {schema}.office_units (office uuid NOT NULL, unit uuid NOT NULL, during daterange NOT NULL);"
+            ))
+            .await?;
+        let insert = |table: &str, columns: &str, arrays: &str| {
+            format!("INSERT INTO {schema}.{table} SELECT {columns} FROM unnest({arrays})")
+        };
+        let (mut ids, mut kinds, mut levels, mut starts, mut ends) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        let (mut children, mut parents, mut pstarts, mut pends) = (vec![], vec![], vec![], vec![]);
+        for (id, unit) in registry.units() {
+            let (a, b) = range(unit.life);
+            ids.push(id.uuid());
+            kinds.push(format!("{:?}", unit.kind));
+            levels.push(format!("{:?}", unit.level));
+            starts.push(a);
+            ends.push(b);
+            for link in unit.parents.iter().filter(|link| !link.span.is_empty()) {
+                let (a, b) = range(link.span);
+                children.push(id.uuid());
+                parents.push(link.parent.uuid());
+                pstarts.push(a);
+                pends.push(b);
+            }
+        }
+        admin
+            .execute(
+                &insert("units", "u, k, l, daterange(a::date, NULLIF(b, '')::date, '[)')", "$1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) AS t(u, k, l, a, b"),
+                &[&ids, &kinds, &levels, &starts, &ends],
+            )
+            .await?;
+        admin
+            .execute(
+                &insert(
+                    "unit_parents",
+                    "u, p, daterange(a::date, NULLIF(b, '')::date, '[)')",
+                    "$1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS t(u, p, a, b",
+                ),
+                &[&children, &parents, &pstarts, &pends],
+            )
+            .await?;
+        let (mut offices, mut okinds, mut ostarts, mut oends) = (vec![], vec![], vec![], vec![]);
+        let (mut placed, mut units, mut ustarts, mut uends) = (vec![], vec![], vec![], vec![]);
+        for (id, office) in registry.offices() {
+            let (a, b) = range(office.life);
+            offices.push(id.uuid());
+            okinds.push(format!("{:?}", office.kind));
+            ostarts.push(a);
+            oends.push(b);
+            for (i, (from, unit)) in office.placements.iter().enumerate() {
+                let until: Option<Date> = office
+                    .placements
+                    .get(i + 1)
+                    .map(|(next, _)| *next)
+                    .or(office.life.end);
+                if until.is_some_and(|u| u <= *from) {
+                    continue;
+                }
+                placed.push(id.uuid());
+                units.push(unit.uuid());
+                ustarts.push(from.to_string());
+                uends.push(until.map(|d| d.to_string()).unwrap_or_default());
+            }
+        }
+        admin
+            .execute(
+                &insert(
+                    "offices",
+                    "o, k, daterange(a::date, NULLIF(b, '')::date, '[)')",
+                    "$1::uuid[], $2::text[], $3::text[], $4::text[]) AS t(o, k, a, b",
+                ),
+                &[&offices, &okinds, &ostarts, &oends],
+            )
+            .await?;
+        admin
+            .execute(
+                &insert(
+                    "office_units",
+                    "o, u, daterange(a::date, NULLIF(b, '')::date, '[)')",
+                    "$1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS t(o, u, a, b",
+                ),
+                &[&placed, &units, &ustarts, &uends],
+            )
+            .await?;
+        admin
+            .batch_execute(&format!(
+                "CREATE INDEX ON {schema}.unit_parents USING gist (parent, during);
+                 CREATE INDEX ON {schema}.office_units USING gist (unit, during);
+                 ANALYZE {schema}.units; ANALYZE {schema}.unit_parents;
+                 ANALYZE {schema}.offices; ANALYZE {schema}.office_units;"
+            ))
+            .await
+    }
+
+    /// Q3: in a province ($1) on a day ($2), how many communes have one person holding both a
+    /// Vice Secretary office of the commune's Party committee and the Chair of its Front.
+    fn q3_sql(schema: &str) -> String {
+        format!(
+            "WITH RECURSIVE area(unit) AS (
+                 SELECT $1::uuid
+                 UNION
+                 SELECT p.unit FROM {schema}.unit_parents p JOIN area a ON p.parent = a.unit
+                 WHERE p.during @> $2::text::date
+             ),
+             holder(commune, body_kind, office_kind, person) AS (
+                 SELECT bp.parent, b.kind, o.kind, h.person
+                 FROM area a
+                 JOIN {schema}.unit_parents bp ON bp.parent = a.unit AND bp.during @> $2::text::date
+                 JOIN {schema}.units b ON b.unit = bp.unit AND b.kind IN ('PartyCommittee', 'FatherlandFront')
+                 JOIN {schema}.office_units ou ON ou.unit = b.unit AND ou.during @> $2::text::date
+                 JOIN {schema}.offices o ON o.office = ou.office AND o.kind IN ('ViceSecretary', 'Chair')
+                 JOIN {schema}.holdings h ON h.office = o.office AND h.during @> $2::text::date
+             )
+             SELECT count(DISTINCT c.unit)
+             FROM area a
+             JOIN {schema}.units c ON c.unit = a.unit AND c.kind = 'AdministrativeArea'
+                  AND c.level = 'Commune' AND c.during @> $2::text::date
+             WHERE EXISTS (
+                 SELECT 1 FROM holder v JOIN holder f ON f.commune = v.commune AND f.person = v.person
+                 WHERE v.commune = c.unit AND v.body_kind = 'PartyCommittee' AND v.office_kind = 'ViceSecretary'
+                   AND f.body_kind = 'FatherlandFront' AND f.office_kind = 'Chair'
+             )"
+        )
     }
 }
 
@@ -428,8 +572,8 @@ fn main() {
         })
         .await;
         row("W1 durable writes, 32 clients", &w1, None);
-        drop((registryd, echo));
 
+        let clients_of_registryd = clients.clone();
         // The same questions to PostgreSQL holding the same holdings in a temporal table.
         let url = std::env::var("REGISTRY_PG_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
@@ -440,6 +584,39 @@ fn main() {
                     "postgres: {} holdings loaded and indexed in {:.1} s",
                     pg.rows, pg.load_seconds
                 );
+                // Both answer Q3 alike: the same count of communes, on a few days.
+                let registry_client = &clients_of_registryd[0];
+                for date in ["2005-01-01", "2015-06-01", "2024-03-18"] {
+                    let province = catalogue.provinces[0];
+                    let ours = registry_client
+                        .query()
+                        .get_model_coverage(v1::GetModelCoverageRequest {
+                            model: catalogue
+                                .vice_front_model
+                                .map(|m| m.to_string())
+                                .unwrap_or_default(),
+                            jurisdiction: province.to_string(),
+                            level: v1::Level::Commune as i32,
+                            date: date.into(),
+                            ..Default::default()
+                        })
+                        .await
+                        .unwrap()
+                        .into_inner()
+                        .observed
+                        .len() as i64;
+                    let theirs: i64 = pg.clients[0]
+                        .0
+                        .query_one(&pg.clients[0].4, &[&province.uuid(), &date])
+                        .await
+                        .unwrap()
+                        .get(0);
+                    assert_eq!(
+                        ours, theirs,
+                        "Q3 on {date}: registryd {ours}, PostgreSQL {theirs}"
+                    );
+                    println!("  Q3 on {date}: {ours} communes observed by both");
+                }
                 let (c, clients, pids) = (catalogue.clone(), pg.clients.clone(), pg.pids.clone());
                 let p1 = drive(&clients, load, &pids, move |n, client| {
                     let office = c.offices[(n as usize * 7919) % c.offices.len()].uuid();
@@ -483,6 +660,27 @@ fn main() {
                     q2.per_second / p2.per_second
                 );
                 let c = catalogue.clone();
+                let p3 = drive(&clients, load, &pids, move |n, client| {
+                    let province = c.provinces[n as usize % c.provinces.len()].uuid();
+                    async move {
+                        client
+                            .0
+                            .query(&client.4, &[&province, &day(n)])
+                            .await
+                            .map(|_| ())
+                    }
+                })
+                .await;
+                row(
+                    "postgres Q3 coverage in a province",
+                    &p3,
+                    Some(ceiling.per_second),
+                );
+                println!(
+                    "  registryd Q3 / postgres Q3: {:.2}",
+                    q3.per_second / p3.per_second
+                );
+                let c = catalogue.clone();
                 let p4 = drive(&clients, load, &pids, move |n, client| {
                     let office = c.offices[(n as usize * 7919) % c.offices.len()].uuid();
                     async move { client.0.query(&client.3, &[&office]).await.map(|_| ()) }
@@ -496,5 +694,6 @@ fn main() {
                 pg.drop_schema().await;
             }
         }
+        drop((registryd, echo));
     });
 }
