@@ -22,6 +22,7 @@
 //! a restart or from another process, gets the first answer and appends nothing.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use registry_domain::{Command, Event, Irregularity, Policy, Registry};
@@ -71,8 +72,6 @@ struct State {
     next_revision: u64,
     /// The answer to every request id seen, or a way to wait for it while its append is queued.
     requests: HashMap<String, Known>,
-    /// A queued append failed after its events were folded: rebuild before deciding again.
-    poisoned: bool,
 }
 
 impl State {
@@ -81,7 +80,6 @@ impl State {
             registry: Registry::new(),
             next_revision: 0,
             requests: HashMap::new(),
-            poisoned: false,
         }
     }
 }
@@ -90,7 +88,8 @@ impl State {
 enum Known {
     /// Its events are stored; the answer.
     Done(Answer),
-    /// Its append is queued; the answer arrives here (the sender is dropped if it fails).
+    /// Its append was queued; the answer arrives here once stored (the sender is dropped if it
+    /// fails, and then the whole map is rebuilt from the store).
     Pending(watch::Receiver<Option<Answer>>),
 }
 
@@ -103,6 +102,9 @@ pub struct Writer {
     /// A tokio mutex: on shared stores it is held across the append's await (one decision and
     /// append at a time); on the embedded store only while deciding and queueing.
     state: Arc<Mutex<State>>,
+    /// A queued append failed after its events were folded: the state is rebuilt from the store
+    /// before the next decision.
+    poisoned: Arc<AtomicBool>,
 }
 
 impl Writer {
@@ -112,6 +114,7 @@ impl Writer {
             store,
             policy,
             state: Arc::new(Mutex::new(State::empty())),
+            poisoned: Arc::new(AtomicBool::new(false)),
         };
         writer.catch_up(&mut *writer.state.lock().await).await?;
         Ok(writer)
@@ -129,7 +132,7 @@ impl Writer {
             // On the embedded store this process is the only writer: after the catch-up at
             // open, the state knows every event, unless a queued append failed.
             let exclusive = matches!(self.store, AnyStore::Embedded(_));
-            if state.poisoned {
+            if self.poisoned.swap(false, Ordering::SeqCst) {
                 tracing::warn!(
                     "a queued append failed; rebuilding the writer's state from the store"
                 );
@@ -201,9 +204,9 @@ impl Writer {
                     .requests
                     .insert(caller.request_id.clone(), Known::Pending(pending));
                 drop(state);
-                let outcome = queued.await;
-                let mut state = self.state.lock().await;
-                return match outcome {
+                // The answer goes to the map's entry through `done`, without taking the mutex
+                // again: the deciders queued behind it are not kept waiting.
+                return match queued.await {
                     Ok(result) => {
                         let stored = Answer {
                             name,
@@ -211,9 +214,6 @@ impl Writer {
                             warnings: Vec::new(),
                             replayed: false,
                         };
-                        state
-                            .requests
-                            .insert(caller.request_id.clone(), Known::Done(stored.clone()));
                         let _ = done.send(Some(stored.clone()));
                         Ok(Answer {
                             warnings: decision.warnings,
@@ -221,8 +221,8 @@ impl Writer {
                         })
                     }
                     Err(e) => {
-                        state.poisoned = true;
-                        state.requests.remove(&caller.request_id);
+                        // The state folded events that are not stored: rebuild it first thing.
+                        self.poisoned.store(true, Ordering::SeqCst);
                         Err(e.into())
                     }
                 };
