@@ -89,7 +89,13 @@ pub(crate) struct HoldingVersion {
     pub(crate) end_basis: Option<u32>,
     pub(crate) term: Option<TermId>,
     pub(crate) recorded: Recorded,
+    /// The version this one superseded ([`NO_VERSION`] for the first): a holding's versions,
+    /// newest first, whatever office or person each was filed under.
+    pub(crate) previous: u32,
 }
+
+/// No earlier version.
+pub(crate) const NO_VERSION: u32 = u32::MAX;
 
 /// An entry of an office's or a person's list of holding versions, carrying the version's days
 /// so that a query on a date touches only the versions that cover it: the list is contiguous,
@@ -177,6 +183,8 @@ pub struct Projection {
     pub(crate) versions: Vec<HoldingVersion>,
     /// The current version of each holding (absent once retracted).
     pub(crate) current: HashMap<HoldingId, u32>,
+    /// The last version of each retracted holding (retractions are rare).
+    pub(crate) retracted: HashMap<HoldingId, u32>,
     pub(crate) adoptions: Vec<AdoptionRow>,
     pub(crate) adoption_ix: HashMap<AdoptionId, u32>,
     pub(crate) models: HashMap<ModelId, ModelRow>,
@@ -253,6 +261,7 @@ impl Projection {
         version.recorded.to = at;
         let mut next = version.clone();
         next.recorded = Recorded::since(at);
+        next.previous = ix;
         Some(next)
     }
 
@@ -557,6 +566,7 @@ impl Projection {
                     end_basis: None,
                     term: e.term,
                     recorded: Recorded::since(at),
+                    previous: NO_VERSION,
                 });
             }
             Event::HoldingEnded(e) => {
@@ -664,6 +674,7 @@ impl Projection {
             EntityRef::Holding(holding) => {
                 if let Some(ix) = self.current.remove(&holding) {
                     self.versions[ix as usize].recorded.to = at;
+                    self.retracted.insert(holding, ix);
                 }
             }
             EntityRef::Person(person) => {

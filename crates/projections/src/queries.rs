@@ -186,20 +186,19 @@ impl Projection {
         holding: HoldingId,
         known_at: Option<Instant>,
     ) -> Option<HoldingView<'_>> {
-        let asserted = |v: &&HoldingVersion| v.holding == holding && v.recorded.at(known_at);
-        let found = match self.current.get(&holding) {
-            // Every version of a holding still asserted sits in its current office's list,
-            // unless a correction moved it: then the versions elsewhere are found by the scan.
-            Some(&current) => {
-                let office = self.versions[current as usize].office;
-                self.holding_versions(&self.offices[office as usize].holdings, known_at)
-                    .filter(|v| v.holding == holding)
-                    .last()
-                    .or_else(|| self.versions.iter().rev().find(asserted))
+        // Walk the holding's versions from the newest back.
+        let mut ix = *self
+            .current
+            .get(&holding)
+            .or_else(|| self.retracted.get(&holding))?;
+        while ix != crate::NO_VERSION {
+            let version = &self.versions[ix as usize];
+            if version.recorded.at(known_at) {
+                return Some(self.view(version));
             }
-            None => self.versions.iter().rev().find(asserted),
-        };
-        found.map(|v| self.view(v))
+            ix = version.previous;
+        }
+        None
     }
 
     /// The holdings that surely cover `on`, office by office from the `from`-th office, until

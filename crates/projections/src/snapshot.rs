@@ -28,7 +28,7 @@ use thiserror::Error;
 use crate::Projection;
 
 const MAGIC: &[u8; 8] = b"REGSNAP\0";
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 const HEADER: usize = 8 + 4 + 8 + 8 + 8 + 8 + 4;
 
 /// The feed position a snapshot reflects (the event store's two-part position).

@@ -127,11 +127,11 @@ fn damaged_snapshots_are_refused() {
     ));
 
     let mut future = good.clone();
-    future[8] = 2;
+    future[8] = 3;
     std::fs::write(&path, &future).unwrap();
     assert!(matches!(
         snapshot::load(&path),
-        Err(SnapshotError::UnsupportedFormat(2))
+        Err(SnapshotError::UnsupportedFormat(3))
     ));
 
     std::fs::write(
