@@ -22,8 +22,6 @@
 //! - `queries`: the questions.
 //! - [`search`]: diacritic-insensitive name search.
 
-use std::sync::Arc;
-
 use registry_domain::event::*;
 use registry_domain::state::holding_span;
 use registry_domain::*;
@@ -83,11 +81,14 @@ pub(crate) struct HoldingVersion {
     pub(crate) end: HoldingEnd,
     /// The days the holding surely covers, as day numbers `[start, end)`.
     pub(crate) days: (i32, i32),
-    pub(crate) beginning: Beginning,
     pub(crate) end_reason: Option<EndReason>,
-    pub(crate) basis: Option<u32>,
-    pub(crate) end_basis: Option<u32>,
-    pub(crate) term: Option<TermId>,
+    /// How it began and its term, as a number in [`Projection::beginnings`]: most holdings
+    /// share a few such pairs, and a version stays small (a national registry has millions).
+    pub(crate) beginning: u32,
+    /// Its legal basis in [`Projection::bases`] ([`NO_BASIS`]: none).
+    pub(crate) basis: u32,
+    /// The legal basis of its end ([`NO_BASIS`]: none).
+    pub(crate) end_basis: u32,
     pub(crate) recorded: Recorded,
     /// The version this one superseded ([`NO_VERSION`] for the first): a holding's versions,
     /// newest first, whatever office or person each was filed under.
@@ -96,6 +97,43 @@ pub(crate) struct HoldingVersion {
 
 /// No earlier version.
 pub(crate) const NO_VERSION: u32 = u32::MAX;
+
+/// No legal basis recorded.
+pub(crate) const NO_BASIS: u32 = u32::MAX;
+
+/// How holdings began, with their terms, each distinct pair once.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Beginnings {
+    pairs: Vec<(Beginning, Option<TermId>)>,
+    /// A pair to its number (derived: not saved in snapshots).
+    #[serde(skip)]
+    ix: HashMap<(Beginning, Option<TermId>), u32>,
+}
+
+impl Beginnings {
+    fn intern(&mut self, beginning: Beginning, term: Option<TermId>) -> u32 {
+        if let Some(&ix) = self.ix.get(&(beginning, term)) {
+            return ix;
+        }
+        let ix = self.pairs.len() as u32;
+        self.pairs.push((beginning, term));
+        self.ix.insert((beginning, term), ix);
+        ix
+    }
+
+    pub(crate) fn get(&self, ix: u32) -> (Beginning, Option<TermId>) {
+        self.pairs[ix as usize]
+    }
+
+    pub(crate) fn restore(&mut self) {
+        self.ix = self
+            .pairs
+            .iter()
+            .enumerate()
+            .map(|(ix, pair)| (*pair, ix as u32))
+            .collect();
+    }
+}
 
 /// An entry of an office's or a person's list of holding versions, carrying the version's days
 /// so that a query on a date touches only the versions that cover it: the list is contiguous,
@@ -114,8 +152,9 @@ pub(crate) struct Version<T> {
     pub(crate) recorded: Recorded,
 }
 
-/// A person's name from a day on (`None`: the registered name).
-pub(crate) type NameFact = (Option<Date>, Arc<str>);
+/// A person's name from a day on (`None`: the registered name), as the number of its spelling
+/// in the name index.
+pub(crate) type NameFact = (Option<Date>, u32);
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct PersonRow {
@@ -171,6 +210,98 @@ pub(crate) struct ModelRow {
     pub(crate) exists: Vec<Version<String>>,
 }
 
+/// The legal bases of holdings, stored compactly: a national registry has millions, each with a
+/// document number of its own but one of a few issuers. The numbers sit end to end in one
+/// string, the issuers once each.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Bases {
+    rows: Vec<BasisRow>,
+    /// The document numbers, end to end.
+    numbers: String,
+    issuers: Vec<Box<str>>,
+    /// Issuer to its number (derived: not saved in snapshots).
+    #[serde(skip)]
+    issuer_ix: HashMap<Box<str>, u32>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+struct BasisRow {
+    /// Where its number sits in `numbers`: start and length.
+    number: (u32, u32),
+    issuer: u32,
+    issued_on: Date,
+    effective_on: Option<Date>,
+}
+
+/// A legal basis as the read model holds it, borrowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BasisRef<'a> {
+    /// The document number.
+    pub number: &'a str,
+    /// The day it was signed.
+    pub issued_on: Date,
+    /// Who issued it.
+    pub issuer: &'a str,
+    /// The day it takes effect, when different from the day of issue.
+    pub effective_on: Option<Date>,
+}
+
+impl BasisRef<'_> {
+    /// An owned copy.
+    pub fn to_basis(&self) -> LegalBasis {
+        LegalBasis {
+            number: self.number.to_owned(),
+            issued_on: self.issued_on,
+            issuer: self.issuer.to_owned(),
+            effective_on: self.effective_on,
+        }
+    }
+}
+
+impl Bases {
+    fn push(&mut self, basis: &LegalBasis) -> u32 {
+        let issuer = match self.issuer_ix.get(basis.issuer.as_str()) {
+            Some(&ix) => ix,
+            None => {
+                let ix = self.issuers.len() as u32;
+                self.issuers.push(basis.issuer.as_str().into());
+                self.issuer_ix.insert(basis.issuer.as_str().into(), ix);
+                ix
+            }
+        };
+        let start = self.numbers.len() as u32;
+        self.numbers.push_str(&basis.number);
+        self.rows.push(BasisRow {
+            number: (start, basis.number.len() as u32),
+            issuer,
+            issued_on: basis.issued_on,
+            effective_on: basis.effective_on,
+        });
+        self.rows.len() as u32 - 1
+    }
+
+    pub(crate) fn get(&self, ix: u32) -> BasisRef<'_> {
+        let row = &self.rows[ix as usize];
+        let (start, len) = (row.number.0 as usize, row.number.1 as usize);
+        BasisRef {
+            number: &self.numbers[start..start + len],
+            issued_on: row.issued_on,
+            issuer: &self.issuers[row.issuer as usize],
+            effective_on: row.effective_on,
+        }
+    }
+
+    /// Rebuilds the derived lookup after loading a snapshot.
+    pub(crate) fn restore(&mut self) {
+        self.issuer_ix = self
+            .issuers
+            .iter()
+            .enumerate()
+            .map(|(ix, issuer)| (issuer.clone(), ix as u32))
+            .collect();
+    }
+}
+
 /// The read models: everything the queries need, indexed.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Projection {
@@ -188,8 +319,10 @@ pub struct Projection {
     pub(crate) adoptions: Vec<AdoptionRow>,
     pub(crate) adoption_ix: HashMap<AdoptionId, u32>,
     pub(crate) models: HashMap<ModelId, ModelRow>,
-    pub(crate) bases: Vec<LegalBasis>,
-    pub(crate) names: NameIndex<PersonId>,
+    pub(crate) bases: Bases,
+    pub(crate) beginnings: Beginnings,
+    /// Names by spelling, with the rows of the persons who carried them.
+    pub(crate) names: NameIndex<u32>,
     pub(crate) applied: u64,
     pub(crate) coverage_index: coverage_index::CoverageIndex,
 }
@@ -199,6 +332,16 @@ fn days(span: Span) -> (i32, i32) {
         span.start.julian_day(),
         span.end.map_or(i32::MAX, Date::julian_day),
     )
+}
+
+/// Pushes onto a list that is usually short (a person's names and holdings): it grows one entry
+/// at a time up to four, where a `Vec` would reserve four at once, which for millions of
+/// persons would be most of their memory.
+fn push_exact<T>(list: &mut Vec<T>, value: T) {
+    if list.len() == list.capacity() && list.capacity() < 4 {
+        list.reserve_exact(1);
+    }
+    list.push(value);
 }
 
 fn close<T>(versions: &mut [Version<T>], at: Instant) -> Option<&T> {
@@ -221,11 +364,8 @@ impl Projection {
         self.applied
     }
 
-    fn basis(&mut self, basis: &Option<LegalBasis>) -> Option<u32> {
-        basis.as_ref().map(|b| {
-            self.bases.push(b.clone());
-            self.bases.len() as u32 - 1
-        })
+    fn basis(&mut self, basis: &Option<LegalBasis>) -> u32 {
+        basis.as_ref().map_or(NO_BASIS, |b| self.bases.push(b))
     }
 
     fn person_row(&mut self, id: PersonId) -> u32 {
@@ -248,7 +388,7 @@ impl Projection {
             to: version.days.1,
             version: ix,
         };
-        self.persons[version.person as usize].holdings.push(slot);
+        push_exact(&mut self.persons[version.person as usize].holdings, slot);
         self.offices[version.office as usize].holdings.push(slot);
         self.current.insert(version.holding, ix);
         self.versions.push(version);
@@ -329,29 +469,33 @@ impl Projection {
         match event {
             Event::PersonRegistered(e) => {
                 let ix = self.person_row(e.person);
-                let row = &mut self.persons[ix as usize];
-                let name: Arc<str> = Arc::from(e.name.as_str());
-                row.names.push(Version {
-                    value: (None, name.clone()),
-                    recorded: Recorded::since(at),
-                });
-                self.names.add(e.person, name);
+                let name = self.names.add(ix, &e.name);
+                push_exact(
+                    &mut self.persons[ix as usize].names,
+                    Version {
+                        value: (None, name),
+                        recorded: Recorded::since(at),
+                    },
+                );
                 for alias in &e.aliases {
-                    self.names.add(e.person, Arc::from(alias.as_str()));
+                    self.names.add(ix, alias);
                 }
             }
             Event::PersonRenamed(e) => {
                 let ix = self.person_row(e.person);
-                let name: Arc<str> = Arc::from(e.name.as_str());
+                let name = self.names.add(ix, &e.name);
                 self.persons[ix as usize].names.push(Version {
-                    value: (Some(e.on), name.clone()),
+                    value: (Some(e.on), name),
                     recorded: Recorded::since(at),
                 });
-                self.names.add(e.person, name);
             }
-            Event::PersonAliasAdded(e) => self.names.add(e.person, Arc::from(e.alias.as_str())),
+            Event::PersonAliasAdded(e) => {
+                let ix = self.person_row(e.person);
+                self.names.add(ix, &e.alias);
+            }
             Event::PersonCorrected(e) => {
                 let ix = self.person_row(e.person);
+                let name = self.names.add(ix, &e.after.name);
                 let row = &mut self.persons[ix as usize];
                 if let Some(version) = row
                     .names
@@ -361,12 +505,10 @@ impl Projection {
                 {
                     version.recorded.to = at;
                 }
-                let name: Arc<str> = Arc::from(e.after.name.as_str());
                 row.names.push(Version {
-                    value: (None, name.clone()),
+                    value: (None, name),
                     recorded: Recorded::since(at),
                 });
-                self.names.add(e.person, name);
             }
             Event::UnitEstablished(e) => {
                 let ix = self.units.len() as u32;
@@ -553,6 +695,7 @@ impl Projection {
                     return;
                 };
                 let basis = self.basis(&e.basis);
+                let beginning = self.beginnings.intern(e.beginning, e.term);
                 self.push_version(HoldingVersion {
                     holding: e.holding,
                     person,
@@ -560,11 +703,10 @@ impl Projection {
                     start: e.start,
                     end: HoldingEnd::Open,
                     days: days(holding_span(e.start, HoldingEnd::Open)),
-                    beginning: e.beginning,
                     end_reason: None,
+                    beginning,
                     basis,
-                    end_basis: None,
-                    term: e.term,
+                    end_basis: NO_BASIS,
                     recorded: Recorded::since(at),
                     previous: NO_VERSION,
                 });
@@ -590,9 +732,8 @@ impl Projection {
                     next.office = office;
                     next.start = e.after.start;
                     next.end = e.after.end;
-                    next.beginning = e.after.beginning;
+                    next.beginning = self.beginnings.intern(e.after.beginning, e.after.term);
                     next.end_reason = e.after.end_reason;
-                    next.term = e.after.term;
                     next.basis = basis;
                     next.days = days(holding_span(next.start, next.end));
                     self.push_version(next);

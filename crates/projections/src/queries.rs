@@ -2,11 +2,10 @@
 //! instant (`None`: now).
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use registry_domain::*;
 
-use crate::{HoldingVersion, Instant, Projection, Slot, Version};
+use crate::{BasisRef, HoldingVersion, Instant, Projection, Slot, Version};
 
 /// A holding as the registry states it, borrowing its legal bases from the read model.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,9 +27,9 @@ pub struct HoldingView<'a> {
     /// The term.
     pub term: Option<TermId>,
     /// The basis of its start.
-    pub basis: Option<&'a LegalBasis>,
+    pub basis: Option<BasisRef<'a>>,
     /// The basis of its end.
-    pub end_basis: Option<&'a LegalBasis>,
+    pub end_basis: Option<BasisRef<'a>>,
     /// When the registry recorded this version (microseconds since the Unix epoch).
     pub recorded_at: Instant,
 }
@@ -139,6 +138,8 @@ fn page_of<T>(
 
 impl Projection {
     fn view(&self, v: &HoldingVersion) -> HoldingView<'_> {
+        let (beginning, term) = self.beginnings.get(v.beginning);
+        let basis = |ix: u32| (ix != crate::NO_BASIS).then(|| self.bases.get(ix));
         HoldingView {
             holding: v.holding,
             person: self.persons[v.person as usize]
@@ -147,11 +148,11 @@ impl Projection {
             office: self.offices[v.office as usize].id,
             start: v.start,
             end: v.end,
-            beginning: v.beginning,
+            beginning,
             end_reason: v.end_reason,
-            term: v.term,
-            basis: v.basis.map(|b| &self.bases[b as usize]),
-            end_basis: v.end_basis.map(|b| &self.bases[b as usize]),
+            term,
+            basis: basis(v.basis),
+            end_basis: basis(v.end_basis),
             recorded_at: v.recorded.from,
         }
     }
@@ -378,14 +379,18 @@ impl Projection {
         known_at: Option<Instant>,
     ) -> Option<String> {
         let row = &self.persons[*self.person_ix.get(&person)? as usize];
-        let names: Vec<&(Option<Date>, Arc<str>)> = at(&row.names, known_at).collect();
+        let names: Vec<&(Option<Date>, u32)> = at(&row.names, known_at).collect();
         // A person exists while a registered name is asserted.
         let registered = names.iter().find(|(since, _)| since.is_none())?;
         let renamed = names
             .iter()
             .filter(|(since, _)| since.is_some_and(|s| s <= on))
             .max_by_key(|(since, _)| *since);
-        Some(renamed.unwrap_or(registered).1.to_string())
+        Some(
+            self.names
+                .spelling(renamed.unwrap_or(registered).1)
+                .to_owned(),
+        )
     }
 
     fn unit_life(&self, unit: u32, known_at: Option<Instant>) -> Option<Span> {
@@ -714,6 +719,13 @@ impl Projection {
     /// Persons whose names match `query`, ignoring case, diacritics and normal form; exact
     /// matches first.
     pub fn search(&self, query: &str, limit: usize) -> Vec<(PersonId, String, crate::MatchKind)> {
-        self.names.search(query, limit)
+        // Retracted persons are not found.
+        self.names
+            .search(query, limit, |row| {
+                at(&self.persons[row as usize].names, None).any(|(since, _)| since.is_none())
+            })
+            .into_iter()
+            .filter_map(|(row, name, kind)| Some((self.persons[row as usize].id?, name, kind)))
+            .collect()
     }
 }

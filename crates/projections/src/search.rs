@@ -5,7 +5,6 @@
 //! transliteration to ASCII (`deunicode`, which also maps đ to d), then lowercase.
 
 use crate::HashMap;
-use std::sync::Arc;
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -30,29 +29,36 @@ pub fn exact(text: &str) -> String {
     nfc.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// An inverted index from folded name tokens to the ids carrying those names.
+/// An inverted index over the spellings of names: each distinct spelling is folded once, and
+/// lists every key that carried it. Names repeat a lot (a few family, middle and given names make
+/// most Vietnamese names), so the index holds far fewer spellings than keys, and recording a name
+/// already seen is a single hash lookup.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct NameIndex<K> {
-    tokens: HashMap<String, Vec<u32>>,
-    /// Each name with its exact and folded comparison forms, computed once.
-    names: Vec<Entry<K>>,
-    /// Whole folded names to their entries: the exact and folded matches of a query, found
+    spellings: Vec<Spelling<K>>,
+    /// A spelling as recorded to its number.
+    #[serde(skip)]
+    by_spelling: HashMap<Box<str>, u32>,
+    /// Folded words to the spellings containing them, in increasing order.
+    tokens: HashMap<Box<str>, Vec<u32>>,
+    /// Whole folded names to their spellings: the exact and folded matches of a query, found
     /// without scanning every name that merely shares a word with it.
     whole: HashMap<Box<str>, Vec<u32>>,
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-struct Entry<K> {
-    key: K,
-    /// Shared with the read model that holds the name.
-    name: Arc<str>,
+struct Spelling<K> {
+    name: Box<str>,
+    /// The keys that carried it, in the order they were recorded.
+    keys: Vec<K>,
 }
 
 impl<K> Default for NameIndex<K> {
     fn default() -> Self {
         Self {
+            spellings: Vec::new(),
+            by_spelling: HashMap::default(),
             tokens: HashMap::default(),
-            names: Vec::new(),
             whole: HashMap::default(),
         }
     }
@@ -69,64 +75,103 @@ pub enum MatchKind {
     Words,
 }
 
-impl<K: Copy + Eq + std::hash::Hash> NameIndex<K> {
-    /// Adds a name of `key` (a person can have several: renames, aliases).
-    pub fn add(&mut self, key: K, name: Arc<str>) {
-        let entry = self.names.len() as u32;
-        let folded = fold(&name);
+impl<K: Copy + Eq> NameIndex<K> {
+    /// Adds a name of `key` (a key can have several: renames, aliases) and returns the number
+    /// of its spelling, for [`NameIndex::spelling`].
+    pub fn add(&mut self, key: K, name: &str) -> u32 {
+        if let Some(&id) = self.by_spelling.get(name) {
+            // A key may carry a spelling twice (a correction back to it): the search skips
+            // the repeats, so only the common case of a repeat in a row is kept out here.
+            let keys = &mut self.spellings[id as usize].keys;
+            if keys.last() != Some(&key) {
+                keys.push(key);
+            }
+            return id;
+        }
+        let id = self.spellings.len() as u32;
+        self.spellings.push(Spelling {
+            name: name.into(),
+            keys: vec![key],
+        });
+        self.by_spelling.insert(name.into(), id);
+        self.index(id);
+        id
+    }
+
+    fn index(&mut self, id: u32) {
+        let folded = fold(&self.spellings[id as usize].name);
         let mut seen: Vec<&str> = Vec::new();
         for token in folded.split(' ') {
             if !seen.contains(&token) {
                 seen.push(token);
-                match self.tokens.get_mut(token) {
-                    Some(list) => list.push(entry),
-                    None => {
-                        self.tokens.insert(token.to_owned(), vec![entry]);
-                    }
-                }
+                self.tokens.entry(token.into()).or_default().push(id);
             }
         }
-        self.names.push(Entry { key, name });
-        match self.whole.get_mut(folded.as_str()) {
-            Some(list) => list.push(entry),
-            None => {
-                self.whole.insert(folded.into_boxed_str(), vec![entry]);
-            }
-        }
+        self.whole
+            .entry(folded.into_boxed_str())
+            .or_default()
+            .push(id);
     }
 
-    /// The keys whose names match every word of `query`, each key once: exact spellings first,
-    /// then names equal once folded, then names that contain every word, in the order they
-    /// were recorded. Stops as soon as `limit` keys are found.
-    pub fn search(&self, query: &str, limit: usize) -> Vec<(K, String, MatchKind)> {
+    /// A spelling by its number.
+    pub fn spelling(&self, id: u32) -> &str {
+        &self.spellings[id as usize].name
+    }
+
+    /// Rebuilds the lookup of spellings (not saved in snapshots: it is derived).
+    pub(crate) fn restore(&mut self) {
+        self.by_spelling = self
+            .spellings
+            .iter()
+            .enumerate()
+            .map(|(id, s)| (s.name.clone(), id as u32))
+            .collect();
+    }
+
+    /// The keys whose names match every word of `query` and that `keep` accepts, each key
+    /// once: exact spellings first, then names equal once folded, then names that contain
+    /// every word; within each, spelling by spelling in the order the spellings were first
+    /// recorded, and the keys of a spelling in the order they were recorded. Stops as soon as
+    /// `limit` keys are found.
+    pub fn search(
+        &self,
+        query: &str,
+        limit: usize,
+        keep: impl Fn(K) -> bool,
+    ) -> Vec<(K, String, MatchKind)> {
         let folded = fold(query);
         let exact_query = exact(query);
         let mut found: Vec<(K, String, MatchKind)> = Vec::new();
-        let mut seen: Vec<K> = Vec::new();
-        // Exact and folded matches: the whole folded name is the query.
-        if let Some(entries) = self.whole.get(folded.as_str()) {
-            let mut whole: Vec<(MatchKind, u32)> = entries
-                .iter()
-                .map(|e| {
-                    let kind = if exact(&self.names[*e as usize].name) == exact_query {
-                        MatchKind::Exact
-                    } else {
-                        MatchKind::Folded
-                    };
-                    (kind, *e)
-                })
-                .collect();
-            whole.sort_by_key(|(kind, _)| *kind);
-            for (kind, entry) in whole {
-                let e = &self.names[entry as usize];
-                if !seen.contains(&e.key) {
-                    seen.push(e.key);
-                    found.push((e.key, e.name.to_string(), kind));
+        let take = |spellings: &mut dyn Iterator<Item = (MatchKind, u32)>,
+                    found: &mut Vec<(K, String, MatchKind)>| {
+            for (kind, id) in spellings {
+                let spelling = &self.spellings[id as usize];
+                for &key in &spelling.keys {
+                    if found.len() >= limit {
+                        return;
+                    }
+                    if keep(key) && !found.iter().any(|(k, _, _)| *k == key) {
+                        found.push((key, spelling.name.to_string(), kind));
+                    }
                 }
             }
-        }
+        };
+        // Exact and folded matches: the whole folded name is the query.
+        let whole = self.whole.get(folded.as_str()).map_or(&[][..], |w| &w[..]);
+        let mut ranked: Vec<(MatchKind, u32)> = whole
+            .iter()
+            .map(|&id| {
+                let kind = if exact(&self.spellings[id as usize].name) == exact_query {
+                    MatchKind::Exact
+                } else {
+                    MatchKind::Folded
+                };
+                (kind, id)
+            })
+            .collect();
+        ranked.sort_by_key(|(kind, _)| *kind);
+        take(&mut ranked.into_iter(), &mut found);
         if found.len() >= limit {
-            found.truncate(limit);
             return found;
         }
         // Then names containing every word: intersect the token lists, smallest first.
@@ -141,19 +186,12 @@ impl<K: Copy + Eq + std::hash::Hash> NameIndex<K> {
         let Some((first, rest)) = lists.split_first() else {
             return found;
         };
-        for entry in first
+        let mut words = first
             .iter()
-            .filter(|e| rest.iter().all(|l| l.binary_search(e).is_ok()))
-        {
-            let e = &self.names[*entry as usize];
-            if !seen.contains(&e.key) {
-                seen.push(e.key);
-                found.push((e.key, e.name.to_string(), MatchKind::Words));
-                if found.len() >= limit {
-                    break;
-                }
-            }
-        }
+            .filter(|id| whole.binary_search(id).is_err())
+            .filter(|id| rest.iter().all(|l| l.binary_search(id).is_ok()))
+            .map(|&id| (MatchKind::Words, id));
+        take(&mut words, &mut found);
         found
     }
 }
@@ -165,23 +203,24 @@ mod tests {
     #[test]
     fn diacritics_case_and_normal_form_do_not_matter() {
         let mut index = NameIndex::default();
-        index.add(1u32, "Nguyễn Xuân Ký".into());
-        index.add(2, "Nguyễn Thị Kim Phượng".into());
-        index.add(3, "Đặng Văn Đông".into());
-        index.add(4, "Nguyen Xuan Ky".into());
-        let hits = index.search("nguyen xuan ky", 10);
+        index.add(1u32, "Nguyễn Xuân Ký");
+        index.add(2, "Nguyễn Thị Kim Phượng");
+        index.add(3, "Đặng Văn Đông");
+        index.add(4, "Nguyen Xuan Ky");
+        let all = |_| true;
+        let hits = index.search("nguyen xuan ky", 10, all);
         assert_eq!(
             hits.iter().map(|h| h.0).collect::<Vec<_>>(),
             [4, 1],
             "the exact (undecorated) spelling first"
         );
         let nfd = "Nguye\u{302}\u{303}n Xua\u{302}n Ky\u{301}";
-        let hits = index.search(nfd, 10);
+        let hits = index.search(nfd, 10, all);
         assert_eq!((hits[0].0, hits[0].2), (1, MatchKind::Exact));
-        assert_eq!(index.search("dang van dong", 10)[0].0, 3);
-        assert_eq!(index.search("ĐÔNG", 10)[0].0, 3);
-        assert_eq!(index.search("kim phuong", 10)[0].0, 2);
-        assert!(index.search("phuong xyz", 10).is_empty());
+        assert_eq!(index.search("dang van dong", 10, all)[0].0, 3);
+        assert_eq!(index.search("ĐÔNG", 10, all)[0].0, 3);
+        assert_eq!(index.search("kim phuong", 10, all)[0].0, 2);
+        assert!(index.search("phuong xyz", 10, all).is_empty());
         assert_eq!(fold("  Nguyễn   Thị "), "nguyen thi");
     }
 }

@@ -162,8 +162,11 @@ pub fn load(path: &Path) -> Result<Loaded, SnapshotError> {
     if computed != stored {
         return Err(SnapshotError::Checksum { stored, computed });
     }
-    let projection: Projection =
+    let mut projection: Projection =
         rmp_serde::from_slice(&body).map_err(|e| SnapshotError::Body(e.to_string()))?;
+    projection.names.restore();
+    projection.bases.restore();
+    projection.beginnings.restore();
     Ok(Loaded {
         projection,
         checkpoint,

@@ -63,8 +63,8 @@ pub fn holding_pb(p: &Projection, h: &HoldingView<'_>, known_at: Option<Instant>
         cause,
         end_reason: h.end_reason.map_or(0, |r| end_reason_pb(r) as i32),
         term: h.term.map(|t| t.to_string()).unwrap_or_default(),
-        basis: h.basis.map(basis_pb),
-        end_basis: h.end_basis.map(basis_pb),
+        basis: h.basis.map(|b| basis_pb(&b.to_basis())),
+        end_basis: h.end_basis.map(|b| basis_pb(&b.to_basis())),
         recorded_at: Some(timestamp(h.recorded_at)),
         unit: p
             .office_unit(h.office, h.start.earliest(), known_at)
