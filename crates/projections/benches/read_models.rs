@@ -2,7 +2,7 @@
 //!
 //! `cargo bench -p registry-projections --bench read_models` (one province, about 165,000
 //! events); `REGISTRY_BENCH_SIZE=national` for the whole country (about 10 million events; it
-//! takes minutes and several GiB).
+//! takes minutes and several GiB). `REGISTRY_BENCH_PART=rebuild` stops after the rebuild.
 //!
 //! Reports: rebuild speed (folding decoded events, and decoding stored JSON then folding),
 //! the coverage index refresh, resident memory of the projection per event, snapshot size and save/load time, and the median and 99th percentile latency of
@@ -118,6 +118,10 @@ fn main() {
         memory as f64 / 1048576.0,
         memory as f64 / n
     );
+
+    if std::env::var("REGISTRY_BENCH_PART").as_deref() == Ok("rebuild") {
+        return;
+    }
 
     let dir = std::env::temp_dir().join(format!("registry-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

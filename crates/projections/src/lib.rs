@@ -369,19 +369,18 @@ impl Projection {
     }
 
     fn person_row(&mut self, id: PersonId) -> u32 {
-        if let Some(ix) = self.person_ix.get(&id) {
-            return *ix;
-        }
-        let ix = self.persons.len() as u32;
-        self.persons.push(PersonRow {
-            id: Some(id),
-            ..PersonRow::default()
-        });
-        self.person_ix.insert(id, ix);
-        ix
+        let persons = &mut self.persons;
+        *self.person_ix.entry(id).or_insert_with(|| {
+            persons.push(PersonRow {
+                id: Some(id),
+                ..PersonRow::default()
+            });
+            persons.len() as u32 - 1
+        })
     }
 
-    fn push_version(&mut self, version: HoldingVersion) {
+    /// Appends a version and lists it under its person and office; returns its number.
+    fn file(&mut self, version: HoldingVersion) -> u32 {
         let ix = self.versions.len() as u32;
         let slot = Slot {
             from: version.days.0,
@@ -390,13 +389,16 @@ impl Projection {
         };
         push_exact(&mut self.persons[version.person as usize].holdings, slot);
         self.offices[version.office as usize].holdings.push(slot);
-        self.current.insert(version.holding, ix);
         self.versions.push(version);
+        ix
     }
 
-    /// Closes the current version of a holding at `at` and returns a copy to amend.
+    /// Closes the current version of a holding at `at` and returns a copy to amend, which the
+    /// caller must [`Projection::file`] next: the holding's current version is already set to
+    /// the number the copy will get (one hash lookup per amendment instead of two).
     fn supersede(&mut self, holding: HoldingId, at: Instant) -> Option<HoldingVersion> {
-        let ix = self.current.remove(&holding)?;
+        let next = self.versions.len() as u32;
+        let ix = std::mem::replace(self.current.get_mut(&holding)?, next);
         let version = &mut self.versions[ix as usize];
         version.recorded.to = at;
         let mut next = version.clone();
@@ -418,6 +420,11 @@ impl Projection {
     /// holding event touches (before and after it), or everything after a change of structure,
     /// adoptions or models.
     fn mark_coverage(&mut self, event: &Event) {
+        if self.coverage_index.all_dirty {
+            // Everything is recomputed at the next refresh anyway (the common case while
+            // rebuilding from the feed).
+            return;
+        }
         let holding = match event {
             Event::HoldingStarted(e) => Some(e.holding),
             Event::HoldingEnded(e) => Some(e.holding),
@@ -696,7 +703,7 @@ impl Projection {
                 };
                 let basis = self.basis(&e.basis);
                 let beginning = self.beginnings.intern(e.beginning, e.term);
-                self.push_version(HoldingVersion {
+                let ix = self.file(HoldingVersion {
                     holding: e.holding,
                     person,
                     office,
@@ -710,6 +717,7 @@ impl Projection {
                     recorded: Recorded::since(at),
                     previous: NO_VERSION,
                 });
+                self.current.insert(e.holding, ix);
             }
             Event::HoldingEnded(e) => {
                 let end_basis = self.basis(&e.basis);
@@ -718,7 +726,7 @@ impl Projection {
                     next.end_reason = Some(e.reason);
                     next.end_basis = end_basis;
                     next.days = days(holding_span(next.start, next.end));
-                    self.push_version(next);
+                    self.file(next);
                 }
             }
             Event::HoldingCorrected(e) => {
@@ -727,16 +735,17 @@ impl Projection {
                 let Some(&office) = self.office_ix.get(&e.after.office) else {
                     return;
                 };
+                let beginning = self.beginnings.intern(e.after.beginning, e.after.term);
                 if let Some(mut next) = self.supersede(e.holding, at) {
                     next.person = person;
                     next.office = office;
                     next.start = e.after.start;
                     next.end = e.after.end;
-                    next.beginning = self.beginnings.intern(e.after.beginning, e.after.term);
+                    next.beginning = beginning;
                     next.end_reason = e.after.end_reason;
                     next.basis = basis;
                     next.days = days(holding_span(next.start, next.end));
-                    self.push_version(next);
+                    self.file(next);
                 }
             }
             Event::ModelDefined(e) => {
