@@ -26,6 +26,7 @@ use registry_domain::event::*;
 use registry_domain::state::holding_span;
 use registry_domain::*;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 pub mod audit;
 mod coverage_index;
@@ -156,12 +157,15 @@ pub(crate) struct Version<T> {
 /// in the name index.
 pub(crate) type NameFact = (Option<Date>, u32);
 
+/// A person. Most persons have one name and one holding (two versions: started, ended), kept
+/// inline: a national registry has millions of persons, and two heap lists each would double
+/// their memory and the allocations of a rebuild.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct PersonRow {
     pub(crate) id: Option<PersonId>,
     /// Its names; a person exists while a registered name (`None`) is asserted.
-    pub(crate) names: Vec<Version<NameFact>>,
-    pub(crate) holdings: Vec<Slot>,
+    pub(crate) names: SmallVec<[Version<NameFact>; 1]>,
+    pub(crate) holdings: SmallVec<[Slot; 2]>,
 }
 
 /// The facts of an office that corrections may change.
@@ -334,16 +338,6 @@ fn days(span: Span) -> (i32, i32) {
     )
 }
 
-/// Pushes onto a list that is usually short (a person's names and holdings): it grows one entry
-/// at a time up to four, where a `Vec` would reserve four at once, which for millions of
-/// persons would be most of their memory.
-fn push_exact<T>(list: &mut Vec<T>, value: T) {
-    if list.len() == list.capacity() && list.capacity() < 4 {
-        list.reserve_exact(1);
-    }
-    list.push(value);
-}
-
 fn close<T>(versions: &mut [Version<T>], at: Instant) -> Option<&T> {
     let last = versions
         .iter_mut()
@@ -387,7 +381,7 @@ impl Projection {
             to: version.days.1,
             version: ix,
         };
-        push_exact(&mut self.persons[version.person as usize].holdings, slot);
+        self.persons[version.person as usize].holdings.push(slot);
         self.offices[version.office as usize].holdings.push(slot);
         self.versions.push(version);
         ix
@@ -477,13 +471,10 @@ impl Projection {
             Event::PersonRegistered(e) => {
                 let ix = self.person_row(e.person);
                 let name = self.names.add(ix, &e.name);
-                push_exact(
-                    &mut self.persons[ix as usize].names,
-                    Version {
-                        value: (None, name),
-                        recorded: Recorded::since(at),
-                    },
-                );
+                self.persons[ix as usize].names.push(Version {
+                    value: (None, name),
+                    recorded: Recorded::since(at),
+                });
                 for alias in &e.aliases {
                     self.names.add(ix, alias);
                 }
