@@ -162,16 +162,28 @@ impl FromStr for Date {
     }
 }
 
+/// In human-readable formats (the JSON of events) a date is its ISO text; in binary formats
+/// (snapshots of read models, millions of dates) it is its Julian day number.
 impl Serialize for Date {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        if serializer.is_human_readable() {
+            serializer.collect_str(self)
+        } else {
+            serializer.serialize_i32(self.julian_day())
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for Date {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
+        if deserializer.is_human_readable() {
+            let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+            text.parse().map_err(serde::de::Error::custom)
+        } else {
+            let day = i32::deserialize(deserializer)?;
+            Date::from_julian_day(day)
+                .ok_or_else(|| serde::de::Error::custom(format!("day number {day} out of range")))
+        }
     }
 }
 
@@ -301,16 +313,42 @@ impl FromStr for PartialDate {
     }
 }
 
+/// Text in human-readable formats; in binary formats one number: the Julian day of the first
+/// day times four, plus 0, 1 or 2 for a day, a month or a year.
 impl Serialize for PartialDate {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        if serializer.is_human_readable() {
+            serializer.collect_str(self)
+        } else {
+            let precision = match self.precision {
+                Precision::Day => 0,
+                Precision::Month => 1,
+                Precision::Year => 2,
+            };
+            serializer.serialize_i32(self.first.julian_day() * 4 + precision)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for PartialDate {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
+        if deserializer.is_human_readable() {
+            let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+            return text.parse().map_err(serde::de::Error::custom);
+        }
+        let code = i32::deserialize(deserializer)?;
+        let invalid = || serde::de::Error::custom(format!("invalid partial date code {code}"));
+        let first = Date::from_julian_day(code.div_euclid(4)).ok_or_else(invalid)?;
+        let date = match code.rem_euclid(4) {
+            0 => PartialDate::day(first),
+            1 => PartialDate::month(first.year(), first.month()).map_err(|_| invalid())?,
+            2 => PartialDate::year(first.year()).map_err(|_| invalid())?,
+            _ => return Err(invalid()),
+        };
+        if date.first != first {
+            return Err(invalid());
+        }
+        Ok(date)
     }
 }
 

@@ -79,6 +79,7 @@ pub(crate) struct HoldingVersion {
     pub(crate) person: u32,
     pub(crate) office: u32,
     pub(crate) start: PartialDate,
+    #[serde(with = "end_code")]
     pub(crate) end: HoldingEnd,
     /// The days the holding surely covers, as day numbers `[start, end)`.
     pub(crate) days: (i32, i32),
@@ -94,6 +95,33 @@ pub(crate) struct HoldingVersion {
     /// The version this one superseded ([`NO_VERSION`] for the first): a holding's versions,
     /// newest first, whatever office or person each was filed under.
     pub(crate) previous: u32,
+}
+
+/// A holding's end in snapshots: a tag (0 open, 1 unknown, 2 on a date) and the date. The
+/// domain's tagged form needs field names, which the compact sections of a snapshot leave out.
+mod end_code {
+    use registry_domain::{HoldingEnd, PartialDate};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(end: &HoldingEnd, s: S) -> Result<S::Ok, S::Error> {
+        match end {
+            HoldingEnd::Open => (0u8, None::<PartialDate>),
+            HoldingEnd::Unknown => (1, None),
+            HoldingEnd::On(day) => (2, Some(*day)),
+        }
+        .serialize(s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<HoldingEnd, D::Error> {
+        match <(u8, Option<PartialDate>)>::deserialize(d)? {
+            (0, None) => Ok(HoldingEnd::Open),
+            (1, None) => Ok(HoldingEnd::Unknown),
+            (2, Some(day)) => Ok(HoldingEnd::On(day)),
+            (tag, _) => Err(serde::de::Error::custom(format!(
+                "invalid holding end tag {tag}"
+            ))),
+        }
+    }
 }
 
 /// No earlier version.
@@ -309,23 +337,35 @@ impl Bases {
 /// The read models: everything the queries need, indexed.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Projection {
+    /// Saved by the snapshot in a section of its own, like the other large tables marked
+    /// `skip` here (see [`snapshot`]).
+    #[serde(skip)]
     pub(crate) persons: Vec<PersonRow>,
+    /// Derived from the rows, like the other lookups marked `skip`: rebuilt when a snapshot is
+    /// loaded ([`Projection::restore_lookups`]) rather than saved.
+    #[serde(skip)]
     pub(crate) person_ix: HashMap<PersonId, u32>,
     pub(crate) offices: Vec<OfficeRow>,
+    #[serde(skip)]
     pub(crate) office_ix: HashMap<OfficeId, u32>,
     pub(crate) units: Vec<UnitRow>,
+    #[serde(skip)]
     pub(crate) unit_ix: HashMap<UnitId, u32>,
+    #[serde(skip)]
     pub(crate) versions: Vec<HoldingVersion>,
     /// The current version of each holding (absent once retracted).
+    #[serde(skip)]
     pub(crate) current: HashMap<HoldingId, u32>,
     /// The last version of each retracted holding (retractions are rare).
     pub(crate) retracted: HashMap<HoldingId, u32>,
     pub(crate) adoptions: Vec<AdoptionRow>,
     pub(crate) adoption_ix: HashMap<AdoptionId, u32>,
     pub(crate) models: HashMap<ModelId, ModelRow>,
+    #[serde(skip)]
     pub(crate) bases: Bases,
     pub(crate) beginnings: Beginnings,
     /// Names by spelling, with the rows of the persons who carried them.
+    #[serde(skip)]
     pub(crate) names: NameIndex<u32>,
     pub(crate) applied: u64,
     pub(crate) coverage_index: coverage_index::CoverageIndex,
@@ -351,6 +391,54 @@ impl Projection {
     /// An empty projection.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Rebuilds the lookups a snapshot does not hold (they are derived from the rows), two at
+    /// a time: the holdings' on one thread, the rest on another.
+    pub(crate) fn restore_lookups(&mut self) {
+        fn lookup<K: std::hash::Hash + Eq>(
+            keys: impl ExactSizeIterator<Item = K>,
+        ) -> HashMap<K, u32> {
+            let mut map = HashMap::with_capacity_and_hasher(keys.len(), Default::default());
+            map.extend(keys.enumerate().map(|(ix, key)| (key, ix as u32)));
+            map
+        }
+        let Self {
+            persons,
+            person_ix,
+            offices,
+            office_ix,
+            units,
+            unit_ix,
+            versions,
+            current,
+            names,
+            bases,
+            beginnings,
+            ..
+        } = self;
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let mut map =
+                    HashMap::with_capacity_and_hasher(versions.len() / 2, Default::default());
+                for (ix, version) in versions.iter().enumerate() {
+                    if version.recorded.to == CURRENT {
+                        map.insert(version.holding, ix as u32);
+                    }
+                }
+                *current = map;
+            });
+            *person_ix = persons
+                .iter()
+                .enumerate()
+                .filter_map(|(ix, p)| Some((p.id?, ix as u32)))
+                .collect();
+            *office_ix = lookup(offices.iter().map(|o| o.id));
+            *unit_ix = lookup(units.iter().map(|u| u.id));
+            names.restore();
+            bases.restore();
+            beginnings.restore();
+        });
     }
 
     /// How many events have been folded in.

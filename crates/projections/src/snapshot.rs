@@ -1,7 +1,7 @@
 //! Snapshots: the read models saved with the feed position they reflect, so a restart loads
 //! them and catches up instead of folding the whole feed again.
 //!
-//! Format (version 1), little-endian:
+//! Format (version 3), little-endian:
 //!
 //! ```text
 //! magic    8 bytes  "REGSNAP\0"
@@ -10,7 +10,10 @@
 //! events   u64      how many events were folded in
 //! length   u64      length of the body
 //! crc32    u32      CRC-32 of the body
-//! body              MessagePack of the projection
+//! body              three sections, each a u64 length and MessagePack: the holding
+//!                   versions; the persons, names and legal bases; the rest of the projection
+//!                   (decoded side by side; dates as day numbers; lookups derived from the
+//!                   rows are left out and rebuilt on load)
 //! ```
 //!
 //! A snapshot is written to a temporary file, fsynced and renamed over the old one, so a crash
@@ -28,7 +31,7 @@ use thiserror::Error;
 use crate::Projection;
 
 const MAGIC: &[u8; 8] = b"REGSNAP\0";
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 const HEADER: usize = 8 + 4 + 8 + 8 + 8 + 8 + 4;
 
 /// The feed position a snapshot reflects (the event store's two-part position).
@@ -87,8 +90,7 @@ pub fn save(
     checkpoint: Checkpoint,
     path: &Path,
 ) -> Result<(), SnapshotError> {
-    let body =
-        rmp_serde::to_vec_named(projection).map_err(|e| SnapshotError::Body(e.to_string()))?;
+    let body = encode(projection)?;
     let mut header = Vec::with_capacity(HEADER);
     header.extend_from_slice(MAGIC);
     header.extend_from_slice(&FORMAT.to_le_bytes());
@@ -110,6 +112,69 @@ pub fn save(
         std::fs::File::open(dir)?.sync_all()?;
     }
     Ok(())
+}
+
+fn body_error(e: impl std::fmt::Display) -> SnapshotError {
+    SnapshotError::Body(e.to_string())
+}
+
+/// The body: three sections, each its length (u64) and its MessagePack, encoded and decoded
+/// side by side on two threads: the holding versions, then persons with their names and the
+/// legal bases (both with structs as arrays), then the rest of the projection (structs as
+/// maps: the domain's tagged enums need their field names).
+fn encode(projection: &Projection) -> Result<Vec<u8>, SnapshotError> {
+    let (versions, people, rest) = std::thread::scope(|scope| {
+        let versions = scope.spawn(|| rmp_serde::to_vec(&projection.versions));
+        let people =
+            rmp_serde::to_vec(&(&projection.persons, &projection.names, &projection.bases));
+        let rest = rmp_serde::to_vec_named(projection);
+        let versions = versions
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (versions, people, rest)
+    });
+    let mut body = Vec::new();
+    for section in [versions, people, rest] {
+        let section = section.map_err(body_error)?;
+        body.extend_from_slice(&(section.len() as u64).to_le_bytes());
+        body.extend_from_slice(&section);
+    }
+    Ok(body)
+}
+
+fn decode(body: &[u8]) -> Result<Projection, SnapshotError> {
+    let mut sections = Vec::new();
+    let mut at = 0;
+    for _ in 0..3 {
+        let length = body
+            .get(at..at + 8)
+            .map(|_| u64_at(body, at) as usize)
+            .ok_or_else(|| body_error("section header past the end of the body"))?;
+        let section = body
+            .get(at + 8..(at + 8).saturating_add(length))
+            .ok_or_else(|| body_error("section past the end of the body"))?;
+        sections.push(section);
+        at += 8 + length;
+    }
+    if at != body.len() {
+        return Err(body_error("bytes after the last section"));
+    }
+    type People = (Vec<crate::PersonRow>, crate::NameIndex<u32>, crate::Bases);
+    let (versions, people, rest) = std::thread::scope(|scope| {
+        let versions =
+            scope.spawn(|| rmp_serde::from_slice::<Vec<crate::HoldingVersion>>(sections[0]));
+        let people = rmp_serde::from_slice::<People>(sections[1]);
+        let rest = rmp_serde::from_slice::<Projection>(sections[2]);
+        let versions = versions
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (versions, people, rest)
+    });
+    let mut projection = rest.map_err(body_error)?;
+    projection.versions = versions.map_err(body_error)?;
+    (projection.persons, projection.names, projection.bases) = people.map_err(body_error)?;
+    projection.restore_lookups();
+    Ok(projection)
 }
 
 fn u64_at(bytes: &[u8], at: usize) -> u64 {
@@ -162,13 +227,34 @@ pub fn load(path: &Path) -> Result<Loaded, SnapshotError> {
     if computed != stored {
         return Err(SnapshotError::Checksum { stored, computed });
     }
-    let mut projection: Projection =
-        rmp_serde::from_slice(&body).map_err(|e| SnapshotError::Body(e.to_string()))?;
-    projection.names.restore();
-    projection.bases.restore();
-    projection.beginnings.restore();
+    let projection = decode(&body)?;
     Ok(Loaded {
         projection,
         checkpoint,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use registry_domain::{Date, PartialDate};
+
+    #[test]
+    fn dates_are_day_numbers_in_snapshots() {
+        for text in ["2024-03-18", "2024-03", "2024", "1945-09-02"] {
+            let date: PartialDate = text.parse().unwrap();
+            let bytes = rmp_serde::to_vec(&date).unwrap();
+            assert!(bytes.len() <= 5, "{text} took {} bytes", bytes.len());
+            assert_eq!(rmp_serde::from_slice::<PartialDate>(&bytes).unwrap(), date);
+            let day = date.earliest();
+            let bytes = rmp_serde::to_vec(&day).unwrap();
+            assert_eq!(rmp_serde::from_slice::<Date>(&bytes).unwrap(), day);
+        }
+        // A month that does not start on its first day is refused, not mended.
+        let mid_month = Date::from_ymd(2024, 3, 18).unwrap().julian_day() * 4 + 1;
+        let bytes = rmp_serde::to_vec(&mid_month).unwrap();
+        assert!(rmp_serde::from_slice::<PartialDate>(&bytes).is_err());
+        // Events stay readable text.
+        let json = serde_json::to_string(&"2024-03".parse::<PartialDate>().unwrap()).unwrap();
+        assert_eq!(json, "\"2024-03\"");
+    }
 }
