@@ -211,6 +211,8 @@ pub(crate) struct OfficeRow {
     pub(crate) facts: Vec<Version<OfficeFacts>>,
     /// The unit from a day on.
     pub(crate) placements: Vec<Version<(Date, u32)>>,
+    /// Saved by the snapshot with the holding versions, as arrays (see [`snapshot`]).
+    #[serde(skip)]
     pub(crate) holdings: Vec<Slot>,
 }
 

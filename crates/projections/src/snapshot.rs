@@ -11,7 +11,8 @@
 //! length   u64      length of the body
 //! crc32    u32      CRC-32 of the body
 //! body              three sections, each a u64 length and MessagePack: the holding
-//!                   versions; the persons, names and legal bases; the rest of the projection
+//!                   versions and the offices' lists of them; the persons, names and legal
+//!                   bases; the rest of the projection
 //!                   (decoded side by side; dates as day numbers; lookups derived from the
 //!                   rows are left out and rebuilt on load)
 //! ```
@@ -119,28 +120,35 @@ fn body_error(e: impl std::fmt::Display) -> SnapshotError {
 }
 
 /// The body: three sections, each its length (u64) and its MessagePack, encoded and decoded
-/// side by side on two threads: the holding versions, then persons with their names and the
-/// legal bases (both with structs as arrays), then the rest of the projection (structs as
-/// maps: the domain's tagged enums need their field names).
+/// side by side on two threads: the holding versions with the offices' lists of them, then the
+/// persons with their names and the legal bases (all with structs as arrays), then the rest of
+/// the projection (structs as maps: the domain's tagged enums need their field names).
 fn encode(projection: &Projection) -> Result<Vec<u8>, SnapshotError> {
-    let (versions, people, rest) = std::thread::scope(|scope| {
-        let versions = scope.spawn(|| rmp_serde::to_vec(&projection.versions));
+    let (holdings, people, rest) = std::thread::scope(|scope| {
+        let holdings = scope.spawn(|| {
+            let lists: Vec<&Vec<crate::Slot>> =
+                projection.offices.iter().map(|o| &o.holdings).collect();
+            rmp_serde::to_vec(&(&projection.versions, lists))
+        });
         let people =
             rmp_serde::to_vec(&(&projection.persons, &projection.names, &projection.bases));
         let rest = rmp_serde::to_vec_named(projection);
-        let versions = versions
+        let holdings = holdings
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (versions, people, rest)
+        (holdings, people, rest)
     });
     let mut body = Vec::new();
-    for section in [versions, people, rest] {
+    for section in [holdings, people, rest] {
         let section = section.map_err(body_error)?;
         body.extend_from_slice(&(section.len() as u64).to_le_bytes());
         body.extend_from_slice(&section);
     }
     Ok(body)
 }
+
+type Holdings = (Vec<crate::HoldingVersion>, Vec<Vec<crate::Slot>>);
+type People = (Vec<crate::PersonRow>, crate::NameIndex<u32>, crate::Bases);
 
 fn decode(body: &[u8]) -> Result<Projection, SnapshotError> {
     let mut sections = Vec::new();
@@ -159,19 +167,24 @@ fn decode(body: &[u8]) -> Result<Projection, SnapshotError> {
     if at != body.len() {
         return Err(body_error("bytes after the last section"));
     }
-    type People = (Vec<crate::PersonRow>, crate::NameIndex<u32>, crate::Bases);
-    let (versions, people, rest) = std::thread::scope(|scope| {
-        let versions =
-            scope.spawn(|| rmp_serde::from_slice::<Vec<crate::HoldingVersion>>(sections[0]));
+    let (holdings, people, rest) = std::thread::scope(|scope| {
+        let holdings = scope.spawn(|| rmp_serde::from_slice::<Holdings>(sections[0]));
         let people = rmp_serde::from_slice::<People>(sections[1]);
         let rest = rmp_serde::from_slice::<Projection>(sections[2]);
-        let versions = versions
+        let holdings = holdings
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (versions, people, rest)
+        (holdings, people, rest)
     });
     let mut projection = rest.map_err(body_error)?;
-    projection.versions = versions.map_err(body_error)?;
+    let (versions, lists) = holdings.map_err(body_error)?;
+    if lists.len() != projection.offices.len() {
+        return Err(body_error("office lists do not match the offices"));
+    }
+    for (office, list) in projection.offices.iter_mut().zip(lists) {
+        office.holdings = list;
+    }
+    projection.versions = versions;
     (projection.persons, projection.names, projection.bases) = people.map_err(body_error)?;
     projection.restore_lookups();
     Ok(projection)
@@ -235,6 +248,7 @@ pub fn load(path: &Path) -> Result<Loaded, SnapshotError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use registry_domain::{Date, PartialDate};
 
