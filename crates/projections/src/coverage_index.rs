@@ -33,8 +33,9 @@ impl Timeline {
 /// The commune timelines of every model, and what is stale.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct CoverageIndex {
-    /// (declared, observed) per (model, commune row).
-    pub(crate) timelines: HashMap<(ModelId, u32), (Timeline, Timeline)>,
+    /// Per model, (declared, observed) by unit row (`None` for units that are not communes):
+    /// a query looks the model up once and then indexes.
+    pub(crate) timelines: HashMap<ModelId, Vec<Option<(Timeline, Timeline)>>>,
     /// Units whose communes' timelines are stale.
     pub(crate) dirty: std::collections::HashSet<u32, foldhash::fast::RandomState>,
     /// Everything is stale (after a change of structure, adoptions or models).
@@ -106,13 +107,19 @@ impl Projection {
         let mut fresh = Vec::new();
         for &commune in &communes {
             for &model in &models {
-                fresh.push(((model, commune), self.timelines(model, commune)));
+                fresh.push((model, commune, self.timelines(model, commune)));
             }
         }
-        if self.coverage_index.all_dirty {
-            self.coverage_index.timelines.clear();
+        let units = self.units.len();
+        let index = &mut self.coverage_index;
+        if index.all_dirty {
+            index.timelines.clear();
         }
-        self.coverage_index.timelines.extend(fresh);
+        for (model, commune, timelines) in fresh {
+            let list = index.timelines.entry(model).or_default();
+            list.resize(units, None);
+            list[commune as usize] = Some(timelines);
+        }
         self.coverage_index.dirty.clear();
         self.coverage_index.all_dirty = false;
     }
@@ -203,11 +210,27 @@ impl Projection {
         (declared, observed)
     }
 
-    /// The clean timelines of a commune for a model, if any.
-    pub(crate) fn indexed(&self, model: ModelId, commune: u32) -> Option<&(Timeline, Timeline)> {
-        if self.coverage_index.all_dirty || self.coverage_index.dirty.contains(&commune) {
+    /// The timelines of a model, for [`Projection::indexed`]; `None` while everything is stale.
+    pub(crate) fn model_timelines(
+        &self,
+        model: ModelId,
+    ) -> Option<&[Option<(Timeline, Timeline)>]> {
+        if self.coverage_index.all_dirty {
             return None;
         }
-        self.coverage_index.timelines.get(&(model, commune))
+        self.coverage_index.timelines.get(&model).map(Vec::as_slice)
+    }
+
+    /// The clean timelines of a commune from a model's, if any.
+    pub(crate) fn indexed<'a>(
+        &self,
+        timelines: Option<&'a [Option<(Timeline, Timeline)>]>,
+        commune: u32,
+    ) -> Option<&'a (Timeline, Timeline)> {
+        let index = &self.coverage_index;
+        if !index.dirty.is_empty() && index.dirty.contains(&commune) {
+            return None;
+        }
+        timelines?.get(commune as usize)?.as_ref()
     }
 }

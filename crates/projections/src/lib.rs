@@ -226,6 +226,9 @@ pub(crate) struct UnitRow {
     pub(crate) parents: Vec<Version<(u32, Span)>>,
     /// Links from children, as (child, index into the child's `parents`).
     pub(crate) children: Vec<(u32, u32)>,
+    /// The links of `children` from administrative areas: a jurisdiction's tree of areas
+    /// without its many bodies (Party committee, council, Front...).
+    pub(crate) area_children: Vec<(u32, u32)>,
     pub(crate) offices: Vec<u32>,
     pub(crate) predecessors: Vec<Version<(u32, Date)>>,
     pub(crate) successors: Vec<Version<(u32, Date)>>,
@@ -610,9 +613,7 @@ impl Projection {
                     }
                 }
                 for (link, version) in parents.iter().enumerate() {
-                    self.units[version.value.0 as usize]
-                        .children
-                        .push((ix, link as u32));
+                    self.link_child(version.value.0, ix, link as u32, e.kind);
                 }
                 self.units.push(UnitRow {
                     id: e.unit,
@@ -628,6 +629,7 @@ impl Projection {
                     }],
                     parents,
                     children: Vec::new(),
+                    area_children: Vec::new(),
                     offices: Vec::new(),
                     predecessors: Vec::new(),
                     successors: Vec::new(),
@@ -655,7 +657,8 @@ impl Projection {
                             value: (p, Span::from(e.on)),
                             recorded: Recorded::since(at),
                         });
-                        self.units[p as usize].children.push((ix, link));
+                        let kind = self.units[ix as usize].kind;
+                        self.link_child(p, ix, link, kind);
                     }
                 }
             }
@@ -896,7 +899,18 @@ impl Projection {
                 value: (parent, span),
                 recorded: Recorded::since(at),
             });
-            self.units[parent as usize].children.push((unit, link));
+            let kind = self.units[unit as usize].kind;
+            self.link_child(parent, unit, link, kind);
+        }
+    }
+
+    /// Lists `child` (through its parent link number `link`) under `parent`; areas also in the
+    /// parent's list of area children, which the coverage of a jurisdiction walks.
+    fn link_child(&mut self, parent: u32, child: u32, link: u32, kind: UnitKind) {
+        let row = &mut self.units[parent as usize];
+        row.children.push((child, link));
+        if kind == UnitKind::AdministrativeArea {
+            row.area_children.push((child, link));
         }
     }
 

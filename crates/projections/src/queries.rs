@@ -523,11 +523,9 @@ impl Projection {
         let mut stack = vec![root];
         while let Some(u) = stack.pop() {
             out.push(u);
-            for (child, link) in &self.units[u as usize].children {
-                let c = &self.units[*child as usize];
-                let version = &c.parents[*link as usize];
-                if c.kind == UnitKind::AdministrativeArea
-                    && version.recorded.at(known_at)
+            for (child, link) in &self.units[u as usize].area_children {
+                let version = &self.units[*child as usize].parents[*link as usize];
+                if version.recorded.at(known_at)
                     && version.value.0 == u
                     && version.value.1.contains(on)
                 {
@@ -681,6 +679,12 @@ impl Projection {
         self.unit_life(root, known_at)?;
         let mut coverage = Coverage::default();
         let day = on.julian_day();
+        // The precomputed timelines answer for the current knowledge when they are fresh.
+        let timelines = if known_at.is_none() {
+            self.model_timelines(model)
+        } else {
+            None
+        };
         for ix in self.area_tree(root, on, known_at) {
             let u = &self.units[ix as usize];
             let unit = u.id;
@@ -691,13 +695,7 @@ impl Projection {
                 continue;
             }
             coverage.units += 1;
-            // The precomputed timelines answer for the current knowledge when they are fresh.
-            let indexed = if known_at.is_none() {
-                self.indexed(model, ix)
-            } else {
-                None
-            };
-            let (declared, observed) = match indexed {
+            let (declared, observed) = match self.indexed(timelines, ix) {
                 Some((declared, observed)) => (declared.at(day), observed.at(day)),
                 None => (
                     self.adopted(model, ix, on, known_at),
