@@ -233,6 +233,29 @@ impl PartialDate {
         })
     }
 
+    /// The date as one number, for compact binary forms: the Julian day of its first day times
+    /// four, plus 0, 1 or 2 for a day, a month or a year.
+    pub fn code(self) -> i32 {
+        let precision = match self.precision {
+            Precision::Day => 0,
+            Precision::Month => 1,
+            Precision::Year => 2,
+        };
+        self.first.julian_day() * 4 + precision
+    }
+
+    /// The date a [`PartialDate::code`] stands for; `None` for a number no date has.
+    pub fn from_code(code: i32) -> Option<Self> {
+        let first = Date::from_julian_day(code.div_euclid(4))?;
+        let date = match code.rem_euclid(4) {
+            0 => PartialDate::day(first),
+            1 => PartialDate::month(first.year(), first.month()).ok()?,
+            2 => PartialDate::year(first.year()).ok()?,
+            _ => return None,
+        };
+        (date.first == first).then_some(date)
+    }
+
     /// How precisely the date is known.
     pub fn precision(self) -> Precision {
         self.precision
@@ -320,12 +343,7 @@ impl Serialize for PartialDate {
         if serializer.is_human_readable() {
             serializer.collect_str(self)
         } else {
-            let precision = match self.precision {
-                Precision::Day => 0,
-                Precision::Month => 1,
-                Precision::Year => 2,
-            };
-            serializer.serialize_i32(self.first.julian_day() * 4 + precision)
+            serializer.serialize_i32(self.code())
         }
     }
 }
@@ -337,18 +355,8 @@ impl<'de> Deserialize<'de> for PartialDate {
             return text.parse().map_err(serde::de::Error::custom);
         }
         let code = i32::deserialize(deserializer)?;
-        let invalid = || serde::de::Error::custom(format!("invalid partial date code {code}"));
-        let first = Date::from_julian_day(code.div_euclid(4)).ok_or_else(invalid)?;
-        let date = match code.rem_euclid(4) {
-            0 => PartialDate::day(first),
-            1 => PartialDate::month(first.year(), first.month()).map_err(|_| invalid())?,
-            2 => PartialDate::year(first.year()).map_err(|_| invalid())?,
-            _ => return Err(invalid()),
-        };
-        if date.first != first {
-            return Err(invalid());
-        }
-        Ok(date)
+        PartialDate::from_code(code)
+            .ok_or_else(|| serde::de::Error::custom(format!("invalid partial date code {code}")))
     }
 }
 

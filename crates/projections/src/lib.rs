@@ -30,6 +30,7 @@ use smallvec::SmallVec;
 
 pub mod audit;
 mod coverage_index;
+mod records;
 pub mod search;
 pub mod snapshot;
 
@@ -252,7 +253,9 @@ pub(crate) struct ModelRow {
 /// string, the issuers once each.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Bases {
-    rows: Vec<BasisRow>,
+    /// Saved by the snapshot as records (see `records`).
+    #[serde(skip)]
+    pub(crate) rows: Vec<BasisRow>,
     /// The document numbers, end to end.
     numbers: String,
     issuers: Vec<Box<str>>,
@@ -261,8 +264,8 @@ pub(crate) struct Bases {
     issuer_ix: HashMap<Box<str>, u32>,
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
-struct BasisRow {
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BasisRow {
     /// Where its number sits in `numbers`: start and length.
     number: (u32, u32),
     issuer: u32,

@@ -10,9 +10,10 @@
 //! events   u64      how many events were folded in
 //! length   u64      length of the body
 //! crc32    u32      CRC-32 of the body
-//! body              three sections, each a u64 length and MessagePack: the holding
-//!                   versions and the offices' lists of them; the persons, names and legal
-//!                   bases; the rest of the projection
+//! body              four sections, each a u64 length and its bytes: the holding
+//!                   versions, the offices' lists of them and the legal bases' rows (fixed-
+//!                   width records); the persons (records); names and bases' texts
+//!                   (MessagePack); the rest of the projection (MessagePack)
 //!                   (decoded side by side; dates as day numbers; lookups derived from the
 //!                   rows are left out and rebuilt on load)
 //! ```
@@ -29,6 +30,7 @@ use std::path::Path;
 
 use thiserror::Error;
 
+use crate::records::{get_all, put_all, Damaged, In, Out};
 use crate::Projection;
 
 const MAGIC: &[u8; 8] = b"REGSNAP\0";
@@ -119,41 +121,77 @@ fn body_error(e: impl std::fmt::Display) -> SnapshotError {
     SnapshotError::Body(e.to_string())
 }
 
-/// The body: three sections, each its length (u64) and its MessagePack, encoded and decoded
-/// side by side on two threads: the holding versions with the offices' lists of them, then the
-/// persons with their names and the legal bases (all with structs as arrays), then the rest of
-/// the projection (structs as maps: the domain's tagged enums need their field names).
+/// The body: four sections, each its length (u64) and its bytes, encoded and decoded side by
+/// side on two threads: the holding versions, the offices' lists of them and the legal bases'
+/// rows, as fixed-width records (`records`); the persons, as records; the name index and the
+/// bases' texts, as MessagePack with structs as arrays; the rest of the projection, as
+/// MessagePack with structs as maps (the domain's tagged enums need their field names).
 fn encode(projection: &Projection) -> Result<Vec<u8>, SnapshotError> {
-    let (holdings, people, rest) = std::thread::scope(|scope| {
+    let (holdings, persons, texts, rest) = std::thread::scope(|scope| {
         let holdings = scope.spawn(|| {
-            let lists: Vec<&Vec<crate::Slot>> =
-                projection.offices.iter().map(|o| &o.holdings).collect();
-            rmp_serde::to_vec(&(&projection.versions, lists))
+            let mut out = Out::default();
+            put_all(&projection.versions, &mut out);
+            out.len(projection.offices.len());
+            for office in &projection.offices {
+                put_all(&office.holdings, &mut out);
+            }
+            put_all(&projection.bases.rows, &mut out);
+            out.0
         });
-        let people =
-            rmp_serde::to_vec(&(&projection.persons, &projection.names, &projection.bases));
+        let mut persons = Out::default();
+        put_all(&projection.persons, &mut persons);
+        let texts = rmp_serde::to_vec(&(&projection.names, &projection.bases));
         let rest = rmp_serde::to_vec_named(projection);
         let holdings = holdings
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (holdings, people, rest)
+        (holdings, persons.0, texts, rest)
     });
     let mut body = Vec::new();
-    for section in [holdings, people, rest] {
-        let section = section.map_err(body_error)?;
+    for section in [
+        holdings,
+        persons,
+        texts.map_err(body_error)?,
+        rest.map_err(body_error)?,
+    ] {
         body.extend_from_slice(&(section.len() as u64).to_le_bytes());
         body.extend_from_slice(&section);
     }
     Ok(body)
 }
 
-type Holdings = (Vec<crate::HoldingVersion>, Vec<Vec<crate::Slot>>);
-type People = (Vec<crate::PersonRow>, crate::NameIndex<u32>, crate::Bases);
+type Holdings = (
+    Vec<crate::HoldingVersion>,
+    Vec<Vec<crate::Slot>>,
+    Vec<crate::BasisRow>,
+);
+
+fn holdings(section: &[u8]) -> Result<Holdings, Damaged> {
+    let mut input = In(section);
+    let holdings = (
+        get_all(&mut input)?,
+        get_all(&mut input)?,
+        get_all(&mut input)?,
+    );
+    if !input.finished() {
+        return Err(Damaged("bytes after the last record"));
+    }
+    Ok(holdings)
+}
+
+fn persons(section: &[u8]) -> Result<Vec<crate::PersonRow>, Damaged> {
+    let mut input = In(section);
+    let persons = get_all(&mut input)?;
+    if !input.finished() {
+        return Err(Damaged("bytes after the last record"));
+    }
+    Ok(persons)
+}
 
 fn decode(body: &[u8]) -> Result<Projection, SnapshotError> {
     let mut sections = Vec::new();
     let mut at = 0;
-    for _ in 0..3 {
+    for _ in 0..4 {
         let length = body
             .get(at..at + 8)
             .map(|_| u64_at(body, at) as usize)
@@ -167,17 +205,20 @@ fn decode(body: &[u8]) -> Result<Projection, SnapshotError> {
     if at != body.len() {
         return Err(body_error("bytes after the last section"));
     }
-    let (holdings, people, rest) = std::thread::scope(|scope| {
-        let holdings = scope.spawn(|| rmp_serde::from_slice::<Holdings>(sections[0]));
-        let people = rmp_serde::from_slice::<People>(sections[1]);
-        let rest = rmp_serde::from_slice::<Projection>(sections[2]);
+    type Texts = (crate::NameIndex<u32>, crate::Bases);
+    let (holdings, persons, texts, rest) = std::thread::scope(|scope| {
+        let holdings = scope.spawn(|| holdings(sections[0]));
+        let persons = persons(sections[1]);
+        let texts = rmp_serde::from_slice::<Texts>(sections[2]);
+        let rest = rmp_serde::from_slice::<Projection>(sections[3]);
         let holdings = holdings
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (holdings, people, rest)
+        (holdings, persons, texts, rest)
     });
+    let damaged = |e: Damaged| body_error(e.0);
     let mut projection = rest.map_err(body_error)?;
-    let (versions, lists) = holdings.map_err(body_error)?;
+    let (versions, lists, basis_rows) = holdings.map_err(damaged)?;
     if lists.len() != projection.offices.len() {
         return Err(body_error("office lists do not match the offices"));
     }
@@ -185,7 +226,9 @@ fn decode(body: &[u8]) -> Result<Projection, SnapshotError> {
         office.holdings = list;
     }
     projection.versions = versions;
-    (projection.persons, projection.names, projection.bases) = people.map_err(body_error)?;
+    projection.persons = persons.map_err(damaged)?;
+    (projection.names, projection.bases) = texts.map_err(body_error)?;
+    projection.bases.rows = basis_rows;
     projection.restore_lookups();
     Ok(projection)
 }

@@ -114,6 +114,20 @@ fn damaged_snapshots_are_refused() {
         Err(SnapshotError::Checksum { .. })
     ));
 
+    // A body damaged where the checksum does not catch it (the checksum written again): the
+    // records are checked value by value, and an impossible one is refused, not loaded.
+    // Header: 48 bytes; the first section's length (8), the count of versions (8), then the
+    // first version: holding (16), person (4), office (4), start (4), the tag of its end.
+    let mut forged = good.clone();
+    forged[48 + 8 + 8 + 28] = 9;
+    let crc = crc32fast::hash(&forged[48..]);
+    forged[44..48].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &forged).unwrap();
+    assert!(matches!(
+        snapshot::load(&path),
+        Err(SnapshotError::Body(message)) if message.contains("holding end")
+    ));
+
     std::fs::write(&path, &good[..good.len() - 100]).unwrap();
     assert!(matches!(
         snapshot::load(&path),
