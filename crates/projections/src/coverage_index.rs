@@ -17,25 +17,31 @@ use serde::{Deserialize, Serialize};
 
 use crate::{HashMap, Projection, CURRENT};
 
-/// Change points of a yes/no answer over days: the value from each day on, sorted.
+/// Change points of a commune's two answers over days, (declared, observed) from each day on,
+/// sorted: one list for both, so a query reads one place per commune.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Timeline {
-    changes: Vec<(i32, bool)>,
+    changes: Vec<(i32, (bool, bool))>,
 }
 
 impl Timeline {
-    pub(crate) fn at(&self, day: i32) -> bool {
+    /// (declared, observed) on `day`.
+    pub(crate) fn at(&self, day: i32) -> (bool, bool) {
         let after = self.changes.partition_point(|(d, _)| *d <= day);
-        after > 0 && self.changes[after - 1].1
+        if after == 0 {
+            (false, false)
+        } else {
+            self.changes[after - 1].1
+        }
     }
 }
 
 /// The commune timelines of every model, and what is stale.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct CoverageIndex {
-    /// Per model, (declared, observed) by unit row (`None` for units that are not communes):
-    /// a query looks the model up once and then indexes.
-    pub(crate) timelines: HashMap<ModelId, Vec<Option<(Timeline, Timeline)>>>,
+    /// Per model, the timeline of each unit row (`None` for units that are not communes): a
+    /// query looks the model up once and then indexes.
+    pub(crate) timelines: HashMap<ModelId, Vec<Option<Timeline>>>,
     /// Units whose communes' timelines are stale.
     pub(crate) dirty: std::collections::HashSet<u32, foldhash::fast::RandomState>,
     /// Everything is stale (after a change of structure, adoptions or models).
@@ -126,7 +132,7 @@ impl Projection {
 
     /// A commune's timelines for one model, from the plain definitions evaluated at every day
     /// where an answer may change.
-    fn timelines(&self, model: ModelId, commune: u32) -> (Timeline, Timeline) {
+    fn timelines(&self, model: ModelId, commune: u32) -> Timeline {
         let Some(row) = self.models.get(&model) else {
             return Default::default();
         };
@@ -188,9 +194,7 @@ impl Projection {
         }
         days.sort_unstable();
         days.dedup();
-        let mut declared = Timeline::default();
-        let mut observed = Timeline::default();
-        let mut last = (false, false);
+        let mut timeline = Timeline::default();
         for day in days {
             let Some(date) = Date::from_julian_day(day) else {
                 continue;
@@ -199,22 +203,18 @@ impl Projection {
                 self.adopted(model, commune, date, None),
                 self.observed(&row.arrangement, commune, date, None),
             );
-            if declared.changes.is_empty() || now.0 != last.0 {
-                declared.changes.push((day, now.0));
+            if timeline.changes.last().is_none_or(|(_, last)| *last != now) {
+                timeline.changes.push((day, now));
             }
-            if observed.changes.is_empty() || now.1 != last.1 {
-                observed.changes.push((day, now.1));
-            }
-            last = now;
         }
-        (declared, observed)
+        timeline
     }
 
     /// The timelines of a model, for [`Projection::indexed`]; `None` while everything is stale.
     pub(crate) fn model_timelines(
         &self,
         model: ModelId,
-    ) -> Option<&[Option<(Timeline, Timeline)>]> {
+    ) -> Option<&[Option<Timeline>]> {
         if self.coverage_index.all_dirty {
             return None;
         }
@@ -224,9 +224,9 @@ impl Projection {
     /// The clean timelines of a commune from a model's, if any.
     pub(crate) fn indexed<'a>(
         &self,
-        timelines: Option<&'a [Option<(Timeline, Timeline)>]>,
+        timelines: Option<&'a [Option<Timeline>]>,
         commune: u32,
-    ) -> Option<&'a (Timeline, Timeline)> {
+    ) -> Option<&'a Timeline> {
         let index = &self.coverage_index;
         if !index.dirty.is_empty() && index.dirty.contains(&commune) {
             return None;

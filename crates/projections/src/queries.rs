@@ -696,7 +696,7 @@ impl Projection {
             }
             coverage.units += 1;
             let (declared, observed) = match self.indexed(timelines, ix) {
-                Some((declared, observed)) => (declared.at(day), observed.at(day)),
+                Some(timeline) => timeline.at(day),
                 None => (
                     self.adopted(model, ix, on, known_at),
                     self.observed(&row.arrangement, ix, on, known_at),
