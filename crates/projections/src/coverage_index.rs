@@ -17,19 +17,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::{HashMap, Projection, CURRENT};
 
-/// Change points of a commune's two answers over days, (declared, observed) from each day on,
-/// sorted: one list for both, so a query reads one place per commune.
+/// Change points of a commune's answers over days, (exists, declared, observed) from each day
+/// on, sorted: one list for all three, so a query reads one place per commune.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Timeline {
-    changes: Vec<(i32, (bool, bool))>,
+    changes: Vec<(i32, (bool, bool, bool))>,
 }
 
 impl Timeline {
-    /// (declared, observed) on `day`.
-    pub(crate) fn at(&self, day: i32) -> (bool, bool) {
+    /// (exists, declared, observed) on `day`.
+    pub(crate) fn at(&self, day: i32) -> (bool, bool, bool) {
         let after = self.changes.partition_point(|(d, _)| *d <= day);
         if after == 0 {
-            (false, false)
+            (false, false, false)
         } else {
             self.changes[after - 1].1
         }
@@ -192,6 +192,10 @@ impl Projection {
                 }
             }
         }
+        let life = self.unit_life(commune, None);
+        if let Some(life) = life {
+            span_days(life, &mut days);
+        }
         days.sort_unstable();
         days.dedup();
         let mut timeline = Timeline::default();
@@ -200,6 +204,7 @@ impl Projection {
                 continue;
             };
             let now = (
+                life.is_some_and(|l| l.contains(date)),
                 self.adopted(model, commune, date, None),
                 self.observed(&row.arrangement, commune, date, None),
             );

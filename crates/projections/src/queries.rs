@@ -393,7 +393,7 @@ impl Projection {
         )
     }
 
-    fn unit_life(&self, unit: u32, known_at: Option<Instant>) -> Option<Span> {
+    pub(crate) fn unit_life(&self, unit: u32, known_at: Option<Instant>) -> Option<Span> {
         at(&self.units[unit as usize].exists, known_at)
             .last()
             .copied()
@@ -686,22 +686,36 @@ impl Projection {
             None
         };
         for ix in self.area_tree(root, on, known_at) {
-            let u = &self.units[ix as usize];
-            let unit = u.id;
-            if u.level != level
-                || u.kind != UnitKind::AdministrativeArea
-                || !self.unit_life(ix, known_at).is_some_and(|l| l.contains(on))
-            {
-                continue;
-            }
-            coverage.units += 1;
-            let (declared, observed) = match self.indexed(timelines, ix) {
-                Some(timeline) => timeline.at(day),
-                None => (
-                    self.adopted(model, ix, on, known_at),
-                    self.observed(&row.arrangement, ix, on, known_at),
-                ),
+            // A commune's fresh timeline answers all three questions (alive, declared,
+            // observed) from one place.
+            let indexed = match level {
+                Level::Commune => self.indexed(timelines, ix),
+                _ => None,
             };
+            let (declared, observed) = match indexed {
+                Some(timeline) => {
+                    let (alive, declared, observed) = timeline.at(day);
+                    if !alive {
+                        continue;
+                    }
+                    (declared, observed)
+                }
+                None => {
+                    let u = &self.units[ix as usize];
+                    if u.level != level
+                        || u.kind != UnitKind::AdministrativeArea
+                        || !self.unit_life(ix, known_at).is_some_and(|l| l.contains(on))
+                    {
+                        continue;
+                    }
+                    (
+                        self.adopted(model, ix, on, known_at),
+                        self.observed(&row.arrangement, ix, on, known_at),
+                    )
+                }
+            };
+            coverage.units += 1;
+            let unit = self.units[ix as usize].id;
             if declared {
                 coverage.declared.push(unit);
             }
