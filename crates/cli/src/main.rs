@@ -99,7 +99,9 @@ enum Command {
     #[command(after_help = "Example:\n  regctl follow --after 1200 --output jsonl")]
     Follow(read::Follow),
     /// Irregular but real facts flagged for auditors, as of a day.
-    #[command(after_help = "Example:\n  regctl irregularities --at 2024-03-18")]
+    #[command(
+        after_help = "Examples:\n  regctl irregularities --at 2024-03-18\n  regctl irregularities --at 2024-03-18 --known-at 2025-01-01T00:00:00Z"
+    )]
     Irregularities(read::Irregularities),
     /// Correct a person's, an office's or a holding's recorded facts (a reason is required).
     #[command(subcommand)]

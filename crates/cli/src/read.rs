@@ -794,6 +794,10 @@ pub struct Irregularities {
     /// The day.
     #[arg(long)]
     at: String,
+    /// As the registry stood at this recorded instant (RFC 3339); replays the events recorded
+    /// up to it.
+    #[arg(long)]
+    known_at: Option<String>,
 }
 
 impl Irregularities {
@@ -804,6 +808,7 @@ impl Irregularities {
             .audit()
             .list_irregularities(v1::ListIrregularitiesRequest {
                 date: args::date("--at", &self.at)?,
+                known_at: args::opt_instant("--known-at", self.known_at.as_deref())?,
                 ..Default::default()
             })
             .await?

@@ -3,8 +3,9 @@
 //! unknown end dates).
 //!
 //! The flags are derived, never stored as events (their thresholds are policy), so this read
-//! model keeps the domain's own current state and asks the domain's rules. It answers for the
-//! registry as it stands now; as-known-at questions about flags are not supported yet.
+//! model keeps the domain's own current state and asks the domain's rules. A question as known
+//! at an earlier instant folds a fresh model from the events recorded up to that instant (the
+//! audit service reads them from the store): exact, and a pass over those events.
 
 use registry_domain::{Date, Event, Irregularity, Policy, Registry};
 

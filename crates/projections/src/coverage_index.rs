@@ -216,10 +216,7 @@ impl Projection {
     }
 
     /// The timelines of a model, for [`Projection::indexed`]; `None` while everything is stale.
-    pub(crate) fn model_timelines(
-        &self,
-        model: ModelId,
-    ) -> Option<&[Option<Timeline>]> {
+    pub(crate) fn model_timelines(&self, model: ModelId) -> Option<&[Option<Timeline>]> {
         if self.coverage_index.all_dirty {
             return None;
         }

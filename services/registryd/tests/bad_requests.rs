@@ -349,7 +349,24 @@ async fn bad_requests_are_named_and_change_nothing() {
         "not found",
     )
     .await;
-    assert_eq!(t.checked, 18);
+    t.expect(
+        "irregularities as known at an impossible instant",
+        client
+            .audit()
+            .list_irregularities(v1::ListIrregularitiesRequest {
+                date: "2023-01-01".into(),
+                known_at: Some(prost_types::Timestamp {
+                    seconds: 1_700_000_000,
+                    nanos: 2_000_000_000,
+                }),
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+        "known_at",
+    )
+    .await;
+    assert_eq!(t.checked, 19);
 
     // The store is intact: the one holder is still there, and a good request still works.
     let holders = q

@@ -1,0 +1,136 @@
+//! Irregularities as known at an earlier instant, over real gRPC: a holding ended on an unknown
+//! day is flagged; once retracted it is no longer flagged now, but an auditor asking as the
+//! registry stood before the retraction still sees the flag, and asking before the end sees
+//! none.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+use registry_client::{request_id, v1, Client};
+use support::{Daemon, Registrar};
+use v1::{CapacityKind as Cap, Level, OfficeKind as Off, UnitKind as Kind};
+
+/// One microsecond earlier.
+fn just_before(mut t: prost_types::Timestamp) -> prost_types::Timestamp {
+    if t.nanos >= 1_000 {
+        t.nanos -= 1_000;
+    } else {
+        t.seconds -= 1;
+        t.nanos += 999_999_000;
+    }
+    t
+}
+
+/// The kinds of irregularities naming `subject`, as known at `known_at` (now when `None`).
+async fn flags(
+    client: &Client,
+    subject: &str,
+    known_at: Option<prost_types::Timestamp>,
+) -> Vec<String> {
+    client
+        .audit()
+        .list_irregularities(v1::ListIrregularitiesRequest {
+            date: "2024-01-01".into(),
+            known_at,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .irregularities
+        .into_iter()
+        .filter(|i| i.subjects.iter().any(|s| s == subject))
+        .map(|i| i.kind)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn irregularities_are_answered_as_known_at_an_instant() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::embedded(dir.path(), &[]);
+    let client = daemon.client().await;
+    let mut r = Registrar::new(client.clone());
+    let area = r
+        .unit(Kind::AdministrativeArea, Level::Commune, "Xã Thử", &[])
+        .await;
+    let committee = r
+        .unit(
+            Kind::PeoplesCommittee,
+            Level::Commune,
+            "UBND xã Thử",
+            &[&area],
+        )
+        .await;
+    let chair = r
+        .office(&committee, "Chủ tịch UBND xã", Off::Chair, Cap::Sole, 0)
+        .await;
+    let person = r.person("Nguyễn Văn Một").await;
+    let holding = r.hold(&person, &chair, "2020-01-01", None).await.name;
+    client
+        .command()
+        .end_holding(v1::EndHoldingRequest {
+            request_id: request_id(),
+            holding: holding.clone(),
+            end_unknown: true,
+            reason: v1::EndReason::TermEnd as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(flags(&client, &holding, None).await, ["end_unknown"]);
+    client
+        .admin()
+        .retract_record(v1::RetractRecordRequest {
+            request_id: request_id(),
+            name: holding.clone(),
+            amendment: Some(v1::Amendment {
+                reason: "entered for the wrong commune".into(),
+                basis: None,
+            }),
+        })
+        .await
+        .unwrap();
+
+    let history = client
+        .audit()
+        .list_resource_history(v1::ListResourceHistoryRequest {
+            name: holding.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .changes;
+    let kinds: Vec<&str> = history.iter().map(|c| c.event_type.as_str()).collect();
+    assert_eq!(kinds, ["HoldingStarted", "HoldingEnded", "Retracted"]);
+    let recorded = |i: usize| history[i].recorded_at.unwrap();
+
+    assert!(flags(&client, &holding, None).await.is_empty(), "retracted");
+    assert_eq!(
+        flags(&client, &holding, Some(just_before(recorded(2)))).await,
+        ["end_unknown"],
+        "as known just before the retraction"
+    );
+    assert_eq!(
+        flags(&client, &holding, Some(recorded(1))).await,
+        ["end_unknown"],
+        "as known when the end was recorded"
+    );
+    assert!(
+        flags(&client, &holding, Some(just_before(recorded(1))))
+            .await
+            .is_empty(),
+        "as known before the end"
+    );
+    // The office stood empty from its creation until the holding, and is flagged for it at
+    // every instant; as known before the holding was recorded, the holding is unknown.
+    assert!(flags(&client, &holding, Some(just_before(recorded(0))))
+        .await
+        .is_empty());
+    assert_eq!(
+        flags(&client, &chair, Some(just_before(recorded(0)))).await,
+        ["long_vacancy"]
+    );
+    assert_eq!(daemon.stop(), Some(0));
+}
