@@ -116,7 +116,12 @@ impl Writer {
             state: Arc::new(Mutex::new(State::empty())),
             poisoned: Arc::new(AtomicBool::new(false)),
         };
+        let started = std::time::Instant::now();
         writer.catch_up(&mut *writer.state.lock().await).await?;
+        tracing::info!(
+            seconds = started.elapsed().as_secs_f64(),
+            "the writer's state is folded from the store"
+        );
         Ok(writer)
     }
 
