@@ -120,7 +120,7 @@ impl AuditService for AuditApi {
                 if all.is_empty() {
                     return Err(ApiError::NotFound(subject.to_string()));
                 }
-                page.of(all.to_vec())
+                page.of(all)
             };
             let changes = self
                 .events_at(&revisions)

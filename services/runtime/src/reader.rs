@@ -7,7 +7,7 @@
 //! models' position and folds batches of events under a write lock; queries take a read lock.
 //! The position reached is published on a watch channel that queries wait on.
 
-use std::collections::HashMap;
+use smallvec::SmallVec;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
@@ -27,14 +27,20 @@ pub const MAX_WAIT: Duration = Duration::from_secs(30);
 /// Events folded under one write lock at most, so queries are not held up long.
 const FOLD_BATCH: usize = 1024;
 
+/// Maps keyed by UUIDs: foldhash (randomly seeded) instead of SipHash, which cost a rebuild
+/// of a national registry seconds.
+type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Which events concern which resource, and when each was recorded: the auditors' index.
 #[derive(Default)]
 pub struct AuditIndex {
-    /// The stream revisions of the events about each resource, in order.
-    by_subject: HashMap<Uuid, Vec<u64>>,
+    /// The stream revisions of the events about each resource, in order. Most resources have a
+    /// few events: they are kept inline, as 32-bit revisions (a stream of four billion events
+    /// is far off), so millions of resources cost no allocation each.
+    by_subject: Map<Uuid, SmallVec<[u32; 4]>>,
     /// The person and office of each holding, so that an event naming only the holding is also
     /// listed in their histories.
-    holding_parties: HashMap<Uuid, [Uuid; 2]>,
+    holding_parties: Map<Uuid, [Uuid; 2]>,
     /// The recorded time of every event, by stream revision.
     recorded_at: Vec<i64>,
     /// The running maximum of `recorded_at`, for a binary search by recorded time (clocks of
@@ -44,7 +50,7 @@ pub struct AuditIndex {
 
 impl AuditIndex {
     fn add(&mut self, revision: u64, recorded_at: i64, event: &Event) {
-        let mut subjects: Vec<Uuid> = event.subjects().iter().map(|s| s.uuid()).collect();
+        let mut subjects: SmallVec<[Uuid; 8]> = event.subjects().iter().map(|s| s.uuid()).collect();
         if let Event::HoldingStarted(e) = event {
             self.holding_parties
                 .insert(e.holding.uuid(), [e.person.uuid(), e.office.uuid()]);
@@ -64,6 +70,8 @@ impl AuditIndex {
         }
         subjects.sort_unstable();
         subjects.dedup();
+        // Past four billion events `recorded_at` alone would hold 32 GiB: not a case to serve.
+        let revision = u32::try_from(revision).unwrap_or(u32::MAX);
         for subject in subjects {
             self.by_subject.entry(subject).or_default().push(revision);
         }
@@ -79,8 +87,12 @@ impl AuditIndex {
     }
 
     /// The revisions of the events about `subject`.
-    pub fn history(&self, subject: Uuid) -> &[u64] {
-        self.by_subject.get(&subject).map_or(&[], Vec::as_slice)
+    pub fn history(&self, subject: Uuid) -> Vec<u64> {
+        self.by_subject
+            .get(&subject)
+            .map_or_else(Vec::new, |revisions| {
+                revisions.iter().map(|r| u64::from(*r)).collect()
+            })
     }
 
     /// The revisions from `from` on of the events recorded in `(after, until]`, at most `limit`,
