@@ -44,6 +44,16 @@ pub use search::{fold, MatchKind, NameIndex};
 /// hasher (foldhash, randomly seeded) is enough and markedly faster than SipHash.
 pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
+/// Each key to its position in `keys`: the lookups derived from a table's rows, rebuilt when a
+/// snapshot is loaded rather than saved.
+pub(crate) fn lookup<K: std::hash::Hash + Eq>(
+    keys: impl ExactSizeIterator<Item = K>,
+) -> HashMap<K, u32> {
+    let mut map = HashMap::with_capacity_and_hasher(keys.len(), Default::default());
+    map.extend(keys.enumerate().map(|(ix, key)| (key, ix as u32)));
+    map
+}
+
 /// Recorded time: microseconds since the Unix epoch.
 pub type Instant = i64;
 
@@ -73,14 +83,13 @@ impl Recorded {
     }
 }
 
-/// One version of a holding.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One version of a holding (saved in snapshots as a record: see `records`).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct HoldingVersion {
     pub(crate) holding: HoldingId,
     pub(crate) person: u32,
     pub(crate) office: u32,
     pub(crate) start: PartialDate,
-    #[serde(with = "end_code")]
     pub(crate) end: HoldingEnd,
     /// The days the holding surely covers, as day numbers `[start, end)`.
     pub(crate) days: (i32, i32),
@@ -96,33 +105,6 @@ pub(crate) struct HoldingVersion {
     /// The version this one superseded ([`NO_VERSION`] for the first): a holding's versions,
     /// newest first, whatever office or person each was filed under.
     pub(crate) previous: u32,
-}
-
-/// A holding's end in snapshots: a tag (0 open, 1 unknown, 2 on a date) and the date. The
-/// domain's tagged form needs field names, which the compact sections of a snapshot leave out.
-mod end_code {
-    use registry_domain::{HoldingEnd, PartialDate};
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub(crate) fn serialize<S: Serializer>(end: &HoldingEnd, s: S) -> Result<S::Ok, S::Error> {
-        match end {
-            HoldingEnd::Open => (0u8, None::<PartialDate>),
-            HoldingEnd::Unknown => (1, None),
-            HoldingEnd::On(day) => (2, Some(*day)),
-        }
-        .serialize(s)
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<HoldingEnd, D::Error> {
-        match <(u8, Option<PartialDate>)>::deserialize(d)? {
-            (0, None) => Ok(HoldingEnd::Open),
-            (1, None) => Ok(HoldingEnd::Unknown),
-            (2, Some(day)) => Ok(HoldingEnd::On(day)),
-            (tag, _) => Err(serde::de::Error::custom(format!(
-                "invalid holding end tag {tag}"
-            ))),
-        }
-    }
 }
 
 /// No earlier version.
@@ -156,19 +138,14 @@ impl Beginnings {
     }
 
     pub(crate) fn restore(&mut self) {
-        self.ix = self
-            .pairs
-            .iter()
-            .enumerate()
-            .map(|(ix, pair)| (*pair, ix as u32))
-            .collect();
+        self.ix = lookup(self.pairs.iter().copied());
     }
 }
 
 /// An entry of an office's or a person's list of holding versions, carrying the version's days
 /// so that a query on a date touches only the versions that cover it: the list is contiguous,
 /// the versions are scattered through the feed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Slot {
     pub(crate) from: i32,
     pub(crate) to: i32,
@@ -188,8 +165,8 @@ pub(crate) type NameFact = (Option<Date>, u32);
 
 /// A person. Most persons have one name and one holding (two versions: started, ended), kept
 /// inline: a national registry has millions of persons, and two heap lists each would double
-/// their memory and the allocations of a rebuild.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// their memory and the allocations of a rebuild. Saved in snapshots as a record.
+#[derive(Clone, Debug, Default)]
 pub(crate) struct PersonRow {
     pub(crate) id: Option<PersonId>,
     /// Its names; a person exists while a registered name (`None`) is asserted.
@@ -333,12 +310,7 @@ impl Bases {
 
     /// Rebuilds the derived lookup after loading a snapshot.
     pub(crate) fn restore(&mut self) {
-        self.issuer_ix = self
-            .issuers
-            .iter()
-            .enumerate()
-            .map(|(ix, issuer)| (issuer.clone(), ix as u32))
-            .collect();
+        self.issuer_ix = lookup(self.issuers.iter().cloned());
     }
 }
 
@@ -404,13 +376,6 @@ impl Projection {
     /// Rebuilds the lookups a snapshot does not hold (they are derived from the rows), two at
     /// a time: the holdings' on one thread, the rest on another.
     pub(crate) fn restore_lookups(&mut self) {
-        fn lookup<K: std::hash::Hash + Eq>(
-            keys: impl ExactSizeIterator<Item = K>,
-        ) -> HashMap<K, u32> {
-            let mut map = HashMap::with_capacity_and_hasher(keys.len(), Default::default());
-            map.extend(keys.enumerate().map(|(ix, key)| (key, ix as u32)));
-            map
-        }
         let Self {
             persons,
             person_ix,

@@ -120,12 +120,7 @@ impl<K: Copy + Eq> NameIndex<K> {
 
     /// Rebuilds the lookup of spellings (not saved in snapshots: it is derived).
     pub(crate) fn restore(&mut self) {
-        self.by_spelling = self
-            .spellings
-            .iter()
-            .enumerate()
-            .map(|(id, s)| (s.name.clone(), id as u32))
-            .collect();
+        self.by_spelling = crate::lookup(self.spellings.iter().map(|s| s.name.clone()));
     }
 
     /// The keys whose names match every word of `query` and that `keep` accepts, each key
