@@ -10,7 +10,7 @@ use registry_client::{request_id, v1, Client};
 use support::{basis, Daemon, Registrar};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
-use v1::{CapacityKind as Cap, Level, OfficeKind as Off, UnitKind as Kind};
+use v1::{CapacityKind as Cap, Level, OfficeKind as Off};
 
 async fn head(client: &Client) -> String {
     client
@@ -82,20 +82,7 @@ async fn bad_requests_are_named_and_change_nothing() {
     let daemon = Daemon::embedded(dir.path(), &["--max-message-bytes", "65536"]);
     let client = daemon.client().await;
     let mut r = Registrar::new(client.clone());
-    let area = r
-        .unit(Kind::AdministrativeArea, Level::Commune, "Xã Thử", &[])
-        .await;
-    let committee = r
-        .unit(
-            Kind::PeoplesCommittee,
-            Level::Commune,
-            "UBND xã Thử",
-            &[&area],
-        )
-        .await;
-    let chair = r
-        .office(&committee, "Chủ tịch UBND xã", Off::Chair, Cap::Sole, 0)
-        .await;
+    let (area, committee, chair) = r.commune_with_chair("xã Thử").await;
     let person = r.person("Nguyễn Văn Một").await;
     let other = r.person("Trần Thị Hai").await;
     let holding = r.hold(&person, &chair, "2020-01-01", None).await.name;

@@ -8,19 +8,7 @@
 mod support;
 
 use registry_client::{request_id, v1, Client};
-use support::{Daemon, Registrar};
-use v1::{CapacityKind as Cap, Level, OfficeKind as Off, UnitKind as Kind};
-
-/// One microsecond earlier.
-fn just_before(mut t: prost_types::Timestamp) -> prost_types::Timestamp {
-    if t.nanos >= 1_000 {
-        t.nanos -= 1_000;
-    } else {
-        t.seconds -= 1;
-        t.nanos += 999_999_000;
-    }
-    t
-}
+use support::{just_before, Daemon, Registrar};
 
 /// The kinds of irregularities naming `subject`, as known at `known_at` (now when `None`).
 async fn flags(
@@ -51,20 +39,7 @@ async fn irregularities_are_answered_as_known_at_an_instant() {
     let daemon = Daemon::embedded(dir.path(), &[]);
     let client = daemon.client().await;
     let mut r = Registrar::new(client.clone());
-    let area = r
-        .unit(Kind::AdministrativeArea, Level::Commune, "Xã Thử", &[])
-        .await;
-    let committee = r
-        .unit(
-            Kind::PeoplesCommittee,
-            Level::Commune,
-            "UBND xã Thử",
-            &[&area],
-        )
-        .await;
-    let chair = r
-        .office(&committee, "Chủ tịch UBND xã", Off::Chair, Cap::Sole, 0)
-        .await;
+    let (_, _, chair) = r.commune_with_chair("xã Thử").await;
     let person = r.person("Nguyễn Văn Một").await;
     let holding = r.hold(&person, &chair, "2020-01-01", None).await.name;
     client

@@ -613,13 +613,7 @@ async fn answers(client: &Client, s: &Seed) -> Vec<String> {
     assert!(history.changes[1]
         .payload_json
         .contains("typing error in the import"));
-    let mut before = history.changes[1].recorded_at.unwrap();
-    if before.nanos >= 1_000 {
-        before.nanos -= 1_000;
-    } else {
-        before.seconds -= 1;
-        before.nanos += 999_999_000;
-    }
+    let before = support::just_before(history.changes[1].recorded_at.unwrap());
     let name_at = |known_at| {
         let q = q.clone();
         let person = s.typo_person.clone();

@@ -57,6 +57,17 @@ impl Daemon {
     }
 }
 
+/// One microsecond before `t`: "as known just before" a recorded instant.
+pub fn just_before(mut t: prost_types::Timestamp) -> prost_types::Timestamp {
+    if t.nanos >= 1_000 {
+        t.nanos -= 1_000;
+    } else {
+        t.seconds -= 1;
+        t.nanos += 999_999_000;
+    }
+    t
+}
+
 /// A legal basis for test records.
 pub fn basis(number: &str) -> v1::LegalBasis {
     v1::LegalBasis {
@@ -88,6 +99,33 @@ impl Registrar {
         let result = result.expect("a write result");
         self.last = result.commit_position.clone();
         result
+    }
+
+    /// A commune, its People's Committee and the committee's Chair (a sole office); returns
+    /// (commune, committee, chair).
+    pub async fn commune_with_chair(&mut self, name: &str) -> (String, String, String) {
+        use v1::{CapacityKind, Level, OfficeKind, UnitKind};
+        let area = self
+            .unit(UnitKind::AdministrativeArea, Level::Commune, name, &[])
+            .await;
+        let committee = self
+            .unit(
+                UnitKind::PeoplesCommittee,
+                Level::Commune,
+                &format!("UBND {name}"),
+                &[&area],
+            )
+            .await;
+        let chair = self
+            .office(
+                &committee,
+                &format!("Chủ tịch UBND {name}"),
+                OfficeKind::Chair,
+                CapacityKind::Sole,
+                0,
+            )
+            .await;
+        (area, committee, chair)
     }
 
     /// Establishes a unit on 1963-10-30.
