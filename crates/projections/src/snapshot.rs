@@ -131,6 +131,7 @@ fn encode(projection: &Projection) -> Result<Vec<u8>, SnapshotError> {
         let holdings = scope.spawn(|| {
             let mut out = Out::default();
             put_all(&projection.versions, &mut out);
+            // The layout of a list of lists of slots, without gathering them into one.
             out.len(projection.offices.len());
             for office in &projection.offices {
                 put_all(&office.holdings, &mut out);
@@ -166,26 +167,17 @@ type Holdings = (
     Vec<crate::BasisRow>,
 );
 
-fn holdings(section: &[u8]) -> Result<Holdings, Damaged> {
+/// Reads a section of records with `read`, which must use it up.
+fn records<T>(
+    section: &[u8],
+    read: impl FnOnce(&mut In<'_>) -> Result<T, Damaged>,
+) -> Result<T, Damaged> {
     let mut input = In(section);
-    let holdings = (
-        get_all(&mut input)?,
-        get_all(&mut input)?,
-        get_all(&mut input)?,
-    );
+    let rows = read(&mut input)?;
     if !input.finished() {
         return Err(Damaged("bytes after the last record"));
     }
-    Ok(holdings)
-}
-
-fn persons(section: &[u8]) -> Result<Vec<crate::PersonRow>, Damaged> {
-    let mut input = In(section);
-    let persons = get_all(&mut input)?;
-    if !input.finished() {
-        return Err(Damaged("bytes after the last record"));
-    }
-    Ok(persons)
+    Ok(rows)
 }
 
 fn decode(body: &[u8]) -> Result<Projection, SnapshotError> {
@@ -207,8 +199,12 @@ fn decode(body: &[u8]) -> Result<Projection, SnapshotError> {
     }
     type Texts = (crate::NameIndex<u32>, crate::Bases);
     let (holdings, persons, texts, rest) = std::thread::scope(|scope| {
-        let holdings = scope.spawn(|| holdings(sections[0]));
-        let persons = persons(sections[1]);
+        let holdings = scope.spawn(|| {
+            records(sections[0], |input| -> Result<Holdings, Damaged> {
+                Ok((get_all(input)?, get_all(input)?, get_all(input)?))
+            })
+        });
+        let persons = records(sections[1], get_all::<crate::PersonRow>);
         let texts = rmp_serde::from_slice::<Texts>(sections[2]);
         let rest = rmp_serde::from_slice::<Projection>(sections[3]);
         let holdings = holdings
