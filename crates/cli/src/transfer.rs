@@ -27,6 +27,7 @@ pub const IMPORT_HELP: &str = "Record types and their fields (CSV headers, or JS
   person   id, name, birth, aliases (a;b)
   unit     id, name, kind, level, parents (a;b), from, basis, basis_date, issuer
   office   id, unit, title, kind, capacity (sole|N|unbounded), from, basis, basis_date, issuer
+  term     id, unit (the body), name (\"2020-2025\"), from, until (planned)
   holding  id, person, office, from, until, end_unknown, end_reason, how, cause, term,
            basis, basis_date, issuer
   model    id, name, roles (party-committee:vice-secretary;fatherland-front:chair), or
@@ -112,16 +113,8 @@ pub struct Row {
     basis_effective: String,
 }
 
-/// A validated row: the requests it becomes.
-#[derive(Debug)]
-enum Planned {
-    Person(v1::RegisterPersonRequest),
-    Unit(v1::EstablishUnitRequest),
-    Office(v1::CreateOfficeRequest),
-    Holding(v1::StartHoldingRequest),
-    Model(v1::DefineModelRequest),
-    Adoption(v1::AdoptModelRequest),
-}
+/// A validated row: the record it becomes (one of the command service's write requests).
+use v1::import_record::Record as Planned;
 
 /// Collects the problems of one row.
 struct Check {
@@ -369,14 +362,26 @@ fn plan(line: usize, row: &Row) -> Result<Planned, Vec<String>> {
             valid_from: c.field("from", args::date("from", &row.from)),
             basis: c.basis(row, true),
         }),
+        "term" => Planned::Term(v1::OpenTermRequest {
+            request_id: row_request_id(row, "term"),
+            term_id: id,
+            body: c.reference("unit", "units", &row.unit),
+            label: c.required("name", &row.name),
+            valid_from: c.field("from", args::date("from", &row.from)),
+            planned_until: if row.until.is_empty() {
+                String::new()
+            } else {
+                c.field("until", args::date("until", &row.until))
+            },
+        }),
         "" => {
             c.problems.push(format!(
-                "line {line}: type: is required (person, unit, office, holding, model, adoption)"
+                "line {line}: type: is required (person, unit, office, term, holding, model, adoption)"
             ));
             return Err(c.problems);
         }
         other => {
-            c.problems.push(format!("line {line}: type: {other:?} is not person, unit, office, holding, model or adoption"));
+            c.problems.push(format!("line {line}: type: {other:?} is not person, unit, office, term, holding, model or adoption"));
             return Err(c.problems);
         }
     };
@@ -540,144 +545,85 @@ impl Progress {
     }
 }
 
-impl Planned {
-    /// The resources this row creates or names: rows sharing one are sent in file order, one
-    /// after the other; rows sharing none may be in flight together. A holding names its office,
-    /// so the holdings of an office are recorded in order (an earlier holder's end before a
-    /// later holder's start).
-    fn keys(&self) -> Vec<String> {
-        let names: Vec<&str> = match self {
-            Planned::Person(r) => vec![&r.person_id],
-            Planned::Unit(r) => std::iter::once(r.unit_id.as_str())
-                .chain(r.parents.iter().map(String::as_str))
-                .collect(),
-            Planned::Office(r) => vec![&r.office_id, &r.unit],
-            Planned::Model(r) => vec![&r.model_id],
-            Planned::Adoption(r) => vec![&r.adoption_id, &r.model, &r.unit],
-            Planned::Holding(r) => vec![&r.holding_id, &r.person, &r.office, &r.cause, &r.term],
-        };
-        // Ids come bare (`…-uuid`) or as names (`persons/…-uuid`): key on the UUID.
-        names
-            .into_iter()
-            .filter(|n| !n.is_empty())
-            .map(|n| n.rsplit('/').next().unwrap_or(n).to_owned())
-            .collect()
-    }
+/// Records per message of an import stream (well under the server's message size limit).
+const PER_MESSAGE: usize = 1_000;
+/// Records per import call: each call is one stream, well within the server's call timeout,
+/// and the unit of progress.
+const PER_CALL: usize = 50_000;
 
-    /// Sends the row's requests; the results, one per request.
-    async fn send(
-        self,
-        mut c: registry_client::v1::command_service_client::CommandServiceClient<
-            registry_client::Inner,
-        >,
-    ) -> Result<Vec<Option<v1::WriteResult>>, tonic::Status> {
-        Ok(match self {
-            Planned::Person(r) => vec![c.register_person(r).await?.into_inner().result],
-            Planned::Unit(r) => vec![c.establish_unit(r).await?.into_inner().result],
-            Planned::Office(r) => vec![c.create_office(r).await?.into_inner().result],
-            Planned::Model(r) => vec![c.define_model(r).await?.into_inner().result],
-            Planned::Adoption(r) => vec![c.adopt_model(r).await?.into_inner().result],
-            Planned::Holding(r) => vec![c.start_holding(r).await?.into_inner().result],
-        })
-    }
-}
-
-/// Rows in flight at once.
-const WINDOW: usize = 64;
-/// Rows looked at ahead of the first waiting one, to find rows free to send.
-const LOOKAHEAD: usize = 4096;
-
+/// Sends the records in file order through `ImportRecords`: the server decides them one after
+/// the other and appends them in batches. A refused record ends its call; the records before
+/// it stay recorded. With `keep_going` the import goes on after it, else it stops there.
 async fn send(
     cx: &Context,
     planned: Vec<(usize, Planned)>,
     keep_going: bool,
     file: &std::path::Path,
 ) -> Result<(), CliError> {
-    use futures::stream::{FuturesUnordered, StreamExt};
-    use std::collections::{HashMap, HashSet, VecDeque};
-
-    let command = cx.client.command();
-    let mut progress = Progress::new(planned.len());
-    let (mut new, mut repeated, mut refused, mut done) = (0usize, 0usize, 0usize, 0usize);
+    let mut command = cx.client.command();
+    let total = planned.len();
+    let mut progress = Progress::new(total);
+    let (lines, records): (Vec<usize>, Vec<v1::ImportRecord>) = planned
+        .into_iter()
+        .map(|(line, record)| {
+            (
+                line,
+                v1::ImportRecord {
+                    record: Some(record),
+                },
+            )
+        })
+        .unzip();
+    let (mut new, mut repeated, mut refused) = (0i64, 0i64, 0usize);
     let started = Instant::now();
-    let mut rows = planned.into_iter();
-    let mut waiting: VecDeque<(usize, Planned, Vec<String>)> = VecDeque::new();
-    let mut busy: HashMap<String, usize> = HashMap::new();
-    let mut in_flight = FuturesUnordered::new();
-    let mut first_error: Option<(usize, CliError)> = None;
-    loop {
-        // Refill the look-ahead, then launch every waiting row whose keys are free: not in
-        // flight, and not named by an earlier row still waiting.
-        if first_error.is_none() || keep_going {
-            while waiting.len() < LOOKAHEAD {
-                let Some((line, plan)) = rows.next() else {
-                    break;
-                };
-                let keys = plan.keys();
-                waiting.push_back((line, plan, keys));
+    let mut next = 0;
+    while next < total {
+        let end = (next + PER_CALL).min(total);
+        let messages: Vec<v1::ImportRecordsRequest> = records[next..end]
+            .chunks(PER_MESSAGE)
+            .map(|chunk| v1::ImportRecordsRequest {
+                records: chunk.to_vec(),
+            })
+            .collect();
+        match command
+            .import_records(futures::stream::iter(messages))
+            .await
+        {
+            Ok(response) => {
+                let response = response.into_inner();
+                new += response.recorded;
+                repeated += response.replayed;
+                next = end;
             }
-            let mut claimed: HashSet<String> = HashSet::new();
-            let mut index = 0;
-            // Look past at most this many blocked rows per round: the scan stays cheap when a
-            // long run of rows waits on one resource (the holdings of one office).
-            let mut blocked = 0;
-            while index < waiting.len() && in_flight.len() < WINDOW && blocked < 4 * WINDOW {
-                let free = waiting[index]
-                    .2
-                    .iter()
-                    .all(|k| !busy.contains_key(k) && !claimed.contains(k));
-                if free {
-                    let Some((line, plan, keys)) = waiting.remove(index) else {
-                        break;
-                    };
-                    for key in &keys {
-                        *busy.entry(key.clone()).or_default() += 1;
-                    }
-                    let c = command.clone();
-                    in_flight.push(async move { (line, keys, plan.send(c).await) });
-                } else {
-                    claimed.extend(waiting[index].2.iter().cloned());
-                    index += 1;
-                    blocked += 1;
-                }
-            }
-        }
-        let Some((line, keys, outcome)) = in_flight.next().await else {
-            break;
-        };
-        for key in keys {
-            if let Some(count) = busy.get_mut(&key) {
-                *count -= 1;
-                if *count == 0 {
-                    busy.remove(&key);
-                }
-            }
-        }
-        done += 1;
-        match outcome {
-            Ok(results) if results.iter().flatten().all(|r| r.replayed) => repeated += 1,
-            Ok(_) => new += 1,
             Err(status) => {
-                let error = CliError::from(status);
-                progress.finish();
-                note(format!("{}: line {line}: {error}", file.display()));
+                let Some(refusal) = Refusal::of(&status).filter(|r| next + r.index < end) else {
+                    progress.finish();
+                    return Err(CliError::from(status));
+                };
+                new += refusal.recorded;
+                repeated += refusal.replayed;
                 refused += 1;
-                if first_error.as_ref().is_none_or(|(first, _)| line < *first) {
-                    first_error = Some((line, error));
+                let line = lines[next + refusal.index];
+                progress.finish();
+                note(format!(
+                    "{}: line {line}: {}",
+                    file.display(),
+                    refusal.error
+                ));
+                if !keep_going {
+                    note(format!(
+                        "stopped at line {line}: {new} row(s) recorded, {repeated} already recorded; what was recorded stays, and a re-run of the fixed file records only the rest"
+                    ));
+                    return Err(refusal.error);
                 }
+                next += refusal.index + 1;
             }
         }
-        progress.tick(done);
+        progress.tick(next);
     }
     progress.finish();
-    if let (false, Some((line, error))) = (keep_going, first_error) {
-        note(format!(
-            "stopped at line {line}: {new} row(s) recorded, {repeated} already recorded; what was recorded stays, and a re-run of the fixed file records only the rest"
-        ));
-        return Err(error);
-    }
     let seconds = started.elapsed().as_secs_f64();
-    let rate = (new + repeated + refused) as f64 / seconds.max(1e-9);
+    let rate = total as f64 / seconds.max(1e-9);
     println!("imported {new} new row(s), {repeated} already recorded, {refused} refused, in {seconds:.1} s ({rate:.0} rows/s)");
     if refused > 0 {
         return Err(CliError::Refused(format!(
@@ -685,6 +631,43 @@ async fn send(
         )));
     }
     Ok(())
+}
+
+/// A record refused by `ImportRecords`, read from the call's status.
+struct Refusal {
+    /// The record's index in the call.
+    index: usize,
+    /// Records of the call recorded before it, and replayed before it.
+    recorded: i64,
+    replayed: i64,
+    /// Why, without the record's place (the caller names its line instead).
+    error: CliError,
+}
+
+impl Refusal {
+    /// The refusal the status reports, if it is one (else the call failed as a whole).
+    fn of(status: &tonic::Status) -> Option<Self> {
+        use tonic_types::StatusExt;
+        let info = status.get_details_error_info()?;
+        let count = |key: &str| info.metadata.get(key)?.parse::<i64>().ok();
+        let index = usize::try_from(count("record_index")?).ok()?;
+        // `records[3].holding: valid_from: ...` → `valid_from: ...`.
+        let message = status.message();
+        let message = message
+            .strip_prefix(&format!("records[{index}]"))
+            .and_then(|rest| rest.split_once(": "))
+            .map_or(message, |(_, reason)| reason);
+        let message = match info.reason.as_str() {
+            "INVALID_FIELD" => message.to_owned(),
+            rule => format!("{message} [rule {rule}]"),
+        };
+        Some(Self {
+            index,
+            recorded: count("recorded").unwrap_or(0),
+            replayed: count("replayed").unwrap_or(0),
+            error: CliError::from(tonic::Status::new(status.code(), message)),
+        })
+    }
 }
 
 /// Every page of one of the whole-registry lists on a date.

@@ -292,6 +292,11 @@ fn collect_events(
 }
 
 impl EmbeddedStore {
+    /// The largest event accepted, in bytes (payload, type and metadata).
+    pub fn max_event_bytes(&self) -> usize {
+        self.inner.config.max_event_bytes
+    }
+
     /// Queues an append now and returns its outcome to await later.
     ///
     /// Appends are committed in the order they are queued, several per transaction and fsync

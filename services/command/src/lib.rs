@@ -6,7 +6,7 @@
 
 use registry_proto::v1 as pb;
 use registry_proto::v1::command_service_server::{CommandService, CommandServiceServer};
-use registry_runtime::{write, Writer};
+use registry_runtime::{import_records, write, Writer};
 use tonic::{Request, Response, Status};
 
 /// The gRPC service name, for health checking.
@@ -111,5 +111,11 @@ impl CommandService for CommandApi {
     }
     async fn open_term(&self, r: Request<pb::OpenTermRequest>) -> Answer<pb::OpenTermResponse> {
         write(&self.writer, r).await
+    }
+    async fn import_records(
+        &self,
+        r: Request<tonic::Streaming<pb::ImportRecordsRequest>>,
+    ) -> Answer<pb::ImportRecordsResponse> {
+        import_records(&self.writer, r).await
     }
 }

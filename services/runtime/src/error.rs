@@ -67,6 +67,20 @@ pub enum ApiError {
     /// The service is shutting down or its background work stopped.
     #[error("{0}")]
     Unavailable(String),
+    /// One record of an import was refused (the records before it were recorded).
+    #[error("{}: {source}", record_path(*index, *kind))]
+    Record {
+        /// Its index from the start of the import's stream.
+        index: usize,
+        /// The record's kind (the `ImportRecord` field set), if it had one.
+        kind: Option<&'static str>,
+        /// Records of the call recorded before it.
+        recorded: usize,
+        /// Records of the call before it that were recorded already (replayed).
+        replayed: usize,
+        /// Why it was refused.
+        source: Box<ApiError>,
+    },
 }
 
 impl ApiError {
@@ -78,9 +92,21 @@ impl ApiError {
         }
     }
 
+    /// Whether the error refuses the request itself (a malformed field, a broken rule, an
+    /// unknown or reused resource, an oversized event), rather than the service failing it.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            Self::Invalid { .. } | Self::Domain(_) => true,
+            Self::Store { source, .. } => matches!(source, StoreError::EventTooLarge { .. }),
+            Self::Record { source, .. } => source.is_refusal(),
+            _ => false,
+        }
+    }
+
     /// The status code callers see.
     pub fn code(&self) -> Code {
         match self {
+            Self::Record { source, .. } => source.code(),
             Self::Invalid { .. } => Code::InvalidArgument,
             Self::Domain(e) => match e.kind() {
                 ErrorKind::InvalidArgument => Code::InvalidArgument,
@@ -102,6 +128,14 @@ impl ApiError {
     }
 }
 
+/// Where a record of an import is in its request: `records[3].holding`.
+fn record_path(index: usize, kind: Option<&str>) -> String {
+    match kind {
+        Some(kind) => format!("records[{index}].{kind}"),
+        None => format!("records[{index}]"),
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(source: StoreError) -> Self {
         let uncertain = matches!(
@@ -120,6 +154,40 @@ impl From<ApiError> for Status {
         let code = error.code();
         let message = error.to_string();
         let mut details = ErrorDetails::new();
+        if let ApiError::Record {
+            index,
+            kind,
+            recorded,
+            replayed,
+            source,
+        } = &error
+        {
+            // The record's own details, with its place: field paths start at the record.
+            let prefix = record_path(*index, *kind);
+            let (field, reason) = match source.as_ref() {
+                ApiError::Invalid { field, problem } => {
+                    (Some((field.clone(), problem)), "INVALID_FIELD")
+                }
+                ApiError::Domain(DomainError::InvalidField { field, problem }) => {
+                    (Some(((*field).to_owned(), problem)), "INVALID_FIELD")
+                }
+                ApiError::Domain(e) => (None, e.rule()),
+                _ => (None, "RECORD_REFUSED"),
+            };
+            if let Some((field, problem)) = field {
+                details.add_bad_request_violation(format!("{prefix}.{field}"), problem.clone());
+            }
+            details.set_error_info(
+                reason,
+                ERROR_DOMAIN,
+                [
+                    ("record_index".to_owned(), index.to_string()),
+                    ("recorded".to_owned(), recorded.to_string()),
+                    ("replayed".to_owned(), replayed.to_string()),
+                ],
+            );
+            return Status::with_error_details(code, message, details);
+        }
         match &error {
             ApiError::Invalid { field, problem } => {
                 details.add_bad_request_violation(field.clone(), problem.clone());

@@ -6,7 +6,8 @@
 //! # Layout
 //!
 //! - `writer`: decide a command against the registry, append with the expected revision, retry
-//!   races, answer repeated request ids.
+//!   races, answer repeated request ids; batches of commands for imports.
+//! - `import`: `ImportRecords`, a stream of records decided in order, appended in batches.
 //! - `reader`: read models following the store's feed; waiting for a commit position.
 //! - `convert`: protobuf to domain (naming the field of every bad input) and back.
 //! - `error`: [`ApiError`] and its `tonic::Status`.
@@ -21,6 +22,7 @@ pub mod commands;
 pub mod config;
 pub mod convert;
 pub mod error;
+pub mod import;
 pub mod paging;
 pub mod reader;
 pub mod serve;
@@ -28,8 +30,9 @@ pub mod writer;
 
 pub use config::{Config, Options, StoreChoice};
 pub use error::ApiError;
+pub use import::import_records;
 pub use reader::{ReadModels, Reader};
-pub use writer::{Answer, Caller, Writer, STREAM};
+pub use writer::{Answer, BatchDecision, Caller, Writer, STREAM};
 
 /// Writes a writer's answer as the API's `WriteResult`.
 pub fn write_result(answer: Answer) -> registry_proto::v1::WriteResult {

@@ -52,6 +52,14 @@ pub fn init_logs() {
 
 /// Who calls, from the request's metadata and its `request_id`.
 pub fn caller<T>(request: &Request<T>, request_id: &str) -> Result<Caller, ApiError> {
+    caller_in(request.metadata(), request_id)
+}
+
+/// Who calls, from a call's metadata and a `request_id` (one call of an import carries many).
+pub fn caller_in(
+    metadata: &tonic::metadata::MetadataMap,
+    request_id: &str,
+) -> Result<Caller, ApiError> {
     let request_id = request_id.trim();
     if request_id.is_empty() {
         return Err(ApiError::invalid(
@@ -66,8 +74,7 @@ pub fn caller<T>(request: &Request<T>, request_id: &str) -> Result<Caller, ApiEr
         ));
     }
     let header = |key: &str| {
-        request
-            .metadata()
+        metadata
             .get(key)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)

@@ -22,12 +22,15 @@
 //! a restart or from another process, gets the first answer and appends nothing.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use registry_domain::{Command, Event, Irregularity, Policy, Registry};
 use registry_eventstore::{
-    AnyStore, Direction, EventStore, ExpectedRevision, Metadata, NewEvent, Position, StoreError,
+    check_append, AnyStore, AppendResult, Direction, EventStore, ExpectedRevision, Metadata,
+    NewEvent, Position, StoreError,
 };
 use tokio::sync::{watch, Mutex};
 
@@ -88,9 +91,13 @@ impl State {
 enum Known {
     /// Its events are stored; the answer.
     Done(Answer),
-    /// Its append was queued; the answer arrives here once stored (the sender is dropped if it
-    /// fails, and then the whole map is rebuilt from the store).
-    Pending(watch::Receiver<Option<Answer>>),
+    /// Its append was queued: the resource it names, and the commit position of that append,
+    /// which arrives once stored (the sender is dropped if it fails, and then the whole map is
+    /// rebuilt from the store). A batch's commands share one append and one channel.
+    Pending {
+        name: String,
+        stored: watch::Receiver<Option<Position>>,
+    },
 }
 
 /// Decides and appends commands. Cheap to clone; clones share the state. On the embedded store
@@ -153,14 +160,16 @@ impl Writer {
                         ..answer.clone()
                     })
                 }
-                Some(Known::Pending(pending)) => {
-                    let mut pending = pending.clone();
+                Some(Known::Pending { name, stored }) => {
+                    let (name, mut stored) = (name.clone(), stored.clone());
                     drop(state);
-                    let outcome = pending.wait_for(Option::is_some).await;
+                    let outcome = stored.wait_for(Option::is_some).await;
                     return match outcome.as_deref() {
-                        Ok(Some(answer)) => Ok(Answer {
+                        Ok(Some(position)) => Ok(Answer {
+                            name,
+                            position: *position,
+                            warnings: Vec::new(),
                             replayed: true,
-                            ..answer.clone()
                         }),
                         _ => Err(ApiError::Unavailable(
                             "the first request with this request_id failed; send it again".into(),
@@ -177,22 +186,7 @@ impl Writer {
                 ));
             };
             let name = subject_name(first);
-            let metadata = Metadata {
-                actor: Arc::from(caller.actor.as_str()),
-                request_id: Some(caller.request_id.clone()),
-                correlation_id: caller.correlation_id.clone(),
-            };
-            let new_events: Vec<NewEvent> = decision
-                .events
-                .iter()
-                .map(|event| NewEvent {
-                    id: uuid::Uuid::now_v7(),
-                    event_type: event.type_name().to_owned(),
-                    schema_version: event.schema_version(),
-                    payload: event.encode(),
-                    metadata: metadata.clone(),
-                })
-                .collect();
+            let new_events = new_events(caller, &decision.events);
             let expected = match state.next_revision {
                 0 => ExpectedRevision::NoStream,
                 n => ExpectedRevision::Exact(n - 1),
@@ -204,33 +198,22 @@ impl Writer {
                     state.registry.apply(event);
                 }
                 state.next_revision += decision.events.len() as u64;
-                let (done, pending) = watch::channel(None);
-                state
-                    .requests
-                    .insert(caller.request_id.clone(), Known::Pending(pending));
+                let (done, stored) = watch::channel(None);
+                state.requests.insert(
+                    caller.request_id.clone(),
+                    Known::Pending {
+                        name: name.clone(),
+                        stored,
+                    },
+                );
                 drop(state);
-                // The answer goes to the map's entry through `done`, without taking the mutex
-                // again: the deciders queued behind it are not kept waiting.
-                return match queued.await {
-                    Ok(result) => {
-                        let stored = Answer {
-                            name,
-                            position: result.position,
-                            warnings: Vec::new(),
-                            replayed: false,
-                        };
-                        let _ = done.send(Some(stored.clone()));
-                        Ok(Answer {
-                            warnings: decision.warnings,
-                            ..stored
-                        })
-                    }
-                    Err(e) => {
-                        // The state folded events that are not stored: rebuild it first thing.
-                        self.poisoned.store(true, Ordering::SeqCst);
-                        Err(e.into())
-                    }
-                };
+                let position = self.complete(queued, done).await?;
+                return Ok(Answer {
+                    name,
+                    position,
+                    warnings: decision.warnings,
+                    replayed: false,
+                });
             }
             match self.store.append(STREAM, expected, new_events).await {
                 Ok(result) => {
@@ -260,6 +243,157 @@ impl Writer {
             }
         }
         Err(ApiError::Contention(MAX_ATTEMPTS))
+    }
+
+    /// Waits for a queued append, in a task of its own so that the outcome reaches the request
+    /// map (through `done`) and the poison flag even if the caller stops waiting: the commands
+    /// of the append are answered without taking the mutex again, so the deciders queued behind
+    /// it are not kept waiting.
+    fn complete(
+        &self,
+        queued: impl Future<Output = Result<AppendResult, StoreError>> + Send + 'static,
+        done: watch::Sender<Option<Position>>,
+    ) -> impl Future<Output = Result<Position, ApiError>> + Send + 'static {
+        let poisoned = Arc::clone(&self.poisoned);
+        let task = tokio::spawn(async move {
+            match queued.await {
+                Ok(result) => {
+                    let _ = done.send(Some(result.position));
+                    Ok(result.position)
+                }
+                Err(e) => {
+                    // The state folded events that are not stored: rebuild it first thing.
+                    poisoned.store(true, Ordering::SeqCst);
+                    Err(ApiError::from(e))
+                }
+            }
+        });
+        async move {
+            task.await.unwrap_or_else(|e| {
+                Err(ApiError::Unavailable(format!(
+                    "the append's outcome was lost ({e}); retry with the same request_id"
+                )))
+            })
+        }
+    }
+
+    /// Records a batch of commands in order, each decided against the registry as the commands
+    /// before it left it, and appends them together (one transaction on the embedded store).
+    ///
+    /// Stops at the first command refused (a broken rule or a malformed field): the commands
+    /// before it are recorded, it and those after it are not, and [`BatchDecision::refused`]
+    /// says which and why. A command whose request id is known is counted as replayed. Failures
+    /// of the store are errors of the whole call.
+    ///
+    /// On the embedded store the batch is decided under the mutex and queued as one append; the
+    /// mutex is released before the commit, so the next batch is decided while this one is
+    /// written. On shared stores the commands are executed one by one ([`Writer::execute`]),
+    /// since a batch folded ahead of its append could not be undone after losing a race.
+    pub async fn execute_batch(
+        &self,
+        commands: &[(Caller, Command)],
+    ) -> Result<BatchDecision, ApiError> {
+        let AnyStore::Embedded(store) = &self.store else {
+            return self.execute_each(commands).await;
+        };
+        let mut state = self.state.lock().await;
+        if self.poisoned.swap(false, Ordering::SeqCst) {
+            tracing::warn!("a queued append failed; rebuilding the writer's state from the store");
+            *state = State::empty();
+            self.catch_up(&mut state).await?;
+        }
+        let mut outcome = BatchDecision::default();
+        let first_revision = state.next_revision;
+        let (done, stored) = watch::channel(None);
+        let mut appended = Vec::new();
+        for (index, (caller, command)) in commands.iter().enumerate() {
+            if state.requests.contains_key(&caller.request_id) {
+                outcome.replayed += 1;
+                continue;
+            }
+            let decision = match state.registry.decide(command, &self.policy) {
+                Ok(decision) => decision,
+                Err(e) => {
+                    outcome.refused = Some((index, e.into()));
+                    break;
+                }
+            };
+            let Some(first) = decision.events.first() else {
+                outcome.refused = Some((
+                    index,
+                    ApiError::Unavailable("the command produced no events".into()),
+                ));
+                break;
+            };
+            let events = new_events(caller, &decision.events);
+            if let Err(e) = check_append(STREAM, &events, store.max_event_bytes()) {
+                outcome.refused = Some((index, e.into()));
+                break;
+            }
+            for event in &decision.events {
+                state.registry.apply(event);
+            }
+            state.next_revision += events.len() as u64;
+            state.requests.insert(
+                caller.request_id.clone(),
+                Known::Pending {
+                    name: subject_name(first),
+                    stored: stored.clone(),
+                },
+            );
+            appended.extend(events);
+            outcome.recorded += 1;
+            outcome.warnings += decision.warnings.len();
+        }
+        if appended.is_empty() {
+            return Ok(outcome);
+        }
+        let expected = match first_revision {
+            0 => ExpectedRevision::NoStream,
+            n => ExpectedRevision::Exact(n - 1),
+        };
+        let queued = match store.submit(STREAM, expected, appended) {
+            Ok(queued) => queued,
+            Err(e) => {
+                // The state folded the batch: rebuild it before the next decision.
+                self.poisoned.store(true, Ordering::SeqCst);
+                return Err(e.into());
+            }
+        };
+        drop(state);
+        outcome.stored = Some(Box::pin(self.complete(queued, done)));
+        Ok(outcome)
+    }
+
+    /// [`Writer::execute_batch`] on a shared store: one command at a time.
+    async fn execute_each(
+        &self,
+        commands: &[(Caller, Command)],
+    ) -> Result<BatchDecision, ApiError> {
+        let mut outcome = BatchDecision::default();
+        let mut last = None;
+        for (index, (caller, command)) in commands.iter().enumerate() {
+            match self.execute(caller, command).await {
+                Ok(answer) => {
+                    if answer.replayed {
+                        outcome.replayed += 1;
+                    } else {
+                        outcome.recorded += 1;
+                        outcome.warnings += answer.warnings.len();
+                    }
+                    last = Some(answer.position);
+                }
+                Err(e) if e.is_refusal() => {
+                    outcome.refused = Some((index, e));
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(position) = last {
+            outcome.stored = Some(Box::pin(std::future::ready(Ok(position))));
+        }
+        Ok(outcome)
     }
 
     /// Folds what the stream gained since `state` was last brought up to date.
@@ -293,6 +427,42 @@ impl Writer {
             }
         }
     }
+}
+
+/// What [`Writer::execute_batch`] did.
+#[derive(Default)]
+pub struct BatchDecision {
+    /// Commands recorded (appended, or queued to be).
+    pub recorded: usize,
+    /// Commands whose request id was already recorded: nothing appended for them.
+    pub replayed: usize,
+    /// Irregularities the recorded commands bring.
+    pub warnings: usize,
+    /// The first command refused, by its index in the batch, and why; the commands after it
+    /// were not looked at.
+    pub refused: Option<(usize, ApiError)>,
+    /// The commit position of the recorded commands, once stored (`None` when nothing was
+    /// recorded). It must be awaited before the import is acknowledged.
+    pub stored: Option<Pin<Box<dyn Future<Output = Result<Position, ApiError>> + Send>>>,
+}
+
+/// The events of one decided command, to append, each with the caller's metadata.
+fn new_events(caller: &Caller, events: &[Event]) -> Vec<NewEvent> {
+    let metadata = Metadata {
+        actor: Arc::from(caller.actor.as_str()),
+        request_id: Some(caller.request_id.clone()),
+        correlation_id: caller.correlation_id.clone(),
+    };
+    events
+        .iter()
+        .map(|event| NewEvent {
+            id: uuid::Uuid::now_v7(),
+            event_type: event.type_name().to_owned(),
+            schema_version: event.schema_version(),
+            payload: event.encode(),
+            metadata: metadata.clone(),
+        })
+        .collect()
 }
 
 /// Decodes a stored event, reporting where an unreadable one sits.
