@@ -443,8 +443,11 @@ pub struct BatchDecision {
     pub refused: Option<(usize, ApiError)>,
     /// The commit position of the recorded commands, once stored (`None` when nothing was
     /// recorded). It must be awaited before the import is acknowledged.
-    pub stored: Option<Pin<Box<dyn Future<Output = Result<Position, ApiError>> + Send>>>,
+    pub stored: Option<Stored>,
 }
+
+/// The commit of a batch's append, to await.
+pub type Stored = Pin<Box<dyn Future<Output = Result<Position, ApiError>> + Send>>;
 
 /// The events of one decided command, to append, each with the caller's metadata.
 fn new_events(caller: &Caller, events: &[Event]) -> Vec<NewEvent> {
