@@ -392,36 +392,113 @@ fn plan(line: usize, row: &Row) -> Result<Planned, Vec<String>> {
     }
 }
 
-/// A row read from a file, or why it could not be read, with its line number.
-type NumberedRow = (usize, Result<Row, String>);
+/// The rows of a file planned: the records with their line numbers, and every problem found.
+#[derive(Default)]
+struct Plan {
+    records: Vec<(usize, Planned)>,
+    problems: Vec<String>,
+}
 
-/// Reads the rows of a file with their line numbers.
-fn read_rows(
-    path: &PathBuf,
-    format: FileFormat,
-    record: Option<&str>,
-) -> Result<Vec<NumberedRow>, CliError> {
-    let file =
-        std::fs::File::open(path).map_err(|e| CliError::Io(format!("{}: {e}", path.display())))?;
-    let mut rows = Vec::new();
+impl Plan {
+    /// Plans one row read (or not) from line `line`, forcing its type where the file has none.
+    fn add(&mut self, line: usize, row: Result<Row, String>, record: Option<&str>) {
+        let planned = row.map_err(|e| vec![e]).and_then(|mut row| {
+            if let (true, Some(t)) = (row.record.is_empty(), record) {
+                t.clone_into(&mut row.record);
+            }
+            plan(line, &row)
+        });
+        match planned {
+            Ok(p) => self.records.push((line, p)),
+            Err(mut e) => self.problems.append(&mut e),
+        }
+    }
+
+    fn append(&mut self, mut other: Plan) {
+        self.records.append(&mut other.records);
+        self.problems.append(&mut other.problems);
+    }
+}
+
+/// Lines of JSON handed to a parsing thread at once.
+const LINES_PER_CHUNK: usize = 8192;
+
+/// Reads and plans the rows of a file. Rows are planned as they are read (the rows themselves
+/// are not kept); JSON Lines are parsed on two threads, in chunks put back in file order.
+fn read_plan(path: &PathBuf, format: FileFormat, record: Option<&str>) -> Result<Plan, CliError> {
+    let io = |e: std::io::Error| CliError::Io(format!("{}: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut plan = Plan::default();
     match format {
         FileFormat::Jsonl => {
-            for (i, text) in std::io::BufReader::new(file).lines().enumerate() {
-                let text = text.map_err(|e| CliError::Io(format!("{}: {e}", path.display())))?;
-                if text.trim().is_empty() || text.trim_start().starts_with('#') {
-                    continue;
+            let parse = |first: usize, lines: Vec<String>| {
+                let mut plan = Plan::default();
+                for (i, text) in lines.iter().enumerate() {
+                    let line = first + i;
+                    if text.trim().is_empty() || text.trim_start().starts_with('#') {
+                        continue;
+                    }
+                    let row =
+                        serde_json::from_str::<Row>(text).map_err(|e| format!("line {line}: {e}"));
+                    plan.add(line, row, record);
                 }
-                let row =
-                    serde_json::from_str::<Row>(&text).map_err(|e| format!("line {}: {e}", i + 1));
-                rows.push((
-                    i + 1,
-                    row.map(|mut r| {
-                        if let (true, Some(t)) = (r.record.is_empty(), record) {
-                            t.clone_into(&mut r.record);
+                plan
+            };
+            let (chunks, receiver) = std::sync::mpsc::sync_channel::<(usize, Vec<String>)>(4);
+            let receiver = std::sync::Mutex::new(receiver);
+            let mut planned: Vec<(usize, Plan)> = std::thread::scope(|scope| {
+                let workers: Vec<_> = (0..2)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            let mut done = Vec::new();
+                            loop {
+                                let next = receiver.lock().ok().and_then(|r| r.recv().ok());
+                                let Some((first, lines)) = next else { break };
+                                done.push((first, parse(first, lines)));
+                            }
+                            done
+                        })
+                    })
+                    .collect();
+                let mut lines = std::io::BufReader::new(file).lines();
+                let mut first = 1;
+                let mut outcome = Ok(());
+                loop {
+                    let chunk: Result<Vec<String>, _> =
+                        lines.by_ref().take(LINES_PER_CHUNK).collect();
+                    match chunk {
+                        Ok(chunk) if chunk.is_empty() => break,
+                        Ok(chunk) => {
+                            let count = chunk.len();
+                            if chunks.send((first, chunk)).is_err() {
+                                break;
+                            }
+                            first += count;
                         }
-                        r
-                    }),
-                ));
+                        Err(e) => {
+                            outcome = Err(io(e));
+                            break;
+                        }
+                    }
+                }
+                drop(chunks);
+                let mut planned = Vec::new();
+                for worker in workers {
+                    match worker.join() {
+                        Ok(done) => planned.extend(done),
+                        Err(_) => {
+                            outcome = Err(CliError::Io(format!(
+                                "{}: a thread reading the file failed",
+                                path.display()
+                            )))
+                        }
+                    }
+                }
+                outcome.map(|()| planned)
+            })?;
+            planned.sort_unstable_by_key(|(first, _)| *first);
+            for (_, part) in planned {
+                plan.append(part);
             }
         }
         FileFormat::Csv => {
@@ -430,19 +507,11 @@ fn read_rows(
                 .from_reader(file);
             for (i, row) in reader.deserialize::<Row>().enumerate() {
                 let line = i + 2;
-                rows.push((
-                    line,
-                    row.map_err(|e| format!("line {line}: {e}")).map(|mut r| {
-                        if let (true, Some(t)) = (r.record.is_empty(), record) {
-                            t.clone_into(&mut r.record);
-                        }
-                        r
-                    }),
-                ));
+                plan.add(line, row.map_err(|e| format!("line {line}: {e}")), record);
             }
         }
     }
-    Ok(rows)
+    Ok(plan)
 }
 
 /// Import records from a file.
@@ -471,15 +540,10 @@ impl Import {
             } else {
                 FileFormat::Jsonl
             });
-        let rows = read_rows(&self.file, format, self.record.as_deref())?;
-        let mut planned = Vec::new();
-        let mut problems = Vec::new();
-        for (line, row) in rows {
-            match row.map_err(|e| vec![e]).and_then(|row| plan(line, &row)) {
-                Ok(p) => planned.push((line, p)),
-                Err(mut e) => problems.append(&mut e),
-            }
-        }
+        let Plan {
+            records: planned,
+            problems,
+        } = read_plan(&self.file, format, self.record.as_deref())?;
         for problem in &problems {
             note(problem);
         }
@@ -1050,6 +1114,45 @@ mod tests {
         assert_ne!(
             row_request_id(&row, "person"),
             row_request_id(&other, "person")
+        );
+    }
+
+    #[test]
+    fn a_long_file_is_planned_in_file_order_with_its_line_numbers() {
+        // Several chunks parsed on two threads: records come back in file order, and bad rows
+        // are named by their own lines.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("persons.jsonl");
+        let lines = 3 * LINES_PER_CHUNK + 17;
+        let bad = [5, 2 * LINES_PER_CHUNK + 3];
+        let text: String = (1..=lines)
+            .map(|line| {
+                if bad.contains(&line) {
+                    "{\"type\":\"person\",\"name\":\"\"}\n".to_owned()
+                } else {
+                    format!("{{\"type\":\"person\",\"name\":\"Người {line}\"}}\n")
+                }
+            })
+            .collect();
+        std::fs::write(&path, text).unwrap();
+        let plan = read_plan(&path, FileFormat::Jsonl, None).unwrap();
+        let expected: Vec<usize> = (1..=lines).filter(|l| !bad.contains(l)).collect();
+        let got: Vec<usize> = plan.records.iter().map(|(line, _)| *line).collect();
+        assert_eq!(got, expected);
+        let Some((_, Planned::Person(last))) = plan.records.last() else {
+            panic!("the last record is not a person");
+        };
+        assert_eq!(last.display_name, format!("Người {lines}"));
+        assert_eq!(plan.problems.len(), 2, "{:?}", plan.problems);
+        assert!(
+            plan.problems[0].starts_with("line 5: name"),
+            "{:?}",
+            plan.problems
+        );
+        assert!(
+            plan.problems[1].starts_with(&format!("line {}: name", bad[1])),
+            "{:?}",
+            plan.problems
         );
     }
 }

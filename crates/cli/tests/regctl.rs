@@ -832,3 +832,49 @@ fn a_row_the_registry_refuses_is_named_by_its_line() {
     let now = r.json(&["who-held", &id(46), "--at", "2020-01-01"]);
     assert_eq!(now["holdings"][0]["personDisplayName"], "Hoàng Văn Nam");
 }
+
+#[test]
+fn a_generated_registry_imports_whole_and_answers_like_it() {
+    // Persons, units, offices, terms, holdings with their ends, models and adoptions of a
+    // generated registry, as an agency's import file: every row is accepted, and each imported
+    // holding is found holding its office on its first day.
+    let r = Registry::empty();
+    let dir = tempfile::tempdir().unwrap();
+    let generated = registry_testkit::generate(&registry_testkit::Config::tiny(3));
+    let mut rows = Vec::new();
+    let counts = registry_testkit::fixtures::import_rows(&generated, &mut rows).unwrap();
+    let total: usize = counts.rows.values().sum();
+    assert!(counts.rows["holding"] > 500, "{counts:?}");
+    let text = String::from_utf8(rows).unwrap();
+    let file = write_file(dir.path(), "generated.jsonl", &text);
+    let out = r.stdout(&["import", &file]);
+    assert!(
+        out.contains(&format!(
+            "imported {total} new row(s), 0 already recorded, 0 refused"
+        )),
+        "{out}"
+    );
+    let holdings = text
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|row| row["type"] == "holding" && row["from"].as_str().unwrap().len() == 10);
+    let mut checked = 0;
+    for row in holdings.step_by(37).take(12) {
+        let held = r.json(&[
+            "who-held",
+            row["office"].as_str().unwrap(),
+            "--at",
+            row["from"].as_str().unwrap(),
+        ]);
+        let names: Vec<&str> = held["holdings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["name"].as_str().unwrap())
+            .collect();
+        let expected = format!("holdings/{}", row["id"].as_str().unwrap());
+        assert!(names.contains(&expected.as_str()), "{row}: {held}");
+        checked += 1;
+    }
+    assert_eq!(checked, 12);
+}

@@ -43,7 +43,12 @@ impl From<Vec<Event>> for Decision {
 
 /// Checks a name-like text and returns it in Unicode NFC, trimmed.
 pub fn clean_text(field: &'static str, text: &str) -> Result<String, DomainError> {
-    let text: String = text.trim().nfc().collect();
+    let text = text.trim();
+    // Most text arrives in NFC already: a quick check spares composing it again.
+    let text: String = match unicode_normalization::is_nfc_quick(text.chars()) {
+        unicode_normalization::IsNormalized::Yes => text.to_owned(),
+        _ => text.nfc().collect(),
+    };
     if text.is_empty() {
         return Err(DomainError::invalid(field, "must not be empty"));
     }

@@ -459,13 +459,30 @@ fn new_events(caller: &Caller, events: &[Event]) -> Vec<NewEvent> {
     events
         .iter()
         .map(|event| NewEvent {
-            id: uuid::Uuid::now_v7(),
+            id: event_id(),
             event_type: event.type_name().to_owned(),
             schema_version: event.schema_version(),
             payload: event.encode(),
             metadata: metadata.clone(),
         })
         .collect()
+}
+
+/// A new event's id: a UUID v7 (the time in milliseconds, then random bits). The random bits
+/// come from a per-thread generator seeded once from the system's, not from a system call per
+/// event: ids need to be unique, not secret, and an import makes millions of them.
+fn event_id() -> uuid::Uuid {
+    use rand::{Rng, SeedableRng};
+    thread_local! {
+        static RNG: std::cell::RefCell<rand::rngs::SmallRng> = std::cell::RefCell::new(
+            rand::rngs::SmallRng::seed_from_u64(uuid::Uuid::now_v7().as_u64_pair().1),
+        );
+    }
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let random: [u8; 10] = RNG.with(|rng| rng.borrow_mut().random());
+    uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
 }
 
 /// Decodes a stored event, reporting where an unreadable one sits.
@@ -488,4 +505,17 @@ fn subject_name(event: &Event) -> String {
         .first()
         .map(ToString::to_string)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn event_ids_are_distinct_version_7_uuids_in_time_order() {
+        let ids: Vec<uuid::Uuid> = (0..10_000).map(|_| super::event_id()).collect();
+        let distinct: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+        assert!(ids.iter().all(|id| id.get_version_num() == 7));
+        let millis = |id: &uuid::Uuid| id.get_timestamp().map(|t| t.to_unix()).unwrap();
+        assert!(ids.windows(2).all(|w| millis(&w[0]) <= millis(&w[1])));
+    }
 }

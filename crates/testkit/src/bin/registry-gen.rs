@@ -1,6 +1,9 @@
 //! `registry-gen`: generates a registry and prints its size, or writes its events as JSON Lines.
 //!
-//! `registry-gen [tiny|province|national] [seed] [--jsonl]`
+//! `registry-gen [tiny|province|national] [seed] [--jsonl | --import]`
+//!
+//! `--jsonl` writes the events; `--import` writes `regctl import` rows (JSON Lines) of the
+//! persons, units, offices, terms, holdings, models and adoptions.
 
 use std::io::Write;
 use std::time::Instant;
@@ -23,7 +26,23 @@ fn main() {
     let started = Instant::now();
     let generated = generate(&config);
     let elapsed = started.elapsed();
-    if args.iter().any(|a| a == "--jsonl") {
+    if args.iter().any(|a| a == "--import") {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        match registry_testkit::fixtures::import_rows(&generated, &mut out).and_then(|c| {
+            out.flush()?;
+            Ok(c)
+        }) {
+            Ok(counts) => eprintln!(
+                "import rows: {:?}; {} events without a row, {} holdings left out",
+                counts.rows, counts.events_left_out, counts.holdings_left_out
+            ),
+            Err(e) => {
+                eprintln!("cannot write the rows: {e}");
+                std::process::exit(74);
+            }
+        }
+    } else if args.iter().any(|a| a == "--jsonl") {
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
         for fact in &generated.facts {
