@@ -1068,6 +1068,7 @@ async fn popolo(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
