@@ -1,18 +1,65 @@
-//! Import of 100,000 holdings through `regctl` into a `registryd` on a temporary embedded store,
-//! then the same file again (which must append nothing). Prints rows/s for both runs.
+//! Imports through `regctl` into a `registryd` on a temporary embedded store (release builds of
+//! both binaries).
 //!
-//! `cargo bench -p registry-cli --bench import` (release build of both binaries).
-//! `REGISTRY_BENCH_HOLDINGS=N` changes the size (rounded to 50 holdings per office).
+//! `cargo bench -p registry-cli --bench import`: 100,000 holdings (a unit, offices, persons and
+//! holdings with their ends), then the same file again (which must append nothing). Prints
+//! rows/s for both runs. `REGISTRY_BENCH_HOLDINGS=N` changes the size (rounded to 50 holdings
+//! per office).
+//!
+//! `REGISTRY_BENCH_SIZE=province|national cargo bench -p registry-cli --bench import`: a
+//! generated registry (`registry_testkit`) written as import rows (persons, units, offices,
+//! terms, holdings with their ends, models, adoptions), imported into an empty registry.
+//! Prints the time until `regctl` returned (every row acknowledged, so durable), split into
+//! reading the file and sending it, and the time until the read models had folded every event.
+//! A national run takes about four minutes and holds the file (1.2 GB) in a temporary
+//! directory.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use registry_testkit::daemon::{registryd_binary, Daemon};
-use registry_testkit::fixtures::holdings_jsonl;
+use registry_testkit::fixtures::{holdings_jsonl, import_rows};
 
-fn main() {
+/// Runs `regctl import FILE` against `daemon`; the time it took and its summary line.
+fn import(daemon: &Daemon, file: &Path) -> (Duration, String) {
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_regctl"))
+        .args(["--server", &daemon.address, "import"])
+        .arg(file)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    (took, summary)
+}
+
+/// `regctl stats` as JSON.
+fn stats(daemon: &Daemon) -> serde_json::Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_regctl"))
+        .args(["--server", &daemon.address, "stats", "--output", "json"])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The sending part of a summary line: `... in 178.4 s (35494 rows/s)` → 178.4.
+fn sending_seconds(summary: &str) -> f64 {
+    summary
+        .rsplit_once(" in ")
+        .and_then(|(_, rest)| rest.split_once(" s"))
+        .and_then(|(seconds, _)| seconds.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+fn fixture() {
     let holdings: usize = std::env::var("REGISTRY_BENCH_HOLDINGS")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -25,19 +72,7 @@ fn main() {
     let rows = 1 + offices + 2 * offices * per_office;
     let daemon = Daemon::embedded(&registryd_binary(), &dir.path().join("store"), &[]);
     let run = |label: &str| {
-        let started = Instant::now();
-        let output = Command::new(env!("CARGO_BIN_EXE_regctl"))
-            .args(["--server", &daemon.address, "import"])
-            .arg(&file)
-            .output()
-            .unwrap();
-        let took = started.elapsed();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let summary = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        let (took, summary) = import(&daemon, &file);
         println!(
             "{label:<8} {holdings} holdings ({rows} rows: unit, offices, persons, holdings with their ends) in {:.1} s, {:.0} rows/s | {summary}",
             took.as_secs_f64(),
@@ -55,4 +90,60 @@ fn main() {
         again.contains(&format!("imported 0 new row(s), {rows} already recorded")),
         "{again}"
     );
+}
+
+fn generated(size: &str) {
+    let config = match size {
+        "province" => registry_testkit::Config::province(1),
+        "national" => registry_testkit::Config::national(1),
+        other => panic!("REGISTRY_BENCH_SIZE={other}: expected province or national"),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("registry.jsonl");
+    let started = Instant::now();
+    let registry = registry_testkit::generate(&config);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+    let counts = import_rows(&registry, &mut out).unwrap();
+    drop(out);
+    drop(registry);
+    let rows: usize = counts.rows.values().sum();
+    println!(
+        "{size}: {rows} rows {:?} written in {:.1} s",
+        counts.rows,
+        started.elapsed().as_secs_f64()
+    );
+    let daemon = Daemon::embedded(&registryd_binary(), &dir.path().join("store"), &[]);
+    let started = Instant::now();
+    let (took, summary) = import(&daemon, &file);
+    let events: f64 = stats(&daemon)["headPosition"]
+        .as_str()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(f64::NAN);
+    let caught_up = loop {
+        let stats = stats(&daemon);
+        if stats["headPosition"] == stats["projectionPosition"] {
+            break started.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let sending = sending_seconds(&summary);
+    println!(
+        "import   {rows} rows -> {events} events acknowledged in {:.1} s ({:.1} s reading and checking the file, {sending:.1} s sending: {:.0} rows/s, {:.0} events/s overall); read models caught up after {:.1} s | {summary}",
+        took.as_secs_f64(),
+        took.as_secs_f64() - sending,
+        rows as f64 / sending,
+        events / took.as_secs_f64(),
+        caught_up.as_secs_f64()
+    );
+    assert!(
+        summary.contains(&format!("imported {rows} new row(s)")),
+        "{summary}"
+    );
+}
+
+fn main() {
+    match std::env::var("REGISTRY_BENCH_SIZE") {
+        Ok(size) => generated(&size),
+        Err(_) => fixture(),
+    }
 }
