@@ -167,6 +167,33 @@ mod postgres {
             })
         }
 
+        /// `n` more connections, each with a prepared insert of a holding into the temporal
+        /// table (the EXCLUDE constraint checks a sole office's holders, as the registry's
+        /// capacity rule does), for W1; and their backends' pids.
+        pub async fn writers(
+            &self,
+            n: usize,
+        ) -> Result<(Vec<Arc<(Client, Statement)>>, Vec<u32>), tokio_postgres::Error> {
+            let mut writers = Vec::new();
+            let mut pids = Vec::new();
+            for _ in 0..n {
+                let client = connect(&self.url).await?;
+                let pid: i32 = client
+                    .query_one("SELECT pg_backend_pid()", &[])
+                    .await?
+                    .get(0);
+                pids.push(pid as u32);
+                let insert = client
+                    .prepare(&format!(
+                        "INSERT INTO {}.holdings VALUES ($1, $2, $3, true, daterange($4::text::date, $5::text::date, '[)'), $6, $7, NULL)",
+                        self.schema
+                    ))
+                    .await?;
+                writers.push(Arc::new((client, insert)));
+            }
+            Ok((writers, pids))
+        }
+
         pub async fn drop_schema(&self) {
             if let Ok(admin) = connect(&self.url).await {
                 let _ = admin
@@ -690,6 +717,53 @@ fn main() {
                 println!(
                     "  registryd Q4 / postgres Q4: {:.2}",
                     q4.per_second / p4.per_second
+                );
+                // W1: 32 connections, one transaction each at a time (autocommit, durable:
+                // synchronous_commit on), each with an office and a person of its own,
+                // inserting one past holding after another.
+                let (writers, writer_pids) = pg.writers(32).await.unwrap();
+                let own: Arc<Vec<(uuid::Uuid, uuid::Uuid)>> = Arc::new(
+                    (0..writers.len())
+                        .map(|_| (uuid::Uuid::now_v7(), uuid::Uuid::now_v7()))
+                        .collect(),
+                );
+                let pw = drive(
+                    &writers,
+                    Load {
+                        connections: writers.len(),
+                        in_flight: 1,
+                        duration: load.duration,
+                    },
+                    &writer_pids,
+                    move |n, writer| {
+                        let (task, k) = ((n >> 32) as usize, (n & 0xffff_ffff) as i64);
+                        let (office, person) = own[task];
+                        let start = Date::from_ymd(2000, 1, 1).unwrap().add_days(k);
+                        async move {
+                            writer
+                                .0
+                                .execute(
+                                    &writer.1,
+                                    &[
+                                        &uuid::Uuid::now_v7(),
+                                        &person,
+                                        &office,
+                                        &start.to_string(),
+                                        &start.next_day().to_string(),
+                                        &"Người Thử Tải",
+                                        &"Chức vụ thử tải",
+                                    ],
+                                )
+                                .await
+                                .map(|_| ())
+                        }
+                    },
+                )
+                .await;
+                row("postgres W1 durable inserts, 32 clients", &pw, None);
+                println!(
+                    "  registryd W1 / postgres W1: {:.2}",
+                    w1.per_second / pw.per_second
                 );
                 pg.drop_schema().await;
             }
