@@ -11,6 +11,10 @@
 //! - W1 durable writes: 32 clients each recording past holdings (appointment and end in one
 //!   command) one after another in an office of their own.
 //!
+//! Then PostgreSQL (`REGISTRY_PG_URL`, default the machine's server) loads the same holdings
+//! into a temporal table and answers Q1-Q4 with prepared statements, and W1 as 32 connections
+//! inserting past holdings (durable commits); each answer is printed as a ratio to registryd's.
+//!
 //! `cargo bench -p registry-bench --bench grpc`. Prints requests/s, latency percentiles, the
 //! server's CPU use, and each read's throughput as a fraction of the echo ceiling.
 
