@@ -227,6 +227,35 @@ async fn stops_at_the_first_refused_record(client: Client) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_import_sent_twice_at_once_records_each_record_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::embedded(dir.path(), &[]);
+    let client = daemon.client().await;
+    let ids: Vec<uuid::Uuid> = (0..4000).map(|_| uuid::Uuid::now_v7()).collect();
+    let messages: Vec<Vec<v1::ImportRecord>> = ids
+        .chunks(500)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .map(|id| person(id, &format!("Người {id}")))
+                .collect()
+        })
+        .collect();
+    let (a, b) = tokio::join!(import(&client, messages.clone()), import(&client, messages));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.recorded + b.recorded, 4000, "{a:?} {b:?}");
+    assert_eq!(a.replayed + b.replayed, 4000, "{a:?} {b:?}");
+    // Both were acknowledged after every record was stored: a read at the later position sees
+    // the last one.
+    let last = [&a, &b]
+        .iter()
+        .filter_map(|r| r.commit_position.parse::<u64>().ok())
+        .max()
+        .unwrap();
+    assert!(exists(&client, ids.last().unwrap(), &last.to_string()).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_stops_at_the_first_refused_record_on_the_embedded_store() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::embedded(dir.path(), &[]);

@@ -305,9 +305,19 @@ impl Writer {
         let mut outcome = BatchDecision::default();
         let first_revision = state.next_revision;
         let (done, stored) = watch::channel(None);
+        let mut earlier: Vec<watch::Receiver<Option<Position>>> = Vec::new();
         let mut appended = Vec::new();
         for (index, (caller, command)) in commands.iter().enumerate() {
-            if state.requests.contains_key(&caller.request_id) {
+            if let Some(known) = state.requests.get(&caller.request_id) {
+                // Queued by an earlier call and not yet stored: this batch is acknowledged
+                // only once that append is (it may still fail).
+                if let Known::Pending { stored: theirs, .. } = known {
+                    let seen = theirs.same_channel(&stored)
+                        || earlier.iter().any(|e| e.same_channel(theirs));
+                    if !seen {
+                        earlier.push(theirs.clone());
+                    }
+                }
                 outcome.replayed += 1;
                 continue;
             }
@@ -346,6 +356,9 @@ impl Writer {
             outcome.warnings += decision.warnings.len();
         }
         if appended.is_empty() {
+            if !earlier.is_empty() {
+                outcome.stored = Some(Box::pin(stored_all(earlier)));
+            }
             return Ok(outcome);
         }
         let expected = match first_revision {
@@ -448,6 +461,21 @@ pub struct BatchDecision {
 
 /// The commit of a batch's append, to await.
 pub type Stored = Pin<Box<dyn Future<Output = Result<Position, ApiError>> + Send>>;
+
+/// Waits until the appends behind `pending` are stored; the last of their positions. An append
+/// that failed fails this too: its commands were not recorded.
+async fn stored_all(pending: Vec<watch::Receiver<Option<Position>>>) -> Result<Position, ApiError> {
+    let mut last = None;
+    for mut receiver in pending {
+        let position = *receiver.wait_for(Option::is_some).await.map_err(|_| {
+            ApiError::Unavailable(
+                "an earlier request with the same request_id failed; send it again".into(),
+            )
+        })?;
+        last = last.max(position);
+    }
+    last.ok_or_else(|| ApiError::Unavailable("nothing to wait for".into()))
+}
 
 /// The events of one decided command, to append, each with the caller's metadata.
 fn new_events(caller: &Caller, events: &[Event]) -> Vec<NewEvent> {
