@@ -5,7 +5,10 @@
 //! ALREADY_EXISTS name the resource; FAILED_PRECONDITION names the broken rule (message and an
 //! `ErrorInfo` detail with the rule as reason); ABORTED when concurrent writes kept conflicting;
 //! UNAVAILABLE when the store failed (with "outcome unknown" when an append may have landed);
-//! DEADLINE_EXCEEDED when a replica did not reach a requested position in time.
+//! DEADLINE_EXCEEDED when a replica did not reach a requested position in time. A record of an
+//! import (`ImportRecords`) refused keeps its own code, with its place in the stream in the
+//! message, in BadRequest field paths (`records[3].holding.valid_from`) and in an `ErrorInfo`
+//! (`record_index`, and how many records before it were recorded or replayed).
 
 use registry_domain::{DomainError, ErrorKind};
 use registry_eventstore::StoreError;
