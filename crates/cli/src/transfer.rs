@@ -609,8 +609,11 @@ impl Progress {
     }
 }
 
-/// Records per message of an import stream (well under the server's message size limit).
+/// Records per message of an import stream at most.
 const PER_MESSAGE: usize = 1_000;
+/// Encoded bytes per message of an import stream at most: well under the server's default
+/// message size limit (4 MiB) even when records are long.
+const MESSAGE_BYTES: usize = 1 << 20;
 /// Records per import call: each call is one stream, well within the server's call timeout,
 /// and the unit of progress.
 const PER_CALL: usize = 50_000;
@@ -643,12 +646,7 @@ async fn send(
     let mut next = 0;
     while next < total {
         let end = (next + PER_CALL).min(total);
-        let messages: Vec<v1::ImportRecordsRequest> = records[next..end]
-            .chunks(PER_MESSAGE)
-            .map(|chunk| v1::ImportRecordsRequest {
-                records: chunk.to_vec(),
-            })
-            .collect();
+        let messages = messages(&records[next..end]);
         match command
             .import_records(futures::stream::iter(messages))
             .await
@@ -695,6 +693,30 @@ async fn send(
         )));
     }
     Ok(())
+}
+
+/// The records cut into stream messages of at most [`PER_MESSAGE`] records and about
+/// [`MESSAGE_BYTES`] bytes (a record longer than that goes alone).
+fn messages(records: &[v1::ImportRecord]) -> Vec<v1::ImportRecordsRequest> {
+    use prost::Message;
+    let mut messages = Vec::new();
+    let mut current = v1::ImportRecordsRequest::default();
+    let mut bytes = 0;
+    for record in records {
+        let size = record.encoded_len() + 4;
+        if !current.records.is_empty()
+            && (current.records.len() == PER_MESSAGE || bytes + size > MESSAGE_BYTES)
+        {
+            messages.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        current.records.push(record.clone());
+        bytes += size;
+    }
+    if !current.records.is_empty() {
+        messages.push(current);
+    }
+    messages
 }
 
 /// A record refused by `ImportRecords`, read from the call's status.
@@ -1116,6 +1138,26 @@ mod tests {
             row_request_id(&row, "person"),
             row_request_id(&other, "person")
         );
+    }
+
+    #[test]
+    fn import_messages_stay_under_the_size_limit_and_keep_the_order() {
+        use prost::Message;
+        let record = |name: String| v1::ImportRecord {
+            record: Some(Planned::Person(v1::RegisterPersonRequest {
+                display_name: name,
+                ..Default::default()
+            })),
+        };
+        // 2,500 short records, then 40 of 100 kB.
+        let mut records: Vec<_> = (0..2500).map(|i| record(format!("Người {i}"))).collect();
+        records.extend((0..40).map(|i| record(format!("{i}{}", "x".repeat(100_000)))));
+        let messages = messages(&records);
+        assert!(messages.iter().all(|m| m.records.len() <= PER_MESSAGE));
+        assert!(messages.iter().all(|m| m.encoded_len() <= MESSAGE_BYTES));
+        assert_eq!(&messages[0].records[..], &records[..PER_MESSAGE]);
+        let flat: Vec<_> = messages.into_iter().flat_map(|m| m.records).collect();
+        assert_eq!(flat, records);
     }
 
     #[test]
