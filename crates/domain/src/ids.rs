@@ -37,9 +37,20 @@ macro_rules! id_type {
                 self.0
             }
 
-            /// The resource name, for example `units/0190f5c2-...`.
+            /// The resource name, for example `units/0190f5c2-...` (the same text as
+            /// `to_string`, written into a string of the right size at once: responses carry
+            /// many of them).
             pub fn resource_name(self) -> String {
-                format!("{}/{}", $collection, self.0)
+                let mut name =
+                    String::with_capacity($collection.len() + 1 + uuid::fmt::Hyphenated::LENGTH);
+                name.push_str($collection);
+                name.push('/');
+                name.push_str(
+                    self.0
+                        .hyphenated()
+                        .encode_lower(&mut Uuid::encode_buffer()),
+                );
+                name
             }
         }
 
@@ -163,6 +174,15 @@ impl fmt::Display for EntityRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resource_names_are_the_displayed_names() {
+        let unit = UnitId::new();
+        assert_eq!(unit.resource_name(), unit.to_string());
+        assert!(unit.resource_name().starts_with("units/"));
+        let holding = HoldingId::new();
+        assert_eq!(holding.resource_name(), holding.to_string());
+    }
 
     #[test]
     fn parses_bare_and_resource_names() {

@@ -4,7 +4,7 @@
 //! Answers come from the replica's [`Reader`]: each call first waits (within its deadline) for
 //! the `min_position` it names, then reads the projection under a read lock, without awaiting.
 
-use registry_domain::{Date, PersonId};
+use registry_domain::{Date, PersonId, TermId, UnitId};
 use registry_projections::{HoldingView, Instant, MatchKind, Projection};
 use registry_proto::v1 as pb;
 use registry_proto::v1::query_service_server::{QueryService, QueryServiceServer};
@@ -46,12 +46,12 @@ pub fn holding_pb(p: &Projection, h: &HoldingView<'_>, known_at: Option<Instant>
         registry_domain::HoldingEnd::On(day) => (day.to_string(), false),
     };
     pb::Holding {
-        name: h.holding.to_string(),
-        person: h.person.to_string(),
+        name: h.holding.resource_name(),
+        person: h.person.resource_name(),
         person_display_name: p
             .person_name(h.person, h.start.earliest(), known_at)
             .unwrap_or_default(),
-        office: h.office.to_string(),
+        office: h.office.resource_name(),
         office_title: p
             .office_title(h.office, known_at)
             .unwrap_or_default()
@@ -62,13 +62,13 @@ pub fn holding_pb(p: &Projection, h: &HoldingView<'_>, known_at: Option<Instant>
         beginning: beginning as i32,
         cause,
         end_reason: h.end_reason.map_or(0, |r| end_reason_pb(r) as i32),
-        term: h.term.map(|t| t.to_string()).unwrap_or_default(),
+        term: h.term.map(TermId::resource_name).unwrap_or_default(),
         basis: h.basis.map(|b| basis_pb(&b.to_basis())),
         end_basis: h.end_basis.map(|b| basis_pb(&b.to_basis())),
         recorded_at: Some(timestamp(h.recorded_at)),
         unit: p
             .office_unit(h.office, h.start.earliest(), known_at)
-            .map(|u| u.to_string())
+            .map(UnitId::resource_name)
             .unwrap_or_default(),
     }
 }

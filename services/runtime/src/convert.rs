@@ -331,8 +331,10 @@ pub fn beginning_pb(b: d::Beginning) -> (pb::BeginningKind, String) {
         d::Beginning::Assigned => (pb::BeginningKind::Assigned, String::new()),
         d::Beginning::Transferred => (pb::BeginningKind::Transferred, String::new()),
         d::Beginning::Acting => (pb::BeginningKind::Acting, String::new()),
-        d::Beginning::Concurrent { cause } => (pb::BeginningKind::Concurrent, cause.to_string()),
-        d::Beginning::ExOfficio { cause } => (pb::BeginningKind::ExOfficio, cause.to_string()),
+        d::Beginning::Concurrent { cause } => {
+            (pb::BeginningKind::Concurrent, cause.resource_name())
+        }
+        d::Beginning::ExOfficio { cause } => (pb::BeginningKind::ExOfficio, cause.resource_name()),
     }
 }
 
