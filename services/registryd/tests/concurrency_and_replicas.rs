@@ -12,7 +12,7 @@
 mod support;
 
 use registry_client::{request_id, v1, Client};
-use support::{drop_schema, postgres, Daemon, Registrar};
+use support::{drop_schema, holders, postgres, Daemon, Registrar};
 use tonic::Code;
 use v1::{CapacityKind as Cap, Level, OfficeKind as Off, UnitKind as Kind};
 
@@ -86,18 +86,8 @@ async fn race(addresses: &[String], office: &str, persons: &[String]) -> (usize,
 
 async fn holders_on(query: &str, office: &str, date: &str, min: &str) -> Vec<String> {
     let client = Client::connect(query).await.unwrap();
-    client
-        .query()
-        .get_office_holders(v1::GetOfficeHoldersRequest {
-            office: office.into(),
-            date: date.into(),
-            min_position: min.into(),
-            ..Default::default()
-        })
+    holders(&client, office, date, min)
         .await
-        .unwrap()
-        .into_inner()
-        .holdings
         .into_iter()
         .map(|h| h.person)
         .collect()

@@ -9,7 +9,7 @@
 mod support;
 
 use registry_client::{v1, Client};
-use support::{drop_schema, postgres, Daemon, Registrar};
+use support::{drop_schema, holders, postgres, Daemon, Registrar};
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -61,18 +61,8 @@ async fn import(
 }
 
 async fn holder(client: &Client, office: &str, date: &str, min_position: &str) -> Vec<String> {
-    client
-        .query()
-        .get_office_holders(v1::GetOfficeHoldersRequest {
-            office: office.into(),
-            date: date.into(),
-            min_position: min_position.into(),
-            ..Default::default()
-        })
+    holders(client, office, date, min_position)
         .await
-        .unwrap()
-        .into_inner()
-        .holdings
         .into_iter()
         .map(|h| h.person_display_name)
         .collect()

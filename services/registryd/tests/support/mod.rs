@@ -287,6 +287,27 @@ impl Registrar {
     }
 }
 
+/// The holdings of an office on a date, once the replica reached `min_position` (may be empty).
+pub async fn holders(
+    client: &Client,
+    office: &str,
+    date: &str,
+    min_position: &str,
+) -> Vec<v1::Holding> {
+    client
+        .query()
+        .get_office_holders(v1::GetOfficeHoldersRequest {
+            office: office.into(),
+            date: date.into(),
+            min_position: min_position.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .holdings
+}
+
 /// The PostgreSQL URL for tests, or `None` (with a visible notice) when none is reachable and
 /// `REGISTRY_REQUIRE_POSTGRES` is not `1` (then the test fails instead).
 pub async fn postgres() -> Option<String> {
