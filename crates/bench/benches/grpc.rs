@@ -17,6 +17,8 @@
 //!
 //! `cargo bench -p registry-bench --bench grpc`. Prints requests/s, latency percentiles, the
 //! server's CPU use, and each read's throughput as a fraction of the echo ceiling.
+//! `REGISTRY_BENCH_ONLY=q1,w1` runs only the questions named (of q1, q2, q3, q4, w1, postgres);
+//! the echo ceiling always runs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -28,6 +30,11 @@ use registry_client::{request_id, v1, Client};
 use registry_domain::Date;
 use registry_testkit::daemon::{registryd_binary, Daemon};
 use registry_testkit::{generate, Config};
+
+/// The load generator's process holds the generated registry (gigabytes at national scale); on
+/// glibc's malloc that heap slowed the client's own allocations. registryd uses mimalloc too.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod postgres {
     //! PostgreSQL 15 holding the same holdings in a temporal table: a `daterange` per holding,
@@ -350,6 +357,16 @@ mod postgres {
     }
 }
 
+/// registryd's throughput over PostgreSQL's on one question, when both ran.
+fn ratio(question: &str, ours: Option<&Report>, theirs: &Report) {
+    if let Some(ours) = ours {
+        println!(
+            "  registryd {question} / postgres {question}: {:.2}",
+            ours.per_second / theirs.per_second
+        );
+    }
+}
+
 fn row(name: &str, report: &Report, ceiling: Option<f64>) {
     let ratio = ceiling.map_or(String::new(), |c| {
         format!("{:.2} x echo", report.per_second / c)
@@ -372,6 +389,80 @@ fn pid_of(daemon: &Daemon) -> u32 {
     daemon.pid()
 }
 
+/// W1: 32 writers, each with an office and a person of its own, recording one past holding
+/// after another (appointment and end in one durable command).
+async fn w1(
+    clients: &[Client],
+    catalogue: &registry_testkit::Catalogue,
+    load: Load,
+    pid: u32,
+) -> Report {
+    let writers = Load {
+        connections: 4,
+        in_flight: 8,
+        duration: load.duration,
+    };
+    let mut own = Vec::new();
+    let unit = catalogue.provinces[0].to_string();
+    for task in 0..(writers.connections * writers.in_flight) {
+        let command = clients[0].command();
+        let office = command
+            .clone()
+            .create_office(v1::CreateOfficeRequest {
+                request_id: request_id(),
+                unit: unit.clone(),
+                title: format!("Chức vụ thử tải {task}"),
+                kind: v1::OfficeKind::Member as i32,
+                capacity: Some(v1::Capacity {
+                    kind: v1::CapacityKind::Sole as i32,
+                    limit: 1,
+                }),
+                valid_from: "2000-01-01".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .result
+            .unwrap()
+            .name;
+        let person = command
+            .clone()
+            .register_person(v1::RegisterPersonRequest {
+                request_id: request_id(),
+                display_name: format!("Người Thử Tải {task}"),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .result
+            .unwrap()
+            .name;
+        own.push((office, person));
+    }
+    let own = Arc::new(own);
+    drive(clients, writers, &[pid], move |n, client| {
+        let (task, k) = ((n >> 32) as usize, (n & 0xffff_ffff) as i64);
+        let (office, person) = own[task].clone();
+        let start = Date::from_ymd(2000, 1, 1).unwrap().add_days(k);
+        async move {
+            let request = v1::StartHoldingRequest {
+                request_id: request_id(),
+                person,
+                office,
+                valid_from: start.to_string(),
+                valid_until: start.next_day().to_string(),
+                end_reason: v1::EndReason::TermEnd as i32,
+                beginning: v1::BeginningKind::Appointed as i32,
+                ..Default::default()
+            };
+            client.command().start_holding(request).await.map(|_| ())
+        }
+    })
+    .await
+}
+
 fn main() {
     let size = std::env::var("REGISTRY_BENCH_SIZE").unwrap_or_else(|_| "province".into());
     let seconds: u64 = std::env::var("REGISTRY_BENCH_SECONDS")
@@ -388,6 +479,8 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let only = std::env::var("REGISTRY_BENCH_ONLY").unwrap_or_default();
+    let wanted = |question: &str| only.is_empty() || only.split(',').any(|q| q.trim() == question);
     runtime.block_on(async {
         let started = Instant::now();
         let generated = generate(&config);
@@ -460,155 +553,135 @@ fn main() {
         };
 
         let c = catalogue.clone();
-        let q1 = drive(&clients, load, &[pid], move |n, client| {
-            let office = c.offices[(n as usize * 7919) % c.offices.len()].to_string();
-            async move {
-                let request = v1::GetOfficeHoldersRequest {
-                    office,
-                    date: day(n),
-                    ..Default::default()
-                };
-                client.query().get_office_holders(request).await.map(|_| ())
-            }
-        })
-        .await;
-        row("Q1 holders of an office", &q1, Some(ceiling.per_second));
-
-        let c = catalogue.clone();
-        let q2 = drive(&clients, load, &[pid], move |n, client| {
-            let person = c.persons[(n as usize * 7919) % c.persons.len()].to_string();
-            async move {
-                let request = v1::ListPersonOfficesRequest {
-                    person,
-                    date: day(n),
-                    ..Default::default()
-                };
-                client
-                    .query()
-                    .list_person_offices(request)
-                    .await
-                    .map(|_| ())
-            }
-        })
-        .await;
-        row("Q2 offices of a person", &q2, Some(ceiling.per_second));
-
-        let c = catalogue.clone();
-        let q3 = drive(&clients, load, &[pid], move |n, client| {
-            let model = c
-                .vice_front_model
-                .map(|m| m.to_string())
-                .unwrap_or_default();
-            let province = c.provinces[n as usize % c.provinces.len()].to_string();
-            async move {
-                let request = v1::GetModelCoverageRequest {
-                    model,
-                    jurisdiction: province,
-                    level: v1::Level::Commune as i32,
-                    date: day(n),
-                    ..Default::default()
-                };
-                client.query().get_model_coverage(request).await.map(|_| ())
-            }
-        })
-        .await;
-        row("Q3 coverage in a province", &q3, Some(ceiling.per_second));
-
-        let c = catalogue.clone();
-        let q4 = drive(&clients, load, &[pid], move |n, client| {
-            let office = c.offices[(n as usize * 7919) % c.offices.len()].to_string();
-            async move {
-                let request = v1::ListResourceHistoryRequest {
-                    name: office,
-                    ..Default::default()
-                };
-                client
-                    .audit()
-                    .list_resource_history(request)
-                    .await
-                    .map(|_| ())
-            }
-        })
-        .await;
-        row(
-            "Q4 office history with provenance",
-            &q4,
-            Some(ceiling.per_second),
-        );
-
-        // W1: 32 writers, each with an office and a person of its own, recording one past
-        // holding after another (appointment and end in one durable command).
-        let writers = Load {
-            connections: 4,
-            in_flight: 8,
-            duration: load.duration,
+        let q1 = if !wanted("q1") {
+            None
+        } else {
+            Some(
+                drive(&clients, load, &[pid], move |n, client| {
+                    let office = c.offices[(n as usize * 7919) % c.offices.len()].to_string();
+                    async move {
+                        let request = v1::GetOfficeHoldersRequest {
+                            office,
+                            date: day(n),
+                            ..Default::default()
+                        };
+                        client.query().get_office_holders(request).await.map(|_| ())
+                    }
+                })
+                .await,
+            )
         };
-        let mut own = Vec::new();
-        let unit = catalogue.provinces[0].to_string();
-        for task in 0..(writers.connections * writers.in_flight) {
-            let command = clients[0].command();
-            let office = command
-                .clone()
-                .create_office(v1::CreateOfficeRequest {
-                    request_id: request_id(),
-                    unit: unit.clone(),
-                    title: format!("Chức vụ thử tải {task}"),
-                    kind: v1::OfficeKind::Member as i32,
-                    capacity: Some(v1::Capacity {
-                        kind: v1::CapacityKind::Sole as i32,
-                        limit: 1,
-                    }),
-                    valid_from: "2000-01-01".into(),
-                    ..Default::default()
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .result
-                .unwrap()
-                .name;
-            let person = command
-                .clone()
-                .register_person(v1::RegisterPersonRequest {
-                    request_id: request_id(),
-                    display_name: format!("Người Thử Tải {task}"),
-                    ..Default::default()
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .result
-                .unwrap()
-                .name;
-            own.push((office, person));
+        if let Some(q1) = &q1 {
+            row("Q1 holders of an office", q1, Some(ceiling.per_second));
         }
-        let own = Arc::new(own);
-        let w1 = drive(&clients, writers, &[pid], move |n, client| {
-            let (task, k) = ((n >> 32) as usize, (n & 0xffff_ffff) as i64);
-            let (office, person) = own[task].clone();
-            let start = Date::from_ymd(2000, 1, 1).unwrap().add_days(k);
-            async move {
-                let request = v1::StartHoldingRequest {
-                    request_id: request_id(),
-                    person,
-                    office,
-                    valid_from: start.to_string(),
-                    valid_until: start.next_day().to_string(),
-                    end_reason: v1::EndReason::TermEnd as i32,
-                    beginning: v1::BeginningKind::Appointed as i32,
-                    ..Default::default()
-                };
-                client.command().start_holding(request).await.map(|_| ())
-            }
-        })
-        .await;
-        row("W1 durable writes, 32 clients", &w1, None);
+
+        let c = catalogue.clone();
+        let q2 = if !wanted("q2") {
+            None
+        } else {
+            Some(
+                drive(&clients, load, &[pid], move |n, client| {
+                    let person = c.persons[(n as usize * 7919) % c.persons.len()].to_string();
+                    async move {
+                        let request = v1::ListPersonOfficesRequest {
+                            person,
+                            date: day(n),
+                            ..Default::default()
+                        };
+                        client
+                            .query()
+                            .list_person_offices(request)
+                            .await
+                            .map(|_| ())
+                    }
+                })
+                .await,
+            )
+        };
+        if let Some(q2) = &q2 {
+            row("Q2 offices of a person", q2, Some(ceiling.per_second));
+        }
+
+        let c = catalogue.clone();
+        let q3 = if !wanted("q3") {
+            None
+        } else {
+            Some(
+                drive(&clients, load, &[pid], move |n, client| {
+                    let model = c
+                        .vice_front_model
+                        .map(|m| m.to_string())
+                        .unwrap_or_default();
+                    let province = c.provinces[n as usize % c.provinces.len()].to_string();
+                    async move {
+                        let request = v1::GetModelCoverageRequest {
+                            model,
+                            jurisdiction: province,
+                            level: v1::Level::Commune as i32,
+                            date: day(n),
+                            ..Default::default()
+                        };
+                        client.query().get_model_coverage(request).await.map(|_| ())
+                    }
+                })
+                .await,
+            )
+        };
+        if let Some(q3) = &q3 {
+            row("Q3 coverage in a province", q3, Some(ceiling.per_second));
+        }
+
+        let c = catalogue.clone();
+        let q4 = if !wanted("q4") {
+            None
+        } else {
+            Some(
+                drive(&clients, load, &[pid], move |n, client| {
+                    let office = c.offices[(n as usize * 7919) % c.offices.len()].to_string();
+                    async move {
+                        let request = v1::ListResourceHistoryRequest {
+                            name: office,
+                            ..Default::default()
+                        };
+                        client
+                            .audit()
+                            .list_resource_history(request)
+                            .await
+                            .map(|_| ())
+                    }
+                })
+                .await,
+            )
+        };
+        if let Some(q4) = &q4 {
+            row(
+                "Q4 office history with provenance",
+                q4,
+                Some(ceiling.per_second),
+            );
+        }
+
+        let w1 = if wanted("w1") {
+            Some(w1(&clients, &catalogue, load, pid).await)
+        } else {
+            None
+        };
+        if let Some(w1) = &w1 {
+            row("W1 durable writes, 32 clients", w1, None);
+        }
 
         let clients_of_registryd = clients.clone();
         // The same questions to PostgreSQL holding the same holdings in a temporal table.
         let url = std::env::var("REGISTRY_PG_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        match postgres::Comparison::load(&url, &generated.registry, load.connections).await {
+        let pg = if wanted("postgres") {
+            postgres::Comparison::load(&url, &generated.registry, load.connections)
+                .await
+                .map_err(|e| e.to_string())
+        } else {
+            Err("left out by REGISTRY_BENCH_ONLY".to_owned())
+        };
+        match pg {
             Err(e) => println!("PostgreSQL at {url} not measured: {e}"),
             Ok(pg) => {
                 println!(
@@ -665,10 +738,7 @@ fn main() {
                     &p1,
                     Some(ceiling.per_second),
                 );
-                println!(
-                    "  registryd Q1 / postgres Q1: {:.2}",
-                    q1.per_second / p1.per_second
-                );
+                ratio("Q1", q1.as_ref(), &p1);
                 let c = catalogue.clone();
                 let p2 = drive(&clients, load, &pids, move |n, client| {
                     let person = c.persons[(n as usize * 7919) % c.persons.len()].uuid();
@@ -686,10 +756,7 @@ fn main() {
                     &p2,
                     Some(ceiling.per_second),
                 );
-                println!(
-                    "  registryd Q2 / postgres Q2: {:.2}",
-                    q2.per_second / p2.per_second
-                );
+                ratio("Q2", q2.as_ref(), &p2);
                 let c = catalogue.clone();
                 let p3 = drive(&clients, load, &pids, move |n, client| {
                     let province = c.provinces[n as usize % c.provinces.len()].uuid();
@@ -707,10 +774,7 @@ fn main() {
                     &p3,
                     Some(ceiling.per_second),
                 );
-                println!(
-                    "  registryd Q3 / postgres Q3: {:.2}",
-                    q3.per_second / p3.per_second
-                );
+                ratio("Q3", q3.as_ref(), &p3);
                 let c = catalogue.clone();
                 let p4 = drive(&clients, load, &pids, move |n, client| {
                     let office = c.offices[(n as usize * 7919) % c.offices.len()].uuid();
@@ -718,10 +782,7 @@ fn main() {
                 })
                 .await;
                 row("postgres Q4 office history", &p4, Some(ceiling.per_second));
-                println!(
-                    "  registryd Q4 / postgres Q4: {:.2}",
-                    q4.per_second / p4.per_second
-                );
+                ratio("Q4", q4.as_ref(), &p4);
                 // W1: 32 connections, one transaction each at a time (autocommit, durable:
                 // synchronous_commit on), each with an office and a person of its own,
                 // inserting one past holding after another.
@@ -765,10 +826,7 @@ fn main() {
                 )
                 .await;
                 row("postgres W1 durable inserts, 32 clients", &pw, None);
-                println!(
-                    "  registryd W1 / postgres W1: {:.2}",
-                    w1.per_second / pw.per_second
-                );
+                ratio("W1", w1.as_ref(), &pw);
                 pg.drop_schema().await;
             }
         }
