@@ -109,15 +109,45 @@ impl Date {
     }
 }
 
+impl Date {
+    /// `yyyy-mm-dd` as ASCII bytes, for years 0 to 9999 (every response carries dates: this
+    /// skips the formatting machinery, which showed in query profiles).
+    fn iso_bytes(self) -> Option<[u8; 10]> {
+        let (year, month, day) = self.0.to_calendar_date();
+        let year = u16::try_from(year).ok().filter(|y| *y <= 9999)?;
+        let digit = |n: u16| b'0' + (n % 10) as u8;
+        let (month, day) = (month as u16, u16::from(day));
+        Some([
+            digit(year / 1000),
+            digit(year / 100),
+            digit(year / 10),
+            digit(year),
+            b'-',
+            digit(month / 10),
+            digit(month),
+            b'-',
+            digit(day / 10),
+            digit(day),
+        ])
+    }
+
+    /// The first `len` characters of `yyyy-mm-dd` (4: the year, 7: year and month).
+    fn write_iso(self, f: &mut fmt::Formatter<'_>, len: usize) -> fmt::Result {
+        match self.iso_bytes() {
+            Some(bytes) => f.write_str(std::str::from_utf8(&bytes[..len]).map_err(|_| fmt::Error)?),
+            None => {
+                let text = format!("{:04}-{:02}-{:02}", self.year(), self.month(), self.day());
+                // Years past 9999 or before 0 have more characters before the month.
+                let cut = text.len() - (10 - len);
+                f.write_str(&text[..cut])
+            }
+        }
+    }
+}
+
 impl fmt::Display for Date {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:04}-{:02}-{:02}",
-            self.year(),
-            self.month(),
-            self.day()
-        )
+        self.write_iso(f, 10)
     }
 }
 
@@ -290,9 +320,9 @@ impl From<Date> for PartialDate {
 impl fmt::Display for PartialDate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.precision {
-            Precision::Day => self.first.fmt(f),
-            Precision::Month => write!(f, "{:04}-{:02}", self.first.year(), self.first.month()),
-            Precision::Year => write!(f, "{:04}", self.first.year()),
+            Precision::Day => self.first.write_iso(f, 10),
+            Precision::Month => self.first.write_iso(f, 7),
+            Precision::Year => self.first.write_iso(f, 4),
         }
     }
 }
@@ -451,6 +481,30 @@ impl fmt::Display for Span {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_print_as_iso_across_the_whole_range() {
+        let (first, last) = (
+            time::Date::MIN.to_julian_day(),
+            time::Date::MAX.to_julian_day(),
+        );
+        let days = (first..=last)
+            .step_by(997)
+            .chain([first, last, d("1999-12-31").julian_day()]);
+        for day in days {
+            let date = Date::from_julian_day(day).expect("in range");
+            let (y, m, dd) = (date.year(), date.month(), date.day());
+            assert_eq!(date.to_string(), format!("{y:04}-{m:02}-{dd:02}"));
+            assert_eq!(
+                PartialDate::month(y, m).expect("month").to_string(),
+                format!("{y:04}-{m:02}")
+            );
+            assert_eq!(
+                PartialDate::year(y).expect("year").to_string(),
+                format!("{y:04}")
+            );
+        }
+    }
 
     fn d(s: &str) -> Date {
         s.parse().expect("test date")

@@ -32,6 +32,10 @@ pub struct HoldingView<'a> {
     pub end_basis: Option<BasisRef<'a>>,
     /// When the registry recorded this version (microseconds since the Unix epoch).
     pub recorded_at: Instant,
+    /// The rows of the person and the office in the read model, so that their names are found
+    /// without looking the ids up again.
+    person_row: u32,
+    office_row: u32,
 }
 
 /// A unit on a date.
@@ -154,7 +158,31 @@ impl Projection {
             basis: basis(v.basis),
             end_basis: basis(v.end_basis),
             recorded_at: v.recorded.from,
+            person_row: v.person,
+            office_row: v.office,
         }
+    }
+
+    /// The holder's name on the first day of the holding, as known at `known_at`.
+    pub fn holder_name(&self, h: &HoldingView<'_>, known_at: Option<Instant>) -> Option<String> {
+        self.person_name_of_row(h.person_row, h.start.earliest(), known_at)
+    }
+
+    /// The title of the holding's office, as known at `known_at`.
+    pub fn holding_office_title(
+        &self,
+        h: &HoldingView<'_>,
+        known_at: Option<Instant>,
+    ) -> Option<&str> {
+        at(&self.offices[h.office_row as usize].facts, known_at)
+            .last()
+            .map(|facts| facts.title.as_str())
+    }
+
+    /// The unit of the holding's office on the first day of the holding.
+    pub fn holding_unit(&self, h: &HoldingView<'_>, known_at: Option<Instant>) -> Option<UnitId> {
+        self.office_unit_on(h.office_row, h.start.earliest(), known_at)
+            .map(|u| self.units[u as usize].id)
     }
 
     fn holding_versions<'a>(
@@ -319,6 +347,14 @@ impl Projection {
         self.unit_life(*self.unit_ix.get(&unit)?, known_at)
     }
 
+    /// The days the office exists, as asserted at `known_at`; `None` for an office unknown then.
+    pub fn office_span(&self, office: OfficeId, known_at: Option<Instant>) -> Option<Span> {
+        let ix = *self.office_ix.get(&office)?;
+        at(&self.offices[ix as usize].facts, known_at)
+            .last()
+            .map(|facts| facts.life)
+    }
+
     /// The office's title as asserted at `known_at` (titles are facts, corrected, not dated).
     pub fn office_title(&self, office: OfficeId, known_at: Option<Instant>) -> Option<&str> {
         let ix = *self.office_ix.get(&office)?;
@@ -378,17 +414,27 @@ impl Projection {
         on: Date,
         known_at: Option<Instant>,
     ) -> Option<String> {
-        let row = &self.persons[*self.person_ix.get(&person)? as usize];
-        let names: Vec<&(Option<Date>, u32)> = at(&row.names, known_at).collect();
-        // A person exists while a registered name is asserted.
-        let registered = names.iter().find(|(since, _)| since.is_none())?;
-        let renamed = names
-            .iter()
-            .filter(|(since, _)| since.is_some_and(|s| s <= on))
-            .max_by_key(|(since, _)| *since);
+        self.person_name_of_row(*self.person_ix.get(&person)?, on, known_at)
+    }
+
+    fn person_name_of_row(&self, row: u32, on: Date, known_at: Option<Instant>) -> Option<String> {
+        // A person exists while a registered name is asserted; the name on `on` is the latest
+        // rename by then (the last recorded of equal dates), else the registered name.
+        let mut registered = None;
+        let mut renamed: Option<(Date, u32)> = None;
+        for &(since, name) in at(&self.persons[row as usize].names, known_at) {
+            match since {
+                None => registered = registered.or(Some(name)),
+                Some(since) if since <= on && renamed.is_none_or(|(best, _)| since >= best) => {
+                    renamed = Some((since, name));
+                }
+                Some(_) => {}
+            }
+        }
+        let registered = registered?;
         Some(
             self.names
-                .spelling(renamed.unwrap_or(registered).1)
+                .spelling(renamed.map_or(registered, |(_, name)| name))
                 .to_owned(),
         )
     }

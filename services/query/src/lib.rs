@@ -48,12 +48,10 @@ pub fn holding_pb(p: &Projection, h: &HoldingView<'_>, known_at: Option<Instant>
     pb::Holding {
         name: h.holding.resource_name(),
         person: h.person.resource_name(),
-        person_display_name: p
-            .person_name(h.person, h.start.earliest(), known_at)
-            .unwrap_or_default(),
+        person_display_name: p.holder_name(h, known_at).unwrap_or_default(),
         office: h.office.resource_name(),
         office_title: p
-            .office_title(h.office, known_at)
+            .holding_office_title(h, known_at)
             .unwrap_or_default()
             .to_owned(),
         start: h.start.to_string(),
@@ -67,7 +65,7 @@ pub fn holding_pb(p: &Projection, h: &HoldingView<'_>, known_at: Option<Instant>
         end_basis: h.end_basis.map(|b| basis_pb(&b.to_basis())),
         recorded_at: Some(timestamp(h.recorded_at)),
         unit: p
-            .office_unit(h.office, h.start.earliest(), known_at)
+            .holding_unit(h, known_at)
             .map(UnitId::resource_name)
             .unwrap_or_default(),
     }
@@ -169,9 +167,8 @@ impl QueryService for QueryApi {
             |(office, on, known_at), models| {
                 let p = &models.projection;
                 let life = p
-                    .office_on(office, on, known_at)
-                    .ok_or_else(|| ApiError::NotFound(office.to_string()))?
-                    .life;
+                    .office_span(office, known_at)
+                    .ok_or_else(|| ApiError::NotFound(office.to_string()))?;
                 let holders = p.holders(office, on, known_at);
                 let vacant = life.contains(on) && holders.is_empty();
                 let holdings = holders.iter().map(|h| holding_pb(p, h, known_at)).collect();
