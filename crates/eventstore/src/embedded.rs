@@ -10,10 +10,13 @@
 //!   of its group.
 //! - Reads use a small pool of read-only connections on blocking threads; WAL lets them run
 //!   while the writer commits.
+//! - The events committed last (up to [`RECENT_EVENTS`]) stay in memory after their commit: the
+//!   feed's followers in this process (the read models) get what was just written without
+//!   reading it back from the file. Only committed events go there, after the fsync.
 //! - A lock file next to the database (`<file>.lock`, an OS file lock) keeps a second process
 //!   out with [`StoreError::Locked`] instead of two writers corrupting each other's view.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
@@ -62,9 +65,49 @@ struct Inner {
     writer: Mutex<Option<std_mpsc::Sender<Request>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
+    recent: Arc<Mutex<Recent>>,
     changes: watch::Receiver<u64>,
     /// Held for the store's lifetime: the OS releases it if the process dies.
     _lock: File,
+}
+
+/// How many of the last committed events are kept in memory for the feed's followers: a few
+/// seconds of a bulk import, a few megabytes.
+pub const RECENT_EVENTS: usize = 16_384;
+
+/// The last committed events, in position order, without gaps.
+#[derive(Default)]
+struct Recent {
+    events: VecDeque<RecordedEvent>,
+}
+
+impl Recent {
+    /// The events at positions in `(after, end]`, when all of them are still held.
+    fn range(&self, after: u64, end: u64) -> Option<Vec<RecordedEvent>> {
+        let first = self.events.front()?.position.commit;
+        if after.checked_add(1)? < first {
+            return None;
+        }
+        let (from, to) = ((after + 1 - first) as usize, (end + 1 - first) as usize);
+        (from <= to && to <= self.events.len())
+            .then(|| self.events.range(from..to).cloned().collect())
+    }
+
+    fn extend(&mut self, events: impl IntoIterator<Item = RecordedEvent>) {
+        for event in events {
+            let follows = self
+                .events
+                .back()
+                .is_none_or(|last| last.position.commit + 1 == event.position.commit);
+            if !follows {
+                self.events.clear(); // Never serve a range with a hole in it.
+            }
+            if self.events.len() == RECENT_EVENTS {
+                self.events.pop_front();
+            }
+            self.events.push_back(event);
+        }
+    }
 }
 
 struct Request {
@@ -149,8 +192,10 @@ impl EmbeddedStore {
             .map_err(sql_err)?;
         let (changes_tx, changes) = watch::channel(head);
         let (tx, rx) = std_mpsc::channel();
+        let recent = Arc::new(Mutex::new(Recent::default()));
         let writer = Writer {
             conn,
+            recent: recent.clone(),
             head,
             last_recorded,
             revisions: HashMap::new(),
@@ -167,6 +212,7 @@ impl EmbeddedStore {
                 writer: Mutex::new(Some(tx)),
                 thread: Mutex::new(Some(thread)),
                 readers: Mutex::new(Vec::new()),
+                recent,
                 changes,
                 _lock: lock,
             }),
@@ -212,8 +258,18 @@ impl EmbeddedStore {
 const PARALLEL_READ_THRESHOLD: u64 = 4096;
 
 impl EmbeddedStore {
-    /// The events at positions in `(after, end]`.
+    /// The events at positions in `(after, end]`: from memory when they were committed last,
+    /// else from the file.
     async fn read_range(&self, after: u64, end: u64) -> Result<Vec<RecordedEvent>, StoreError> {
+        let held = self
+            .inner
+            .recent
+            .lock()
+            .ok()
+            .and_then(|recent| recent.range(after, end));
+        if let Some(events) = held {
+            return Ok(events);
+        }
         self.with_reader(move |conn| {
             let mut statement = conn
                 .prepare_cached(&format!(
@@ -429,6 +485,8 @@ const WAL_TRUNCATE_EVENTS: u64 = 50_000;
 /// The writer thread's state.
 struct Writer {
     conn: Connection,
+    /// Where committed events are handed to this process's readers.
+    recent: Arc<Mutex<Recent>>,
     /// The last committed position.
     head: u64,
     /// The last recorded time given out: recorded time never goes backwards along the feed.
@@ -503,7 +561,7 @@ impl Writer {
         Ok(revision)
     }
 
-    fn commit_group(&mut self, group: Vec<Request>) {
+    fn commit_group(&mut self, mut group: Vec<Request>) {
         let start_head = self.head;
         let start_recorded = self.last_recorded;
         let mut outcomes: Vec<Result<AppendResult, StoreError>> = Vec::with_capacity(group.len());
@@ -516,13 +574,16 @@ impl Writer {
             }
             return;
         }
+        let mut recorded_at = Vec::with_capacity(group.len());
         for request in &group {
             let outcome = self.append_one(request, &mut touched);
             outcomes.push(outcome);
+            recorded_at.push(self.last_recorded);
         }
         let committed = self.conn.execute_batch("COMMIT").map_err(sql_err);
         match committed {
             Ok(()) => {
+                self.keep_recent(&mut group, &outcomes, &recorded_at);
                 self.changes.send_replace(self.head);
                 for (request, outcome) in group.into_iter().zip(outcomes) {
                     let _ = request.reply.send(outcome);
@@ -544,6 +605,42 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Hands the events of the committed appends to this process's readers (moved out of their
+    /// requests: they are not needed to answer).
+    fn keep_recent(
+        &self,
+        group: &mut [Request],
+        outcomes: &[Result<AppendResult, StoreError>],
+        recorded_at: &[i64],
+    ) {
+        let mut names = Interner::default();
+        let mut committed = Vec::new();
+        for ((request, outcome), recorded_at) in group.iter_mut().zip(outcomes).zip(recorded_at) {
+            let Ok(result) = outcome else { continue };
+            let events = std::mem::take(&mut request.events);
+            let count = events.len() as u64;
+            let stream = names.get(0, &request.stream);
+            for (i, event) in (0..count).zip(events) {
+                let back = count - 1 - i;
+                committed.push(RecordedEvent {
+                    position: Position::sequence(result.position.commit - back),
+                    stream: stream.clone(),
+                    revision: result.next_expected - back,
+                    id: event.id,
+                    event_type: names.get(1, &event.event_type),
+                    schema_version: event.schema_version,
+                    payload: event.payload,
+                    metadata: event.metadata,
+                    recorded_at: *recorded_at,
+                });
+            }
+        }
+        self.recent
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .extend(committed);
     }
 
     /// Appends one request inside its own savepoint. `touched` collects the revisions it

@@ -87,3 +87,77 @@ async fn a_closed_store_refuses_appends() {
         Err(StoreError::Closed)
     ));
 }
+
+/// Reads the whole feed, a page of `page` events at a time.
+async fn whole_feed(store: &EmbeddedStore, page: usize) -> Vec<RecordedEvent> {
+    let mut feed = Vec::new();
+    loop {
+        let batch = store
+            .read_all(feed.last().map(|e: &RecordedEvent| e.position), page)
+            .await
+            .unwrap();
+        if batch.is_empty() {
+            return feed;
+        }
+        feed.extend(batch);
+    }
+}
+
+#[tokio::test]
+async fn the_feed_read_back_from_memory_is_the_feed_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.db");
+    let store = EmbeddedStore::open(EmbeddedConfig::new(&path)).unwrap();
+    // More events than the store keeps in memory, appended by many callers at once (so that
+    // commits group several appends), on two streams, with refused appends among them.
+    let batches = (registry_eventstore::embedded::RECENT_EVENTS + 3_000) / 100;
+    let total = batches * 100;
+    let mut pending = Vec::new();
+    let mut revisions = [None::<u64>, None];
+    for batch in 0..batches {
+        let stream = batch % 2;
+        let events = (0..100)
+            .map(|i| event(&format!("T{}", i % 3), format!("{batch}/{i}").as_bytes()))
+            .collect();
+        let expected =
+            revisions[stream].map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
+        pending.push(
+            store
+                .submit(["registry", "other"][stream], expected, events)
+                .unwrap(),
+        );
+        revisions[stream] = Some(revisions[stream].map_or(99, |r| r + 100));
+        if batch % 7 == 3 {
+            let refused = store
+                .submit(
+                    "registry",
+                    ExpectedRevision::Exact(123_456),
+                    vec![event("X", b"x")],
+                )
+                .unwrap();
+            pending.push(refused);
+        }
+        if pending.len() >= 32 {
+            for append in pending.drain(..) {
+                let _ = append.await;
+            }
+        }
+    }
+    for append in pending {
+        let _ = append.await;
+    }
+    let live = whole_feed(&store, 4096).await;
+    assert_eq!(live.len(), total);
+    let head = live.last().unwrap().position.commit;
+    let tail = store
+        .read_all(Some(Position::sequence(head - 1000)), 600)
+        .await
+        .unwrap();
+    store.close();
+    drop(store);
+
+    let reopened = EmbeddedStore::open(EmbeddedConfig::new(&path)).unwrap();
+    let from_file = whole_feed(&reopened, 4096).await;
+    assert_eq!(live, from_file);
+    assert_eq!(tail, from_file[total - 1000..total - 400]);
+}
