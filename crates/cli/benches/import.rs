@@ -11,7 +11,7 @@
 //! terms, holdings with their ends, models, adoptions), imported into an empty registry.
 //! Prints the time until `regctl` returned (every row acknowledged, so durable), split into
 //! reading the file and sending it, and the time until the read models had folded every event.
-//! A national run takes about four minutes and holds the file (1.2 GB) in a temporary
+//! A national run takes about three minutes and holds the file (1.2 GB) in a temporary
 //! directory.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]

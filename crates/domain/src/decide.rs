@@ -488,7 +488,7 @@ impl Registry {
                     birth: after.birth,
                 };
                 if let Some(birth) = after.birth {
-                    for holding in &current.holdings {
+                    for holding in current.holdings.iter() {
                         let h = &self.holdings[holding];
                         if h.start.latest() < birth.earliest() {
                             return Err(DomainError::BeforeBirth {
@@ -729,10 +729,8 @@ impl Registry {
         }
         let others = office
             .holdings
-            .iter()
-            .filter(|h| **h != id)
-            .map(|h| (*h, self.holdings[h].span()))
-            .filter(|(_, other)| other.overlaps(span));
+            .spans()
+            .filter(|(h, other)| *h != id && other.overlaps(span));
         check_capacity(facts.office, office.capacity, others.chain([(id, span)]))
     }
 
@@ -795,7 +793,7 @@ impl Registry {
             });
         }
         let life = Span::between(office.life.start, on);
-        for holding in &office.holdings {
+        for holding in office.holdings.iter() {
             let h = &self.holdings[holding];
             let span = h.span();
             if span.start >= on || h.end.has_ended() && !span.within(life) {
@@ -886,11 +884,7 @@ impl Registry {
                 });
             }
         }
-        let spans: Vec<(HoldingId, Span)> = office
-            .holdings
-            .iter()
-            .map(|h| (*h, self.holdings[h].span()))
-            .collect();
+        let spans: Vec<(HoldingId, Span)> = office.holdings.spans().collect();
         for (holding, span) in &spans {
             if !span.within(life) {
                 return Err(DomainError::OutsideOfficeLife {

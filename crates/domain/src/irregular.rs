@@ -140,11 +140,9 @@ impl Registry {
         };
         let others: Vec<(HoldingId, &Holding, Span)> = p
             .holdings
-            .iter()
-            .filter(|h| **h != id)
-            .map(|h| (*h, &self.holdings[h]))
-            .map(|(h, holding)| (h, holding, holding.span()))
-            .filter(|(_, _, s)| s.overlaps(span))
+            .spans()
+            .filter(|(h, s)| *h != id && s.overlaps(span))
+            .map(|(h, s)| (h, &self.holdings[&h], s))
             .collect();
         if !o.kind.is_membership() {
             for (other_id, other, other_span) in &others {
@@ -210,8 +208,7 @@ impl Registry {
     ) -> Option<Span> {
         office.capacity.limit()?;
         let mut last_end = office.life.start;
-        for h in office.holdings.iter().filter(|h| **h != except) {
-            let span = self.holdings[h].span();
+        for (_, span) in office.holdings.spans().filter(|(h, _)| *h != except) {
             if span.is_empty() || span.start >= day {
                 continue;
             }
@@ -237,7 +234,7 @@ impl Registry {
         }
         for (person_id, person) in &self.persons {
             let mut flagged_count = false;
-            for id in &person.holdings {
+            for id in person.holdings.iter() {
                 let h = &self.holdings[id];
                 // Each pair once: only pairs where the other holding was recorded earlier.
                 let earlier =
@@ -269,8 +266,8 @@ impl Registry {
         for (office_id, office) in &self.offices {
             let mut starts: Vec<Date> = office
                 .holdings
-                .iter()
-                .map(|h| self.holdings[h].span())
+                .spans()
+                .map(|(_, span)| span)
                 .filter(|s| !s.is_empty())
                 .map(|s| s.start)
                 .collect();

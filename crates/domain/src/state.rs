@@ -5,7 +5,10 @@
 //! decided against the state they follow. Retracted entities are removed, but their ids stay
 //! reserved so they can never be reused.
 
-use std::collections::{HashMap, HashSet};
+/// The registry's maps are keyed by UUIDs chosen by the registry itself: foldhash (randomly
+/// seeded) instead of SipHash, which showed in the profiles of every write and of a start.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
 use uuid::Uuid;
 
@@ -29,7 +32,7 @@ pub struct Person {
     /// The birth date, when known.
     pub birth: Option<PartialDate>,
     /// Every holding of the person, in the order recorded.
-    pub holdings: Vec<HoldingId>,
+    pub holdings: Holdings,
 }
 
 impl Person {
@@ -123,7 +126,50 @@ pub struct Office {
     /// The unit it belongs to, from each day on; the first entry starts at its creation.
     pub placements: Vec<(Date, UnitId)>,
     /// Its holdings, in the order recorded.
-    pub holdings: Vec<HoldingId>,
+    pub holdings: Holdings,
+}
+
+/// The holdings of a person or an office in the order recorded, each with the days it surely
+/// covers: capacity and concurrency checks and vacancies scan these instead of looking every
+/// holding up (a plural office, such as a council's seats, gathers thousands over the years).
+/// Derefs to the ids.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Holdings {
+    ids: Vec<HoldingId>,
+    spans: Vec<Span>,
+}
+
+impl std::ops::Deref for Holdings {
+    type Target = [HoldingId];
+
+    fn deref(&self) -> &[HoldingId] {
+        &self.ids
+    }
+}
+
+impl Holdings {
+    /// Each holding with the days it surely covers, in the order recorded.
+    pub fn spans(&self) -> impl Iterator<Item = (HoldingId, Span)> + '_ {
+        self.ids.iter().copied().zip(self.spans.iter().copied())
+    }
+
+    fn add(&mut self, id: HoldingId, span: Span) {
+        self.ids.push(id);
+        self.spans.push(span);
+    }
+
+    fn set_span(&mut self, id: HoldingId, span: Span) {
+        if let Some(i) = self.ids.iter().rposition(|h| *h == id) {
+            self.spans[i] = span;
+        }
+    }
+
+    fn remove(&mut self, id: HoldingId) {
+        if let Some(i) = self.ids.iter().rposition(|h| *h == id) {
+            self.ids.remove(i);
+            self.spans.remove(i);
+        }
+    }
 }
 
 impl Office {
@@ -353,7 +399,7 @@ impl Registry {
                         renames: Vec::new(),
                         aliases: e.aliases.clone(),
                         birth: e.birth,
-                        holdings: Vec::new(),
+                        holdings: Holdings::default(),
                     },
                 );
             }
@@ -443,7 +489,7 @@ impl Registry {
                         capacity: e.capacity,
                         life: Span::from(e.on),
                         placements: vec![(e.on, e.unit)],
-                        holdings: Vec::new(),
+                        holdings: Holdings::default(),
                     },
                 );
             }
@@ -475,11 +521,12 @@ impl Registry {
                 }
             }
             Event::HoldingStarted(e) => {
+                let span = holding_span(e.start, HoldingEnd::Open);
                 if let Some(person) = self.persons.get_mut(&e.person) {
-                    person.holdings.push(e.holding);
+                    person.holdings.add(e.holding, span);
                 }
                 if let Some(office) = self.offices.get_mut(&e.office) {
-                    office.holdings.push(e.holding);
+                    office.holdings.add(e.holding, span);
                 }
                 self.holdings.insert(
                     e.holding,
@@ -501,6 +548,13 @@ impl Registry {
                     holding.end = e.end;
                     holding.end_reason = Some(e.reason);
                     holding.end_basis = e.basis.clone();
+                    let (person, office, span) = (holding.person, holding.office, holding.span());
+                    if let Some(person) = self.persons.get_mut(&person) {
+                        person.holdings.set_span(e.holding, span);
+                    }
+                    if let Some(office) = self.offices.get_mut(&office) {
+                        office.holdings.set_span(e.holding, span);
+                    }
                 }
             }
             Event::HoldingCorrected(e) => self.correct_holding(e.holding, &e.after),
@@ -592,20 +646,30 @@ impl Registry {
         holding.end_reason = after.end_reason;
         holding.term = after.term;
         holding.basis = after.basis.clone();
-        if old_person != after.person {
+        // A holding that stays with its person or office keeps its place in their list.
+        let span = holding.span();
+        if old_person == after.person {
             if let Some(p) = self.persons.get_mut(&old_person) {
-                p.holdings.retain(|h| *h != id);
+                p.holdings.set_span(id, span);
+            }
+        } else {
+            if let Some(p) = self.persons.get_mut(&old_person) {
+                p.holdings.remove(id);
             }
             if let Some(p) = self.persons.get_mut(&after.person) {
-                p.holdings.push(id);
+                p.holdings.add(id, span);
             }
         }
-        if old_office != after.office {
+        if old_office == after.office {
             if let Some(o) = self.offices.get_mut(&old_office) {
-                o.holdings.retain(|h| *h != id);
+                o.holdings.set_span(id, span);
+            }
+        } else {
+            if let Some(o) = self.offices.get_mut(&old_office) {
+                o.holdings.remove(id);
             }
             if let Some(o) = self.offices.get_mut(&after.office) {
-                o.holdings.push(id);
+                o.holdings.add(id, span);
             }
         }
     }
@@ -637,10 +701,10 @@ impl Registry {
             EntityRef::Holding(id) => {
                 if let Some(holding) = self.holdings.remove(&id) {
                     if let Some(p) = self.persons.get_mut(&holding.person) {
-                        p.holdings.retain(|h| *h != id);
+                        p.holdings.remove(id);
                     }
                     if let Some(o) = self.offices.get_mut(&holding.office) {
-                        o.holdings.retain(|h| *h != id);
+                        o.holdings.remove(id);
                     }
                 }
             }
@@ -670,7 +734,7 @@ impl Registry {
     /// Whether `ancestor` is `unit` or lies above it on `day`.
     pub fn is_ancestor_or_self(&self, ancestor: UnitId, unit: UnitId, day: Date) -> bool {
         let mut stack = vec![unit];
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         while let Some(current) = stack.pop() {
             if current == ancestor {
                 return true;

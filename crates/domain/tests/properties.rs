@@ -257,6 +257,24 @@ fn to_command(step: &Step, w: &World, ids: &Ids) -> Command {
 
 /// The hard rules, checked naively and independently of `decide`.
 fn assert_hard_rules(registry: &Registry) {
+    // The spans kept beside each person's and office's holdings are the holdings' own.
+    let lists = registry
+        .persons()
+        .map(|(id, p)| (id.to_string(), &p.holdings))
+        .chain(
+            registry
+                .offices()
+                .map(|(id, o)| (id.to_string(), &o.holdings)),
+        );
+    for (owner, holdings) in lists {
+        for (h, span) in holdings.spans() {
+            assert_eq!(
+                span,
+                registry.holding(h).unwrap().span(),
+                "{owner}: stale span of {h}"
+            );
+        }
+    }
     for (id, holding) in registry.holdings() {
         assert!(
             registry.person(holding.person).is_some(),
