@@ -14,7 +14,7 @@ use registry_runtime::serve::main_with;
 use registry_runtime::{Reader, Writer};
 
 /// mimalloc instead of the system allocator: glibc's malloc slowed down on the heap a national
-/// registry leaves after its start (a third of a query's server time in `_int_malloc` and
+/// registry leaves after its start (a fifth of the server's time in a query in `_int_malloc` and
 /// `malloc_consolidate`, measured with perf at 9.5 million events).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
