@@ -8,8 +8,10 @@
 //!   is the commit order and the feed never has gaps.
 //! - Each append runs inside its own savepoint: one rejected append does not affect the others
 //!   of its group.
-//! - Reads use a small pool of read-only connections on blocking threads; WAL lets them run
-//!   while the writer commits.
+//! - Reads use a pool of [`READ_CONNECTIONS`] read-only connections on blocking threads; WAL
+//!   lets them run while the writer commits. A read waits for a free connection rather than
+//!   opening one more: under many concurrent reads, opening and dropping connections (each with
+//!   its own page cache) cost more than the reads.
 //! - The events committed last (up to [`RECENT_EVENTS`]) stay in memory after their commit: the
 //!   feed's followers in this process (the read models) get what was just written without
 //!   reading it back from the file. Only committed events go there, after the fsync.
@@ -65,6 +67,8 @@ struct Inner {
     writer: Mutex<Option<std_mpsc::Sender<Request>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
+    /// One permit per pooled read connection, held until the connection is back in the pool.
+    read_slots: Arc<tokio::sync::Semaphore>,
     recent: Arc<Mutex<Recent>>,
     changes: watch::Receiver<u64>,
     /// Held for the store's lifetime: the OS releases it if the process dies.
@@ -212,6 +216,7 @@ impl EmbeddedStore {
                 writer: Mutex::new(Some(tx)),
                 thread: Mutex::new(Some(thread)),
                 readers: Mutex::new(Vec::new()),
+                read_slots: Arc::new(tokio::sync::Semaphore::new(READ_CONNECTIONS)),
                 recent,
                 changes,
                 _lock: lock,
@@ -234,8 +239,16 @@ impl EmbeddedStore {
         &self,
         work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        let slot = self
+            .inner
+            .read_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
+            let _slot = slot; // Released once the connection is back in the pool.
             let pooled = inner.readers.lock().map_err(|_| StoreError::Closed)?.pop();
             let conn = match pooled {
                 Some(conn) => conn,
@@ -243,9 +256,7 @@ impl EmbeddedStore {
             };
             let result = work(&conn);
             if let Ok(mut pool) = inner.readers.lock() {
-                if pool.len() < 8 {
-                    pool.push(conn);
-                }
+                pool.push(conn);
             }
             result
         })
@@ -253,6 +264,10 @@ impl EmbeddedStore {
         .map_err(|e| StoreError::backend(format!("read task failed: {e}")))?
     }
 }
+
+/// Read connections at most: reads are short and mostly served from SQLite's page cache, so a
+/// few per core keep the cores busy.
+pub const READ_CONNECTIONS: usize = 4;
 
 /// Feed reads of at least this many events are split over two connections.
 const PARALLEL_READ_THRESHOLD: u64 = 4096;
