@@ -357,6 +357,29 @@ mod postgres {
     }
 }
 
+/// Drives one question at registryd when `REGISTRY_BENCH_ONLY` asks for it, and prints its row
+/// against the echo ceiling.
+async fn question<F, Fut, E>(
+    asked: bool,
+    name: &str,
+    clients: &[Client],
+    load: Load,
+    pid: u32,
+    ceiling: f64,
+    call: F,
+) -> Option<Report>
+where
+    F: Fn(u64, Client) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = Result<(), E>> + Send,
+{
+    if !asked {
+        return None;
+    }
+    let report = drive(clients, load, &[pid], call).await;
+    row(name, &report, Some(ceiling));
+    Some(report)
+}
+
 /// registryd's throughput over PostgreSQL's on one question, when both ran.
 fn ratio(question: &str, ours: Option<&Report>, theirs: &Report) {
     if let Some(ours) = ours {
@@ -553,113 +576,105 @@ fn main() {
         };
 
         let c = catalogue.clone();
-        let q1 = if !wanted("q1") {
-            None
-        } else {
-            Some(
-                drive(&clients, load, &[pid], move |n, client| {
-                    let office = c.offices[(n as usize * 7919) % c.offices.len()].to_string();
-                    async move {
-                        let request = v1::GetOfficeHoldersRequest {
-                            office,
-                            date: day(n),
-                            ..Default::default()
-                        };
-                        client.query().get_office_holders(request).await.map(|_| ())
-                    }
-                })
-                .await,
-            )
-        };
-        if let Some(q1) = &q1 {
-            row("Q1 holders of an office", q1, Some(ceiling.per_second));
-        }
+        let q1 = question(
+            wanted("q1"),
+            "Q1 holders of an office",
+            &clients,
+            load,
+            pid,
+            ceiling.per_second,
+            move |n, client| {
+                let office = c.offices[(n as usize * 7919) % c.offices.len()].to_string();
+                async move {
+                    let request = v1::GetOfficeHoldersRequest {
+                        office,
+                        date: day(n),
+                        ..Default::default()
+                    };
+                    client.query().get_office_holders(request).await.map(|_| ())
+                }
+            },
+        )
+        .await;
 
         let c = catalogue.clone();
-        let q2 = if !wanted("q2") {
-            None
-        } else {
-            Some(
-                drive(&clients, load, &[pid], move |n, client| {
-                    let person = c.persons[(n as usize * 7919) % c.persons.len()].to_string();
-                    async move {
-                        let request = v1::ListPersonOfficesRequest {
-                            person,
-                            date: day(n),
-                            ..Default::default()
-                        };
-                        client
-                            .query()
-                            .list_person_offices(request)
-                            .await
-                            .map(|_| ())
-                    }
-                })
-                .await,
-            )
-        };
-        if let Some(q2) = &q2 {
-            row("Q2 offices of a person", q2, Some(ceiling.per_second));
-        }
+        let q2 = question(
+            wanted("q2"),
+            "Q2 offices of a person",
+            &clients,
+            load,
+            pid,
+            ceiling.per_second,
+            move |n, client| {
+                let person = c.persons[(n as usize * 7919) % c.persons.len()].to_string();
+                async move {
+                    let request = v1::ListPersonOfficesRequest {
+                        person,
+                        date: day(n),
+                        ..Default::default()
+                    };
+                    client
+                        .query()
+                        .list_person_offices(request)
+                        .await
+                        .map(|_| ())
+                }
+            },
+        )
+        .await;
 
         let c = catalogue.clone();
-        let q3 = if !wanted("q3") {
-            None
-        } else {
-            Some(
-                drive(&clients, load, &[pid], move |n, client| {
-                    let model = c
-                        .vice_front_model
-                        .map(|m| m.to_string())
-                        .unwrap_or_default();
-                    let province = c.provinces[n as usize % c.provinces.len()].to_string();
-                    async move {
-                        let request = v1::GetModelCoverageRequest {
-                            model,
-                            jurisdiction: province,
-                            level: v1::Level::Commune as i32,
-                            date: day(n),
-                            ..Default::default()
-                        };
-                        client.query().get_model_coverage(request).await.map(|_| ())
-                    }
-                })
-                .await,
-            )
-        };
-        if let Some(q3) = &q3 {
-            row("Q3 coverage in a province", q3, Some(ceiling.per_second));
-        }
+        let q3 = question(
+            wanted("q3"),
+            "Q3 coverage in a province",
+            &clients,
+            load,
+            pid,
+            ceiling.per_second,
+            move |n, client| {
+                let model = c
+                    .vice_front_model
+                    .map(|m| m.to_string())
+                    .unwrap_or_default();
+                let province = c.provinces[n as usize % c.provinces.len()].to_string();
+                async move {
+                    let request = v1::GetModelCoverageRequest {
+                        model,
+                        jurisdiction: province,
+                        level: v1::Level::Commune as i32,
+                        date: day(n),
+                        ..Default::default()
+                    };
+                    client.query().get_model_coverage(request).await.map(|_| ())
+                }
+            },
+        )
+        .await;
 
         let c = catalogue.clone();
-        let q4 = if !wanted("q4") {
-            None
-        } else {
-            Some(
-                drive(&clients, load, &[pid], move |n, client| {
-                    let office = c.offices[(n as usize * 7919) % c.offices.len()].to_string();
-                    async move {
-                        let request = v1::ListResourceHistoryRequest {
-                            name: office,
-                            ..Default::default()
-                        };
-                        client
-                            .audit()
-                            .list_resource_history(request)
-                            .await
-                            .map(|_| ())
-                    }
-                })
-                .await,
-            )
-        };
-        if let Some(q4) = &q4 {
-            row(
-                "Q4 office history with provenance",
-                q4,
-                Some(ceiling.per_second),
-            );
-        }
+        let q4 = question(
+            wanted("q4"),
+            "Q4 office history with provenance",
+            &clients,
+            load,
+            pid,
+            ceiling.per_second,
+            move |n, client| {
+                let office = c.offices[(n as usize * 7919) % c.offices.len()].to_string();
+                async move {
+                    let request = v1::ListResourceHistoryRequest {
+                        name: office,
+                        ..Default::default()
+                    };
+                    client
+                        .audit()
+                        .list_resource_history(request)
+                        .await
+                        .map(|_| ())
+                }
+            },
+        )
+        .await;
 
         let w1 = if wanted("w1") {
             Some(w1(&clients, &catalogue, load, pid).await)

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use registry_domain::*;
 
-use crate::{BasisRef, HoldingVersion, Instant, Projection, Slot, Version};
+use crate::{BasisRef, HoldingVersion, Instant, OfficeFacts, Projection, Slot, Version};
 
 /// A holding as the registry states it, borrowing its legal bases from the read model.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -174,9 +174,13 @@ impl Projection {
         h: &HoldingView<'_>,
         known_at: Option<Instant>,
     ) -> Option<&str> {
-        at(&self.offices[h.office_row as usize].facts, known_at)
-            .last()
+        self.office_facts(h.office_row, known_at)
             .map(|facts| facts.title.as_str())
+    }
+
+    /// The facts of the office in row `office` as asserted at `known_at`.
+    fn office_facts(&self, office: u32, known_at: Option<Instant>) -> Option<&OfficeFacts> {
+        at(&self.offices[office as usize].facts, known_at).last()
     }
 
     /// The unit of the holding's office on the first day of the holding.
@@ -255,18 +259,6 @@ impl Projection {
         (found, None)
     }
 
-    /// The unit an office belonged to on `on`.
-    pub fn office_unit(
-        &self,
-        office: OfficeId,
-        on: Date,
-        known_at: Option<Instant>,
-    ) -> Option<UnitId> {
-        let ix = *self.office_ix.get(&office)?;
-        self.office_unit_on(ix, on, known_at)
-            .map(|u| self.units[u as usize].id)
-    }
-
     /// Who held the office on `on`: the holdings that surely cover that day.
     pub fn holders(
         &self,
@@ -338,7 +330,7 @@ impl Projection {
     /// Whether the office stood empty on `on` although it existed.
     pub fn vacant(&self, office: OfficeId, on: Date, known_at: Option<Instant>) -> Option<bool> {
         let ix = *self.office_ix.get(&office)?;
-        let facts = at(&self.offices[ix as usize].facts, known_at).last()?;
+        let facts = self.office_facts(ix, known_at)?;
         Some(facts.life.contains(on) && self.holders(office, on, known_at).is_empty())
     }
 
@@ -349,17 +341,13 @@ impl Projection {
 
     /// The days the office exists, as asserted at `known_at`; `None` for an office unknown then.
     pub fn office_span(&self, office: OfficeId, known_at: Option<Instant>) -> Option<Span> {
-        let ix = *self.office_ix.get(&office)?;
-        at(&self.offices[ix as usize].facts, known_at)
-            .last()
+        self.office_facts(*self.office_ix.get(&office)?, known_at)
             .map(|facts| facts.life)
     }
 
     /// The office's title as asserted at `known_at` (titles are facts, corrected, not dated).
     pub fn office_title(&self, office: OfficeId, known_at: Option<Instant>) -> Option<&str> {
-        let ix = *self.office_ix.get(&office)?;
-        at(&self.offices[ix as usize].facts, known_at)
-            .last()
+        self.office_facts(*self.office_ix.get(&office)?, known_at)
             .map(|facts| facts.title.as_str())
     }
 
@@ -394,7 +382,7 @@ impl Projection {
         known_at: Option<Instant>,
     ) -> Option<OfficeView> {
         let ix = *self.office_ix.get(&office)?;
-        let facts = at(&self.offices[ix as usize].facts, known_at).last()?;
+        let facts = self.office_facts(ix, known_at)?;
         Some(OfficeView {
             office,
             unit: self
