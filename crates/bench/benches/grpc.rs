@@ -18,7 +18,9 @@
 //! `cargo bench -p registry-bench --bench grpc`. Prints requests/s, latency percentiles, the
 //! server's CPU use, and each read's throughput as a fraction of the echo ceiling.
 //! `REGISTRY_BENCH_ONLY=q1,w1` runs only the questions named (of q1, q2, q3, q4, w1, postgres);
-//! the echo ceiling always runs.
+//! the echo ceiling always runs. `REGISTRY_BENCH_STORE=DIR` keeps the store in `DIR` and, when
+//! `DIR` already holds one from an earlier run of the same size, uses it as it is instead of
+//! writing the generated registry again (for profiling; W1 adds its writes to it).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -507,18 +509,25 @@ fn main() {
     runtime.block_on(async {
         let started = Instant::now();
         let generated = generate(&config);
-        let dir = tempfile::tempdir().unwrap();
-        let events = load_store(&dir.path().join("registry.db"), &generated.facts)
-            .await
-            .unwrap();
-        println!(
-            "{size}: {events} events generated and stored in {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
+        let temporary = tempfile::tempdir().unwrap();
+        let dir = std::env::var_os("REGISTRY_BENCH_STORE")
+            .map_or_else(|| temporary.path().to_owned(), std::path::PathBuf::from);
+        let events = generated.facts.len();
+        if dir.join("registry.db").exists() {
+            println!("{size}: {events} events generated; the store in {dir:?} is used as it is");
+        } else {
+            load_store(&dir.join("registry.db"), &generated.facts)
+                .await
+                .unwrap();
+            println!(
+                "{size}: {events} events generated and stored in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
 
         let binary = registryd_binary();
         let started = Instant::now();
-        let registryd = Daemon::embedded(&binary, dir.path(), &[]);
+        let registryd = Daemon::embedded(&binary, &dir, &[]);
         let admin = Client::connect(&registryd.address).await.unwrap();
         loop {
             let stats = admin

@@ -142,6 +142,10 @@ fn sql_err(e: rusqlite::Error) -> StoreError {
     StoreError::backend(e)
 }
 
+/// How much of the file read connections map into memory (address space, not memory: the
+/// kernel's page cache backs it). SQLite caps it at `SQLITE_MAX_MMAP_SIZE` (`.cargo/config.toml`).
+const MMAP_BYTES: i64 = 1 << 40;
+
 fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -161,6 +165,12 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreErro
     }
     conn.pragma_update(None, "cache_size", -65536)
         .map_err(sql_err)?;
+    if read_only {
+        // Reads of committed pages go straight to the file's mapping: no read call, no copy
+        // into the page cache (random reads of histories touch pages all over a large file).
+        conn.pragma_update(None, "mmap_size", MMAP_BYTES)
+            .map_err(sql_err)?;
+    }
     Ok(conn)
 }
 
@@ -270,7 +280,7 @@ impl EmbeddedStore {
 pub const READ_CONNECTIONS: usize = 4;
 
 /// Feed reads of at least this many events are split over two connections.
-const PARALLEL_READ_THRESHOLD: u64 = 4096;
+const PARALLEL_READ_THRESHOLD: u64 = 2048;
 
 impl EmbeddedStore {
     /// The events at positions in `(after, end]`: from memory when they were committed last,
@@ -746,5 +756,45 @@ impl Writer {
             next_expected: revision - 1,
             position: Position::sequence(position),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SQLite build settings of `.cargo/config.toml` are in effect: read connections map the
+    /// file, and connections do not share one page cache behind one lock.
+    #[tokio::test]
+    async fn read_connections_map_the_file_and_keep_their_own_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path().join("r.db"))).unwrap();
+        let (mmap, options) = store
+            .with_reader(|conn| {
+                let mmap: i64 = conn
+                    .query_row("PRAGMA mmap_size", [], |row| row.get(0))
+                    .map_err(sql_err)?;
+                let mut statement = conn.prepare("PRAGMA compile_options").map_err(sql_err)?;
+                let options = statement
+                    .query_map([], |row| row.get::<_, String>(0))
+                    .map_err(sql_err)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(sql_err)?;
+                Ok((mmap, options))
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            mmap, MMAP_BYTES,
+            "SQLite capped mmap_size: SQLITE_MAX_MMAP_SIZE not set"
+        );
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "{options:?}"
+        );
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{options:?}"
+        );
     }
 }

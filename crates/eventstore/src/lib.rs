@@ -375,7 +375,7 @@ pub trait EventStore: Clone + Send + Sync + 'static {
 }
 
 /// How many events a subscription reads at once.
-const SUBSCRIPTION_BATCH: usize = 4096;
+const SUBSCRIPTION_BATCH: usize = 2048;
 
 /// How many batches a subscription buffers ahead of its consumer.
 pub(crate) const SUBSCRIPTION_BUFFER: usize = 4;

@@ -267,7 +267,7 @@ async fn catch_up(
     until: Option<Position>,
 ) -> Result<(), ApiError> {
     loop {
-        let batch = store.read_all(models.position, 4096).await?;
+        let batch = store.read_all(models.position, 2048).await?;
         if batch.is_empty() {
             return Ok(());
         }
@@ -282,6 +282,15 @@ async fn catch_up(
 
 /// The follower: subscribe after the models' position, fold, publish; resubscribe on failure.
 async fn follow(reader: Reader) {
+    let started = Instant::now();
+    // The head when the follower began: reaching it is logged once (how long a start took).
+    let mut start_head = match reader.store.head().await {
+        Ok(head) => head,
+        Err(e) => {
+            tracing::warn!(error = %e, "the store's head is unknown; the catch-up is not timed");
+            None
+        }
+    };
     loop {
         let after = reader.models().position;
         let mut subscription = reader.store.subscribe(after);
@@ -307,7 +316,16 @@ async fn follow(reader: Reader) {
                     .map(|()| models.position)
             };
             match outcome {
-                Ok(position) => reader.publish(position),
+                Ok(position) => {
+                    reader.publish(position);
+                    if start_head.is_some_and(|head| position >= Some(head)) {
+                        start_head = None;
+                        tracing::info!(
+                            seconds = started.elapsed().as_secs_f64(),
+                            "the read models caught up with the store"
+                        );
+                    }
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "the read models could not fold the feed; retrying in 1 s");
                     break;

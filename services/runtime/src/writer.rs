@@ -43,7 +43,7 @@ pub const STREAM: &str = "registry";
 pub const MAX_ATTEMPTS: u32 = 8;
 
 /// Events read per batch while catching up.
-const BATCH: usize = 4096;
+const BATCH: usize = 2048;
 
 /// Who asks for a write, and under which request.
 #[derive(Clone, Debug)]
