@@ -374,7 +374,9 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     }
 }
 
-/// How many events a subscription reads at once.
+/// How many events a subscription reads at once. A batch's vector (about 180 bytes an event)
+/// stays under mimalloc's 512 KiB huge-object size, so it is reused instead of mapped afresh
+/// (page faults of a national start: 205k with 4096, 155k with 2048).
 const SUBSCRIPTION_BATCH: usize = 2048;
 
 /// How many batches a subscription buffers ahead of its consumer.

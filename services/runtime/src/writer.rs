@@ -42,7 +42,7 @@ pub const STREAM: &str = "registry";
 /// How many times a write is decided again after losing a race to another writer.
 pub const MAX_ATTEMPTS: u32 = 8;
 
-/// Events read per batch while catching up.
+/// Events read per batch while catching up (see the store's subscription batch for the size).
 const BATCH: usize = 2048;
 
 /// Who asks for a write, and under which request.
