@@ -17,8 +17,8 @@
 //!
 //! `cargo bench -p registry-bench --bench grpc`. Prints requests/s, latency percentiles, the
 //! server's CPU use, and each read's throughput as a fraction of the echo ceiling.
-//! `REGISTRY_BENCH_ONLY=q1,w1` runs only the questions named (of q1, q2, q3, q4, w1, postgres);
-//! the echo ceiling always runs. `REGISTRY_BENCH_STORE=DIR` keeps the store in `DIR` and, when
+//! `REGISTRY_BENCH_ONLY=q1,w1` runs only the questions named (of health, q1, q2, q3, q4, w1,
+//! postgres); the echo ceiling always runs. `REGISTRY_BENCH_STORE=DIR` keeps the store in `DIR` and, when
 //! `DIR` already holds one from an earlier run of the same size, uses it as it is instead of
 //! writing the generated registry again (for profiling; W1 adds its writes to it).
 
@@ -583,6 +583,27 @@ fn main() {
                 .add_days((n % 9_000) as i64)
                 .to_string()
         };
+
+        // The same health check as the echo row, answered by registryd: its own gRPC stack
+        // (call timeout, concurrency limit, its other services' routes) without any query.
+        question(
+            wanted("health"),
+            "registryd health check",
+            &clients,
+            load,
+            pid,
+            ceiling.per_second,
+            |_, client| async move {
+                client
+                    .health()
+                    .check(tonic_health::pb::HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await
+                    .map(|_| ())
+            },
+        )
+        .await;
 
         let c = catalogue.clone();
         let q1 = question(
