@@ -18,9 +18,9 @@
 //! `cargo bench -p registry-bench --bench grpc`. Prints requests/s, latency percentiles, the
 //! server's CPU use, and each read's throughput as a fraction of the echo ceiling.
 //! `REGISTRY_BENCH_ONLY=q1,w1` runs only the questions named (of health, q1, q2, q3, q4, w1,
-//! postgres); the echo ceiling always runs. `REGISTRY_BENCH_STORE=DIR` keeps the store in `DIR` and, when
-//! `DIR` already holds one from an earlier run of the same size, uses it as it is instead of
-//! writing the generated registry again (for profiling; W1 adds its writes to it).
+//! postgres); the echo ceiling always runs. `REGISTRY_BENCH_STORE=DIR` keeps the store in `DIR`
+//! and, when `DIR` already holds one from an earlier run of the same size, uses it as it is
+//! instead of writing the generated registry again (for profiling; W1 adds its writes to it).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 

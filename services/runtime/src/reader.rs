@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::writer::{decode, STREAM};
+use crate::writer::{decode, CATCH_UP_BATCH, STREAM};
 
 /// The longest a read waits for its `min_position`, whatever its deadline.
 pub const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -267,7 +267,7 @@ async fn catch_up(
     until: Option<Position>,
 ) -> Result<(), ApiError> {
     loop {
-        let batch = store.read_all(models.position, 2048).await?;
+        let batch = store.read_all(models.position, CATCH_UP_BATCH).await?;
         if batch.is_empty() {
             return Ok(());
         }

@@ -42,8 +42,9 @@ pub const STREAM: &str = "registry";
 /// How many times a write is decided again after losing a race to another writer.
 pub const MAX_ATTEMPTS: u32 = 8;
 
-/// Events read per batch while catching up (see the store's subscription batch for the size).
-const BATCH: usize = 2048;
+/// Events read per batch while catching up, by the writer and by a rebuild of the read models
+/// (the same size as the store's subscription batches; see there why).
+pub(crate) const CATCH_UP_BATCH: usize = 2048;
 
 /// Who asks for a write, and under which request.
 #[derive(Clone, Debug)]
@@ -414,9 +415,14 @@ impl Writer {
         loop {
             let batch = self
                 .store
-                .read_stream(STREAM, state.next_revision, Direction::Forwards, BATCH)
+                .read_stream(
+                    STREAM,
+                    state.next_revision,
+                    Direction::Forwards,
+                    CATCH_UP_BATCH,
+                )
                 .await?;
-            let full = batch.len() == BATCH;
+            let full = batch.len() == CATCH_UP_BATCH;
             for recorded in batch {
                 let event = decode(&recorded)?;
                 state.registry.apply(&event);
