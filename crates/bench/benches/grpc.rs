@@ -382,6 +382,17 @@ where
     Some(report)
 }
 
+/// The call the echo ceiling answers (and registryd's own health row): a health check.
+async fn health_check(_: u64, client: Client) -> Result<(), tonic::Status> {
+    client
+        .health()
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .map(|_| ())
+}
+
 /// registryd's throughput over PostgreSQL's on one question, when both ran.
 fn ratio(question: &str, ours: Option<&Report>, theirs: &Report) {
     if let Some(ours) = ours {
@@ -557,21 +568,7 @@ fn main() {
             load.connections, load.in_flight
         );
         let echo_clients = connect(&echo.address, load.connections).await;
-        let ceiling = drive(
-            &echo_clients,
-            load,
-            &[pid_of(&echo)],
-            |_, client| async move {
-                client
-                    .health()
-                    .check(tonic_health::pb::HealthCheckRequest {
-                        service: String::new(),
-                    })
-                    .await
-                    .map(|_| ())
-            },
-        )
-        .await;
+        let ceiling = drive(&echo_clients, load, &[pid_of(&echo)], health_check).await;
         row("echo (gRPC ceiling)", &ceiling, None);
 
         let clients = connect(&registryd.address, load.connections).await;
@@ -593,15 +590,7 @@ fn main() {
             load,
             pid,
             ceiling.per_second,
-            |_, client| async move {
-                client
-                    .health()
-                    .check(tonic_health::pb::HealthCheckRequest {
-                        service: String::new(),
-                    })
-                    .await
-                    .map(|_| ())
-            },
+            health_check,
         )
         .await;
 
