@@ -263,18 +263,6 @@ pub struct BasisRef<'a> {
     pub effective_on: Option<Date>,
 }
 
-impl BasisRef<'_> {
-    /// An owned copy.
-    pub fn to_basis(&self) -> LegalBasis {
-        LegalBasis {
-            number: self.number.to_owned(),
-            issued_on: self.issued_on,
-            issuer: self.issuer.to_owned(),
-            effective_on: self.effective_on,
-        }
-    }
-}
-
 impl Bases {
     fn push(&mut self, basis: &LegalBasis) -> u32 {
         let issuer = match self.issuer_ix.get(basis.issuer.as_str()) {

@@ -61,8 +61,8 @@ pub fn holding_pb(p: &Projection, h: &HoldingView<'_>, known_at: Option<Instant>
         cause,
         end_reason: h.end_reason.map_or(0, |r| end_reason_pb(r) as i32),
         term: h.term.map(TermId::resource_name).unwrap_or_default(),
-        basis: h.basis.map(|b| basis_pb(&b.to_basis())),
-        end_basis: h.end_basis.map(|b| basis_pb(&b.to_basis())),
+        basis: h.basis.as_ref().map(basis_pb),
+        end_basis: h.end_basis.as_ref().map(basis_pb),
         recorded_at: Some(timestamp(h.recorded_at)),
         unit: p
             .holding_unit(h, known_at)

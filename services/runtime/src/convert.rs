@@ -396,12 +396,12 @@ pub fn arrangement(field: &str, a: Option<&pb::Arrangement>) -> Parsed<d::Arrang
     }
 }
 
-/// Writes a legal basis.
-pub fn basis_pb(b: &d::LegalBasis) -> pb::LegalBasis {
+/// Writes a legal basis as the read models hold it (borrowed: one copy of its strings, for the answer).
+pub fn basis_pb(b: &registry_projections::BasisRef<'_>) -> pb::LegalBasis {
     pb::LegalBasis {
-        number: b.number.clone(),
+        number: b.number.to_owned(),
         issued_on: b.issued_on.to_string(),
-        issuer: b.issuer.clone(),
+        issuer: b.issuer.to_owned(),
         effective_on: b.effective_on.map(|d| d.to_string()).unwrap_or_default(),
     }
 }
