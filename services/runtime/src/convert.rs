@@ -396,7 +396,8 @@ pub fn arrangement(field: &str, a: Option<&pb::Arrangement>) -> Parsed<d::Arrang
     }
 }
 
-/// Writes a legal basis as the read models hold it (borrowed: one copy of its strings, for the answer).
+/// Writes a legal basis as the read models hold it (borrowed: its strings are copied once, into
+/// the answer).
 pub fn basis_pb(b: &registry_projections::BasisRef<'_>) -> pb::LegalBasis {
     pb::LegalBasis {
         number: b.number.to_owned(),
