@@ -359,27 +359,35 @@ mod postgres {
     }
 }
 
-/// Drives one question at registryd when `REGISTRY_BENCH_ONLY` asks for it, and prints its row
-/// against the echo ceiling.
-async fn question<F, Fut, E>(
-    asked: bool,
-    name: &str,
-    clients: &[Client],
+/// What every read question is driven against: registryd's connections, the load, its process
+/// (for its CPU use), the echo ceiling to compare with, and the questions asked.
+struct Registryd<'a> {
+    clients: &'a [Client],
     load: Load,
     pid: u32,
     ceiling: f64,
-    call: F,
-) -> Option<Report>
-where
-    F: Fn(u64, Client) -> Fut + Send + Sync + Clone + 'static,
-    Fut: std::future::Future<Output = Result<(), E>> + Send,
-{
-    if !asked {
-        return None;
+    only: &'a str,
+}
+
+impl Registryd<'_> {
+    /// Whether `REGISTRY_BENCH_ONLY` asks for `key` (everything when unset).
+    fn wanted(&self, key: &str) -> bool {
+        self.only.is_empty() || self.only.split(',').any(|q| q.trim() == key)
     }
-    let report = drive(clients, load, &[pid], call).await;
-    row(name, &report, Some(ceiling));
-    Some(report)
+
+    /// Drives one question when asked for, and prints its row against the echo ceiling.
+    async fn question<F, Fut, E>(&self, key: &str, name: &str, call: F) -> Option<Report>
+    where
+        F: Fn(u64, Client) -> Fut + Send + Sync + Clone + 'static,
+        Fut: std::future::Future<Output = Result<(), E>> + Send,
+    {
+        if !self.wanted(key) {
+            return None;
+        }
+        let report = drive(self.clients, self.load, &[self.pid], call).await;
+        row(name, &report, Some(self.ceiling));
+        Some(report)
+    }
 }
 
 /// The call the echo ceiling answers (and registryd's own health row): a health check.
@@ -516,7 +524,6 @@ fn main() {
         .build()
         .unwrap();
     let only = std::env::var("REGISTRY_BENCH_ONLY").unwrap_or_default();
-    let wanted = |question: &str| only.is_empty() || only.split(',').any(|q| q.trim() == question);
     runtime.block_on(async {
         let started = Instant::now();
         let generated = generate(&config);
@@ -573,6 +580,13 @@ fn main() {
 
         let clients = connect(&registryd.address, load.connections).await;
         let pid = pid_of(&registryd);
+        let registryd_questions = Registryd {
+            clients: &clients,
+            load,
+            pid,
+            ceiling: ceiling.per_second,
+            only: &only,
+        };
         let catalogue = Arc::new(generated.catalogue.clone());
         let day = |n: u64| {
             Date::from_ymd(2000, 1, 1)
@@ -583,26 +597,13 @@ fn main() {
 
         // The same health check as the echo row, answered by registryd: its own gRPC stack
         // (call timeout, concurrency limit, its other services' routes) without any query.
-        question(
-            wanted("health"),
-            "registryd health check",
-            &clients,
-            load,
-            pid,
-            ceiling.per_second,
-            health_check,
-        )
-        .await;
+        registryd_questions
+            .question("health", "registryd health check", health_check)
+            .await;
 
         let c = catalogue.clone();
-        let q1 = question(
-            wanted("q1"),
-            "Q1 holders of an office",
-            &clients,
-            load,
-            pid,
-            ceiling.per_second,
-            move |n, client| {
+        let q1 = registryd_questions
+            .question("q1", "Q1 holders of an office", move |n, client| {
                 let office = c.offices[(n as usize * 7919) % c.offices.len()].to_string();
                 async move {
                     let request = v1::GetOfficeHoldersRequest {
@@ -612,19 +613,12 @@ fn main() {
                     };
                     client.query().get_office_holders(request).await.map(|_| ())
                 }
-            },
-        )
-        .await;
+            })
+            .await;
 
         let c = catalogue.clone();
-        let q2 = question(
-            wanted("q2"),
-            "Q2 offices of a person",
-            &clients,
-            load,
-            pid,
-            ceiling.per_second,
-            move |n, client| {
+        let q2 = registryd_questions
+            .question("q2", "Q2 offices of a person", move |n, client| {
                 let person = c.persons[(n as usize * 7919) % c.persons.len()].to_string();
                 async move {
                     let request = v1::ListPersonOfficesRequest {
@@ -638,19 +632,12 @@ fn main() {
                         .await
                         .map(|_| ())
                 }
-            },
-        )
-        .await;
+            })
+            .await;
 
         let c = catalogue.clone();
-        let q3 = question(
-            wanted("q3"),
-            "Q3 coverage in a province",
-            &clients,
-            load,
-            pid,
-            ceiling.per_second,
-            move |n, client| {
+        let q3 = registryd_questions
+            .question("q3", "Q3 coverage in a province", move |n, client| {
                 let model = c
                     .vice_front_model
                     .map(|m| m.to_string())
@@ -666,36 +653,32 @@ fn main() {
                     };
                     client.query().get_model_coverage(request).await.map(|_| ())
                 }
-            },
-        )
-        .await;
+            })
+            .await;
 
         let c = catalogue.clone();
-        let q4 = question(
-            wanted("q4"),
-            "Q4 office history with provenance",
-            &clients,
-            load,
-            pid,
-            ceiling.per_second,
-            move |n, client| {
-                let office = c.offices[(n as usize * 7919) % c.offices.len()].to_string();
-                async move {
-                    let request = v1::ListResourceHistoryRequest {
-                        name: office,
-                        ..Default::default()
-                    };
-                    client
-                        .audit()
-                        .list_resource_history(request)
-                        .await
-                        .map(|_| ())
-                }
-            },
-        )
-        .await;
+        let q4 = registryd_questions
+            .question(
+                "q4",
+                "Q4 office history with provenance",
+                move |n, client| {
+                    let office = c.offices[(n as usize * 7919) % c.offices.len()].to_string();
+                    async move {
+                        let request = v1::ListResourceHistoryRequest {
+                            name: office,
+                            ..Default::default()
+                        };
+                        client
+                            .audit()
+                            .list_resource_history(request)
+                            .await
+                            .map(|_| ())
+                    }
+                },
+            )
+            .await;
 
-        let w1 = if wanted("w1") {
+        let w1 = if registryd_questions.wanted("w1") {
             Some(w1(&clients, &catalogue, load, pid).await)
         } else {
             None
@@ -708,7 +691,7 @@ fn main() {
         // The same questions to PostgreSQL holding the same holdings in a temporal table.
         let url = std::env::var("REGISTRY_PG_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let pg = if wanted("postgres") {
+        let pg = if registryd_questions.wanted("postgres") {
             postgres::Comparison::load(&url, &generated.registry, load.connections)
                 .await
                 .map_err(|e| e.to_string())
