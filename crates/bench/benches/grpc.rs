@@ -27,11 +27,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use prost::Message;
 use registry_bench::{drive, load_store, Load, Report};
 use registry_client::{request_id, v1, Client};
 use registry_domain::Date;
 use registry_testkit::daemon::{registryd_binary, Daemon};
-use registry_testkit::{generate, Config};
+use registry_testkit::{generate, Catalogue, Config};
 
 /// The load generator's process holds the generated registry (gigabytes at national scale); on
 /// glibc's malloc that heap slowed the client's own allocations. registryd uses mimalloc too.
@@ -360,34 +361,125 @@ mod postgres {
 }
 
 /// What every read question is driven against: registryd's connections, the load, its process
-/// (for its CPU use), the echo ceiling to compare with, and the questions asked.
+/// (for its CPU use), the echo ceiling to compare with, the echo server answering registryd's
+/// recorded answers, and the questions asked.
 struct Registryd<'a> {
     clients: &'a [Client],
     load: Load,
     pid: u32,
     ceiling: f64,
+    replay: &'a [Client],
+    replay_pid: u32,
     only: &'a str,
 }
 
 impl Registryd<'_> {
-    /// Whether `REGISTRY_BENCH_ONLY` asks for `key` (everything when unset).
-    fn wanted(&self, key: &str) -> bool {
-        self.only.is_empty() || self.only.split(',').any(|q| q.trim() == key)
-    }
-
     /// Drives one question when asked for, and prints its row against the echo ceiling.
     async fn question<F, Fut, E>(&self, key: &str, name: &str, call: F) -> Option<Report>
     where
         F: Fn(u64, Client) -> Fut + Send + Sync + Clone + 'static,
         Fut: std::future::Future<Output = Result<(), E>> + Send,
     {
-        if !self.wanted(key) {
+        if !wanted(self.only, key) {
             return None;
         }
         let report = drive(self.clients, self.load, &[self.pid], call).await;
         row(name, &report, Some(self.ceiling));
         Some(report)
     }
+
+    /// Like [`Self::question`], then drives the same calls against the echo server answering
+    /// registryd's recorded answers from memory: the ceiling for answers of this size.
+    async fn replayed<F, Fut, E>(&self, key: &str, name: &str, call: F) -> Option<Report>
+    where
+        F: Fn(u64, Client) -> Fut + Send + Sync + Clone + 'static,
+        Fut: std::future::Future<Output = Result<(), E>> + Send,
+    {
+        let ours = self.question(key, name, call.clone()).await?;
+        let replay = drive(self.replay, self.load, &[self.replay_pid], call).await;
+        row(
+            "  same answers, echo from memory",
+            &replay,
+            Some(self.ceiling),
+        );
+        println!(
+            "  registryd {key} / its answers from memory: {:.2}",
+            ours.per_second / replay.per_second
+        );
+        Some(ours)
+    }
+}
+
+/// Whether `REGISTRY_BENCH_ONLY` (`only`) asks for `key` (everything when unset).
+fn wanted(only: &str, key: &str) -> bool {
+    only.is_empty() || only.split(',').any(|q| q.trim() == key)
+}
+
+/// A day between 2000 and 2024 for the `n`-th request.
+fn day(n: u64) -> String {
+    Date::from_ymd(2000, 1, 1)
+        .unwrap()
+        .add_days((n % 9_000) as i64)
+        .to_string()
+}
+
+/// Q1's `n`-th request: the holders of an office on a day.
+fn q1_asked(
+    c: &Arc<Catalogue>,
+) -> impl Fn(u64) -> v1::GetOfficeHoldersRequest + Clone + Send + Sync + 'static {
+    let c = c.clone();
+    move |n| v1::GetOfficeHoldersRequest {
+        office: c.offices[(n as usize * 7919) % c.offices.len()].to_string(),
+        date: day(n),
+        ..Default::default()
+    }
+}
+
+/// Q2's `n`-th request: the offices of a person on a day.
+fn q2_asked(
+    c: &Arc<Catalogue>,
+) -> impl Fn(u64) -> v1::ListPersonOfficesRequest + Clone + Send + Sync + 'static {
+    let c = c.clone();
+    move |n| v1::ListPersonOfficesRequest {
+        person: c.persons[(n as usize * 7919) % c.persons.len()].to_string(),
+        date: day(n),
+        ..Default::default()
+    }
+}
+
+/// Q4's `n`-th request: the whole history of an office, with provenance.
+fn q4_asked(
+    c: &Arc<Catalogue>,
+) -> impl Fn(u64) -> v1::ListResourceHistoryRequest + Clone + Send + Sync + 'static {
+    let c = c.clone();
+    move |n| v1::ListResourceHistoryRequest {
+        name: c.offices[(n as usize * 7919) % c.offices.len()].to_string(),
+        ..Default::default()
+    }
+}
+
+/// How many answers of each question are recorded for the echo server to replay.
+const RECORDED: u64 = 1024;
+
+/// The `i`-th request number of a sample spread like the load generator's: each of its tasks
+/// numbers its requests from `task << 32`.
+fn sample(i: u64) -> u64 {
+    ((i % 64) << 32) | (i / 64)
+}
+
+/// Records `RECORDED` answers of one question from registryd, encoded, for the echo server.
+async fn record<F, Fut>(path: &str, mut ask: F) -> (String, Vec<Vec<u8>>)
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = Vec<u8>>,
+{
+    let mut bodies = Vec::new();
+    for i in 0..RECORDED {
+        bodies.push(ask(sample(i)).await);
+    }
+    let mean = bodies.iter().map(Vec::len).sum::<usize>() / bodies.len();
+    println!("recorded {RECORDED} answers of {path}: {mean} bytes on average");
+    (path.to_owned(), bodies)
 }
 
 /// The call the echo ceiling answers (and registryd's own health row): a health check.
@@ -435,12 +527,7 @@ fn pid_of(daemon: &Daemon) -> u32 {
 
 /// W1: 32 writers, each with an office and a person of its own, recording one past holding
 /// after another (appointment and end in one durable command).
-async fn w1(
-    clients: &[Client],
-    catalogue: &registry_testkit::Catalogue,
-    load: Load,
-    pid: u32,
-) -> Report {
+async fn w1(clients: &[Client], catalogue: &Catalogue, load: Load, pid: u32) -> Report {
     let writers = Load {
         connections: 4,
         in_flight: 8,
@@ -563,7 +650,60 @@ fn main() {
             "registryd started and folded {events} events in {:.1} s",
             started.elapsed().as_secs_f64()
         );
-        let echo = Daemon::start(std::path::Path::new(env!("CARGO_BIN_EXE_echo-server")), &[]);
+        let catalogue = Arc::new(generated.catalogue.clone());
+        let (q1, q2, q4) = (
+            q1_asked(&catalogue),
+            q2_asked(&catalogue),
+            q4_asked(&catalogue),
+        );
+
+        // registryd's answers to a sample of Q1, Q2 and Q4, for the echo server to replay.
+        let mut answers = Vec::new();
+        if wanted(&only, "q1") {
+            let q1 = q1.clone();
+            answers.push(
+                record("/registry.v1.QueryService/GetOfficeHolders", |n| {
+                    let (client, request) = (admin.clone(), q1(n));
+                    async move {
+                        let answer = client.query().get_office_holders(request).await;
+                        answer.unwrap().into_inner().encode_to_vec()
+                    }
+                })
+                .await,
+            );
+        }
+        if wanted(&only, "q2") {
+            let q2 = q2.clone();
+            answers.push(
+                record("/registry.v1.QueryService/ListPersonOffices", |n| {
+                    let (client, request) = (admin.clone(), q2(n));
+                    async move {
+                        let answer = client.query().list_person_offices(request).await;
+                        answer.unwrap().into_inner().encode_to_vec()
+                    }
+                })
+                .await,
+            );
+        }
+        if wanted(&only, "q4") {
+            let q4 = q4.clone();
+            answers.push(
+                record("/registry.v1.AuditService/ListResourceHistory", |n| {
+                    let (client, request) = (admin.clone(), q4(n));
+                    async move {
+                        let answer = client.audit().list_resource_history(request).await;
+                        answer.unwrap().into_inner().encode_to_vec()
+                    }
+                })
+                .await,
+            );
+        }
+        let answers_file = temporary.path().join("answers.bin");
+        registry_bench::write_answers(&answers_file, &answers).unwrap();
+        let echo = Daemon::start(
+            std::path::Path::new(env!("CARGO_BIN_EXE_echo-server")),
+            &["--answers", answers_file.to_str().unwrap()],
+        );
 
         let load = Load {
             connections: 4,
@@ -585,14 +725,9 @@ fn main() {
             load,
             pid,
             ceiling: ceiling.per_second,
+            replay: &echo_clients,
+            replay_pid: pid_of(&echo),
             only: &only,
-        };
-        let catalogue = Arc::new(generated.catalogue.clone());
-        let day = |n: u64| {
-            Date::from_ymd(2000, 1, 1)
-                .unwrap()
-                .add_days((n % 9_000) as i64)
-                .to_string()
         };
 
         // The same health check as the echo row, answered by registryd: its own gRPC stack
@@ -601,31 +736,19 @@ fn main() {
             .question("health", "registryd health check", health_check)
             .await;
 
-        let c = catalogue.clone();
-        let q1 = registryd_questions
-            .question("q1", "Q1 holders of an office", move |n, client| {
-                let office = c.offices[(n as usize * 7919) % c.offices.len()].to_string();
-                async move {
-                    let request = v1::GetOfficeHoldersRequest {
-                        office,
-                        date: day(n),
-                        ..Default::default()
-                    };
-                    client.query().get_office_holders(request).await.map(|_| ())
-                }
+        let r1 = q1.clone();
+        let q1_report = registryd_questions
+            .replayed("q1", "Q1 holders of an office", move |n, client| {
+                let request = r1(n);
+                async move { client.query().get_office_holders(request).await.map(|_| ()) }
             })
             .await;
 
-        let c = catalogue.clone();
-        let q2 = registryd_questions
-            .question("q2", "Q2 offices of a person", move |n, client| {
-                let person = c.persons[(n as usize * 7919) % c.persons.len()].to_string();
+        let r2 = q2.clone();
+        let q2_report = registryd_questions
+            .replayed("q2", "Q2 offices of a person", move |n, client| {
+                let request = r2(n);
                 async move {
-                    let request = v1::ListPersonOfficesRequest {
-                        person,
-                        date: day(n),
-                        ..Default::default()
-                    };
                     client
                         .query()
                         .list_person_offices(request)
@@ -636,7 +759,7 @@ fn main() {
             .await;
 
         let c = catalogue.clone();
-        let q3 = registryd_questions
+        let q3_report = registryd_questions
             .question("q3", "Q3 coverage in a province", move |n, client| {
                 let model = c
                     .vice_front_model
@@ -656,18 +779,14 @@ fn main() {
             })
             .await;
 
-        let c = catalogue.clone();
-        let q4 = registryd_questions
-            .question(
+        let r4 = q4.clone();
+        let q4_report = registryd_questions
+            .replayed(
                 "q4",
                 "Q4 office history with provenance",
                 move |n, client| {
-                    let office = c.offices[(n as usize * 7919) % c.offices.len()].to_string();
+                    let request = r4(n);
                     async move {
-                        let request = v1::ListResourceHistoryRequest {
-                            name: office,
-                            ..Default::default()
-                        };
                         client
                             .audit()
                             .list_resource_history(request)
@@ -677,8 +796,7 @@ fn main() {
                 },
             )
             .await;
-
-        let w1 = if registryd_questions.wanted("w1") {
+        let w1 = if wanted(&only, "w1") {
             Some(w1(&clients, &catalogue, load, pid).await)
         } else {
             None
@@ -691,7 +809,7 @@ fn main() {
         // The same questions to PostgreSQL holding the same holdings in a temporal table.
         let url = std::env::var("REGISTRY_PG_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let pg = if registryd_questions.wanted("postgres") {
+        let pg = if wanted(&only, "postgres") {
             postgres::Comparison::load(&url, &generated.registry, load.connections)
                 .await
                 .map_err(|e| e.to_string())
@@ -755,7 +873,7 @@ fn main() {
                     &p1,
                     Some(ceiling.per_second),
                 );
-                ratio("Q1", q1.as_ref(), &p1);
+                ratio("Q1", q1_report.as_ref(), &p1);
                 let c = catalogue.clone();
                 let p2 = drive(&clients, load, &pids, move |n, client| {
                     let person = c.persons[(n as usize * 7919) % c.persons.len()].uuid();
@@ -773,7 +891,7 @@ fn main() {
                     &p2,
                     Some(ceiling.per_second),
                 );
-                ratio("Q2", q2.as_ref(), &p2);
+                ratio("Q2", q2_report.as_ref(), &p2);
                 let c = catalogue.clone();
                 let p3 = drive(&clients, load, &pids, move |n, client| {
                     let province = c.provinces[n as usize % c.provinces.len()].uuid();
@@ -791,7 +909,7 @@ fn main() {
                     &p3,
                     Some(ceiling.per_second),
                 );
-                ratio("Q3", q3.as_ref(), &p3);
+                ratio("Q3", q3_report.as_ref(), &p3);
                 let c = catalogue.clone();
                 let p4 = drive(&clients, load, &pids, move |n, client| {
                     let office = c.offices[(n as usize * 7919) % c.offices.len()].uuid();
@@ -799,7 +917,7 @@ fn main() {
                 })
                 .await;
                 row("postgres Q4 office history", &p4, Some(ceiling.per_second));
-                ratio("Q4", q4.as_ref(), &p4);
+                ratio("Q4", q4_report.as_ref(), &p4);
                 // W1: 32 connections, one transaction each at a time (autocommit, durable:
                 // synchronous_commit on), each with an office and a person of its own,
                 // inserting one past holding after another.

@@ -150,3 +150,54 @@ pub async fn load_store(
     }
     Ok(facts.len() as u64)
 }
+
+/// Recorded answers, by gRPC request path: what the echo ceiling's `--answers` file holds.
+pub type Answers = Vec<(String, Vec<Vec<u8>>)>;
+
+/// Writes recorded answers (encoded protobuf messages) for the echo server's `--answers`: for
+/// each path, its length and bytes, the number of answers, and each answer's length and bytes
+/// (lengths as little-endian `u32`).
+pub fn write_answers(path: &std::path::Path, answers: &Answers) -> std::io::Result<()> {
+    let mut out = Vec::new();
+    let mut put = |bytes: &[u8]| {
+        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(bytes);
+    };
+    for (method, bodies) in answers {
+        put(method.as_bytes());
+        put(&(bodies.len() as u32).to_le_bytes());
+        for body in bodies {
+            put(body);
+        }
+    }
+    std::fs::write(path, out)
+}
+
+/// Reads what [`write_answers`] wrote.
+pub fn read_answers(path: &std::path::Path) -> std::io::Result<Answers> {
+    fn take<'a>(rest: &mut &'a [u8]) -> std::io::Result<&'a [u8]> {
+        let damaged = || std::io::Error::new(std::io::ErrorKind::InvalidData, "damaged answers");
+        let (len, tail) = rest.split_first_chunk::<4>().ok_or_else(damaged)?;
+        let (body, tail) = tail
+            .split_at_checked(u32::from_le_bytes(*len) as usize)
+            .ok_or_else(damaged)?;
+        *rest = tail;
+        Ok(body)
+    }
+    let bytes = std::fs::read(path)?;
+    let mut rest = bytes.as_slice();
+    let mut answers = Vec::new();
+    while !rest.is_empty() {
+        let method = String::from_utf8(take(&mut rest)?.to_vec())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        let count = take(&mut rest)?;
+        let count = u32::from_le_bytes(count.try_into().map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "damaged answer count")
+        })?);
+        let bodies = (0..count)
+            .map(|_| take(&mut rest).map(<[u8]>::to_vec))
+            .collect::<Result<_, _>>()?;
+        answers.push((method, bodies));
+    }
+    Ok(answers)
+}
