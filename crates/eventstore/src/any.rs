@@ -70,6 +70,14 @@ impl EventStore for AnyStore {
         forward!(self, s => s.read_revisions(stream, revisions).await)
     }
 
+    async fn read_seen(
+        &self,
+        stream: &str,
+        seen: &[(u64, Position)],
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        forward!(self, s => s.read_seen(stream, seen).await)
+    }
+
     async fn read_all(
         &self,
         after: Option<Position>,

@@ -360,6 +360,27 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         }
     }
 
+    /// The events of `stream` at these revisions (ascending), each given with the position the
+    /// caller saw it at in the feed, in order; events the stream does not have at that revision
+    /// and position are left out. A backend may find an event faster by its position (the
+    /// embedded store: one lookup of its row instead of an index lookup and then the row);
+    /// this default reads by revision with [`EventStore::read_revisions`].
+    fn read_seen(
+        &self,
+        stream: &str,
+        seen: &[(u64, Position)],
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
+        async move {
+            let revisions: Vec<u64> = seen.iter().map(|(revision, _)| *revision).collect();
+            let mut events = self.read_revisions(stream, &revisions).await?;
+            // The same answer on every backend: an event found by revision at another position
+            // than the caller saw is not the one asked for.
+            let at: std::collections::HashMap<u64, Position> = seen.iter().copied().collect();
+            events.retain(|e| at.get(&e.revision) == Some(&e.position));
+            Ok(events)
+        }
+    }
+
     /// The position of the last event of the feed, `None` when empty.
     fn head(&self) -> impl Future<Output = Result<Option<Position>, StoreError>> + Send;
 

@@ -117,6 +117,25 @@ pub fn registryd_binary() -> PathBuf {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
             let mut build = Command::new(cargo);
             build.args(["build", "--quiet", "-p", "registryd", "--bin", "registryd"]);
+            // Cargo runs this test or benchmark with the variables of its package set
+            // (`CARGO_MANIFEST_DIR`, ...). Passed on, they reach build scripts that watch them
+            // (ring's), which then rebuild, and so does everything above them: a minute lost
+            // here and again at the next `cargo test` or `cargo bench`.
+            for (name, _) in std::env::vars_os() {
+                let name = name.to_string_lossy();
+                let of_the_package = [
+                    "CARGO_MANIFEST_",
+                    "CARGO_PKG_",
+                    "CARGO_CRATE_",
+                    "CARGO_BIN_",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                    "CARGO_RUSTC_CURRENT_DIR",
+                ];
+                if of_the_package.iter().any(|p| name.starts_with(p)) {
+                    build.env_remove(&*name);
+                }
+            }
             if release {
                 build.arg("--release");
             }

@@ -43,7 +43,6 @@ impl AuditApi {
         .max_decoding_message_size(max_message_bytes)
     }
 
-    /// Reads the events at these revisions of the registry stream, in order.
     /// The irregularities model folded from the events recorded up to `known_at`, read from the
     /// store a batch at a time in feed order.
     async fn irregularities_known_at(&self, known_at: i64) -> Result<Irregularities, ApiError> {
@@ -66,17 +65,17 @@ impl AuditApi {
         }
     }
 
+    /// Reads the events at these revisions of the registry stream, in order, by the positions
+    /// the audit index saw them at.
     async fn events_at(&self, revisions: &[u64]) -> Result<Vec<RecordedEvent>, ApiError> {
-        Ok(self
-            .reader
-            .store()
-            .read_revisions(STREAM, revisions)
-            .await?)
+        let seen = self.reader.models().audit.seen(revisions);
+        Ok(self.reader.store().read_seen(STREAM, &seen).await?)
     }
 }
 
-/// An event with its provenance, as the API shows it.
-pub fn change_pb(recorded: &RecordedEvent) -> pb::Change {
+/// An event with its provenance, as the API shows it. Takes the event, so that its payload
+/// becomes the answer's text without a copy.
+pub fn change_pb(recorded: RecordedEvent) -> pb::Change {
     let subjects = Event::decode(
         &recorded.event_type,
         recorded.schema_version,
@@ -92,8 +91,9 @@ pub fn change_pb(recorded: &RecordedEvent) -> pb::Change {
         schema_version: u32::from(recorded.schema_version),
         recorded_at: Some(timestamp(recorded.recorded_at)),
         actor: recorded.metadata.actor.to_string(),
-        request_id: recorded.metadata.request_id.clone().unwrap_or_default(),
-        payload_json: String::from_utf8_lossy(&recorded.payload).into_owned(),
+        request_id: recorded.metadata.request_id.unwrap_or_default(),
+        payload_json: String::from_utf8(recorded.payload)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
         subjects,
     }
 }
@@ -125,7 +125,7 @@ impl AuditService for AuditApi {
             let changes = self
                 .events_at(&revisions)
                 .await?
-                .iter()
+                .into_iter()
                 .map(change_pb)
                 .collect();
             Ok(pb::ListResourceHistoryResponse {
@@ -162,7 +162,7 @@ impl AuditService for AuditApi {
             let changes = self
                 .events_at(&revisions)
                 .await?
-                .iter()
+                .into_iter()
                 .map(change_pb)
                 .collect();
             Ok(pb::ListChangesResponse {
@@ -222,7 +222,7 @@ impl AuditService for AuditApi {
                 let item = match next {
                     Ok(recorded) if &*recorded.stream != STREAM => continue,
                     Ok(recorded) => Ok(pb::StreamChangesResponse {
-                        change: Some(change_pb(&recorded)),
+                        change: Some(change_pb(recorded)),
                     }),
                     Err(e) => Err(Status::from(ApiError::from(e))),
                 };

@@ -43,13 +43,17 @@ pub struct AuditIndex {
     holding_parties: Map<Uuid, [Uuid; 2]>,
     /// The recorded time of every event, by stream revision.
     recorded_at: Vec<i64>,
+    /// The feed position of every event, by stream revision: the store finds an event faster
+    /// by it (the embedded store: its row's key).
+    positions: Vec<Position>,
     /// The running maximum of `recorded_at`, for a binary search by recorded time (clocks of
     /// several writers need not agree, so `recorded_at` itself need not be sorted).
     latest_so_far: Vec<i64>,
 }
 
 impl AuditIndex {
-    fn add(&mut self, revision: u64, recorded_at: i64, event: &Event) {
+    fn add(&mut self, recorded: &RecordedEvent, event: &Event) {
+        let (revision, recorded_at) = (recorded.revision, recorded.recorded_at);
         let mut subjects: SmallVec<[Uuid; 8]> = event.subjects().iter().map(|s| s.uuid()).collect();
         if let Event::HoldingStarted(e) = event {
             self.holding_parties
@@ -84,6 +88,7 @@ impl AuditIndex {
             .max(recorded_at);
         self.recorded_at.push(recorded_at);
         self.latest_so_far.push(latest);
+        self.positions.push(recorded.position);
     }
 
     /// The revisions of the events about `subject`.
@@ -93,6 +98,15 @@ impl AuditIndex {
             .map_or_else(Vec::new, |revisions| {
                 revisions.iter().map(|r| u64::from(*r)).collect()
             })
+    }
+
+    /// These revisions with the position of each, for [`EventStore::read_seen`]; revisions not
+    /// folded yet are left out.
+    pub fn seen(&self, revisions: &[u64]) -> Vec<(u64, Position)> {
+        revisions
+            .iter()
+            .filter_map(|r| Some((*r, *self.positions.get(usize::try_from(*r).ok()?)?)))
+            .collect()
     }
 
     /// The revisions from `from` on of the events recorded in `(after, until]`, at most `limit`,
@@ -145,8 +159,7 @@ impl ReadModels {
             let event = decode(recorded)?;
             self.projection.apply(recorded.recorded_at, &event);
             self.irregularities.apply(&event);
-            self.audit
-                .add(recorded.revision, recorded.recorded_at, &event);
+            self.audit.add(recorded, &event);
             self.events += 1;
         }
         self.position = Some(recorded.position);

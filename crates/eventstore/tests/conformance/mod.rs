@@ -236,6 +236,64 @@ pub async fn reads_chosen_revisions_in_order<S: EventStore>(store: S) {
     assert!(store.read_revisions(&stream, &[]).await.unwrap().is_empty());
 }
 
+pub async fn reads_events_seen_at_their_positions<S: EventStore>(store: S) {
+    let stream = unique_stream("seen");
+    let other = unique_stream("seen-other");
+    let events: Vec<NewEvent> = (0..12u8).map(|i| event("Tick", &[i])).collect();
+    store
+        .append(&stream, ExpectedRevision::NoStream, events)
+        .await
+        .unwrap();
+    store
+        .append(
+            &other,
+            ExpectedRevision::NoStream,
+            vec![event("Tock", &[0])],
+        )
+        .await
+        .unwrap();
+    let all = store
+        .read_stream(&stream, 0, Direction::Forwards, 100)
+        .await
+        .unwrap();
+    let elsewhere = store
+        .read_stream(&other, 0, Direction::Forwards, 1)
+        .await
+        .unwrap()[0]
+        .position;
+    let at = |r: usize| (all[r].revision, all[r].position);
+    // Revision 7 asked for at the other stream's event's position, and a revision the
+    // stream does not have: both left out.
+    let seen = [
+        at(0),
+        at(3),
+        at(4),
+        (7, elsewhere),
+        at(11),
+        (40, all[5].position),
+    ];
+    let got = store.read_seen(&stream, &seen).await.unwrap();
+    assert_eq!(
+        got.iter().map(|e| e.revision).collect::<Vec<_>>(),
+        [0, 3, 4, 11]
+    );
+    for e in &got {
+        let expected = &all[e.revision as usize];
+        assert_eq!(
+            (e.id, e.position, &e.payload),
+            (expected.id, expected.position, &expected.payload)
+        );
+        assert_eq!(*e.stream, *stream);
+    }
+    // The other stream's event is not read as this stream's.
+    assert!(store
+        .read_seen(&stream, &[(0, elsewhere)])
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store.read_seen(&stream, &[]).await.unwrap().is_empty());
+}
+
 pub async fn large_and_unicode_payloads<S: EventStore>(store: S) {
     let stream = format!(
         "đơn-vị/Xã Cộng Hòa/Nguyễn Thị Kim Phượng/{}",
@@ -472,6 +530,7 @@ macro_rules! conformance_suite {
             expected_revision_conflicts,
             ordering_and_read_your_writes,
             reads_chosen_revisions_in_order,
+            reads_events_seen_at_their_positions,
             large_and_unicode_payloads,
             bad_appends_are_rejected_and_change_nothing,
             a_repeated_event_id_is_stored_once,
