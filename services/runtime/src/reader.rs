@@ -150,20 +150,97 @@ pub struct ReadModels {
     pub events: u64,
 }
 
-impl ReadModels {
-    fn fold(&mut self, recorded: &RecordedEvent) -> Result<(), ApiError> {
-        if self.position.is_some_and(|p| recorded.position <= p) {
-            return Ok(()); // Already folded (after a rebuild swapped models in).
-        }
+/// A batch at least this long is decoded and folded on two threads when asked.
+const PARALLEL_FOLD: usize = 256;
+
+/// How a batch is folded: on this thread only, or on two for a long batch. A rebuild folds
+/// on two (1.2 x faster nationally: 39 s against 47 s); the follower on one, because at start
+/// it shares the two cores with the writer's fold, and a third busy thread made the start
+/// slower (46 s against 38 s), not faster.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Threads {
+    One,
+    Two,
+}
+
+/// The registry stream's events of `feed` decoded, up to the first that does not decode: that
+/// one's index in `feed` and its error.
+type Decoded<'a> = (Vec<(&'a RecordedEvent, Event)>, Option<(usize, ApiError)>);
+
+fn decode_run(feed: &[RecordedEvent]) -> Decoded<'_> {
+    let mut decoded = Vec::with_capacity(feed.len());
+    for (i, recorded) in feed.iter().enumerate() {
         if &*recorded.stream == STREAM {
-            let event = decode(recorded)?;
-            self.projection.apply(recorded.recorded_at, &event);
-            self.irregularities.apply(&event);
-            self.audit.add(recorded, &event);
-            self.events += 1;
+            match decode(recorded) {
+                Ok(event) => decoded.push((recorded, event)),
+                Err(e) => return (decoded, Some((i, e))),
+            }
         }
-        self.position = Some(recorded.position);
-        Ok(())
+    }
+    (decoded, None)
+}
+
+impl ReadModels {
+    /// Folds a batch of the feed (events already folded are skipped). Each event is decoded
+    /// once. On two threads, a long batch takes both cores: each thread decodes half of it,
+    /// then one folds the projection and the audit index while the other folds the
+    /// irregularities state (the models share nothing, and the two sides cost about the
+    /// same). On an event that does not decode, the events before it are folded and the error
+    /// is returned.
+    fn fold_batch(&mut self, batch: &[RecordedEvent], threads: Threads) -> Result<(), ApiError> {
+        let done = batch.partition_point(|r| self.position.is_some_and(|p| r.position <= p));
+        let fresh = &batch[done..]; // The rest were folded already (a rebuild swapped models in).
+        let parallel = threads == Threads::Two && fresh.len() >= PARALLEL_FOLD;
+        let (decoded, failed) = if parallel {
+            let (first, second) = fresh.split_at(fresh.len() / 2);
+            let (mut decoded, failed, rest) = std::thread::scope(|s| {
+                let second = s.spawn(|| decode_run(second));
+                let (decoded, failed) = decode_run(first);
+                (decoded, failed, second.join())
+            });
+            match (failed, rest) {
+                (Some(failed), _) => (decoded, Some(failed)),
+                (None, Ok((more, failed))) => {
+                    decoded.extend(more);
+                    (decoded, failed.map(|(i, e)| (first.len() + i, e)))
+                }
+                (None, Err(panic)) => std::panic::resume_unwind(panic),
+            }
+        } else {
+            decode_run(fresh)
+        };
+        let folded = failed.as_ref().map_or(fresh.len(), |(i, _)| *i);
+        let Self {
+            projection,
+            irregularities,
+            audit,
+            ..
+        } = self;
+        let mut projection_and_audit = || {
+            for (recorded, event) in &decoded {
+                projection.apply(recorded.recorded_at, event);
+                audit.add(recorded, event);
+            }
+        };
+        let mut the_irregularities = || {
+            for (_, event) in &decoded {
+                irregularities.apply(event);
+            }
+        };
+        if parallel {
+            std::thread::scope(|s| {
+                s.spawn(projection_and_audit);
+                the_irregularities();
+            });
+        } else {
+            projection_and_audit();
+            the_irregularities();
+        }
+        self.events += decoded.len() as u64;
+        if folded > 0 {
+            self.position = Some(fresh[folded - 1].position);
+        }
+        failed.map_or(Ok(()), |(_, e)| Err(e))
     }
 }
 
@@ -274,21 +351,33 @@ impl Reader {
 }
 
 /// Folds the feed into `models` up to `until` (inclusive), or up to the head when `None`.
+/// The next batch is read while this one folds.
 async fn catch_up(
     store: &AnyStore,
     models: &mut ReadModels,
     until: Option<Position>,
 ) -> Result<(), ApiError> {
+    let read = |after: Option<Position>| {
+        let store = store.clone();
+        tokio::spawn(async move { store.read_all(after, CATCH_UP_BATCH).await })
+    };
+    let mut next = read(models.position);
     loop {
-        let batch = store.read_all(models.position, CATCH_UP_BATCH).await?;
-        if batch.is_empty() {
+        let batch = next
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("reading the feed stopped: {e}")))??;
+        let wanted = batch
+            .iter()
+            .take_while(|recorded| until.is_none_or(|u| recorded.position <= u))
+            .count();
+        if wanted == 0 {
             return Ok(());
         }
-        for recorded in &batch {
-            if until.is_some_and(|u| recorded.position > u) {
-                return Ok(());
-            }
-            models.fold(recorded)?;
+        next = read(batch.last().map(|last| last.position));
+        models.fold_batch(&batch[..wanted], Threads::Two)?;
+        if wanted < batch.len() {
+            next.abort();
+            return Ok(());
         }
     }
 }
@@ -311,21 +400,30 @@ async fn follow(reader: Reader) {
             let Some(first) = subscription.next().await else {
                 return; // The store shut down.
             };
-            let mut batch = vec![first];
-            while batch.len() < FOLD_BATCH {
-                match subscription.next().now_or_never() {
-                    Some(Some(next)) => batch.push(next),
-                    _ => break,
+            let mut batch = Vec::new();
+            let mut failed = None;
+            let mut next = Some(Some(first));
+            while let Some(Some(recorded)) = next {
+                match recorded {
+                    Ok(recorded) => batch.push(recorded),
+                    Err(e) => {
+                        failed = Some(ApiError::from(e));
+                        break;
+                    }
                 }
+                if batch.len() == FOLD_BATCH {
+                    break;
+                }
+                next = subscription.next().now_or_never();
             }
             let outcome = {
                 let mut models = reader
                     .models
                     .write()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
-                batch
-                    .into_iter()
-                    .try_for_each(|recorded| models.fold(&recorded?))
+                models
+                    .fold_batch(&batch, Threads::One)
+                    .and_then(|()| failed.map_or(Ok(()), Err))
                     .map(|()| models.position)
             };
             match outcome {
@@ -346,5 +444,124 @@ async fn follow(reader: Reader) {
             }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use registry_domain::Date;
+    use registry_eventstore::{Metadata, Position};
+    use registry_projections::Instant;
+
+    /// A generated registry as the store would hand it over.
+    fn feed() -> Vec<RecordedEvent> {
+        let generated = registry_testkit::generate(&registry_testkit::Config::tiny(7));
+        let stream: Arc<str> = Arc::from(STREAM);
+        generated
+            .facts
+            .iter()
+            .enumerate()
+            .map(|(i, fact)| RecordedEvent {
+                position: Position::sequence(i as u64 + 1),
+                stream: stream.clone(),
+                revision: i as u64,
+                id: Uuid::now_v7(),
+                event_type: Arc::from(fact.event.type_name()),
+                schema_version: fact.event.schema_version(),
+                payload: fact.event.encode(),
+                metadata: Metadata {
+                    actor: Arc::from("test"),
+                    request_id: None,
+                    correlation_id: None,
+                },
+                recorded_at: fact.recorded_at,
+            })
+            .collect()
+    }
+
+    /// What the models answer about everything the feed names: audit histories, the holders
+    /// of every office and the irregularities on a few days.
+    fn answers(models: &ReadModels, feed: &[RecordedEvent]) -> Vec<String> {
+        let mut out = vec![format!(
+            "{} events, at {:?}",
+            models.events, models.position
+        )];
+        let policy = registry_domain::Policy::default();
+        for recorded in feed {
+            let event = decode(recorded).unwrap();
+            for subject in event.subjects() {
+                out.push(format!(
+                    "{subject}: {:?}",
+                    models.audit.history(subject.uuid())
+                ));
+                if let EntityRef::Office(office) = subject {
+                    for year in [2006, 2015, 2024] {
+                        let on = Date::from_ymd(year, 6, 1).unwrap();
+                        let holders = models.projection.holders(office, on, None::<Instant>);
+                        let ids: Vec<_> = holders.iter().map(|h| h.holding).collect();
+                        out.push(format!("{office} on {on}: {ids:?}"));
+                    }
+                }
+            }
+        }
+        for year in [2006, 2015, 2024] {
+            let on = Date::from_ymd(year, 6, 1).unwrap();
+            out.push(format!("{:?}", models.irregularities.list(&policy, on)));
+        }
+        out
+    }
+
+    #[test]
+    fn batches_folded_on_two_threads_give_the_answers_of_one_event_at_a_time() {
+        let feed = feed();
+        assert!(feed.len() > 4 * PARALLEL_FOLD, "{} events", feed.len());
+        let mut one_at_a_time = ReadModels::default();
+        for recorded in &feed {
+            one_at_a_time
+                .fold_batch(std::slice::from_ref(recorded), Threads::One)
+                .unwrap();
+        }
+        let mut in_batches = ReadModels::default();
+        for batch in feed.chunks(PARALLEL_FOLD * 2 + 3) {
+            in_batches.fold_batch(batch, Threads::Two).unwrap();
+        }
+        // A batch overlapping what was folded already folds only the rest.
+        let mut overlapping = ReadModels::default();
+        overlapping
+            .fold_batch(&feed[..feed.len() / 2], Threads::Two)
+            .unwrap();
+        overlapping.fold_batch(&feed, Threads::Two).unwrap();
+        let expected = answers(&one_at_a_time, &feed);
+        assert_eq!(
+            expected[0],
+            format!(
+                "{} events, at {:?}",
+                feed.len(),
+                feed.last().map(|r| r.position)
+            )
+        );
+        assert_eq!(answers(&in_batches, &feed), expected);
+        assert_eq!(answers(&overlapping, &feed), expected);
+    }
+
+    #[test]
+    fn an_event_that_does_not_decode_stops_the_fold_just_before_it() {
+        let feed = feed();
+        // In each half of a batch decoded on two threads, and in a short batch.
+        let parallel = PARALLEL_FOLD + 20;
+        for (bad, len) in [(parallel - 10, parallel), (40, parallel), (5, 25)] {
+            let mut damaged = feed[..len].to_vec();
+            damaged[bad].payload = b"{not json".to_vec();
+            let mut models = ReadModels::default();
+            let failed = models.fold_batch(&damaged, Threads::Two);
+            assert!(
+                matches!(failed, Err(ApiError::Corrupt { .. })),
+                "{failed:?}"
+            );
+            assert_eq!(models.events, bad as u64);
+            assert_eq!(models.position, Some(damaged[bad - 1].position));
+        }
     }
 }
