@@ -154,7 +154,7 @@ pub struct ReadModels {
 const PARALLEL_FOLD: usize = 256;
 
 /// How a batch is folded: on this thread only, or on two for a long batch. A rebuild folds
-/// on two (national: 37-39 s in four runs, against 47 s in one run on one thread); the
+/// on two (national: 37-39 s in six runs, against 47 s in one run on one thread); the
 /// follower on one, because at start it shares the two cores with the writer's fold: a third
 /// busy thread showed no gain there (starts took 38-48 s either way) and used more CPU.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
