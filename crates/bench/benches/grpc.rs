@@ -482,6 +482,11 @@ where
     (path.to_owned(), bodies)
 }
 
+/// An answer as the echo server replays it: the encoded message.
+fn encoded<M: Message>(answer: Result<tonic::Response<M>, tonic::Status>) -> Vec<u8> {
+    answer.unwrap().into_inner().encode_to_vec()
+}
+
 /// The call the echo ceiling answers (and registryd's own health row): a health check.
 async fn health_check(_: u64, client: Client) -> Result<(), tonic::Status> {
     client
@@ -678,43 +683,28 @@ fn main() {
         // registryd's answers to a sample of Q1, Q2 and Q4, for the echo server to replay.
         let mut answers = Vec::new();
         if wanted(&only, "q1") {
-            let q1 = q1.clone();
-            answers.push(
-                record("/registry.v1.QueryService/GetOfficeHolders", |n| {
-                    let (client, request) = (admin.clone(), q1(n));
-                    async move {
-                        let answer = client.query().get_office_holders(request).await;
-                        answer.unwrap().into_inner().encode_to_vec()
-                    }
-                })
-                .await,
-            );
+            let path = "/registry.v1.QueryService/GetOfficeHolders";
+            let recorded = record(path, |n| {
+                let (client, request) = (admin.clone(), q1(n));
+                async move { encoded(client.query().get_office_holders(request).await) }
+            });
+            answers.push(recorded.await);
         }
         if wanted(&only, "q2") {
-            let q2 = q2.clone();
-            answers.push(
-                record("/registry.v1.QueryService/ListPersonOffices", |n| {
-                    let (client, request) = (admin.clone(), q2(n));
-                    async move {
-                        let answer = client.query().list_person_offices(request).await;
-                        answer.unwrap().into_inner().encode_to_vec()
-                    }
-                })
-                .await,
-            );
+            let path = "/registry.v1.QueryService/ListPersonOffices";
+            let recorded = record(path, |n| {
+                let (client, request) = (admin.clone(), q2(n));
+                async move { encoded(client.query().list_person_offices(request).await) }
+            });
+            answers.push(recorded.await);
         }
         if wanted(&only, "q4") {
-            let q4 = q4.clone();
-            answers.push(
-                record("/registry.v1.AuditService/ListResourceHistory", |n| {
-                    let (client, request) = (admin.clone(), q4(n));
-                    async move {
-                        let answer = client.audit().list_resource_history(request).await;
-                        answer.unwrap().into_inner().encode_to_vec()
-                    }
-                })
-                .await,
-            );
+            let path = "/registry.v1.AuditService/ListResourceHistory";
+            let recorded = record(path, |n| {
+                let (client, request) = (admin.clone(), q4(n));
+                async move { encoded(client.audit().list_resource_history(request).await) }
+            });
+            answers.push(recorded.await);
         }
         let answers_file = temporary.path().join("answers.bin");
         registry_bench::write_answers(&answers_file, &answers).unwrap();

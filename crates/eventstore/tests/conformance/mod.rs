@@ -208,10 +208,15 @@ pub async fn ordering_and_read_your_writes<S: EventStore>(store: S) {
         .is_empty());
 }
 
-pub async fn reads_chosen_revisions_in_order<S: EventStore>(store: S) {
-    let stream = unique_stream("chosen");
-    let other = unique_stream("chosen-other");
-    let events: Vec<NewEvent> = (0..20u8).map(|i| event("Tick", &[i])).collect();
+/// A new stream of `n` events (returned with their ids) and, after it, another stream of one.
+async fn stream_beside_another<S: EventStore>(
+    store: &S,
+    name: &str,
+    n: u8,
+) -> (String, String, Vec<Uuid>) {
+    let stream = unique_stream(name);
+    let other = unique_stream(&format!("{name}-other"));
+    let events: Vec<NewEvent> = (0..n).map(|i| event("Tick", &[i])).collect();
     let ids: Vec<_> = events.iter().map(|e| e.id).collect();
     store
         .append(&stream, ExpectedRevision::NoStream, events)
@@ -225,6 +230,11 @@ pub async fn reads_chosen_revisions_in_order<S: EventStore>(store: S) {
         )
         .await
         .unwrap();
+    (stream, other, ids)
+}
+
+pub async fn reads_chosen_revisions_in_order<S: EventStore>(store: S) {
+    let (stream, _, ids) = stream_beside_another(&store, "chosen", 20).await;
     // Runs, gaps and a revision the stream does not have.
     let wanted = [0u64, 1, 2, 5, 9, 10, 19, 25];
     let got = store.read_revisions(&stream, &wanted).await.unwrap();
@@ -237,21 +247,7 @@ pub async fn reads_chosen_revisions_in_order<S: EventStore>(store: S) {
 }
 
 pub async fn reads_events_seen_at_their_positions<S: EventStore>(store: S) {
-    let stream = unique_stream("seen");
-    let other = unique_stream("seen-other");
-    let events: Vec<NewEvent> = (0..12u8).map(|i| event("Tick", &[i])).collect();
-    store
-        .append(&stream, ExpectedRevision::NoStream, events)
-        .await
-        .unwrap();
-    store
-        .append(
-            &other,
-            ExpectedRevision::NoStream,
-            vec![event("Tock", &[0])],
-        )
-        .await
-        .unwrap();
+    let (stream, other, _) = stream_beside_another(&store, "seen", 12).await;
     let all = store
         .read_stream(&stream, 0, Direction::Forwards, 100)
         .await
