@@ -226,8 +226,13 @@ fn the_seed_imports_once_and_every_read_answers() {
     );
     let holders = r.json(&["offices", "holders", &id(21)]);
     assert_eq!(holders["holdings"].as_array().unwrap().len(), 1);
+    let office = format!("offices/{}", id(21));
+    let history = r.json(&["history", &office]);
     let rebuilt = r.json(&["rebuild"]);
     assert_eq!(rebuilt["events"], "63");
+    // The rebuilt models answer as the ones they replaced.
+    assert_eq!(r.json(&["offices", "holders", &id(21)]), holders);
+    assert_eq!(r.json(&["history", &office]), history);
     let completions = r.stdout(&["completions", "bash"]);
     assert!(completions.contains("regctl"));
 }

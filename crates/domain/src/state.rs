@@ -289,6 +289,11 @@ pub struct Term {
     pub planned_end: Option<Date>,
 }
 
+/// Room for `len` entries and a little more, for what is recorded while a table is refilled.
+pub fn room(len: usize) -> usize {
+    len + len / 32
+}
+
 /// Everything the registry currently knows, indexed for the rules.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Registry {
@@ -307,6 +312,28 @@ impl Registry {
     /// An empty registry.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty registry with room for as much as `other` holds, and a little more: a refold
+    /// of the same events (a rebuild of read models) then never grows its tables, each of
+    /// which growing copies into fresh memory twice its size.
+    pub fn sized_like(other: &Self) -> Self {
+        fn map<K, V>(other: &HashMap<K, V>) -> HashMap<K, V> {
+            HashMap::with_capacity_and_hasher(room(other.len()), Default::default())
+        }
+        Self {
+            persons: map(&other.persons),
+            units: map(&other.units),
+            offices: map(&other.offices),
+            holdings: map(&other.holdings),
+            models: map(&other.models),
+            adoptions: map(&other.adoptions),
+            terms: map(&other.terms),
+            retracted: HashSet::with_capacity_and_hasher(
+                room(other.retracted.len()),
+                Default::default(),
+            ),
+        }
     }
 
     /// Folds events into a fresh registry.

@@ -21,6 +21,13 @@ impl Irregularities {
         Self::default()
     }
 
+    /// An empty model with room for what `other` holds (see [`Registry::sized_like`]).
+    pub fn sized_like(other: &Self) -> Self {
+        Self {
+            registry: Registry::sized_like(&other.registry),
+        }
+    }
+
     /// Folds one event, in feed order.
     pub fn apply(&mut self, event: &Event) {
         self.registry.apply(event);

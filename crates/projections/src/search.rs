@@ -64,6 +64,23 @@ impl<K> Default for NameIndex<K> {
     }
 }
 
+impl<K> NameIndex<K> {
+    /// An empty index with room for the spellings of `other` (see
+    /// [`crate::Projection::sized_like`]).
+    pub(crate) fn sized_like(other: &Self) -> Self {
+        let room = registry_domain::state::room;
+        Self {
+            spellings: Vec::with_capacity(room(other.spellings.len())),
+            by_spelling: HashMap::with_capacity_and_hasher(
+                room(other.by_spelling.len()),
+                Default::default(),
+            ),
+            tokens: HashMap::with_capacity_and_hasher(room(other.tokens.len()), Default::default()),
+            whole: HashMap::with_capacity_and_hasher(room(other.whole.len()), Default::default()),
+        }
+    }
+}
+
 /// How well a name matched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum MatchKind {

@@ -12,6 +12,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
+use registry_domain::state::room;
 use registry_domain::{EntityRef, Event};
 use registry_eventstore::{AnyStore, EventStore, Position, RecordedEvent};
 use registry_projections::{Irregularities, Projection};
@@ -52,8 +53,25 @@ pub struct AuditIndex {
 }
 
 impl AuditIndex {
-    fn add(&mut self, recorded: &RecordedEvent, event: &Event) {
-        let (revision, recorded_at) = (recorded.revision, recorded.recorded_at);
+    /// An empty index with room for what `other` holds (see [`ReadModels::sized_like`]).
+    fn sized_like(other: &Self) -> Self {
+        fn vec<T>(other: &[T]) -> Vec<T> {
+            Vec::with_capacity(room(other.len()))
+        }
+        fn map<K, V>(other: &Map<K, V>) -> Map<K, V> {
+            Map::with_capacity_and_hasher(room(other.len()), Default::default())
+        }
+        Self {
+            by_subject: map(&other.by_subject),
+            holding_parties: map(&other.holding_parties),
+            recorded_at: vec(&other.recorded_at),
+            positions: vec(&other.positions),
+            latest_so_far: vec(&other.latest_so_far),
+        }
+    }
+
+    fn add(&mut self, seen: Seen, event: &Event) {
+        let (revision, recorded_at) = (seen.revision, seen.recorded_at);
         let mut subjects: SmallVec<[Uuid; 8]> = event.subjects().iter().map(|s| s.uuid()).collect();
         if let Event::HoldingStarted(e) = event {
             self.holding_parties
@@ -88,7 +106,7 @@ impl AuditIndex {
             .max(recorded_at);
         self.recorded_at.push(recorded_at);
         self.latest_so_far.push(latest);
-        self.positions.push(recorded.position);
+        self.positions.push(seen.position);
     }
 
     /// The revisions of the events about `subject`.
@@ -150,29 +168,46 @@ pub struct ReadModels {
     pub events: u64,
 }
 
-/// A batch at least this long is decoded and folded on two threads when asked.
-const PARALLEL_FOLD: usize = 256;
+impl ReadModels {
+    /// Empty models with room for what `other` holds: a rebuild folds the same feed again, and
+    /// growing the tables as it went copied each several times into fresh memory (a national
+    /// rebuild: 25.1 and 25.3 s sized, 26.6 s growing, with three times the page faults).
+    fn sized_like(other: &Self) -> Self {
+        Self {
+            projection: Projection::sized_like(&other.projection),
+            irregularities: Irregularities::sized_like(&other.irregularities),
+            audit: AuditIndex::sized_like(&other.audit),
+            position: None,
+            events: 0,
+        }
+    }
+}
 
-/// How a batch is folded: on this thread only, or on two for a long batch. A rebuild folds
-/// on two (national: 37-39 s in six runs, against 47 s in one run on one thread); the
-/// follower on one, because at start it shares the two cores with the writer's fold: a third
-/// busy thread showed no gain there (starts took 38-48 s either way) and used more CPU.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Threads {
-    One,
-    Two,
+/// Where an event sits in the feed and when it was recorded: what the audit index keeps of it.
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    revision: u64,
+    recorded_at: i64,
+    position: Position,
 }
 
 /// The registry stream's events of `feed` decoded, up to the first that does not decode: that
 /// one's index in `feed` and its error.
-type Decoded<'a> = (Vec<(&'a RecordedEvent, Event)>, Option<(usize, ApiError)>);
+type Decoded = (Vec<(Seen, Event)>, Option<(usize, ApiError)>);
 
-fn decode_run(feed: &[RecordedEvent]) -> Decoded<'_> {
+fn decode_run(feed: &[RecordedEvent]) -> Decoded {
     let mut decoded = Vec::with_capacity(feed.len());
     for (i, recorded) in feed.iter().enumerate() {
         if &*recorded.stream == STREAM {
             match decode(recorded) {
-                Ok(event) => decoded.push((recorded, event)),
+                Ok(event) => decoded.push((
+                    Seen {
+                        revision: recorded.revision,
+                        recorded_at: recorded.recorded_at,
+                        position: recorded.position,
+                    },
+                    event,
+                )),
                 Err(e) => return (decoded, Some((i, e))),
             }
         }
@@ -180,69 +215,110 @@ fn decode_run(feed: &[RecordedEvent]) -> Decoded<'_> {
     (decoded, None)
 }
 
+/// The events of a batch not folded yet, decoded: `events` and `position` moved past them.
+fn fresh_decoded(
+    events: &mut u64,
+    position: &mut Option<Position>,
+    batch: &[RecordedEvent],
+) -> Decoded {
+    let done = batch.partition_point(|r| position.is_some_and(|p| r.position <= p));
+    let fresh = &batch[done..]; // The rest were folded already (a rebuild swapped models in).
+    let (decoded, failed) = decode_run(fresh);
+    let folded = failed.as_ref().map_or(fresh.len(), |(i, _)| *i);
+    *events += decoded.len() as u64;
+    if folded > 0 {
+        *position = Some(fresh[folded - 1].position);
+    }
+    (decoded, failed)
+}
+
+fn fold_projection(projection: &mut Projection, batch: &[(Seen, Event)]) {
+    for (seen, event) in batch {
+        projection.apply(seen.recorded_at, event);
+    }
+}
+
+fn fold_audit(audit: &mut AuditIndex, batch: &[(Seen, Event)]) {
+    for (seen, event) in batch {
+        audit.add(*seen, event);
+    }
+}
+
+fn fold_irregularities(irregularities: &mut Irregularities, batch: &[(Seen, Event)]) {
+    for (_, event) in batch {
+        irregularities.apply(event);
+    }
+}
+
 impl ReadModels {
-    /// Folds a batch of the feed (events already folded are skipped). Each event is decoded
-    /// once. On two threads, a long batch takes both cores: each thread decodes half of it,
-    /// then one folds the projection and the audit index while the other folds the
-    /// irregularities state (the models share nothing, and the two sides cost about the
-    /// same). On an event that does not decode, the events before it are folded and the error
-    /// is returned.
-    fn fold_batch(&mut self, batch: &[RecordedEvent], threads: Threads) -> Result<(), ApiError> {
-        let done = batch.partition_point(|r| self.position.is_some_and(|p| r.position <= p));
-        let fresh = &batch[done..]; // The rest were folded already (a rebuild swapped models in).
-        let parallel = threads == Threads::Two && fresh.len() >= PARALLEL_FOLD;
-        let (decoded, failed) = if parallel {
-            let (first, second) = fresh.split_at(fresh.len() / 2);
-            let (mut decoded, failed, rest) = std::thread::scope(|s| {
-                let second = s.spawn(|| decode_run(second));
-                let (decoded, failed) = decode_run(first);
-                (decoded, failed, second.join())
-            });
-            match (failed, rest) {
-                (Some(failed), _) => (decoded, Some(failed)),
-                (None, Ok((more, failed))) => {
-                    decoded.extend(more);
-                    (decoded, failed.map(|(i, e)| (first.len() + i, e)))
-                }
-                (None, Err(panic)) => std::panic::resume_unwind(panic),
-            }
-        } else {
-            decode_run(fresh)
-        };
-        let folded = failed.as_ref().map_or(fresh.len(), |(i, _)| *i);
+    /// Folds a batch of the feed on this thread (events already folded are skipped). On an
+    /// event that does not decode, the events before it are folded and the error is returned.
+    fn fold_batch(&mut self, batch: &[RecordedEvent]) -> Result<(), ApiError> {
+        let (decoded, failed) = fresh_decoded(&mut self.events, &mut self.position, batch);
+        fold_projection(&mut self.projection, &decoded);
+        fold_audit(&mut self.audit, &decoded);
+        fold_irregularities(&mut self.irregularities, &decoded);
+        failed.map_or(Ok(()), |(_, e)| Err(e))
+    }
+
+    /// Folds batches of the feed on four threads, for a rebuild: this one decodes each batch
+    /// and three fold it, one model each (the models share nothing). Bounded queues join
+    /// them, so no thread waits for another at each batch and the two cores stay busy. The
+    /// answers are those of [`fold_batch`] called with each batch in turn, stopping at the
+    /// first event that does not decode.
+    ///
+    /// [`fold_batch`]: ReadModels::fold_batch
+    fn fold_pipelined(
+        &mut self,
+        batches: impl Iterator<Item = Vec<RecordedEvent>>,
+    ) -> Result<(), ApiError> {
         let Self {
             projection,
             irregularities,
             audit,
-            ..
+            position,
+            events,
         } = self;
-        let mut projection_and_audit = || {
-            for (recorded, event) in &decoded {
-                projection.apply(recorded.recorded_at, event);
-                audit.add(recorded, event);
+        std::thread::scope(|s| {
+            let queues = [
+                fold_on(s, |batch| fold_projection(projection, batch)),
+                fold_on(s, |batch| fold_audit(audit, batch)),
+                fold_on(s, |batch| fold_irregularities(irregularities, batch)),
+            ];
+            for batch in batches {
+                let (decoded, failed) = fresh_decoded(events, position, &batch);
+                let decoded = Arc::new(decoded);
+                // A send fails only when a fold thread panicked: the scope then panics too.
+                let sent = queues
+                    .iter()
+                    .all(|queue| queue.send(decoded.clone()).is_ok());
+                if let Some((_, e)) = failed {
+                    return Err(e);
+                }
+                if !sent {
+                    break;
+                }
             }
-        };
-        let mut the_irregularities = || {
-            for (_, event) in &decoded {
-                irregularities.apply(event);
-            }
-        };
-        if parallel {
-            std::thread::scope(|s| {
-                s.spawn(projection_and_audit);
-                the_irregularities();
-            });
-        } else {
-            projection_and_audit();
-            the_irregularities();
-        }
-        self.events += decoded.len() as u64;
-        if folded > 0 {
-            self.position = Some(fresh[folded - 1].position);
-        }
-        failed.map_or(Ok(()), |(_, e)| Err(e))
+            Ok(())
+        })
     }
 }
+
+/// A decoded batch, shared by the threads that fold it.
+type Batch = Arc<Vec<(Seen, Event)>>;
+
+/// Starts a thread of `scope` that folds each batch sent on the queue returned, in order.
+fn fold_on<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    mut fold: impl FnMut(&[(Seen, Event)]) + Send + 'scope,
+) -> std::sync::mpsc::SyncSender<Batch> {
+    let (queue, batches) = std::sync::mpsc::sync_channel::<Batch>(PIPELINE_DEPTH);
+    scope.spawn(move || batches.into_iter().for_each(|batch| fold(&batch)));
+    queue
+}
+
+/// Batches decoded ahead of the slower fold in a rebuild, at most.
+const PIPELINE_DEPTH: usize = 4;
 
 /// Keeps one replica's read models up to date and answers for them.
 #[derive(Clone)]
@@ -318,14 +394,14 @@ impl Reader {
     /// the old ones. Returns the number of events folded and the time it took.
     pub async fn rebuild(&self) -> Result<(u64, Option<Position>, Duration), ApiError> {
         let started = Instant::now();
-        let mut fresh = ReadModels::default();
-        catch_up(&self.store, &mut fresh, None).await?;
+        let fresh = ReadModels::sized_like(&self.models());
+        let mut fresh = catch_up(&self.store, fresh, None).await?;
         // Bring the new models to where the live ones are, then swap under the write lock. The
         // follower may move on meanwhile: then catch up again.
         loop {
             let live = self.models().position;
             if live > fresh.position {
-                catch_up(&self.store, &mut fresh, live).await?;
+                fresh = catch_up(&self.store, fresh, live).await?;
             }
             let mut models = self
                 .models
@@ -350,36 +426,42 @@ impl Reader {
     }
 }
 
-/// Folds the feed into `models` up to `until` (inclusive), or up to the head when `None`.
-/// The next batch is read while this one folds.
+/// Folds the feed into `models` up to `until` (inclusive), or up to the head when `None`, with
+/// [`ReadModels::fold_pipelined`] on a blocking thread while this task reads the next batches.
 async fn catch_up(
     store: &AnyStore,
-    models: &mut ReadModels,
+    mut models: ReadModels,
     until: Option<Position>,
-) -> Result<(), ApiError> {
-    let read = |after: Option<Position>| {
-        let store = store.clone();
-        tokio::spawn(async move { store.read_all(after, CATCH_UP_BATCH).await })
+) -> Result<ReadModels, ApiError> {
+    let mut after = models.position;
+    let (to_fold, mut for_fold) = tokio::sync::mpsc::channel(PIPELINE_DEPTH);
+    let folding = tokio::task::spawn_blocking(move || {
+        let folded = models.fold_pipelined(std::iter::from_fn(|| for_fold.blocking_recv()));
+        (models, folded)
+    });
+    let read = async {
+        loop {
+            let mut batch = store.read_all(after, CATCH_UP_BATCH).await?;
+            let read = batch.len();
+            batch.retain(|recorded| until.is_none_or(|u| recorded.position <= u));
+            let Some(last) = batch.last() else {
+                return Ok(());
+            };
+            after = Some(last.position);
+            let whole = batch.len() == read;
+            if to_fold.send(batch).await.is_err() || !whole {
+                return Ok(()); // The fold stopped (its error is the answer), or `until` is read.
+            }
+        }
     };
-    let mut next = read(models.position);
-    loop {
-        let batch = next
-            .await
-            .map_err(|e| ApiError::Unavailable(format!("reading the feed stopped: {e}")))??;
-        let wanted = batch
-            .iter()
-            .take_while(|recorded| until.is_none_or(|u| recorded.position <= u))
-            .count();
-        if wanted == 0 {
-            return Ok(());
-        }
-        next = read(batch.last().map(|last| last.position));
-        models.fold_batch(&batch[..wanted], Threads::Two)?;
-        if wanted < batch.len() {
-            next.abort();
-            return Ok(());
-        }
-    }
+    let read: Result<(), ApiError> = read.await;
+    drop(to_fold);
+    let (models, folded) = folding
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("the rebuild's fold stopped: {e}")))?;
+    folded?;
+    read?;
+    Ok(models)
 }
 
 /// The follower: subscribe after the models' position, fold, publish; resubscribe on failure.
@@ -422,7 +504,7 @@ async fn follow(reader: Reader) {
                     .write()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
                 models
-                    .fold_batch(&batch, Threads::One)
+                    .fold_batch(&batch)
                     .and_then(|()| failed.map_or(Ok(()), Err))
                     .map(|()| models.position)
             };
@@ -513,26 +595,24 @@ mod tests {
         out
     }
 
+    /// The feed in batches of `len`.
+    fn batches(
+        feed: &[RecordedEvent],
+        len: usize,
+    ) -> impl Iterator<Item = Vec<RecordedEvent>> + '_ {
+        feed.chunks(len).map(<[RecordedEvent]>::to_vec)
+    }
+
     #[test]
-    fn batches_folded_on_two_threads_give_the_answers_of_one_event_at_a_time() {
+    fn batches_folded_by_the_pipeline_give_the_answers_of_one_event_at_a_time() {
         let feed = feed();
-        assert!(feed.len() > 4 * PARALLEL_FOLD, "{} events", feed.len());
+        assert!(feed.len() > 2_000, "{} events", feed.len());
         let mut one_at_a_time = ReadModels::default();
         for recorded in &feed {
             one_at_a_time
-                .fold_batch(std::slice::from_ref(recorded), Threads::One)
+                .fold_batch(std::slice::from_ref(recorded))
                 .unwrap();
         }
-        let mut in_batches = ReadModels::default();
-        for batch in feed.chunks(PARALLEL_FOLD * 2 + 3) {
-            in_batches.fold_batch(batch, Threads::Two).unwrap();
-        }
-        // A batch overlapping what was folded already folds only the rest.
-        let mut overlapping = ReadModels::default();
-        overlapping
-            .fold_batch(&feed[..feed.len() / 2], Threads::Two)
-            .unwrap();
-        overlapping.fold_batch(&feed, Threads::Two).unwrap();
         let expected = answers(&one_at_a_time, &feed);
         assert_eq!(
             expected[0],
@@ -542,26 +622,49 @@ mod tests {
                 feed.last().map(|r| r.position)
             )
         );
+        let mut in_batches = ReadModels::default();
+        in_batches.fold_pipelined(batches(&feed, 97)).unwrap();
         assert_eq!(answers(&in_batches, &feed), expected);
+        // Sized like the full models, in one batch, and in batches overlapping what was folded
+        // already (those events are skipped).
+        let mut sized = ReadModels::sized_like(&one_at_a_time);
+        sized.fold_pipelined(batches(&feed, feed.len())).unwrap();
+        assert_eq!(answers(&sized, &feed), expected);
+        let mut overlapping = ReadModels::default();
+        overlapping.fold_batch(&feed[..feed.len() / 2]).unwrap();
+        overlapping
+            .fold_pipelined(batches(&feed, feed.len() / 3))
+            .unwrap();
         assert_eq!(answers(&overlapping, &feed), expected);
     }
 
     #[test]
     fn an_event_that_does_not_decode_stops_the_fold_just_before_it() {
         let feed = feed();
-        // In each half of a batch decoded on two threads, and in a short batch.
-        let parallel = PARALLEL_FOLD + 20;
-        for (bad, len) in [(parallel - 10, parallel), (40, parallel), (5, 25)] {
+        for (bad, len) in [(600, 700), (40, 700), (5, 25)] {
             let mut damaged = feed[..len].to_vec();
             damaged[bad].payload = b"{not json".to_vec();
             let mut models = ReadModels::default();
-            let failed = models.fold_batch(&damaged, Threads::Two);
+            let failed = models.fold_batch(&damaged);
             assert!(
                 matches!(failed, Err(ApiError::Corrupt { .. })),
                 "{failed:?}"
             );
             assert_eq!(models.events, bad as u64);
             assert_eq!(models.position, Some(damaged[bad - 1].position));
+            // The pipeline folds no batch after the one that failed.
+            let mut piped = ReadModels::default();
+            let failed = piped.fold_pipelined(batches(&damaged, 64).chain(batches(&feed, 64)));
+            assert!(
+                matches!(failed, Err(ApiError::Corrupt { .. })),
+                "{failed:?}"
+            );
+            assert_eq!(piped.events, bad as u64);
+            assert_eq!(piped.position, Some(damaged[bad - 1].position));
+            assert_eq!(
+                answers(&piped, &damaged[..bad]),
+                answers(&models, &damaged[..bad])
+            );
         }
     }
 }
