@@ -3,8 +3,10 @@
 //!
 //! A [`Reader`] owns the read models of one replica ([`ReadModels`]): the bitemporal projection,
 //! the domain state that lists irregularities, and the audit index (which events concern which
-//! resource, and when each was recorded). A background task subscribes to the feed after the
-//! models' position and folds batches of events under a write lock; queries take a read lock.
+//! resource, and when each was recorded). A background task first folds what the store holds
+//! as a rebuild does (on four threads, into models swapped in when done), then subscribes to
+//! the feed after the models' position and folds batches of events under a write lock; queries
+//! take a read lock.
 //! The position reached is published on a watch channel that queries wait on.
 
 use smallvec::SmallVec;
@@ -475,6 +477,24 @@ async fn follow(reader: Reader) {
             None
         }
     };
+    let mut reached = |position: Option<Position>| {
+        reader.publish(position);
+        if start_head.is_some_and(|head| position >= Some(head)) {
+            start_head = None;
+            tracing::info!(
+                seconds = started.elapsed().as_secs_f64(),
+                "the read models caught up with the store"
+            );
+        }
+    };
+    // What the store holds already is folded as a rebuild folds it, on both cores; the
+    // subscription goes on from there.
+    match reader.rebuild().await {
+        Ok((_, position, _)) => reached(position),
+        Err(e) => {
+            tracing::error!(error = %e, "the read models could not fold the stored feed at once; following it batch by batch");
+        }
+    }
     loop {
         let after = reader.models().position;
         let mut subscription = reader.store.subscribe(after);
@@ -509,16 +529,7 @@ async fn follow(reader: Reader) {
                     .map(|()| models.position)
             };
             match outcome {
-                Ok(position) => {
-                    reader.publish(position);
-                    if start_head.is_some_and(|head| position >= Some(head)) {
-                        start_head = None;
-                        tracing::info!(
-                            seconds = started.elapsed().as_secs_f64(),
-                            "the read models caught up with the store"
-                        );
-                    }
-                }
+                Ok(position) => reached(position),
                 Err(e) => {
                     tracing::error!(error = %e, "the read models could not fold the feed; retrying in 1 s");
                     break;
