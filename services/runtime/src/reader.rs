@@ -74,7 +74,8 @@ impl AuditIndex {
 
     fn add(&mut self, seen: Seen, event: &Event) {
         let (revision, recorded_at) = (seen.revision, seen.recorded_at);
-        let mut subjects: SmallVec<[Uuid; 8]> = event.subjects().iter().map(|s| s.uuid()).collect();
+        let named = event.subjects();
+        let mut subjects: SmallVec<[Uuid; 8]> = named.iter().map(|s| s.uuid()).collect();
         if let Event::HoldingStarted(e) = event {
             self.holding_parties
                 .insert(e.holding.uuid(), [e.person.uuid(), e.office.uuid()]);
@@ -85,7 +86,7 @@ impl AuditIndex {
                 [e.after.person.uuid(), e.after.office.uuid()],
             );
         }
-        for subject in event.subjects() {
+        for subject in named {
             if let EntityRef::Holding(h) = subject {
                 if let Some(parties) = self.holding_parties.get(&h.uuid()) {
                     subjects.extend_from_slice(parties);
