@@ -289,9 +289,39 @@ pub struct Term {
     pub planned_end: Option<Date>,
 }
 
-/// Room for `len` entries and a little more, for what is recorded while a table is refilled.
-pub fn room(len: usize) -> usize {
+/// A table that can start empty with room for what another holds, and a little more (for what
+/// is recorded while it is refilled): a refold of the same events then never grows it.
+pub trait SizedLike {
+    /// Empty, with room for what `other` holds.
+    fn sized_like(other: &Self) -> Self;
+}
+
+fn room(len: usize) -> usize {
     len + len / 32
+}
+
+impl<T> SizedLike for Vec<T> {
+    fn sized_like(other: &Self) -> Self {
+        Vec::with_capacity(room(other.len()))
+    }
+}
+
+impl SizedLike for String {
+    fn sized_like(other: &Self) -> Self {
+        String::with_capacity(room(other.len()))
+    }
+}
+
+impl<K, V, S: Default> SizedLike for std::collections::HashMap<K, V, S> {
+    fn sized_like(other: &Self) -> Self {
+        Self::with_capacity_and_hasher(room(other.len()), S::default())
+    }
+}
+
+impl<T, S: Default> SizedLike for std::collections::HashSet<T, S> {
+    fn sized_like(other: &Self) -> Self {
+        Self::with_capacity_and_hasher(room(other.len()), S::default())
+    }
 }
 
 /// Everything the registry currently knows, indexed for the rules.
@@ -318,21 +348,15 @@ impl Registry {
     /// of the same events (a rebuild of read models) then never grows its tables, each of
     /// which growing copies into fresh memory twice its size.
     pub fn sized_like(other: &Self) -> Self {
-        fn map<K, V>(other: &HashMap<K, V>) -> HashMap<K, V> {
-            HashMap::with_capacity_and_hasher(room(other.len()), Default::default())
-        }
         Self {
-            persons: map(&other.persons),
-            units: map(&other.units),
-            offices: map(&other.offices),
-            holdings: map(&other.holdings),
-            models: map(&other.models),
-            adoptions: map(&other.adoptions),
-            terms: map(&other.terms),
-            retracted: HashSet::with_capacity_and_hasher(
-                room(other.retracted.len()),
-                Default::default(),
-            ),
+            persons: SizedLike::sized_like(&other.persons),
+            units: SizedLike::sized_like(&other.units),
+            offices: SizedLike::sized_like(&other.offices),
+            holdings: SizedLike::sized_like(&other.holdings),
+            models: SizedLike::sized_like(&other.models),
+            adoptions: SizedLike::sized_like(&other.adoptions),
+            terms: SizedLike::sized_like(&other.terms),
+            retracted: SizedLike::sized_like(&other.retracted),
         }
     }
 

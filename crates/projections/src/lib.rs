@@ -23,7 +23,7 @@
 //! - [`search`]: diacritic-insensitive name search.
 
 use registry_domain::event::*;
-use registry_domain::state::{holding_span, room};
+use registry_domain::state::{holding_span, SizedLike};
 use registry_domain::*;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
@@ -364,26 +364,21 @@ impl Projection {
     /// An empty projection with room for what `other` holds, for folding the same feed again
     /// (see [`registry_domain::Registry::sized_like`]): its large tables never grow meanwhile.
     pub fn sized_like(other: &Self) -> Self {
-        fn vec<T>(other: &[T]) -> Vec<T> {
-            Vec::with_capacity(room(other.len()))
-        }
-        fn map<K, V>(other: &HashMap<K, V>) -> HashMap<K, V> {
-            HashMap::with_capacity_and_hasher(room(other.len()), Default::default())
-        }
+        use SizedLike as S;
         Self {
-            persons: vec(&other.persons),
-            person_ix: map(&other.person_ix),
-            offices: vec(&other.offices),
-            office_ix: map(&other.office_ix),
-            units: vec(&other.units),
-            unit_ix: map(&other.unit_ix),
-            versions: vec(&other.versions),
-            current: map(&other.current),
-            adoptions: vec(&other.adoptions),
-            adoption_ix: map(&other.adoption_ix),
+            persons: S::sized_like(&other.persons),
+            person_ix: S::sized_like(&other.person_ix),
+            offices: S::sized_like(&other.offices),
+            office_ix: S::sized_like(&other.office_ix),
+            units: S::sized_like(&other.units),
+            unit_ix: S::sized_like(&other.unit_ix),
+            versions: S::sized_like(&other.versions),
+            current: S::sized_like(&other.current),
+            adoptions: S::sized_like(&other.adoptions),
+            adoption_ix: S::sized_like(&other.adoption_ix),
             bases: Bases {
-                rows: vec(&other.bases.rows),
-                numbers: String::with_capacity(room(other.bases.numbers.len())),
+                rows: S::sized_like(&other.bases.rows),
+                numbers: S::sized_like(&other.bases.numbers),
                 ..Bases::default()
             },
             names: NameIndex::sized_like(&other.names),

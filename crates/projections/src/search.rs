@@ -68,15 +68,12 @@ impl<K> NameIndex<K> {
     /// An empty index with room for the spellings of `other` (see
     /// [`crate::Projection::sized_like`]).
     pub(crate) fn sized_like(other: &Self) -> Self {
-        let room = registry_domain::state::room;
+        use registry_domain::state::SizedLike as S;
         Self {
-            spellings: Vec::with_capacity(room(other.spellings.len())),
-            by_spelling: HashMap::with_capacity_and_hasher(
-                room(other.by_spelling.len()),
-                Default::default(),
-            ),
-            tokens: HashMap::with_capacity_and_hasher(room(other.tokens.len()), Default::default()),
-            whole: HashMap::with_capacity_and_hasher(room(other.whole.len()), Default::default()),
+            spellings: S::sized_like(&other.spellings),
+            by_spelling: S::sized_like(&other.by_spelling),
+            tokens: S::sized_like(&other.tokens),
+            whole: S::sized_like(&other.whole),
         }
     }
 }

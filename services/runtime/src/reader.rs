@@ -14,7 +14,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use registry_domain::state::room;
+use registry_domain::state::SizedLike;
 use registry_domain::{EntityRef, Event};
 use registry_eventstore::{AnyStore, EventStore, Position, RecordedEvent};
 use registry_projections::{Irregularities, Projection};
@@ -57,18 +57,13 @@ pub struct AuditIndex {
 impl AuditIndex {
     /// An empty index with room for what `other` holds (see [`ReadModels::sized_like`]).
     fn sized_like(other: &Self) -> Self {
-        fn vec<T>(other: &[T]) -> Vec<T> {
-            Vec::with_capacity(room(other.len()))
-        }
-        fn map<K, V>(other: &Map<K, V>) -> Map<K, V> {
-            Map::with_capacity_and_hasher(room(other.len()), Default::default())
-        }
+        use SizedLike as S;
         Self {
-            by_subject: map(&other.by_subject),
-            holding_parties: map(&other.holding_parties),
-            recorded_at: vec(&other.recorded_at),
-            positions: vec(&other.positions),
-            latest_so_far: vec(&other.latest_so_far),
+            by_subject: S::sized_like(&other.by_subject),
+            holding_parties: S::sized_like(&other.holding_parties),
+            recorded_at: S::sized_like(&other.recorded_at),
+            positions: S::sized_like(&other.positions),
+            latest_so_far: S::sized_like(&other.latest_so_far),
         }
     }
 
