@@ -465,13 +465,14 @@ struct DecodedBatch {
     full: bool,
 }
 
-/// Reads the stream's batch from `from` and decodes it on a blocking thread.
+/// Reads the stream's batch from `from` and decodes it: a full batch on a blocking thread, a
+/// short one (the few events a write on a shared store catches up with) on this one.
 async fn read_decoded(store: AnyStore, from: u64) -> Result<DecodedBatch, ApiError> {
     let batch = store
         .read_stream(STREAM, from, Direction::Forwards, CATCH_UP_BATCH)
         .await?;
     let full = batch.len() == CATCH_UP_BATCH;
-    tokio::task::spawn_blocking(move || {
+    let decoded = move || {
         let mut events = Vec::with_capacity(batch.len());
         for recorded in batch {
             match decode(&recorded) {
@@ -490,9 +491,13 @@ async fn read_decoded(store: AnyStore, from: u64) -> Result<DecodedBatch, ApiErr
             failed: None,
             full,
         }
-    })
-    .await
-    .map_err(|e| ApiError::Unavailable(format!("decoding the stream stopped: {e}")))
+    };
+    if !full {
+        return Ok(decoded());
+    }
+    tokio::task::spawn_blocking(decoded)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("decoding the stream stopped: {e}")))
 }
 
 /// What [`Writer::execute_batch`] did.
