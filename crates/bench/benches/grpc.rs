@@ -9,7 +9,9 @@
 //!   Vice-Secretary-and-Front-Chair model in a province on a date; Q4 the history of an office
 //!   with provenance (audit service);
 //! - W1 durable writes: 32 clients each recording past holdings (appointment and end in one
-//!   command) one after another in an office of their own.
+//!   command) one after another in an office of their own;
+//! - M1 a mix on the questions' connections: of every ten requests four Q1, four Q2, one Q4
+//!   and one W1 write (registryd only).
 //!
 //! Then PostgreSQL (`REGISTRY_PG_URL`, default the machine's server) loads the same holdings
 //! into a temporal table and answers Q1-Q4 with prepared statements, and W1 as 32 connections
@@ -18,7 +20,7 @@
 //! `cargo bench -p registry-bench --bench grpc`. Prints requests/s, latency percentiles, the
 //! server's CPU use, and each read's throughput as a fraction of the echo ceiling.
 //! `REGISTRY_BENCH_ONLY=q1,w1` runs only the parts named (of rebuild, health, q1, q2, q3, q4,
-//! w1, postgres); the echo ceiling always runs. `REGISTRY_BENCH_STORE=DIR` keeps the store in `DIR`
+//! w1, mix, postgres); the echo ceiling always runs. `REGISTRY_BENCH_STORE=DIR` keeps the store in `DIR`
 //! and, when `DIR` already holds one from an earlier run of the same size, uses it as it is
 //! instead of writing the generated registry again (for profiling; W1 adds its writes to it).
 
@@ -28,7 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prost::Message;
-use registry_bench::{drive, load_store, Load, Report};
+use registry_bench::{drive, drive_mixed, load_store, Load, Report};
 use registry_client::{request_id, v1, Client};
 use registry_domain::Date;
 use registry_testkit::daemon::{registryd_binary, Daemon};
@@ -532,22 +534,24 @@ fn pid_of(daemon: &Daemon) -> u32 {
 
 /// W1: 32 writers, each with an office and a person of its own, recording one past holding
 /// after another (appointment and end in one durable command).
-async fn w1(clients: &[Client], catalogue: &Catalogue, load: Load, pid: u32) -> Report {
-    let writers = Load {
-        connections: 4,
-        in_flight: 8,
-        duration: load.duration,
-    };
+/// An office and a person of their own for each of `count` writing tasks (created through
+/// registryd's command service), so that their writes never conflict.
+async fn own_offices(
+    client: &Client,
+    catalogue: &Catalogue,
+    count: usize,
+    label: &str,
+) -> Arc<Vec<(String, String)>> {
     let mut own = Vec::new();
     let unit = catalogue.provinces[0].to_string();
-    for task in 0..(writers.connections * writers.in_flight) {
-        let command = clients[0].command();
+    for task in 0..count {
+        let command = client.command();
         let office = command
             .clone()
             .create_office(v1::CreateOfficeRequest {
                 request_id: request_id(),
                 unit: unit.clone(),
-                title: format!("Chức vụ thử tải {task}"),
+                title: format!("Chức vụ thử tải {label}{task}"),
                 kind: v1::OfficeKind::Member as i32,
                 capacity: Some(v1::Capacity {
                     kind: v1::CapacityKind::Sole as i32,
@@ -566,7 +570,7 @@ async fn w1(clients: &[Client], catalogue: &Catalogue, load: Load, pid: u32) -> 
             .clone()
             .register_person(v1::RegisterPersonRequest {
                 request_id: request_id(),
-                display_name: format!("Người Thử Tải {task}"),
+                display_name: format!("Người Thử Tải {label}{task}"),
                 ..Default::default()
             })
             .await
@@ -577,23 +581,91 @@ async fn w1(clients: &[Client], catalogue: &Catalogue, load: Load, pid: u32) -> 
             .name;
         own.push((office, person));
     }
-    let own = Arc::new(own);
+    Arc::new(own)
+}
+
+/// The `n`-th write of the load generator: a past holding (appointment and end in one
+/// command) of one day, in the office of the task that sends it, on a day of its own.
+fn past_holding(own: &[(String, String)], n: u64) -> v1::StartHoldingRequest {
+    let (task, k) = ((n >> 32) as usize, (n & 0xffff_ffff) as i64);
+    let (office, person) = own[task].clone();
+    let start = Date::from_ymd(2000, 1, 1).unwrap().add_days(k);
+    v1::StartHoldingRequest {
+        request_id: request_id(),
+        person,
+        office,
+        valid_from: start.to_string(),
+        valid_until: start.next_day().to_string(),
+        end_reason: v1::EndReason::TermEnd as i32,
+        beginning: v1::BeginningKind::Appointed as i32,
+        ..Default::default()
+    }
+}
+
+async fn w1(clients: &[Client], catalogue: &Catalogue, load: Load, pid: u32) -> Report {
+    let writers = Load {
+        connections: 4,
+        in_flight: 8,
+        duration: load.duration,
+    };
+    let own = own_offices(
+        &clients[0],
+        catalogue,
+        writers.connections * writers.in_flight,
+        "",
+    )
+    .await;
     drive(clients, writers, &[pid], move |n, client| {
-        let (task, k) = ((n >> 32) as usize, (n & 0xffff_ffff) as i64);
-        let (office, person) = own[task].clone();
-        let start = Date::from_ymd(2000, 1, 1).unwrap().add_days(k);
+        let request = past_holding(&own, n);
+        async move { client.command().start_holding(request).await.map(|_| ()) }
+    })
+    .await
+}
+
+/// One request of the mixed load, by what it asks.
+enum Mixed {
+    Holders(v1::GetOfficeHoldersRequest),
+    Offices(v1::ListPersonOfficesRequest),
+    History(v1::ListResourceHistoryRequest),
+    Write(Box<v1::StartHoldingRequest>),
+}
+
+/// The mixed load on registryd: of every ten requests, four Q1, four Q2, one Q4 and one W1
+/// write, on the same connections and requests in flight as the questions alone. Returns the
+/// whole load's report and one per kind, in that order.
+async fn mix(
+    clients: &[Client],
+    catalogue: &Arc<Catalogue>,
+    load: Load,
+    pid: u32,
+) -> (Report, Vec<Report>) {
+    let tasks = load.connections * load.in_flight;
+    let own = own_offices(&clients[0], catalogue, tasks, "hỗn hợp ").await;
+    let (q1, q2, q4) = (
+        q1_asked(catalogue),
+        q2_asked(catalogue),
+        q4_asked(catalogue),
+    );
+    let kind_of = |n: u64| match n % 10 {
+        0..=3 => 0,
+        4..=7 => 1,
+        8 => 2,
+        _ => 3,
+    };
+    drive_mixed(clients, load, &[pid], 4, kind_of, move |n, client| {
+        let asked = match kind_of(n) {
+            0 => Mixed::Holders(q1(n)),
+            1 => Mixed::Offices(q2(n)),
+            2 => Mixed::History(q4(n)),
+            _ => Mixed::Write(Box::new(past_holding(&own, n))),
+        };
         async move {
-            let request = v1::StartHoldingRequest {
-                request_id: request_id(),
-                person,
-                office,
-                valid_from: start.to_string(),
-                valid_until: start.next_day().to_string(),
-                end_reason: v1::EndReason::TermEnd as i32,
-                beginning: v1::BeginningKind::Appointed as i32,
-                ..Default::default()
-            };
-            client.command().start_holding(request).await.map(|_| ())
+            match asked {
+                Mixed::Holders(r) => client.query().get_office_holders(r).await.map(|_| ()),
+                Mixed::Offices(r) => client.query().list_person_offices(r).await.map(|_| ()),
+                Mixed::History(r) => client.audit().list_resource_history(r).await.map(|_| ()),
+                Mixed::Write(r) => client.command().start_holding(*r).await.map(|_| ()),
+            }
         }
     })
     .await
@@ -811,6 +883,18 @@ fn main() {
         };
         if let Some(w1) = &w1 {
             row("W1 durable writes, 32 clients", w1, None);
+        }
+        if wanted(&only, "mix") {
+            let (mixed, kinds) = mix(&clients, &catalogue, load, pid).await;
+            row(
+                "M1 mix: 40% Q1, 40% Q2, 10% Q4, 10% W1",
+                &mixed,
+                Some(ceiling.per_second),
+            );
+            let names = ["Q1", "Q2", "Q4", "W1 (durable)"];
+            for (name, report) in names.iter().zip(&kinds) {
+                row(&format!("  of which {name}"), report, None);
+            }
         }
 
         let clients_of_registryd = clients.clone();

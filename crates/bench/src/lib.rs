@@ -68,6 +68,34 @@ where
     F: Fn(u64, C) -> Fut + Send + Sync + Clone + 'static,
     Fut: Future<Output = Result<(), E>> + Send,
 {
+    drive_mixed(clients, load, server_pids, 1, |_| 0, call)
+        .await
+        .0
+}
+
+/// Like [`drive`], for a load of `kinds` kinds of request: `kind_of(n)` is the kind of the
+/// `n`-th. Returns the report of the whole load and one per kind (their `server_cores` are the
+/// whole load's).
+pub async fn drive_mixed<C, E, F, Fut>(
+    clients: &[C],
+    load: Load,
+    server_pids: &[u32],
+    kinds: usize,
+    kind_of: fn(u64) -> usize,
+    call: F,
+) -> (Report, Vec<Report>)
+where
+    C: Clone + Send + 'static,
+    F: Fn(u64, C) -> Fut + Send + Sync + Clone + 'static,
+    Fut: Future<Output = Result<(), E>> + Send,
+{
+    /// Latencies, answers and errors of one kind of request.
+    type Tally = (Histogram<u64>, u64, u64);
+    let tally = || -> Tally {
+        let histogram =
+            Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|e| panic!("{e}"));
+        (histogram, 0, 0)
+    };
     let cpu = || server_pids.iter().map(|pid| cpu_seconds(*pid)).sum::<f64>();
     let started = Instant::now();
     let cpu_before = cpu();
@@ -78,48 +106,53 @@ where
             let (client, call) = (client.clone(), call.clone());
             let seed = (c * load.in_flight + f) as u64;
             tasks.push(tokio::spawn(async move {
-                let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
-                    .unwrap_or_else(|e| panic!("{e}"));
-                let (mut ok, mut errors, mut n) = (0u64, 0u64, seed << 32);
+                let mut tallies: Vec<Tally> = (0..kinds).map(|_| tally()).collect();
+                let mut n = seed << 32;
                 while Instant::now() < deadline {
                     let sent = Instant::now();
                     let outcome = call(n, client.clone()).await;
                     let micros = sent.elapsed().as_micros() as u64;
+                    let (histogram, ok, errors) = &mut tallies[kind_of(n)];
                     n += 1;
                     match outcome {
                         Ok(()) => {
-                            ok += 1;
+                            *ok += 1;
                             let _ = histogram.record(micros.max(1));
                         }
-                        Err(_) => errors += 1,
+                        Err(_) => *errors += 1,
                     }
                 }
-                (histogram, ok, errors)
+                tallies
             }));
         }
     }
-    let mut histogram =
-        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|e| panic!("{e}"));
-    let (mut ok, mut errors) = (0, 0);
+    let mut all = tally();
+    let mut by_kind: Vec<Tally> = (0..kinds).map(|_| tally()).collect();
     for task in tasks {
-        if let Ok((h, o, e)) = task.await {
-            let _ = histogram.add(h);
-            ok += o;
-            errors += e;
+        if let Ok(tallies) = task.await {
+            for (sum, (histogram, ok, errors)) in by_kind.iter_mut().zip(tallies) {
+                for total in [&mut *sum, &mut all] {
+                    let _ = total.0.add(&histogram);
+                    total.1 += ok;
+                    total.2 += errors;
+                }
+            }
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
-    Report {
-        ok,
-        errors,
-        per_second: ok as f64 / elapsed,
+    let server_cores = (cpu() - cpu_before) / elapsed;
+    let report = |(histogram, ok, errors): &Tally| Report {
+        ok: *ok,
+        errors: *errors,
+        per_second: *ok as f64 / elapsed,
         micros: [
             histogram.value_at_quantile(0.5),
             histogram.value_at_quantile(0.99),
             histogram.value_at_quantile(0.999),
         ],
-        server_cores: (cpu() - cpu_before) / elapsed,
-    }
+        server_cores,
+    };
+    (report(&all), by_kind.iter().map(report).collect())
 }
 
 /// Appends generated facts to a new embedded store at `path`, 1,000 events per append.
