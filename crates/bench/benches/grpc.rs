@@ -11,7 +11,8 @@
 //! - W1 durable writes: 32 clients each recording past holdings (appointment and end in one
 //!   command) one after another in an office of their own;
 //! - M1 a mix on the questions' connections: of every ten requests four Q1, four Q2, one Q4
-//!   and one W1 write (registryd only).
+//!   and one W1 write (PostgreSQL: the reads on its pooled connections, each task's writes on
+//!   a connection of its own).
 //!
 //! Then PostgreSQL (`REGISTRY_PG_URL`, default the machine's server) loads the same holdings
 //! into a temporal table and answers Q1-Q4 with prepared statements, and W1 as 32 connections
@@ -630,6 +631,57 @@ enum Mixed {
     Write(Box<v1::StartHoldingRequest>),
 }
 
+/// The kind of the mixed load's `n`-th request: of every ten, four Q1 (0), four Q2 (1), one
+/// Q4 (2) and one W1 write (3).
+fn mixed_kind(n: u64) -> usize {
+    match n % 10 {
+        0..=3 => 0,
+        4..=7 => 1,
+        8 => 2,
+        _ => 3,
+    }
+}
+
+/// Prints a mixed load's row and one per kind.
+fn mixed_rows(system: &str, all: &Report, kinds: &[Report], ceiling: f64) {
+    row(
+        &format!("{system}: 40% Q1, 40% Q2, 10% Q4, 10% W1"),
+        all,
+        Some(ceiling),
+    );
+    for (name, report) in ["Q1", "Q2", "Q4", "W1 (durable)"].iter().zip(kinds) {
+        row(&format!("  of which {name}"), report, None);
+    }
+}
+
+/// PostgreSQL's `n`-th write (W1, M1): a past holding of one day in the task's own office, one
+/// durable transaction (autocommit).
+async fn pg_past_holding(
+    writer: &(tokio_postgres::Client, tokio_postgres::Statement),
+    (office, person): (uuid::Uuid, uuid::Uuid),
+    n: u64,
+) -> Result<(), tokio_postgres::Error> {
+    let start = Date::from_ymd(2000, 1, 1)
+        .unwrap()
+        .add_days((n & 0xffff_ffff) as i64);
+    writer
+        .0
+        .execute(
+            &writer.1,
+            &[
+                &uuid::Uuid::now_v7(),
+                &person,
+                &office,
+                &start.to_string(),
+                &start.next_day().to_string(),
+                &"Người Thử Tải",
+                &"Chức vụ thử tải",
+            ],
+        )
+        .await
+        .map(|_| ())
+}
+
 /// The mixed load on registryd: of every ten requests, four Q1, four Q2, one Q4 and one W1
 /// write, on the same connections and requests in flight as the questions alone. Returns the
 /// whole load's report and one per kind, in that order.
@@ -646,14 +698,8 @@ async fn mix(
         q2_asked(catalogue),
         q4_asked(catalogue),
     );
-    let kind_of = |n: u64| match n % 10 {
-        0..=3 => 0,
-        4..=7 => 1,
-        8 => 2,
-        _ => 3,
-    };
-    drive_mixed(clients, load, &[pid], 4, kind_of, move |n, client| {
-        let asked = match kind_of(n) {
+    drive_mixed(clients, load, &[pid], 4, mixed_kind, move |n, client| {
+        let asked = match mixed_kind(n) {
             0 => Mixed::Holders(q1(n)),
             1 => Mixed::Offices(q2(n)),
             2 => Mixed::History(q4(n)),
@@ -884,18 +930,13 @@ fn main() {
         if let Some(w1) = &w1 {
             row("W1 durable writes, 32 clients", w1, None);
         }
-        if wanted(&only, "mix") {
+        let mixed = if wanted(&only, "mix") {
             let (mixed, kinds) = mix(&clients, &catalogue, load, pid).await;
-            row(
-                "M1 mix: 40% Q1, 40% Q2, 10% Q4, 10% W1",
-                &mixed,
-                Some(ceiling.per_second),
-            );
-            let names = ["Q1", "Q2", "Q4", "W1 (durable)"];
-            for (name, report) in names.iter().zip(&kinds) {
-                row(&format!("  of which {name}"), report, None);
-            }
-        }
+            mixed_rows("M1 mix", &mixed, &kinds, ceiling.per_second);
+            Some(mixed)
+        } else {
+            None
+        };
 
         let clients_of_registryd = clients.clone();
         // The same questions to PostgreSQL holding the same holdings in a temporal table.
@@ -1034,32 +1075,56 @@ fn main() {
                     },
                     &writer_pids,
                     move |n, writer| {
-                        let (task, k) = ((n >> 32) as usize, (n & 0xffff_ffff) as i64);
-                        let (office, person) = own[task];
-                        let start = Date::from_ymd(2000, 1, 1).unwrap().add_days(k);
-                        async move {
-                            writer
-                                .0
-                                .execute(
-                                    &writer.1,
-                                    &[
-                                        &uuid::Uuid::now_v7(),
-                                        &person,
-                                        &office,
-                                        &start.to_string(),
-                                        &start.next_day().to_string(),
-                                        &"Người Thử Tải",
-                                        &"Chức vụ thử tải",
-                                    ],
-                                )
-                                .await
-                                .map(|_| ())
-                        }
+                        let own = own[(n >> 32) as usize];
+                        async move { pg_past_holding(&writer, own, n).await }
                     },
                 )
                 .await;
                 row("postgres W1 durable inserts, 32 clients", &pw, None);
                 ratio("W1", w1.as_ref(), &pw);
+                if let Some(ours) = &mixed {
+                    // M1: the same mix; the reads on the pooled connections, each task's
+                    // writes on a connection of its own (a pool of writers).
+                    let tasks = load.connections * load.in_flight;
+                    let (writers, writer_pids) = pg.writers(tasks).await.unwrap();
+                    let writers = Arc::new(writers);
+                    let own: Arc<Vec<(uuid::Uuid, uuid::Uuid)>> = Arc::new(
+                        (0..tasks)
+                            .map(|_| (uuid::Uuid::now_v7(), uuid::Uuid::now_v7()))
+                            .collect(),
+                    );
+                    let all_pids: Vec<u32> = pids.iter().chain(&writer_pids).copied().collect();
+                    let c = catalogue.clone();
+                    let (pm, kinds) = drive_mixed(
+                        &clients,
+                        load,
+                        &all_pids,
+                        4,
+                        mixed_kind,
+                        move |n, client| {
+                            let (c, writers, own) = (c.clone(), writers.clone(), own.clone());
+                            async move {
+                                let office =
+                                    c.offices[(n as usize * 7919) % c.offices.len()].uuid();
+                                let person =
+                                    c.persons[(n as usize * 7919) % c.persons.len()].uuid();
+                                let asked = match mixed_kind(n) {
+                                    0 => client.0.query(&client.1, &[&office, &day(n)]).await,
+                                    1 => client.0.query(&client.2, &[&person, &day(n)]).await,
+                                    2 => client.0.query(&client.3, &[&office]).await,
+                                    _ => {
+                                        let task = (n >> 32) as usize;
+                                        return pg_past_holding(&writers[task], own[task], n).await;
+                                    }
+                                };
+                                asked.map(|_| ())
+                            }
+                        },
+                    )
+                    .await;
+                    mixed_rows("postgres M1 mix", &pm, &kinds, ceiling.per_second);
+                    ratio("M1", Some(ours), &pm);
+                }
                 pg.drop_schema().await;
             }
         }
