@@ -338,16 +338,10 @@ pub struct Registry {
     pub(crate) retracted: HashSet<Uuid>,
 }
 
-impl Registry {
-    /// An empty registry.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// An empty registry with room for as much as `other` holds, and a little more: a refold
-    /// of the same events (a rebuild of read models) then never grows its tables, each of
-    /// which growing copies into fresh memory twice its size.
-    pub fn sized_like(other: &Self) -> Self {
+/// A refold of the same events (a rebuild of read models) then never grows the registry's
+/// tables, each of which growing copies into fresh memory twice its size.
+impl SizedLike for Registry {
+    fn sized_like(other: &Self) -> Self {
         Self {
             persons: SizedLike::sized_like(&other.persons),
             units: SizedLike::sized_like(&other.units),
@@ -358,6 +352,13 @@ impl Registry {
             terms: SizedLike::sized_like(&other.terms),
             retracted: SizedLike::sized_like(&other.retracted),
         }
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// Folds events into a fresh registry.

@@ -7,6 +7,7 @@
 //! at an earlier instant folds a fresh model from the events recorded up to that instant (the
 //! audit service reads them from the store): exact, and a pass over those events.
 
+use registry_domain::state::SizedLike;
 use registry_domain::{Date, Event, Irregularity, Policy, Registry};
 
 /// The current state, for the domain's irregularity scan.
@@ -15,17 +16,18 @@ pub struct Irregularities {
     registry: Registry,
 }
 
+impl SizedLike for Irregularities {
+    fn sized_like(other: &Self) -> Self {
+        Self {
+            registry: SizedLike::sized_like(&other.registry),
+        }
+    }
+}
+
 impl Irregularities {
     /// An empty model.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// An empty model with room for what `other` holds (see [`Registry::sized_like`]).
-    pub fn sized_like(other: &Self) -> Self {
-        Self {
-            registry: Registry::sized_like(&other.registry),
-        }
     }
 
     /// Folds one event, in feed order.

@@ -355,15 +355,9 @@ fn close<T>(versions: &mut [Version<T>], at: Instant) -> Option<&T> {
     Some(&last.value)
 }
 
-impl Projection {
-    /// An empty projection.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// An empty projection with room for what `other` holds, for folding the same feed again
-    /// (see [`registry_domain::Registry::sized_like`]): its large tables never grow meanwhile.
-    pub fn sized_like(other: &Self) -> Self {
+/// For folding the same feed again: the large tables never grow meanwhile.
+impl SizedLike for Projection {
+    fn sized_like(other: &Self) -> Self {
         use SizedLike as S;
         Self {
             persons: S::sized_like(&other.persons),
@@ -381,9 +375,16 @@ impl Projection {
                 numbers: S::sized_like(&other.bases.numbers),
                 ..Bases::default()
             },
-            names: NameIndex::sized_like(&other.names),
+            names: S::sized_like(&other.names),
             ..Self::default()
         }
+    }
+}
+
+impl Projection {
+    /// An empty projection.
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// Rebuilds the lookups a snapshot does not hold (they are derived from the rows), two at

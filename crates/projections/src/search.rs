@@ -64,10 +64,8 @@ impl<K> Default for NameIndex<K> {
     }
 }
 
-impl<K> NameIndex<K> {
-    /// An empty index with room for the spellings of `other` (see
-    /// [`crate::Projection::sized_like`]).
-    pub(crate) fn sized_like(other: &Self) -> Self {
+impl<K> registry_domain::state::SizedLike for NameIndex<K> {
+    fn sized_like(other: &Self) -> Self {
         use registry_domain::state::SizedLike as S;
         Self {
             spellings: S::sized_like(&other.spellings),

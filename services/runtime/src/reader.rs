@@ -54,8 +54,7 @@ pub struct AuditIndex {
     latest_so_far: Vec<i64>,
 }
 
-impl AuditIndex {
-    /// An empty index with room for what `other` holds (see [`ReadModels::sized_like`]).
+impl SizedLike for AuditIndex {
     fn sized_like(other: &Self) -> Self {
         use SizedLike as S;
         Self {
@@ -66,7 +65,9 @@ impl AuditIndex {
             latest_so_far: S::sized_like(&other.latest_so_far),
         }
     }
+}
 
+impl AuditIndex {
     fn add(&mut self, seen: Seen, event: &Event) {
         let (revision, recorded_at) = (seen.revision, seen.recorded_at);
         let named = event.subjects();
@@ -166,15 +167,16 @@ pub struct ReadModels {
     pub events: u64,
 }
 
-impl ReadModels {
-    /// Empty models with room for what `other` holds: a rebuild folds the same feed again, and
-    /// growing the tables as it went copied each several times into fresh memory (a national
-    /// rebuild: 25.1 and 25.3 s sized, 26.6 s growing, with three times the page faults).
+/// A rebuild folds the same feed again, and growing the tables as it went copied each several
+/// times into fresh memory (a national rebuild: 25.1 and 25.3 s sized, 26.6 s growing, with
+/// three times the page faults).
+impl SizedLike for ReadModels {
     fn sized_like(other: &Self) -> Self {
+        use SizedLike as S;
         Self {
-            projection: Projection::sized_like(&other.projection),
-            irregularities: Irregularities::sized_like(&other.irregularities),
-            audit: AuditIndex::sized_like(&other.audit),
+            projection: S::sized_like(&other.projection),
+            irregularities: S::sized_like(&other.irregularities),
+            audit: S::sized_like(&other.audit),
             position: None,
             events: 0,
         }
