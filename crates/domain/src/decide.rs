@@ -14,7 +14,7 @@ use crate::date::{Date, Span};
 use crate::error::DomainError;
 use crate::event::*;
 use crate::ids::{EntityRef, HoldingId, OfficeId, PersonId, UnitId};
-use crate::irregular::{Irregularity, Policy};
+use crate::irregular::{concurrency_irregularities, vacancy_before, Irregularity, Policy};
 use crate::model::{
     Amendment, Arrangement, Capacity, EndReason, HoldingEnd, LegalBasis, UnitEnding,
 };
@@ -748,7 +748,8 @@ impl Registry {
             warnings.push(Irregularity::EndUnknown { holding: id });
         }
         let span = holding_span(facts.start, facts.end);
-        warnings.extend(self.concurrency_irregularities(
+        warnings.extend(concurrency_irregularities(
+            self,
             id,
             facts.person,
             facts.office,
@@ -756,16 +757,14 @@ impl Registry {
             facts.beginning,
             policy,
         ));
-        if let Some(office) = self.offices.get(&facts.office) {
-            if let Some(vacant) = self.vacancy_before(office, id, span.start) {
-                let days = vacant.start.days_until(span.start);
-                if days > policy.max_vacancy_days {
-                    warnings.push(Irregularity::LongVacancy {
-                        office: facts.office,
-                        vacant,
-                        days,
-                    });
-                }
+        if let Some(vacant) = vacancy_before(self, facts.office, id, span.start) {
+            let days = vacant.start.days_until(span.start);
+            if days > policy.max_vacancy_days {
+                warnings.push(Irregularity::LongVacancy {
+                    office: facts.office,
+                    vacant,
+                    days,
+                });
             }
         }
         warnings

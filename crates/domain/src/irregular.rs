@@ -2,14 +2,19 @@
 //!
 //! The registry records decisions made elsewhere, so it must not refuse a real appointment
 //! because it is odd. `decide` returns the irregularities a command brings as warnings;
-//! [`Registry::irregularities`] lists all of them as of a day, for the auditors' read model.
+//! [`irregularities`] lists all of them as of a day, for auditors.
+//!
+//! The rules read the registry through [`StateView`]: the domain state ([`Registry`]) is one
+//! view, the bitemporal read model at any recorded instant is another, so the auditors' list
+//! needs no second copy of the domain state beside the read model, and the list as the
+//! registry stood at an earlier moment needs no refold of the feed.
 
 use serde::{Deserialize, Serialize};
 
 use crate::date::{Date, Span};
 use crate::ids::{HoldingId, OfficeId, PersonId, UnitId};
-use crate::model::{Arrangement, Beginning, HoldingEnd, Role};
-use crate::state::{Holding, Office, Registry};
+use crate::model::{Arrangement, Beginning, Capacity, HoldingEnd, OfficeKind, Role, UnitKind};
+use crate::state::Registry;
 
 /// Thresholds for what counts as irregular.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,223 +78,401 @@ pub enum Irregularity {
     },
 }
 
-impl Registry {
-    /// The roles of the holding's office on `day`, and the unit it is in.
-    fn role_on(&self, office: &Office, day: Date) -> Option<(Role, UnitId)> {
-        let unit_id = office.unit_on(day);
-        let unit = self.units.get(&unit_id)?;
-        Some((
-            Role {
-                unit_kind: unit.kind,
-                office_kind: office.kind,
-            },
-            unit_id,
-        ))
-    }
+/// What the rules read of a holding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HoldingOutline {
+    /// Who.
+    pub person: PersonId,
+    /// Which office.
+    pub office: OfficeId,
+    /// The days it surely covers ([`crate::state::holding_span`]).
+    pub span: Span,
+    /// How it began.
+    pub beginning: Beginning,
+    /// How its end is known.
+    pub end: HoldingEnd,
+    /// Whether a legal basis of its start is recorded.
+    pub has_basis: bool,
+}
 
-    /// Whether an adopted model covers holding the two roles together on `day`: a
-    /// concurrent-offices model naming both roles, adopted on that day by a unit that is an
-    /// ancestor (or self) of both offices' units.
-    pub fn combination_covered(&self, a: (Role, UnitId), b: (Role, UnitId), day: Date) -> bool {
-        let mut stack = vec![a.1];
-        let mut seen = std::collections::HashSet::new();
-        while let Some(current) = stack.pop() {
-            if !seen.insert(current) {
-                continue;
+/// What the rules read of an office.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OfficeOutline {
+    /// Its kind.
+    pub kind: OfficeKind,
+    /// How many may hold it on a day.
+    pub capacity: Capacity,
+    /// Its life.
+    pub life: Span,
+}
+
+/// A registry as the irregularity rules read it: its holdings, persons, offices, units and
+/// adopted models, each known or not (retracted entities are not).
+pub trait StateView {
+    /// A holding.
+    fn holding_outline(&self, id: HoldingId) -> Option<HoldingOutline>;
+    /// Every holding.
+    fn all_holdings(&self) -> impl Iterator<Item = (HoldingId, HoldingOutline)> + '_;
+    /// Every person.
+    fn all_persons(&self) -> impl Iterator<Item = PersonId> + '_;
+    /// The holdings of a known person, each with the days it surely covers.
+    fn person_holdings(
+        &self,
+        person: PersonId,
+    ) -> Option<impl Iterator<Item = (HoldingId, Span)> + '_>;
+    /// An office.
+    fn office_outline(&self, office: OfficeId) -> Option<OfficeOutline>;
+    /// Every office.
+    fn all_offices(&self) -> impl Iterator<Item = OfficeId> + '_;
+    /// The holdings of an office, each with the days it surely covers.
+    fn office_holdings(&self, office: OfficeId) -> impl Iterator<Item = (HoldingId, Span)> + '_;
+    /// The unit an office belongs to on `day`: the placement begun latest by then, else its
+    /// first (`None` for an office not known).
+    fn office_unit_on(&self, office: OfficeId, day: Date) -> Option<UnitId>;
+    /// The kind of a known unit.
+    fn unit_kind(&self, unit: UnitId) -> Option<UnitKind>;
+    /// The parents of a unit on `day`.
+    fn parents_on(&self, unit: UnitId, day: Date) -> impl Iterator<Item = UnitId> + '_;
+    /// The arrangements of the known models a unit has adopted, in force on `day`.
+    fn arrangements_on(&self, unit: UnitId, day: Date) -> impl Iterator<Item = &Arrangement> + '_;
+}
+
+/// The role of an office of `kind` on `day`, and the unit it is in.
+fn role_on(
+    view: &impl StateView,
+    office: OfficeId,
+    kind: OfficeKind,
+    day: Date,
+) -> Option<(Role, UnitId)> {
+    let unit = view.office_unit_on(office, day)?;
+    Some((
+        Role {
+            unit_kind: view.unit_kind(unit)?,
+            office_kind: kind,
+        },
+        unit,
+    ))
+}
+
+/// Whether `ancestor` is `unit` or lies above it on `day`.
+pub fn is_ancestor_or_self(
+    view: &impl StateView,
+    ancestor: UnitId,
+    unit: UnitId,
+    day: Date,
+) -> bool {
+    let mut stack = vec![unit];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(current) = stack.pop() {
+        if current == ancestor {
+            return true;
+        }
+        if seen.insert(current) {
+            stack.extend(view.parents_on(current, day));
+        }
+    }
+    false
+}
+
+/// Whether an adopted model covers holding the two roles together on `day`: a
+/// concurrent-offices model naming both roles, adopted on that day by a unit that is an
+/// ancestor (or self) of both offices' units.
+pub fn combination_covered(
+    view: &impl StateView,
+    a: (Role, UnitId),
+    b: (Role, UnitId),
+    day: Date,
+) -> bool {
+    let mut stack = vec![a.1];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(current) = stack.pop() {
+        if !seen.insert(current) || view.unit_kind(current).is_none() {
+            continue;
+        }
+        for arrangement in view.arrangements_on(current, day) {
+            let names_both = match arrangement {
+                Arrangement::ConcurrentOffices { roles } => {
+                    roles.contains(&a.0) && roles.contains(&b.0)
+                }
+                Arrangement::SharedUnit { .. } => false,
+            };
+            if names_both && is_ancestor_or_self(view, current, b.1, day) {
+                return true;
             }
-            let Some(unit) = self.units.get(&current) else {
+        }
+        stack.extend(view.parents_on(current, day));
+    }
+    false
+}
+
+/// The irregularities a holding `id` of `person` in `office` over `span`, begun as
+/// `beginning`, brings with the person's other holdings (`id` itself excluded): each uncovered
+/// combination as `(other, id)`, and too many offices at once on the earliest such day of
+/// `span`.
+pub(crate) fn concurrency_irregularities(
+    view: &impl StateView,
+    id: HoldingId,
+    person: PersonId,
+    office: OfficeId,
+    span: Span,
+    beginning: Beginning,
+    policy: &Policy,
+) -> Vec<Irregularity> {
+    let mut found = Vec::new();
+    let (Some(held), Some(o)) = (view.person_holdings(person), view.office_outline(office)) else {
+        return found;
+    };
+    let others: Vec<(HoldingId, HoldingOutline, Span)> = held
+        .filter(|(h, s)| *h != id && s.overlaps(span))
+        .filter_map(|(h, s)| Some((h, view.holding_outline(h)?, s)))
+        .collect();
+    if !o.kind.is_membership() {
+        for (other_id, other, other_span) in &others {
+            let Some(other_office) = view.office_outline(other.office) else {
                 continue;
             };
-            for adoption in &unit.adoptions {
-                let adoption = &self.adoptions[adoption];
-                if !adoption.span.contains(day) {
-                    continue;
-                }
-                let Some(model) = self.models.get(&adoption.model) else {
-                    continue;
-                };
-                let names_both = match &model.arrangement {
-                    Arrangement::ConcurrentOffices { roles } => {
-                        roles.contains(&a.0) && roles.contains(&b.0)
+            if other_office.kind.is_membership() {
+                continue;
+            }
+            let Some(day) = span.intersection(*other_span).map(|s| s.start) else {
+                continue;
+            };
+            let (Some(mine), Some(theirs)) = (
+                role_on(view, office, o.kind, day),
+                role_on(view, other.office, other_office.kind, day),
+            ) else {
+                continue;
+            };
+            // Offices in one unit, or one carried ex officio by the other, are not a
+            // combination that needs a model.
+            let ex_officio = |b: Beginning, cause: HoldingId| b == Beginning::ExOfficio { cause };
+            if mine.1 == theirs.1
+                || ex_officio(other.beginning, id)
+                || ex_officio(beginning, *other_id)
+            {
+                continue;
+            }
+            if !combination_covered(view, mine, theirs, day) {
+                found.push(Irregularity::UncoveredConcurrency {
+                    person,
+                    holdings: (*other_id, id),
+                    on: day,
+                });
+            }
+        }
+    }
+    // The most holdings at once: count at each start inside the span, earliest first.
+    let mut days: Vec<Date> = others
+        .iter()
+        .map(|(_, _, s)| s.start.max(span.start))
+        .collect();
+    days.push(span.start);
+    days.sort_unstable();
+    for day in days {
+        let count = 1 + others.iter().filter(|(_, _, s)| s.contains(day)).count();
+        if count > policy.max_concurrent_holdings {
+            found.push(Irregularity::TooManyOffices {
+                person,
+                count,
+                on: day,
+            });
+            break;
+        }
+    }
+    found
+}
+
+/// The vacancy that ends on `day` in a limited office: the days since the last holder (other
+/// than `except`) left, or since the office was established. `None` when it was not vacant on
+/// the day before `day`, or the office is unlimited or not known.
+pub(crate) fn vacancy_before(
+    view: &impl StateView,
+    office: OfficeId,
+    except: HoldingId,
+    day: Date,
+) -> Option<Span> {
+    let outline = view.office_outline(office)?;
+    outline.capacity.limit()?;
+    let mut last_end = outline.life.start;
+    for (_, span) in view.office_holdings(office).filter(|(h, _)| *h != except) {
+        if span.is_empty() || span.start >= day {
+            continue;
+        }
+        match span.end {
+            None => return None,
+            Some(end) if end >= day => return None,
+            Some(end) => last_end = last_end.max(end),
+        }
+    }
+    (last_end < day).then(|| Span::between(last_end, day))
+}
+
+/// Every irregularity of the registry `view` shows, with vacancies counted up to `as_of`, in a
+/// stable order. Whatever order the view lists holdings in, each uncovered combination is
+/// listed once, as `(lower id, higher id)`, and each person held too many offices at once on
+/// the earliest day they did.
+pub fn irregularities(view: &impl StateView, policy: &Policy, as_of: Date) -> Vec<Irregularity> {
+    let mut found = Vec::new();
+    for (id, holding) in view.all_holdings() {
+        if !holding.has_basis {
+            found.push(Irregularity::MissingBasis { holding: id });
+        }
+        if holding.end == HoldingEnd::Unknown {
+            found.push(Irregularity::EndUnknown { holding: id });
+        }
+    }
+    for person in view.all_persons() {
+        let Some(held) = view.person_holdings(person) else {
+            continue;
+        };
+        let held: Vec<HoldingId> = held.map(|(id, _)| id).collect();
+        let mut too_many: Option<(Date, Irregularity)> = None;
+        for id in held {
+            let Some(h) = view.holding_outline(id) else {
+                continue;
+            };
+            for irregularity in
+                concurrency_irregularities(view, id, person, h.office, h.span, h.beginning, policy)
+            {
+                match irregularity {
+                    // Each pair is found from both of its holdings: listed from the higher.
+                    Irregularity::UncoveredConcurrency {
+                        holdings: (other, _),
+                        ..
+                    } if other < id => found.push(irregularity),
+                    Irregularity::TooManyOffices { on, .. }
+                        if too_many.as_ref().is_none_or(|(first, _)| on < *first) =>
+                    {
+                        too_many = Some((on, irregularity));
                     }
-                    Arrangement::SharedUnit { .. } => false,
-                };
-                if names_both && self.is_ancestor_or_self(current, b.1, day) {
-                    return true;
+                    _ => {}
                 }
             }
-            stack.extend(unit.parents_on(day));
         }
-        false
+        found.extend(too_many.map(|(_, irregularity)| irregularity));
     }
-
-    /// The irregularities a holding `id` of `person` in `office` over `span`, begun as
-    /// `beginning`, brings with the person's other holdings (`id` itself excluded).
-    pub(crate) fn concurrency_irregularities(
-        &self,
-        id: HoldingId,
-        person: PersonId,
-        office: OfficeId,
-        span: Span,
-        beginning: Beginning,
-        policy: &Policy,
-    ) -> Vec<Irregularity> {
-        let mut found = Vec::new();
-        let (Some(p), Some(o)) = (self.persons.get(&person), self.offices.get(&office)) else {
-            return found;
+    for office in view.all_offices() {
+        let Some(outline) = view.office_outline(office) else {
+            continue;
         };
-        let others: Vec<(HoldingId, &Holding, Span)> = p
-            .holdings
-            .spans()
-            .filter(|(h, s)| *h != id && s.overlaps(span))
-            .map(|(h, s)| (h, &self.holdings[&h], s))
+        let mut starts: Vec<Date> = view
+            .office_holdings(office)
+            .map(|(_, span)| span)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.start)
             .collect();
-        if !o.kind.is_membership() {
-            for (other_id, other, other_span) in &others {
-                let other_office = &self.offices[&other.office];
-                if other_office.kind.is_membership() {
-                    continue;
-                }
-                let Some(day) = span.intersection(*other_span).map(|s| s.start) else {
-                    continue;
-                };
-                let (Some(mine), Some(theirs)) =
-                    (self.role_on(o, day), self.role_on(other_office, day))
-                else {
-                    continue;
-                };
-                // Offices in one unit, or one carried ex officio by the other, are not a
-                // combination that needs a model.
-                let ex_officio =
-                    |b: Beginning, cause: HoldingId| b == Beginning::ExOfficio { cause };
-                if mine.1 == theirs.1
-                    || ex_officio(other.beginning, id)
-                    || ex_officio(beginning, *other_id)
-                {
-                    continue;
-                }
-                if !self.combination_covered(mine, theirs, day) {
-                    found.push(Irregularity::UncoveredConcurrency {
-                        person,
-                        holdings: (*other_id, id),
-                        on: day,
+        let end_of_watch = outline.life.end.map_or(as_of, |end| end.min(as_of));
+        starts.push(end_of_watch);
+        starts.sort_unstable();
+        starts.dedup();
+        for day in starts.into_iter().filter(|d| *d <= end_of_watch) {
+            if let Some(vacant) =
+                vacancy_before(view, office, HoldingId::from_uuid(uuid::Uuid::nil()), day)
+            {
+                let days = vacant.start.days_until(vacant.end.unwrap_or(day));
+                if days > policy.max_vacancy_days {
+                    found.push(Irregularity::LongVacancy {
+                        office,
+                        vacant,
+                        days,
                     });
                 }
             }
         }
-        // The most holdings at once: count at each start inside the span.
-        let mut days: Vec<Date> = others
-            .iter()
-            .map(|(_, _, s)| s.start.max(span.start))
-            .collect();
-        days.push(span.start);
-        for day in days {
-            let count = 1 + others.iter().filter(|(_, _, s)| s.contains(day)).count();
-            if count > policy.max_concurrent_holdings {
-                found.push(Irregularity::TooManyOffices {
-                    person,
-                    count,
-                    on: day,
-                });
-                break;
-            }
-        }
-        found
+    }
+    found.sort_by_key(|i| format!("{i:?}"));
+    found
+}
+
+impl Registry {
+    /// Whether an adopted model covers holding the two roles together on `day` (see
+    /// [`combination_covered`]).
+    pub fn combination_covered(&self, a: (Role, UnitId), b: (Role, UnitId), day: Date) -> bool {
+        combination_covered(self, a, b, day)
     }
 
-    /// The vacancy that ends on `day` in a limited office: the days since the last holder
-    /// (other than `except`) left, or since the office was established. `None` when it was
-    /// not vacant on the day before `day`.
-    pub(crate) fn vacancy_before(
-        &self,
-        office: &Office,
-        except: HoldingId,
-        day: Date,
-    ) -> Option<Span> {
-        office.capacity.limit()?;
-        let mut last_end = office.life.start;
-        for (_, span) in office.holdings.spans().filter(|(h, _)| *h != except) {
-            if span.is_empty() || span.start >= day {
-                continue;
-            }
-            match span.end {
-                None => return None,
-                Some(end) if end >= day => return None,
-                Some(end) => last_end = last_end.max(end),
-            }
-        }
-        (last_end < day).then(|| Span::between(last_end, day))
-    }
-
-    /// Every irregularity in the registry, with vacancies counted up to `as_of`.
+    /// Every irregularity in the registry, with vacancies counted up to `as_of` (see
+    /// [`irregularities`]).
     pub fn irregularities(&self, policy: &Policy, as_of: Date) -> Vec<Irregularity> {
-        let mut found = Vec::new();
-        for (id, holding) in &self.holdings {
-            if holding.basis.is_none() {
-                found.push(Irregularity::MissingBasis { holding: *id });
-            }
-            if holding.end == HoldingEnd::Unknown {
-                found.push(Irregularity::EndUnknown { holding: *id });
-            }
-        }
-        for (person_id, person) in &self.persons {
-            let mut flagged_count = false;
-            for id in person.holdings.iter() {
-                let h = &self.holdings[id];
-                // Each pair once: only pairs where the other holding was recorded earlier.
-                let earlier =
-                    &person.holdings[..person.holdings.iter().position(|x| x == id).unwrap_or(0)];
-                for irregularity in self.concurrency_irregularities(
-                    *id,
-                    *person_id,
-                    h.office,
-                    h.span(),
-                    h.beginning,
-                    policy,
-                ) {
-                    match irregularity {
-                        Irregularity::UncoveredConcurrency {
-                            holdings: (other, _),
-                            ..
-                        } if earlier.contains(&other) => {
-                            found.push(irregularity);
-                        }
-                        Irregularity::TooManyOffices { .. } if !flagged_count => {
-                            flagged_count = true;
-                            found.push(irregularity);
-                        }
-                        _ => {}
-                    }
+        irregularities(self, policy, as_of)
+    }
+}
+
+/// The domain state is the view the decisions read.
+impl StateView for Registry {
+    fn holding_outline(&self, id: HoldingId) -> Option<HoldingOutline> {
+        self.holdings.get(&id).map(|h| HoldingOutline {
+            person: h.person,
+            office: h.office,
+            span: h.span(),
+            beginning: h.beginning,
+            end: h.end,
+            has_basis: h.basis.is_some(),
+        })
+    }
+
+    fn all_holdings(&self) -> impl Iterator<Item = (HoldingId, HoldingOutline)> + '_ {
+        self.holdings
+            .keys()
+            .filter_map(|id| Some((*id, self.holding_outline(*id)?)))
+    }
+
+    fn all_persons(&self) -> impl Iterator<Item = PersonId> + '_ {
+        self.persons.keys().copied()
+    }
+
+    fn person_holdings(
+        &self,
+        person: PersonId,
+    ) -> Option<impl Iterator<Item = (HoldingId, Span)> + '_> {
+        Some(self.persons.get(&person)?.holdings.spans())
+    }
+
+    fn office_outline(&self, office: OfficeId) -> Option<OfficeOutline> {
+        self.offices.get(&office).map(|o| OfficeOutline {
+            kind: o.kind,
+            capacity: o.capacity,
+            life: o.life,
+        })
+    }
+
+    fn all_offices(&self) -> impl Iterator<Item = OfficeId> + '_ {
+        self.offices.keys().copied()
+    }
+
+    fn office_holdings(&self, office: OfficeId) -> impl Iterator<Item = (HoldingId, Span)> + '_ {
+        self.offices
+            .get(&office)
+            .into_iter()
+            .flat_map(|o| o.holdings.spans())
+    }
+
+    fn office_unit_on(&self, office: OfficeId, day: Date) -> Option<UnitId> {
+        Some(self.offices.get(&office)?.unit_on(day))
+    }
+
+    fn unit_kind(&self, unit: UnitId) -> Option<UnitKind> {
+        self.units.get(&unit).map(|u| u.kind)
+    }
+
+    fn parents_on(&self, unit: UnitId, day: Date) -> impl Iterator<Item = UnitId> + '_ {
+        self.units
+            .get(&unit)
+            .into_iter()
+            .flat_map(move |u| u.parents_on(day))
+    }
+
+    fn arrangements_on(&self, unit: UnitId, day: Date) -> impl Iterator<Item = &Arrangement> + '_ {
+        self.units
+            .get(&unit)
+            .into_iter()
+            .flat_map(|u| u.adoptions.iter())
+            .filter_map(move |a| {
+                let adoption = self.adoptions.get(a)?;
+                if !adoption.span.contains(day) {
+                    return None;
                 }
-            }
-        }
-        for (office_id, office) in &self.offices {
-            let mut starts: Vec<Date> = office
-                .holdings
-                .spans()
-                .map(|(_, span)| span)
-                .filter(|s| !s.is_empty())
-                .map(|s| s.start)
-                .collect();
-            let end_of_watch = office.life.end.map_or(as_of, |end| end.min(as_of));
-            starts.push(end_of_watch);
-            starts.sort_unstable();
-            starts.dedup();
-            for day in starts.into_iter().filter(|d| *d <= end_of_watch) {
-                if let Some(vacant) =
-                    self.vacancy_before(office, HoldingId::from_uuid(uuid::Uuid::nil()), day)
-                {
-                    let days = vacant.start.days_until(vacant.end.unwrap_or(day));
-                    if days > policy.max_vacancy_days {
-                        found.push(Irregularity::LongVacancy {
-                            office: *office_id,
-                            vacant,
-                            days,
-                        });
-                    }
-                }
-            }
-        }
-        found
+                Some(&self.models.get(&adoption.model)?.arrangement)
+            })
     }
 }

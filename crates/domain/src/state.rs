@@ -785,19 +785,6 @@ impl Registry {
 
     /// Whether `ancestor` is `unit` or lies above it on `day`.
     pub fn is_ancestor_or_self(&self, ancestor: UnitId, unit: UnitId, day: Date) -> bool {
-        let mut stack = vec![unit];
-        let mut seen = HashSet::default();
-        while let Some(current) = stack.pop() {
-            if current == ancestor {
-                return true;
-            }
-            if !seen.insert(current) {
-                continue;
-            }
-            if let Some(u) = self.units.get(&current) {
-                stack.extend(u.parents_on(day));
-            }
-        }
-        false
+        crate::irregular::is_ancestor_or_self(self, ancestor, unit, day)
     }
 }

@@ -90,6 +90,17 @@ fn main() {
     projection.refresh_coverage();
     let refresh = t.elapsed();
     let memory = resident_bytes().saturating_sub(before);
+
+    // The domain state the audit service lists irregularities from, folded on its own.
+    let before = resident_bytes();
+    let t = Instant::now();
+    let mut irregularities = registry_projections::Irregularities::new();
+    for fact in &facts {
+        irregularities.apply(&fact.event);
+    }
+    let irregularities_fold = t.elapsed();
+    let irregularities_memory = resident_bytes().saturating_sub(before);
+    drop(irregularities);
     drop(facts);
 
     let t = Instant::now();
@@ -108,6 +119,12 @@ fn main() {
     println!(
         "rebuild (decode JSON + fold):  {:>10.0} events/s",
         n / decode_fold.as_secs_f64()
+    );
+    println!(
+        "irregularities state (fold decoded events): {:>10.0} events/s, {:.0} MiB, {:.0} bytes/event",
+        n / irregularities_fold.as_secs_f64(),
+        irregularities_memory as f64 / 1048576.0,
+        irregularities_memory as f64 / n
     );
     println!(
         "coverage index refresh after the rebuild: {:.2} s",
