@@ -2,43 +2,183 @@
 //! no adopted model covers, too many offices at once, long vacancies, missing legal basis,
 //! unknown end dates).
 //!
-//! The flags are derived, never stored as events (their thresholds are policy), so this read
-//! model keeps the domain's own current state and asks the domain's rules. A question as known
-//! at an earlier instant folds a fresh model from the events recorded up to that instant (the
-//! audit service reads them from the store): exact, and a pass over those events.
+//! The flags are derived, never stored as events (their thresholds are policy). The domain's
+//! rules read a registry through [`StateView`]; [`AsKnown`] is the bitemporal model seen as
+//! the registry stood at a recorded instant (now, or any earlier moment), so the list needs
+//! neither a second copy of the domain state beside this model nor a refold of the feed for
+//! an earlier moment.
 
-use registry_domain::state::SizedLike;
-use registry_domain::{Date, Event, Irregularity, Policy, Registry};
+use registry_domain::irregular::{irregularities, HoldingOutline, OfficeOutline, StateView};
+use registry_domain::state::holding_span;
+use registry_domain::{
+    Arrangement, Date, HoldingId, Irregularity, OfficeId, PersonId, Policy, Span, UnitId, UnitKind,
+};
 
-/// The current state, for the domain's irregularity scan.
-#[derive(Clone, Debug, Default)]
-pub struct Irregularities {
-    registry: Registry,
+use crate::queries::at;
+use crate::{HoldingVersion, Instant, Projection, NO_BASIS};
+
+/// The projection as the registry stood at `known_at` (now when `None`).
+#[derive(Clone, Copy)]
+pub struct AsKnown<'a> {
+    projection: &'a Projection,
+    known_at: Option<Instant>,
 }
 
-impl SizedLike for Irregularities {
-    fn sized_like(other: &Self) -> Self {
-        Self {
-            registry: SizedLike::sized_like(&other.registry),
+impl Projection {
+    /// This model as the registry stood at `known_at` (now when `None`), for the domain's
+    /// rules.
+    pub fn as_known(&self, known_at: Option<Instant>) -> AsKnown<'_> {
+        AsKnown {
+            projection: self,
+            known_at,
         }
     }
+
+    /// Every irregularity as the registry stood at `known_at`, vacancies counted up to
+    /// `as_of`, in a stable order.
+    pub fn irregularities(
+        &self,
+        policy: &Policy,
+        as_of: Date,
+        known_at: Option<Instant>,
+    ) -> Vec<Irregularity> {
+        irregularities(&self.as_known(known_at), policy, as_of)
+    }
 }
 
-impl Irregularities {
-    /// An empty model.
-    pub fn new() -> Self {
-        Self::default()
+impl AsKnown<'_> {
+    fn outline(&self, version: &HoldingVersion) -> Option<HoldingOutline> {
+        let p = self.projection;
+        Some(HoldingOutline {
+            person: p.persons[version.person as usize].id?,
+            office: p.offices[version.office as usize].id,
+            span: holding_span(version.start, version.end),
+            beginning: p.beginnings.get(version.beginning).0,
+            end: version.end,
+            has_basis: version.basis != NO_BASIS,
+        })
     }
 
-    /// Folds one event, in feed order.
-    pub fn apply(&mut self, event: &Event) {
-        self.registry.apply(event);
+    /// The holdings of a list of slots asserted at `known_at`, with their spans.
+    fn spans<'s>(
+        &'s self,
+        slots: &'s [crate::Slot],
+    ) -> impl Iterator<Item = (HoldingId, Span)> + 's {
+        slots
+            .iter()
+            .map(|slot| &self.projection.versions[slot.version as usize])
+            .filter(|v| v.recorded.at(self.known_at))
+            .map(|v| (v.holding, holding_span(v.start, v.end)))
+    }
+}
+
+impl StateView for AsKnown<'_> {
+    fn holding_outline(&self, id: HoldingId) -> Option<HoldingOutline> {
+        let p = self.projection;
+        let mut ix = *p.current.get(&id).or_else(|| p.retracted.get(&id))?;
+        while ix != crate::NO_VERSION {
+            let version = &p.versions[ix as usize];
+            if version.recorded.at(self.known_at) {
+                return self.outline(version);
+            }
+            ix = version.previous;
+        }
+        None
     }
 
-    /// Every irregularity, vacancies counted up to `as_of`, in a stable order.
-    pub fn list(&self, policy: &Policy, as_of: Date) -> Vec<Irregularity> {
-        let mut found = self.registry.irregularities(policy, as_of);
-        found.sort_by_key(|i| format!("{i:?}"));
-        found
+    fn all_holdings(&self) -> impl Iterator<Item = (HoldingId, HoldingOutline)> + '_ {
+        // Each holding has at most one version asserted at an instant.
+        self.projection
+            .versions
+            .iter()
+            .filter(|v| v.recorded.at(self.known_at))
+            .filter_map(|v| Some((v.holding, self.outline(v)?)))
+    }
+
+    fn all_persons(&self) -> impl Iterator<Item = PersonId> + '_ {
+        self.projection
+            .persons
+            .iter()
+            .filter_map(|row| row.id)
+            .filter(|id| self.projection.knows_person(*id, self.known_at))
+    }
+
+    fn person_holdings(
+        &self,
+        person: PersonId,
+    ) -> Option<impl Iterator<Item = (HoldingId, Span)> + '_> {
+        if !self.projection.knows_person(person, self.known_at) {
+            return None;
+        }
+        let row = *self.projection.person_ix.get(&person)?;
+        Some(self.spans(&self.projection.persons[row as usize].holdings))
+    }
+
+    fn office_outline(&self, office: OfficeId) -> Option<OfficeOutline> {
+        let row = *self.projection.office_ix.get(&office)?;
+        self.projection
+            .office_facts(row, self.known_at)
+            .map(|facts| OfficeOutline {
+                kind: facts.kind,
+                capacity: facts.capacity,
+                life: facts.life,
+            })
+    }
+
+    fn all_offices(&self) -> impl Iterator<Item = OfficeId> + '_ {
+        self.projection
+            .offices
+            .iter()
+            .filter(|row| at(&row.facts, self.known_at).next().is_some())
+            .map(|row| row.id)
+    }
+
+    fn office_holdings(&self, office: OfficeId) -> impl Iterator<Item = (HoldingId, Span)> + '_ {
+        let slots = self
+            .projection
+            .office_ix
+            .get(&office)
+            .map_or(&[][..], |row| {
+                &self.projection.offices[*row as usize].holdings
+            });
+        self.spans(slots)
+    }
+
+    fn office_unit_on(&self, office: OfficeId, day: Date) -> Option<UnitId> {
+        let p = self.projection;
+        let unit = p.office_unit_on(*p.office_ix.get(&office)?, day, self.known_at)?;
+        Some(p.units[unit as usize].id)
+    }
+
+    fn unit_kind(&self, unit: UnitId) -> Option<UnitKind> {
+        let row = *self.projection.unit_ix.get(&unit)?;
+        self.projection.unit_life(row, self.known_at)?;
+        Some(self.projection.units[row as usize].kind)
+    }
+
+    fn parents_on(&self, unit: UnitId, day: Date) -> impl Iterator<Item = UnitId> + '_ {
+        let p = self.projection;
+        p.unit_ix
+            .get(&unit)
+            .into_iter()
+            .flat_map(move |row| p.parents_on(*row, day, self.known_at))
+            .map(|parent| p.units[parent as usize].id)
+    }
+
+    fn arrangements_on(&self, unit: UnitId, day: Date) -> impl Iterator<Item = &Arrangement> + '_ {
+        let p = self.projection;
+        p.unit_ix
+            .get(&unit)
+            .into_iter()
+            .flat_map(|row| p.units[*row as usize].adoptions.iter())
+            .filter_map(move |a| {
+                let adoption = &p.adoptions[*a as usize];
+                if !at(&adoption.spans, self.known_at).any(|span| span.contains(day)) {
+                    return None;
+                }
+                let model = p.models.get(&adoption.model)?;
+                at(&model.exists, self.known_at).next()?;
+                Some(&model.arrangement)
+            })
     }
 }

@@ -36,7 +36,7 @@ pub mod snapshot;
 
 mod queries;
 
-pub use audit::Irregularities;
+pub use audit::AsKnown;
 pub use queries::{Coverage, HoldingView, Lineage, OfficeView, UnitView};
 pub use search::{fold, MatchKind, NameIndex};
 

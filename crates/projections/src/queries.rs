@@ -116,7 +116,10 @@ impl Coverage {
     }
 }
 
-fn at<T>(versions: &[Version<T>], known_at: Option<Instant>) -> impl Iterator<Item = &T> {
+pub(crate) fn at<T>(
+    versions: &[Version<T>],
+    known_at: Option<Instant>,
+) -> impl Iterator<Item = &T> {
     versions
         .iter()
         .filter(move |v| v.recorded.at(known_at))
@@ -179,7 +182,11 @@ impl Projection {
     }
 
     /// The facts of the office in row `office` as asserted at `known_at`.
-    fn office_facts(&self, office: u32, known_at: Option<Instant>) -> Option<&OfficeFacts> {
+    pub(crate) fn office_facts(
+        &self,
+        office: u32,
+        known_at: Option<Instant>,
+    ) -> Option<&OfficeFacts> {
         at(&self.offices[office as usize].facts, known_at).last()
     }
 
@@ -433,7 +440,7 @@ impl Projection {
             .copied()
     }
 
-    fn parents_on(
+    pub(crate) fn parents_on(
         &self,
         unit: u32,
         on: Date,
@@ -461,7 +468,12 @@ impl Projection {
         children
     }
 
-    fn office_unit_on(&self, office: u32, on: Date, known_at: Option<Instant>) -> Option<u32> {
+    pub(crate) fn office_unit_on(
+        &self,
+        office: u32,
+        on: Date,
+        known_at: Option<Instant>,
+    ) -> Option<u32> {
         // The placement in force on `on`: the latest that began by then, else the first.
         let mut first: Option<&(Date, u32)> = None;
         let mut best: Option<&(Date, u32)> = None;

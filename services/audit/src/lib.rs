@@ -9,13 +9,11 @@ use std::pin::Pin;
 
 use registry_domain::{Event, Policy};
 use registry_eventstore::{EventStore, RecordedEvent};
-use registry_projections::Irregularities;
 use registry_proto::v1 as pb;
 use registry_proto::v1::audit_service_server::{AuditService, AuditServiceServer};
 use registry_runtime::convert::{date, entity, irregularity_pb, known_at, timestamp};
 use registry_runtime::paging::Page;
 use registry_runtime::serve::{call, patience};
-use registry_runtime::writer::decode;
 use registry_runtime::{min_position, ApiError, Reader, STREAM};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -41,28 +39,6 @@ impl AuditApi {
             policy: Policy::default(),
         })
         .max_decoding_message_size(max_message_bytes)
-    }
-
-    /// The irregularities model folded from the events recorded up to `known_at`, read from the
-    /// store a batch at a time in feed order.
-    async fn irregularities_known_at(&self, known_at: i64) -> Result<Irregularities, ApiError> {
-        const BATCH: usize = 10_000;
-        let mut state = Irregularities::new();
-        let mut from = 0;
-        loop {
-            let (revisions, next) =
-                self.reader
-                    .models()
-                    .audit
-                    .recorded_between(i64::MIN, known_at, from, BATCH);
-            for recorded in self.events_at(&revisions).await? {
-                state.apply(&decode(&recorded)?);
-            }
-            match next {
-                Some(next) => from = next,
-                None => return Ok(state),
-            }
-        }
     }
 
     /// Reads the events at these revisions of the registry stream, in order, by the positions
@@ -184,13 +160,11 @@ impl AuditService for AuditApi {
             let min = min_position("min_position", &r.min_position)?;
             let known = known_at("known_at", r.known_at.as_ref())?;
             self.reader.wait_for(min, wait).await?;
-            let found = match known {
-                None => self.reader.models().irregularities.list(&self.policy, on),
-                Some(t) => self
-                    .irregularities_known_at(t)
-                    .await?
-                    .list(&self.policy, on),
-            };
+            let found = self
+                .reader
+                .models()
+                .projection
+                .irregularities(&self.policy, on, known);
             Ok(pb::ListIrregularitiesResponse {
                 irregularities: found.iter().map(irregularity_pb).collect(),
             })

@@ -1,10 +1,11 @@
 //! The read path: read models kept up to date by following the store's feed, and waiting for a
 //! position so that a caller reads its own writes from any replica.
 //!
-//! A [`Reader`] owns the read models of one replica ([`ReadModels`]): the bitemporal projection,
-//! the domain state that lists irregularities, and the audit index (which events concern which
-//! resource, and when each was recorded). A background task first folds what the store holds
-//! as a rebuild does (on four threads, into models swapped in when done), then subscribes to
+//! A [`Reader`] owns the read models of one replica ([`ReadModels`]): the bitemporal projection
+//! (which also lists irregularities, through the domain's rules) and the audit index (which
+//! events concern which resource, and when each was recorded). A background task first folds
+//! what the store holds as a rebuild does (on three threads, into models swapped in when done),
+//! then subscribes to
 //! the feed after the models' position and folds batches of events under a write lock; queries
 //! take a read lock.
 //! The position reached is published on a watch channel that queries wait on.
@@ -17,7 +18,7 @@ use futures::FutureExt;
 use registry_domain::state::SizedLike;
 use registry_domain::{EntityRef, Event};
 use registry_eventstore::{AnyStore, EventStore, Position, RecordedEvent};
-use registry_projections::{Irregularities, Projection};
+use registry_projections::Projection;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -157,8 +158,6 @@ impl AuditIndex {
 pub struct ReadModels {
     /// The bitemporal read models.
     pub projection: Projection,
-    /// The current domain state, for irregularities.
-    pub irregularities: Irregularities,
     /// The auditors' index.
     pub audit: AuditIndex,
     /// The position of the last event folded.
@@ -175,7 +174,6 @@ impl SizedLike for ReadModels {
         use SizedLike as S;
         Self {
             projection: S::sized_like(&other.projection),
-            irregularities: S::sized_like(&other.irregularities),
             audit: S::sized_like(&other.audit),
             position: None,
             events: 0,
@@ -244,12 +242,6 @@ fn fold_audit(audit: &mut AuditIndex, batch: &[(Seen, Event)]) {
     }
 }
 
-fn fold_irregularities(irregularities: &mut Irregularities, batch: &[(Seen, Event)]) {
-    for (_, event) in batch {
-        irregularities.apply(event);
-    }
-}
-
 impl ReadModels {
     /// Folds a batch of the feed on this thread (events already folded are skipped). On an
     /// event that does not decode, the events before it are folded and the error is returned.
@@ -257,12 +249,11 @@ impl ReadModels {
         let (decoded, failed) = fresh_decoded(&mut self.events, &mut self.position, batch);
         fold_projection(&mut self.projection, &decoded);
         fold_audit(&mut self.audit, &decoded);
-        fold_irregularities(&mut self.irregularities, &decoded);
         failed.map_or(Ok(()), |(_, e)| Err(e))
     }
 
-    /// Folds batches of the feed on four threads, for a rebuild: this one decodes each batch
-    /// and three fold it, one model each (the models share nothing). Bounded queues join
+    /// Folds batches of the feed on three threads, for a rebuild: this one decodes each batch
+    /// and two fold it, one model each (the models share nothing). Bounded queues join
     /// them, so no thread waits for another at each batch and the two cores stay busy. The
     /// answers are those of [`fold_batch`] called with each batch in turn, stopping at the
     /// first event that does not decode.
@@ -274,7 +265,6 @@ impl ReadModels {
     ) -> Result<(), ApiError> {
         let Self {
             projection,
-            irregularities,
             audit,
             position,
             events,
@@ -283,7 +273,6 @@ impl ReadModels {
             let queues = [
                 fold_on(s, |batch| fold_projection(projection, batch)),
                 fold_on(s, |batch| fold_audit(audit, batch)),
-                fold_on(s, |batch| fold_irregularities(irregularities, batch)),
             ];
             for batch in batches {
                 let (decoded, failed) = fresh_decoded(events, position, &batch);
@@ -599,7 +588,10 @@ mod tests {
         }
         for year in [2006, 2015, 2024] {
             let on = Date::from_ymd(year, 6, 1).unwrap();
-            out.push(format!("{:?}", models.irregularities.list(&policy, on)));
+            out.push(format!(
+                "{:?}",
+                models.projection.irregularities(&policy, on, None)
+            ));
         }
         out
     }
