@@ -454,22 +454,27 @@ catalogue! {
     Retracted => 1,
 }
 
+/// The entities an event names: most name four or fewer, kept inline (a rebuild lists those
+/// of millions of events).
+pub type Subjects = smallvec::SmallVec<[EntityRef; 4]>;
+
 impl Event {
     /// The entities the event names directly, the one it is about first.
     ///
     /// Audit histories index events by these; an event about a holding names its person and
     /// office only where the payload carries them (`HoldingEnded` names just the holding).
-    pub fn subjects(&self) -> Vec<EntityRef> {
+    pub fn subjects(&self) -> Subjects {
+        use smallvec::smallvec;
         use EntityRef as R;
         match self {
-            Self::PersonRegistered(e) => vec![R::Person(e.person)],
-            Self::PersonRenamed(e) => vec![R::Person(e.person)],
-            Self::PersonAliasAdded(e) => vec![R::Person(e.person)],
-            Self::PersonCorrected(e) => vec![R::Person(e.person)],
+            Self::PersonRegistered(e) => smallvec![R::Person(e.person)],
+            Self::PersonRenamed(e) => smallvec![R::Person(e.person)],
+            Self::PersonAliasAdded(e) => smallvec![R::Person(e.person)],
+            Self::PersonCorrected(e) => smallvec![R::Person(e.person)],
             Self::UnitEstablished(e) => std::iter::once(R::Unit(e.unit))
                 .chain(e.parents.iter().map(|p| R::Unit(*p)))
                 .collect(),
-            Self::UnitRenamed(e) => vec![R::Unit(e.unit)],
+            Self::UnitRenamed(e) => smallvec![R::Unit(e.unit)],
             Self::UnitMoved(e) => std::iter::once(R::Unit(e.unit))
                 .chain(e.parents.iter().map(|p| R::Unit(*p)))
                 .collect(),
@@ -479,12 +484,12 @@ impl Event {
                 .chain(&e.successors)
                 .map(|u| R::Unit(*u))
                 .collect(),
-            Self::OfficeCreated(e) => vec![R::Office(e.office), R::Unit(e.unit)],
-            Self::OfficeCarried(e) => vec![R::Office(e.office), R::Unit(e.unit)],
-            Self::OfficeAbolished(e) => vec![R::Office(e.office)],
-            Self::OfficeCorrected(e) => vec![R::Office(e.office)],
+            Self::OfficeCreated(e) => smallvec![R::Office(e.office), R::Unit(e.unit)],
+            Self::OfficeCarried(e) => smallvec![R::Office(e.office), R::Unit(e.unit)],
+            Self::OfficeAbolished(e) => smallvec![R::Office(e.office)],
+            Self::OfficeCorrected(e) => smallvec![R::Office(e.office)],
             Self::HoldingStarted(e) => {
-                let mut refs = vec![
+                let mut refs = smallvec![
                     R::Holding(e.holding),
                     R::Person(e.person),
                     R::Office(e.office),
@@ -492,9 +497,9 @@ impl Event {
                 refs.extend(e.term.map(R::Term));
                 refs
             }
-            Self::HoldingEnded(e) => vec![R::Holding(e.holding)],
+            Self::HoldingEnded(e) => smallvec![R::Holding(e.holding)],
             Self::HoldingCorrected(e) => {
-                let mut refs = vec![
+                let mut refs = smallvec![
                     R::Holding(e.holding),
                     R::Person(e.after.person),
                     R::Office(e.after.office),
@@ -507,13 +512,13 @@ impl Event {
                 }
                 refs
             }
-            Self::ModelDefined(e) => vec![R::Model(e.model)],
+            Self::ModelDefined(e) => smallvec![R::Model(e.model)],
             Self::ModelAdopted(e) => {
-                vec![R::Adoption(e.adoption), R::Model(e.model), R::Unit(e.unit)]
+                smallvec![R::Adoption(e.adoption), R::Model(e.model), R::Unit(e.unit)]
             }
-            Self::ModelWithdrawn(e) => vec![R::Adoption(e.adoption)],
-            Self::TermOpened(e) => vec![R::Term(e.term), R::Unit(e.body)],
-            Self::Retracted(e) => vec![e.target],
+            Self::ModelWithdrawn(e) => smallvec![R::Adoption(e.adoption)],
+            Self::TermOpened(e) => smallvec![R::Term(e.term), R::Unit(e.body)],
+            Self::Retracted(e) => smallvec![e.target],
         }
     }
 }

@@ -71,20 +71,26 @@ impl SizedLike for AuditIndex {
 impl AuditIndex {
     fn add(&mut self, seen: Seen, event: &Event) {
         let (revision, recorded_at) = (seen.revision, seen.recorded_at);
-        let named = event.subjects();
-        let mut subjects: SmallVec<[Uuid; 8]> = named.iter().map(|s| s.uuid()).collect();
-        if let Event::HoldingStarted(e) = event {
-            self.holding_parties
-                .insert(e.holding.uuid(), [e.person.uuid(), e.office.uuid()]);
-        }
-        if let Event::HoldingCorrected(e) = event {
-            self.holding_parties.insert(
-                e.holding.uuid(),
-                [e.after.person.uuid(), e.after.office.uuid()],
-            );
-        }
-        for subject in named {
-            if let EntityRef::Holding(h) = subject {
+        // A holding's start or correction names its person and office itself.
+        let parties_named = match event {
+            Event::HoldingStarted(e) => {
+                self.holding_parties
+                    .insert(e.holding.uuid(), [e.person.uuid(), e.office.uuid()]);
+                true
+            }
+            Event::HoldingCorrected(e) => {
+                self.holding_parties.insert(
+                    e.holding.uuid(),
+                    [e.after.person.uuid(), e.after.office.uuid()],
+                );
+                true
+            }
+            _ => false,
+        };
+        let mut subjects: SmallVec<[Uuid; 8]> = SmallVec::new();
+        for subject in event.subjects() {
+            subjects.push(subject.uuid());
+            if let (EntityRef::Holding(h), false) = (subject, parties_named) {
                 if let Some(parties) = self.holding_parties.get(&h.uuid()) {
                     subjects.extend_from_slice(parties);
                 }
