@@ -38,13 +38,13 @@ type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 /// Which events concern which resource, and when each was recorded: the auditors' index.
 #[derive(Default)]
 pub struct AuditIndex {
-    /// The stream revisions of the events about each resource, in order. Most resources have a
-    /// few events: they are kept inline, as 32-bit revisions (a stream of four billion events
-    /// is far off), so millions of resources cost no allocation each.
+    /// The stream revisions of the events about each resource other than a holding, in order.
+    /// Most resources have a few events: they are kept inline, as 32-bit revisions (a stream of
+    /// four billion events is far off), so millions of resources cost no allocation each.
     by_subject: Map<Uuid, SmallVec<[u32; 4]>>,
-    /// The person and office of each holding, so that an event naming only the holding is also
-    /// listed in their histories.
-    holding_parties: Map<Uuid, [Uuid; 2]>,
+    /// Each holding's events and its person and office, so that an event naming only the
+    /// holding is also listed in their histories: one lookup for both.
+    holdings: Map<Uuid, HoldingEntry>,
     /// The recorded time of every event, by stream revision.
     recorded_at: Vec<i64>,
     /// The feed position of every event, by stream revision: the store finds an event faster
@@ -55,12 +55,20 @@ pub struct AuditIndex {
     latest_so_far: Vec<i64>,
 }
 
+/// What the audit index keeps of a holding.
+#[derive(Default)]
+struct HoldingEntry {
+    /// Its person and office, once its start is folded.
+    parties: Option<(registry_domain::PersonId, registry_domain::OfficeId)>,
+    revisions: SmallVec<[u32; 4]>,
+}
+
 impl SizedLike for AuditIndex {
     fn sized_like(other: &Self) -> Self {
         use SizedLike as S;
         Self {
             by_subject: S::sized_like(&other.by_subject),
-            holding_parties: S::sized_like(&other.holding_parties),
+            holdings: S::sized_like(&other.holdings),
             recorded_at: S::sized_like(&other.recorded_at),
             positions: S::sized_like(&other.positions),
             latest_so_far: S::sized_like(&other.latest_so_far),
@@ -70,36 +78,30 @@ impl SizedLike for AuditIndex {
 
 impl AuditIndex {
     fn add(&mut self, seen: Seen, event: &Event) {
-        let (revision, recorded_at) = (seen.revision, seen.recorded_at);
-        // A holding's start or correction names its person and office itself.
-        let parties_named = match event {
-            Event::HoldingStarted(e) => {
-                self.holding_parties
-                    .insert(e.holding.uuid(), [e.person.uuid(), e.office.uuid()]);
-                true
-            }
-            Event::HoldingCorrected(e) => {
-                self.holding_parties.insert(
-                    e.holding.uuid(),
-                    [e.after.person.uuid(), e.after.office.uuid()],
-                );
-                true
-            }
-            _ => false,
-        };
+        let recorded_at = seen.recorded_at;
+        // Past four billion events `recorded_at` alone would hold 32 GiB: not a case to serve.
+        let revision = u32::try_from(seen.revision).unwrap_or(u32::MAX);
         let mut subjects: SmallVec<[Uuid; 8]> = SmallVec::new();
         for subject in event.subjects() {
-            subjects.push(subject.uuid());
-            if let (EntityRef::Holding(h), false) = (subject, parties_named) {
-                if let Some(parties) = self.holding_parties.get(&h.uuid()) {
-                    subjects.extend_from_slice(parties);
+            let EntityRef::Holding(holding) = subject else {
+                subjects.push(subject.uuid());
+                continue;
+            };
+            let entry = self.holdings.entry(holding.uuid()).or_default();
+            match event {
+                Event::HoldingStarted(e) => entry.parties = Some((e.person, e.office)),
+                Event::HoldingCorrected(e) => {
+                    entry.parties = Some((e.after.person, e.after.office));
                 }
+                _ => {}
+            }
+            entry.revisions.push(revision);
+            if let Some((person, office)) = entry.parties {
+                subjects.extend([person.uuid(), office.uuid()]);
             }
         }
         subjects.sort_unstable();
         subjects.dedup();
-        // Past four billion events `recorded_at` alone would hold 32 GiB: not a case to serve.
-        let revision = u32::try_from(revision).unwrap_or(u32::MAX);
         for subject in subjects {
             self.by_subject.entry(subject).or_default().push(revision);
         }
@@ -117,8 +119,10 @@ impl AuditIndex {
 
     /// The revisions of the events about `subject`.
     pub fn history(&self, subject: Uuid) -> Vec<u64> {
-        self.by_subject
+        self.holdings
             .get(&subject)
+            .map(|entry| &entry.revisions)
+            .or_else(|| self.by_subject.get(&subject))
             .map_or_else(Vec::new, |revisions| {
                 revisions.iter().map(|r| u64::from(*r)).collect()
             })
@@ -643,6 +647,55 @@ mod tests {
             .fold_pipelined(batches(&feed, feed.len() / 3))
             .unwrap();
         assert_eq!(answers(&overlapping, &feed), expected);
+    }
+
+    #[test]
+    fn the_audit_index_lists_each_event_under_what_it_names_and_a_holding_s_parties() {
+        let feed = feed();
+        let mut models = ReadModels::default();
+        models.fold_batch(&feed).unwrap();
+        // The naive reference: every event under the entities it names, and an event naming a
+        // holding also under the holding's person and office as last started or corrected.
+        let mut parties: Vec<(Uuid, [Uuid; 2])> = Vec::new();
+        let mut expected: Vec<(Uuid, u64)> = Vec::new();
+        for (revision, recorded) in feed.iter().enumerate() {
+            let event = decode(recorded).unwrap();
+            match &event {
+                Event::HoldingStarted(e) => {
+                    parties.push((e.holding.uuid(), [e.person.uuid(), e.office.uuid()]));
+                }
+                Event::HoldingCorrected(e) => parties.push((
+                    e.holding.uuid(),
+                    [e.after.person.uuid(), e.after.office.uuid()],
+                )),
+                _ => {}
+            }
+            let mut named: Vec<Uuid> = Vec::new();
+            for subject in event.subjects() {
+                named.push(subject.uuid());
+                if let EntityRef::Holding(h) = subject {
+                    if let Some((_, p)) = parties.iter().rev().find(|(id, _)| *id == h.uuid()) {
+                        named.extend_from_slice(p);
+                    }
+                }
+            }
+            named.sort_unstable();
+            named.dedup();
+            expected.extend(named.into_iter().map(|id| (id, revision as u64)));
+        }
+        expected.sort_unstable();
+        let mut subjects: Vec<Uuid> = expected.iter().map(|(id, _)| *id).collect();
+        subjects.dedup();
+        let mut indexed: Vec<(Uuid, u64)> = subjects
+            .iter()
+            .flat_map(|id| models.audit.history(*id).into_iter().map(|r| (*id, r)))
+            .collect();
+        indexed.sort_unstable();
+        assert_eq!(indexed, expected);
+        // Events naming only the holding, and corrections, occur in the feed.
+        let types: Vec<&str> = feed.iter().map(|r| &*r.event_type).collect();
+        assert!(types.contains(&"HoldingEnded") && types.contains(&"HoldingCorrected"));
+        assert!(models.audit.history(Uuid::now_v7()).is_empty());
     }
 
     #[test]
