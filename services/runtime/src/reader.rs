@@ -38,13 +38,13 @@ type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 /// Which events concern which resource, and when each was recorded: the auditors' index.
 #[derive(Default)]
 pub struct AuditIndex {
-    /// The stream revisions of the events about each resource other than a holding, in order.
-    /// Most resources have a few events: they are kept inline, as 32-bit revisions (a stream of
-    /// four billion events is far off), so millions of resources cost no allocation each.
+    /// The stream revisions of the events about each resource, in order. Most resources have a
+    /// few events: they are kept inline, as 32-bit revisions (a stream of four billion events
+    /// is far off), so millions of resources cost no allocation each.
     by_subject: Map<Uuid, SmallVec<[u32; 4]>>,
-    /// Each holding's events and its person and office, so that an event naming only the
-    /// holding is also listed in their histories: one lookup for both.
-    holdings: Map<Uuid, HoldingEntry>,
+    /// The person and office of each holding, so that an event naming only the holding is also
+    /// listed in their histories.
+    holding_parties: Map<Uuid, [Uuid; 2]>,
     /// The recorded time of every event, by stream revision.
     recorded_at: Vec<i64>,
     /// The feed position of every event, by stream revision: the store finds an event faster
@@ -55,20 +55,12 @@ pub struct AuditIndex {
     latest_so_far: Vec<i64>,
 }
 
-/// What the audit index keeps of a holding.
-#[derive(Default)]
-struct HoldingEntry {
-    /// Its person and office, once its start is folded.
-    parties: Option<(registry_domain::PersonId, registry_domain::OfficeId)>,
-    revisions: SmallVec<[u32; 4]>,
-}
-
 impl SizedLike for AuditIndex {
     fn sized_like(other: &Self) -> Self {
         use SizedLike as S;
         Self {
             by_subject: S::sized_like(&other.by_subject),
-            holdings: S::sized_like(&other.holdings),
+            holding_parties: S::sized_like(&other.holding_parties),
             recorded_at: S::sized_like(&other.recorded_at),
             positions: S::sized_like(&other.positions),
             latest_so_far: S::sized_like(&other.latest_so_far),
@@ -78,30 +70,36 @@ impl SizedLike for AuditIndex {
 
 impl AuditIndex {
     fn add(&mut self, seen: Seen, event: &Event) {
-        let recorded_at = seen.recorded_at;
-        // Past four billion events `recorded_at` alone would hold 32 GiB: not a case to serve.
-        let revision = u32::try_from(seen.revision).unwrap_or(u32::MAX);
+        let (revision, recorded_at) = (seen.revision, seen.recorded_at);
+        // A holding's start or correction names its person and office itself.
+        let parties_named = match event {
+            Event::HoldingStarted(e) => {
+                self.holding_parties
+                    .insert(e.holding.uuid(), [e.person.uuid(), e.office.uuid()]);
+                true
+            }
+            Event::HoldingCorrected(e) => {
+                self.holding_parties.insert(
+                    e.holding.uuid(),
+                    [e.after.person.uuid(), e.after.office.uuid()],
+                );
+                true
+            }
+            _ => false,
+        };
         let mut subjects: SmallVec<[Uuid; 8]> = SmallVec::new();
         for subject in event.subjects() {
-            let EntityRef::Holding(holding) = subject else {
-                subjects.push(subject.uuid());
-                continue;
-            };
-            let entry = self.holdings.entry(holding.uuid()).or_default();
-            match event {
-                Event::HoldingStarted(e) => entry.parties = Some((e.person, e.office)),
-                Event::HoldingCorrected(e) => {
-                    entry.parties = Some((e.after.person, e.after.office));
+            subjects.push(subject.uuid());
+            if let (EntityRef::Holding(h), false) = (subject, parties_named) {
+                if let Some(parties) = self.holding_parties.get(&h.uuid()) {
+                    subjects.extend_from_slice(parties);
                 }
-                _ => {}
-            }
-            entry.revisions.push(revision);
-            if let Some((person, office)) = entry.parties {
-                subjects.extend([person.uuid(), office.uuid()]);
             }
         }
         subjects.sort_unstable();
         subjects.dedup();
+        // Past four billion events `recorded_at` alone would hold 32 GiB: not a case to serve.
+        let revision = u32::try_from(revision).unwrap_or(u32::MAX);
         for subject in subjects {
             self.by_subject.entry(subject).or_default().push(revision);
         }
@@ -119,10 +117,8 @@ impl AuditIndex {
 
     /// The revisions of the events about `subject`.
     pub fn history(&self, subject: Uuid) -> Vec<u64> {
-        self.holdings
+        self.by_subject
             .get(&subject)
-            .map(|entry| &entry.revisions)
-            .or_else(|| self.by_subject.get(&subject))
             .map_or_else(Vec::new, |revisions| {
                 revisions.iter().map(|r| u64::from(*r)).collect()
             })
