@@ -794,8 +794,8 @@ pub struct Irregularities {
     /// The day.
     #[arg(long)]
     at: String,
-    /// As the registry stood at this recorded instant (RFC 3339); replays the events recorded
-    /// up to it.
+    /// As the registry stood at this recorded instant (RFC 3339): later corrections and
+    /// retractions ignored.
     #[arg(long)]
     known_at: Option<String>,
 }

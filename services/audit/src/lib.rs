@@ -4,6 +4,8 @@
 //! Histories come from the reader's audit index (which stream revisions concern a resource) and
 //! the events themselves, read from the store with their metadata: who recorded them, when,
 //! under which request, on what basis (in the payload), and which corrections followed.
+//! Irregularities are the domain's rules run over the projection as it stood at the instant
+//! asked (`Projection::irregularities`).
 
 use std::pin::Pin;
 
