@@ -398,23 +398,25 @@ impl Registry {
     }
 }
 
+fn outline(h: &crate::state::Holding) -> HoldingOutline {
+    HoldingOutline {
+        person: h.person,
+        office: h.office,
+        span: h.span(),
+        beginning: h.beginning,
+        end: h.end,
+        has_basis: h.basis.is_some(),
+    }
+}
+
 /// The domain state is the view the decisions read.
 impl StateView for Registry {
     fn holding_outline(&self, id: HoldingId) -> Option<HoldingOutline> {
-        self.holdings.get(&id).map(|h| HoldingOutline {
-            person: h.person,
-            office: h.office,
-            span: h.span(),
-            beginning: h.beginning,
-            end: h.end,
-            has_basis: h.basis.is_some(),
-        })
+        self.holdings.get(&id).map(outline)
     }
 
     fn all_holdings(&self) -> impl Iterator<Item = (HoldingId, HoldingOutline)> + '_ {
-        self.holdings
-            .keys()
-            .filter_map(|id| Some((*id, self.holding_outline(*id)?)))
+        self.holdings.iter().map(|(id, h)| (*id, outline(h)))
     }
 
     fn all_persons(&self) -> impl Iterator<Item = PersonId> + '_ {
