@@ -64,26 +64,15 @@ impl AsKnown<'_> {
         &'s self,
         slots: &'s [crate::Slot],
     ) -> impl Iterator<Item = (HoldingId, Span)> + 's {
-        slots
-            .iter()
-            .map(|slot| &self.projection.versions[slot.version as usize])
-            .filter(|v| v.recorded.at(self.known_at))
+        self.projection
+            .holding_versions(slots, self.known_at)
             .map(|v| (v.holding, holding_span(v.start, v.end)))
     }
 }
 
 impl StateView for AsKnown<'_> {
     fn holding_outline(&self, id: HoldingId) -> Option<HoldingOutline> {
-        let p = self.projection;
-        let mut ix = *p.current.get(&id).or_else(|| p.retracted.get(&id))?;
-        while ix != crate::NO_VERSION {
-            let version = &p.versions[ix as usize];
-            if version.recorded.at(self.known_at) {
-                return self.outline(version);
-            }
-            ix = version.previous;
-        }
-        None
+        self.outline(self.projection.holding_version(id, self.known_at)?)
     }
 
     fn all_holdings(&self) -> impl Iterator<Item = (HoldingId, HoldingOutline)> + '_ {

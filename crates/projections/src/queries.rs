@@ -196,7 +196,7 @@ impl Projection {
             .map(|u| self.units[u as usize].id)
     }
 
-    fn holding_versions<'a>(
+    pub(crate) fn holding_versions<'a>(
         &'a self,
         list: &'a [Slot],
         known_at: Option<Instant>,
@@ -226,7 +226,17 @@ impl Projection {
         holding: HoldingId,
         known_at: Option<Instant>,
     ) -> Option<HoldingView<'_>> {
-        // Walk the holding's versions from the newest back.
+        self.holding_version(holding, known_at)
+            .map(|version| self.view(version))
+    }
+
+    /// The version of one holding asserted at `known_at`, found by walking its versions from
+    /// the newest back.
+    pub(crate) fn holding_version(
+        &self,
+        holding: HoldingId,
+        known_at: Option<Instant>,
+    ) -> Option<&HoldingVersion> {
         let mut ix = *self
             .current
             .get(&holding)
@@ -234,7 +244,7 @@ impl Projection {
         while ix != crate::NO_VERSION {
             let version = &self.versions[ix as usize];
             if version.recorded.at(known_at) {
-                return Some(self.view(version));
+                return Some(version);
             }
             ix = version.previous;
         }

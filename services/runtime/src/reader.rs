@@ -5,10 +5,9 @@
 //! (which also lists irregularities, through the domain's rules) and the audit index (which
 //! events concern which resource, and when each was recorded). A background task first folds
 //! what the store holds as a rebuild does (on three threads, into models swapped in when done),
-//! then subscribes to
-//! the feed after the models' position and folds batches of events under a write lock; queries
-//! take a read lock.
-//! The position reached is published on a watch channel that queries wait on.
+//! then subscribes to the feed after the models' position and folds batches of events under a
+//! write lock; queries take a read lock. The position reached is published on a watch channel
+//! that queries wait on.
 
 use smallvec::SmallVec;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
