@@ -803,16 +803,27 @@ pub struct Irregularities {
 impl Irregularities {
     /// Runs it.
     pub async fn run(self, cx: &Context) -> Result<(), CliError> {
-        let response = cx
-            .client
-            .audit()
-            .list_irregularities(v1::ListIrregularitiesRequest {
-                date: args::date("--at", &self.at)?,
-                known_at: args::opt_instant("--known-at", self.known_at.as_deref())?,
+        let date = args::date("--at", &self.at)?;
+        let known_at = args::opt_instant("--known-at", self.known_at.as_deref())?;
+        let irregularities = all_pages(|page_token| {
+            let request = v1::ListIrregularitiesRequest {
+                date: date.clone(),
+                known_at,
+                page_size: 10_000,
+                page_token,
                 ..Default::default()
-            })
-            .await?
-            .into_inner();
+            };
+            let mut client = cx.client.audit();
+            async move {
+                let response = client.list_irregularities(request).await?.into_inner();
+                Ok((response.irregularities, response.next_page_token))
+            }
+        })
+        .await?;
+        let response = v1::ListIrregularitiesResponse {
+            irregularities,
+            ..Default::default()
+        };
         Answer {
             document: json(&response, "registry.v1.ListIrregularitiesResponse"),
             items: response

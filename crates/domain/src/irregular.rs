@@ -111,10 +111,14 @@ pub struct OfficeOutline {
 pub trait StateView {
     /// A holding.
     fn holding_outline(&self, id: HoldingId) -> Option<HoldingOutline>;
-    /// Every holding.
-    fn all_holdings(&self) -> impl Iterator<Item = (HoldingId, HoldingOutline)> + '_;
-    /// Every person.
-    fn all_persons(&self) -> impl Iterator<Item = PersonId> + '_;
+    /// Every holding from row `row` on, each with its row: rows are the view's own order,
+    /// stable while it only grows, so that a listing can resume where a page stopped.
+    fn holdings_from(
+        &self,
+        row: usize,
+    ) -> impl Iterator<Item = (usize, HoldingId, HoldingOutline)> + '_;
+    /// Every person from row `row` on, each with its row.
+    fn persons_from(&self, row: usize) -> impl Iterator<Item = (usize, PersonId)> + '_;
     /// The holdings of a known person, each with the days it surely covers.
     fn person_holdings(
         &self,
@@ -122,8 +126,8 @@ pub trait StateView {
     ) -> Option<impl Iterator<Item = (HoldingId, Span)> + '_>;
     /// An office.
     fn office_outline(&self, office: OfficeId) -> Option<OfficeOutline>;
-    /// Every office.
-    fn all_offices(&self) -> impl Iterator<Item = OfficeId> + '_;
+    /// Every office from row `row` on, each with its row.
+    fn offices_from(&self, row: usize) -> impl Iterator<Item = (usize, OfficeId)> + '_;
     /// The holdings of an office, each with the days it surely covers.
     fn office_holdings(&self, office: OfficeId) -> impl Iterator<Item = (HoldingId, Span)> + '_;
     /// The unit an office belongs to on `day`: the placement begun latest by then, else its
@@ -307,80 +311,212 @@ pub(crate) fn vacancy_before(
     (last_end < day).then(|| Span::between(last_end, day))
 }
 
+/// Where a listing of irregularities stands: which part (holdings, then persons, then offices)
+/// and the row of the view to go on from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor {
+    /// 0: holdings (missing bases, unknown ends), 1: persons (uncovered combinations, too many
+    /// offices), 2: offices (long vacancies).
+    pub part: u8,
+    /// The first row of the part not listed in full yet.
+    pub row: usize,
+    /// How many of that row's irregularities were listed already.
+    pub skip: usize,
+}
+
+impl Cursor {
+    /// The start of a listing.
+    pub const START: Self = Self {
+        part: 0,
+        row: 0,
+        skip: 0,
+    };
+    const PARTS: u8 = 3;
+}
+
 /// Every irregularity of the registry `view` shows, with vacancies counted up to `as_of`, in a
-/// stable order. Whatever order the view lists holdings in, each uncovered combination is
-/// listed once, as `(lower id, higher id)`, and each person held too many offices at once on
-/// the earliest day they did.
+/// stable order (see [`irregularities_page`]).
 pub fn irregularities(view: &impl StateView, policy: &Policy, as_of: Date) -> Vec<Irregularity> {
-    let mut found = Vec::new();
-    for (id, holding) in view.all_holdings() {
-        if !holding.has_basis {
-            found.push(Irregularity::MissingBasis { holding: id });
-        }
-        if holding.end == HoldingEnd::Unknown {
-            found.push(Irregularity::EndUnknown { holding: id });
-        }
-    }
-    for person in view.all_persons() {
-        let Some(held) = view.person_holdings(person) else {
-            continue;
-        };
-        let held: Vec<HoldingId> = held.map(|(id, _)| id).collect();
-        let mut too_many: Option<(Date, Irregularity)> = None;
-        for id in held {
-            let Some(h) = view.holding_outline(id) else {
-                continue;
-            };
-            for irregularity in
-                concurrency_irregularities(view, id, person, h.office, h.span, h.beginning, policy)
-            {
-                match irregularity {
-                    // Each pair is found from both of its holdings: listed from the higher.
-                    Irregularity::UncoveredConcurrency {
-                        holdings: (other, _),
-                        ..
-                    } if other < id => found.push(irregularity),
-                    Irregularity::TooManyOffices { on, .. }
-                        if too_many.as_ref().is_none_or(|(first, _)| on < *first) =>
-                    {
-                        too_many = Some((on, irregularity));
-                    }
-                    _ => {}
-                }
-            }
-        }
-        found.extend(too_many.map(|(_, irregularity)| irregularity));
-    }
-    for office in view.all_offices() {
-        let Some(outline) = view.office_outline(office) else {
-            continue;
-        };
-        let mut starts: Vec<Date> = view
-            .office_holdings(office)
-            .map(|(_, span)| span)
-            .filter(|s| !s.is_empty())
-            .map(|s| s.start)
-            .collect();
-        let end_of_watch = outline.life.end.map_or(as_of, |end| end.min(as_of));
-        starts.push(end_of_watch);
-        starts.sort_unstable();
-        starts.dedup();
-        for day in starts.into_iter().filter(|d| *d <= end_of_watch) {
-            if let Some(vacant) =
-                vacancy_before(view, office, HoldingId::from_uuid(uuid::Uuid::nil()), day)
-            {
-                let days = vacant.start.days_until(vacant.end.unwrap_or(day));
-                if days > policy.max_vacancy_days {
-                    found.push(Irregularity::LongVacancy {
-                        office,
-                        vacant,
-                        days,
-                    });
-                }
-            }
-        }
-    }
+    let (mut found, _) =
+        irregularities_page(view, policy, as_of, Cursor::START, usize::MAX, usize::MAX);
     found.sort_by_key(|i| format!("{i:?}"));
+    found
+}
+
+/// One page of the irregularities `view` shows, from `from`: at most `size` of them and at
+/// most `rows` rows of the view looked at, so that a page of a national registry is computed
+/// in a bounded time. Returns where the next page starts (`None` at the end; a page may be
+/// empty before the end when its rows held none).
+///
+/// Whatever order the view lists holdings in, each uncovered combination is listed once, as
+/// `(lower id, higher id)`, and each person held too many offices at once on the earliest day
+/// they did.
+pub fn irregularities_page(
+    view: &impl StateView,
+    policy: &Policy,
+    as_of: Date,
+    from: Cursor,
+    size: usize,
+    rows: usize,
+) -> (Vec<Irregularity>, Option<Cursor>) {
+    let mut page = Page {
+        found: Vec::new(),
+        size: size.max(1),
+        rows_left: rows.max(1),
+    };
+    for part in from.part..Cursor::PARTS {
+        let (start, skip) = if part == from.part {
+            (from.row, from.skip)
+        } else {
+            (0, 0)
+        };
+        let stopped = match part {
+            0 => page.fill(
+                part,
+                skip,
+                view.holdings_from(start)
+                    .map(|(row, id, h)| (row, holding_flags(id, &h))),
+            ),
+            1 => page.fill(
+                part,
+                skip,
+                view.persons_from(start)
+                    .map(|(row, person)| (row, person_flags(view, person, policy))),
+            ),
+            _ => page.fill(
+                part,
+                skip,
+                view.offices_from(start)
+                    .map(|(row, office)| (row, office_flags(view, office, policy, as_of))),
+            ),
+        };
+        if let Some(next) = stopped {
+            return (page.found, Some(next));
+        }
+    }
+    (page.found, None)
+}
+
+/// A page being filled, row by row.
+struct Page {
+    found: Vec<Irregularity>,
+    size: usize,
+    rows_left: usize,
+}
+
+impl Page {
+    /// Adds the flags of each row of `part` (less the first `skip` of the first row) until the
+    /// page is full; where the next page starts if it is.
+    fn fill(
+        &mut self,
+        part: u8,
+        mut skip: usize,
+        rows: impl Iterator<Item = (usize, Vec<Irregularity>)>,
+    ) -> Option<Cursor> {
+        for (row, flags) in rows {
+            let flags = &flags[skip.min(flags.len())..];
+            let room = self.size - self.found.len();
+            if flags.len() > room {
+                self.found.extend_from_slice(&flags[..room]);
+                return Some(Cursor {
+                    part,
+                    row,
+                    skip: skip + room,
+                });
+            }
+            self.found.extend_from_slice(flags);
+            skip = 0;
+            self.rows_left -= 1;
+            if self.found.len() == self.size || self.rows_left == 0 {
+                return Some(Cursor {
+                    part,
+                    row: row + 1,
+                    skip: 0,
+                });
+            }
+        }
+        None
+    }
+}
+
+fn holding_flags(id: HoldingId, holding: &HoldingOutline) -> Vec<Irregularity> {
+    let mut found = Vec::new();
+    if !holding.has_basis {
+        found.push(Irregularity::MissingBasis { holding: id });
+    }
+    if holding.end == HoldingEnd::Unknown {
+        found.push(Irregularity::EndUnknown { holding: id });
+    }
+    found
+}
+
+fn person_flags(view: &impl StateView, person: PersonId, policy: &Policy) -> Vec<Irregularity> {
+    let mut found = Vec::new();
+    let Some(held) = view.person_holdings(person) else {
+        return found;
+    };
+    let held: Vec<HoldingId> = held.map(|(id, _)| id).collect();
+    let mut too_many: Option<(Date, Irregularity)> = None;
+    for id in held {
+        let Some(h) = view.holding_outline(id) else {
+            continue;
+        };
+        for irregularity in
+            concurrency_irregularities(view, id, person, h.office, h.span, h.beginning, policy)
+        {
+            match irregularity {
+                // Each pair is found from both of its holdings: listed from the higher.
+                Irregularity::UncoveredConcurrency {
+                    holdings: (other, _),
+                    ..
+                } if other < id => found.push(irregularity),
+                Irregularity::TooManyOffices { on, .. }
+                    if too_many.as_ref().is_none_or(|(first, _)| on < *first) =>
+                {
+                    too_many = Some((on, irregularity));
+                }
+                _ => {}
+            }
+        }
+    }
+    found.extend(too_many.map(|(_, irregularity)| irregularity));
+    found
+}
+
+fn office_flags(
+    view: &impl StateView,
+    office: OfficeId,
+    policy: &Policy,
+    as_of: Date,
+) -> Vec<Irregularity> {
+    let mut found = Vec::new();
+    let Some(outline) = view.office_outline(office) else {
+        return found;
+    };
+    let mut starts: Vec<Date> = view
+        .office_holdings(office)
+        .map(|(_, span)| span)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.start)
+        .collect();
+    let end_of_watch = outline.life.end.map_or(as_of, |end| end.min(as_of));
+    starts.push(end_of_watch);
+    starts.sort_unstable();
+    starts.dedup();
+    for day in starts.into_iter().filter(|d| *d <= end_of_watch) {
+        if let Some(vacant) =
+            vacancy_before(view, office, HoldingId::from_uuid(uuid::Uuid::nil()), day)
+        {
+            let days = vacant.start.days_until(vacant.end.unwrap_or(day));
+            if days > policy.max_vacancy_days {
+                found.push(Irregularity::LongVacancy {
+                    office,
+                    vacant,
+                    days,
+                });
+            }
+        }
+    }
     found
 }
 
@@ -415,12 +551,19 @@ impl StateView for Registry {
         self.holdings.get(&id).map(outline)
     }
 
-    fn all_holdings(&self) -> impl Iterator<Item = (HoldingId, HoldingOutline)> + '_ {
-        self.holdings.iter().map(|(id, h)| (*id, outline(h)))
+    fn holdings_from(
+        &self,
+        row: usize,
+    ) -> impl Iterator<Item = (usize, HoldingId, HoldingOutline)> + '_ {
+        self.holdings
+            .iter()
+            .enumerate()
+            .skip(row)
+            .map(|(row, (id, h))| (row, *id, outline(h)))
     }
 
-    fn all_persons(&self) -> impl Iterator<Item = PersonId> + '_ {
-        self.persons.keys().copied()
+    fn persons_from(&self, row: usize) -> impl Iterator<Item = (usize, PersonId)> + '_ {
+        self.persons.keys().copied().enumerate().skip(row)
     }
 
     fn person_holdings(
@@ -438,8 +581,8 @@ impl StateView for Registry {
         })
     }
 
-    fn all_offices(&self) -> impl Iterator<Item = OfficeId> + '_ {
-        self.offices.keys().copied()
+    fn offices_from(&self, row: usize) -> impl Iterator<Item = (usize, OfficeId)> + '_ {
+        self.offices.keys().copied().enumerate().skip(row)
     }
 
     fn office_holdings(&self, office: OfficeId) -> impl Iterator<Item = (HoldingId, Span)> + '_ {

@@ -8,7 +8,9 @@
 //! neither a second copy of the domain state beside this model nor a refold of the feed for
 //! an earlier moment.
 
-use registry_domain::irregular::{irregularities, HoldingOutline, OfficeOutline, StateView};
+use registry_domain::irregular::{
+    irregularities, irregularities_page, Cursor, HoldingOutline, OfficeOutline, StateView,
+};
 use registry_domain::state::holding_span;
 use registry_domain::{
     Arrangement, Date, HoldingId, Irregularity, OfficeId, PersonId, Policy, Span, UnitId, UnitKind,
@@ -44,6 +46,20 @@ impl Projection {
     ) -> Vec<Irregularity> {
         irregularities(&self.as_known(known_at), policy, as_of)
     }
+
+    /// One page of them from `from`: at most `size`, looking at most at `rows` rows (see
+    /// [`irregularities_page`]), and where the next page starts.
+    pub fn irregularities_page(
+        &self,
+        policy: &Policy,
+        as_of: Date,
+        known_at: Option<Instant>,
+        from: Cursor,
+        size: usize,
+        rows: usize,
+    ) -> (Vec<Irregularity>, Option<Cursor>) {
+        irregularities_page(&self.as_known(known_at), policy, as_of, from, size, rows)
+    }
 }
 
 impl AsKnown<'_> {
@@ -75,21 +91,28 @@ impl StateView for AsKnown<'_> {
         self.outline(self.projection.holding_version(id, self.known_at)?)
     }
 
-    fn all_holdings(&self) -> impl Iterator<Item = (HoldingId, HoldingOutline)> + '_ {
-        // Each holding has at most one version asserted at an instant.
+    fn holdings_from(
+        &self,
+        row: usize,
+    ) -> impl Iterator<Item = (usize, HoldingId, HoldingOutline)> + '_ {
+        // A row is a version: each holding has at most one asserted at an instant.
         self.projection
             .versions
             .iter()
-            .filter(|v| v.recorded.at(self.known_at))
-            .filter_map(|v| Some((v.holding, self.outline(v)?)))
+            .enumerate()
+            .skip(row)
+            .filter(|(_, v)| v.recorded.at(self.known_at))
+            .filter_map(|(row, v)| Some((row, v.holding, self.outline(v)?)))
     }
 
-    fn all_persons(&self) -> impl Iterator<Item = PersonId> + '_ {
+    fn persons_from(&self, row: usize) -> impl Iterator<Item = (usize, PersonId)> + '_ {
         self.projection
             .persons
             .iter()
-            .filter_map(|row| row.id)
-            .filter(|id| self.projection.knows_person(*id, self.known_at))
+            .enumerate()
+            .skip(row)
+            .filter_map(|(row, person)| Some((row, person.id?)))
+            .filter(|(_, id)| self.projection.knows_person(*id, self.known_at))
     }
 
     fn person_holdings(
@@ -114,12 +137,14 @@ impl StateView for AsKnown<'_> {
             })
     }
 
-    fn all_offices(&self) -> impl Iterator<Item = OfficeId> + '_ {
+    fn offices_from(&self, row: usize) -> impl Iterator<Item = (usize, OfficeId)> + '_ {
         self.projection
             .offices
             .iter()
-            .filter(|row| at(&row.facts, self.known_at).next().is_some())
-            .map(|row| row.id)
+            .enumerate()
+            .skip(row)
+            .filter(|(_, office)| at(&office.facts, self.known_at).next().is_some())
+            .map(|(row, office)| (row, office.id))
     }
 
     fn office_holdings(&self, office: OfficeId) -> impl Iterator<Item = (HoldingId, Span)> + '_ {

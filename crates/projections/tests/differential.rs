@@ -287,6 +287,25 @@ fn indexed_read_models_agree_with_a_naive_replay() {
                 reference.irregularities(&policy, as_of),
                 "irregularities as of {as_of} known at {known_at:?} under {policy:?}"
             );
+            // The same list a page at a time, small pages looking at few rows each.
+            let (size, rows) = (rng.random_range(1..20), rng.random_range(1..50));
+            let mut paged = Vec::new();
+            let mut cursor = Some(irregular::Cursor::START);
+            let mut pages = 0;
+            while let Some(from) = cursor {
+                let (page, next) =
+                    projection.irregularities_page(&policy, as_of, known_at, from, size, rows);
+                assert!(page.len() <= size, "a page of {} over {size}", page.len());
+                assert!(next.is_none_or(|n| n > from), "{next:?} after {from:?}");
+                paged.extend(page);
+                cursor = next;
+                pages += 1;
+            }
+            paged.sort_by_key(|i| format!("{i:?}"));
+            assert_eq!(
+                paged, listed,
+                "pages of {size} over {rows} rows: {pages} pages"
+            );
             for irregularity in &listed {
                 let kind = std::mem::discriminant(irregularity);
                 if !kinds_listed.contains(&kind) {

@@ -353,7 +353,35 @@ async fn bad_requests_are_named_and_change_nothing() {
         "known_at",
     )
     .await;
-    assert_eq!(t.checked, 19);
+    t.expect(
+        "irregularities from a page token this service never gave",
+        client
+            .audit()
+            .list_irregularities(v1::ListIrregularitiesRequest {
+                date: "2023-01-01".into(),
+                page_token: "1.2".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+        "page_token",
+    )
+    .await;
+    t.expect(
+        "irregularities with a negative page size",
+        client
+            .audit()
+            .list_irregularities(v1::ListIrregularitiesRequest {
+                date: "2023-01-01".into(),
+                page_size: -1,
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+        "page_size",
+    )
+    .await;
+    assert_eq!(t.checked, 21);
 
     // The store is intact: the one holder is still there, and a good request still works.
     let holders = q

@@ -109,3 +109,61 @@ async fn irregularities_are_answered_as_known_at_an_instant() {
     );
     assert_eq!(daemon.stop(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn irregularities_come_a_page_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::embedded(dir.path(), &[]);
+    let client = daemon.client().await;
+    let mut r = Registrar::new(client.clone());
+    for (commune, name) in [
+        ("xã Một", "Lê Văn Một"),
+        ("xã Hai", "Lê Văn Hai"),
+        ("xã Ba", "Lê Văn Ba"),
+    ] {
+        let (_, _, chair) = r.commune_with_chair(commune).await;
+        let person = r.person(name).await;
+        r.hold(&person, &chair, "2020-01-01", None).await;
+    }
+    let page = |page_size: i32, page_token: String| {
+        let client = client.clone();
+        let min_position = r.last.clone();
+        async move {
+            client
+                .audit()
+                .list_irregularities(v1::ListIrregularitiesRequest {
+                    date: "2024-01-01".into(),
+                    min_position,
+                    page_size,
+                    page_token,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let whole = page(0, String::new()).await;
+    assert!(whole.next_page_token.is_empty());
+    assert!(
+        whole.irregularities.len() >= 3,
+        "{:?}",
+        whole.irregularities
+    );
+    let mut paged = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let answer = page(1, token).await;
+        assert!(answer.irregularities.len() <= 1);
+        paged.extend(answer.irregularities);
+        pages += 1;
+        if answer.next_page_token.is_empty() {
+            break;
+        }
+        token = answer.next_page_token;
+    }
+    assert!(pages >= whole.irregularities.len(), "{pages} pages");
+    assert_eq!(paged, whole.irregularities);
+    assert_eq!(daemon.stop(), Some(0));
+}
