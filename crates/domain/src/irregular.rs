@@ -489,32 +489,59 @@ fn office_flags(
     policy: &Policy,
     as_of: Date,
 ) -> Vec<Irregularity> {
-    let mut found = Vec::new();
     let Some(outline) = view.office_outline(office) else {
-        return found;
+        return Vec::new();
     };
-    let mut starts: Vec<Date> = view
-        .office_holdings(office)
-        .map(|(_, span)| span)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.start)
-        .collect();
+    if outline.capacity.limit().is_none() {
+        return Vec::new();
+    }
     let end_of_watch = outline.life.end.map_or(as_of, |end| end.min(as_of));
-    starts.push(end_of_watch);
-    starts.sort_unstable();
-    starts.dedup();
-    for day in starts.into_iter().filter(|d| *d <= end_of_watch) {
-        if let Some(vacant) =
-            vacancy_before(view, office, HoldingId::from_uuid(uuid::Uuid::nil()), day)
-        {
-            let days = vacant.start.days_until(vacant.end.unwrap_or(day));
-            if days > policy.max_vacancy_days {
-                found.push(Irregularity::LongVacancy {
-                    office,
-                    vacant,
-                    days,
-                });
-            }
+    let spans: Vec<Span> = view.office_holdings(office).map(|(_, span)| span).collect();
+    vacancies(outline.life.start, spans, end_of_watch)
+        .into_iter()
+        .filter_map(|vacant| {
+            let days = vacant.start.days_until(vacant.end?);
+            (days > policy.max_vacancy_days).then_some(Irregularity::LongVacancy {
+                office,
+                vacant,
+                days,
+            })
+        })
+        .collect()
+}
+
+/// The vacancies of a limited office established on `established` whose holdings cover
+/// `spans`, up to `end_of_watch`: each span without a holder that ends on a holding's start
+/// (or on `end_of_watch`), as [`vacancy_before`] finds them day by day, in one sweep over the
+/// holdings sorted by start (an office with thousands of holdings is listed in linear time,
+/// not quadratic).
+fn vacancies(established: Date, mut spans: Vec<Span>, end_of_watch: Date) -> Vec<Span> {
+    spans.retain(|s| !s.is_empty());
+    spans.sort_unstable_by_key(|s| s.start);
+    let mut days: Vec<Date> = spans.iter().map(|s| s.start).collect();
+    days.push(end_of_watch);
+    days.sort_unstable();
+    days.dedup();
+    let mut found = Vec::new();
+    // The latest end of the holdings begun before the day: `Some(None)` once one never ends.
+    let mut latest_end: Option<Option<Date>> = None;
+    let mut begun = spans.iter().peekable();
+    for day in days.into_iter().filter(|d| *d <= end_of_watch) {
+        while let Some(span) = begun.next_if(|s| s.start < day) {
+            latest_end = Some(match (latest_end, span.end) {
+                (Some(None), _) | (_, None) => None,
+                (Some(Some(a)), Some(b)) => Some(a.max(b)),
+                (None, Some(b)) => Some(b),
+            });
+        }
+        let last_end = match latest_end {
+            Some(None) => continue,
+            Some(Some(end)) if end >= day => continue,
+            Some(Some(end)) => established.max(end),
+            None => established,
+        };
+        if last_end < day {
+            found.push(Span::between(last_end, day));
         }
     }
     found
@@ -619,5 +646,63 @@ impl StateView for Registry {
                 }
                 Some(&self.models.get(&adoption.model)?.arrangement)
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The vacancy ending on `day`, found the slow way: every holding looked at.
+    fn vacancy_on(established: Date, spans: &[Span], day: Date) -> Option<Span> {
+        let mut last_end = established;
+        for span in spans {
+            if span.is_empty() || span.start >= day {
+                continue;
+            }
+            match span.end {
+                None => return None,
+                Some(end) if end >= day => return None,
+                Some(end) => last_end = last_end.max(end),
+            }
+        }
+        (last_end < day).then(|| Span::between(last_end, day))
+    }
+
+    fn day(n: i32) -> Date {
+        Date::from_julian_day(2_450_000 + n).unwrap_or_else(|| unreachable!())
+    }
+
+    proptest! {
+        #[test]
+        fn the_sweep_finds_the_vacancies_found_day_by_day(
+            raw in proptest::collection::vec((0..400i32, proptest::option::of(0..200i32)), 0..12),
+            watch in 0..500i32,
+        ) {
+            let established = day(0);
+            let spans: Vec<Span> = raw
+                .iter()
+                .map(|(start, len)| Span {
+                    start: day(*start),
+                    end: len.map(|l| day(start + l)),
+                })
+                .collect();
+            let end_of_watch = day(watch);
+            let mut days: Vec<Date> = spans
+                .iter()
+                .filter(|s| !s.is_empty())
+                .map(|s| s.start)
+                .chain([end_of_watch])
+                .filter(|d| *d <= end_of_watch)
+                .collect();
+            days.sort_unstable();
+            days.dedup();
+            let slow: Vec<Span> = days
+                .into_iter()
+                .filter_map(|d| vacancy_on(established, &spans, d))
+                .collect();
+            prop_assert_eq!(vacancies(established, spans, end_of_watch), slow);
+        }
     }
 }
