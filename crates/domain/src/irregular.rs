@@ -222,13 +222,52 @@ pub(crate) fn concurrency_irregularities(
     beginning: Beginning,
     policy: &Policy,
 ) -> Vec<Irregularity> {
+    let Some(held) = view.person_holdings(person) else {
+        return Vec::new();
+    };
+    let held: Vec<(HoldingId, Span)> = held.collect();
+    let holding = Candidate {
+        id,
+        person,
+        office,
+        span,
+        beginning,
+    };
+    concurrency_among(view, &held, &holding, policy)
+}
+
+/// A holding the concurrency rules check against the person's others.
+struct Candidate {
+    id: HoldingId,
+    person: PersonId,
+    office: OfficeId,
+    span: Span,
+    beginning: Beginning,
+}
+
+/// [`concurrency_irregularities`] of `holding` among the person's holdings `held`, listed once
+/// by the caller (a listing checks every holding of a person against the same list).
+fn concurrency_among(
+    view: &impl StateView,
+    held: &[(HoldingId, Span)],
+    holding: &Candidate,
+    policy: &Policy,
+) -> Vec<Irregularity> {
+    let Candidate {
+        id,
+        person,
+        office,
+        span,
+        beginning,
+    } = *holding;
     let mut found = Vec::new();
-    let (Some(held), Some(o)) = (view.person_holdings(person), view.office_outline(office)) else {
+    let Some(o) = view.office_outline(office) else {
         return found;
     };
     let others: Vec<(HoldingId, HoldingOutline, Span)> = held
+        .iter()
         .filter(|(h, s)| *h != id && s.overlaps(span))
-        .filter_map(|(h, s)| Some((h, view.holding_outline(h)?, s)))
+        .filter_map(|(h, s)| Some((*h, view.holding_outline(*h)?, *s)))
         .collect();
     if !o.kind.is_membership() {
         for (other_id, other, other_span) in &others {
@@ -455,15 +494,20 @@ fn person_flags(view: &impl StateView, person: PersonId, policy: &Policy) -> Vec
     let Some(held) = view.person_holdings(person) else {
         return found;
     };
-    let held: Vec<HoldingId> = held.map(|(id, _)| id).collect();
+    let held: Vec<(HoldingId, Span)> = held.collect();
     let mut too_many: Option<(Date, Irregularity)> = None;
-    for id in held {
+    for &(id, _) in &held {
         let Some(h) = view.holding_outline(id) else {
             continue;
         };
-        for irregularity in
-            concurrency_irregularities(view, id, person, h.office, h.span, h.beginning, policy)
-        {
+        let holding = Candidate {
+            id,
+            person,
+            office: h.office,
+            span: h.span,
+            beginning: h.beginning,
+        };
+        for irregularity in concurrency_among(view, &held, &holding, policy) {
             match irregularity {
                 // Each pair is found from both of its holdings: listed from the higher.
                 Irregularity::UncoveredConcurrency {
