@@ -336,8 +336,18 @@ pub(crate) fn vacancy_before(
 ) -> Option<Span> {
     let outline = view.office_outline(office)?;
     outline.capacity.limit()?;
-    let mut last_end = outline.life.start;
-    for (_, span) in view.office_holdings(office).filter(|(h, _)| *h != except) {
+    let spans = view
+        .office_holdings(office)
+        .filter(|(h, _)| *h != except)
+        .map(|(_, span)| span);
+    vacancy_ending(outline.life.start, spans, day)
+}
+
+/// The vacancy that ends on `day` in an office established on `established` whose holdings
+/// cover `spans`, every holding looked at.
+fn vacancy_ending(established: Date, spans: impl Iterator<Item = Span>, day: Date) -> Option<Span> {
+    let mut last_end = established;
+    for span in spans {
         if span.is_empty() || span.start >= day {
             continue;
         }
@@ -698,22 +708,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// The vacancy ending on `day`, found the slow way: every holding looked at.
-    fn vacancy_on(established: Date, spans: &[Span], day: Date) -> Option<Span> {
-        let mut last_end = established;
-        for span in spans {
-            if span.is_empty() || span.start >= day {
-                continue;
-            }
-            match span.end {
-                None => return None,
-                Some(end) if end >= day => return None,
-                Some(end) => last_end = last_end.max(end),
-            }
-        }
-        (last_end < day).then(|| Span::between(last_end, day))
-    }
-
     fn day(n: i32) -> Date {
         Date::from_julian_day(2_450_000 + n).unwrap_or_else(|| unreachable!())
     }
@@ -744,7 +738,7 @@ mod tests {
             days.dedup();
             let slow: Vec<Span> = days
                 .into_iter()
-                .filter_map(|d| vacancy_on(established, &spans, d))
+                .filter_map(|d| vacancy_ending(established, spans.iter().copied(), d))
                 .collect();
             prop_assert_eq!(vacancies(established, spans, end_of_watch), slow);
         }
