@@ -10,9 +10,11 @@ mod support;
 use registry_client::{request_id, v1, Client};
 use support::{just_before, Daemon, Registrar};
 
-/// The kinds of irregularities naming `subject`, as known at `known_at` (now when `None`).
+/// The kinds of irregularities naming `subject`, as known at `known_at` (now when `None`), once
+/// the replica has folded the write at `min_position`.
 async fn flags(
     client: &Client,
+    min_position: &str,
     subject: &str,
     known_at: Option<prost_types::Timestamp>,
 ) -> Vec<String> {
@@ -20,6 +22,7 @@ async fn flags(
         .audit()
         .list_irregularities(v1::ListIrregularitiesRequest {
             date: "2024-01-01".into(),
+            min_position: min_position.into(),
             known_at,
             ..Default::default()
         })
@@ -42,7 +45,7 @@ async fn irregularities_are_answered_as_known_at_an_instant() {
     let (_, _, chair) = r.commune_with_chair("xã Thử").await;
     let person = r.person("Nguyễn Văn Một").await;
     let holding = r.hold(&person, &chair, "2020-01-01", None).await.name;
-    client
+    let ended = client
         .command()
         .end_holding(v1::EndHoldingRequest {
             request_id: request_id(),
@@ -52,9 +55,16 @@ async fn irregularities_are_answered_as_known_at_an_instant() {
             ..Default::default()
         })
         .await
-        .unwrap();
-    assert_eq!(flags(&client, &holding, None).await, ["end_unknown"]);
-    client
+        .unwrap()
+        .into_inner()
+        .result
+        .unwrap()
+        .commit_position;
+    assert_eq!(
+        flags(&client, &ended, &holding, None).await,
+        ["end_unknown"]
+    );
+    let retracted = client
         .admin()
         .retract_record(v1::RetractRecordRequest {
             request_id: request_id(),
@@ -65,12 +75,21 @@ async fn irregularities_are_answered_as_known_at_an_instant() {
             }),
         })
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner()
+        .result
+        .unwrap()
+        .commit_position;
+    let flagged = |subject: String, known_at| {
+        let (client, retracted) = (client.clone(), retracted.clone());
+        async move { flags(&client, &retracted, &subject, known_at).await }
+    };
 
     let history = client
         .audit()
         .list_resource_history(v1::ListResourceHistoryRequest {
             name: holding.clone(),
+            min_position: retracted.clone(),
             ..Default::default()
         })
         .await
@@ -81,30 +100,30 @@ async fn irregularities_are_answered_as_known_at_an_instant() {
     assert_eq!(kinds, ["HoldingStarted", "HoldingEnded", "Retracted"]);
     let recorded = |i: usize| history[i].recorded_at.unwrap();
 
-    assert!(flags(&client, &holding, None).await.is_empty(), "retracted");
+    assert!(flagged(holding.clone(), None).await.is_empty(), "retracted");
     assert_eq!(
-        flags(&client, &holding, Some(just_before(recorded(2)))).await,
+        flagged(holding.clone(), Some(just_before(recorded(2)))).await,
         ["end_unknown"],
         "as known just before the retraction"
     );
     assert_eq!(
-        flags(&client, &holding, Some(recorded(1))).await,
+        flagged(holding.clone(), Some(recorded(1))).await,
         ["end_unknown"],
         "as known when the end was recorded"
     );
     assert!(
-        flags(&client, &holding, Some(just_before(recorded(1))))
+        flagged(holding.clone(), Some(just_before(recorded(1))))
             .await
             .is_empty(),
         "as known before the end"
     );
     // The office stood empty from its creation until the holding, and is flagged for it at
     // every instant; as known before the holding was recorded, the holding is unknown.
-    assert!(flags(&client, &holding, Some(just_before(recorded(0))))
+    assert!(flagged(holding.clone(), Some(just_before(recorded(0))))
         .await
         .is_empty());
     assert_eq!(
-        flags(&client, &chair, Some(just_before(recorded(0)))).await,
+        flagged(chair.clone(), Some(just_before(recorded(0)))).await,
         ["long_vacancy"]
     );
     assert_eq!(daemon.stop(), Some(0));
