@@ -225,7 +225,6 @@ pub(crate) fn concurrency_irregularities(
     let Some(held) = view.person_holdings(person) else {
         return Vec::new();
     };
-    let held: Vec<(HoldingId, Span)> = held.collect();
     let holding = Candidate {
         id,
         person,
@@ -233,7 +232,7 @@ pub(crate) fn concurrency_irregularities(
         span,
         beginning,
     };
-    concurrency_among(view, &held, &holding, policy)
+    concurrency_among(view, held, &holding, policy)
 }
 
 /// A holding the concurrency rules check against the person's others.
@@ -249,7 +248,7 @@ struct Candidate {
 /// by the caller (a listing checks every holding of a person against the same list).
 fn concurrency_among(
     view: &impl StateView,
-    held: &[(HoldingId, Span)],
+    held: impl Iterator<Item = (HoldingId, Span)>,
     holding: &Candidate,
     policy: &Policy,
 ) -> Vec<Irregularity> {
@@ -265,9 +264,8 @@ fn concurrency_among(
         return found;
     };
     let others: Vec<(HoldingId, HoldingOutline, Span)> = held
-        .iter()
         .filter(|(h, s)| *h != id && s.overlaps(span))
-        .filter_map(|(h, s)| Some((*h, view.holding_outline(*h)?, *s)))
+        .filter_map(|(h, s)| Some((h, view.holding_outline(h)?, s)))
         .collect();
     if !o.kind.is_membership() {
         for (other_id, other, other_span) in &others {
@@ -422,19 +420,19 @@ pub fn irregularities_page(
         let stopped = match part {
             0 => page.fill(
                 part,
-                skip,
+                (start, skip),
                 view.holdings_from(start)
                     .map(|(row, id, h)| (row, holding_flags(id, &h))),
             ),
             1 => page.fill(
                 part,
-                skip,
+                (start, skip),
                 view.persons_from(start)
                     .map(|(row, person)| (row, person_flags(view, person, policy))),
             ),
             _ => page.fill(
                 part,
-                skip,
+                (start, skip),
                 view.offices_from(start)
                     .map(|(row, office)| (row, office_flags(view, office, policy, as_of))),
             ),
@@ -454,16 +452,22 @@ struct Page {
 }
 
 impl Page {
-    /// Adds the flags of each row of `part` (less the first `skip` of the first row) until the
-    /// page is full; where the next page starts if it is.
+    /// Adds the flags of each row of `part` until the page is full (less the first `given` of
+    /// row `from`, listed by the page before, if that row is still there); where the next page
+    /// starts if it is.
     fn fill(
         &mut self,
         part: u8,
-        mut skip: usize,
+        (from, given): (usize, usize),
         rows: impl Iterator<Item = (usize, Vec<Irregularity>)>,
     ) -> Option<Cursor> {
         for (row, flags) in rows {
-            let flags = &flags[skip.min(flags.len())..];
+            let skip = if row == from {
+                given.min(flags.len())
+            } else {
+                0
+            };
+            let flags = &flags[skip..];
             let room = self.size - self.found.len();
             if flags.len() > room {
                 self.found.extend_from_slice(&flags[..room]);
@@ -474,7 +478,6 @@ impl Page {
                 });
             }
             self.found.extend_from_slice(flags);
-            skip = 0;
             self.rows_left -= 1;
             if self.found.len() == self.size || self.rows_left == 0 {
                 return Some(Cursor {
@@ -517,7 +520,7 @@ fn person_flags(view: &impl StateView, person: PersonId, policy: &Policy) -> Vec
             span: h.span,
             beginning: h.beginning,
         };
-        for irregularity in concurrency_among(view, &held, &holding, policy) {
+        for irregularity in concurrency_among(view, held.iter().copied(), &holding, policy) {
             match irregularity {
                 // Each pair is found from both of its holdings: listed from the higher.
                 Irregularity::UncoveredConcurrency {

@@ -111,19 +111,18 @@ impl StateView for AsKnown<'_> {
             .iter()
             .enumerate()
             .skip(row)
+            .filter(|(_, person)| self.projection.person_row_known(person, self.known_at))
             .filter_map(|(row, person)| Some((row, person.id?)))
-            .filter(|(_, id)| self.projection.knows_person(*id, self.known_at))
     }
 
     fn person_holdings(
         &self,
         person: PersonId,
     ) -> Option<impl Iterator<Item = (HoldingId, Span)> + '_> {
-        if !self.projection.knows_person(person, self.known_at) {
-            return None;
-        }
-        let row = *self.projection.person_ix.get(&person)?;
-        Some(self.spans(&self.projection.persons[row as usize].holdings))
+        let row = &self.projection.persons[*self.projection.person_ix.get(&person)? as usize];
+        self.projection
+            .person_row_known(row, self.known_at)
+            .then(|| self.spans(&row.holdings))
     }
 
     fn office_outline(&self, office: OfficeId) -> Option<OfficeOutline> {

@@ -370,9 +370,18 @@ impl Projection {
 
     /// Whether the person is registered (and not retracted) as known at `known_at`.
     pub fn knows_person(&self, person: PersonId, known_at: Option<Instant>) -> bool {
-        self.person_ix.get(&person).is_some_and(|ix| {
-            at(&self.persons[*ix as usize].names, known_at).any(|(since, _)| since.is_none())
-        })
+        self.person_ix
+            .get(&person)
+            .is_some_and(|ix| self.person_row_known(&self.persons[*ix as usize], known_at))
+    }
+
+    /// Whether the person of this row is registered as known at `known_at`.
+    pub(crate) fn person_row_known(
+        &self,
+        row: &crate::PersonRow,
+        known_at: Option<Instant>,
+    ) -> bool {
+        at(&row.names, known_at).any(|(since, _)| since.is_none())
     }
 
     /// Every office, unit and person in the order they were first recorded, a page at a time:

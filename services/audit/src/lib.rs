@@ -34,8 +34,13 @@ const DEFAULT_IRREGULARITIES: usize = 1000;
 const MAX_IRREGULARITIES: usize = 10_000;
 const IRREGULARITY_ROWS_PER_PAGE: usize = 50_000;
 
-/// Where a page of irregularities starts: a token this service gave (`part.row.skip`), or the
-/// start when empty.
+/// The token of the page of irregularities that starts at `cursor`: `part.row.skip`.
+fn irregularities_token(cursor: Cursor) -> String {
+    format!("{}.{}.{}", cursor.part, cursor.row, cursor.skip)
+}
+
+/// Where a page of irregularities starts: a token this service gave
+/// ([`irregularities_token`]), or the start when empty.
 fn irregularities_cursor(token: &str) -> Result<Cursor, ApiError> {
     if token.is_empty() {
         return Ok(Cursor::START);
@@ -202,8 +207,7 @@ impl AuditService for AuditApi {
             );
             Ok(pb::ListIrregularitiesResponse {
                 irregularities: found.iter().map(irregularity_pb).collect(),
-                next_page_token: next
-                    .map_or_else(String::new, |c| format!("{}.{}.{}", c.part, c.row, c.skip)),
+                next_page_token: next.map_or_else(String::new, irregularities_token),
             })
         })
         .await
