@@ -334,3 +334,85 @@ fn unknown_types_and_versions_are_errors() {
         Err(DecodeError::Payload(..))
     ));
 }
+
+/// `Event::subjects_of` reads a payload's subjects without decoding the rest: the same subjects
+/// as the whole event's, for every type, every golden file, and the variants whose subjects
+/// depend on optional or changed fields.
+#[test]
+fn subjects_read_from_a_payload_are_the_decoded_event_s() {
+    let mut events = samples();
+    let moved = HoldingFacts {
+        person: PersonId::from_uuid(id(21)),
+        office: OfficeId::from_uuid(id(22)),
+        ..holding_facts()
+    };
+    for (before, after) in [
+        (holding_facts(), moved.clone()),
+        (
+            holding_facts(),
+            HoldingFacts {
+                office: moved.office,
+                ..holding_facts()
+            },
+        ),
+    ] {
+        events.push(
+            HoldingCorrected {
+                holding: HoldingId::from_uuid(id(23)),
+                before,
+                after,
+                amendment: amendment(),
+            }
+            .into(),
+        );
+    }
+    events.push(
+        HoldingStarted {
+            holding: HoldingId::from_uuid(id(24)),
+            person: moved.person,
+            office: moved.office,
+            start: "2021".parse().unwrap(),
+            beginning: Beginning::Elected,
+            term: None,
+            basis: None,
+        }
+        .into(),
+    );
+    let mut checked = 0;
+    for event in &events {
+        let read = Event::subjects_of(event.type_name(), event.schema_version(), &event.encode());
+        assert_eq!(read.unwrap(), event.subjects(), "{event:?}");
+        checked += 1;
+    }
+    for entry in std::fs::read_dir(golden_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let file = path.file_name().unwrap().to_str().unwrap().to_owned();
+        let (name, version) = file
+            .strip_suffix(".json")
+            .and_then(|stem| stem.rsplit_once(".v"))
+            .unwrap();
+        let version: u16 = version.parse().unwrap();
+        let stored = std::fs::read(&path).unwrap();
+        let decoded = Event::decode(name, version, &stored).unwrap();
+        assert_eq!(
+            Event::subjects_of(name, version, &stored).unwrap(),
+            decoded.subjects(),
+            "{file}"
+        );
+        checked += 1;
+    }
+    assert!(checked > Event::CATALOGUE.len() * 2);
+    // What the whole decode refuses for want of a subject, so does the light one.
+    assert!(matches!(
+        Event::subjects_of("HoldingEnded", 1, b"{\"end\": \"unknown\"}"),
+        Err(DecodeError::Payload("HoldingEnded", 1, _))
+    ));
+    assert!(matches!(
+        Event::subjects_of("HoldingTeleported", 1, b"{}"),
+        Err(DecodeError::UnknownType(_))
+    ));
+    assert!(matches!(
+        Event::subjects_of("HoldingStarted", 99, b"{}"),
+        Err(DecodeError::UnknownVersion("HoldingStarted", 99))
+    ));
+}
