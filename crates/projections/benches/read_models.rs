@@ -109,27 +109,6 @@ fn main() {
     let decode_fold = t.elapsed();
     drop(rebuilt);
     let n = encoded.len() as f64;
-    // An auditor's history lists each event's subjects: decoding whole events against reading
-    // only the ids (`Event::subjects_of`), over every stored payload.
-    let t = Instant::now();
-    let mut named = 0;
-    for (_, name, version, payload) in &encoded {
-        named += Event::decode(name, *version, payload).unwrap().subjects().len();
-    }
-    let decoded_subjects = t.elapsed();
-    let t = Instant::now();
-    let mut read = 0;
-    for (_, name, version, payload) in &encoded {
-        read += Event::subjects_of(name, *version, payload).unwrap().len();
-    }
-    let read_subjects = t.elapsed();
-    assert_eq!(named, read);
-    println!(
-        "subjects of every event: decoded whole {:.0} ns/event, ids only {:.0} ns/event ({:.2} x)",
-        decoded_subjects.as_nanos() as f64 / n,
-        read_subjects.as_nanos() as f64 / n,
-        decoded_subjects.as_secs_f64() / read_subjects.as_secs_f64()
-    );
     println!(
         "rebuild (fold decoded events): {:>10.0} events/s",
         n / fold.as_secs_f64()

@@ -84,12 +84,12 @@ impl AuditApi {
 /// An event with its provenance, as the API shows it. Takes the event, so that its payload
 /// becomes the answer's text without a copy.
 pub fn change_pb(recorded: RecordedEvent) -> pb::Change {
-    let subjects = Event::subjects_of(
+    let subjects = Event::decode(
         &recorded.event_type,
         recorded.schema_version,
         &recorded.payload,
     )
-    .map(|subjects| subjects.iter().map(ToString::to_string).collect())
+    .map(|e| e.subjects().iter().map(ToString::to_string).collect())
     .unwrap_or_default();
     pb::Change {
         position: recorded.position.to_string(),
