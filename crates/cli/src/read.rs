@@ -798,6 +798,10 @@ pub struct Irregularities {
     /// retractions ignored.
     #[arg(long)]
     known_at: Option<String>,
+    /// Only this kind (repeat for several): uncovered_concurrency, too_many_offices,
+    /// long_vacancy, missing_basis or end_unknown. Every kind when not given.
+    #[arg(long = "kind")]
+    kinds: Vec<String>,
 }
 
 impl Irregularities {
@@ -811,6 +815,7 @@ impl Irregularities {
                 known_at,
                 page_size: 10_000,
                 page_token,
+                kinds: self.kinds.clone(),
                 ..Default::default()
             };
             let mut client = cx.client.audit();

@@ -78,6 +78,80 @@ pub enum Irregularity {
     },
 }
 
+impl Irregularity {
+    /// The kind's name, as the JSON of the flag and the API write it.
+    pub fn kind(&self) -> &'static str {
+        Kinds::NAMES[self.kind_index()]
+    }
+
+    fn kind_index(&self) -> usize {
+        match self {
+            Self::UncoveredConcurrency { .. } => 0,
+            Self::TooManyOffices { .. } => 1,
+            Self::LongVacancy { .. } => 2,
+            Self::MissingBasis { .. } => 3,
+            Self::EndUnknown { .. } => 4,
+        }
+    }
+}
+
+/// A set of kinds of irregularity: what a listing asks for. An auditor after long vacancies
+/// alone should not page through millions of missing bases (and a listing that wants no kind
+/// of a part of the registry skips that part).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Kinds(u8);
+
+impl Kinds {
+    /// Every kind.
+    pub const ALL: Self = Self(0b1_1111);
+    /// No kind: the start of a union.
+    pub const NONE: Self = Self(0);
+    /// The kinds' names, in the order of their bits.
+    pub const NAMES: [&'static str; 5] = [
+        "uncovered_concurrency",
+        "too_many_offices",
+        "long_vacancy",
+        "missing_basis",
+        "end_unknown",
+    ];
+
+    /// The kind named `name` ([`Irregularity::kind`]), if there is one.
+    pub fn named(name: &str) -> Option<Self> {
+        let index = Self::NAMES.iter().position(|n| *n == name)?;
+        Some(Self(1 << index))
+    }
+
+    /// Both sets' kinds.
+    pub fn with(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    /// Whether `flag` is of a kind in the set.
+    pub fn contains(self, flag: &Irregularity) -> bool {
+        self.0 & (1 << flag.kind_index()) != 0
+    }
+
+    /// The set as a number (for page tokens), and back.
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// The set of `bits`, when they name kinds only.
+    pub fn from_bits(bits: u8) -> Option<Self> {
+        (bits & !Self::ALL.0 == 0).then_some(Self(bits))
+    }
+
+    /// Whether a part of the listing ([`Cursor::part`]) can hold a kind of the set.
+    fn in_part(self, part: u8) -> bool {
+        let kinds_of_part = match part {
+            0 => 0b1_1000, // missing bases, unknown ends
+            1 => 0b0_0011, // uncovered combinations, too many offices
+            _ => 0b0_0100, // long vacancies
+        };
+        self.0 & kinds_of_part != 0
+    }
+}
+
 /// What the rules read of a holding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HoldingOutline {
@@ -362,6 +436,8 @@ fn vacancy_ending(established: Date, spans: impl Iterator<Item = Span>, day: Dat
 /// and the row of the view to go on from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Cursor {
+    /// The kinds listed: a page goes on from where the one before stopped only for the same.
+    pub kinds: Kinds,
     /// 0: holdings (missing bases, unknown ends), 1: persons (uncovered combinations, too many
     /// offices), 2: offices (long vacancies).
     pub part: u8,
@@ -372,12 +448,19 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    /// The start of a listing.
-    pub const START: Self = Self {
-        part: 0,
-        row: 0,
-        skip: 0,
-    };
+    /// The start of a listing of every kind.
+    pub const START: Self = Self::start(Kinds::ALL);
+
+    /// The start of a listing of `kinds`.
+    pub const fn start(kinds: Kinds) -> Self {
+        Self {
+            kinds,
+            part: 0,
+            row: 0,
+            skip: 0,
+        }
+    }
+
     const PARTS: u8 = 3;
 }
 
@@ -395,6 +478,9 @@ pub fn irregularities(view: &impl StateView, policy: &Policy, as_of: Date) -> Ve
 /// in a bounded time. Returns where the next page starts (`None` at the end; a page may be
 /// empty before the end when its rows held none).
 ///
+/// Only flags of the cursor's kinds are listed (and counted against `size`); a part of the
+/// registry that can hold none of them is not looked at.
+///
 /// Whatever order the view lists holdings in, each uncovered combination is listed once, as
 /// `(lower id, higher id)`, and each person held too many offices at once on the earliest day
 /// they did.
@@ -410,8 +496,9 @@ pub fn irregularities_page(
         found: Vec::new(),
         size: size.max(1),
         rows_left: rows.max(1),
+        kinds: from.kinds,
     };
-    for part in from.part..Cursor::PARTS {
+    for part in (from.part..Cursor::PARTS).filter(|part| from.kinds.in_part(*part)) {
         let (start, skip) = if part == from.part {
             (from.row, from.skip)
         } else {
@@ -449,6 +536,7 @@ struct Page {
     found: Vec<Irregularity>,
     size: usize,
     rows_left: usize,
+    kinds: Kinds,
 }
 
 impl Page {
@@ -461,7 +549,10 @@ impl Page {
         (from, given): (usize, usize),
         rows: impl Iterator<Item = (usize, Vec<Irregularity>)>,
     ) -> Option<Cursor> {
-        for (row, flags) in rows {
+        for (row, mut flags) in rows {
+            if self.kinds != Kinds::ALL {
+                flags.retain(|flag| self.kinds.contains(flag));
+            }
             let skip = if row == from {
                 given.min(flags.len())
             } else {
@@ -472,6 +563,7 @@ impl Page {
             if flags.len() > room {
                 self.found.extend_from_slice(&flags[..room]);
                 return Some(Cursor {
+                    kinds: self.kinds,
                     part,
                     row,
                     skip: skip + room,
@@ -481,6 +573,7 @@ impl Page {
             self.rows_left -= 1;
             if self.found.len() == self.size || self.rows_left == 0 {
                 return Some(Cursor {
+                    kinds: self.kinds,
                     part,
                     row: row + 1,
                     skip: 0,
@@ -710,6 +803,42 @@ impl StateView for Registry {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn each_kind_is_named_as_its_json_tag_and_is_in_its_own_set_only() {
+        let (holding, person, office) = (HoldingId::new(), PersonId::new(), OfficeId::new());
+        let on = day(0);
+        let flags = [
+            Irregularity::UncoveredConcurrency {
+                person,
+                holdings: (holding, HoldingId::new()),
+                on,
+            },
+            Irregularity::TooManyOffices {
+                person,
+                count: 7,
+                on,
+            },
+            Irregularity::LongVacancy {
+                office,
+                vacant: Span::from(on),
+                days: 400,
+            },
+            Irregularity::MissingBasis { holding },
+            Irregularity::EndUnknown { holding },
+        ];
+        for flag in &flags {
+            let json = serde_json::to_value(flag).unwrap_or_default();
+            assert_eq!(json["kind"], flag.kind(), "{flag:?}");
+            let own = Kinds::named(flag.kind()).unwrap_or(Kinds::NONE);
+            for other in &flags {
+                assert_eq!(own.contains(other), other.kind() == flag.kind());
+            }
+            assert!(Kinds::ALL.contains(flag) && !Kinds::NONE.contains(flag));
+        }
+        assert_eq!(Kinds::named("late_lunch"), None);
+        assert_eq!(Kinds::from_bits(Kinds::ALL.bits() + 1), None);
+    }
 
     fn day(n: i32) -> Date {
         Date::from_julian_day(2_450_000 + n).unwrap_or_else(|| unreachable!())

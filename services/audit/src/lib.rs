@@ -9,7 +9,7 @@
 
 use std::pin::Pin;
 
-use registry_domain::irregular::Cursor;
+use registry_domain::irregular::{Cursor, Kinds};
 use registry_domain::{Event, Policy};
 use registry_eventstore::{EventStore, RecordedEvent};
 use registry_proto::v1 as pb;
@@ -34,27 +34,67 @@ const DEFAULT_IRREGULARITIES: usize = 1000;
 const MAX_IRREGULARITIES: usize = 10_000;
 const IRREGULARITY_ROWS_PER_PAGE: usize = 50_000;
 
-/// The token of the page of irregularities that starts at `cursor`: `part.row.skip`.
+/// The token of the page of irregularities that starts at `cursor`: `kinds.part.row.skip`.
 fn irregularities_token(cursor: Cursor) -> String {
-    format!("{}.{}.{}", cursor.part, cursor.row, cursor.skip)
+    let Cursor {
+        kinds,
+        part,
+        row,
+        skip,
+    } = cursor;
+    format!("{}.{part}.{row}.{skip}", kinds.bits())
 }
 
-/// Where a page of irregularities starts: a token this service gave
-/// ([`irregularities_token`]), or the start when empty.
-fn irregularities_cursor(token: &str) -> Result<Cursor, ApiError> {
+/// The kinds of irregularity a request asks for: every kind when it names none.
+fn irregularity_kinds(names: &[String]) -> Result<Kinds, ApiError> {
+    if names.is_empty() {
+        return Ok(Kinds::ALL);
+    }
+    names.iter().try_fold(Kinds::NONE, |kinds, name| {
+        let kind = Kinds::named(name).ok_or_else(|| {
+            ApiError::invalid(
+                "kinds",
+                format!(
+                    "{name:?} is not a kind of irregularity (one of {})",
+                    Kinds::NAMES.join(", ")
+                ),
+            )
+        })?;
+        Ok(kinds.with(kind))
+    })
+}
+
+/// Where a page of irregularities of `kinds` starts: a token this service gave for the same
+/// kinds ([`irregularities_token`]), or the start when empty.
+fn irregularities_cursor(token: &str, kinds: Kinds) -> Result<Cursor, ApiError> {
     if token.is_empty() {
-        return Ok(Cursor::START);
+        return Ok(Cursor::start(kinds));
     }
     let bad = || ApiError::invalid("page_token", "is not a token this service gave");
-    let mut parts = token.split('.').map(str::parse::<usize>);
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(Ok(part)), Some(Ok(row)), Some(Ok(skip)), None) => Ok(Cursor {
-            part: u8::try_from(part).map_err(|_| bad())?,
-            row,
-            skip,
-        }),
-        _ => Err(bad()),
+    let numbers: Vec<usize> = token
+        .split('.')
+        .map(str::parse::<usize>)
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    let [given_for, part, row, skip] = numbers[..] else {
+        return Err(bad());
+    };
+    let given_for = u8::try_from(given_for)
+        .ok()
+        .and_then(Kinds::from_bits)
+        .ok_or_else(bad)?;
+    if given_for != kinds {
+        return Err(ApiError::invalid(
+            "page_token",
+            "was given for other kinds than `kinds` asks for",
+        ));
     }
+    Ok(Cursor {
+        kinds,
+        part: u8::try_from(part).map_err(|_| bad())?,
+        row,
+        skip,
+    })
 }
 
 /// The audit service over a replica's read models and its store.
@@ -193,7 +233,8 @@ impl AuditService for AuditApi {
             let known = known_at("known_at", r.known_at.as_ref())?;
             let size =
                 Page::read(r.page_size, "", DEFAULT_IRREGULARITIES, MAX_IRREGULARITIES)?.size;
-            let from = irregularities_cursor(&r.page_token)?;
+            let kinds = irregularity_kinds(&r.kinds)?;
+            let from = irregularities_cursor(&r.page_token, kinds)?;
             self.reader.wait_for(min, wait).await?;
             // A page looks at a bounded number of rows, so the read lock is held briefly even
             // on a national registry (the whole list: 2.2 million flags, about 13 s).

@@ -135,6 +135,7 @@ async fn irregularities_come_a_page_at_a_time() {
     let daemon = Daemon::embedded(dir.path(), &[]);
     let client = daemon.client().await;
     let mut r = Registrar::new(client.clone());
+    let mut held = Vec::new();
     for (commune, name) in [
         ("xã Một", "Lê Văn Một"),
         ("xã Hai", "Lê Văn Hai"),
@@ -142,11 +143,28 @@ async fn irregularities_come_a_page_at_a_time() {
     ] {
         let (_, _, chair) = r.commune_with_chair(commune).await;
         let person = r.person(name).await;
-        r.hold(&person, &chair, "2020-01-01", None).await;
+        held.push(r.hold(&person, &chair, "2020-01-01", None).await.name);
     }
-    let page = |page_size: i32, page_token: String| {
+    // One of them ended on a day nobody recorded: a second kind of flag.
+    r.last = client
+        .command()
+        .end_holding(v1::EndHoldingRequest {
+            request_id: request_id(),
+            holding: held[0].clone(),
+            end_unknown: true,
+            reason: v1::EndReason::TermEnd as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .result
+        .unwrap()
+        .commit_position;
+    let ask = |page_size: i32, page_token: String, kinds: &[&str]| {
         let client = client.clone();
         let min_position = r.last.clone();
+        let kinds = kinds.iter().map(ToString::to_string).collect();
         async move {
             client
                 .audit()
@@ -155,12 +173,15 @@ async fn irregularities_come_a_page_at_a_time() {
                     min_position,
                     page_size,
                     page_token,
+                    kinds,
                     ..Default::default()
                 })
                 .await
-                .unwrap()
-                .into_inner()
         }
+    };
+    let page = |page_size: i32, page_token: String| {
+        let asked = ask(page_size, page_token, &[]);
+        async move { asked.await.unwrap().into_inner() }
     };
     let whole = page(0, String::new()).await;
     assert!(whole.next_page_token.is_empty());
@@ -184,5 +205,50 @@ async fn irregularities_come_a_page_at_a_time() {
     }
     assert!(pages >= whole.irregularities.len(), "{pages} pages");
     assert_eq!(paged, whole.irregularities);
+
+    // Some kinds only: the flags of those kinds, in the same order, a page at a time too.
+    let mut kinds_met: Vec<&str> = whole
+        .irregularities
+        .iter()
+        .map(|i| i.kind.as_str())
+        .collect();
+    kinds_met.dedup();
+    assert!(kinds_met.len() >= 2, "{kinds_met:?}");
+    for kind in &kinds_met {
+        let wanted: Vec<_> = whole
+            .irregularities
+            .iter()
+            .filter(|i| i.kind == *kind)
+            .cloned()
+            .collect();
+        let mut listed = Vec::new();
+        let mut token = String::new();
+        loop {
+            let answer = ask(1, token, &[kind]).await.unwrap().into_inner();
+            listed.extend(answer.irregularities);
+            if answer.next_page_token.is_empty() {
+                break;
+            }
+            // A token is for the kinds it was given for.
+            let other = ask(1, answer.next_page_token.clone(), &[])
+                .await
+                .unwrap_err();
+            assert_eq!(other.code(), tonic::Code::InvalidArgument);
+            assert!(
+                other.message().contains("page_token"),
+                "{}",
+                other.message()
+            );
+            token = answer.next_page_token;
+        }
+        assert_eq!(listed, wanted, "{kind}");
+    }
+    let unknown = ask(0, String::new(), &["late_lunch"]).await.unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::InvalidArgument);
+    assert!(
+        unknown.message().contains("kinds") && unknown.message().contains("late_lunch"),
+        "{}",
+        unknown.message()
+    );
     assert_eq!(daemon.stop(), Some(0));
 }

@@ -434,35 +434,30 @@ pub fn known_at(field: &str, t: Option<&prost_types::Timestamp>) -> Parsed<Optio
 /// An irregularity as the API shows it.
 pub fn irregularity_pb(i: &d::Irregularity) -> pb::Irregularity {
     use d::Irregularity as I;
-    let (kind, description, subjects) = match i {
+    let (description, subjects) = match i {
         I::UncoveredConcurrency { person, holdings, on } => (
-            "uncovered_concurrency",
             format!("{person} holds {} and {} at once on {on}, and no adopted pilot model covers that pair", holdings.0, holdings.1),
             vec![person.to_string(), holdings.0.to_string(), holdings.1.to_string()],
         ),
         I::TooManyOffices { person, count, on } => (
-            "too_many_offices",
             format!("{person} holds {count} offices on {on}"),
             vec![person.to_string()],
         ),
         I::LongVacancy { office, vacant, days } => (
-            "long_vacancy",
             format!("{office} stood vacant for {days} days ({vacant})"),
             vec![office.to_string()],
         ),
         I::MissingBasis { holding } => (
-            "missing_basis",
             format!("{holding} has no legal basis recorded"),
             vec![holding.to_string()],
         ),
         I::EndUnknown { holding } => (
-            "end_unknown",
             format!("{holding} has ended on a day the registry does not know"),
             vec![holding.to_string()],
         ),
     };
     pb::Irregularity {
-        kind: kind.to_owned(),
+        kind: i.kind().to_owned(),
         description,
         subjects,
     }
