@@ -36,20 +36,13 @@ async fn flags(
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn irregularities_are_answered_as_known_at_an_instant() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::embedded(dir.path(), &[]);
-    let client = daemon.client().await;
-    let mut r = Registrar::new(client.clone());
-    let (_, _, chair) = r.commune_with_chair("xã Thử").await;
-    let person = r.person("Nguyễn Văn Một").await;
-    let holding = r.hold(&person, &chair, "2020-01-01", None).await.name;
-    let ended = client
+/// Ends `holding` on a day the registry does not know; the commit position.
+async fn end_unknown(client: &Client, holding: &str) -> String {
+    client
         .command()
         .end_holding(v1::EndHoldingRequest {
             request_id: request_id(),
-            holding: holding.clone(),
+            holding: holding.to_owned(),
             end_unknown: true,
             reason: v1::EndReason::TermEnd as i32,
             ..Default::default()
@@ -59,7 +52,19 @@ async fn irregularities_are_answered_as_known_at_an_instant() {
         .into_inner()
         .result
         .unwrap()
-        .commit_position;
+        .commit_position
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn irregularities_are_answered_as_known_at_an_instant() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::embedded(dir.path(), &[]);
+    let client = daemon.client().await;
+    let mut r = Registrar::new(client.clone());
+    let (_, _, chair) = r.commune_with_chair("xã Thử").await;
+    let person = r.person("Nguyễn Văn Một").await;
+    let holding = r.hold(&person, &chair, "2020-01-01", None).await.name;
+    let ended = end_unknown(&client, &holding).await;
     assert_eq!(
         flags(&client, &ended, &holding, None).await,
         ["end_unknown"]
@@ -146,21 +151,7 @@ async fn irregularities_come_a_page_at_a_time() {
         held.push(r.hold(&person, &chair, "2020-01-01", None).await.name);
     }
     // One of them ended on a day nobody recorded: a second kind of flag.
-    r.last = client
-        .command()
-        .end_holding(v1::EndHoldingRequest {
-            request_id: request_id(),
-            holding: held[0].clone(),
-            end_unknown: true,
-            reason: v1::EndReason::TermEnd as i32,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .result
-        .unwrap()
-        .commit_position;
+    r.last = end_unknown(&client, &held[0]).await;
     let ask = |page_size: i32, page_token: String, kinds: &[&str]| {
         let client = client.clone();
         let min_position = r.last.clone();
