@@ -368,6 +368,20 @@ async fn bad_requests_are_named_and_change_nothing() {
     )
     .await;
     t.expect(
+        "irregularities of a kind there is not",
+        client
+            .audit()
+            .list_irregularities(v1::ListIrregularitiesRequest {
+                date: "2023-01-01".into(),
+                kinds: vec!["long_vacancy".into(), "late_lunch".into()],
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+        "kinds",
+    )
+    .await;
+    t.expect(
         "irregularities with a negative page size",
         client
             .audit()
@@ -381,7 +395,7 @@ async fn bad_requests_are_named_and_change_nothing() {
         "page_size",
     )
     .await;
-    assert_eq!(t.checked, 21);
+    assert_eq!(t.checked, 22);
 
     // The store is intact: the one holder is still there, and a good request still works.
     let holders = q
