@@ -207,22 +207,19 @@ impl FromStr for Date {
     /// Parses `yyyy-mm-dd` (ISO 8601) or `dd/mm/yyyy` (as Vietnamese users type dates).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let text = s.trim();
-        if let Some((year, month, day)) = iso_digits(text) {
-            return Date::from_ymd(year, month, day).map_err(|e| match e {
-                DateError::Range(_, why) => DateError::Range(s.to_owned(), why),
-                other => other,
-            });
-        }
-        let (year, month, day) = if let Some((y, m, d)) = three_parts(text, '-') {
-            (y, m, d)
-        } else if let Some((d, m, y)) = three_parts(text, '/') {
-            (y, m, d)
-        } else {
-            return Err(DateError::Format(s.to_owned()));
+        let (year, month, day) = match iso_digits(text) {
+            Some(numbers) => numbers,
+            None => {
+                let (y, m, d) = three_parts(text, '-')
+                    .or_else(|| three_parts(text, '/').map(|(d, m, y)| (y, m, d)))
+                    .ok_or_else(|| DateError::Format(s.to_owned()))?;
+                (
+                    parse_number(y, s, 4..=4)?,
+                    parse_number(m, s, 1..=2)?,
+                    parse_number(d, s, 1..=2)?,
+                )
+            }
         };
-        let year = parse_number(year, s, 4..=4)?;
-        let month = parse_number(month, s, 1..=2)?;
-        let day = parse_number(day, s, 1..=2)?;
         Date::from_ymd(year, month, day).map_err(|e| match e {
             DateError::Range(_, why) => DateError::Range(s.to_owned(), why),
             other => other,
