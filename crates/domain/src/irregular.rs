@@ -98,7 +98,7 @@ impl Irregularity {
 /// A set of kinds of irregularity: what a listing asks for. An auditor after long vacancies
 /// alone should not page through millions of missing bases (and a listing that wants no kind
 /// of a part of the registry skips that part).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Kinds(u8);
 
 impl Kinds {

@@ -203,6 +203,7 @@ async fn irregularities_come_a_page_at_a_time() {
         .iter()
         .map(|i| i.kind.as_str())
         .collect();
+    kinds_met.sort_unstable();
     kinds_met.dedup();
     assert!(kinds_met.len() >= 2, "{kinds_met:?}");
     for kind in &kinds_met {
