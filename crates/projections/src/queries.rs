@@ -314,6 +314,32 @@ impl Projection {
         found
     }
 
+    /// Every holding ever filed under this person or office, in any version the registry
+    /// recorded (superseded, ended and retracted ones too), each once and in order; none for
+    /// other kinds of entity. The auditors' index lists a holding's events under them through
+    /// this, rather than under each person and office as it folds.
+    pub fn holdings_ever_filed_under(&self, entity: EntityRef) -> Vec<HoldingId> {
+        let slots = match entity {
+            EntityRef::Person(person) => self
+                .person_ix
+                .get(&person)
+                .map(|row| &self.persons[*row as usize].holdings[..]),
+            EntityRef::Office(office) => self
+                .office_ix
+                .get(&office)
+                .map(|row| &self.offices[*row as usize].holdings[..]),
+            _ => None,
+        };
+        let mut holdings: Vec<HoldingId> = slots
+            .unwrap_or_default()
+            .iter()
+            .map(|slot| self.versions[slot.version as usize].holding)
+            .collect();
+        holdings.sort_unstable();
+        holdings.dedup();
+        holdings
+    }
+
     /// Every holding of the office, in order of start.
     pub fn office_history(
         &self,

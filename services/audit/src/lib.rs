@@ -164,7 +164,7 @@ impl AuditService for AuditApi {
                 .await?;
             let (revisions, next_page_token) = {
                 let models = self.reader.models();
-                let all = models.audit.history(subject.uuid());
+                let all = models.history(subject);
                 if all.is_empty() {
                     return Err(ApiError::NotFound(subject.to_string()));
                 }

@@ -35,15 +35,23 @@ const FOLD_BATCH: usize = 1024;
 type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Which events concern which resource, and when each was recorded: the auditors' index.
+///
+/// Each event is listed under the entities it names, but for a holding's start only under the
+/// holding (and its term): the events of a holding reach the histories of its person and office
+/// through the projection, which files every holding under them ([`ReadModels::history`]). A
+/// national registry starts and ends millions of holdings, and listing each event under three
+/// entities as it was folded (and looking up the holding's parties for an end) was most of
+/// the cost of this index in a rebuild.
 #[derive(Default)]
 pub struct AuditIndex {
-    /// The stream revisions of the events about each resource, in order. Most resources have a
+    /// The stream revisions of the events naming each entity, in order. Most entities have a
     /// few events: they are kept inline, as 32-bit revisions (a stream of four billion events
-    /// is far off), so millions of resources cost no allocation each.
-    by_subject: Map<Uuid, SmallVec<[u32; 4]>>,
-    /// The person and office of each holding, so that an event naming only the holding is also
-    /// listed in their histories.
-    holding_parties: Map<Uuid, [Uuid; 2]>,
+    /// is far off), so millions of entities cost no allocation each.
+    named: Map<Uuid, SmallVec<[u32; 4]>>,
+    /// The person and office of each corrected holding from a revision on: what they were
+    /// before its first correction (from revision 0) and after each. Corrections are rare; a
+    /// holding never corrected kept the parties it started with.
+    parties: Map<Uuid, SmallVec<[(u32, [Uuid; 2]); 2]>>,
     /// The recorded time of every event, by stream revision.
     recorded_at: Vec<i64>,
     /// The feed position of every event, by stream revision: the store finds an event faster
@@ -58,8 +66,8 @@ impl SizedLike for AuditIndex {
     fn sized_like(other: &Self) -> Self {
         use SizedLike as S;
         Self {
-            by_subject: S::sized_like(&other.by_subject),
-            holding_parties: S::sized_like(&other.holding_parties),
+            named: S::sized_like(&other.named),
+            parties: S::sized_like(&other.parties),
             recorded_at: S::sized_like(&other.recorded_at),
             positions: S::sized_like(&other.positions),
             latest_so_far: S::sized_like(&other.latest_so_far),
@@ -70,37 +78,26 @@ impl SizedLike for AuditIndex {
 impl AuditIndex {
     fn add(&mut self, seen: Seen, event: &Event) {
         let (revision, recorded_at) = (seen.revision, seen.recorded_at);
-        // A holding's start or correction names its person and office itself.
-        let parties_named = match event {
-            Event::HoldingStarted(e) => {
-                self.holding_parties
-                    .insert(e.holding.uuid(), [e.person.uuid(), e.office.uuid()]);
-                true
-            }
-            Event::HoldingCorrected(e) => {
-                self.holding_parties.insert(
-                    e.holding.uuid(),
-                    [e.after.person.uuid(), e.after.office.uuid()],
-                );
-                true
-            }
-            _ => false,
-        };
-        let mut subjects: SmallVec<[Uuid; 8]> = SmallVec::new();
-        for subject in event.subjects() {
-            subjects.push(subject.uuid());
-            if let (EntityRef::Holding(h), false) = (subject, parties_named) {
-                if let Some(parties) = self.holding_parties.get(&h.uuid()) {
-                    subjects.extend_from_slice(parties);
-                }
-            }
-        }
-        subjects.sort_unstable();
-        subjects.dedup();
         // Past four billion events `recorded_at` alone would hold 32 GiB: not a case to serve.
         let revision = u32::try_from(revision).unwrap_or(u32::MAX);
+        if let Event::HoldingCorrected(e) = event {
+            let moves = self.parties.entry(e.holding.uuid()).or_default();
+            if moves.is_empty() {
+                moves.push((0, [e.before.person.uuid(), e.before.office.uuid()]));
+            }
+            moves.push((revision, [e.after.person.uuid(), e.after.office.uuid()]));
+        }
+        let started = matches!(event, Event::HoldingStarted(_));
+        let mut subjects: SmallVec<[Uuid; 8]> = event
+            .subjects()
+            .into_iter()
+            .filter(|s| !(started && matches!(s, EntityRef::Person(_) | EntityRef::Office(_))))
+            .map(|s| s.uuid())
+            .collect();
+        subjects.sort_unstable();
+        subjects.dedup();
         for subject in subjects {
-            self.by_subject.entry(subject).or_default().push(revision);
+            self.named.entry(subject).or_default().push(revision);
         }
         // Revisions are dense from 0: the vector index is the revision.
         let latest = self
@@ -114,13 +111,23 @@ impl AuditIndex {
         self.positions.push(seen.position);
     }
 
-    /// The revisions of the events about `subject`.
-    pub fn history(&self, subject: Uuid) -> Vec<u64> {
-        self.by_subject
-            .get(&subject)
-            .map_or_else(Vec::new, |revisions| {
-                revisions.iter().map(|r| u64::from(*r)).collect()
+    /// The revisions of the events naming `entity`.
+    fn named(&self, entity: Uuid) -> &[u32] {
+        self.named
+            .get(&entity)
+            .map_or(&[], |revisions| &revisions[..])
+    }
+
+    /// The revisions of the events naming `holding` while `party` was its person or office.
+    fn while_party(&self, holding: Uuid, party: Uuid) -> impl Iterator<Item = u32> + '_ {
+        let moves = self.parties.get(&holding);
+        self.named(holding).iter().copied().filter(move |revision| {
+            // Never corrected: the holding was found under `party`, its only person or office.
+            moves.is_none_or(|moves| {
+                let from = moves.partition_point(|(at, _)| at <= revision);
+                from > 0 && moves[from - 1].1.contains(&party)
             })
+        })
     }
 
     /// These revisions with the position of each, for [`EventStore::read_seen`]; revisions not
@@ -248,6 +255,23 @@ fn fold_audit(audit: &mut AuditIndex, batch: &[(Seen, Event)]) {
 }
 
 impl ReadModels {
+    /// The stream revisions of the events about `entity`, in order: those naming it and, for a
+    /// person or an office, those naming a holding while the holding was theirs (as last
+    /// started or corrected before the event).
+    pub fn history(&self, entity: EntityRef) -> Vec<u64> {
+        let uuid = entity.uuid();
+        let mut revisions = self.audit.named(uuid).to_vec();
+        let holdings = self.projection.holdings_ever_filed_under(entity);
+        if !holdings.is_empty() {
+            for holding in holdings {
+                revisions.extend(self.audit.while_party(holding.uuid(), uuid));
+            }
+            revisions.sort_unstable();
+            revisions.dedup();
+        }
+        revisions.into_iter().map(u64::from).collect()
+    }
+
     /// Folds a batch of the feed on this thread (events already folded are skipped). On an
     /// event that does not decode, the events before it are folded and the error is returned.
     fn fold_batch(&mut self, batch: &[RecordedEvent]) -> Result<(), ApiError> {
@@ -536,32 +560,92 @@ async fn follow(reader: Reader) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use registry_domain::Date;
+    use registry_domain::event::{HoldingCorrected, HoldingFacts, Retracted};
+    use registry_domain::{Amendment, Date, HoldingId, OfficeId};
     use registry_eventstore::{Metadata, Position};
     use registry_projections::Instant;
 
-    /// A generated registry as the store would hand it over.
+    /// A generated registry as the store would hand it over, with holdings moved by
+    /// corrections to another person and office (some moved back) and then retracted: events
+    /// naming only a holding after a move belong to the histories of its parties of the moment.
     fn feed() -> Vec<RecordedEvent> {
         let generated = registry_testkit::generate(&registry_testkit::Config::tiny(7));
-        let stream: Arc<str> = Arc::from(STREAM);
-        generated
+        let mut events: Vec<(i64, Event)> = generated
             .facts
             .iter()
+            .map(|fact| (fact.recorded_at, fact.event.clone()))
+            .collect();
+        let current: Vec<HoldingFacts> = generated
+            .facts
+            .iter()
+            .filter_map(|fact| match &fact.event {
+                Event::HoldingStarted(e) => Some(generated.registry.holding(e.holding)?.facts()),
+                _ => None,
+            })
+            .collect();
+        let holding_of = |facts: &HoldingFacts| {
+            generated.facts.iter().find_map(|fact| match &fact.event {
+                Event::HoldingStarted(e)
+                    if e.person == facts.person && e.office == facts.office =>
+                {
+                    Some(e.holding)
+                }
+                _ => None,
+            })
+        };
+        let amendment = Amendment {
+            reason: "test".into(),
+            actor: "test".into(),
+            basis: None,
+        };
+        let mut clock = events.last().map_or(0, |(at, _)| *at);
+        for (i, pair) in current.chunks_exact(2).step_by(40).take(6).enumerate() {
+            let (before, elsewhere) = (&pair[0], &pair[1]);
+            let holding = holding_of(before).unwrap();
+            let after = HoldingFacts {
+                person: elsewhere.person,
+                office: elsewhere.office,
+                ..before.clone()
+            };
+            let mut moves = vec![(before.clone(), after.clone())];
+            if i % 2 == 0 {
+                moves.push((after, before.clone()));
+            }
+            for (before, after) in moves {
+                let correction = HoldingCorrected {
+                    holding,
+                    before,
+                    after,
+                    amendment: amendment.clone(),
+                };
+                clock += 1;
+                events.push((clock, correction.into()));
+            }
+            let retraction = Retracted {
+                target: EntityRef::Holding(holding),
+                amendment: amendment.clone(),
+            };
+            clock += 1;
+            events.push((clock, retraction.into()));
+        }
+        let stream: Arc<str> = Arc::from(STREAM);
+        events
+            .into_iter()
             .enumerate()
-            .map(|(i, fact)| RecordedEvent {
+            .map(|(i, (recorded_at, event))| RecordedEvent {
                 position: Position::sequence(i as u64 + 1),
                 stream: stream.clone(),
                 revision: i as u64,
                 id: Uuid::now_v7(),
-                event_type: Arc::from(fact.event.type_name()),
-                schema_version: fact.event.schema_version(),
-                payload: fact.event.encode(),
+                event_type: Arc::from(event.type_name()),
+                schema_version: event.schema_version(),
+                payload: event.encode(),
                 metadata: Metadata {
                     actor: Arc::from("test"),
                     request_id: None,
                     correlation_id: None,
                 },
-                recorded_at: fact.recorded_at,
+                recorded_at,
             })
             .collect()
     }
@@ -577,10 +661,7 @@ mod tests {
         for recorded in feed {
             let event = decode(recorded).unwrap();
             for subject in event.subjects() {
-                out.push(format!(
-                    "{subject}: {:?}",
-                    models.audit.history(subject.uuid())
-                ));
+                out.push(format!("{subject}: {:?}", models.history(subject)));
                 if let EntityRef::Office(office) = subject {
                     for year in [2006, 2015, 2024] {
                         let on = Date::from_ymd(year, 6, 1).unwrap();
@@ -651,46 +732,58 @@ mod tests {
         models.fold_batch(&feed).unwrap();
         // The naive reference: every event under the entities it names, and an event naming a
         // holding also under the holding's person and office as last started or corrected.
-        let mut parties: Vec<(Uuid, [Uuid; 2])> = Vec::new();
+        let mut parties: Vec<(HoldingId, [EntityRef; 2])> = Vec::new();
         let mut expected: Vec<(Uuid, u64)> = Vec::new();
+        let mut entities: Vec<EntityRef> = Vec::new();
+        let mut moved = 0;
         for (revision, recorded) in feed.iter().enumerate() {
             let event = decode(recorded).unwrap();
-            match &event {
-                Event::HoldingStarted(e) => {
-                    parties.push((e.holding.uuid(), [e.person.uuid(), e.office.uuid()]));
+            let filed = match &event {
+                Event::HoldingStarted(e) => Some((e.holding, e.person, e.office)),
+                Event::HoldingCorrected(e) => {
+                    moved += usize::from(e.before.office != e.after.office);
+                    Some((e.holding, e.after.person, e.after.office))
                 }
-                Event::HoldingCorrected(e) => parties.push((
-                    e.holding.uuid(),
-                    [e.after.person.uuid(), e.after.office.uuid()],
-                )),
-                _ => {}
+                _ => None,
+            };
+            if let Some((holding, person, office)) = filed {
+                parties.push((
+                    holding,
+                    [EntityRef::Person(person), EntityRef::Office(office)],
+                ));
             }
-            let mut named: Vec<Uuid> = Vec::new();
+            let mut named: Vec<EntityRef> = Vec::new();
             for subject in event.subjects() {
-                named.push(subject.uuid());
+                named.push(subject);
                 if let EntityRef::Holding(h) = subject {
-                    if let Some((_, p)) = parties.iter().rev().find(|(id, _)| *id == h.uuid()) {
+                    if let Some((_, p)) = parties.iter().rev().find(|(id, _)| *id == h) {
                         named.extend_from_slice(p);
                     }
                 }
             }
+            entities.extend_from_slice(&named);
+            let mut named: Vec<Uuid> = named.iter().map(|e| e.uuid()).collect();
             named.sort_unstable();
             named.dedup();
             expected.extend(named.into_iter().map(|id| (id, revision as u64)));
         }
         expected.sort_unstable();
-        let mut subjects: Vec<Uuid> = expected.iter().map(|(id, _)| *id).collect();
-        subjects.dedup();
-        let mut indexed: Vec<(Uuid, u64)> = subjects
+        entities.sort_unstable_by_key(|e| e.uuid());
+        entities.dedup();
+        let mut indexed: Vec<(Uuid, u64)> = entities
             .iter()
-            .flat_map(|id| models.audit.history(*id).into_iter().map(|r| (*id, r)))
+            .flat_map(|e| models.history(*e).into_iter().map(|r| (e.uuid(), r)))
             .collect();
         indexed.sort_unstable();
         assert_eq!(indexed, expected);
-        // Events naming only the holding, and corrections, occur in the feed.
+        // Events naming only the holding, and corrections, some moving a holding to another
+        // office and some back, occur in the feed.
         let types: Vec<&str> = feed.iter().map(|r| &*r.event_type).collect();
         assert!(types.contains(&"HoldingEnded") && types.contains(&"HoldingCorrected"));
-        assert!(models.audit.history(Uuid::now_v7()).is_empty());
+        assert!(moved >= 6, "{moved} corrections move a holding");
+        assert!(models
+            .history(EntityRef::Office(OfficeId::from_uuid(Uuid::now_v7())))
+            .is_empty());
     }
 
     #[test]
