@@ -51,7 +51,7 @@ pub struct AuditIndex {
     /// The person and office of each corrected holding from a revision on: what they were
     /// before its first correction (from revision 0) and after each. Corrections are rare; a
     /// holding never corrected kept the parties it started with.
-    parties: Map<Uuid, SmallVec<[(u32, [Uuid; 2]); 2]>>,
+    parties: Map<Uuid, SmallVec<[PartiesFrom; 2]>>,
     /// The recorded time of every event, by stream revision.
     recorded_at: Vec<i64>,
     /// The feed position of every event, by stream revision: the store finds an event faster
@@ -61,6 +61,9 @@ pub struct AuditIndex {
     /// several writers need not agree, so `recorded_at` itself need not be sorted).
     latest_so_far: Vec<i64>,
 }
+
+/// A holding's person and office from a stream revision on.
+type PartiesFrom = (u32, [Uuid; 2]);
 
 impl SizedLike for AuditIndex {
     fn sized_like(other: &Self) -> Self {
