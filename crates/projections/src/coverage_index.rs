@@ -12,7 +12,7 @@
 //! the current knowledge; otherwise it falls back to the plain definition, so answers never
 //! depend on whether the index is fresh.
 
-use registry_domain::{Arrangement, Date, Level, ModelId, UnitKind};
+use registry_domain::{Arrangement, Date, Level, ModelId, OfficeId, UnitKind};
 use serde::{Deserialize, Serialize};
 
 use crate::{HashMap, Projection, CURRENT};
@@ -79,6 +79,13 @@ impl Projection {
             i += 1;
         }
         out
+    }
+
+    /// [`Projection::mark_office`] by the office's id (nothing for an unknown office).
+    pub(crate) fn mark_office_of(&mut self, office: OfficeId) {
+        if let Some(&ix) = self.office_ix.get(&office) {
+            self.mark_office(ix);
+        }
     }
 
     /// Marks the communes above the units an office was ever placed in.

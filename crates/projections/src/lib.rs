@@ -510,11 +510,12 @@ impl Projection {
                 _ => None,
             },
             Event::OfficeCarried(OfficeCarried { office, .. })
-            | Event::OfficeAbolished(OfficeAbolished { office, .. })
-            | Event::OfficeCorrected(OfficeCorrected { office, .. }) => {
-                if let Some(&ix) = self.office_ix.get(office) {
-                    self.mark_office(ix);
-                }
+            | Event::OfficeAbolished(OfficeAbolished { office, .. }) => {
+                self.mark_office_of(*office);
+                None
+            }
+            Event::OfficeCorrected(e) => {
+                self.mark_office_of(e.office);
                 None
             }
             Event::UnitEstablished(_)
