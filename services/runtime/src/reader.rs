@@ -578,24 +578,16 @@ mod tests {
             .iter()
             .map(|fact| (fact.recorded_at, fact.event.clone()))
             .collect();
-        let current: Vec<HoldingFacts> = generated
+        let current: Vec<(HoldingId, HoldingFacts)> = generated
             .facts
             .iter()
             .filter_map(|fact| match &fact.event {
-                Event::HoldingStarted(e) => Some(generated.registry.holding(e.holding)?.facts()),
-                _ => None,
-            })
-            .collect();
-        let holding_of = |facts: &HoldingFacts| {
-            generated.facts.iter().find_map(|fact| match &fact.event {
-                Event::HoldingStarted(e)
-                    if e.person == facts.person && e.office == facts.office =>
-                {
-                    Some(e.holding)
+                Event::HoldingStarted(e) => {
+                    Some((e.holding, generated.registry.holding(e.holding)?.facts()))
                 }
                 _ => None,
             })
-        };
+            .collect();
         let amendment = Amendment {
             reason: "test".into(),
             actor: "test".into(),
@@ -603,8 +595,8 @@ mod tests {
         };
         let mut clock = events.last().map_or(0, |(at, _)| *at);
         for (i, pair) in current.chunks_exact(2).step_by(40).take(6).enumerate() {
-            let (before, elsewhere) = (&pair[0], &pair[1]);
-            let holding = holding_of(before).unwrap();
+            let ((holding, before), (_, elsewhere)) = (&pair[0], &pair[1]);
+            let holding = *holding;
             let after = HoldingFacts {
                 person: elsewhere.person,
                 office: elsewhere.office,
