@@ -105,10 +105,17 @@ pub(crate) struct HoldingVersion {
     /// The version this one superseded ([`NO_VERSION`] for the first): a holding's versions,
     /// newest first, whatever office or person each was filed under.
     pub(crate) previous: u32,
+    /// The number of the event that recorded it in the feed folded ([`Projection::applied`]
+    /// before it): the auditors' index finds a holding's events through these
+    /// ([`Projection::events_kept_for`]).
+    pub(crate) event: u32,
 }
 
 /// No earlier version.
 pub(crate) const NO_VERSION: u32 = u32::MAX;
+
+/// No event recorded.
+pub(crate) const NO_EVENT: u32 = u32::MAX;
 
 /// No legal basis recorded.
 pub(crate) const NO_BASIS: u32 = u32::MAX;
@@ -166,12 +173,26 @@ pub(crate) type NameFact = (Option<Date>, u32);
 /// A person. Most persons have one name and one holding (two versions: started, ended), kept
 /// inline: a national registry has millions of persons, and two heap lists each would double
 /// their memory and the allocations of a rebuild. Saved in snapshots as a record.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(crate) struct PersonRow {
     pub(crate) id: Option<PersonId>,
     /// Its names; a person exists while a registered name (`None`) is asserted.
     pub(crate) names: SmallVec<[Version<NameFact>; 1]>,
     pub(crate) holdings: SmallVec<[Slot; 2]>,
+    /// The number of the event that registered the person in the feed folded ([`NO_EVENT`]:
+    /// none folded yet).
+    pub(crate) registered: u32,
+}
+
+impl Default for PersonRow {
+    fn default() -> Self {
+        Self {
+            id: None,
+            names: SmallVec::new(),
+            holdings: SmallVec::new(),
+            registered: NO_EVENT,
+        }
+    }
 }
 
 /// The facts of an office that corrections may change.
@@ -465,7 +486,7 @@ impl Projection {
     /// Closes the current version of a holding at `at` and returns a copy to amend, which the
     /// caller must [`Projection::file`] next: the holding's current version is already set to
     /// the number the copy will get (one hash lookup per amendment instead of two).
-    fn supersede(&mut self, holding: HoldingId, at: Instant) -> Option<HoldingVersion> {
+    fn supersede(&mut self, holding: HoldingId, at: Instant, event: u32) -> Option<HoldingVersion> {
         let next = self.versions.len() as u32;
         let ix = std::mem::replace(self.current.get_mut(&holding)?, next);
         let version = &mut self.versions[ix as usize];
@@ -473,6 +494,7 @@ impl Projection {
         let mut next = version.clone();
         next.recorded = Recorded::since(at);
         next.previous = ix;
+        next.event = event;
         Some(next)
     }
 
@@ -541,13 +563,18 @@ impl Projection {
     }
 
     fn fold(&mut self, recorded_at: Instant, event: &Event) {
+        // Past four billion events the numbers saturate: not a case to serve (the versions
+        // alone would take hundreds of gigabytes).
+        let number = u32::try_from(self.applied).unwrap_or(NO_EVENT);
         self.applied += 1;
         let at = recorded_at;
         match event {
             Event::PersonRegistered(e) => {
                 let ix = self.person_row(e.person);
                 let name = self.names.add(ix, &e.name);
-                self.persons[ix as usize].names.push(Version {
+                let row = &mut self.persons[ix as usize];
+                row.registered = number;
+                row.names.push(Version {
                     value: (None, name),
                     recorded: Recorded::since(at),
                 });
@@ -783,12 +810,13 @@ impl Projection {
                     end_basis: NO_BASIS,
                     recorded: Recorded::since(at),
                     previous: NO_VERSION,
+                    event: number,
                 });
                 self.current.insert(e.holding, ix);
             }
             Event::HoldingEnded(e) => {
                 let end_basis = self.basis(&e.basis);
-                if let Some(mut next) = self.supersede(e.holding, at) {
+                if let Some(mut next) = self.supersede(e.holding, at, number) {
                     next.end = e.end;
                     next.end_reason = Some(e.reason);
                     next.end_basis = end_basis;
@@ -803,7 +831,7 @@ impl Projection {
                     return;
                 };
                 let beginning = self.beginnings.intern(e.after.beginning, e.after.term);
-                if let Some(mut next) = self.supersede(e.holding, at) {
+                if let Some(mut next) = self.supersede(e.holding, at, number) {
                     next.person = person;
                     next.office = office;
                     next.start = e.after.start;

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 
 use registry_domain::*;
+use smallvec::SmallVec;
 
 use crate::{BasisRef, HoldingVersion, Instant, OfficeFacts, Projection, Slot, Version};
 
@@ -338,6 +339,42 @@ impl Projection {
         holdings.sort_unstable();
         holdings.dedup();
         holdings
+    }
+
+    /// The numbers (in the feed folded) of the events this projection keeps for `entity`, in
+    /// order: for a holding, the event that recorded each of its versions (its start, end and
+    /// corrections, not its retraction); for a person, its registration. The auditors' index
+    /// leaves these out rather than look each up again as it folds (millions of each in a
+    /// national registry); other kinds of entity have none here.
+    pub fn events_kept_for(&self, entity: EntityRef) -> SmallVec<[u32; 4]> {
+        let mut events = SmallVec::new();
+        match entity {
+            EntityRef::Holding(holding) => {
+                let mut ix = self
+                    .current
+                    .get(&holding)
+                    .or_else(|| self.retracted.get(&holding))
+                    .copied()
+                    .unwrap_or(crate::NO_VERSION);
+                while ix != crate::NO_VERSION {
+                    let version = &self.versions[ix as usize];
+                    events.push(version.event);
+                    ix = version.previous;
+                }
+                events.reverse();
+            }
+            EntityRef::Person(person) => {
+                let registered = self
+                    .person_ix
+                    .get(&person)
+                    .map_or(crate::NO_EVENT, |ix| self.persons[*ix as usize].registered);
+                if registered != crate::NO_EVENT {
+                    events.push(registered);
+                }
+            }
+            _ => {}
+        }
+        events
     }
 
     /// Every holding of the office, in order of start.

@@ -199,7 +199,7 @@ impl Record for Vec<Slot> {
 }
 
 impl Record for HoldingVersion {
-    const MIN_SIZE: usize = 74;
+    const MIN_SIZE: usize = 78;
     fn put(&self, out: &mut Out) {
         out.uuid(self.holding.uuid());
         out.u32(self.person);
@@ -218,6 +218,7 @@ impl Record for HoldingVersion {
         out.u32(self.end_basis);
         self.recorded.put(out);
         out.u32(self.previous);
+        out.u32(self.event);
     }
     fn get(input: &mut In<'_>) -> Result<Self, Damaged> {
         Ok(Self {
@@ -244,6 +245,7 @@ impl Record for HoldingVersion {
             end_basis: input.u32()?,
             recorded: Recorded::get(input)?,
             previous: input.u32()?,
+            event: input.u32()?,
         })
     }
 }
@@ -268,8 +270,9 @@ impl Record for BasisRow {
 }
 
 impl Record for PersonRow {
-    const MIN_SIZE: usize = 9;
+    const MIN_SIZE: usize = 13;
     fn put(&self, out: &mut Out) {
+        out.u32(self.registered);
         match self.id {
             Some(id) => {
                 out.u8(1);
@@ -289,6 +292,7 @@ impl Record for PersonRow {
         }
     }
     fn get(input: &mut In<'_>) -> Result<Self, Damaged> {
+        let registered = input.u32()?;
         let id = match input.u8()? {
             0 => None,
             1 => Some(input.uuid()?.into()),
@@ -312,6 +316,7 @@ impl Record for PersonRow {
             id,
             names,
             holdings,
+            registered,
         })
     }
 }

@@ -36,12 +36,14 @@ type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Which events concern which resource, and when each was recorded: the auditors' index.
 ///
-/// Each event is listed under the entities it names, but for a holding's start only under the
-/// holding (and its term): the events of a holding reach the histories of its person and office
-/// through the projection, which files every holding under them ([`ReadModels::history`]). A
-/// national registry starts and ends millions of holdings, and listing each event under three
-/// entities as it was folded (and looking up the holding's parties for an end) was most of
-/// the cost of this index in a rebuild.
+/// Each event is listed under the entities it names, except where the projection already keeps
+/// it: the events that record a holding's versions (its start, end and corrections) and a
+/// person's registration ([`Projection::events_kept_for`]). The events of a holding reach the
+/// histories of its person and office through the projection too, which files every holding
+/// under them ([`ReadModels::history`]). A national registry registers millions of persons and
+/// starts and ends millions of holdings; listing each of those events here as well (a hash
+/// lookup of a new key each, missing the cache) was most of the cost of this index in a
+/// rebuild.
 #[derive(Default)]
 pub struct AuditIndex {
     /// The stream revisions of the events naming each entity, in order. Most entities have a
@@ -90,11 +92,10 @@ impl AuditIndex {
             }
             moves.push((revision, [e.after.person.uuid(), e.after.office.uuid()]));
         }
-        let started = matches!(event, Event::HoldingStarted(_));
         let mut subjects: SmallVec<[Uuid; 8]> = event
             .subjects()
             .into_iter()
-            .filter(|s| !(started && matches!(s, EntityRef::Person(_) | EntityRef::Office(_))))
+            .filter(|s| !kept_by_projection(event, s))
             .map(|s| s.uuid())
             .collect();
         subjects.sort_unstable();
@@ -121,16 +122,16 @@ impl AuditIndex {
             .map_or(&[], |revisions| &revisions[..])
     }
 
-    /// The revisions of the events naming `holding` while `party` was its person or office.
-    fn while_party(&self, holding: Uuid, party: Uuid) -> impl Iterator<Item = u32> + '_ {
-        let moves = self.parties.get(&holding);
-        self.named(holding).iter().copied().filter(move |revision| {
-            // Never corrected: the holding was found under `party`, its only person or office.
-            moves.is_none_or(|moves| {
+    /// Keeps of these revisions of events about `holding` those while `party` was its person
+    /// or office.
+    fn keep_while_party(&self, holding: Uuid, party: Uuid, revisions: &mut Vec<u32>) {
+        // Never corrected: the holding was found under `party`, its only person or office.
+        if let Some(moves) = self.parties.get(&holding) {
+            revisions.retain(|revision| {
                 let from = moves.partition_point(|(at, _)| at <= revision);
                 from > 0 && moves[from - 1].1.contains(&party)
-            })
-        })
+            });
+        }
     }
 
     /// These revisions with the position of each, for [`EventStore::read_seen`]; revisions not
@@ -245,8 +246,30 @@ fn fresh_decoded(
     (decoded, failed)
 }
 
+/// Whether the projection keeps the revision of `event` for `subject`, so the audit index need
+/// not ([`Projection::events_kept_for`]).
+fn kept_by_projection(event: &Event, subject: &EntityRef) -> bool {
+    match event {
+        // A holding's person and office: through the holdings filed under them.
+        Event::HoldingStarted(_) => {
+            matches!(
+                subject,
+                EntityRef::Holding(_) | EntityRef::Person(_) | EntityRef::Office(_)
+            )
+        }
+        Event::HoldingEnded(_) | Event::HoldingCorrected(_) => {
+            matches!(subject, EntityRef::Holding(_))
+        }
+        Event::PersonRegistered(_) => true,
+        _ => false,
+    }
+}
+
 fn fold_projection(projection: &mut Projection, batch: &[(Seen, Event)]) {
     for (seen, event) in batch {
+        // The projection numbers the events it folds; the audit index reads those numbers as
+        // stream revisions.
+        debug_assert_eq!(projection.applied(), seen.revision);
         projection.apply(seen.recorded_at, event);
     }
 }
@@ -259,20 +282,29 @@ fn fold_audit(audit: &mut AuditIndex, batch: &[(Seen, Event)]) {
 
 impl ReadModels {
     /// The stream revisions of the events about `entity`, in order: those naming it and, for a
-    /// person or an office, those naming a holding while the holding was theirs (as last
+    /// person or an office, those about a holding while the holding was theirs (as last
     /// started or corrected before the event).
     pub fn history(&self, entity: EntityRef) -> Vec<u64> {
         let uuid = entity.uuid();
-        let mut revisions = self.audit.named(uuid).to_vec();
-        let holdings = self.projection.holdings_ever_filed_under(entity);
-        if !holdings.is_empty() {
-            for holding in holdings {
-                revisions.extend(self.audit.while_party(holding.uuid(), uuid));
-            }
-            revisions.sort_unstable();
-            revisions.dedup();
+        let mut revisions = self.about(entity);
+        for holding in self.projection.holdings_ever_filed_under(entity) {
+            let mut about = self.about(EntityRef::Holding(holding));
+            self.audit
+                .keep_while_party(holding.uuid(), uuid, &mut about);
+            revisions.extend(about);
         }
+        revisions.sort_unstable();
+        revisions.dedup();
         revisions.into_iter().map(u64::from).collect()
+    }
+
+    /// The revisions of the events naming `entity`: those the audit index lists and those the
+    /// projection keeps (the stream's revisions are the projection's event numbers: both fold
+    /// the registry stream from its start).
+    fn about(&self, entity: EntityRef) -> Vec<u32> {
+        let mut revisions = self.audit.named(entity.uuid()).to_vec();
+        revisions.extend(self.projection.events_kept_for(entity));
+        revisions
     }
 
     /// Folds a batch of the feed on this thread (events already folded are skipped). On an
