@@ -209,10 +209,22 @@ struct Seen {
 /// one's index in `feed` and its error.
 type Decoded = (Vec<(Seen, Event)>, Option<(usize, ApiError)>);
 
-fn decode_run(feed: &[RecordedEvent]) -> Decoded {
+/// `next` is the revision due next: the read models number the stream's events by revision
+/// (the audit index's tables, the projection's event numbers), so a revision out of place is
+/// refused like an event that does not decode.
+fn decode_run(feed: &[RecordedEvent], mut next: u64) -> Decoded {
     let mut decoded = Vec::with_capacity(feed.len());
     for (i, recorded) in feed.iter().enumerate() {
         if &*recorded.stream == STREAM {
+            if recorded.revision != next {
+                let problem = format!(
+                    "the registry stream's revision {} came where revision {next} was due",
+                    recorded.revision
+                );
+                let position = recorded.position.to_string();
+                return (decoded, Some((i, ApiError::Corrupt { position, problem })));
+            }
+            next += 1;
             match decode(recorded) {
                 Ok(event) => decoded.push((
                     Seen {
@@ -237,7 +249,7 @@ fn fresh_decoded(
 ) -> Decoded {
     let done = batch.partition_point(|r| position.is_some_and(|p| r.position <= p));
     let fresh = &batch[done..]; // The rest were folded already (a rebuild swapped models in).
-    let (decoded, failed) = decode_run(fresh);
+    let (decoded, failed) = decode_run(fresh, *events);
     let folded = failed.as_ref().map_or(fresh.len(), |(i, _)| *i);
     *events += decoded.len() as u64;
     if folded > 0 {
@@ -268,7 +280,7 @@ fn kept_by_projection(event: &Event, subject: &EntityRef) -> bool {
 fn fold_projection(projection: &mut Projection, batch: &[(Seen, Event)]) {
     for (seen, event) in batch {
         // The projection numbers the events it folds; the audit index reads those numbers as
-        // stream revisions.
+        // stream revisions (`decode_run` lets no revision out of place through).
         debug_assert_eq!(projection.applied(), seen.revision);
         projection.apply(seen.recorded_at, event);
     }
@@ -814,15 +826,21 @@ mod tests {
     }
 
     #[test]
-    fn an_event_that_does_not_decode_stops_the_fold_just_before_it() {
+    fn an_event_that_does_not_decode_or_is_out_of_place_stops_the_fold_just_before_it() {
         let feed = feed();
-        for (bad, len) in [(600, 700), (40, 700), (5, 25)] {
+        for (bad, len, skip) in [(600, 700, false), (40, 700, true), (5, 25, false)] {
             let mut damaged = feed[..len].to_vec();
-            damaged[bad].payload = b"{not json".to_vec();
+            if skip {
+                // A revision missing from the stream: the next one comes where it was due.
+                damaged.remove(bad);
+            } else {
+                damaged[bad].payload = b"{not json".to_vec();
+            }
             let mut models = ReadModels::default();
             let failed = models.fold_batch(&damaged);
             assert!(
-                matches!(failed, Err(ApiError::Corrupt { .. })),
+                matches!(&failed, Err(ApiError::Corrupt { problem, .. })
+                    if problem.contains(&format!("revision {bad} was due")) == skip),
                 "{failed:?}"
             );
             assert_eq!(models.events, bad as u64);
