@@ -46,9 +46,9 @@ type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 /// rebuild.
 #[derive(Default)]
 pub struct AuditIndex {
-    /// The stream revisions of the events naming each entity, in order. Most entities have a
-    /// few events: they are kept inline, as 32-bit revisions (a stream of four billion events
-    /// is far off), so millions of entities cost no allocation each.
+    /// The stream revisions of the events naming each entity, in order, but those the
+    /// projection keeps ([`kept_by_projection`]). Most entities have a few events: they are
+    /// kept inline, as 32-bit revisions (a stream of four billion events is far off).
     named: Map<Uuid, SmallVec<[u32; 4]>>,
     /// The person and office of each corrected holding from a revision on: what they were
     /// before its first correction (from revision 0) and after each. Corrections are rare; a
