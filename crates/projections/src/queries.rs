@@ -238,18 +238,25 @@ impl Projection {
         holding: HoldingId,
         known_at: Option<Instant>,
     ) -> Option<&HoldingVersion> {
-        let mut ix = *self
+        self.versions_of(holding)
+            .find(|version| version.recorded.at(known_at))
+    }
+
+    /// Every version of one holding, newest first (a retracted holding's too).
+    fn versions_of(&self, holding: HoldingId) -> impl Iterator<Item = &HoldingVersion> {
+        let newest = self
             .current
             .get(&holding)
-            .or_else(|| self.retracted.get(&holding))?;
-        while ix != crate::NO_VERSION {
-            let version = &self.versions[ix as usize];
-            if version.recorded.at(known_at) {
-                return Some(version);
-            }
-            ix = version.previous;
-        }
-        None
+            .or_else(|| self.retracted.get(&holding))
+            .copied()
+            .unwrap_or(crate::NO_VERSION);
+        std::iter::successors(
+            (newest != crate::NO_VERSION).then(|| &self.versions[newest as usize]),
+            |version| {
+                (version.previous != crate::NO_VERSION)
+                    .then(|| &self.versions[version.previous as usize])
+            },
+        )
     }
 
     /// The holdings that surely cover `on`, office by office from the `from`-th office, until
@@ -350,17 +357,7 @@ impl Projection {
         let mut events = SmallVec::new();
         match entity {
             EntityRef::Holding(holding) => {
-                let mut ix = self
-                    .current
-                    .get(&holding)
-                    .or_else(|| self.retracted.get(&holding))
-                    .copied()
-                    .unwrap_or(crate::NO_VERSION);
-                while ix != crate::NO_VERSION {
-                    let version = &self.versions[ix as usize];
-                    events.push(version.event);
-                    ix = version.previous;
-                }
+                events.extend(self.versions_of(holding).map(|version| version.event));
                 events.reverse();
             }
             EntityRef::Person(person) => {

@@ -2,8 +2,9 @@
 //! registry learned between two recorded instants, irregularities, and a live change feed.
 //!
 //! Histories come from the reader's read models (`ReadModels::history`: which stream revisions
-//! concern a resource, a person's and an office's holdings included) and the events themselves, read from the store with their metadata: who recorded them, when,
-//! under which request, on what basis (in the payload), and which corrections followed.
+//! concern a resource, a person's and an office's holdings included) and the events
+//! themselves, read from the store with their metadata: who recorded them, when, under which
+//! request, on what basis (in the payload), and which corrections followed.
 //! Irregularities are the domain's rules run over the projection as it stood at the instant
 //! asked (`Projection::irregularities`).
 
