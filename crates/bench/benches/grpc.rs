@@ -771,8 +771,10 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         println!(
-            "registryd started and folded {events} events in {:.1} s",
-            started.elapsed().as_secs_f64()
+            "registryd started and folded {events} events in {:.1} s \
+             (MIMALLOC_PURGE_DECOMMITS={}: .cargo/config.toml)",
+            started.elapsed().as_secs_f64(),
+            std::env::var("MIMALLOC_PURGE_DECOMMITS").unwrap_or_else(|_| "unset".into())
         );
         let rebuilt = if wanted(&only, "rebuild") {
             // The replica folds the whole feed again into fresh read models and swaps them in.
