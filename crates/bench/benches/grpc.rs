@@ -772,7 +772,7 @@ fn main() {
         }
         println!(
             "registryd started and folded {events} events in {:.1} s \
-             (MIMALLOC_PURGE_DECOMMITS={}: .cargo/config.toml)",
+             (MIMALLOC_PURGE_DECOMMITS={}, .cargo/config.toml unless set before)",
             started.elapsed().as_secs_f64(),
             std::env::var("MIMALLOC_PURGE_DECOMMITS").unwrap_or_else(|_| "unset".into())
         );
