@@ -105,7 +105,7 @@ enum Command {
     Follow(read::Follow),
     /// Irregular but real facts flagged for auditors, as of a day.
     #[command(
-        after_help = "Examples:\n  regctl irregularities --at 2024-03-18\n  regctl irregularities --at 2024-03-18 --known-at 2025-01-01T00:00:00Z"
+        after_help = "Examples:\n  regctl irregularities --at 2024-03-18\n  regctl irregularities --at 2024-03-18 --known-at 2025-01-01T00:00:00Z\n  regctl irregularities --at 2024-03-18 --unit units/0193… --kind missing_basis"
     )]
     Irregularities(read::Irregularities),
     /// Correct a person's, an office's or a holding's recorded facts (a reason is required).

@@ -802,6 +802,10 @@ pub struct Irregularities {
     /// long_vacancy, missing_basis or end_unknown. Every kind when not given.
     #[arg(long = "kind")]
     kinds: Vec<String>,
+    /// Only those about offices in or under this unit (a UUID or `units/…`), or in or under
+    /// the units it continues through mergers and splits. Every unit when not given.
+    #[arg(long)]
+    unit: Option<String>,
 }
 
 impl Irregularities {
@@ -816,6 +820,10 @@ impl Irregularities {
                 page_size: 10_000,
                 page_token,
                 kinds: self.kinds.clone(),
+                unit: self
+                    .unit
+                    .as_deref()
+                    .map_or_else(String::new, |unit| args::name("units", unit)),
                 ..Default::default()
             };
             let mut client = cx.client.audit();

@@ -239,10 +239,20 @@ pub fn is_ancestor_or_self(
     unit: UnitId,
     day: Date,
 ) -> bool {
+    any_above_or_at(view, unit, day, |current| current == ancestor)
+}
+
+/// Whether `hit` holds for `unit` or a unit above it on `day`.
+fn any_above_or_at(
+    view: &impl StateView,
+    unit: UnitId,
+    day: Date,
+    hit: impl Fn(UnitId) -> bool,
+) -> bool {
     let mut stack = vec![unit];
     let mut seen = std::collections::HashSet::new();
     while let Some(current) = stack.pop() {
-        if current == ancestor {
+        if hit(current) {
             return true;
         }
         if seen.insert(current) {
@@ -467,8 +477,15 @@ impl Cursor {
 /// Every irregularity of the registry `view` shows, with vacancies counted up to `as_of`, in a
 /// stable order (see [`irregularities_page`]).
 pub fn irregularities(view: &impl StateView, policy: &Policy, as_of: Date) -> Vec<Irregularity> {
-    let (mut found, _) =
-        irregularities_page(view, policy, as_of, Cursor::START, usize::MAX, usize::MAX);
+    let (mut found, _) = irregularities_page(
+        view,
+        policy,
+        as_of,
+        Cursor::START,
+        usize::MAX,
+        usize::MAX,
+        None,
+    );
     found.sort_by_key(|i| format!("{i:?}"));
     found
 }
@@ -484,6 +501,8 @@ pub fn irregularities(view: &impl StateView, policy: &Policy, as_of: Date) -> Ve
 /// Whatever order the view lists holdings in, each uncovered combination is listed once, as
 /// `(lower id, higher id)`, and each person held too many offices at once on the earliest day
 /// they did.
+///
+/// With `within`, only the flags [`Jurisdiction::holds`] are listed (and counted).
 pub fn irregularities_page(
     view: &impl StateView,
     policy: &Policy,
@@ -491,7 +510,14 @@ pub fn irregularities_page(
     from: Cursor,
     size: usize,
     rows: usize,
+    within: Option<&Jurisdiction>,
 ) -> (Vec<Irregularity>, Option<Cursor>) {
+    let within = |mut flags: Vec<Irregularity>| {
+        if let Some(jurisdiction) = within {
+            flags.retain(|flag| jurisdiction.holds(view, flag));
+        }
+        flags
+    };
     let mut page = Page {
         found: Vec::new(),
         size: size.max(1),
@@ -509,19 +535,19 @@ pub fn irregularities_page(
                 part,
                 (start, skip),
                 view.holdings_from(start)
-                    .map(|(row, id, h)| (row, holding_flags(id, &h))),
+                    .map(|(row, id, h)| (row, within(holding_flags(id, &h)))),
             ),
             1 => page.fill(
                 part,
                 (start, skip),
                 view.persons_from(start)
-                    .map(|(row, person)| (row, person_flags(view, person, policy))),
+                    .map(|(row, person)| (row, within(person_flags(view, person, policy)))),
             ),
             _ => page.fill(
                 part,
                 (start, skip),
                 view.offices_from(start)
-                    .map(|(row, office)| (row, office_flags(view, office, policy, as_of))),
+                    .map(|(row, office)| (row, within(office_flags(view, office, policy, as_of)))),
             ),
         };
         if let Some(next) = stopped {
@@ -529,6 +555,63 @@ pub fn irregularities_page(
         }
     }
     (page.found, None)
+}
+
+/// The units an auditor asks about. A flag is within them when one of the offices it is about
+/// sat, on the day the flag concerns, in one of the units or under one (through the parents of
+/// that day): a holding's office on the holding's first day, a vacant office on the first
+/// vacant day, the offices of an uncovered pair or of too many offices on the day they
+/// overlapped. A unit that took over others (a merger) names itself and those it continues,
+/// so flags from before the merger are found under it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Jurisdiction {
+    units: std::collections::HashSet<UnitId>,
+}
+
+impl Jurisdiction {
+    /// The units and what lies under them.
+    pub fn new(units: impl IntoIterator<Item = UnitId>) -> Self {
+        Self {
+            units: units.into_iter().collect(),
+        }
+    }
+
+    /// Whether `flag` is about an office in or under one of the units, as `view` shows them.
+    pub fn holds(&self, view: &impl StateView, flag: &Irregularity) -> bool {
+        let outline = |holding: HoldingId| view.holding_outline(holding);
+        let mut places: Vec<(OfficeId, Date)> = Vec::new();
+        match flag {
+            Irregularity::UncoveredConcurrency {
+                holdings: (a, b),
+                on,
+                ..
+            } => places.extend(
+                [*a, *b]
+                    .into_iter()
+                    .filter_map(outline)
+                    .map(|h| (h.office, *on)),
+            ),
+            Irregularity::TooManyOffices { person, on, .. } => {
+                if let Some(held) = view.person_holdings(*person) {
+                    places.extend(
+                        held.filter(|(_, span)| span.contains(*on))
+                            .filter_map(|(holding, _)| outline(holding))
+                            .map(|h| (h.office, *on)),
+                    );
+                }
+            }
+            Irregularity::LongVacancy { office, vacant, .. } => {
+                places.push((*office, vacant.start))
+            }
+            Irregularity::MissingBasis { holding } | Irregularity::EndUnknown { holding } => {
+                places.extend(outline(*holding).map(|h| (h.office, h.span.start)));
+            }
+        }
+        places.into_iter().any(|(office, day)| {
+            view.office_unit_on(office, day)
+                .is_some_and(|unit| any_above_or_at(view, unit, day, |u| self.units.contains(&u)))
+        })
+    }
 }
 
 /// A page being filled, row by row.

@@ -9,7 +9,8 @@
 //! an earlier moment.
 
 use registry_domain::irregular::{
-    irregularities, irregularities_page, Cursor, HoldingOutline, OfficeOutline, StateView,
+    irregularities, irregularities_page, Cursor, HoldingOutline, Jurisdiction, OfficeOutline,
+    StateView,
 };
 use registry_domain::state::holding_span;
 use registry_domain::{
@@ -48,7 +49,9 @@ impl Projection {
     }
 
     /// One page of them from `from`: at most `size`, looking at most at `rows` rows (see
-    /// [`irregularities_page`]), and where the next page starts.
+    /// [`irregularities_page`]), only those within `within` when given, and where the next
+    /// page starts.
+    #[allow(clippy::too_many_arguments)] // The domain's page, and the instant it is seen at.
     pub fn irregularities_page(
         &self,
         policy: &Policy,
@@ -57,8 +60,21 @@ impl Projection {
         from: Cursor,
         size: usize,
         rows: usize,
+        within: Option<&Jurisdiction>,
     ) -> (Vec<Irregularity>, Option<Cursor>) {
-        irregularities_page(&self.as_known(known_at), policy, as_of, from, size, rows)
+        let view = self.as_known(known_at);
+        irregularities_page(&view, policy, as_of, from, size, rows, within)
+    }
+
+    /// The jurisdiction of `unit` as known at `known_at`: the unit and every unit it
+    /// continues through merges, absorptions and splits ([`Projection::lineage`]'s
+    /// predecessors); `None` when the unit is not known then.
+    pub fn jurisdiction(&self, unit: UnitId, known_at: Option<Instant>) -> Option<Jurisdiction> {
+        let row = *self.unit_ix.get(&unit)?;
+        self.unit_life(row, known_at)?;
+        let lineage = self.lineage(unit, known_at);
+        let before = lineage.predecessors.into_iter().map(|(u, _)| u);
+        Some(Jurisdiction::new(std::iter::once(unit).chain(before)))
     }
 }
 

@@ -238,6 +238,8 @@ fn indexed_read_models_agree_with_a_naive_replay() {
     let mut compared = 0usize;
     let mut vacancies = 0usize;
     let mut kinds_listed = Vec::new();
+    // Listings within a unit that kept every flag, some, none.
+    let mut within_cut = [0usize; 3];
     for seed in 0..registries {
         let generated = generate(&Config::tiny(seed));
         let facts = &with_unknown_ends(&generated);
@@ -295,17 +297,47 @@ fn indexed_read_models_agree_with_a_naive_replay() {
             } else {
                 irregular::Kinds::from_bits(rng.random_range(1..32)).unwrap()
             };
+            // Half the time only the flags within a unit's jurisdiction, which the reference
+            // decides over its own state with its own lineage.
+            let unit = units[rng.random_range(0..units.len())];
+            let within = rng
+                .random_bool(0.5)
+                .then(|| projection.jurisdiction(unit, known_at))
+                .flatten();
+            let reference_within = within.as_ref().map(|_| {
+                let before = reference_lineage(&reference, unit).predecessors;
+                irregular::Jurisdiction::new(
+                    std::iter::once(unit).chain(before.into_iter().map(|(u, _)| u)),
+                )
+            });
+            assert_eq!(within, reference_within, "the jurisdiction of {unit}");
             let wanted: Vec<_> = listed
                 .iter()
                 .filter(|i| kinds.contains(i))
+                .filter(|i| {
+                    reference_within
+                        .as_ref()
+                        .is_none_or(|j| j.holds(&reference, i))
+                })
                 .cloned()
                 .collect();
+            if within.is_some() {
+                let all = listed.iter().filter(|i| kinds.contains(i)).count();
+                within_cut[usize::from(wanted.len() < all) + usize::from(wanted.is_empty())] += 1;
+            }
             let mut paged = Vec::new();
             let mut cursor = Some(irregular::Cursor::start(kinds));
             let mut pages = 0;
             while let Some(from) = cursor {
-                let (page, next) =
-                    projection.irregularities_page(&policy, as_of, known_at, from, size, rows);
+                let (page, next) = projection.irregularities_page(
+                    &policy,
+                    as_of,
+                    known_at,
+                    from,
+                    size,
+                    rows,
+                    within.as_ref(),
+                );
                 assert!(page.len() <= size, "a page of {} over {size}", page.len());
                 assert!(next.is_none_or(|n| n > from), "{next:?} after {from:?}");
                 assert!(
@@ -472,6 +504,11 @@ fn indexed_read_models_agree_with_a_naive_replay() {
     assert!(
         vacancies > 10,
         "the random queries met only {vacancies} vacancies"
+    );
+    // (No unit of these registries holds every office, so none keeps all.)
+    assert!(
+        within_cut[1] > 5 && within_cut[2] > 5,
+        "listings within a unit that kept all, some and none of the flags: {within_cut:?}"
     );
 }
 

@@ -11,11 +11,11 @@
 use std::pin::Pin;
 
 use registry_domain::irregular::{Cursor, Kinds};
-use registry_domain::{Event, Policy};
+use registry_domain::{Event, Policy, UnitId};
 use registry_eventstore::{EventStore, RecordedEvent};
 use registry_proto::v1 as pb;
 use registry_proto::v1::audit_service_server::{AuditService, AuditServiceServer};
-use registry_runtime::convert::{date, entity, irregularity_pb, known_at, timestamp};
+use registry_runtime::convert::{date, entity, irregularity_pb, known_at, opt_id, timestamp};
 use registry_runtime::paging::Page;
 use registry_runtime::serve::{call, patience};
 use registry_runtime::{min_position, ApiError, Reader, STREAM};
@@ -236,16 +236,27 @@ impl AuditService for AuditApi {
                 Page::read(r.page_size, "", DEFAULT_IRREGULARITIES, MAX_IRREGULARITIES)?.size;
             let kinds = irregularity_kinds(&r.kinds)?;
             let from = irregularities_cursor(&r.page_token, kinds)?;
+            let unit: Option<UnitId> = opt_id("unit", &r.unit, "units")?;
             self.reader.wait_for(min, wait).await?;
+            let models = self.reader.models();
+            let within = unit
+                .map(|unit| {
+                    models
+                        .projection
+                        .jurisdiction(unit, known)
+                        .ok_or_else(|| ApiError::NotFound(unit.to_string()))
+                })
+                .transpose()?;
             // A page looks at a bounded number of rows, so the read lock is held briefly even
             // on a national registry (the whole list: 2.2 million flags, about 13 s).
-            let (found, next) = self.reader.models().projection.irregularities_page(
+            let (found, next) = models.projection.irregularities_page(
                 &self.policy,
                 on,
                 known,
                 from,
                 size,
                 IRREGULARITY_ROWS_PER_PAGE,
+                within.as_ref(),
             );
             Ok(pb::ListIrregularitiesResponse {
                 irregularities: found.iter().map(irregularity_pb).collect(),
