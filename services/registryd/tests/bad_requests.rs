@@ -382,6 +382,34 @@ async fn bad_requests_are_named_and_change_nothing() {
     )
     .await;
     t.expect(
+        "irregularities within an office rather than a unit",
+        client
+            .audit()
+            .list_irregularities(v1::ListIrregularitiesRequest {
+                date: "2023-01-01".into(),
+                unit: "offices/0193a5e0-0000-7000-8000-000000000013".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+        "unit",
+    )
+    .await;
+    t.expect(
+        "irregularities within a unit the registry does not know",
+        client
+            .audit()
+            .list_irregularities(v1::ListIrregularitiesRequest {
+                date: "2023-01-01".into(),
+                unit: "units/0193a5e0-0000-7000-8000-0000000000ff".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::NotFound,
+        "units/0193a5e0-0000-7000-8000-0000000000ff",
+    )
+    .await;
+    t.expect(
         "irregularities with a negative page size",
         client
             .audit()
@@ -395,7 +423,7 @@ async fn bad_requests_are_named_and_change_nothing() {
         "page_size",
     )
     .await;
-    assert_eq!(t.checked, 22);
+    assert_eq!(t.checked, 24);
 
     // The store is intact: the one holder is still there, and a good request still works.
     let holders = q
