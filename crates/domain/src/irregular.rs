@@ -512,7 +512,7 @@ pub fn irregularities_page(
     rows: usize,
     within: Option<&Jurisdiction>,
 ) -> (Vec<Irregularity>, Option<Cursor>) {
-    let within = |mut flags: Vec<Irregularity>| {
+    let kept = |mut flags: Vec<Irregularity>| {
         if let Some(jurisdiction) = within {
             flags.retain(|flag| jurisdiction.holds(view, flag));
         }
@@ -535,19 +535,19 @@ pub fn irregularities_page(
                 part,
                 (start, skip),
                 view.holdings_from(start)
-                    .map(|(row, id, h)| (row, within(holding_flags(id, &h)))),
+                    .map(|(row, id, h)| (row, kept(holding_flags(id, &h)))),
             ),
             1 => page.fill(
                 part,
                 (start, skip),
                 view.persons_from(start)
-                    .map(|(row, person)| (row, within(person_flags(view, person, policy)))),
+                    .map(|(row, person)| (row, kept(person_flags(view, person, policy)))),
             ),
             _ => page.fill(
                 part,
                 (start, skip),
                 view.offices_from(start)
-                    .map(|(row, office)| (row, within(office_flags(view, office, policy, as_of)))),
+                    .map(|(row, office)| (row, kept(office_flags(view, office, policy, as_of)))),
             ),
         };
         if let Some(next) = stopped {
