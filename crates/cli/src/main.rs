@@ -53,6 +53,16 @@ struct Cli {
         default_value = "http://127.0.0.1:50051"
     )]
     server: String,
+    /// For an https:// server: the CA that signed its certificate (PEM) [default: the
+    /// system's roots].
+    #[arg(long, global = true, env = "REGCTL_TLS_CA")]
+    tls_ca: Option<std::path::PathBuf>,
+    /// For a server that accepts only known clients: your certificate (PEM), with --tls-key.
+    #[arg(long, global = true, env = "REGCTL_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, global = true, env = "REGCTL_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
     /// Who you are: recorded with every change you make, shown to auditors.
     #[arg(long, global = true, env = "REGCTL_ACTOR", default_value = "regctl")]
     actor: String,
@@ -153,9 +163,22 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         clap_complete::generate(shell, &mut Cli::command(), "regctl", &mut std::io::stdout());
         return Ok(());
     }
-    let client = Client::connect(&cli.server)
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| CliError::Io(format!("{}: {e}", path.display())))
+    };
+    let tls = registry_client::Tls {
+        ca: cli.tls_ca.as_deref().map(read).transpose()?,
+        identity: match (&cli.tls_cert, &cli.tls_key) {
+            (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+            _ => None,
+        },
+    };
+    let client = Client::connect_with(&cli.server, &tls)
         .await
-        .map_err(|e| CliError::Unavailable(e.to_string()))?
+        .map_err(|e| match e {
+            registry_client::ClientError::Connect { .. } => CliError::Unavailable(e.to_string()),
+            _ => CliError::Usage(e.to_string()),
+        })?
         .try_with_actor(&cli.actor)
         .map_err(|e| CliError::Usage(e.to_string()))?;
     let cx = Context {

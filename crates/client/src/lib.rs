@@ -47,6 +47,14 @@ pub enum ClientError {
     /// The actor name cannot be sent as metadata.
     #[error("actor {0:?} must be printable ASCII")]
     BadActor(String),
+    /// The TLS settings could not be used.
+    #[error("TLS for {address}: {source}")]
+    Tls {
+        /// Where.
+        address: String,
+        /// Why.
+        source: tonic::transport::Error,
+    },
     /// The server could not be reached.
     #[error("cannot connect to {address}: {source}")]
     Connect {
@@ -79,13 +87,53 @@ pub struct Client {
     max_message_bytes: usize,
 }
 
+/// Makes aws-lc-rs the process's TLS crypto provider, unless one is chosen already: the
+/// dependency tree enables two, so rustls cannot choose alone.
+pub fn use_aws_lc() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+/// TLS for an `https://` address: the CA that signed the server's certificate (PEM; the
+/// system's roots when `None`) and, for a server that accepts only known clients, this
+/// client's certificate and key (PEM).
+#[derive(Clone, Debug, Default)]
+pub struct Tls {
+    /// The CA of the server's certificate.
+    pub ca: Option<Vec<u8>>,
+    /// The client's certificate and private key.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
 impl Client {
-    /// Connects to `address` (`http://host:port`).
+    /// Connects to `address` (`http://host:port`, or `https://host:port` checked against the
+    /// system's root certificates).
     pub async fn connect(address: &str) -> Result<Self, ClientError> {
-        let endpoint = Endpoint::from_shared(address.to_owned())
+        Self::connect_with(address, &Tls::default()).await
+    }
+
+    /// Connects to `address`; an `https://` address is checked and authenticated with `tls`.
+    pub async fn connect_with(address: &str, tls: &Tls) -> Result<Self, ClientError> {
+        use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+        let mut endpoint = Endpoint::from_shared(address.to_owned())
             .map_err(|_| ClientError::BadAddress(address.to_owned()))?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true);
+        if address.starts_with("https://") {
+            use_aws_lc();
+            let mut config = match &tls.ca {
+                Some(ca) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)),
+                None => ClientTlsConfig::new().with_native_roots(),
+            };
+            if let Some((cert, key)) = &tls.identity {
+                config = config.identity(Identity::from_pem(cert, key));
+            }
+            endpoint = endpoint
+                .tls_config(config)
+                .map_err(|source| ClientError::Tls {
+                    address: address.to_owned(),
+                    source,
+                })?;
+        }
         let channel = endpoint
             .connect()
             .await

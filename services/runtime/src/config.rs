@@ -49,6 +49,16 @@ pub struct Options {
     /// admin [default: all four].
     #[arg(long, env = "REGISTRY_SERVICES")]
     pub services: Option<String>,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key [default: plaintext].
+    #[arg(long, env = "REGISTRY_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "REGISTRY_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Accept only clients with a certificate signed by this CA (PEM): mutual TLS; needs
+    /// --tls-cert.
+    #[arg(long, env = "REGISTRY_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
     /// A TOML file with any of the options above (snake_case keys); flags and environment win.
     #[arg(long, env = "REGISTRY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -67,6 +77,9 @@ struct FileOptions {
     timeout_seconds: Option<u64>,
     grace_seconds: Option<u64>,
     services: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
 }
 
 /// The services `registryd` can host.
@@ -105,6 +118,8 @@ pub struct Config {
     pub grace: Duration,
     /// The services to host (`registryd`).
     pub services: Vec<String>,
+    /// TLS, when served (certificates read and checked).
+    pub tls: Option<tonic::transport::ServerTlsConfig>,
 }
 
 /// A configuration that cannot be used.
@@ -235,6 +250,11 @@ impl Config {
                 format!("{unknown:?} is not one of {}", SERVICES.join(", ")),
             ));
         }
+        let tls = tls(
+            options.tls_cert.or(file.tls_cert),
+            options.tls_key.or(file.tls_key),
+            options.tls_client_ca.or(file.tls_client_ca),
+        )?;
         Ok(Self {
             listen,
             store,
@@ -243,6 +263,7 @@ impl Config {
             timeout: Duration::from_secs(timeout),
             grace: Duration::from_secs(grace),
             services,
+            tls,
         })
     }
 
@@ -256,6 +277,66 @@ impl Config {
             }
         }
     }
+}
+
+/// The server's TLS from its files: none, or a certificate with its key, and optionally the CA
+/// of the clients to accept. The files are read and the certificates checked here, so a bad one
+/// stops the process before anything is bound.
+fn tls(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+) -> Result<Option<tonic::transport::ServerTlsConfig>, ConfigError> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    // The dependency tree enables two crypto providers, so rustls cannot choose alone.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let read = |option: &'static str, path: &PathBuf| {
+        std::fs::read(path).map_err(|e| ConfigError::Invalid {
+            option,
+            problem: format!("{}: {e}", path.display()),
+        })
+    };
+    let (cert, key) = match (cert, key) {
+        (None, None) if client_ca.is_some() => {
+            return Err(ConfigError::Invalid {
+                option: "--tls-client-ca",
+                problem: "needs --tls-cert and --tls-key (the server's own certificate)".into(),
+            })
+        }
+        (None, None) => return Ok(None),
+        (Some(_), None) => {
+            return Err(ConfigError::Invalid {
+                option: "--tls-key",
+                problem: "is required with --tls-cert".into(),
+            })
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::Invalid {
+                option: "--tls-cert",
+                problem: "is required with --tls-key".into(),
+            })
+        }
+        (Some(cert), Some(key)) => (read("--tls-cert", &cert)?, read("--tls-key", &key)?),
+    };
+    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
+    if let Some(ca) = &client_ca {
+        config = config.client_ca_root(Certificate::from_pem(read("--tls-client-ca", ca)?));
+    }
+    // Building a server with it parses the certificates and the key.
+    tonic::transport::Server::builder()
+        .tls_config(config.clone())
+        .map_err(|e| ConfigError::Invalid {
+            option: if client_ca.is_some() {
+                "--tls-cert/--tls-key/--tls-client-ca"
+            } else {
+                "--tls-cert/--tls-key"
+            },
+            problem: format!(
+                "not a usable certificate and key (PEM): {e}{}",
+                std::error::Error::source(&e).map_or_else(String::new, |s| format!(": {s}"))
+            ),
+        })?;
+    Ok(Some(config))
 }
 
 impl StoreChoice {
@@ -326,6 +407,49 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(error.starts_with("--listen: "), "{error}");
+    }
+
+    #[test]
+    fn tls_options_come_together_and_are_checked_before_serving() {
+        let problem = |cert: Option<&str>, key: Option<&str>, ca: Option<&str>| {
+            let options = Options {
+                tls_cert: cert.map(PathBuf::from),
+                tls_key: key.map(PathBuf::from),
+                tls_client_ca: ca.map(PathBuf::from),
+                ..Options::default()
+            };
+            Config::resolve(options)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let fixture = |name: &str| {
+            let dir = env!("CARGO_MANIFEST_DIR");
+            format!("{dir}/../registryd/tests/tls/{name}")
+        };
+        let (cert, key, ca) = (
+            fixture("server.pem"),
+            fixture("server.key"),
+            fixture("ca.pem"),
+        );
+        assert!(problem(Some(&cert), None, None).starts_with("--tls-key: "));
+        assert!(problem(None, Some(&key), None).starts_with("--tls-cert: "));
+        assert!(problem(None, None, Some(&ca)).starts_with("--tls-client-ca: "));
+        let missing = problem(Some(&cert), Some("/nonexistent.key"), None);
+        assert!(
+            missing.starts_with("--tls-key: /nonexistent.key"),
+            "{missing}"
+        );
+        // A certificate given as the key.
+        let wrong = problem(Some(&cert), Some(&ca), None);
+        assert!(wrong.starts_with("--tls-cert/--tls-key: "), "{wrong}");
+        let served = Config::resolve(Options {
+            tls_cert: Some(cert.into()),
+            tls_key: Some(key.into()),
+            tls_client_ca: Some(ca.into()),
+            ..Options::default()
+        });
+        assert!(served.is_ok_and(|c| c.tls.is_some()));
     }
 
     #[test]

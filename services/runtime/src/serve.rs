@@ -188,7 +188,11 @@ pub async fn serve(
         }
         let _ = stop_tx.send(());
     };
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &config.tls {
+        builder = builder.tls_config(tls.clone())?;
+    }
+    let server = builder
         .concurrency_limit_per_connection(config.concurrency)
         .timeout(config.timeout)
         .add_routes(routes)
@@ -242,7 +246,7 @@ pub async fn run(
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    tracing::info!(address = %listener.local_addr()?, services = ?service_names, "serving");
+    tracing::info!(address = %listener.local_addr()?, services = ?service_names, tls = config.tls.is_some(), "serving");
     // Tests and scripts read the bound address from this line on standard output.
     println!("listening on {}", listener.local_addr()?);
     serve(config, listener, routes, service_names, shutdown_signal()).await?;

@@ -1,0 +1,132 @@
+//! TLS over real sockets: `registryd` serving with a certificate and accepting only clients
+//! whose certificate its CA signed (mutual TLS). A client with such a certificate writes and
+//! reads back; one without, one that does not trust the server's CA, and one speaking plaintext
+//! are all turned away before any call reaches a service, and what they tried is not recorded.
+//! The certificates are in `tests/tls/` (how they were made: `tests/tls/README.md`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use registry_client::{request_id, v1, Client, Tls};
+use support::Daemon;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/tls")
+        .join(name)
+}
+
+fn read(name: &str) -> Vec<u8> {
+    std::fs::read(fixture(name)).unwrap()
+}
+
+/// Registers a person through `client`: its resource name, or the status refusing it.
+async fn register(client: &Client) -> Result<String, tonic::Status> {
+    let written = client
+        .command()
+        .register_person(v1::RegisterPersonRequest {
+            request_id: request_id(),
+            display_name: "Nguyễn Văn An".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    Ok(written.result.unwrap().name)
+}
+
+/// Whether a client with `tls` at `address` is turned away: at the connection, or at its first
+/// call.
+async fn turned_away(address: &str, tls: &Tls) -> bool {
+    match Client::connect_with(address, tls).await {
+        Err(_) => true,
+        Ok(client) => register(&client).await.is_err(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_clients_with_a_certificate_of_the_ca_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, ca) = (
+        fixture("server.pem"),
+        fixture("server.key"),
+        fixture("ca.pem"),
+    );
+    let daemon = Daemon::embedded(
+        dir.path(),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--tls-client-ca",
+            ca.to_str().unwrap(),
+        ],
+    );
+    let https = daemon.address.replace("http://", "https://");
+    let known = Tls {
+        ca: Some(read("ca.pem")),
+        identity: Some((read("client.pem"), read("client.key"))),
+    };
+
+    let client = Client::connect_with(&https, &known)
+        .await
+        .unwrap()
+        .with_actor("registrar@test");
+    let person = register(&client).await.unwrap();
+    let history = client
+        .audit()
+        .list_resource_history(v1::ListResourceHistoryRequest {
+            name: person.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(history.changes.len(), 1);
+    assert_eq!(history.changes[0].event_type, "PersonRegistered");
+    assert_eq!(history.changes[0].actor, "registrar@test");
+
+    // No client certificate; the server's CA not trusted (the system's roots); plaintext.
+    let anonymous = Tls {
+        ca: Some(read("ca.pem")),
+        identity: None,
+    };
+    assert!(turned_away(&https, &anonymous).await);
+    assert!(turned_away(&https, &Tls::default()).await);
+    assert!(turned_away(&daemon.address, &Tls::default()).await);
+
+    // Only the known client's write was recorded.
+    let stats = client
+        .admin()
+        .get_store_stats(v1::GetStoreStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stats.events, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_client_ca_any_client_that_trusts_the_server_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (fixture("server.pem"), fixture("server.key"));
+    let daemon = Daemon::embedded(
+        dir.path(),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let https = daemon.address.replace("http://", "https://");
+    let trusting = Tls {
+        ca: Some(read("ca.pem")),
+        identity: None,
+    };
+    let client = Client::connect_with(&https, &trusting).await.unwrap();
+    register(&client).await.unwrap();
+    assert!(turned_away(&daemon.address, &Tls::default()).await);
+}
