@@ -883,3 +883,47 @@ fn a_generated_registry_imports_whole_and_answers_like_it() {
     }
     assert_eq!(checked, 12);
 }
+
+#[test]
+fn regctl_speaks_mutual_tls_with_its_certificate_and_is_turned_away_without() {
+    let tls = |name: &str| {
+        format!(
+            "{}/../../services/registryd/tests/tls/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, ca) = (tls("server.pem"), tls("server.key"), tls("ca.pem"));
+    let daemon = Daemon::embedded(
+        &registryd_binary(),
+        dir.path(),
+        &[
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--tls-client-ca",
+            &ca,
+        ],
+    );
+    let https = daemon.address.replace("http://", "https://");
+    let regctl = |extra: &[&str]| {
+        let mut command = Command::cargo_bin("regctl").unwrap();
+        command
+            .args(["--server", &https, "--tls-ca", &ca])
+            .args(extra);
+        command
+    };
+    let (client_cert, client_key) = (tls("client.pem"), tls("client.key"));
+    regctl(&["--tls-cert", &client_cert, "--tls-key", &client_key])
+        .args(["persons", "add", "Trần Thị Bình"])
+        .assert()
+        .success();
+    // Without a client certificate: the server is unreachable for it (exit 7).
+    regctl(&[]).args(["stats"]).assert().code(7);
+    // A certificate without its key is a usage error (exit 2), caught before connecting.
+    regctl(&["--tls-cert", &client_cert])
+        .args(["stats"])
+        .assert()
+        .code(2);
+}
