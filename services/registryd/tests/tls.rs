@@ -1,7 +1,9 @@
 //! TLS over real sockets: `registryd` serving with a certificate and accepting only clients
 //! whose certificate its CA signed (mutual TLS). A client with such a certificate writes and
-//! reads back; one without, one that does not trust the server's CA, and one speaking plaintext
-//! are all turned away before any call reaches a service, and what they tried is not recorded.
+//! reads back, recorded under its certificate's name; one without, one that does not trust the
+//! server's CA, and one speaking plaintext are all turned away before any call reaches a
+//! service, and what they tried is not recorded. Without mutual TLS no client can claim a
+//! certified name.
 //! The certificates are in `tests/tls/` (how they were made: `tests/tls/README.md`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -71,11 +73,12 @@ async fn only_clients_with_a_certificate_of_the_ca_are_served() {
         identity: Some((read("client.pem"), read("client.key"))),
     };
 
-    let client = Client::connect_with(&https, &known)
-        .await
-        .unwrap()
-        .with_actor("registrar@test");
+    // The actor recorded is the certificate's name; a different declared one is whom it acts
+    // for.
+    let connected = Client::connect_with(&https, &known).await.unwrap();
+    let client = connected.clone().with_actor("registrar@test");
     let person = register(&client).await.unwrap();
+    let clerk = register(&connected.with_actor("clerk-7")).await.unwrap();
     let history = client
         .audit()
         .list_resource_history(v1::ListResourceHistoryRequest {
@@ -88,6 +91,10 @@ async fn only_clients_with_a_certificate_of_the_ca_are_served() {
     assert_eq!(history.changes.len(), 1);
     assert_eq!(history.changes[0].event_type, "PersonRegistered");
     assert_eq!(history.changes[0].actor, "registrar@test");
+    assert_eq!(
+        actor_of(&client, &clerk).await,
+        "registrar@test for clerk-7"
+    );
 
     // No client certificate; the server's CA not trusted (the system's roots); plaintext.
     let anonymous = Tls {
@@ -105,7 +112,7 @@ async fn only_clients_with_a_certificate_of_the_ca_are_served() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(stats.events, 1);
+    assert_eq!(stats.events, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,7 +133,46 @@ async fn without_a_client_ca_any_client_that_trusts_the_server_is_served() {
         ca: Some(read("ca.pem")),
         identity: None,
     };
-    let client = Client::connect_with(&https, &trusting).await.unwrap();
+    let client = Client::connect_with(&https, &trusting)
+        .await
+        .unwrap()
+        .with_actor("clerk-7");
     register(&client).await.unwrap();
     assert!(turned_away(&daemon.address, &Tls::default()).await);
+
+    // Without a client certificate, a name claimed as certified is dropped: the declared actor
+    // is recorded.
+    let mut forged = tonic::Request::new(v1::RegisterPersonRequest {
+        request_id: request_id(),
+        display_name: "Lê Văn Giả".into(),
+        ..Default::default()
+    });
+    forged.metadata_mut().insert_bin(
+        "x-registry-certified-actor-bin",
+        tonic::metadata::MetadataValue::from_bytes(b"minister@gov"),
+    );
+    let person = client
+        .command()
+        .register_person(forged)
+        .await
+        .unwrap()
+        .into_inner()
+        .result
+        .unwrap()
+        .name;
+    assert_eq!(actor_of(&client, &person).await, "clerk-7");
+}
+
+/// Who recorded the first event about `name`.
+async fn actor_of(client: &Client, name: &str) -> String {
+    let history = client
+        .audit()
+        .list_resource_history(v1::ListResourceHistoryRequest {
+            name: name.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    history.changes[0].actor.clone()
 }

@@ -19,6 +19,10 @@ use crate::writer::Caller;
 /// The metadata key naming the caller, recorded with every write as its actor.
 pub const ACTOR_HEADER: &str = "x-registry-actor";
 
+/// The metadata key the server sets, under mutual TLS, to the name in the caller's certificate
+/// (never the client: [`certify`] removes any it sent).
+const CERTIFIED_HEADER: &str = "x-registry-certified-actor-bin";
+
 /// The metadata key tying related requests together.
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
 
@@ -79,13 +83,57 @@ pub fn caller_in(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
+    let declared = header(ACTOR_HEADER).filter(|a| !a.trim().is_empty());
+    let certified = metadata
+        .get_bin(CERTIFIED_HEADER)
+        .and_then(|v| v.to_bytes().ok())
+        .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok());
+    // The certificate's name is who calls; a different declared actor is whom it calls for.
+    let actor = match (certified, declared) {
+        (Some(certified), Some(declared)) if certified != declared => {
+            format!("{certified} for {declared}")
+        }
+        (Some(certified), _) => certified,
+        (None, Some(declared)) => declared,
+        (None, None) => "anonymous".to_owned(),
+    };
     Ok(Caller {
-        actor: header(ACTOR_HEADER)
-            .filter(|a| !a.trim().is_empty())
-            .unwrap_or_else(|| "anonymous".to_owned()),
+        actor,
         request_id: request_id.to_owned(),
         correlation_id: header(CORRELATION_HEADER),
     })
+}
+
+/// Sets [`CERTIFIED_HEADER`] to the name in the client's certificate when the connection has
+/// one (mutual TLS), for [`caller_in`]; removes any the client sent, on every connection.
+fn certify(mut request: Request<()>) -> Result<Request<()>, Status> {
+    request.metadata_mut().remove_bin(CERTIFIED_HEADER);
+    let Some(certificates) = request.peer_certs() else {
+        return Ok(request);
+    };
+    let Some(leaf) = certificates.first() else {
+        return Ok(request);
+    };
+    let name = certificate_name(leaf).ok_or_else(|| {
+        Status::unauthenticated("the client certificate names no subject to record as the actor")
+    })?;
+    request.metadata_mut().insert_bin(
+        CERTIFIED_HEADER,
+        tonic::metadata::MetadataValue::from_bytes(name.as_bytes()),
+    );
+    Ok(request)
+}
+
+/// The common name of a certificate's subject, else the whole subject (RFC 4514); `None` when
+/// it does not parse or names nobody.
+fn certificate_name(der: &[u8]) -> Option<String> {
+    use x509_cert::der::Decode;
+    let certificate = x509_cert::Certificate::from_der(der).ok()?;
+    let subject = certificate.tbs_certificate().subject();
+    match subject.common_name() {
+        Ok(Some(name)) => Some(name.value().into_owned()),
+        _ => (!subject.is_empty()).then(|| subject.to_string()),
+    }
 }
 
 /// How long the caller is willing to wait, from its `grpc-timeout`, less a margin to answer.
@@ -195,6 +243,7 @@ pub async fn serve(
     let server = builder
         .concurrency_limit_per_connection(config.concurrency)
         .timeout(config.timeout)
+        .layer(tonic::service::InterceptorLayer::new(certify))
         .add_routes(routes)
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
