@@ -106,6 +106,7 @@ pub fn caller_in(
 
 /// Sets [`CERTIFIED_HEADER`] to the name in the client's certificate when the connection has
 /// one (mutual TLS), for [`caller_in`]; removes any the client sent, on every connection.
+#[allow(clippy::result_large_err)] // The signature of tonic's interceptors.
 fn certify(mut request: Request<()>) -> Result<Request<()>, Status> {
     request.metadata_mut().remove_bin(CERTIFIED_HEADER);
     let Some(certificates) = request.peer_certs() else {
