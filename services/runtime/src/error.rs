@@ -70,6 +70,9 @@ pub enum ApiError {
     /// The service is shutting down or its background work stopped.
     #[error("{0}")]
     Unavailable(String),
+    /// The caller's certificate does not say who it is.
+    #[error("{0}")]
+    Unauthenticated(String),
     /// One record of an import was refused (the records before it were recorded).
     #[error("{}: {source}", record_path(*index, *kind))]
     Record {
@@ -127,6 +130,7 @@ impl ApiError {
             Self::Corrupt { .. } => Code::DataLoss,
             Self::Behind { .. } => Code::DeadlineExceeded,
             Self::Unavailable(_) => Code::Unavailable,
+            Self::Unauthenticated(_) => Code::Unauthenticated,
         }
     }
 }

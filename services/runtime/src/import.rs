@@ -100,7 +100,11 @@ fn kind(record: &pb::ImportRecord) -> Option<&'static str> {
 }
 
 /// The caller and command of one record.
-fn parse(metadata: &MetadataMap, record: &pb::ImportRecord) -> Result<(Caller, Command), ApiError> {
+fn parse(
+    metadata: &MetadataMap,
+    certified: Option<&str>,
+    record: &pb::ImportRecord,
+) -> Result<(Caller, Command), ApiError> {
     let Some(record) = &record.record else {
         return Err(ApiError::invalid(
             "record",
@@ -108,7 +112,7 @@ fn parse(metadata: &MetadataMap, record: &pb::ImportRecord) -> Result<(Caller, C
         ));
     };
     with_request!(record, |_kind, r| {
-        let caller = serve::caller_in(metadata, r.request_id())?;
+        let caller = serve::caller_in(metadata, certified, r.request_id())?;
         let command = r.command(&caller.actor)?;
         Ok((caller, command))
     })
@@ -120,6 +124,7 @@ pub async fn import_records(
     request: Request<Streaming<pb::ImportRecordsRequest>>,
 ) -> Result<Response<pb::ImportRecordsResponse>, Status> {
     serve::call("ImportRecords", "", async move {
+        let certified = serve::certified(&request)?;
         let (metadata, _, mut stream) = request.into_parts();
         let mut response = pb::ImportRecordsResponse::default();
         let mut queued = VecDeque::new();
@@ -135,7 +140,7 @@ pub async fn import_records(
             let mut batch = Vec::with_capacity(message.records.len());
             let mut malformed = None;
             for (index, record) in message.records.iter().enumerate() {
-                match parse(&metadata, record) {
+                match parse(&metadata, certified.as_deref(), record) {
                     Ok(item) => batch.push(item),
                     Err(e) => {
                         malformed = Some((index, e));

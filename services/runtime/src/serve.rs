@@ -19,10 +19,6 @@ use crate::writer::Caller;
 /// The metadata key naming the caller, recorded with every write as its actor.
 pub const ACTOR_HEADER: &str = "x-registry-actor";
 
-/// The metadata key the server sets, under mutual TLS, to the name in the caller's certificate
-/// (never the client: [`certify`] removes any it sent).
-const CERTIFIED_HEADER: &str = "x-registry-certified-actor-bin";
-
 /// The metadata key tying related requests together.
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
 
@@ -54,14 +50,37 @@ pub fn init_logs() {
         .try_init();
 }
 
-/// Who calls, from the request's metadata and its `request_id`.
+/// Who calls, from the request's certificate and metadata and its `request_id`.
 pub fn caller<T>(request: &Request<T>, request_id: &str) -> Result<Caller, ApiError> {
-    caller_in(request.metadata(), request_id)
+    caller_in(
+        request.metadata(),
+        certified(request)?.as_deref(),
+        request_id,
+    )
 }
 
-/// Who calls, from a call's metadata and a `request_id` (one call of an import carries many).
+/// The name in the certificate the caller presented, under mutual TLS (`None` on a connection
+/// without one): its subject's common name, else its whole subject (RFC 4514). A certificate
+/// the server's client CA signed that names nobody is refused.
+pub fn certified<T>(request: &Request<T>) -> Result<Option<String>, ApiError> {
+    let Some(leaf) = request
+        .peer_certs()
+        .and_then(|chain| chain.first().cloned())
+    else {
+        return Ok(None);
+    };
+    certificate_name(&leaf).map(Some).ok_or_else(|| {
+        ApiError::Unauthenticated(
+            "the client certificate names no subject to record as the actor".into(),
+        )
+    })
+}
+
+/// Who calls, from a call's metadata, the name in its certificate and a `request_id` (one call
+/// of an import carries many).
 pub fn caller_in(
     metadata: &tonic::metadata::MetadataMap,
+    certified: Option<&str>,
     request_id: &str,
 ) -> Result<Caller, ApiError> {
     let request_id = request_id.trim();
@@ -84,16 +103,12 @@ pub fn caller_in(
             .map(str::to_owned)
     };
     let declared = header(ACTOR_HEADER).filter(|a| !a.trim().is_empty());
-    let certified = metadata
-        .get_bin(CERTIFIED_HEADER)
-        .and_then(|v| v.to_bytes().ok())
-        .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok());
     // The certificate's name is who calls; a different declared actor is whom it calls for.
     let actor = match (certified, declared) {
         (Some(certified), Some(declared)) if certified != declared => {
             format!("{certified} for {declared}")
         }
-        (Some(certified), _) => certified,
+        (Some(certified), _) => certified.to_owned(),
         (None, Some(declared)) => declared,
         (None, None) => "anonymous".to_owned(),
     };
@@ -102,27 +117,6 @@ pub fn caller_in(
         request_id: request_id.to_owned(),
         correlation_id: header(CORRELATION_HEADER),
     })
-}
-
-/// Sets [`CERTIFIED_HEADER`] to the name in the client's certificate when the connection has
-/// one (mutual TLS), for [`caller_in`]; removes any the client sent, on every connection.
-#[allow(clippy::result_large_err)] // The signature of tonic's interceptors.
-fn certify(mut request: Request<()>) -> Result<Request<()>, Status> {
-    request.metadata_mut().remove_bin(CERTIFIED_HEADER);
-    let Some(certificates) = request.peer_certs() else {
-        return Ok(request);
-    };
-    let Some(leaf) = certificates.first() else {
-        return Ok(request);
-    };
-    let name = certificate_name(leaf).ok_or_else(|| {
-        Status::unauthenticated("the client certificate names no subject to record as the actor")
-    })?;
-    request.metadata_mut().insert_bin(
-        CERTIFIED_HEADER,
-        tonic::metadata::MetadataValue::from_bytes(name.as_bytes()),
-    );
-    Ok(request)
 }
 
 /// The common name of a certificate's subject, else the whole subject (RFC 4514); `None` when
@@ -244,7 +238,6 @@ pub async fn serve(
     let server = builder
         .concurrency_limit_per_connection(config.concurrency)
         .timeout(config.timeout)
-        .layer(tonic::service::InterceptorLayer::new(certify))
         .add_routes(routes)
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
