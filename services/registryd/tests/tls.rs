@@ -78,7 +78,8 @@ async fn only_clients_with_a_certificate_of_the_ca_are_served() {
     let connected = Client::connect_with(&https, &known).await.unwrap();
     let client = connected.clone().with_actor("registrar@test");
     let person = register(&client).await.unwrap();
-    let clerk = register(&connected.with_actor("clerk-7")).await.unwrap();
+    let for_clerk = connected.with_actor("clerk-7");
+    let clerk = register(&for_clerk).await.unwrap();
     let history = client
         .audit()
         .list_resource_history(v1::ListResourceHistoryRequest {
@@ -98,14 +99,16 @@ async fn only_clients_with_a_certificate_of_the_ca_are_served() {
     // An import's records too.
     let person_id = uuid::Uuid::now_v7();
     let record = v1::ImportRecord {
-        record: Some(v1::import_record::Record::Person(v1::RegisterPersonRequest {
-            request_id: request_id(),
-            person_id: person_id.to_string(),
-            display_name: "Phạm Thị Nhập".into(),
-            ..Default::default()
-        })),
+        record: Some(v1::import_record::Record::Person(
+            v1::RegisterPersonRequest {
+                request_id: request_id(),
+                person_id: person_id.to_string(),
+                display_name: "Phạm Thị Nhập".into(),
+                ..Default::default()
+            },
+        )),
     };
-    client
+    for_clerk
         .command()
         .import_records(futures::stream::iter([v1::ImportRecordsRequest {
             records: vec![record],
@@ -113,7 +116,10 @@ async fn only_clients_with_a_certificate_of_the_ca_are_served() {
         .await
         .unwrap();
     let imported = format!("persons/{person_id}");
-    assert_eq!(actor_of(&client, &imported).await, "registrar@test");
+    assert_eq!(
+        actor_of(&client, &imported).await,
+        "registrar@test for clerk-7"
+    );
 
     // No client certificate; the server's CA not trusted (the system's roots); plaintext.
     let anonymous = Tls {
