@@ -80,18 +80,10 @@ async fn only_clients_with_a_certificate_of_the_ca_are_served() {
     let person = register(&client).await.unwrap();
     let for_clerk = connected.with_actor("clerk-7");
     let clerk = register(&for_clerk).await.unwrap();
-    let history = client
-        .audit()
-        .list_resource_history(v1::ListResourceHistoryRequest {
-            name: person.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(history.changes.len(), 1);
-    assert_eq!(history.changes[0].event_type, "PersonRegistered");
-    assert_eq!(history.changes[0].actor, "registrar@test");
+    let history = history(&client, &person).await;
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].event_type, "PersonRegistered");
+    assert_eq!(history[0].actor, "registrar@test");
     assert_eq!(
         actor_of(&client, &clerk).await,
         "registrar@test for clerk-7"
@@ -170,14 +162,27 @@ async fn without_a_client_ca_any_client_that_trusts_the_server_is_served() {
 
 /// Who recorded the first event about `name`.
 async fn actor_of(client: &Client, name: &str) -> String {
-    let history = client
+    history(client, name).await[0].actor.clone()
+}
+
+/// The recorded history of `name`, once the read models have every write made so far.
+async fn history(client: &Client, name: &str) -> Vec<v1::Change> {
+    let head = client
+        .admin()
+        .get_store_stats(v1::GetStoreStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .head_position;
+    client
         .audit()
         .list_resource_history(v1::ListResourceHistoryRequest {
             name: name.to_owned(),
+            min_position: head,
             ..Default::default()
         })
         .await
         .unwrap()
-        .into_inner();
-    history.changes[0].actor.clone()
+        .into_inner()
+        .changes
 }
