@@ -17,10 +17,13 @@
 //! Then PostgreSQL (`REGISTRY_PG_URL`, default the machine's server) loads the same holdings
 //! into a temporal table and answers Q1-Q4 with prepared statements, and W1 as 32 connections
 //! inserting past holdings (durable commits); each answer is printed as a ratio to registryd's.
+//! Last, `registryd` serves the same store again over mutual TLS (the test certificates of
+//! `services/registryd/tests/tls/`) and Q2 is driven through clients holding a certificate:
+//! its rate and server CPU per request against the plaintext Q2 of the same run.
 //!
 //! `cargo bench -p registry-bench --bench grpc`. Prints requests/s, latency percentiles, the
 //! server's CPU use, and each read's throughput as a fraction of the echo ceiling.
-//! `REGISTRY_BENCH_ONLY=q1,w1` runs only the parts named (of rebuild, health, q1, q2, q3, q4,
+//! `REGISTRY_BENCH_ONLY=q1,w1` runs only the parts named (of rebuild, health, q1, q2, q3, q4, tls,
 //! w1, mix, postgres); the echo ceiling always runs. `REGISTRY_BENCH_STORE=DIR` keeps the store in `DIR`
 //! and, when `DIR` already holds one from an earlier run of the same size, uses it as it is
 //! instead of writing the generated registry again (for profiling; W1 adds its writes to it).
@@ -1130,6 +1133,97 @@ fn main() {
                 pg.drop_schema().await;
             }
         }
-        drop((registryd, echo));
+        if wanted(&only, "tls") {
+            // The same store served again, over mutual TLS: what encryption and client
+            // certificates cost a question, against the plaintext rows of this run.
+            drop((clients_of_registryd, clients, admin, registryd));
+            over_tls(&binary, &dir, &q2, load, q2_report.as_ref()).await;
+        }
+        drop(echo);
     });
+}
+
+/// Starts `registryd` on the store in `dir` over mutual TLS (the test certificates), waits
+/// until its read models reach the head, and drives Q2 through clients holding a certificate.
+async fn over_tls(
+    binary: &std::path::Path,
+    dir: &std::path::Path,
+    q2: &(impl Fn(u64) -> v1::ListPersonOfficesRequest + Clone + Send + Sync + 'static),
+    load: Load,
+    plaintext: Option<&Report>,
+) {
+    let fixture = |name: &str| {
+        let path = format!(
+            "{}/../../services/registryd/tests/tls/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        (std::fs::read(&path).unwrap(), path)
+    };
+    let ((ca, ca_path), (_, cert), (_, key)) = (
+        fixture("ca.pem"),
+        fixture("server.pem"),
+        fixture("server.key"),
+    );
+    let ((client_cert, _), (client_key, _)) = (fixture("client.pem"), fixture("client.key"));
+    let started = Instant::now();
+    let registryd = Daemon::embedded(
+        binary,
+        dir,
+        &[
+            "--timeout-seconds",
+            "600",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--tls-client-ca",
+            &ca_path,
+        ],
+    );
+    let https = registryd.address.replace("http://", "https://");
+    let tls = registry_client::Tls {
+        ca: Some(ca),
+        identity: Some((client_cert, client_key)),
+    };
+    let mut clients = Vec::new();
+    for _ in 0..load.connections {
+        clients.push(Client::connect_with(&https, &tls).await.unwrap());
+    }
+    loop {
+        let stats = clients[0]
+            .admin()
+            .get_store_stats(v1::GetStoreStatsRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        if !stats.head_position.is_empty() && stats.projection_position == stats.head_position {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "registryd over mutual TLS started in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let r2 = q2.clone();
+    let report = drive(&clients, load, &[pid_of(&registryd)], move |n, client| {
+        let request = r2(n);
+        async move {
+            client
+                .query()
+                .list_person_offices(request)
+                .await
+                .map(|_| ())
+        }
+    })
+    .await;
+    row("Q2 over mutual TLS", &report, None);
+    if let Some(plaintext) = plaintext {
+        println!(
+            "  Q2 over mutual TLS / in plaintext: {:.2} (server CPU per request {:.2} x)",
+            report.per_second / plaintext.per_second,
+            (report.server_cores / report.per_second)
+                / (plaintext.server_cores / plaintext.per_second)
+        );
+    }
 }
