@@ -761,18 +761,7 @@ fn main() {
         // A national rebuild takes longer than the default call timeout (60 s) allows.
         let registryd = Daemon::embedded(&binary, &dir, &["--timeout-seconds", "600"]);
         let admin = Client::connect(&registryd.address).await.unwrap();
-        loop {
-            let stats = admin
-                .admin()
-                .get_store_stats(v1::GetStoreStatsRequest {})
-                .await
-                .unwrap()
-                .into_inner();
-            if !stats.head_position.is_empty() && stats.projection_position == stats.head_position {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        caught_up(&admin).await;
         println!(
             "registryd started and folded {events} events in {:.1} s \
              (MIMALLOC_PURGE_DECOMMITS={}, .cargo/config.toml unless set before)",
@@ -1143,6 +1132,22 @@ fn main() {
     });
 }
 
+/// Waits until the read models of the server `client` talks to have folded the whole store.
+async fn caught_up(client: &Client) {
+    loop {
+        let stats = client
+            .admin()
+            .get_store_stats(v1::GetStoreStatsRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        if !stats.head_position.is_empty() && stats.projection_position == stats.head_position {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Starts `registryd` on the store in `dir` over mutual TLS (the test certificates), waits
 /// until its read models reach the head, and drives Q2 through clients holding a certificate.
 async fn over_tls(
@@ -1189,18 +1194,7 @@ async fn over_tls(
     for _ in 0..load.connections {
         clients.push(Client::connect_with(&https, &tls).await.unwrap());
     }
-    loop {
-        let stats = clients[0]
-            .admin()
-            .get_store_stats(v1::GetStoreStatsRequest {})
-            .await
-            .unwrap()
-            .into_inner();
-        if !stats.head_position.is_empty() && stats.projection_position == stats.head_position {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    caught_up(&clients[0]).await;
     println!(
         "registryd over mutual TLS started in {:.1} s",
         started.elapsed().as_secs_f64()

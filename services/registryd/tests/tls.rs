@@ -25,6 +25,26 @@ fn read(name: &str) -> Vec<u8> {
     std::fs::read(fixture(name)).unwrap()
 }
 
+/// `registryd` on a store in `dir`, serving TLS with the test server certificate and, when
+/// `mutual`, admitting only clients with a certificate of the test CA.
+fn tls_daemon(dir: &Path, mutual: bool) -> Daemon {
+    let (cert, key, ca) = (
+        fixture("server.pem"),
+        fixture("server.key"),
+        fixture("ca.pem"),
+    );
+    let mut args = vec![
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    if mutual {
+        args.extend(["--tls-client-ca", ca.to_str().unwrap()]);
+    }
+    Daemon::embedded(dir, &args)
+}
+
 /// Registers a person through `client`: its resource name, or the status refusing it.
 async fn register(client: &Client) -> Result<String, tonic::Status> {
     let written = client
@@ -51,22 +71,7 @@ async fn turned_away(address: &str, tls: &Tls) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_clients_with_a_certificate_of_the_ca_are_served() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key, ca) = (
-        fixture("server.pem"),
-        fixture("server.key"),
-        fixture("ca.pem"),
-    );
-    let daemon = Daemon::embedded(
-        dir.path(),
-        &[
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-            "--tls-client-ca",
-            ca.to_str().unwrap(),
-        ],
-    );
+    let daemon = tls_daemon(dir.path(), true);
     let https = daemon.address.replace("http://", "https://");
     let known = Tls {
         ca: Some(read("ca.pem")),
@@ -135,16 +140,7 @@ async fn only_clients_with_a_certificate_of_the_ca_are_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_client_ca_any_client_that_trusts_the_server_is_served() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (fixture("server.pem"), fixture("server.key"));
-    let daemon = Daemon::embedded(
-        dir.path(),
-        &[
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-        ],
-    );
+    let daemon = tls_daemon(dir.path(), false);
     let https = daemon.address.replace("http://", "https://");
     let trusting = Tls {
         ca: Some(read("ca.pem")),
