@@ -864,9 +864,10 @@ fn main() {
             })
             .await;
 
-        let r2 = q2.clone();
-        let q2_report = registryd_questions
-            .replayed("q2", "Q2 offices of a person", move |n, client| {
+        // Q2 as a call: here in plaintext, and at the end over mutual TLS.
+        let ask_q2 = {
+            let r2 = q2.clone();
+            move |n, client: Client| {
                 let request = r2(n);
                 async move {
                     client
@@ -875,7 +876,10 @@ fn main() {
                         .await
                         .map(|_| ())
                 }
-            })
+            }
+        };
+        let q2_report = registryd_questions
+            .replayed("q2", "Q2 offices of a person", ask_q2.clone())
             .await;
 
         let c = catalogue.clone();
@@ -1126,7 +1130,7 @@ fn main() {
             // The same store served again, over mutual TLS: what encryption and client
             // certificates cost a question, against the plaintext rows of this run.
             drop((clients_of_registryd, clients, admin, registryd));
-            over_tls(&binary, &dir, &q2, load, q2_report.as_ref()).await;
+            over_tls(&binary, &dir, ask_q2, load, q2_report.as_ref()).await;
         }
         drop(echo);
     });
@@ -1150,13 +1154,16 @@ async fn caught_up(client: &Client) {
 
 /// Starts `registryd` on the store in `dir` over mutual TLS (the test certificates), waits
 /// until its read models reach the head, and drives Q2 through clients holding a certificate.
-async fn over_tls(
+async fn over_tls<F, Fut, E>(
     binary: &std::path::Path,
     dir: &std::path::Path,
-    q2: &(impl Fn(u64) -> v1::ListPersonOfficesRequest + Clone + Send + Sync + 'static),
+    ask_q2: F,
     load: Load,
     plaintext: Option<&Report>,
-) {
+) where
+    F: Fn(u64, Client) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = Result<(), E>> + Send,
+{
     let fixture = |name: &str| {
         let path = format!(
             "{}/../../services/registryd/tests/tls/{name}",
@@ -1199,18 +1206,7 @@ async fn over_tls(
         "registryd over mutual TLS started in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let r2 = q2.clone();
-    let report = drive(&clients, load, &[pid_of(&registryd)], move |n, client| {
-        let request = r2(n);
-        async move {
-            client
-                .query()
-                .list_person_offices(request)
-                .await
-                .map(|_| ())
-        }
-    })
-    .await;
+    let report = drive(&clients, load, &[pid_of(&registryd)], ask_q2).await;
     row("Q2 over mutual TLS", &report, None);
     if let Some(plaintext) = plaintext {
         println!(

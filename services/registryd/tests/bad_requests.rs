@@ -13,13 +13,7 @@ use tonic_types::StatusExt;
 use v1::{CapacityKind as Cap, Level, OfficeKind as Off};
 
 async fn head(client: &Client) -> String {
-    client
-        .admin()
-        .get_store_stats(v1::GetStoreStatsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .head_position
+    support::store_stats(client).await.head_position
 }
 
 struct Table {

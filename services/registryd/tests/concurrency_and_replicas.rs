@@ -102,13 +102,7 @@ async fn sixty_four_clients_race_for_a_sole_office_on_the_embedded_store() {
     let (won, refused, aborted) =
         race(std::slice::from_ref(&daemon.address), &office, &persons).await;
     assert_eq!((won, refused + aborted), (1, CLIENTS - 1));
-    let head = client
-        .admin()
-        .get_store_stats(v1::GetStoreStatsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .head_position;
+    let head = support::store_stats(&client).await.head_position;
     for date in ["2021-12-31", "2030-01-01"] {
         assert_eq!(
             holders_on(&daemon.address, &office, date, &head)
@@ -190,13 +184,7 @@ async fn two_command_processes_race_on_postgres_and_two_query_processes_read_the
         (1, CLIENTS - 1),
         "refused {refused}, aborted {aborted}"
     );
-    let head = client
-        .admin()
-        .get_store_stats(v1::GetStoreStatsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .head_position;
+    let head = support::store_stats(&client).await.head_position;
     assert!(!last.is_empty());
     for query in [&query_1, &query_2] {
         assert_eq!(
@@ -267,12 +255,7 @@ async fn concurrent_writes_are_each_stored_once_at_their_own_position() {
         1,
         "the repeated request was recorded once"
     );
-    let stats = client
-        .admin()
-        .get_store_stats(v1::GetStoreStatsRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let stats = support::store_stats(&client).await;
     assert_eq!(stats.events, 201);
     // Every answer's position holds that very write: read each back with it.
     for answer in distinct.iter().take(20) {

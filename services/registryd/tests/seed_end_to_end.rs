@@ -690,12 +690,7 @@ async fn answers(client: &Client, s: &Seed) -> Vec<String> {
     assert!(not_a_unit.message().contains("unit"), "{not_a_unit:?}");
 
     // The change feed from the start delivers every event of the store, in order.
-    let stats = client
-        .admin()
-        .get_store_stats(v1::GetStoreStatsRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let stats = support::store_stats(client).await;
     assert_eq!(stats.backend, "embedded");
     let mut feed = client
         .audit()
@@ -763,13 +758,7 @@ async fn the_seed_article_end_to_end_and_again_after_a_restart() {
     }
 
     // A subscriber to the live feed receives a write made after it subscribed.
-    let head = client
-        .admin()
-        .get_store_stats(v1::GetStoreStatsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .head_position;
+    let head = support::store_stats(&client).await.head_position;
     let mut live = client
         .audit()
         .stream_changes(v1::StreamChangesRequest {
@@ -835,13 +824,7 @@ async fn the_seed_article_end_to_end_and_again_after_a_restart() {
         ),
         (first.name.as_str(), first.commit_position.as_str(), true)
     );
-    let head = client
-        .admin()
-        .get_store_stats(v1::GetStoreStatsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .head_position;
+    let head = support::store_stats(&client).await.head_position;
     assert_eq!(head, first.commit_position);
     let before = answers(&client, &seed).await;
 

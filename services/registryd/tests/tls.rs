@@ -128,12 +128,7 @@ async fn only_clients_with_a_certificate_of_the_ca_are_served() {
     assert!(turned_away(&daemon.address, &Tls::default()).await);
 
     // Only the known client's write was recorded.
-    let stats = client
-        .admin()
-        .get_store_stats(v1::GetStoreStatsRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let stats = support::store_stats(&client).await;
     assert_eq!(stats.events, 3);
 }
 
@@ -163,13 +158,7 @@ async fn actor_of(client: &Client, name: &str) -> String {
 
 /// The recorded history of `name`, once the read models have every write made so far.
 async fn history(client: &Client, name: &str) -> Vec<v1::Change> {
-    let head = client
-        .admin()
-        .get_store_stats(v1::GetStoreStatsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .head_position;
+    let head = support::store_stats(client).await.head_position;
     client
         .audit()
         .list_resource_history(v1::ListResourceHistoryRequest {

@@ -68,6 +68,16 @@ pub fn just_before(mut t: prost_types::Timestamp) -> prost_types::Timestamp {
     t
 }
 
+/// The store's statistics as the server `client` talks to sees them.
+pub async fn store_stats(client: &Client) -> v1::GetStoreStatsResponse {
+    client
+        .admin()
+        .get_store_stats(v1::GetStoreStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 /// A legal basis for test records.
 pub fn basis(number: &str) -> v1::LegalBasis {
     v1::LegalBasis {
