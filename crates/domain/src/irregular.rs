@@ -84,6 +84,20 @@ impl Irregularity {
         Kinds::NAMES[self.kind_index()]
     }
 
+    /// The first day the flag concerns: the day two holdings began to overlap, the first day of
+    /// too many offices, the first vacant day, a holding's first (surely held) day. A listing as
+    /// of a day lists the flags whose first day is that day or earlier. `None` for a holding the
+    /// view does not know.
+    pub fn first_day(&self, view: &impl StateView) -> Option<Date> {
+        match self {
+            Self::UncoveredConcurrency { on, .. } | Self::TooManyOffices { on, .. } => Some(*on),
+            Self::LongVacancy { vacant, .. } => Some(vacant.start),
+            Self::MissingBasis { holding } | Self::EndUnknown { holding } => {
+                view.holding_outline(*holding).map(|h| h.span.start)
+            }
+        }
+    }
+
     fn kind_index(&self) -> usize {
         match self {
             Self::UncoveredConcurrency { .. } => 0,
@@ -474,8 +488,8 @@ impl Cursor {
     const PARTS: u8 = 3;
 }
 
-/// Every irregularity of the registry `view` shows, with vacancies counted up to `as_of`, in a
-/// stable order (see [`irregularities_page`]).
+/// Every irregularity of the registry `view` shows as of the day `as_of`, in a stable order
+/// (see [`irregularities_page`]).
 pub fn irregularities(view: &impl StateView, policy: &Policy, as_of: Date) -> Vec<Irregularity> {
     let (mut found, _) = irregularities_page(
         view,
@@ -490,9 +504,9 @@ pub fn irregularities(view: &impl StateView, policy: &Policy, as_of: Date) -> Ve
     found
 }
 
-/// One page of the irregularities `view` shows, from `from`: at most `size` of them and at
-/// most `rows` rows of the view looked at, so that a page of a national registry is computed
-/// in a bounded time. Returns where the next page starts (`None` at the end; a page may be
+/// One page of the irregularities `view` shows as of the day `as_of`, from `from`: at most
+/// `size` of them and at most `rows` rows of the view looked at, so that a page of a national
+/// registry is computed in a bounded time. Returns where the next page starts (`None` at the end; a page may be
 /// empty before the end when its rows held none).
 ///
 /// Only flags of the cursor's kinds are listed (and counted against `size`); a part of the
@@ -501,6 +515,10 @@ pub fn irregularities(view: &impl StateView, policy: &Policy, as_of: Date) -> Ve
 /// Whatever order the view lists holdings in, each uncovered combination is listed once, as
 /// `(lower id, higher id)`, and each person held too many offices at once on the earliest day
 /// they did.
+///
+/// As of a day means every flag whose first day ([`Irregularity::first_day`]) is that day or
+/// earlier, ended or not (a concurrency that ended before it is listed, one that begins after
+/// it is not); vacancies are counted up to it.
 ///
 /// With `within`, only the flags [`Jurisdiction::holds`] are listed (and counted).
 pub fn irregularities_page(
@@ -513,6 +531,13 @@ pub fn irregularities_page(
     within: Option<&Jurisdiction>,
 ) -> (Vec<Irregularity>, Option<Cursor>) {
     let kept = |mut flags: Vec<Irregularity>| {
+        // As of a day: the flags concerning it or an earlier day, not those that begin later
+        // (a holding's own flags are kept or not by `holding_flags`, which has its outline).
+        flags.retain(|flag| match flag {
+            Irregularity::UncoveredConcurrency { on, .. }
+            | Irregularity::TooManyOffices { on, .. } => *on <= as_of,
+            _ => true,
+        });
         if let Some(jurisdiction) = within {
             flags.retain(|flag| jurisdiction.holds(view, flag));
         }
@@ -535,7 +560,7 @@ pub fn irregularities_page(
                 part,
                 (start, skip),
                 view.holdings_from(start)
-                    .map(|(row, id, h)| (row, kept(holding_flags(id, &h)))),
+                    .map(|(row, id, h)| (row, kept(holding_flags(id, &h, as_of)))),
             ),
             1 => page.fill(
                 part,
@@ -667,8 +692,12 @@ impl Page {
     }
 }
 
-fn holding_flags(id: HoldingId, holding: &HoldingOutline) -> Vec<Irregularity> {
+/// The flags of a holding that began (surely held) on `as_of` or earlier.
+fn holding_flags(id: HoldingId, holding: &HoldingOutline, as_of: Date) -> Vec<Irregularity> {
     let mut found = Vec::new();
+    if holding.span.start > as_of {
+        return found;
+    }
     if !holding.has_basis {
         found.push(Irregularity::MissingBasis { holding: id });
     }

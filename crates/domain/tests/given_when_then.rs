@@ -1264,6 +1264,112 @@ fn missing_basis_is_flagged() {
     );
 }
 
+/// As of a day: every flag whose first day is that day or earlier, ended or not; none that
+/// begins later (issue 22, item 2). Each edge is tested on the day before and the day itself.
+#[test]
+fn irregularities_as_of_a_day_list_only_flags_begun_by_then() {
+    let mut w = World::new();
+    w.given.policy = Policy {
+        max_concurrent_holdings: 2,
+        max_vacancy_days: i64::MAX,
+    };
+    let (vice, chair, no_basis) = (HoldingId::new(), HoldingId::new(), HoldingId::new());
+    w.given
+        .run(start(vice, w.a, w.vice_secretary, "2020-10-15"));
+    w.given.run(start(chair, w.a, w.front_chair, "2021-06-01"));
+    w.given.run(end(chair, "2022-01-01"));
+    w.given
+        .run(start(HoldingId::new(), w.a, w.party_member, "2023-03-01"));
+    w.given.run(Command::StartHolding {
+        holding: no_basis,
+        person: w.b,
+        office: w.party_member,
+        start: d("2019-05-01").into(),
+        beginning: Beginning::Elected,
+        term: None,
+        basis: None,
+    });
+    let policy = w.given.policy;
+    let listed = |day: &str| w.given.registry.irregularities(&policy, d(day));
+    let concurrency = Irregularity::UncoveredConcurrency {
+        person: w.a,
+        holdings: (vice.min(chair), vice.max(chair)),
+        on: d("2021-06-01"),
+    };
+    let missing = Irregularity::MissingBasis { holding: no_basis };
+    assert!(!listed("2019-04-30").contains(&missing));
+    assert!(listed("2019-05-01").contains(&missing));
+    assert!(!listed("2021-05-31").contains(&concurrency));
+    assert!(listed("2021-06-01").contains(&concurrency));
+    // Ended on 2022-01-01, still listed later, with its first day.
+    assert!(listed("2024-03-18").contains(&concurrency));
+    // From 2023 A holds two offices (the Front chair ended in 2022): at the limit, not over.
+    assert!(!listed("2024-03-18")
+        .iter()
+        .any(|i| matches!(i, Irregularity::TooManyOffices { .. })));
+    assert!(
+        listed("2019-04-30").is_empty(),
+        "{:?}",
+        listed("2019-04-30")
+    );
+}
+
+/// The thresholds' edges: a count exactly at the limit and a vacancy of exactly the limit are
+/// not flagged; one more is.
+#[test]
+fn flags_begin_one_past_their_thresholds() {
+    let mut w = World::new();
+    w.given.policy = Policy {
+        max_concurrent_holdings: 2,
+        max_vacancy_days: 365,
+    };
+    w.given
+        .run(start(HoldingId::new(), w.a, w.party_member, "1990-01-01"));
+    w.given
+        .run(start(HoldingId::new(), w.a, w.secretary, "1990-01-01"));
+    let policy = w.given.policy;
+    let too_many = |g: &Given| {
+        g.registry
+            .irregularities(&policy, d("2024-01-01"))
+            .into_iter()
+            .filter(|i| matches!(i, Irregularity::TooManyOffices { .. }))
+            .count()
+    };
+    assert_eq!(too_many(&w.given), 0, "two offices at a limit of two");
+    let mut third = w.given.clone();
+    third.run(start(
+        HoldingId::new(),
+        w.a,
+        w.committee_chair,
+        "1990-01-01",
+    ));
+    assert_eq!(too_many(&third), 1, "three offices at a limit of two");
+
+    // The committee chair was established on 1990-01-01: a first holder 365 days later is
+    // within the limit, 366 days later is not.
+    let vacancies = |first: &str| {
+        let mut g = w.given.clone();
+        g.run(start(HoldingId::new(), w.b, w.committee_chair, first));
+        g.registry
+            .irregularities(&policy, d("2024-01-01"))
+            .into_iter()
+            .filter(|i| {
+                matches!(i, Irregularity::LongVacancy { office, .. } if *office == w.committee_chair)
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(d("1990-01-01").days_until(d("1991-01-01")), 365);
+    assert!(vacancies("1991-01-01").is_empty());
+    assert_eq!(
+        vacancies("1991-01-02"),
+        vec![Irregularity::LongVacancy {
+            office: w.committee_chair,
+            vacant: Span::between(d("1990-01-01"), d("1991-01-02")),
+            days: 366,
+        }]
+    );
+}
+
 // ----- retractions -----
 
 #[test]

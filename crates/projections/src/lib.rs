@@ -37,7 +37,7 @@ pub mod snapshot;
 mod queries;
 
 pub use audit::AsKnown;
-pub use queries::{Coverage, HoldingView, Lineage, OfficeView, UnitView};
+pub use queries::{Coverage, CoverageError, HoldingView, Lineage, OfficeView, UnitView};
 pub use search::{fold, MatchKind, NameIndex};
 
 /// The maps of the read models: keys are UUIDs or short strings, so a fast non-cryptographic

@@ -97,6 +97,25 @@ pub struct Coverage {
     pub observed: Vec<UnitId>,
 }
 
+/// Why a coverage question has no answer.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CoverageError {
+    /// The model is not known (at the instant asked about).
+    #[error("{0} not found")]
+    UnknownModel(ModelId),
+    /// The jurisdiction is not known (at the instant asked about).
+    #[error("{0} not found")]
+    UnknownUnit(UnitId),
+    /// The jurisdiction is a body, not an administrative area: coverage counts areas.
+    #[error("{unit} is a {kind:?}, not an administrative area (a province, district or commune)")]
+    NotAnArea {
+        /// The unit asked about.
+        unit: UnitId,
+        /// Its kind.
+        kind: UnitKind,
+    },
+}
+
 impl Coverage {
     /// Declared but not observed.
     pub fn declared_only(&self) -> Vec<UnitId> {
@@ -727,7 +746,7 @@ impl Projection {
         })
     }
 
-    /// The persons holding an office of `role` in `unit` or the units under it on `on`.
+    /// The persons holding an office of `role` in one of `units` on `on`.
     fn role_holders(
         &self,
         role: Role,
@@ -756,6 +775,32 @@ impl Projection {
         persons
     }
 
+    /// The bodies of the administrative area `area` on `on`: the units of its level placed in
+    /// it, and those placed in them (a standing board in its Party committee, the common
+    /// agency serving its Front), never an area under it nor the bodies of one.
+    fn own_bodies(&self, area: u32, on: Date, known_at: Option<Instant>) -> Vec<u32> {
+        let level = self.units[area as usize].level;
+        let mut out = Vec::new();
+        let mut stack = vec![area];
+        while let Some(u) = stack.pop() {
+            for child in self.children_on(u, on, known_at) {
+                let row = &self.units[child as usize];
+                if row.kind != UnitKind::AdministrativeArea
+                    && row.level == level
+                    && !out.contains(&child)
+                {
+                    out.push(child);
+                    stack.push(child);
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether the arrangement is observed in the administrative area `unit` on `on`: its own
+    /// bodies' offices are held as the model arranges (one person holds every role of it, or
+    /// one of its bodies serves two parents or more). What the areas under it do does not
+    /// count: a district observes a pilot when its own Vice Secretary is its own Front Chair.
     pub(crate) fn observed(
         &self,
         arrangement: &Arrangement,
@@ -763,11 +808,7 @@ impl Projection {
         on: Date,
         known_at: Option<Instant>,
     ) -> bool {
-        let below = self.tree(self.units[unit as usize].id, on, known_at);
-        let below: Vec<u32> = below
-            .iter()
-            .filter_map(|u| self.unit_ix.get(u).copied())
-            .collect();
+        let below = self.own_bodies(unit, on, known_at);
         match arrangement {
             Arrangement::ConcurrentOffices { roles } => {
                 let Some((first, rest)) = roles.split_first() else {
@@ -788,7 +829,7 @@ impl Projection {
     }
 
     /// How many units of `level` under `jurisdiction` apply `model` on `on`, as declared and as
-    /// observed. `None` when the model or the jurisdiction is unknown.
+    /// observed. The jurisdiction must be an administrative area.
     pub fn coverage(
         &self,
         model: ModelId,
@@ -796,12 +837,23 @@ impl Projection {
         level: Level,
         on: Date,
         known_at: Option<Instant>,
-    ) -> Option<Coverage> {
-        let row = self.models.get(&model)?;
-        at(&row.exists, known_at).next()?;
-        let root = *self.unit_ix.get(&jurisdiction)?;
+    ) -> Result<Coverage, CoverageError> {
+        let row = self
+            .models
+            .get(&model)
+            .filter(|row| at(&row.exists, known_at).next().is_some())
+            .ok_or(CoverageError::UnknownModel(model))?;
+        let unknown = CoverageError::UnknownUnit(jurisdiction);
+        let root = *self.unit_ix.get(&jurisdiction).ok_or(unknown.clone())?;
         // A jurisdiction recorded (or retracted) after `known_at` is unknown then.
-        self.unit_life(root, known_at)?;
+        self.unit_life(root, known_at).ok_or(unknown)?;
+        let kind = self.units[root as usize].kind;
+        if kind != UnitKind::AdministrativeArea {
+            return Err(CoverageError::NotAnArea {
+                unit: jurisdiction,
+                kind,
+            });
+        }
         let mut coverage = Coverage::default();
         let day = on.julian_day();
         // The precomputed timelines answer for the current knowledge when they are fresh.
@@ -850,7 +902,7 @@ impl Projection {
         }
         coverage.declared.sort_unstable();
         coverage.observed.sort_unstable();
-        Some(coverage)
+        Ok(coverage)
     }
 
     /// Persons whose names match `query`, ignoring case, diacritics and normal form; exact

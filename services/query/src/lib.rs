@@ -5,7 +5,7 @@
 //! the `min_position` it names, then reads the projection under a read lock, without awaiting.
 
 use registry_domain::{Date, PersonId, TermId, UnitId};
-use registry_projections::{HoldingView, Instant, MatchKind, Projection};
+use registry_projections::{CoverageError, HoldingView, Instant, MatchKind, Projection};
 use registry_proto::v1 as pb;
 use registry_proto::v1::query_service_server::{QueryService, QueryServiceServer};
 use registry_runtime::convert::{
@@ -713,7 +713,13 @@ impl QueryService for QueryApi {
                 let coverage = models
                     .projection
                     .coverage(model, jurisdiction, level, on, known_at)
-                    .ok_or_else(|| ApiError::NotFound(format!("{model} or {jurisdiction}")))?;
+                    .map_err(|e| match e {
+                        CoverageError::UnknownModel(model) => ApiError::NotFound(model.to_string()),
+                        CoverageError::UnknownUnit(unit) => ApiError::NotFound(unit.to_string()),
+                        CoverageError::NotAnArea { .. } => {
+                            ApiError::invalid("jurisdiction", e.to_string())
+                        }
+                    })?;
                 let names = |ids: Vec<registry_domain::UnitId>| {
                     ids.into_iter().map(|u| u.to_string()).collect()
                 };

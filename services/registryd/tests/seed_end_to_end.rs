@@ -535,6 +535,26 @@ async fn answers(client: &Client, s: &Seed) -> Vec<String> {
     assert_eq!(coverage.observed, std::slice::from_ref(&s.cong_hoa));
     assert!(coverage.declared_only.is_empty() && coverage.observed_only.is_empty());
     all.push(format!("{coverage:?}"));
+    // The city itself does not observe it: its own Vice Secretary (Hưng) chairs its People's
+    // Committee, not its Front; what a commune under it does is the commune's.
+    let city_coverage = q
+        .clone()
+        .get_model_coverage(v1::GetModelCoverageRequest {
+            model: s.pilot.clone(),
+            jurisdiction: s.city.clone(),
+            level: Level::District as i32,
+            date: day.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(city_coverage.unit_count, 1);
+    assert!(
+        city_coverage.observed.is_empty() && city_coverage.declared.is_empty(),
+        "{city_coverage:?}"
+    );
+    all.push(format!("{city_coverage:?}"));
 
     // What became of Xã Dương Huy, and who chaired its People's Committee in 2019.
     let lineage = q
