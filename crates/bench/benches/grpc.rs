@@ -527,7 +527,13 @@ fn row(name: &str, report: &Report, ceiling: Option<f64>) {
 async fn connect(address: &str, n: usize) -> Vec<Client> {
     let mut clients = Vec::new();
     for _ in 0..n {
-        clients.push(Client::connect(address).await.unwrap().with_actor("bench"));
+        clients.push(
+            Client::connect(address)
+                .await
+                .unwrap()
+                .with_actor("bench")
+                .unwrap(),
+        );
     }
     clients
 }

@@ -179,7 +179,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             registry_client::ClientError::Connect { .. } => CliError::Unavailable(e.to_string()),
             _ => CliError::Usage(e.to_string()),
         })?
-        .try_with_actor(&cli.actor)
+        .with_actor(&cli.actor)
         .map_err(|e| CliError::Usage(e.to_string()))?;
     let cx = Context {
         client,

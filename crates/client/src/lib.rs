@@ -8,7 +8,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use registry_client::{request_id, v1, Client};
-//! let client = Client::connect("http://127.0.0.1:50051").await?.with_actor("registrar@province");
+//! let client = Client::connect("http://127.0.0.1:50051").await?.with_actor("registrar@province")?;
 //! let person = client
 //!     .command()
 //!     .register_person(v1::RegisterPersonRequest {
@@ -45,7 +45,7 @@ pub enum ClientError {
     #[error("{0:?} is not an address such as http://127.0.0.1:50051")]
     BadAddress(String),
     /// The actor name cannot be sent as metadata.
-    #[error("actor {0:?} must be printable ASCII")]
+    #[error("the actor name must not contain control characters")]
     BadActor(String),
     /// The TLS settings could not be used.
     #[error("TLS for {address}: {source}")]
@@ -148,21 +148,10 @@ impl Client {
         })
     }
 
-    /// The same connection, recording writes as made by `actor`.
-    pub fn with_actor(self, actor: &str) -> Self {
-        match actor.parse() {
-            Ok(value) => Self {
-                actor: Actor(value),
-                ..self
-            },
-            Err(_) => self,
-        }
-    }
-
-    /// Like [`Client::with_actor`], failing on a name that cannot be sent.
-    pub fn try_with_actor(self, actor: &str) -> Result<Self, ClientError> {
-        let value = actor
-            .parse()
+    /// The same connection, recording writes as made by `actor`: any name, Vietnamese
+    /// included, sent as its UTF-8 bytes; a name with control characters cannot be sent.
+    pub fn with_actor(self, actor: &str) -> Result<Self, ClientError> {
+        let value = MetadataValue::try_from(actor.as_bytes())
             .map_err(|_| ClientError::BadActor(actor.to_owned()))?;
         Ok(Self {
             actor: Actor(value),

@@ -27,10 +27,10 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DateError {
     /// The text has neither the ISO form `yyyy-mm-dd` nor the Vietnamese form `dd/mm/yyyy`.
-    #[error("{0:?} is not a date: expected yyyy-mm-dd or dd/mm/yyyy")]
+    #[error("{} is not a date: expected yyyy-mm-dd or dd/mm/yyyy", crate::quote(.0))]
     Format(String),
     /// The text has the right form but names no day of the calendar (2024-02-30).
-    #[error("{0:?} is not a date: {1}")]
+    #[error("{} is not a date: {}", crate::quote(.0), .1)]
     Range(String, String),
 }
 

@@ -9,6 +9,20 @@ use thiserror::Error;
 use crate::date::{Date, Span};
 use crate::ids::{EntityRef, HoldingId, OfficeId, PersonId, UnitId};
 
+/// The most characters of a caller's value an error message quotes.
+pub const QUOTED_CHARS: usize = 100;
+
+/// A caller's value as an error message quotes it: in quotes, escaped, and cut on a character
+/// boundary after [`QUOTED_CHARS`] characters with "…", so that a 20,000-character bad value
+/// makes a short message (a reply's headers carry it, and gRPC clients refuse large ones).
+/// Every message that echoes input quotes it through here.
+pub fn quote(text: &str) -> String {
+    match text.char_indices().nth(QUOTED_CHARS) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}", format!("{}…", &text[..cut])),
+    }
+}
+
 /// The family of a [`DomainError`], which decides the status code a caller sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -189,5 +203,21 @@ impl DomainError {
             field,
             problem: problem.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_value_is_quoted_short_and_cut_on_a_character() {
+        assert_eq!(quote("2024-03"), "\"2024-03\"");
+        let long = "ệ".repeat(1_500);
+        let quoted = quote(&long);
+        assert_eq!(quoted.chars().count(), QUOTED_CHARS + 3);
+        assert!(quoted.ends_with("…\""));
+        assert_eq!(quote(&"x".repeat(QUOTED_CHARS)).len(), QUOTED_CHARS + 2);
+        assert_eq!(quote("tab\there"), "\"tab\\there\"");
     }
 }

@@ -33,7 +33,7 @@ pub mod state;
 pub use command::{Command, NewUnit, OfficeFate, Reorganisation, Successor};
 pub use date::{Date, DateError, PartialDate, Precision, Span};
 pub use decide::{clean_text, Decision, MAX_NAME_CHARS};
-pub use error::{DomainError, ErrorKind};
+pub use error::{quote, DomainError, ErrorKind};
 pub use event::{DecodeError, Event};
 pub use ids::{AdoptionId, EntityRef, HoldingId, ModelId, OfficeId, PersonId, TermId, UnitId};
 pub use irregular::{Irregularity, Policy};

@@ -51,18 +51,22 @@ fn irregularity_kinds(names: &[String]) -> Result<Kinds, ApiError> {
     if names.is_empty() {
         return Ok(Kinds::ALL);
     }
-    names.iter().try_fold(Kinds::NONE, |kinds, name| {
-        let kind = Kinds::named(name).ok_or_else(|| {
-            ApiError::invalid(
-                "kinds",
-                format!(
-                    "{name:?} is not a kind of irregularity (one of {})",
-                    Kinds::NAMES.join(", ")
-                ),
-            )
-        })?;
-        Ok(kinds.with(kind))
-    })
+    names
+        .iter()
+        .enumerate()
+        .try_fold(Kinds::NONE, |kinds, (i, name)| {
+            let kind = Kinds::named(name).ok_or_else(|| {
+                ApiError::invalid(
+                    format!("kinds[{i}]"),
+                    format!(
+                        "{} is not a kind of irregularity (one of {})",
+                        registry_domain::quote(name),
+                        Kinds::NAMES.join(", ")
+                    ),
+                )
+            })?;
+            Ok(kinds.with(kind))
+        })
 }
 
 /// Where a page of irregularities of `kinds` starts: a token this service gave for the same

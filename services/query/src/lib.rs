@@ -4,7 +4,7 @@
 //! Answers come from the replica's [`Reader`]: each call first waits (within its deadline) for
 //! the `min_position` it names, then reads the projection under a read lock, without awaiting.
 
-use registry_domain::{Date, PersonId, TermId, UnitId};
+use registry_domain::{Date, PersonId, Span, TermId, UnitId};
 use registry_projections::{CoverageError, HoldingView, Instant, MatchKind, Projection};
 use registry_proto::v1 as pb;
 use registry_proto::v1::query_service_server::{QueryService, QueryServiceServer};
@@ -123,6 +123,27 @@ fn list_page(
     ))
 }
 
+/// A dated read of a unit or an office on a day outside its life is NOT_FOUND, naming the
+/// resource, the day and the life (so "no holders" never stands for "no such office then").
+fn alive_on(resource: impl std::fmt::Display, life: Span, on: Date) -> Result<(), ApiError> {
+    if life.contains(on) {
+        return Ok(());
+    }
+    let life = match life.end {
+        Some(end) => format!(
+            "it existed from {} to {} (its last day)",
+            life.start,
+            end.previous_day()
+        ),
+        None => format!("it exists from {}", life.start),
+    };
+    Err(ApiError::NotOnDay {
+        resource: resource.to_string(),
+        day: on.to_string(),
+        life,
+    })
+}
+
 fn position_text(position: Option<registry_eventstore::Position>) -> String {
     position.map(|p| p.to_string()).unwrap_or_default()
 }
@@ -169,8 +190,9 @@ impl QueryService for QueryApi {
                 let life = p
                     .office_span(office, known_at)
                     .ok_or_else(|| ApiError::NotFound(office.to_string()))?;
+                alive_on(office, life, on)?;
                 let holders = p.holders(office, on, known_at);
-                let vacant = life.contains(on) && holders.is_empty();
+                let vacant = holders.is_empty();
                 let holdings = holders.iter().map(|h| holding_pb(p, h, known_at)).collect();
                 Ok(pb::GetOfficeHoldersResponse {
                     holdings,
@@ -458,6 +480,7 @@ impl QueryService for QueryApi {
                     .projection
                     .office_on(office, on, known_at)
                     .ok_or_else(|| ApiError::NotFound(office.to_string()))?;
+                alive_on(office, view.life, on)?;
                 Ok(pb::GetOfficeResponse {
                     office: Some(office_pb(view)),
                     position: position_text(models.position),
@@ -589,8 +612,13 @@ impl QueryService for QueryApi {
                 ))
             },
             |(unit, on, known_at), models| {
+                let life = models
+                    .projection
+                    .unit_span(unit, known_at)
+                    .ok_or_else(|| ApiError::NotFound(unit.to_string()))?;
+                alive_on(unit, life, on)?;
                 let unit = unit_pb(&models.projection, unit, on, known_at)
-                    .ok_or_else(|| ApiError::NotFound(format!("{unit} on {on}")))?;
+                    .ok_or_else(|| ApiError::NotFound(unit.to_string()))?;
                 Ok(pb::GetUnitResponse {
                     unit: Some(unit),
                     position: position_text(models.position),
@@ -624,10 +652,11 @@ impl QueryService for QueryApi {
             },
             |(root, on, known_at, page_size, page_token), models| {
                 let p = &models.projection;
+                let life = p
+                    .unit_span(root, known_at)
+                    .ok_or_else(|| ApiError::NotFound(root.to_string()))?;
+                alive_on(root, life, on)?;
                 let tree = p.tree(root, on, known_at);
-                if tree.is_empty() {
-                    return Err(ApiError::NotFound(format!("{root} on {on}")));
-                }
                 let (ids, next_page_token) =
                     Page::read(page_size, &page_token, DEFAULT_PAGE, MAX_PAGE)?.of(tree);
                 let units = ids
@@ -710,6 +739,9 @@ impl QueryService for QueryApi {
                 ))
             },
             |(model, jurisdiction, level, on, known_at), models| {
+                if let Some(life) = models.projection.unit_span(jurisdiction, known_at) {
+                    alive_on(jurisdiction, life, on)?;
+                }
                 let coverage = models
                     .projection
                     .coverage(model, jurisdiction, level, on, known_at)

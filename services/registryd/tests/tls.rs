@@ -81,9 +81,9 @@ async fn only_clients_with_a_certificate_of_the_ca_are_served() {
     // The actor recorded is the certificate's name; a different declared one is whom it acts
     // for.
     let connected = Client::connect_with(&https, &known).await.unwrap();
-    let client = connected.clone().with_actor("registrar@test");
+    let client = connected.clone().with_actor("registrar@test").unwrap();
     let person = register(&client).await.unwrap();
-    let for_clerk = connected.with_actor("clerk-7");
+    let for_clerk = connected.with_actor("clerk-7").unwrap();
     let clerk = register(&for_clerk).await.unwrap();
     let history = history(&client, &person).await;
     assert_eq!(history.len(), 1);
@@ -144,7 +144,8 @@ async fn without_a_client_ca_any_client_that_trusts_the_server_is_served() {
     let client = Client::connect_with(&https, &trusting)
         .await
         .unwrap()
-        .with_actor("clerk-7");
+        .with_actor("clerk-7")
+        .unwrap();
     let person = register(&client).await.unwrap();
     assert!(turned_away(&daemon.address, &Tls::default()).await);
     // No client certificate: the declared actor is recorded as sent.

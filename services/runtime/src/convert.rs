@@ -8,7 +8,7 @@
 use std::str::FromStr;
 
 use registry_domain as d;
-use registry_domain::{clean_text, Date, PartialDate};
+use registry_domain::{clean_text, quote, Date, PartialDate};
 use registry_proto::v1 as pb;
 
 use crate::error::ApiError;
@@ -33,7 +33,7 @@ pub fn id<T: FromStr>(field: &str, text: &str, collection: &str) -> Parsed<T> {
     text.trim().parse().map_err(|_| {
         ApiError::invalid(
             field,
-            format!("{:?} is not a {collection}/{{uuid}} name", shorten(text)),
+            format!("{} is not a {collection}/{{uuid}} name", quote(text)),
         )
     })
 }
@@ -70,9 +70,9 @@ pub fn date(field: &str, text: &str) -> Parsed<Date> {
     if text.trim().is_empty() {
         return Err(ApiError::invalid(field, "is required"));
     }
-    text.trim().parse().map_err(|e: d::DateError| {
-        ApiError::invalid(field, format!("{:?} is not a date: {e}", shorten(text)))
-    })
+    text.trim()
+        .parse()
+        .map_err(|e: d::DateError| ApiError::invalid(field, e.to_string()))
 }
 
 /// An optional calendar date.
@@ -89,9 +89,9 @@ pub fn partial_date(field: &str, text: &str) -> Parsed<PartialDate> {
     if text.trim().is_empty() {
         return Err(ApiError::invalid(field, "is required"));
     }
-    text.trim().parse().map_err(|e: d::DateError| {
-        ApiError::invalid(field, format!("{:?} is not a date: {e}", shorten(text)))
-    })
+    text.trim()
+        .parse()
+        .map_err(|e: d::DateError| ApiError::invalid(field, e.to_string()))
 }
 
 /// An optional partial date.
@@ -152,17 +152,6 @@ pub fn amendment(field: &str, a: Option<&pb::Amendment>, actor: &str) -> Parsed<
         actor: actor.to_owned(),
         basis: opt_basis(&self::field(field, "basis"), a.basis.as_ref())?,
     })
-}
-
-/// Shortens a quoted input in an error message: a 100 kB value is not echoed whole.
-fn shorten(text: &str) -> String {
-    const KEEP: usize = 40;
-    if text.chars().count() <= KEEP {
-        text.to_owned()
-    } else {
-        let head: String = text.chars().take(KEEP).collect();
-        format!("{head}…")
-    }
 }
 
 /// Reads a protobuf enum field: the zero value and unknown numbers are rejected.
@@ -417,7 +406,18 @@ pub fn timestamp(micros: i64) -> prost_types::Timestamp {
 
 /// Reads an optional recorded instant as microseconds since the Unix epoch.
 pub fn known_at(field: &str, t: Option<&prost_types::Timestamp>) -> Parsed<Option<i64>> {
+    // google.protobuf.Timestamp's range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+    const SECONDS: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
     let Some(t) = t else { return Ok(None) };
+    if !SECONDS.contains(&t.seconds) {
+        return Err(ApiError::invalid(
+            field,
+            format!(
+                "seconds {} is outside the Timestamp range (years 1 to 9999)",
+                t.seconds
+            ),
+        ));
+    }
     if !(0..1_000_000_000).contains(&t.nanos) {
         return Err(ApiError::invalid(
             field,
@@ -472,8 +472,8 @@ pub fn entity(field: &str, name: &str) -> Parsed<d::EntityRef> {
             ApiError::invalid(
                 field,
                 format!(
-                    "{:?} is not a resource name such as units/{{uuid}}",
-                    shorten(name)
+                    "{} is not a resource name such as units/{{uuid}}",
+                    quote(name)
                 ),
             )
         });
@@ -489,7 +489,7 @@ pub fn entity(field: &str, name: &str) -> Parsed<d::EntityRef> {
         other => {
             return Err(ApiError::invalid(
                 field,
-                format!("{:?} is not a collection of the registry", shorten(other)),
+                format!("{} is not a collection of the registry", quote(other)),
             ))
         }
     })

@@ -36,6 +36,16 @@ pub enum ApiError {
     /// A resource asked for by a read does not exist (at that date or instant).
     #[error("{0} not found")]
     NotFound(String),
+    /// A dated read asked for a unit or an office on a day outside its life.
+    #[error("{resource} did not exist on {day}: {life}")]
+    NotOnDay {
+        /// The resource's name.
+        resource: String,
+        /// The day asked about.
+        day: String,
+        /// Its life, in words ("it existed from 2020-01-01 until 2025-06-30").
+        life: String,
+    },
     /// Concurrent writers kept moving the registry on; retrying with the same `request_id` is safe.
     #[error(
         "the write conflicted with concurrent writes {0} times; retry with the same request_id"
@@ -66,6 +76,16 @@ pub enum ApiError {
         wanted: String,
         /// The position reached.
         at: String,
+    },
+    /// A client stream failed to deliver its next message (too large, cut, cancelled): its own
+    /// status code is kept, so an oversized message of a stream is OUT_OF_RANGE as it is for a
+    /// unary call.
+    #[error("the request stream failed: {message}")]
+    Stream {
+        /// The transport's code.
+        code: Code,
+        /// The transport's message.
+        message: String,
     },
     /// The service is shutting down or its background work stopped.
     #[error("{0}")]
@@ -120,7 +140,7 @@ impl ApiError {
                 ErrorKind::AlreadyExists => Code::AlreadyExists,
                 ErrorKind::FailedPrecondition => Code::FailedPrecondition,
             },
-            Self::NotFound(_) => Code::NotFound,
+            Self::NotFound(_) | Self::NotOnDay { .. } => Code::NotFound,
             Self::Contention(_) => Code::Aborted,
             Self::Store { source, .. } => match source {
                 StoreError::EventTooLarge { .. } => Code::InvalidArgument,
@@ -130,6 +150,7 @@ impl ApiError {
             Self::Corrupt { .. } => Code::DataLoss,
             Self::Behind { .. } => Code::DeadlineExceeded,
             Self::Unavailable(_) => Code::Unavailable,
+            Self::Stream { code, .. } => *code,
             Self::Unauthenticated(_) => Code::Unauthenticated,
         }
     }
@@ -156,10 +177,28 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The most bytes of a status message or detail text. Values a caller sent are quoted short
+/// where they are echoed ([`registry_domain::quote`]); this bound holds whatever a message
+/// says, so a reply's headers stay far below what gRPC clients accept (8 to 16 KiB).
+const MAX_MESSAGE_BYTES: usize = 2048;
+
+/// `text`, cut on a character boundary to [`MAX_MESSAGE_BYTES`].
+fn bounded(mut text: String) -> String {
+    if text.len() > MAX_MESSAGE_BYTES {
+        let mut cut = MAX_MESSAGE_BYTES - '…'.len_utf8();
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
 impl From<ApiError> for Status {
     fn from(error: ApiError) -> Self {
         let code = error.code();
-        let message = error.to_string();
+        let message = bounded(error.to_string());
         let mut details = ErrorDetails::new();
         if let ApiError::Record {
             index,
@@ -182,7 +221,10 @@ impl From<ApiError> for Status {
                 _ => (None, "RECORD_REFUSED"),
             };
             if let Some((field, problem)) = field {
-                details.add_bad_request_violation(format!("{prefix}.{field}"), problem.clone());
+                details.add_bad_request_violation(
+                    format!("{prefix}.{field}"),
+                    bounded(problem.clone()),
+                );
             }
             details.set_error_info(
                 reason,
@@ -197,10 +239,10 @@ impl From<ApiError> for Status {
         }
         match &error {
             ApiError::Invalid { field, problem } => {
-                details.add_bad_request_violation(field.clone(), problem.clone());
+                details.add_bad_request_violation(field.clone(), bounded(problem.clone()));
             }
             ApiError::Domain(DomainError::InvalidField { field, problem }) => {
-                details.add_bad_request_violation(*field, problem.clone());
+                details.add_bad_request_violation(*field, bounded(problem.clone()));
             }
             ApiError::Domain(e) => {
                 details.set_error_info(e.rule(), ERROR_DOMAIN, []);
@@ -226,6 +268,15 @@ mod tests {
             status.get_details_error_info().map(|info| info.reason),
             Some("ALREADY_ENDED".to_owned())
         );
+    }
+
+    #[test]
+    fn no_message_outgrows_its_bound() {
+        let status = Status::from(ApiError::invalid("kinds[0]", "ệ".repeat(20_000)));
+        assert!(status.message().len() <= MAX_MESSAGE_BYTES);
+        assert!(status.message().ends_with('…'));
+        let violations = status.get_details_bad_request().unwrap().field_violations;
+        assert!(violations[0].description.len() <= MAX_MESSAGE_BYTES);
     }
 
     #[test]

@@ -131,11 +131,9 @@ pub async fn import_records(
         let mut last = None;
         let mut offset = 0;
         let mut refused = None;
-        while let Some(message) = stream.message().await.map_err(|status| {
-            ApiError::invalid(
-                "records",
-                format!("the stream could not be read: {}", status.message()),
-            )
+        while let Some(message) = stream.message().await.map_err(|status| ApiError::Stream {
+            code: status.code(),
+            message: status.message().to_owned(),
         })? {
             let mut batch = Vec::with_capacity(message.records.len());
             let mut malformed = None;

@@ -60,8 +60,8 @@ pub fn min_position(
         ApiError::invalid(
             field,
             format!(
-                "{:?} is not a commit position (N or N.M)",
-                text.chars().take(40).collect::<String>()
+                "{} is not a commit position (N or N.M)",
+                registry_domain::quote(text)
             ),
         )
     })

@@ -102,7 +102,7 @@ pub fn caller_in(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    let declared = header(ACTOR_HEADER).filter(|a| !a.trim().is_empty());
+    let declared = declared_actor(metadata)?;
     // The certificate's name is who calls; a different declared actor is whom it calls for.
     let actor = match (certified, declared) {
         (Some(certified), Some(declared)) if certified != declared => {
@@ -117,6 +117,35 @@ pub fn caller_in(
         request_id: request_id.to_owned(),
         correlation_id: header(CORRELATION_HEADER),
     })
+}
+
+/// The longest accepted `x-registry-actor`, in characters.
+const MAX_ACTOR_CHARS: usize = 200;
+
+/// The actor the caller declares in `x-registry-actor` (`None` when absent or blank): its
+/// bytes as sent, which must be UTF-8 (a Vietnamese name is recorded as written), at most
+/// [`MAX_ACTOR_CHARS`] characters, without control characters. A bad one is refused, never
+/// replaced by "anonymous".
+fn declared_actor(metadata: &tonic::metadata::MetadataMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = metadata.get(ACTOR_HEADER) else {
+        return Ok(None);
+    };
+    let actor = std::str::from_utf8(value.as_encoded_bytes())
+        .map_err(|_| ApiError::invalid(ACTOR_HEADER, "is not valid UTF-8"))?;
+    let length = actor.chars().count();
+    if length > MAX_ACTOR_CHARS {
+        return Err(ApiError::invalid(
+            ACTOR_HEADER,
+            format!("is {length} characters long; at most {MAX_ACTOR_CHARS}"),
+        ));
+    }
+    if actor.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            ACTOR_HEADER,
+            "must not contain control characters",
+        ));
+    }
+    Ok((!actor.trim().is_empty()).then(|| actor.to_owned()))
 }
 
 /// The common name of a certificate's subject, else the whole subject (RFC 4514); `None` when

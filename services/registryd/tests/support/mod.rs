@@ -44,7 +44,7 @@ impl Daemon {
     pub async fn client(&self) -> Client {
         for _ in 0..50 {
             if let Ok(client) = Client::connect(&self.address).await {
-                return client.with_actor("e2e-test");
+                return client.with_actor("e2e-test").unwrap();
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
