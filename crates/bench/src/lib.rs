@@ -165,6 +165,7 @@ pub async fn load_store(
         actor: "registry-bench".into(),
         request_id: None,
         correlation_id: None,
+        request_fingerprint: None,
     };
     for chunk in facts.chunks(1000) {
         let events = chunk

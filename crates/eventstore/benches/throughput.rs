@@ -28,6 +28,7 @@ fn event() -> NewEvent {
             actor: "bench".into(),
             request_id: None,
             correlation_id: None,
+            request_fingerprint: None,
         },
     }
 }

@@ -134,9 +134,27 @@ CREATE TABLE IF NOT EXISTS events (
     request_id     TEXT,
     correlation_id TEXT,
     recorded_at    INTEGER NOT NULL,
+    request_fingerprint TEXT,
     UNIQUE (stream, revision)
 );
 ";
+
+/// Brings a store written by an earlier version up to [`SCHEMA`]: columns added since are
+/// added (nullable: events stored before them have none).
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let has_fingerprint: bool = conn
+        .query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info('events') WHERE name = 'request_fingerprint'",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(sql_err)?;
+    if !has_fingerprint {
+        conn.execute_batch("ALTER TABLE events ADD COLUMN request_fingerprint TEXT")
+            .map_err(sql_err)?;
+    }
+    Ok(())
+}
 
 fn sql_err(e: rusqlite::Error) -> StoreError {
     StoreError::backend(e)
@@ -192,6 +210,7 @@ impl EmbeddedStore {
         }
         let conn = open_connection(&config.path, false)?;
         conn.execute_batch(SCHEMA).map_err(sql_err)?;
+        migrate(&conn)?;
         let head: u64 = conn
             .query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |r| {
                 r.get::<_, i64>(0)
@@ -325,7 +344,7 @@ impl Drop for Inner {
     }
 }
 
-const COLUMNS: &str = "position, stream, revision, id, type, version, payload, actor, request_id, correlation_id, recorded_at";
+const COLUMNS: &str = "position, stream, revision, id, type, version, payload, actor, request_id, correlation_id, recorded_at, request_fingerprint";
 
 /// The events at a JSON array of positions, by their rows' keys.
 fn read_seen_sql() -> String {
@@ -358,6 +377,7 @@ fn row_to_event(row: &rusqlite::Row<'_>, names: &mut Interner) -> rusqlite::Resu
             actor: names.get(2, text(7)?),
             request_id: optional_text(8)?,
             correlation_id: optional_text(9)?,
+            request_fingerprint: optional_text(11)?,
         },
         recorded_at: row.get_ref(10)?.as_i64()?,
     })
@@ -756,7 +776,7 @@ impl Writer {
         let recorded_at = now_micros().max(self.last_recorded);
         let mut statement = self
             .conn
-            .prepare_cached(&format!("INSERT INTO events ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"))
+            .prepare_cached(&format!("INSERT INTO events ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"))
             .map_err(sql_err)?;
         let mut revision = current.map_or(0, |r| r + 1);
         let mut position = self.head;
@@ -774,6 +794,7 @@ impl Writer {
                 event.metadata.request_id,
                 event.metadata.correlation_id,
                 recorded_at,
+                event.metadata.request_fingerprint,
             ]);
             if let Err(e) = inserted {
                 let duplicate = matches!(&e, rusqlite::Error::SqliteFailure(f, Some(m)) if f.code == rusqlite::ErrorCode::ConstraintViolation && m.contains("events.id"));

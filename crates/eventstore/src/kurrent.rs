@@ -69,6 +69,12 @@ struct StoredMetadata {
         skip_serializing_if = "Option::is_none"
     )]
     correlation_id: Option<String>,
+    #[serde(
+        rename = "requestFingerprint",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    request_fingerprint: Option<String>,
 }
 
 fn kurrent_err(e: impl std::fmt::Display) -> StoreError {
@@ -107,6 +113,7 @@ fn convert(event: &kurrentdb::RecordedEvent, names: &mut Interner) -> RecordedEv
             actor: names.get(2, &stored.actor),
             request_id: stored.request_id,
             correlation_id: stored.correlation_id,
+            request_fingerprint: stored.request_fingerprint,
         },
         recorded_at: event.created.timestamp_micros(),
     }
@@ -168,6 +175,7 @@ impl EventStore for KurrentStore {
                     actor: e.metadata.actor.to_string(),
                     request_id: e.metadata.request_id,
                     correlation_id: e.metadata.correlation_id,
+                    request_fingerprint: e.metadata.request_fingerprint,
                 };
                 EventData::binary(e.event_type, bytes::Bytes::from(e.payload))
                     .id(e.id)

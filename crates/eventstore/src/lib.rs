@@ -137,6 +137,11 @@ pub struct Metadata {
     /// The correlation id of the wider operation (an import, a reorganisation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
+    /// A digest of the request that produced the event (its RPC and payload), so that a
+    /// `request_id` reused for another request is told apart from a retry, after restarts too.
+    /// Carried by the first event of each request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_fingerprint: Option<String>,
 }
 
 /// An event to append.

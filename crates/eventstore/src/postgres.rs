@@ -118,7 +118,7 @@ fn pg_err(e: impl std::fmt::Display) -> StoreError {
 // The transaction id is read as text (tokio-postgres has no xid8 type) under an alias: an output
 // column named `tx_id` would make `ORDER BY tx_id` sort the text, lexicographically ("1007" before
 // "964").
-const COLUMNS: &str = "tx_id::text AS tx_text, seq, stream, revision, id, type, version, payload, actor, request_id, correlation_id, recorded_at";
+const COLUMNS: &str = "tx_id::text AS tx_text, seq, stream, revision, id, type, version, payload, actor, request_id, correlation_id, recorded_at, request_fingerprint";
 
 impl Statements {
     fn new(schema: &str) -> Self {
@@ -128,11 +128,16 @@ impl Statements {
             create_stream: format!("INSERT INTO {s}.streams (name, revision) VALUES ($1, $2) ON CONFLICT DO NOTHING"),
             update_stream: format!("UPDATE {s}.streams SET revision = $2 WHERE name = $1"),
             insert: format!(
-                "WITH inserted AS (
-                    INSERT INTO {s}.events (stream, revision, id, type, version, payload, actor, request_id, correlation_id, recorded_at)
-                    SELECT $1, r, i, t, v, p, a, q, c, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint
-                    FROM UNNEST($2::bigint[], $3::uuid[], $4::text[], $5::smallint[], $6::bytea[], $7::text[], $8::text[], $9::text[])
-                         AS u(r, i, t, v, p, a, q, c)
+                "WITH previous AS (
+                    SELECT COALESCE(max(recorded_at), 0) AS at FROM (
+                        SELECT recorded_at FROM {s}.events WHERE stream = $1
+                        ORDER BY revision DESC LIMIT 1) last),
+                 inserted AS (
+                    INSERT INTO {s}.events (stream, revision, id, type, version, payload, actor, request_id, correlation_id, request_fingerprint, recorded_at)
+                    SELECT $1, r, i, t, v, p, a, q, c, f,
+                           GREATEST((extract(epoch FROM clock_timestamp()) * 1000000)::bigint, previous.at)
+                    FROM UNNEST($2::bigint[], $3::uuid[], $4::text[], $5::smallint[], $6::bytea[], $7::text[], $8::text[], $9::text[], $10::text[])
+                         AS u(r, i, t, v, p, a, q, c, f), previous
                     RETURNING tx_id, seq)
                  SELECT tx_id::text AS tx_text, max(seq) FROM inserted GROUP BY tx_id"
             ),
@@ -174,7 +179,8 @@ fn migration(schema: &str) -> String {
              recorded_at    bigint   NOT NULL,
              PRIMARY KEY (tx_id, seq),
              UNIQUE (stream, revision)
-         );"
+         );
+         ALTER TABLE {s}.events ADD COLUMN IF NOT EXISTS request_fingerprint text;"
     )
 }
 
@@ -329,6 +335,10 @@ impl PostgresStore {
             .iter()
             .map(|e| e.metadata.correlation_id.as_deref())
             .collect();
+        let fingerprints: Vec<Option<&str>> = events
+            .iter()
+            .map(|e| e.metadata.request_fingerprint.as_deref())
+            .collect();
         let inserted = tx
             .query_one(
                 &sql.insert,
@@ -342,6 +352,7 @@ impl PostgresStore {
                     &actors,
                     &requests,
                     &correlations,
+                    &fingerprints,
                 ],
             )
             .await;
@@ -436,6 +447,7 @@ fn row_to_event(
             actor: names.get(2, row.get::<_, &str>(8)),
             request_id: row.get(9),
             correlation_id: row.get(10),
+            request_fingerprint: row.get(12),
         },
         recorded_at: row.get(11),
     })

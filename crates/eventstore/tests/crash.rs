@@ -42,6 +42,7 @@ fn child(path: &str, round: usize) -> ! {
                                 actor: "crash".into(),
                                 request_id: Some(batch.clone()),
                                 correlation_id: None,
+                                request_fingerprint: None,
                             },
                         })
                         .collect();

@@ -161,3 +161,40 @@ async fn the_feed_read_back_from_memory_is_the_feed_in_the_file() {
     assert_eq!(live, from_file);
     assert_eq!(tail, from_file[total - 1000..total - 400]);
 }
+
+/// A store written before events carried request fingerprints gains the column when opened;
+/// its old events read back without one, new ones with theirs.
+#[tokio::test]
+async fn a_store_without_fingerprints_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.db");
+    {
+        let old = rusqlite::Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE events (
+                position INTEGER PRIMARY KEY, stream TEXT NOT NULL, revision INTEGER NOT NULL,
+                id BLOB NOT NULL UNIQUE, type TEXT NOT NULL, version INTEGER NOT NULL,
+                payload BLOB NOT NULL, actor TEXT NOT NULL, request_id TEXT,
+                correlation_id TEXT, recorded_at INTEGER NOT NULL, UNIQUE (stream, revision));
+             INSERT INTO events VALUES (1, 'registry', 0, x'0193a5e0000070008000000000000001',
+                'Old', 1, x'7b7d', 'tester', 'r-1', NULL, 1700000000000000);",
+        )
+        .unwrap();
+    }
+    let store = EmbeddedStore::open(EmbeddedConfig::new(&path)).unwrap();
+    let mut new = event("New", b"{}");
+    new.metadata.request_fingerprint = Some("00ff".into());
+    store
+        .append("registry", ExpectedRevision::Exact(0), vec![new])
+        .await
+        .unwrap();
+    let events = store
+        .read_stream("registry", 0, Direction::Forwards, 10)
+        .await
+        .unwrap();
+    let fingerprints: Vec<Option<&str>> = events
+        .iter()
+        .map(|e| e.metadata.request_fingerprint.as_deref())
+        .collect();
+    assert_eq!(fingerprints, [None, Some("00ff")]);
+}

@@ -268,3 +268,130 @@ async fn writers_racing_to_create_a_stream_see_its_real_revision() {
     assert_eq!(wins, 1);
     drop(fixture);
 }
+
+/// The database server's clock steps back (NTP, a failover to a host whose clock is behind):
+/// simulated by moving the last event's recorded time an hour ahead of the clock. The next
+/// append is stamped no earlier than it, so recorded time stays monotone along the feed and
+/// "as known at T" stays a prefix of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_time_never_steps_back_when_the_clock_does() {
+    let Some(fixture) = postgres().await else {
+        return;
+    };
+    let store = fixture.store.clone();
+    let schema = store.schema().to_owned();
+    store
+        .append(
+            "registry",
+            ExpectedRevision::NoStream,
+            vec![event("A", b"{}")],
+        )
+        .await
+        .unwrap();
+    let (client, connection) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let ahead: i64 = client
+        .query_one(
+            &format!(
+                "UPDATE {schema}.events SET recorded_at = recorded_at + 3600000000
+                 WHERE stream = 'registry' AND revision = 0 RETURNING recorded_at"
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    store
+        .append(
+            "registry",
+            ExpectedRevision::Exact(0),
+            vec![event("B", b"{}"), event("C", b"{}")],
+        )
+        .await
+        .unwrap();
+    let events = store
+        .read_stream("registry", 0, Direction::Forwards, 10)
+        .await
+        .unwrap();
+    let times: Vec<i64> = events.iter().map(|e| e.recorded_at).collect();
+    assert_eq!(times[0], ahead);
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "recorded time stepped back: {times:?}"
+    );
+    // With the clock caught up, time moves on from the clock again.
+    client
+        .execute(
+            &format!("UPDATE {schema}.events SET recorded_at = 0 WHERE stream = 'registry'"),
+            &[],
+        )
+        .await
+        .unwrap();
+    let later = store
+        .append(
+            "registry",
+            ExpectedRevision::Exact(2),
+            vec![event("D", b"{}")],
+        )
+        .await
+        .unwrap();
+    let d = store
+        .read_stream("registry", 3, Direction::Forwards, 1)
+        .await
+        .unwrap();
+    assert!(d[0].recorded_at > 1_700_000_000_000_000, "{later:?}");
+    drop(fixture);
+}
+
+/// A schema made before events carried request fingerprints gains the column when the store
+/// connects; its old events read back without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_without_fingerprints_is_migrated() {
+    let Some(fixture) = postgres().await else {
+        return;
+    };
+    let schema = fixture.store.schema().to_owned();
+    let (client, connection) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    fixture
+        .store
+        .append(
+            "registry",
+            ExpectedRevision::NoStream,
+            vec![event("Old", b"{}")],
+        )
+        .await
+        .unwrap();
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE {schema}.events DROP COLUMN request_fingerprint"
+        ))
+        .await
+        .unwrap();
+    let reconnected = PostgresStore::connect(PostgresConfig {
+        schema: schema.clone(),
+        ..PostgresConfig::new(url())
+    })
+    .await
+    .unwrap();
+    let mut new = event("New", b"{}");
+    new.metadata.request_fingerprint = Some("00ff".into());
+    reconnected
+        .append("registry", ExpectedRevision::Exact(0), vec![new])
+        .await
+        .unwrap();
+    let events = reconnected
+        .read_stream("registry", 0, Direction::Forwards, 10)
+        .await
+        .unwrap();
+    let fingerprints: Vec<Option<&str>> = events
+        .iter()
+        .map(|e| e.metadata.request_fingerprint.as_deref())
+        .collect();
+    assert_eq!(fingerprints, [None, Some("00ff")]);
+    drop(fixture);
+}

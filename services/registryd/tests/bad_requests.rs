@@ -670,3 +670,101 @@ async fn bad_requests_are_named_and_change_nothing() {
         [person.as_str()]
     );
 }
+
+/// A `request_id` names one request: repeated with the same request it is answered again
+/// (`replayed`), reused for another request it is ALREADY_EXISTS naming `request_id`, with
+/// nothing appended, also after a restart and inside an import (issue 22, item 9).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_id_reused_for_another_request_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let reused = request_id();
+    let person = v1::RegisterPersonRequest {
+        request_id: reused.clone(),
+        display_name: "Nguyễn Văn Bảy".into(),
+        ..Default::default()
+    };
+    let daemon = Daemon::embedded(dir.path(), &[]);
+    let client = daemon.client().await;
+    let mut r = Registrar::new(client.clone());
+    let (_, committee, _) = r.commune_with_chair("xã Tám").await;
+    let first = client
+        .command()
+        .register_person(person.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .result
+        .unwrap();
+    let office = v1::CreateOfficeRequest {
+        request_id: reused.clone(),
+        unit: committee.clone(),
+        title: "Phó Chủ tịch".into(),
+        kind: Off::ViceChair as i32,
+        capacity: Some(v1::Capacity {
+            kind: Cap::Sole as i32,
+            limit: 0,
+        }),
+        valid_from: "2020-01-01".into(),
+        ..Default::default()
+    };
+    let check = |client: Client, round: &'static str| {
+        let (person, office, first) = (person.clone(), office.clone(), first.clone());
+        async move {
+            let mut t = Table {
+                head: head(&client).await,
+                client: client.clone(),
+                checked: 0,
+            };
+            t.expect(
+                round,
+                client.command().create_office(office).await,
+                Code::AlreadyExists,
+                "request_id",
+            )
+            .await;
+            let other_name = v1::RegisterPersonRequest {
+                display_name: "Trần Văn Chín".into(),
+                ..person.clone()
+            };
+            t.expect(
+                round,
+                client.command().register_person(other_name).await,
+                Code::AlreadyExists,
+                "request_id",
+            )
+            .await;
+            let again = client
+                .command()
+                .register_person(person)
+                .await
+                .unwrap()
+                .into_inner()
+                .result
+                .unwrap();
+            assert!(again.replayed, "{round}: the same request is a retry");
+            assert_eq!(
+                (again.name, again.commit_position),
+                (first.name, first.commit_position)
+            );
+        }
+    };
+    check(client.clone(), "before a restart").await;
+    // In an import, the record reusing the id is refused with its place in the stream.
+    let outcome = client
+        .command()
+        .import_records(futures::stream::iter([v1::ImportRecordsRequest {
+            records: vec![v1::ImportRecord {
+                record: Some(v1::import_record::Record::Office(office.clone())),
+            }],
+        }]))
+        .await;
+    let status = outcome.unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists, "{}", status.message());
+    assert!(status
+        .message()
+        .starts_with("records[0].office: request_id"));
+    daemon.stop();
+
+    let daemon = Daemon::embedded(dir.path(), &[]);
+    check(daemon.client().await, "after a restart").await;
+}

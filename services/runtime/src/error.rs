@@ -46,6 +46,12 @@ pub enum ApiError {
         /// Its life, in words ("it existed from 2020-01-01 until 2025-06-30").
         life: String,
     },
+    /// A `request_id` already used by a different request (another RPC or other fields).
+    #[error("request_id: {} was used by a different request; a new request needs a new request_id", registry_domain::quote(.request_id))]
+    RequestIdReused {
+        /// The request id.
+        request_id: String,
+    },
     /// Concurrent writers kept moving the registry on; retrying with the same `request_id` is safe.
     #[error(
         "the write conflicted with concurrent writes {0} times; retry with the same request_id"
@@ -122,7 +128,7 @@ impl ApiError {
     /// unknown or reused resource, an oversized event), rather than the service failing it.
     pub fn is_refusal(&self) -> bool {
         match self {
-            Self::Invalid { .. } | Self::Domain(_) => true,
+            Self::Invalid { .. } | Self::Domain(_) | Self::RequestIdReused { .. } => true,
             Self::Store { source, .. } => matches!(source, StoreError::EventTooLarge { .. }),
             Self::Record { source, .. } => source.is_refusal(),
             _ => false,
@@ -141,6 +147,7 @@ impl ApiError {
                 ErrorKind::FailedPrecondition => Code::FailedPrecondition,
             },
             Self::NotFound(_) | Self::NotOnDay { .. } => Code::NotFound,
+            Self::RequestIdReused { .. } => Code::AlreadyExists,
             Self::Contention(_) => Code::Aborted,
             Self::Store { source, .. } => match source {
                 StoreError::EventTooLarge { .. } => Code::InvalidArgument,
@@ -247,6 +254,10 @@ impl From<ApiError> for Status {
             ApiError::Domain(e) => {
                 details.set_error_info(e.rule(), ERROR_DOMAIN, []);
             }
+            ApiError::RequestIdReused { .. } => {
+                details.set_error_info("REQUEST_ID_REUSED", ERROR_DOMAIN, []);
+                details.add_bad_request_violation("request_id", "was used by a different request");
+            }
             _ => return Status::new(code, message),
         }
         Status::with_error_details(code, message, details)
@@ -275,7 +286,10 @@ mod tests {
         let status = Status::from(ApiError::invalid("kinds[0]", "ệ".repeat(20_000)));
         assert!(status.message().len() <= MAX_MESSAGE_BYTES);
         assert!(status.message().ends_with('…'));
-        let violations = status.get_details_bad_request().unwrap().field_violations;
+        let violations = status
+            .get_details_bad_request()
+            .map(|b| b.field_violations)
+            .unwrap_or_default();
         assert!(violations[0].description.len() <= MAX_MESSAGE_BYTES);
     }
 

@@ -112,7 +112,7 @@ fn parse(
         ));
     };
     with_request!(record, |_kind, r| {
-        let caller = serve::caller_in(metadata, certified, r.request_id())?;
+        let caller = serve::caller_in(metadata, certified, r)?;
         let command = r.command(&caller.actor)?;
         Ok((caller, command))
     })

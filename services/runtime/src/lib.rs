@@ -68,8 +68,8 @@ pub fn min_position(
 }
 
 /// A mutating request: its idempotency key and the domain command it asks for.
-pub trait WriteRequest: Send + Sync + 'static {
-    /// The RPC's name, for logs.
+pub trait WriteRequest: prost::Message + Send + Sync + 'static {
+    /// The RPC's name, for logs and request fingerprints.
     const RPC: &'static str;
     /// The response message.
     type Response;
@@ -88,7 +88,7 @@ pub async fn write<R: WriteRequest>(
 ) -> Result<tonic::Response<R::Response>, tonic::Status> {
     let request_id = request.get_ref().request_id().to_owned();
     serve::call(R::RPC, &request_id, async {
-        let caller = serve::caller(&request, &request_id)?;
+        let caller = serve::caller(&request)?;
         let command = request.get_ref().command(&caller.actor)?;
         let answer = writer.execute(&caller, &command).await?;
         Ok(R::respond(write_result(answer)))

@@ -683,6 +683,7 @@ mod tests {
                     actor: Arc::from("test"),
                     request_id: None,
                     correlation_id: None,
+                    request_fingerprint: None,
                 },
                 recorded_at,
             })

@@ -50,12 +50,12 @@ pub fn init_logs() {
         .try_init();
 }
 
-/// Who calls, from the request's certificate and metadata and its `request_id`.
-pub fn caller<T>(request: &Request<T>, request_id: &str) -> Result<Caller, ApiError> {
+/// Who calls with the write request `request`, from its certificate and metadata.
+pub fn caller<R: crate::WriteRequest>(request: &Request<R>) -> Result<Caller, ApiError> {
     caller_in(
         request.metadata(),
         certified(request)?.as_deref(),
-        request_id,
+        request.get_ref(),
     )
 }
 
@@ -76,14 +76,14 @@ pub fn certified<T>(request: &Request<T>) -> Result<Option<String>, ApiError> {
     })
 }
 
-/// Who calls, from a call's metadata, the name in its certificate and a `request_id` (one call
-/// of an import carries many).
-pub fn caller_in(
+/// Who calls with the write request `request`, from a call's metadata and the name in its
+/// certificate (one call of an import carries many requests).
+pub fn caller_in<R: crate::WriteRequest>(
     metadata: &tonic::metadata::MetadataMap,
     certified: Option<&str>,
-    request_id: &str,
+    request: &R,
 ) -> Result<Caller, ApiError> {
-    let request_id = request_id.trim();
+    let request_id = request.request_id().trim();
     if request_id.is_empty() {
         return Err(ApiError::invalid(
             "request_id",
@@ -116,7 +116,23 @@ pub fn caller_in(
         actor,
         request_id: request_id.to_owned(),
         correlation_id: header(CORRELATION_HEADER),
+        fingerprint: fingerprint(request),
     })
+}
+
+/// The fingerprint of a write request: the first 128 bits of SHA-256 over its RPC's name and
+/// its protobuf encoding (deterministic for one message), in hex. A retry sends the same bytes;
+/// another request under the same `request_id` does not.
+pub fn fingerprint<R: crate::WriteRequest>(request: &R) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(R::RPC.as_bytes());
+    hasher.update([0]);
+    hasher.update(request.encode_to_vec());
+    hasher.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The longest accepted `x-registry-actor`, in characters.

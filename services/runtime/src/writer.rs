@@ -55,6 +55,9 @@ pub struct Caller {
     pub request_id: String,
     /// Ties related requests together, where the caller gives one.
     pub correlation_id: Option<String>,
+    /// The request's fingerprint ([`crate::serve::fingerprint`]): a repeat of the request id
+    /// with another fingerprint is another request, refused.
+    pub fingerprint: String,
 }
 
 /// The answer to a write.
@@ -88,8 +91,14 @@ impl State {
     }
 }
 
-/// What the writer knows of a request id.
-enum Known {
+/// What the writer knows of a request id: what happened to it, and the fingerprint of the
+/// request that used it (`None` for events stored before fingerprints were).
+struct Known {
+    fingerprint: Option<String>,
+    outcome: Outcome,
+}
+
+enum Outcome {
     /// Its events are stored; the answer.
     Done(Answer),
     /// Its append was queued: the resource it names, and the commit position of that append,
@@ -99,6 +108,18 @@ enum Known {
         name: String,
         stored: watch::Receiver<Option<Position>>,
     },
+}
+
+impl Known {
+    /// The outcome of the request id for `caller`, refusing another request that reuses it.
+    fn for_caller(&self, caller: &Caller) -> Result<&Outcome, ApiError> {
+        match &self.fingerprint {
+            Some(first) if *first != caller.fingerprint => Err(ApiError::RequestIdReused {
+                request_id: caller.request_id.clone(),
+            }),
+            _ => Ok(&self.outcome),
+        }
+    }
 }
 
 /// Decides and appends commands. Cheap to clone; clones share the state. On the embedded store
@@ -154,14 +175,18 @@ impl Writer {
             } else if !exclusive {
                 self.catch_up(&mut state).await?;
             }
-            match state.requests.get(&caller.request_id) {
-                Some(Known::Done(answer)) => {
+            let known = match state.requests.get(&caller.request_id) {
+                Some(known) => Some(known.for_caller(caller)?),
+                None => None,
+            };
+            match known {
+                Some(Outcome::Done(answer)) => {
                     return Ok(Answer {
                         replayed: true,
                         ..answer.clone()
                     })
                 }
-                Some(Known::Pending { name, stored }) => {
+                Some(Outcome::Pending { name, stored }) => {
                     let (name, mut stored) = (name.clone(), stored.clone());
                     drop(state);
                     let outcome = stored.wait_for(Option::is_some).await;
@@ -202,9 +227,12 @@ impl Writer {
                 let (done, stored) = watch::channel(None);
                 state.requests.insert(
                     caller.request_id.clone(),
-                    Known::Pending {
-                        name: name.clone(),
-                        stored,
+                    Known {
+                        fingerprint: Some(caller.fingerprint.clone()),
+                        outcome: Outcome::Pending {
+                            name: name.clone(),
+                            stored,
+                        },
                     },
                 );
                 drop(state);
@@ -230,10 +258,13 @@ impl Writer {
                     };
                     state.requests.insert(
                         caller.request_id.clone(),
-                        Known::Done(Answer {
-                            warnings: Vec::new(),
-                            ..answer.clone()
-                        }),
+                        Known {
+                            fingerprint: Some(caller.fingerprint.clone()),
+                            outcome: Outcome::Done(Answer {
+                                warnings: Vec::new(),
+                                ..answer.clone()
+                            }),
+                        },
                     );
                     return Ok(answer);
                 }
@@ -310,9 +341,16 @@ impl Writer {
         let mut appended = Vec::new();
         for (index, (caller, command)) in commands.iter().enumerate() {
             if let Some(known) = state.requests.get(&caller.request_id) {
+                let outcome_known = match known.for_caller(caller) {
+                    Ok(known) => known,
+                    Err(e) => {
+                        outcome.refused = Some((index, e));
+                        break;
+                    }
+                };
                 // Queued by an earlier call and not yet stored: this batch is acknowledged
                 // only once that append is (it may still fail).
-                if let Known::Pending { stored: theirs, .. } = known {
+                if let Outcome::Pending { stored: theirs, .. } = outcome_known {
                     let seen = theirs.same_channel(&stored)
                         || earlier.iter().any(|e| e.same_channel(theirs));
                     if !seen {
@@ -347,9 +385,12 @@ impl Writer {
             state.next_revision += events.len() as u64;
             state.requests.insert(
                 caller.request_id.clone(),
-                Known::Pending {
-                    name: subject_name(first),
-                    stored: stored.clone(),
+                Known {
+                    fingerprint: Some(caller.fingerprint.clone()),
+                    outcome: Outcome::Pending {
+                        name: subject_name(first),
+                        stored: stored.clone(),
+                    },
                 },
             );
             appended.extend(events);
@@ -431,15 +472,16 @@ impl Writer {
                 state.registry.apply(&event);
                 state.next_revision = recorded.revision + 1;
                 if let Some(request_id) = recorded.metadata.request_id {
-                    let known = state.requests.entry(request_id).or_insert_with(|| {
-                        Known::Done(Answer {
+                    let known = state.requests.entry(request_id).or_insert_with(|| Known {
+                        fingerprint: recorded.metadata.request_fingerprint,
+                        outcome: Outcome::Done(Answer {
                             name: subject_name(&event),
                             position: recorded.position,
                             warnings: Vec::new(),
                             replayed: true,
-                        })
+                        }),
                     });
-                    if let Known::Done(answer) = known {
+                    if let Outcome::Done(answer) = &mut known.outcome {
                         answer.position = recorded.position;
                     }
                 }
@@ -535,21 +577,27 @@ async fn stored_all(pending: Vec<watch::Receiver<Option<Position>>>) -> Result<P
     last.ok_or_else(|| ApiError::Unavailable("nothing to wait for".into()))
 }
 
-/// The events of one decided command, to append, each with the caller's metadata.
+/// The events of one decided command, to append, each with the caller's metadata (the first
+/// with the request's fingerprint: the one a restart reads it from).
 fn new_events(caller: &Caller, events: &[Event]) -> Vec<NewEvent> {
     let metadata = Metadata {
         actor: Arc::from(caller.actor.as_str()),
         request_id: Some(caller.request_id.clone()),
         correlation_id: caller.correlation_id.clone(),
+        request_fingerprint: None,
     };
     events
         .iter()
-        .map(|event| NewEvent {
+        .enumerate()
+        .map(|(i, event)| NewEvent {
             id: event_id(),
             event_type: event.type_name().to_owned(),
             schema_version: event.schema_version(),
             payload: event.encode(),
-            metadata: metadata.clone(),
+            metadata: Metadata {
+                request_fingerprint: (i == 0).then(|| caller.fingerprint.clone()),
+                ..metadata.clone()
+            },
         })
         .collect()
 }
@@ -629,6 +677,7 @@ mod tests {
                         // One request per chunk, named on each of its events.
                         request_id: (i == 0 || n % 2 == 0).then(|| format!("request {n}")),
                         correlation_id: None,
+                        request_fingerprint: None,
                     },
                 })
                 .collect();

@@ -32,6 +32,7 @@ pub fn event(event_type: &str, payload: &[u8]) -> NewEvent {
             actor: "tester".into(),
             request_id: Some(Uuid::now_v7().to_string()),
             correlation_id: None,
+            request_fingerprint: Some("4b1d0c3a9e8f7a6b5c4d3e2f1a0b9c8d".into()),
         },
     }
 }
