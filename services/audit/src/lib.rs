@@ -16,6 +16,7 @@ use registry_eventstore::{EventStore, RecordedEvent};
 use registry_proto::v1 as pb;
 use registry_proto::v1::audit_service_server::{AuditService, AuditServiceServer};
 use registry_runtime::convert::{date, entity, irregularity_pb, known_at, opt_id, timestamp};
+use registry_runtime::page;
 use registry_runtime::paging::Page;
 use registry_runtime::serve::{call, patience};
 use registry_runtime::{min_position, ApiError, Reader, STREAM};
@@ -35,15 +36,14 @@ const DEFAULT_IRREGULARITIES: usize = 1000;
 const MAX_IRREGULARITIES: usize = 10_000;
 const IRREGULARITY_ROWS_PER_PAGE: usize = 50_000;
 
-/// The token of the page of irregularities that starts at `cursor`: `kinds.part.row.skip`.
-fn irregularities_token(cursor: Cursor) -> String {
-    let Cursor {
-        kinds,
-        part,
-        row,
-        skip,
-    } = cursor;
-    format!("{}.{part}.{row}.{skip}", kinds.bits())
+/// The page cursor of an irregularities listing: its part, row and skip (the kinds are the
+/// request's own, part of the page token's query).
+fn irregularities_cursor(cursor: Cursor) -> [u64; 3] {
+    [
+        u64::from(cursor.part),
+        cursor.row as u64,
+        cursor.skip as u64,
+    ]
 }
 
 /// The kinds of irregularity a request asks for: every kind when it names none.
@@ -69,37 +69,21 @@ fn irregularity_kinds(names: &[String]) -> Result<Kinds, ApiError> {
         })
 }
 
-/// Where a page of irregularities of `kinds` starts: a token this service gave for the same
-/// kinds ([`irregularities_token`]), or the start when empty.
-fn irregularities_cursor(token: &str, kinds: Kinds) -> Result<Cursor, ApiError> {
-    if token.is_empty() {
-        return Ok(Cursor::start(kinds));
-    }
-    let bad = || ApiError::invalid("page_token", "is not a token this service gave");
-    let numbers: Vec<usize> = token
-        .split('.')
-        .map(str::parse::<usize>)
-        .collect::<Result<_, _>>()
-        .map_err(|_| bad())?;
-    let [given_for, part, row, skip] = numbers[..] else {
-        return Err(bad());
-    };
-    let given_for = u8::try_from(given_for)
-        .ok()
-        .and_then(Kinds::from_bits)
-        .ok_or_else(bad)?;
-    if given_for != kinds {
-        return Err(ApiError::invalid(
+/// Where a page of irregularities of `kinds` starts: at the cursor of its token, or the start.
+fn irregularities_from(page: &Page, kinds: Kinds) -> Result<Cursor, ApiError> {
+    match *page.cursor() {
+        [] => Ok(Cursor::start(kinds)),
+        [part, row, skip] => Ok(Cursor {
+            kinds,
+            part: u8::try_from(part).unwrap_or(u8::MAX),
+            row: usize::try_from(row).unwrap_or(usize::MAX),
+            skip: usize::try_from(skip).unwrap_or(usize::MAX),
+        }),
+        _ => Err(ApiError::invalid(
             "page_token",
-            "was given for other kinds than `kinds` asks for",
-        ));
+            "is not a token of ListIrregularities",
+        )),
     }
-    Ok(Cursor {
-        kinds,
-        part: u8::try_from(part).map_err(|_| bad())?,
-        row,
-        skip,
-    })
 }
 
 /// The audit service over a replica's read models and its store.
@@ -163,17 +147,27 @@ impl AuditService for AuditApi {
         let r = request.into_inner();
         call("ListResourceHistory", "", async {
             let subject = entity("name", &r.name)?;
-            let page = Page::read(r.page_size, &r.page_token, DEFAULT_PAGE, MAX_PAGE)?;
+            let page = page!(
+                "ListResourceHistory",
+                r,
+                DEFAULT_PAGE,
+                MAX_PAGE,
+                clear min_position
+            )?;
             self.reader
                 .wait_for(min_position("min_position", &r.min_position)?, wait)
                 .await?;
             let (revisions, next_page_token) = {
                 let models = self.reader.models();
-                let all = models.history(subject);
+                let now = models.snapshot();
+                let mut all = models.history(subject);
                 if all.is_empty() {
                     return Err(ApiError::NotFound(subject.to_string()));
                 }
-                page.of(all)
+                // Later pages list the events folded by the first.
+                let seen = page.events(now);
+                all.retain(|revision| *revision < seen);
+                page.of(all, now)
             };
             let changes = self
                 .events_at(&revisions)
@@ -205,13 +199,23 @@ impl AuditService for AuditApi {
                     "must be after recorded_after",
                 ));
             }
-            let page = Page::read(r.page_size, &r.page_token, DEFAULT_PAGE, MAX_PAGE)?;
-            let (revisions, next) = self.reader.models().audit.recorded_between(
-                after,
-                until,
-                page.from as u64,
-                page.size,
-            );
+            let page = page!("ListChanges", r, DEFAULT_PAGE, MAX_PAGE)?;
+            let (revisions, next_page_token) = {
+                let models = self.reader.models();
+                let now = models.snapshot();
+                let (mut revisions, mut next) =
+                    models
+                        .audit
+                        .recorded_between(after, until, page.from() as u64, page.size);
+                // Later pages list the events folded by the first.
+                let seen = page.events(now);
+                if revisions.last().is_some_and(|r| *r >= seen) || next.is_some_and(|n| n >= seen) {
+                    revisions.retain(|r| *r < seen);
+                    next = None;
+                }
+                let next = next.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+                (revisions, page.offset_token(now, next))
+            };
             let changes = self
                 .events_at(&revisions)
                 .await?
@@ -220,7 +224,7 @@ impl AuditService for AuditApi {
                 .collect();
             Ok(pb::ListChangesResponse {
                 changes,
-                next_page_token: next.map(|n| n.to_string()).unwrap_or_default(),
+                next_page_token,
             })
         })
         .await
@@ -236,13 +240,19 @@ impl AuditService for AuditApi {
             let on = date("date", &r.date)?;
             let min = min_position("min_position", &r.min_position)?;
             let known = known_at("known_at", r.known_at.as_ref())?;
-            let size =
-                Page::read(r.page_size, "", DEFAULT_IRREGULARITIES, MAX_IRREGULARITIES)?.size;
+            let page = page!(
+                "ListIrregularities",
+                r,
+                DEFAULT_IRREGULARITIES,
+                MAX_IRREGULARITIES,
+                clear min_position
+            )?;
             let kinds = irregularity_kinds(&r.kinds)?;
-            let from = irregularities_cursor(&r.page_token, kinds)?;
+            let from = irregularities_from(&page, kinds)?;
             let unit: Option<UnitId> = opt_id("unit", &r.unit, "units")?;
             self.reader.wait_for(min, wait).await?;
             let models = self.reader.models();
+            let known = page.known_at(known);
             let within = unit
                 .map(|unit| {
                     models
@@ -258,13 +268,14 @@ impl AuditService for AuditApi {
                 on,
                 known,
                 from,
-                size,
+                page.size,
                 IRREGULARITY_ROWS_PER_PAGE,
                 within.as_ref(),
             );
+            let next = next.map(irregularities_cursor);
             Ok(pb::ListIrregularitiesResponse {
                 irregularities: found.iter().map(irregularity_pb).collect(),
-                next_page_token: next.map_or_else(String::new, irregularities_token),
+                next_page_token: page.token(models.snapshot(), next.as_ref().map(|n| &n[..])),
             })
         })
         .await

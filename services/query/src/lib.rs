@@ -12,7 +12,8 @@ use registry_runtime::convert::{
     basis_pb, beginning_pb, capacity_pb, date, end_reason_pb, id, known_at, level, level_pb,
     office_kind_pb, timestamp, unit_kind_pb,
 };
-use registry_runtime::paging::{token, Page};
+use registry_runtime::page;
+use registry_runtime::paging::page_size_of;
 use registry_runtime::{min_position, read, ApiError, Reader};
 use tonic::{Request, Response, Status};
 
@@ -108,19 +109,17 @@ fn office_pb(view: registry_projections::OfficeView) -> pb::Office {
     }
 }
 
-/// The day, instant and page of a whole-registry list.
-fn list_page(
-    day: String,
-    known: Option<prost_types::Timestamp>,
-    page_size: i32,
-    page_token: &str,
-) -> Result<(Date, Option<Instant>, Page), ApiError> {
-    let page = Page::read(page_size, page_token, 1000, 10_000)?;
-    Ok((
-        date("date", &day)?,
-        known_at("known_at", known.as_ref())?,
-        page,
-    ))
+/// The day and instant of a whole-registry list, and its page (the default and largest page
+/// sizes of such lists: 1000 and 10000).
+macro_rules! whole_registry_page {
+    ($rpc:expr, $r:expr) => {{
+        let r = &$r;
+        Ok::<_, ApiError>((
+            date("date", &r.date)?,
+            known_at("known_at", r.known_at.as_ref())?,
+            registry_runtime::page!($rpc, *r, 1000, 10_000, clear min_position)?,
+        ))
+    }};
 }
 
 /// A dated read of a unit or an office on a day outside its life is NOT_FOUND, naming the
@@ -245,16 +244,17 @@ impl QueryService for QueryApi {
             request,
             |r| {
                 Ok((
-                    list_page(r.date, r.known_at, r.page_size, &r.page_token)?,
+                    whole_registry_page!("ListHoldings", r)?,
                     min(&r.min_position)?,
                 ))
             },
             |(on, known_at, page), models| {
                 let p = &models.projection;
-                let (views, next) = p.holdings_on(on, known_at, page.from, page.size);
+                let known_at = page.known_at(known_at);
+                let (views, next) = p.holdings_on(on, known_at, page.from(), page.size);
                 Ok(pb::ListHoldingsResponse {
                     holdings: views.iter().map(|h| holding_pb(p, h, known_at)).collect(),
-                    next_page_token: token(next),
+                    next_page_token: page.offset_token(models.snapshot(), next),
                     position: position_text(models.position),
                 })
             },
@@ -276,19 +276,18 @@ impl QueryService for QueryApi {
                     (
                         office,
                         known_at("known_at", r.known_at.as_ref())?,
-                        r.page_size,
-                        r.page_token,
+                        page!("ListOfficeHistory", r, DEFAULT_PAGE, MAX_PAGE, clear min_position)?,
                     ),
                     min(&r.min_position)?,
                 ))
             },
-            |(office, known_at, page_size, page_token), models| {
+            |(office, known_at, page), models| {
                 let p = &models.projection;
+                let known_at = page.known_at(known_at);
                 p.office_title(office, known_at)
                     .ok_or_else(|| ApiError::NotFound(office.to_string()))?;
                 let (views, next_page_token) =
-                    Page::read(page_size, &page_token, DEFAULT_PAGE, MAX_PAGE)?
-                        .of(p.office_history(office, known_at));
+                    page.of(p.office_history(office, known_at), models.snapshot());
                 let holdings = views.iter().map(|h| holding_pb(p, h, known_at)).collect();
                 Ok(pb::ListOfficeHistoryResponse {
                     holdings,
@@ -350,18 +349,17 @@ impl QueryService for QueryApi {
                     (
                         person,
                         known_at("known_at", r.known_at.as_ref())?,
-                        r.page_size,
-                        r.page_token,
+                        page!("ListPersonCareer", r, DEFAULT_PAGE, MAX_PAGE, clear min_position)?,
                     ),
                     min(&r.min_position)?,
                 ))
             },
-            |(person, known_at, page_size, page_token), models| {
+            |(person, known_at, page), models| {
                 let p = &models.projection;
+                let known_at = page.known_at(known_at);
                 person_known(p, person, known_at)?;
                 let (views, next_page_token) =
-                    Page::read(page_size, &page_token, DEFAULT_PAGE, MAX_PAGE)?
-                        .of(p.career(person, known_at));
+                    page.of(p.career(person, known_at), models.snapshot());
                 let holdings = views.iter().map(|h| holding_pb(p, h, known_at)).collect();
                 Ok(pb::ListPersonCareerResponse {
                     holdings,
@@ -428,7 +426,7 @@ impl QueryService for QueryApi {
                         ),
                     ));
                 }
-                let limit = Page::read(r.page_size, "", 20, MAX_PAGE)?.size;
+                let limit = page_size_of(r.page_size, 20, MAX_PAGE)?;
                 let min = min(&r.min_position)?;
                 Ok(((r.query, limit), min))
             },
@@ -500,13 +498,14 @@ impl QueryService for QueryApi {
             request,
             |r| {
                 Ok((
-                    (list_page(r.date, r.known_at, r.page_size, &r.page_token)?),
+                    whole_registry_page!("ListOffices", r)?,
                     min(&r.min_position)?,
                 ))
             },
             |(on, known_at, page), models| {
                 let p = &models.projection;
-                let (ids, next) = p.office_ids(page.from, page.size);
+                let known_at = page.known_at(known_at);
+                let (ids, next) = p.office_ids(page.from(), page.size);
                 let offices = ids
                     .into_iter()
                     .filter_map(|o| p.office_on(o, on, known_at))
@@ -515,7 +514,7 @@ impl QueryService for QueryApi {
                     .collect();
                 Ok(pb::ListOfficesResponse {
                     offices,
-                    next_page_token: token(next),
+                    next_page_token: page.offset_token(models.snapshot(), next),
                     position: position_text(models.position),
                 })
             },
@@ -531,15 +530,11 @@ impl QueryService for QueryApi {
             &self.reader,
             "ListUnits",
             request,
-            |r| {
-                Ok((
-                    (list_page(r.date, r.known_at, r.page_size, &r.page_token)?),
-                    min(&r.min_position)?,
-                ))
-            },
+            |r| Ok((whole_registry_page!("ListUnits", r)?, min(&r.min_position)?)),
             |(on, known_at, page), models| {
                 let p = &models.projection;
-                let (ids, next) = p.unit_ids(page.from, page.size);
+                let known_at = page.known_at(known_at);
+                let (ids, next) = p.unit_ids(page.from(), page.size);
                 let units = ids
                     .into_iter()
                     .filter(|u| {
@@ -550,7 +545,7 @@ impl QueryService for QueryApi {
                     .collect();
                 Ok(pb::ListUnitsResponse {
                     units,
-                    next_page_token: token(next),
+                    next_page_token: page.offset_token(models.snapshot(), next),
                     position: position_text(models.position),
                 })
             },
@@ -568,13 +563,14 @@ impl QueryService for QueryApi {
             request,
             |r| {
                 Ok((
-                    (list_page(r.date, r.known_at, r.page_size, &r.page_token)?),
+                    whole_registry_page!("ListPersons", r)?,
                     min(&r.min_position)?,
                 ))
             },
             |(on, known_at, page), models| {
                 let p = &models.projection;
-                let (ids, next) = p.person_ids(page.from, page.size);
+                let known_at = page.known_at(known_at);
+                let (ids, next) = p.person_ids(page.from(), page.size);
                 let persons = ids
                     .into_iter()
                     .filter_map(|person| {
@@ -587,7 +583,7 @@ impl QueryService for QueryApi {
                     .collect();
                 Ok(pb::ListPersonsResponse {
                     persons,
-                    next_page_token: token(next),
+                    next_page_token: page.offset_token(models.snapshot(), next),
                     position: position_text(models.position),
                 })
             },
@@ -644,21 +640,20 @@ impl QueryService for QueryApi {
                         root,
                         on,
                         known_at("known_at", r.known_at.as_ref())?,
-                        r.page_size,
-                        r.page_token,
+                        page!("ListUnitTree", r, DEFAULT_PAGE, MAX_PAGE, clear min_position)?,
                     ),
                     min(&r.min_position)?,
                 ))
             },
-            |(root, on, known_at, page_size, page_token), models| {
+            |(root, on, known_at, page), models| {
                 let p = &models.projection;
+                let known_at = page.known_at(known_at);
                 let life = p
                     .unit_span(root, known_at)
                     .ok_or_else(|| ApiError::NotFound(root.to_string()))?;
                 alive_on(root, life, on)?;
                 let tree = p.tree(root, on, known_at);
-                let (ids, next_page_token) =
-                    Page::read(page_size, &page_token, DEFAULT_PAGE, MAX_PAGE)?.of(tree);
+                let (ids, next_page_token) = page.of(tree, models.snapshot());
                 let units = ids
                     .into_iter()
                     .filter_map(|u| unit_pb(p, u, on, known_at))

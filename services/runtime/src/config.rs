@@ -59,6 +59,11 @@ pub struct Options {
     /// --tls-cert.
     #[arg(long, env = "REGISTRY_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
+    /// A file of at least 32 secret bytes that keys page tokens: replicas given the same file
+    /// honour each other's tokens [default: `page-token.key` in --data-dir on the embedded
+    /// store, made on first start; else a random key per process].
+    #[arg(long, env = "REGISTRY_PAGE_TOKEN_KEY")]
+    pub page_token_key: Option<PathBuf>,
     /// A TOML file with any of the options above (snake_case keys); flags and environment win.
     #[arg(long, env = "REGISTRY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -80,6 +85,7 @@ struct FileOptions {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
+    page_token_key: Option<PathBuf>,
 }
 
 /// The services `registryd` can host.
@@ -120,6 +126,64 @@ pub struct Config {
     pub services: Vec<String>,
     /// TLS, when served (certificates read and checked).
     pub tls: Option<tonic::transport::ServerTlsConfig>,
+    /// Where the page-token key comes from.
+    pub page_token_key: PageTokenKey,
+}
+
+/// The key of page tokens ([`crate::paging`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PageTokenKey {
+    /// Read at start from the operator's file (checked when the configuration is resolved).
+    Given(Vec<u8>),
+    /// Kept beside the embedded store: read, or made on first start.
+    Beside(PathBuf),
+    /// Drawn at random by the process.
+    Random,
+}
+
+impl PageTokenKey {
+    /// The key's bytes (making the file beside the embedded store if it is missing).
+    pub fn load(&self) -> Result<Vec<u8>, String> {
+        match self {
+            Self::Given(key) => Ok(key.clone()),
+            Self::Random => Ok(crate::paging::random_key()),
+            Self::Beside(path) => match std::fs::read(path) {
+                Ok(key) if key.len() >= MIN_KEY_BYTES => Ok(key),
+                Ok(_) => Err(format!(
+                    "{}: holds fewer than {MIN_KEY_BYTES} bytes",
+                    path.display()
+                )),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let key = crate::paging::random_key();
+                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        std::fs::create_dir_all(dir)
+                            .map_err(|e| format!("{}: {e}", dir.display()))?;
+                    }
+                    write_secret(path, &key).map_err(|e| format!("{}: {e}", path.display()))?;
+                    Ok(key)
+                }
+                Err(e) => Err(format!("{}: {e}", path.display())),
+            },
+        }
+    }
+}
+
+/// The fewest bytes of a page-token key.
+const MIN_KEY_BYTES: usize = 32;
+
+/// Writes a new secret file readable by its owner only.
+fn write_secret(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 /// A configuration that cannot be used.
@@ -255,9 +319,25 @@ impl Config {
             options.tls_key.or(file.tls_key),
             options.tls_client_ca.or(file.tls_client_ca),
         )?;
+        let page_token_key = match (options.page_token_key.or(file.page_token_key), &store) {
+            (Some(path), _) => {
+                let key = std::fs::read(&path)
+                    .map_err(|e| invalid("--page-token-key", format!("{}: {e}", path.display())))?;
+                if key.len() < MIN_KEY_BYTES {
+                    return Err(invalid(
+                        "--page-token-key",
+                        format!("{} holds fewer than {MIN_KEY_BYTES} bytes", path.display()),
+                    ));
+                }
+                PageTokenKey::Given(key)
+            }
+            (None, StoreChoice::Embedded(dir)) => PageTokenKey::Beside(dir.join("page-token.key")),
+            (None, _) => PageTokenKey::Random,
+        };
         Ok(Self {
             listen,
             store,
+            page_token_key,
             max_message_bytes,
             concurrency,
             timeout: Duration::from_secs(timeout),

@@ -182,6 +182,17 @@ pub struct ReadModels {
     pub events: u64,
 }
 
+impl ReadModels {
+    /// What a listing's later pages answer as of ([`crate::paging`]): the latest recorded
+    /// instant folded and the number of stream events folded.
+    pub fn snapshot(&self) -> crate::paging::Snapshot {
+        crate::paging::Snapshot {
+            recorded_until: self.audit.latest_so_far.last().copied().unwrap_or(i64::MIN),
+            events: self.audit.recorded_at.len() as u64,
+        }
+    }
+}
+
 /// A rebuild folds the same feed again, and growing the tables as it went copied each several
 /// times into fresh memory (a national rebuild: 25.1 and 25.3 s sized, 26.6 s growing, with
 /// three times the page faults).

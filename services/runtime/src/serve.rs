@@ -331,6 +331,11 @@ pub async fn run(
     routes: Routes,
     service_names: &[&str],
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let key = config
+        .page_token_key
+        .load()
+        .map_err(|e| format!("the page-token key: {e}"))?;
+    crate::paging::use_key(key);
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;

@@ -352,3 +352,17 @@ pub async fn drop_schema(url: &str, schema: &str) {
             .await;
     }
 }
+
+/// Waits until the replica behind `client` has applied the write at `position`.
+pub async fn await_position(client: &Client, position: &str) {
+    client
+        .query()
+        .list_persons(v1::ListPersonsRequest {
+            date: "2024-01-01".into(),
+            page_size: 1,
+            min_position: position.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
