@@ -83,6 +83,21 @@ fn print_holdings<M: prost::Message>(
     .print(cx.format);
 }
 
+/// Under a table of holdings: those the registry cannot say covered the day or not.
+fn print_possible(holdings: &[v1::Holding]) {
+    if holdings.is_empty() {
+        return;
+    }
+    println!("possibly held (a date known only to a month or a year, or an end not known):");
+    Answer {
+        document: serde_json::Value::Null,
+        items: vec![],
+        headers: HOLDING_HEADERS,
+        rows: holdings.iter().map(holding_row).collect(),
+    }
+    .print(Format::Table);
+}
+
 /// The `--at`, `--known-at` and `--min-position` options of reads.
 #[derive(Args, Clone, Debug)]
 pub struct When {
@@ -130,6 +145,14 @@ impl WhoHeld {
             "registry.v1.GetOfficeHoldersResponse",
             &response.holdings,
         );
+        if cx.format == Format::Table {
+            match response.seats {
+                1 => {}
+                0 => println!("{} seats filled (no fixed number)", response.seats_filled),
+                n => println!("{} of {n} seats filled", response.seats_filled),
+            }
+            print_possible(&response.possible_holdings);
+        }
         Ok(())
     }
 }
@@ -225,6 +248,9 @@ impl PersonShow {
             "registry.v1.ListPersonOfficesResponse",
             &offices.holdings,
         );
+        if cx.format == Format::Table {
+            print_possible(&offices.possible_holdings);
+        }
         Ok(())
     }
 }
@@ -615,6 +641,11 @@ impl Coverage {
                 "observed only".to_owned(),
                 response.observed_only.len().to_string(),
                 response.observed_only.join(" "),
+            ],
+            vec![
+                "uncertain".to_owned(),
+                response.uncertain.len().to_string(),
+                response.uncertain.join(" "),
             ],
         ];
         Answer {

@@ -250,6 +250,20 @@ pub fn holding_span(start: PartialDate, end: HoldingEnd) -> Span {
     }
 }
 
+/// The days a holding may have covered, in the widest reading of its imprecise dates: from the
+/// earliest possible start to the latest possible end; a holding whose end is unknown may have
+/// gone on any time after its start. A day in this span but not in [`holding_span`] is one the
+/// registry cannot say the holding covered or not ("possibly held").
+pub fn holding_widest_span(start: PartialDate, end: HoldingEnd) -> Span {
+    Span {
+        start: start.earliest(),
+        end: match end {
+            HoldingEnd::Open | HoldingEnd::Unknown => None,
+            HoldingEnd::On(end) => Some(end.latest()),
+        },
+    }
+}
+
 /// A pilot model.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Model {

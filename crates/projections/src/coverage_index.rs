@@ -12,24 +12,29 @@
 //! the current knowledge; otherwise it falls back to the plain definition, so answers never
 //! depend on whether the index is fresh.
 
+use registry_domain::state::holding_widest_span;
 use registry_domain::{Arrangement, Date, Level, ModelId, OfficeId, UnitKind};
 use serde::{Deserialize, Serialize};
 
 use crate::{HashMap, Projection, CURRENT};
 
-/// Change points of a commune's answers over days, (exists, declared, observed) from each day
-/// on, sorted: one list for all three, so a query reads one place per commune.
+/// A commune's answers on a day: (exists, declared, observed, uncertain: not observed, but
+/// would be with the holdings possibly held).
+type Answers = (bool, bool, bool, bool);
+
+/// Change points of a commune's answers over days, from each day on, sorted: one list for all
+/// of them, so a query reads one place per commune.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Timeline {
-    changes: Vec<(i32, (bool, bool, bool))>,
+    changes: Vec<(i32, Answers)>,
 }
 
 impl Timeline {
-    /// (exists, declared, observed) on `day`.
-    pub(crate) fn at(&self, day: i32) -> (bool, bool, bool) {
+    /// The answers on `day`.
+    pub(crate) fn at(&self, day: i32) -> Answers {
         let after = self.changes.partition_point(|(d, _)| *d <= day);
         if after == 0 {
-            (false, false, false)
+            (false, false, false, false)
         } else {
             self.changes[after - 1].1
         }
@@ -190,11 +195,14 @@ impl Projection {
                     days.push(placement.value.0.julian_day());
                 }
                 for slot in &o.holdings {
-                    if self.versions[slot.version as usize].recorded.to == CURRENT {
+                    let version = &self.versions[slot.version as usize];
+                    if version.recorded.to == CURRENT {
                         days.push(slot.from);
                         if slot.to != i32::MAX {
                             days.push(slot.to);
                         }
+                        // Where it may begin or end to be possibly held.
+                        span_days(holding_widest_span(version.start, version.end), &mut days);
                     }
                 }
             }
@@ -210,10 +218,12 @@ impl Projection {
             let Some(date) = Date::from_julian_day(day) else {
                 continue;
             };
+            let observed = self.observed(&row.arrangement, commune, date, None, false);
             let now = (
                 life.is_some_and(|l| l.contains(date)),
                 self.adopted(model, commune, date, None),
-                self.observed(&row.arrangement, commune, date, None),
+                observed,
+                !observed && self.observed(&row.arrangement, commune, date, None, true),
             );
             if timeline.changes.last().is_none_or(|(_, last)| *last != now) {
                 timeline.changes.push((day, now));

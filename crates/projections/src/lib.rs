@@ -37,7 +37,9 @@ pub mod snapshot;
 mod queries;
 
 pub use audit::AsKnown;
-pub use queries::{Coverage, CoverageError, HoldingView, Lineage, OfficeView, UnitView};
+pub use queries::{
+    Coverage, CoverageError, HoldingView, HoldingsOn, Lineage, OfficeView, UnitView,
+};
 pub use search::{fold, MatchKind, NameIndex};
 
 /// The maps of the read models: keys are UUIDs or short strings, so a fast non-cryptographic
@@ -167,8 +169,18 @@ pub(crate) struct Version<T> {
 }
 
 /// A person's name from a day on (`None`: the registered name), as the number of its spelling
-/// in the name index.
-pub(crate) type NameFact = (Option<Date>, u32);
+/// in the name index, and with the registered name the registered birth date (its
+/// `PartialDate::code`, [`NO_BIRTH`] when not known or for a rename): corrections change the
+/// two together, and the pair costs no more memory than the name alone.
+pub(crate) type NameFact = (Option<Date>, u32, i32);
+
+/// No birth date in a [`NameFact`].
+pub(crate) const NO_BIRTH: i32 = i32::MIN;
+
+/// The birth code of a [`NameFact`].
+pub(crate) fn birth_code(birth: Option<registry_domain::PartialDate>) -> i32 {
+    birth.map_or(NO_BIRTH, registry_domain::PartialDate::code)
+}
 
 /// A person. Most persons have one name and one holding (two versions: started, ended), kept
 /// inline: a national registry has millions of persons, and two heap lists each would double
@@ -575,7 +587,7 @@ impl Projection {
                 let row = &mut self.persons[ix as usize];
                 row.registered = number;
                 row.names.push(Version {
-                    value: (None, name),
+                    value: (None, name, birth_code(e.birth)),
                     recorded: Recorded::since(at),
                 });
                 for alias in &e.aliases {
@@ -586,7 +598,7 @@ impl Projection {
                 let ix = self.person_row(e.person);
                 let name = self.names.add(ix, &e.name);
                 self.persons[ix as usize].names.push(Version {
-                    value: (Some(e.on), name),
+                    value: (Some(e.on), name, NO_BIRTH),
                     recorded: Recorded::since(at),
                 });
             }
@@ -607,7 +619,7 @@ impl Projection {
                     version.recorded.to = at;
                 }
                 row.names.push(Version {
-                    value: (None, name),
+                    value: (None, name, birth_code(e.after.birth)),
                     recorded: Recorded::since(at),
                 });
             }

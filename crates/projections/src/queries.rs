@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use registry_domain::state::holding_widest_span;
 use registry_domain::*;
 use smallvec::SmallVec;
 
@@ -95,6 +96,20 @@ pub struct Coverage {
     pub declared: Vec<UnitId>,
     /// Those where the arrangement is practised (one person holds both roles), sorted.
     pub observed: Vec<UnitId>,
+    /// Those not observed that would be if the holdings possibly held on the day (dates known
+    /// only to a month or a year, ends not known) were held: the registry cannot tell, sorted.
+    pub uncertain: Vec<UnitId>,
+}
+
+/// A page of the holdings on a day ([`Projection::holdings_on`]).
+#[derive(Debug, Default)]
+pub struct HoldingsOn<'a> {
+    /// Those that surely cover the day.
+    pub surely: Vec<HoldingView<'a>>,
+    /// Those whose imprecise dates may, but need not, cover it.
+    pub possibly: Vec<HoldingView<'a>>,
+    /// The office to go on from, when there may be more.
+    pub next: Option<usize>,
 }
 
 /// Why a coverage question has no answer.
@@ -278,29 +293,37 @@ impl Projection {
         )
     }
 
-    /// The holdings that surely cover `on`, office by office from the `from`-th office, until
-    /// at least `limit` are found; with the office to continue from when there may be more.
+    /// The holdings that surely cover `on` and those that possibly do, office by office from
+    /// the `from`-th office, until at least `limit` are found; with the office to continue
+    /// from when there may be more.
     pub fn holdings_on(
         &self,
         on: Date,
         known_at: Option<Instant>,
         from: usize,
         limit: usize,
-    ) -> (Vec<HoldingView<'_>>, Option<usize>) {
+    ) -> HoldingsOn<'_> {
         let day = on.julian_day();
-        let mut found = Vec::new();
+        let mut page = HoldingsOn::default();
         for (ix, office) in self.offices.iter().enumerate().skip(from) {
-            if found.len() >= limit {
-                return (found, Some(ix));
+            if page.surely.len() + page.possibly.len() >= limit {
+                page.next = Some(ix);
+                return page;
             }
-            let start = found.len();
-            found.extend(
+            let start = page.surely.len();
+            page.surely.extend(
                 self.versions_on(&office.holdings, day, known_at)
                     .map(|v| self.view(v)),
             );
-            found[start..].sort_by_key(|h| h.holding);
+            page.surely[start..].sort_by_key(|h| h.holding);
+            let start = page.possibly.len();
+            page.possibly.extend(
+                self.versions_possibly_on(&office.holdings, on, known_at)
+                    .map(|v| self.view(v)),
+            );
+            page.possibly[start..].sort_by_key(|h| h.holding);
         }
-        (found, None)
+        page
     }
 
     /// Who held the office on `on`: the holdings that surely cover that day.
@@ -316,6 +339,60 @@ impl Projection {
         let day = on.julian_day();
         let mut found: Vec<HoldingView> = self
             .versions_on(&self.offices[ix as usize].holdings, day, known_at)
+            .map(|v| self.view(v))
+            .collect();
+        found.sort_by_key(|h| h.holding);
+        found
+    }
+
+    /// The versions of the list asserted at `known_at` that may, but need not, cover `on`:
+    /// their imprecise dates' widest reading covers it, the narrowest does not.
+    fn versions_possibly_on<'a>(
+        &'a self,
+        list: &'a [Slot],
+        on: Date,
+        known_at: Option<Instant>,
+    ) -> impl Iterator<Item = &'a HoldingVersion> + 'a {
+        let day = on.julian_day();
+        list.iter()
+            .filter(move |slot| !(slot.from <= day && day < slot.to))
+            .map(|slot| &self.versions[slot.version as usize])
+            .filter(move |v| {
+                v.recorded.at(known_at) && holding_widest_span(v.start, v.end).contains(on)
+            })
+    }
+
+    /// The holdings that may, but need not, have covered `on` in an office (dates known only
+    /// to a month or a year, an end not known): neither held surely nor surely not.
+    pub fn possible_holders(
+        &self,
+        office: OfficeId,
+        on: Date,
+        known_at: Option<Instant>,
+    ) -> Vec<HoldingView<'_>> {
+        let Some(&ix) = self.office_ix.get(&office) else {
+            return Vec::new();
+        };
+        let mut found: Vec<HoldingView> = self
+            .versions_possibly_on(&self.offices[ix as usize].holdings, on, known_at)
+            .map(|v| self.view(v))
+            .collect();
+        found.sort_by_key(|h| h.holding);
+        found
+    }
+
+    /// The holdings of a person that may, but need not, have covered `on`.
+    pub fn possible_offices_of(
+        &self,
+        person: PersonId,
+        on: Date,
+        known_at: Option<Instant>,
+    ) -> Vec<HoldingView<'_>> {
+        let Some(&ix) = self.person_ix.get(&person) else {
+            return Vec::new();
+        };
+        let mut found: Vec<HoldingView> = self
+            .versions_possibly_on(&self.persons[ix as usize].holdings, on, known_at)
             .map(|v| self.view(v))
             .collect();
         found.sort_by_key(|h| h.holding);
@@ -427,7 +504,11 @@ impl Projection {
     pub fn vacant(&self, office: OfficeId, on: Date, known_at: Option<Instant>) -> Option<bool> {
         let ix = *self.office_ix.get(&office)?;
         let facts = self.office_facts(ix, known_at)?;
-        Some(facts.life.contains(on) && self.holders(office, on, known_at).is_empty())
+        Some(
+            facts.life.contains(on)
+                && self.holders(office, on, known_at).is_empty()
+                && self.possible_holders(office, on, known_at).is_empty(),
+        )
     }
 
     /// The days a unit exists, as asserted at `known_at`; `None` for a unit unknown then.
@@ -460,7 +541,7 @@ impl Projection {
         row: &crate::PersonRow,
         known_at: Option<Instant>,
     ) -> bool {
-        at(&row.names, known_at).any(|(since, _)| since.is_none())
+        at(&row.names, known_at).any(|(since, _, _)| since.is_none())
     }
 
     /// Every office, unit and person in the order they were first recorded, a page at a time:
@@ -510,12 +591,21 @@ impl Projection {
         self.person_name_of_row(*self.person_ix.get(&person)?, on, known_at)
     }
 
+    /// A person's registered birth date, as known at `known_at` (`None` when not known, or for
+    /// a person unknown then).
+    pub fn person_birth(&self, person: PersonId, known_at: Option<Instant>) -> Option<PartialDate> {
+        let row = &self.persons[*self.person_ix.get(&person)? as usize];
+        at(&row.names, known_at)
+            .find(|(since, _, _)| since.is_none())
+            .and_then(|(_, _, birth)| PartialDate::from_code(*birth))
+    }
+
     fn person_name_of_row(&self, row: u32, on: Date, known_at: Option<Instant>) -> Option<String> {
         // A person exists while a registered name is asserted; the name on `on` is the latest
         // rename by then (the last recorded of equal dates), else the registered name.
         let mut registered = None;
         let mut renamed: Option<(Date, u32)> = None;
-        for &(since, name) in at(&self.persons[row as usize].names, known_at) {
+        for &(since, name, _) in at(&self.persons[row as usize].names, known_at) {
             match since {
                 None => registered = registered.or(Some(name)),
                 Some(since) if since <= on && renamed.is_none_or(|(best, _)| since >= best) => {
@@ -746,13 +836,15 @@ impl Projection {
         })
     }
 
-    /// The persons holding an office of `role` in one of `units` on `on`.
+    /// The persons holding an office of `role` in one of `units` on `on` (surely, or with
+    /// `possibly` also those whose imprecise dates may cover the day).
     fn role_holders(
         &self,
         role: Role,
         units: &[u32],
         on: Date,
         known_at: Option<Instant>,
+        possibly: bool,
     ) -> Vec<u32> {
         let mut persons = Vec::new();
         for &u in units {
@@ -764,11 +856,17 @@ impl Projection {
                     .last()
                     .is_some_and(|f| f.kind == role.office_kind);
                 if kind_matches && self.office_unit_on(office, on, known_at) == Some(u) {
-                    let day = on.julian_day();
+                    let list = &self.offices[office as usize].holdings;
                     persons.extend(
-                        self.versions_on(&self.offices[office as usize].holdings, day, known_at)
+                        self.versions_on(list, on.julian_day(), known_at)
                             .map(|v| v.person),
                     );
+                    if possibly {
+                        persons.extend(
+                            self.versions_possibly_on(list, on, known_at)
+                                .map(|v| v.person),
+                        );
+                    }
                 }
             }
         }
@@ -801,12 +899,15 @@ impl Projection {
     /// bodies' offices are held as the model arranges (one person holds every role of it, or
     /// one of its bodies serves two parents or more). What the areas under it do does not
     /// count: a district observes a pilot when its own Vice Secretary is its own Front Chair.
+    ///
+    /// With `possibly`, holdings whose imprecise dates may cover the day count as held.
     pub(crate) fn observed(
         &self,
         arrangement: &Arrangement,
         unit: u32,
         on: Date,
         known_at: Option<Instant>,
+        possibly: bool,
     ) -> bool {
         let below = self.own_bodies(unit, on, known_at);
         match arrangement {
@@ -814,9 +915,10 @@ impl Projection {
                 let Some((first, rest)) = roles.split_first() else {
                     return false;
                 };
-                let mut common: Vec<u32> = self.role_holders(*first, &below, on, known_at);
+                let mut common: Vec<u32> =
+                    self.role_holders(*first, &below, on, known_at, possibly);
                 for role in rest {
-                    let holders = self.role_holders(*role, &below, on, known_at);
+                    let holders = self.role_holders(*role, &below, on, known_at, possibly);
                     common.retain(|p| holders.contains(p));
                 }
                 !common.is_empty()
@@ -869,13 +971,13 @@ impl Projection {
                 Level::Commune => self.indexed(timelines, ix),
                 _ => None,
             };
-            let (declared, observed) = match indexed {
+            let (declared, observed, uncertain) = match indexed {
                 Some(timeline) => {
-                    let (alive, declared, observed) = timeline.at(day);
+                    let (alive, declared, observed, uncertain) = timeline.at(day);
                     if !alive {
                         continue;
                     }
-                    (declared, observed)
+                    (declared, observed, uncertain)
                 }
                 None => {
                     let u = &self.units[ix as usize];
@@ -885,9 +987,11 @@ impl Projection {
                     {
                         continue;
                     }
+                    let observed = self.observed(&row.arrangement, ix, on, known_at, false);
                     (
                         self.adopted(model, ix, on, known_at),
-                        self.observed(&row.arrangement, ix, on, known_at),
+                        observed,
+                        !observed && self.observed(&row.arrangement, ix, on, known_at, true),
                     )
                 }
             };
@@ -899,9 +1003,13 @@ impl Projection {
             if observed {
                 coverage.observed.push(unit);
             }
+            if uncertain {
+                coverage.uncertain.push(unit);
+            }
         }
         coverage.declared.sort_unstable();
         coverage.observed.sort_unstable();
+        coverage.uncertain.sort_unstable();
         Ok(coverage)
     }
 
@@ -911,7 +1019,7 @@ impl Projection {
         // Retracted persons are not found.
         self.names
             .search(query, limit, |row| {
-                at(&self.persons[row as usize].names, None).any(|(since, _)| since.is_none())
+                at(&self.persons[row as usize].names, None).any(|(since, _, _)| since.is_none())
             })
             .into_iter()
             .filter_map(|(row, name, kind)| Some((self.persons[row as usize].id?, name, kind)))

@@ -284,6 +284,7 @@ impl Record for PersonRow {
         for name in &self.names {
             out.i32(name.value.0.map_or(NO_DATE, Date::julian_day));
             out.u32(name.value.1);
+            out.i32(name.value.2);
             name.recorded.put(out);
         }
         out.u32(self.holdings.len() as u32);
@@ -302,8 +303,13 @@ impl Record for PersonRow {
         let mut names = SmallVec::new();
         for _ in 0..n {
             let since = input.optional_date()?;
+            let name = input.u32()?;
+            let birth = input.i32()?;
+            if birth != crate::NO_BIRTH && PartialDate::from_code(birth).is_none() {
+                return Err(Damaged("invalid birth date"));
+            }
             names.push(Version {
-                value: (since, input.u32()?),
+                value: (since, name, birth),
                 recorded: Recorded::get(input)?,
             });
         }

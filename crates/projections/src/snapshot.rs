@@ -34,7 +34,7 @@ use crate::records::{get_all, put_all, Damaged, In, Out};
 use crate::Projection;
 
 const MAGIC: &[u8; 8] = b"REGSNAP\0";
-const FORMAT: u32 = 4;
+const FORMAT: u32 = 5;
 const HEADER: usize = 8 + 4 + 8 + 8 + 8 + 8 + 4;
 
 /// The feed position a snapshot reflects (the event store's two-part position).

@@ -191,11 +191,20 @@ impl QueryService for QueryApi {
                     .ok_or_else(|| ApiError::NotFound(office.to_string()))?;
                 alive_on(office, life, on)?;
                 let holders = p.holders(office, on, known_at);
-                let vacant = holders.is_empty();
-                let holdings = holders.iter().map(|h| holding_pb(p, h, known_at)).collect();
+                let possible = p.possible_holders(office, on, known_at);
+                let seats = p
+                    .office_on(office, on, known_at)
+                    .and_then(|o| o.capacity.limit())
+                    .unwrap_or(0);
                 Ok(pb::GetOfficeHoldersResponse {
-                    holdings,
-                    vacant,
+                    vacant: holders.is_empty() && possible.is_empty(),
+                    seats_filled: i32::try_from(holders.len()).unwrap_or(i32::MAX),
+                    seats: i32::try_from(seats).unwrap_or(i32::MAX),
+                    holdings: holders.iter().map(|h| holding_pb(p, h, known_at)).collect(),
+                    possible_holdings: possible
+                        .iter()
+                        .map(|h| holding_pb(p, h, known_at))
+                        .collect(),
                     position: position_text(models.position),
                 })
             },
@@ -251,10 +260,14 @@ impl QueryService for QueryApi {
             |(on, known_at, page), models| {
                 let p = &models.projection;
                 let known_at = page.known_at(known_at);
-                let (views, next) = p.holdings_on(on, known_at, page.from(), page.size);
+                let found = p.holdings_on(on, known_at, page.from(), page.size);
+                let pbs = |views: &[HoldingView]| {
+                    views.iter().map(|h| holding_pb(p, h, known_at)).collect()
+                };
                 Ok(pb::ListHoldingsResponse {
-                    holdings: views.iter().map(|h| holding_pb(p, h, known_at)).collect(),
-                    next_page_token: page.offset_token(models.snapshot(), next),
+                    holdings: pbs(&found.surely),
+                    possible_holdings: pbs(&found.possibly),
+                    next_page_token: page.offset_token(models.snapshot(), found.next),
                     position: position_text(models.position),
                 })
             },
@@ -321,13 +334,12 @@ impl QueryService for QueryApi {
             |(person, on, known_at), models| {
                 let p = &models.projection;
                 person_known(p, person, known_at)?;
-                let holdings = p
-                    .offices_of(person, on, known_at)
-                    .iter()
-                    .map(|h| holding_pb(p, h, known_at))
-                    .collect();
+                let pbs = |views: Vec<HoldingView>| {
+                    views.iter().map(|h| holding_pb(p, h, known_at)).collect()
+                };
                 Ok(pb::ListPersonOfficesResponse {
-                    holdings,
+                    holdings: pbs(p.offices_of(person, on, known_at)),
+                    possible_holdings: pbs(p.possible_offices_of(person, on, known_at)),
                     position: position_text(models.position),
                 })
             },
@@ -756,6 +768,7 @@ impl QueryService for QueryApi {
                     observed_only: names(coverage.observed_only()),
                     declared: names(coverage.declared),
                     observed: names(coverage.observed),
+                    uncertain: names(coverage.uncertain),
                     position: position_text(models.position),
                 })
             },
