@@ -274,7 +274,7 @@ pub async fn search(cx: &Context, query: String, limit: i32) -> Result<(), CliEr
             .iter()
             .map(|m| json(m, "registry.v1.PersonMatch"))
             .collect(),
-        headers: &["person", "name", "match"],
+        headers: &["person", "name", "born", "holds (or held last)", "match"],
         rows: response
             .matches
             .iter()
@@ -282,7 +282,19 @@ pub async fn search(cx: &Context, query: String, limit: i32) -> Result<(), CliEr
                 let kind = v1::MatchKind::try_from(m.match_kind)
                     .map(|k| short(k.as_str_name(), "MATCH_KIND"))
                     .unwrap_or_default();
-                vec![m.person.clone(), m.display_name.clone(), kind]
+                // The year tells namesakes apart; the office says which one is meant.
+                let born = m.birth.get(..4).unwrap_or_default().to_owned();
+                let holds = m.latest_holding.as_ref().map_or_else(String::new, |h| {
+                    let until = if h.end.is_empty() && !h.end_unknown {
+                        "now".to_owned()
+                    } else if h.end_unknown {
+                        "?".to_owned()
+                    } else {
+                        h.end.clone()
+                    };
+                    format!("{} ({} – {until})", h.office_title, h.start)
+                });
+                vec![m.person.clone(), m.display_name.clone(), born, holds, kind]
             })
             .collect(),
     }

@@ -826,19 +826,33 @@ impl Export {
         if self.kind != ExportKind::Holdings && self.format != ExportFormat::Popolo {
             return export_records(cx, self.kind, self.format, date, known_at).await;
         }
-        let holdings = all_pages!(
-            cx,
-            list_holdings,
-            ListHoldingsRequest,
-            holdings,
-            date,
-            known_at
-        );
+        // The holdings that surely cover the day, and those that possibly do (marked).
+        let holdings: Vec<(v1::Holding, bool)> = crate::read::all_pages(|page_token| {
+            let request = v1::ListHoldingsRequest {
+                date: date.clone(),
+                known_at,
+                page_size: 10_000,
+                page_token,
+                ..Default::default()
+            };
+            let mut client = cx.client.query();
+            async move {
+                let response = client.list_holdings(request).await?.into_inner();
+                let surely = response.holdings.into_iter().map(|h| (h, false));
+                let possibly = response.possible_holdings.into_iter().map(|h| (h, true));
+                Ok((surely.chain(possibly).collect(), response.next_page_token))
+            }
+        })
+        .await?;
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         match self.format {
             ExportFormat::Jsonl => {
-                for h in &holdings {
-                    writeln!(out, "{}", json(h, "registry.v1.Holding"))?;
+                for (h, possibly) in &holdings {
+                    let mut line = json(h, "registry.v1.Holding");
+                    if let (true, Some(fields)) = (*possibly, line.as_object_mut()) {
+                        fields.insert("possibly".into(), true.into());
+                    }
+                    writeln!(out, "{line}")?;
                 }
             }
             ExportFormat::Csv => {
@@ -854,9 +868,10 @@ impl Export {
                     "until",
                     "how",
                     "basis",
+                    "certain",
                 ])
                 .map_err(|e| CliError::Io(e.to_string()))?;
-                for h in &holdings {
+                for (h, possibly) in &holdings {
                     let how = v1::BeginningKind::try_from(h.beginning)
                         .map(|b| args::short(b.as_str_name(), "BEGINNING_KIND"))
                         .unwrap_or_default();
@@ -874,6 +889,7 @@ impl Export {
                             .as_ref()
                             .map(|b| b.number.clone())
                             .unwrap_or_default(),
+                        if *possibly { "possibly" } else { "yes" },
                     ])
                     .map_err(|e| CliError::Io(e.to_string()))?;
                 }
@@ -1026,7 +1042,7 @@ async fn export_records(
 /// The holdings as a Popolo document (https://www.popoloproject.com/specs/).
 async fn popolo(
     cx: &Context,
-    holdings: &[v1::Holding],
+    holdings: &[(v1::Holding, bool)],
     date: &str,
     known_at: Option<prost_types::Timestamp>,
 ) -> Result<serde_json::Value, CliError> {
@@ -1034,24 +1050,68 @@ async fn popolo(
     let mut posts = BTreeMap::new();
     let mut organizations = BTreeMap::new();
     let mut memberships = Vec::new();
-    for h in holdings {
+    for (h, _) in holdings {
         persons.insert(
             h.person.clone(),
             serde_json::json!({ "id": h.person, "name": h.person_display_name }),
         );
-        posts.insert(h.office.clone(), serde_json::json!({ "id": h.office, "label": h.office_title, "organization_id": h.unit }));
+        posts.insert(
+            h.office.clone(),
+            serde_json::json!({ "id": h.office, "label": h.office_title, "organization_id": h.unit }),
+        );
         organizations
             .entry(h.unit.clone())
             .or_insert(serde_json::Value::Null);
-        memberships.push(serde_json::json!({
+        let mut membership = serde_json::json!({
             "id": h.name,
             "person_id": h.person,
             "post_id": h.office,
             "organization_id": h.unit,
             "label": h.office_title,
             "start_date": h.start,
-            "end_date": if h.end.is_empty() { serde_json::Value::Null } else { h.end.clone().into() },
-        }));
+        });
+        if let Some(end) = popolo_end_date(h) {
+            membership["end_date"] = end.into();
+        }
+        let sources: Vec<serde_json::Value> = [&h.basis, &h.end_basis]
+            .into_iter()
+            .flatten()
+            .map(popolo_source)
+            .collect();
+        if !sources.is_empty() {
+            membership["sources"] = sources.into();
+        }
+        memberships.push(membership);
+    }
+    // Birth dates where known: the registry's persons on the day, a page at a time.
+    let wanted = persons.len();
+    let mut births = 0;
+    let mut page_token = String::new();
+    while births < wanted {
+        let page = cx
+            .client
+            .query()
+            .list_persons(v1::ListPersonsRequest {
+                date: date.to_owned(),
+                known_at,
+                page_size: 10_000,
+                page_token,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        for p in page.persons {
+            if let Some(person) = persons.get_mut(&p.name) {
+                births += 1;
+                if !p.birth.is_empty() {
+                    person["birth_date"] = p.birth.into();
+                }
+            }
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
     }
     for (unit, entry) in organizations.iter_mut() {
         if unit.is_empty() {
@@ -1087,6 +1147,47 @@ async fn popolo(
         "posts": posts.into_values().collect::<Vec<_>>(),
         "memberships": memberships,
     }))
+}
+
+/// A membership's Popolo `end_date`: the last day held. The registry keeps the first day not
+/// held, so an end known to the day is written one day earlier; one known only to a month or a
+/// year is written as known (Popolo's dates may be `YYYY-MM` or `YYYY`); an open holding or an
+/// end not known has none.
+fn popolo_end_date(h: &v1::Holding) -> Option<String> {
+    if h.end.is_empty() || h.end_unknown {
+        return None;
+    }
+    match h.end.parse::<registry_domain::Date>().ok() {
+        Some(first_not_held) => Some(first_not_held.previous_day().to_string()),
+        None => Some(h.end.clone()),
+    }
+}
+
+/// A legal basis as a Popolo source: a URN naming the document (Popolo's links need a URL, and
+/// a decision has none of its own) and a note a reader understands.
+fn popolo_source(basis: &v1::LegalBasis) -> serde_json::Value {
+    let urn = format!(
+        "urn:x-registry-basis:{}:{}:{}",
+        percent(&basis.issuer),
+        percent(&basis.number),
+        basis.issued_on
+    );
+    serde_json::json!({
+        "url": urn,
+        "note": format!("{}, {}, {}", basis.number, basis.issued_on, basis.issuer),
+    })
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn percent(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -237,6 +237,132 @@ fn the_seed_imports_once_and_every_read_answers() {
     assert!(completions.contains("regctl"));
 }
 
+/// The Popolo export against Popolo's person, organization, post and membership schemas
+/// (`tests/popolo/`), with memberships ending on the last day held, partial dates as known,
+/// birth dates and the legal bases as sources (issue 22, item 5).
+#[test]
+fn the_popolo_export_follows_popolo() {
+    let r = Registry::seeded();
+    // Ký's concurrent Council chair ends on 2025-10-01 (the first day without it), Tú's
+    // concurrent office in November 2025, day not known.
+    r.stdout(&[
+        "holdings",
+        "end",
+        &id(33),
+        "--until",
+        "2025-10-01",
+        "--reason",
+        "transfer",
+    ]);
+    r.stdout(&[
+        "holdings",
+        "end",
+        &id(36),
+        "--until",
+        "2025-11",
+        "--reason",
+        "retirement",
+    ]);
+    let text = r.stdout(&["export", "--at", "2025-06-30", "--format", "popolo"]);
+    let document: Value = serde_json::from_str(&text).unwrap();
+
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    compiler.enable_format_assertions();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/popolo");
+    for name in [
+        "link",
+        "person",
+        "organization",
+        "post",
+        "membership",
+        "document",
+    ] {
+        let schema: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap(),
+        )
+        .unwrap();
+        compiler
+            .add_resource(&format!("https://popolo.example/{name}.json"), schema)
+            .unwrap();
+    }
+    let index = compiler
+        .compile("https://popolo.example/document.json", &mut schemas)
+        .unwrap();
+    if let Err(e) = schemas.validate(&document, index) {
+        panic!("the export is not Popolo: {e:#}\n{text}");
+    }
+    // The schemas do refuse what Popolo does not allow.
+    for (path, bad) in [
+        ("end_date", Value::from("30/09/2025")),
+        ("until", Value::from("2025-10-01")),
+    ] {
+        let mut doctored = document.clone();
+        doctored["memberships"][0][path] = bad;
+        assert!(schemas.validate(&doctored, index).is_err(), "{path}");
+    }
+
+    let membership = |holding: u32| {
+        document["memberships"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == format!("holdings/{}", &id(holding)[..]))
+            .unwrap_or_else(|| panic!("no membership {holding}: {text}"))
+            .clone()
+    };
+    assert_eq!(
+        membership(33)["end_date"],
+        "2025-09-30",
+        "the last day held"
+    );
+    assert_eq!(membership(36)["end_date"], "2025-11", "known to the month");
+    assert!(membership(31).get("end_date").is_none(), "still held");
+    let source = &membership(32)["sources"][0];
+    assert_eq!(
+        source["note"],
+        "Nghị quyết Đại hội XV, 2020-10-15, Đại hội Đảng bộ tỉnh Quảng Ninh"
+    );
+    assert!(
+        source["url"]
+            .as_str()
+            .is_some_and(|url| url.starts_with("urn:x-registry-basis:")),
+        "{source}"
+    );
+    assert!(
+        membership(31).get("sources").is_none(),
+        "recorded without a basis"
+    );
+    let ky = document["persons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Nguyễn Xuân Ký")
+        .unwrap();
+    assert_eq!(ky["birth_date"], "1962");
+}
+
+/// Namesakes in a search are told apart by birth year and the office held now or last (issue
+/// 22, item 19).
+#[test]
+fn namesakes_are_told_apart_in_a_search() {
+    let r = Registry::seeded();
+    r.stdout(&["persons", "add", "Nguyễn Xuân Ký", "--birth", "1975-04"]);
+    let found = r.stdout(&["persons", "search", "Nguyễn Xuân Ký"]);
+    let rows: Vec<&str> = found
+        .lines()
+        .filter(|l| l.contains("Nguyễn Xuân Ký"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{found}");
+    let seed = rows.iter().find(|l| l.contains("1962")).expect(&found);
+    assert!(
+        seed.contains("– now)"),
+        "the seed's Ký holds offices now: {seed}"
+    );
+    let other = rows.iter().find(|l| l.contains("1975")).expect(&found);
+    assert!(!other.contains("now"), "the other holds none: {other}");
+}
+
 #[test]
 fn every_write_subcommand_records() {
     let r = Registry::seeded();

@@ -500,6 +500,23 @@ impl Projection {
         found
     }
 
+    /// The holding that best says what a person does: the latest begun of those not ended,
+    /// else the one that ended last (`None` for a person who never held an office).
+    pub fn latest_holding(
+        &self,
+        person: PersonId,
+        known_at: Option<Instant>,
+    ) -> Option<HoldingView<'_>> {
+        let ix = *self.person_ix.get(&person)?;
+        self.holding_versions(&self.persons[ix as usize].holdings, known_at)
+            .max_by_key(|v| match v.end {
+                HoldingEnd::Open => (1, v.start.latest(), v.holding),
+                HoldingEnd::Unknown => (0, v.start.latest(), v.holding),
+                HoldingEnd::On(end) => (0, end.latest(), v.holding),
+            })
+            .map(|v| self.view(v))
+    }
+
     /// Whether the office stood empty on `on` although it existed.
     pub fn vacant(&self, office: OfficeId, on: Date, known_at: Option<Instant>) -> Option<bool> {
         let ix = *self.office_ix.get(&office)?;

@@ -143,6 +143,13 @@ fn alive_on(resource: impl std::fmt::Display, life: Span, on: Date) -> Result<()
     })
 }
 
+/// A person's registered birth date as the API writes it (empty when not known).
+fn birth_text(p: &Projection, person: PersonId, known_at: Option<Instant>) -> String {
+    p.person_birth(person, known_at)
+        .map(|b| b.to_string())
+        .unwrap_or_default()
+}
+
 fn position_text(position: Option<registry_eventstore::Position>) -> String {
     position.map(|p| p.to_string()).unwrap_or_default()
 }
@@ -409,6 +416,7 @@ impl QueryService for QueryApi {
                     .ok_or_else(|| ApiError::NotFound(person.to_string()))?;
                 Ok(pb::GetPersonResponse {
                     name: person.to_string(),
+                    birth: birth_text(&models.projection, person, known_at),
                     display_name,
                     position: position_text(models.position),
                 })
@@ -443,8 +451,8 @@ impl QueryService for QueryApi {
                 Ok(((r.query, limit), min))
             },
             |(query, limit), models| {
-                let matches = models
-                    .projection
+                let p = &models.projection;
+                let matches = p
                     .search(&query, limit)
                     .into_iter()
                     .map(|(person, display_name, kind)| pb::PersonMatch {
@@ -455,6 +463,10 @@ impl QueryService for QueryApi {
                             MatchKind::Folded => pb::MatchKind::Folded,
                             MatchKind::Words => pb::MatchKind::Words,
                         } as i32,
+                        birth: birth_text(p, person, None),
+                        latest_holding: p
+                            .latest_holding(person, None)
+                            .map(|h| holding_pb(p, &h, None)),
                     })
                     .collect();
                 Ok(pb::SearchPersonsResponse {
@@ -589,6 +601,7 @@ impl QueryService for QueryApi {
                         let display_name = p.person_name(person, on, known_at)?;
                         Some(pb::Person {
                             name: person.to_string(),
+                            birth: birth_text(p, person, known_at),
                             display_name,
                         })
                     })
