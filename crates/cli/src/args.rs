@@ -66,6 +66,16 @@ impl From<tonic::Status> for CliError {
             Code::NotFound => Self::NotFound(message),
             Code::FailedPrecondition | Code::AlreadyExists => Self::Refused(message),
             Code::Aborted => Self::Conflict(message),
+            // The connection failed under the call (a plaintext client meeting a TLS server
+            // sees HTTP/2 fail): the causes, and what to try.
+            _ if message.contains("h2 protocol error") || message == "transport error" => {
+                Self::Unavailable(format!(
+                    "{:?}: {} (the connection failed: if the server speaks TLS, use https:// \
+                     and --tls-ca)",
+                    status.code(),
+                    registry_client::causes(&status)
+                ))
+            }
             _ => Self::Unavailable(format!("{:?}: {message}", status.code())),
         }
     }

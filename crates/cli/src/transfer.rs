@@ -589,8 +589,9 @@ impl Progress {
         match &self.bar {
             Some(bar) => bar.set_position(done as u64),
             None => {
+                // The last line is the summary `send` prints, not a progress line.
                 let step = (self.total / 10).max(1000);
-                if done - self.last_line >= step || done == self.total {
+                if done - self.last_line >= step && done < self.total {
                     let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
                     note(format!(
                         "imported {done}/{} rows ({rate:.0} rows/s)",
@@ -614,9 +615,13 @@ const PER_MESSAGE: usize = 1_000;
 /// Encoded bytes per message of an import stream at most: well under the server's default
 /// message size limit (4 MiB) even when records are long.
 const MESSAGE_BYTES: usize = 1 << 20;
-/// Records per import call: each call is one stream, well within the server's call timeout,
-/// and the unit of progress.
+/// Records per import call: each call is one stream, and the unit of progress and of retry.
 const PER_CALL: usize = 50_000;
+
+/// Times a call cut by the connection or the server is sent again before the import stops.
+/// Safe: every record carries a request id derived from its row, so what a cut call recorded
+/// is answered as already recorded.
+const RETRIES: u32 = 5;
 
 /// Sends the records in file order through `ImportRecords`: the server decides them one after
 /// the other and appends them in batches. A refused record ends its call; the records before
@@ -644,6 +649,7 @@ async fn send(
     let (mut new, mut repeated, mut refused) = (0i64, 0i64, 0usize);
     let started = Instant::now();
     let mut next = 0;
+    let mut retries = 0;
     while next < total {
         let end = (next + PER_CALL).min(total);
         let messages = messages(&records[next..end]);
@@ -651,6 +657,17 @@ async fn send(
             .import_records(futures::stream::iter(messages))
             .await
         {
+            Err(status) if retriable(&status) && retries < RETRIES => {
+                retries += 1;
+                note(format!(
+                    "the import was cut ({:?}: {}); sending rows from line {} again ({retries} of {RETRIES})",
+                    status.code(),
+                    status.message(),
+                    lines[next]
+                ));
+                tokio::time::sleep(std::time::Duration::from_millis(500 << retries)).await;
+                continue;
+            }
             Ok(response) => {
                 let response = response.into_inner();
                 new += response.recorded;
@@ -693,6 +710,16 @@ async fn send(
         )));
     }
     Ok(())
+}
+
+/// Whether a failed import call was cut rather than refused: sending it again is safe and may
+/// succeed.
+fn retriable(status: &tonic::Status) -> bool {
+    use tonic::Code;
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted
+    ) && Refusal::of(status).is_none()
 }
 
 /// The records cut into stream messages of at most [`PER_MESSAGE`] records and about
@@ -1218,6 +1245,24 @@ mod tests {
             problems.iter().any(|p| p.starts_with("line 7: from:")),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn a_cut_call_is_sent_again_and_a_refusal_is_not() {
+        use tonic::{Code, Status};
+        use tonic_types::{ErrorDetails, StatusExt};
+        assert!(retriable(&Status::unavailable("connection reset")));
+        assert!(retriable(&Status::deadline_exceeded("deadline")));
+        assert!(!retriable(&Status::invalid_argument("records[0].person")));
+        let mut details = ErrorDetails::new();
+        details.set_error_info(
+            "CAPACITY_EXCEEDED",
+            "registry.v1",
+            [("record_index".to_owned(), "3".to_owned())],
+        );
+        let refused =
+            Status::with_error_details(Code::Aborted, "records[3].holding: refused", details);
+        assert!(!retriable(&refused), "a record refused is not a cut call");
     }
 
     #[test]

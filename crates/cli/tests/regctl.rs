@@ -1052,4 +1052,50 @@ fn regctl_speaks_mutual_tls_with_its_certificate_and_is_turned_away_without() {
         .args(["stats"])
         .assert()
         .code(2);
+    // Plaintext to a TLS server: exit 7, and what to try.
+    let plain = Command::cargo_bin("regctl")
+        .unwrap()
+        .args(["--server", &daemon.address, "stats"])
+        .output()
+        .unwrap();
+    assert_eq!(plain.status.code(), Some(7));
+    let said = String::from_utf8_lossy(&plain.stderr);
+    assert!(said.contains("use https://"), "{said}");
+}
+
+/// `--server` takes `host:port` as given; a failed connection says why and what to try (issue
+/// 22, item 17).
+#[test]
+fn the_server_is_found_without_a_scheme_and_failures_say_why() {
+    let r = Registry::empty();
+    let bare = r.daemon.address.trim_start_matches("http://").to_owned();
+    Command::cargo_bin("regctl")
+        .unwrap()
+        .args(["--server", &bare, "stats"])
+        .assert()
+        .success();
+    let refused = Command::cargo_bin("regctl")
+        .unwrap()
+        .args(["--server", "127.0.0.1:1", "stats"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(7));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("Connection refused") && said.contains("is registryd running"),
+        "{said}"
+    );
+    assert!(!said.ends_with("transport error\n"), "{said}");
+    let tls_to_plain = Command::cargo_bin("regctl")
+        .unwrap()
+        .args([
+            "--server",
+            &r.daemon.address.replace("http://", "https://"),
+            "stats",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(tls_to_plain.status.code(), Some(7));
+    let said = String::from_utf8_lossy(&tls_to_plain.stderr);
+    assert!(said.contains("use http://"), "{said}");
 }

@@ -56,13 +56,78 @@ pub enum ClientError {
         source: tonic::transport::Error,
     },
     /// The server could not be reached.
-    #[error("cannot connect to {address}: {source}")]
+    #[error(
+        "cannot connect to {address}: {}{}",
+        causes(source),
+        hint(source, address)
+    )]
     Connect {
         /// Where.
         address: String,
         /// Why.
         source: tonic::transport::Error,
     },
+}
+
+/// An error and its causes, outermost first ("transport error: tcp connect error: Connection
+/// refused (os error 111)"), each said once.
+pub fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut said: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !said.iter().any(|s| s.contains(&text)) {
+            said.push(text);
+        }
+        next = e.source();
+    }
+    said.join(": ")
+}
+
+/// What to try when a connection failed, from its cause: nothing listening, a name not
+/// resolved, TLS spoken to a plaintext server.
+fn hint(error: &(dyn std::error::Error + 'static), address: &str) -> String {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return " (nothing listens there: is registryd running, and on this address? \
+                         see its --listen)"
+                    .into();
+            }
+            if io.to_string().contains("lookup address") {
+                return " (the host name does not resolve: check the address)".into();
+            }
+            // An io::Error hides the error it wraps from `source`.
+            let tls = io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+            if tls && address.starts_with("https://") {
+                return " (the TLS handshake failed: if the server speaks plaintext, use http://; \
+                         else check --tls-ca)"
+                    .into();
+            }
+        }
+        if e.downcast_ref::<rustls::Error>().is_some() && address.starts_with("https://") {
+            return " (the TLS handshake failed: if the server speaks plaintext, use http://; \
+                     else check --tls-ca)"
+                .into();
+        }
+        next = e.source();
+    }
+    String::new()
+}
+
+/// An address as given (`host:port`, `http://host:port` or `https://host:port`) as a URI:
+/// without a scheme, `https://` when TLS settings are given, else `http://`.
+pub fn address_uri(address: &str, tls: &Tls) -> String {
+    if address.contains("://") {
+        address.to_owned()
+    } else if tls.ca.is_some() || tls.identity.is_some() {
+        format!("https://{address}")
+    } else {
+        format!("http://{address}")
+    }
 }
 
 /// Adds the actor header to every request.
@@ -111,9 +176,11 @@ impl Client {
         Self::connect_with(address, &Tls::default()).await
     }
 
-    /// Connects to `address`; an `https://` address is checked and authenticated with `tls`.
+    /// Connects to `address` ([`address_uri`]); an `https://` address is checked and
+    /// authenticated with `tls`.
     pub async fn connect_with(address: &str, tls: &Tls) -> Result<Self, ClientError> {
         use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+        let address = &address_uri(address, tls);
         let mut endpoint = Endpoint::from_shared(address.to_owned())
             .map_err(|_| ClientError::BadAddress(address.to_owned()))?
             .connect_timeout(Duration::from_secs(5))

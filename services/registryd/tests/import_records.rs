@@ -8,6 +8,7 @@
 
 mod support;
 
+use futures::StreamExt;
 use registry_client::{v1, Client};
 use support::{drop_schema, holders, postgres, Daemon, Registrar};
 use tonic::Code;
@@ -259,6 +260,81 @@ async fn an_import_stops_at_the_first_refused_record_on_postgres() {
     drop_schema(&url, &schema).await;
     let daemon = Daemon::start(&["--store", url.as_str(), "--pg-schema", schema.as_str()]);
     stops_at_the_first_refused_record(daemon.client().await).await;
+    drop(daemon);
+    drop_schema(&url, &schema).await;
+}
+
+/// An import lasts as long as its stream: the server's limit on a call (`--timeout-seconds`,
+/// here 1 s) cuts unary calls, never an import whose messages keep coming (it answered
+/// "Cancelled: Timeout expired" after 60 s with part of a file written) (issue 22, item 18).
+async fn a_slow_stream_is_not_cut_by_the_call_limit(client: Client) {
+    let ids: Vec<uuid::Uuid> = (0..6).map(|_| uuid::Uuid::now_v7()).collect();
+    let messages: Vec<v1::ImportRecordsRequest> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| v1::ImportRecordsRequest {
+            records: vec![person(id, &format!("Người Chậm {i}"))],
+        })
+        .collect();
+    // Six messages, 400 ms apart: the stream lasts about 2.4 s.
+    let slow = futures::stream::iter(messages).then(|message| async move {
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        message
+    });
+    let response = client
+        .command()
+        .import_records(slow)
+        .await
+        .expect("the import is not cut by the call limit")
+        .into_inner();
+    assert_eq!(response.recorded, 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_import_outlasts_the_call_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::embedded(dir.path(), &["--timeout-seconds", "1"]);
+    let client = daemon.client().await;
+    a_slow_stream_is_not_cut_by_the_call_limit(client.clone()).await;
+    // A unary call is still cut at the limit: a read waiting for a position never reached.
+    let started = std::time::Instant::now();
+    let waited = client
+        .query()
+        .list_persons(v1::ListPersonsRequest {
+            date: "2024-01-01".into(),
+            min_position: "999999999".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        waited.code(),
+        Code::DeadlineExceeded,
+        "{}",
+        waited.message()
+    );
+    assert!(
+        waited.message().contains("--timeout-seconds"),
+        "{}",
+        waited.message()
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_import_outlasts_the_call_limit_on_postgres() {
+    let Some(url) = postgres().await else { return };
+    let schema = format!("e2e_slow_import_{}", std::process::id());
+    drop_schema(&url, &schema).await;
+    let daemon = Daemon::start(&[
+        "--store",
+        url.as_str(),
+        "--pg-schema",
+        schema.as_str(),
+        "--timeout-seconds",
+        "1",
+    ]);
+    a_slow_stream_is_not_cut_by_the_call_limit(daemon.client().await).await;
     drop(daemon);
     drop_schema(&url, &schema).await;
 }

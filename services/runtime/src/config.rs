@@ -39,7 +39,8 @@ pub struct Options {
     /// Requests served at once per connection [default: 256].
     #[arg(long, env = "REGISTRY_CONCURRENCY")]
     pub concurrency: Option<usize>,
-    /// Longest time a call may take, in seconds, whatever its own deadline [default: 60].
+    /// Longest time a unary call may take, in seconds, whatever its own deadline; an import
+    /// stream is bounded by its caller's deadline only [default: 60].
     #[arg(long, env = "REGISTRY_TIMEOUT_SECONDS")]
     pub timeout_seconds: Option<u64>,
     /// Grace period for in-flight calls at shutdown, in seconds [default: 10].

@@ -93,6 +93,9 @@ pub enum ApiError {
         /// The transport's message.
         message: String,
     },
+    /// A unary call took longer than the server allows (`--timeout-seconds`).
+    #[error("the call took longer than this server's limit of {} s (--timeout-seconds)", .0.as_secs())]
+    TooLong(std::time::Duration),
     /// The service is shutting down or its background work stopped.
     #[error("{0}")]
     Unavailable(String),
@@ -158,6 +161,7 @@ impl ApiError {
             Self::Behind { .. } => Code::DeadlineExceeded,
             Self::Unavailable(_) => Code::Unavailable,
             Self::Stream { code, .. } => *code,
+            Self::TooLong(_) => Code::DeadlineExceeded,
             Self::Unauthenticated(_) => Code::Unauthenticated,
         }
     }

@@ -123,7 +123,7 @@ pub async fn import_records(
     writer: &Writer,
     request: Request<Streaming<pb::ImportRecordsRequest>>,
 ) -> Result<Response<pb::ImportRecordsResponse>, Status> {
-    serve::call("ImportRecords", "", async move {
+    serve::call_unbounded("ImportRecords", "", async move {
         let certified = serve::certified(&request)?;
         let (metadata, _, mut stream) = request.into_parts();
         let mut response = pb::ImportRecordsResponse::default();

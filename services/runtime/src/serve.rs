@@ -201,8 +201,30 @@ pub fn patience<T>(request: &Request<T>) -> Duration {
     timeout.mul_f64(0.9)
 }
 
-/// Runs one call: logs its outcome with the request id and maps its error to a status.
+/// The longest a unary call may take, whatever its own deadline (`--timeout-seconds`); set
+/// once by [`serve`].
+static CALL_LIMIT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+
+/// Runs one unary call within the server's limit ([`CALL_LIMIT`]; the caller's own deadline
+/// applies too): logs its outcome with the request id and maps its error to a status.
 pub async fn call<T>(
+    rpc: &'static str,
+    request_id: &str,
+    work: impl Future<Output = Result<T, ApiError>>,
+) -> Result<Response<T>, Status> {
+    let limit = CALL_LIMIT.get().copied().unwrap_or(Duration::MAX);
+    let bounded = async {
+        match tokio::time::timeout(limit, work).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(ApiError::TooLong(limit)),
+        }
+    };
+    call_unbounded(rpc, request_id, bounded).await
+}
+
+/// Runs a client-streaming call (an import: it lasts as long as its stream, bounded by the
+/// caller's deadline only): logs its outcome and maps its error to a status, as [`call`].
+pub async fn call_unbounded<T>(
     rpc: &'static str,
     request_id: &str,
     work: impl Future<Output = Result<T, ApiError>>,
@@ -280,9 +302,11 @@ pub async fn serve(
     if let Some(tls) = &config.tls {
         builder = builder.tls_config(tls.clone())?;
     }
+    // The server's limit is applied by `call` to unary calls only: an import streams for as
+    // long as its file takes (the caller's own deadline still applies to every call).
+    let _ = CALL_LIMIT.set(config.timeout);
     let server = builder
         .concurrency_limit_per_connection(config.concurrency)
-        .timeout(config.timeout)
         .add_routes(routes)
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
