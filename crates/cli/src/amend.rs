@@ -105,6 +105,17 @@ async fn recorded_facts(
     Ok(facts)
 }
 
+/// The update mask of a correction: the fields whose value changes.
+fn changed(fields: &[(&str, bool)]) -> prost_types::FieldMask {
+    prost_types::FieldMask {
+        paths: fields
+            .iter()
+            .filter(|(_, changes)| *changes)
+            .map(|(path, _)| (*path).to_owned())
+            .collect(),
+    }
+}
+
 fn text(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::Null => String::new(),
@@ -236,12 +247,18 @@ impl Correct {
                     ));
                 }
                 why.confirm(&[vec![format!("correcting {person}:")], changes].concat())?;
+                // Only what changes is restated: the rest stays as recorded.
+                let paths = changed(&[
+                    ("display_name", old_name != new_name),
+                    ("birth", old_birth != new_birth),
+                ]);
                 let request = v1::CorrectPersonRequest {
                     request_id: request_id(),
                     person,
                     display_name: new_name,
                     birth: new_birth,
                     amendment: Some(amendment),
+                    update_mask: Some(paths),
                 };
                 print_write(
                     cx,
@@ -306,6 +323,13 @@ impl Correct {
                     ));
                 }
                 why.confirm(&[vec![format!("correcting {office}:")], changes].concat())?;
+                let paths = changed(&[
+                    ("title", old.0 != new_title),
+                    ("kind", old.1 != new_kind),
+                    ("capacity", old_capacity != new_capacity),
+                    ("valid_from", old.4 != new_from),
+                    ("valid_until", old.5 != new_until),
+                ]);
                 let request = v1::CorrectOfficeRequest {
                     request_id: request_id(),
                     office,
@@ -315,6 +339,7 @@ impl Correct {
                     valid_from: new_from,
                     valid_until: new_until,
                     amendment: Some(amendment),
+                    update_mask: Some(paths),
                 };
                 print_write(
                     cx,
@@ -419,8 +444,21 @@ impl Correct {
                 }
                 preview.extend(coverage_change(&current, &after));
                 why.confirm(&preview)?;
+                let paths = changed(&[
+                    ("person", current.person != after.person),
+                    ("office", current.office != after.office),
+                    ("valid_from", current.start != after.start),
+                    (
+                        "valid_until",
+                        (&current.end, current.end_unknown) != (&after.end, after.end_unknown),
+                    ),
+                    ("end_unknown", current.end_unknown != after.end_unknown),
+                    ("beginning", current.beginning != after.beginning),
+                    ("end_reason", current.end_reason != after.end_reason),
+                ]);
                 let request = v1::CorrectHoldingRequest {
                     request_id: request_id(),
+                    update_mask: Some(paths),
                     holding,
                     person: after.person,
                     office: after.office,

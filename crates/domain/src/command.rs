@@ -281,8 +281,8 @@ pub enum Command {
     CorrectPerson {
         /// The person.
         person: PersonId,
-        /// The corrected facts.
-        after: PersonFacts,
+        /// The facts restated; the others stay as recorded.
+        after: PersonPatch,
         /// Why, who, on what basis.
         amendment: Amendment,
     },
@@ -290,8 +290,8 @@ pub enum Command {
     CorrectOffice {
         /// The office.
         office: OfficeId,
-        /// The corrected facts.
-        after: OfficeFacts,
+        /// The facts restated; the others stay as recorded.
+        after: OfficePatch,
         /// Why, who, on what basis.
         amendment: Amendment,
     },
@@ -299,8 +299,8 @@ pub enum Command {
     CorrectHolding {
         /// The holding.
         holding: HoldingId,
-        /// The corrected facts.
-        after: HoldingFacts,
+        /// The facts restated; the others stay as recorded.
+        after: HoldingPatch,
         /// Why, who, on what basis.
         amendment: Amendment,
     },
@@ -311,4 +311,129 @@ pub enum Command {
         /// Why, who, on what basis.
         amendment: Amendment,
     },
+}
+
+/// The facts of a person a correction restates: each `Some` replaces the recorded fact (with
+/// "not known" where the fact is optional), each `None` keeps it. A correction that restates
+/// one fact never erases another (AIP-134's field mask, in the domain's terms).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonPatch {
+    /// The registered name.
+    pub name: Option<String>,
+    /// The birth date (`Some(None)`: not known after all).
+    pub birth: Option<Option<PartialDate>>,
+}
+
+/// The facts of an office a correction restates (see [`PersonPatch`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfficePatch {
+    /// The title.
+    pub title: Option<String>,
+    /// The kind.
+    pub kind: Option<OfficeKind>,
+    /// The capacity.
+    pub capacity: Option<Capacity>,
+    /// The first day.
+    pub established: Option<Date>,
+    /// The first day without it (`Some(None)`: it has not been abolished).
+    pub abolished: Option<Option<Date>>,
+}
+
+/// The facts of a holding a correction restates (see [`PersonPatch`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldingPatch {
+    /// Who.
+    pub person: Option<PersonId>,
+    /// Which office.
+    pub office: Option<OfficeId>,
+    /// From when.
+    pub start: Option<PartialDate>,
+    /// Until when.
+    pub end: Option<HoldingEnd>,
+    /// How it began.
+    pub beginning: Option<Beginning>,
+    /// How it ended (`Some(None)`: it has not ended).
+    pub end_reason: Option<Option<EndReason>>,
+    /// The term (`Some(None)`: none).
+    pub term: Option<Option<TermId>>,
+    /// The basis of its start (`Some(None)`: none recorded).
+    pub basis: Option<Option<LegalBasis>>,
+}
+
+impl PersonPatch {
+    /// The facts after the correction.
+    pub fn applied_to(&self, current: &PersonFacts) -> PersonFacts {
+        PersonFacts {
+            name: self.name.clone().unwrap_or_else(|| current.name.clone()),
+            birth: self.birth.unwrap_or(current.birth),
+        }
+    }
+}
+
+impl From<PersonFacts> for PersonPatch {
+    /// Every fact restated.
+    fn from(facts: PersonFacts) -> Self {
+        Self {
+            name: Some(facts.name),
+            birth: Some(facts.birth),
+        }
+    }
+}
+
+impl OfficePatch {
+    /// The facts after the correction.
+    pub fn applied_to(&self, current: &OfficeFacts) -> OfficeFacts {
+        OfficeFacts {
+            title: self.title.clone().unwrap_or_else(|| current.title.clone()),
+            kind: self.kind.unwrap_or(current.kind),
+            capacity: self.capacity.unwrap_or(current.capacity),
+            established: self.established.unwrap_or(current.established),
+            abolished: self.abolished.unwrap_or(current.abolished),
+        }
+    }
+}
+
+impl From<OfficeFacts> for OfficePatch {
+    /// Every fact restated.
+    fn from(facts: OfficeFacts) -> Self {
+        Self {
+            title: Some(facts.title),
+            kind: Some(facts.kind),
+            capacity: Some(facts.capacity),
+            established: Some(facts.established),
+            abolished: Some(facts.abolished),
+        }
+    }
+}
+
+impl HoldingPatch {
+    /// The facts after the correction.
+    pub fn applied_to(&self, current: &HoldingFacts) -> HoldingFacts {
+        HoldingFacts {
+            person: self.person.unwrap_or(current.person),
+            office: self.office.unwrap_or(current.office),
+            start: self.start.unwrap_or(current.start),
+            end: self.end.unwrap_or(current.end),
+            beginning: self.beginning.unwrap_or(current.beginning),
+            end_reason: self.end_reason.unwrap_or(current.end_reason),
+            term: self.term.unwrap_or(current.term),
+            basis: self.basis.clone().unwrap_or_else(|| current.basis.clone()),
+        }
+    }
+}
+
+impl From<HoldingFacts> for HoldingPatch {
+    /// Every fact restated.
+    fn from(facts: HoldingFacts) -> Self {
+        Self {
+            person: Some(facts.person),
+            office: Some(facts.office),
+            start: Some(facts.start),
+            end: Some(facts.end),
+            beginning: Some(facts.beginning),
+            end_reason: Some(facts.end_reason),
+            term: Some(facts.term),
+            basis: Some(facts.basis),
+        }
+    }
 }

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use unicode_normalization::UnicodeNormalization;
 
-use crate::command::{Command, OfficeFate, Reorganisation, Successor};
+use crate::command::{Command, OfficeFate, OfficePatch, Reorganisation, Successor};
 use crate::date::{Date, Span};
 use crate::error::DomainError;
 use crate::event::*;
@@ -39,6 +39,18 @@ impl From<Vec<Event>> for Decision {
             warnings: Vec::new(),
         }
     }
+}
+
+/// A correction must change a fact: one that restates the record as it is would record an
+/// amendment of nothing.
+fn unchanged_is_refused<T: PartialEq>(before: &T, after: &T) -> Result<(), DomainError> {
+    if before == after {
+        return Err(DomainError::invalid(
+            "after",
+            "changes nothing: the correction restates the record as it is",
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a name-like text and returns it in Unicode NFC, trimmed.
@@ -483,10 +495,12 @@ impl Registry {
                 amendment,
             } => {
                 let current = self.existing_person(*person)?;
+                let after = after.applied_to(&current.facts());
                 let after = PersonFacts {
                     name: clean_text("after.name", &after.name)?,
                     birth: after.birth,
                 };
+                unchanged_is_refused(&current.facts(), &after)?;
                 if let Some(birth) = after.birth {
                     for holding in current.holdings.iter() {
                         let h = &self.holdings[holding];
@@ -520,10 +534,12 @@ impl Registry {
             } => {
                 let current = self.existing_holding(*holding)?;
                 let amendment = clean_amendment(amendment)?;
+                let after = after.applied_to(&current.facts());
                 let after = HoldingFacts {
                     basis: clean_optional_basis("after.basis", &after.basis)?,
-                    ..after.clone()
+                    ..after
                 };
+                unchanged_is_refused(&current.facts(), &after)?;
                 if after.end.has_ended() != after.end_reason.is_some() {
                     return Err(DomainError::invalid(
                         "after.end_reason",
@@ -829,16 +845,18 @@ impl Registry {
     fn decide_office_correction(
         &self,
         id: OfficeId,
-        after: &OfficeFacts,
+        after: &OfficePatch,
         amendment: &Amendment,
     ) -> Result<Decision, DomainError> {
         let office = self.existing_office(id)?;
         let amendment = clean_amendment(amendment)?;
+        let after = after.applied_to(&office.facts());
         check_capacity_value(after.capacity)?;
         let after = OfficeFacts {
             title: clean_text("after.title", &after.title)?,
-            ..after.clone()
+            ..after
         };
+        unchanged_is_refused(&office.facts(), &after)?;
         if after.abolished.is_some_and(|end| end <= after.established) {
             return Err(DomainError::EndBeforeStart {
                 what: EntityRef::Office(id),

@@ -30,7 +30,9 @@ pub mod irregular;
 pub mod model;
 pub mod state;
 
-pub use command::{Command, NewUnit, OfficeFate, Reorganisation, Successor};
+pub use command::{
+    Command, HoldingPatch, NewUnit, OfficeFate, OfficePatch, PersonPatch, Reorganisation, Successor,
+};
 pub use date::{Date, DateError, PartialDate, Precision, Span};
 pub use decide::{clean_text, Decision, MAX_NAME_CHARS};
 pub use error::{quote, DomainError, ErrorKind};

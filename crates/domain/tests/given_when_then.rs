@@ -679,7 +679,7 @@ fn correct_office_rechecks_capacity_and_life() {
     w.given
         .when(Command::CorrectOffice {
             office: w.vice_secretary,
-            after: sole,
+            after: sole.into(),
             amendment: amendment("capacity was mistyped"),
         })
         .then_error_matching(
@@ -692,7 +692,7 @@ fn correct_office_rechecks_capacity_and_life() {
     w.given
         .when(Command::CorrectOffice {
             office: w.vice_secretary,
-            after: later,
+            after: later.into(),
             amendment: amendment("wrong date"),
         })
         .then_error_matching(
@@ -705,7 +705,7 @@ fn correct_office_rechecks_capacity_and_life() {
     w.given
         .when(Command::CorrectOffice {
             office: w.vice_secretary,
-            after: too_early,
+            after: too_early.into(),
             amendment: amendment("wrong date"),
         })
         .then_error_matching(|e| matches!(e, DomainError::OutsideUnitLife { .. }));
@@ -716,7 +716,7 @@ fn correct_office_rechecks_capacity_and_life() {
     w.given
         .when(Command::CorrectOffice {
             office: w.vice_secretary,
-            after: renamed.clone(),
+            after: renamed.clone().into(),
             amendment: amendment("title"),
         })
         .then_events(vec![OfficeCorrected {
@@ -936,7 +936,7 @@ fn correct_holding_is_rechecked_against_everything_it_touches() {
     w.given
         .when(Command::CorrectHolding {
             holding: h1,
-            after: later,
+            after: later.into(),
             amendment: amendment("decision misread"),
         })
         .then_error(DomainError::CapacityExceeded {
@@ -954,7 +954,7 @@ fn correct_holding_is_rechecked_against_everything_it_touches() {
         .given
         .when(Command::CorrectHolding {
             holding: h1,
-            after: earlier.clone(),
+            after: earlier.clone().into(),
             amendment: amendment("decision misread"),
         })
         .then_events(vec![HoldingCorrected {
@@ -968,7 +968,7 @@ fn correct_holding_is_rechecked_against_everything_it_touches() {
     w.given
         .when(Command::CorrectHolding {
             holding: h1,
-            after: facts.clone(),
+            after: facts.clone().into(),
             amendment: amendment(""),
         })
         .then_error_matching(|e| {
@@ -987,7 +987,7 @@ fn correct_holding_is_rechecked_against_everything_it_touches() {
     w.given
         .when(Command::CorrectHolding {
             holding: h1,
-            after: open_with_reason,
+            after: open_with_reason.into(),
             amendment: amendment("x"),
         })
         .then_error_matching(|e| {
@@ -1013,7 +1013,7 @@ fn correct_person_rechecks_holdings_against_the_birth_date() {
     w.given
         .when(Command::CorrectPerson {
             person: w.a,
-            after,
+            after: after.into(),
             amendment: amendment("typo"),
         })
         .then_error_matching(|e| matches!(e, DomainError::BeforeBirth { .. }));
@@ -1024,7 +1024,7 @@ fn correct_person_rechecks_holdings_against_the_birth_date() {
     w.given
         .when(Command::CorrectPerson {
             person: w.a,
-            after,
+            after: after.into(),
             amendment: amendment("typo"),
         })
         .then_ok();

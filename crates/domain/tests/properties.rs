@@ -165,7 +165,7 @@ fn to_command(step: &Step, w: &World, ids: &Ids) -> Command {
             };
             Command::CorrectHolding {
                 holding: id,
-                after,
+                after: after.into(),
                 amendment: amendment("wrong decision read"),
             }
         }
@@ -190,7 +190,8 @@ fn to_command(step: &Step, w: &World, ids: &Ids) -> Command {
                     after: event::OfficeFacts {
                         capacity: Capacity::Limited(*limit),
                         ..facts
-                    },
+                    }
+                    .into(),
                     amendment: amendment("capacity"),
                 },
                 None => Command::Retract {
@@ -210,7 +211,8 @@ fn to_command(step: &Step, w: &World, ids: &Ids) -> Command {
                     after: event::OfficeFacts {
                         established: day(*offset),
                         ..facts
-                    },
+                    }
+                    .into(),
                     amendment: amendment("established"),
                 },
                 None => Command::Retract {

@@ -1042,7 +1042,7 @@ pub fn generate(config: &Config) -> Generated {
         };
         b.late.push(Command::CorrectHolding {
             holding,
-            after,
+            after: after.into(),
             amendment: Amendment {
                 reason: "đối chiếu lại quyết định gốc".into(),
                 actor: "registrar".into(),

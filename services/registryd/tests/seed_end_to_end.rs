@@ -367,6 +367,7 @@ async fn record_seed(client: &Client) -> Seed {
                 reason: "typing error in the import".into(),
                 basis: Some(basis("7/BC")),
             }),
+            update_mask: None,
         })
         .await
         .unwrap()

@@ -33,6 +33,64 @@ macro_rules! write_requests {
     };
 }
 
+/// The fields of a correction request it restates (AIP-134): those its `update_mask` names,
+/// every one for `*`, or without a mask those it populates.
+struct Restated(Vec<&'static str>);
+
+impl Restated {
+    /// From the request's mask and its fields, each with whether it is populated.
+    fn of(mask: Option<&prost_types::FieldMask>, fields: &[(&'static str, bool)]) -> Parsed<Self> {
+        let names = || fields.iter().map(|(name, _)| *name);
+        let Some(mask) = mask.filter(|m| !m.paths.is_empty()) else {
+            return Ok(Self(
+                fields
+                    .iter()
+                    .filter(|(_, populated)| *populated)
+                    .map(|(name, _)| *name)
+                    .collect(),
+            ));
+        };
+        if mask.paths.iter().any(|p| p == "*") {
+            if mask.paths.len() > 1 {
+                return Err(crate::ApiError::invalid(
+                    "update_mask",
+                    "`*` restates every field: name no other path beside it",
+                ));
+            }
+            return Ok(Self(names().collect()));
+        }
+        let mut restated = Vec::new();
+        for path in &mask.paths {
+            let Some(name) = names().find(|name| name == path) else {
+                return Err(crate::ApiError::invalid(
+                    "update_mask",
+                    format!(
+                        "{} is not a field this correction restates (one of {}, or *)",
+                        registry_domain::quote(path),
+                        names().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            };
+            restated.push(name);
+        }
+        Ok(Self(restated))
+    }
+
+    /// The field's new value when it is restated.
+    fn then<T>(&self, field: &str, value: impl FnOnce() -> Parsed<T>) -> Parsed<Option<T>> {
+        self.then_any(&[field], value)
+    }
+
+    /// The new value of a fact several fields state, when one of them is restated.
+    fn then_any<T>(&self, fields: &[&str], value: impl FnOnce() -> Parsed<T>) -> Parsed<Option<T>> {
+        if fields.iter().any(|f| self.0.contains(f)) {
+            value().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
 fn aliases(values: &[String]) -> Parsed<Vec<String>> {
     values
         .iter()
@@ -241,39 +299,81 @@ write_requests! {
         start: date("valid_from", &r.valid_from)?,
         planned_end: opt_date("planned_until", &r.planned_until)?,
     };
-    "CorrectPerson", pb::CorrectPersonRequest => CorrectPersonResponse, |r, actor| Command::CorrectPerson {
-        person: id("person", &r.person, "persons")?,
-        after: d::event::PersonFacts {
-            name: text("display_name", &r.display_name)?,
-            birth: opt_partial_date("birth", &r.birth)?,
-        },
-        amendment: amendment("amendment", r.amendment.as_ref(), actor)?,
+    "CorrectPerson", pb::CorrectPersonRequest => CorrectPersonResponse, |r, actor| {
+        let f = Restated::of(
+            r.update_mask.as_ref(),
+            &[("display_name", !r.display_name.is_empty()), ("birth", !r.birth.is_empty())],
+        )?;
+        Command::CorrectPerson {
+            person: id("person", &r.person, "persons")?,
+            after: d::PersonPatch {
+                name: f.then("display_name", || text("display_name", &r.display_name))?,
+                birth: f.then("birth", || opt_partial_date("birth", &r.birth))?,
+            },
+            amendment: amendment("amendment", r.amendment.as_ref(), actor)?,
+        }
     };
-    "CorrectOffice", pb::CorrectOfficeRequest => CorrectOfficeResponse, |r, actor| Command::CorrectOffice {
-        office: id("office", &r.office, "offices")?,
-        after: d::event::OfficeFacts {
-            title: text("title", &r.title)?,
-            kind: office_kind("kind", r.kind)?,
-            capacity: capacity("capacity", r.capacity.as_ref())?,
-            established: date("valid_from", &r.valid_from)?,
-            abolished: opt_date("valid_until", &r.valid_until)?,
-        },
-        amendment: amendment("amendment", r.amendment.as_ref(), actor)?,
+    "CorrectOffice", pb::CorrectOfficeRequest => CorrectOfficeResponse, |r, actor| {
+        let f = Restated::of(
+            r.update_mask.as_ref(),
+            &[
+                ("title", !r.title.is_empty()),
+                ("kind", r.kind != 0),
+                ("capacity", r.capacity.is_some()),
+                ("valid_from", !r.valid_from.is_empty()),
+                ("valid_until", !r.valid_until.is_empty()),
+            ],
+        )?;
+        Command::CorrectOffice {
+            office: id("office", &r.office, "offices")?,
+            after: d::OfficePatch {
+                title: f.then("title", || text("title", &r.title))?,
+                kind: f.then("kind", || office_kind("kind", r.kind))?,
+                capacity: f.then("capacity", || capacity("capacity", r.capacity.as_ref()))?,
+                established: f.then("valid_from", || date("valid_from", &r.valid_from))?,
+                abolished: f.then("valid_until", || opt_date("valid_until", &r.valid_until))?,
+            },
+            amendment: amendment("amendment", r.amendment.as_ref(), actor)?,
+        }
     };
     "CorrectHolding", pb::CorrectHoldingRequest => CorrectHoldingResponse, |r, actor| {
-        let end = holding_end("valid_until", &r.valid_until, "end_unknown", r.end_unknown, true)?;
-        let end_reason = if r.end_reason == 0 { None } else { Some(end_reason("end_reason", r.end_reason)?) };
+        let f = Restated::of(
+            r.update_mask.as_ref(),
+            &[
+                ("person", !r.person.is_empty()),
+                ("office", !r.office.is_empty()),
+                ("valid_from", !r.valid_from.is_empty()),
+                ("valid_until", !r.valid_until.is_empty()),
+                ("end_unknown", r.end_unknown),
+                ("beginning", r.beginning != 0),
+                ("cause", !r.cause.is_empty()),
+                ("end_reason", r.end_reason != 0),
+                ("term", !r.term.is_empty()),
+                ("basis", r.basis.as_ref().is_some_and(|b| *b != pb::LegalBasis::default())),
+            ],
+        )?;
         Command::CorrectHolding {
             holding: id("holding", &r.holding, "holdings")?,
-            after: d::event::HoldingFacts {
-                person: id("person", &r.person, "persons")?,
-                office: id("office", &r.office, "offices")?,
-                start: partial_date("valid_from", &r.valid_from)?,
-                end,
-                beginning: beginning("beginning", r.beginning, "cause", &r.cause)?,
-                end_reason,
-                term: opt_id("term", &r.term, "terms")?,
-                basis: opt_basis("basis", r.basis.as_ref())?,
+            after: d::HoldingPatch {
+                person: f.then("person", || id("person", &r.person, "persons"))?,
+                office: f.then("office", || id("office", &r.office, "offices"))?,
+                start: f.then("valid_from", || partial_date("valid_from", &r.valid_from))?,
+                // The end is one fact, restated from both of its fields.
+                end: f.then_any(&["valid_until", "end_unknown"], || {
+                    holding_end("valid_until", &r.valid_until, "end_unknown", r.end_unknown, true)
+                })?,
+                beginning: f.then_any(&["beginning", "cause"], || {
+                    beginning("beginning", r.beginning, "cause", &r.cause)
+                })?,
+                end_reason: f.then("end_reason", || {
+                    if r.end_reason == 0 {
+                        Ok(None)
+                    } else {
+                        end_reason("end_reason", r.end_reason).map(Some)
+                    }
+                })?,
+                term: f.then("term", || opt_id("term", &r.term, "terms"))?,
+                basis: f.then("basis", || opt_basis("basis", r.basis.as_ref()))?,
             },
             amendment: amendment("amendment", r.amendment.as_ref(), actor)?,
         }
