@@ -442,8 +442,6 @@ impl Correct {
                         "nothing to correct: give a new value".into(),
                     ));
                 }
-                preview.extend(coverage_change(&current, &after));
-                why.confirm(&preview)?;
                 let paths = changed(&[
                     ("person", current.person != after.person),
                     ("office", current.office != after.office),
@@ -460,17 +458,36 @@ impl Correct {
                     request_id: request_id(),
                     update_mask: Some(paths),
                     holding,
-                    person: after.person,
-                    office: after.office,
-                    valid_from: after.start,
-                    valid_until: after.end,
+                    person: after.person.clone(),
+                    office: after.office.clone(),
+                    valid_from: after.start.clone(),
+                    valid_until: after.end.clone(),
                     end_unknown: after.end_unknown,
                     beginning: after.beginning,
-                    cause: after.cause,
+                    cause: after.cause.clone(),
                     end_reason: after.end_reason,
-                    term: after.term,
-                    basis: after.basis,
+                    term: after.term.clone(),
+                    basis: after.basis.clone(),
                     amendment: Some(amendment),
+                    validate_only: true,
+                };
+                // Asked first without recording: a correction the registry would refuse stops
+                // here, and the flags it raises and clears are known.
+                let dry = cx
+                    .client
+                    .admin()
+                    .correct_holding(request.clone())
+                    .await?
+                    .into_inner();
+                preview.extend(days_that_change(cx, &current, &after).await?);
+                preview.extend(flag_changes(
+                    &dry.flags_now,
+                    &dry.result.map(|r| r.warnings).unwrap_or_default(),
+                ));
+                why.confirm(&preview)?;
+                let request = v1::CorrectHoldingRequest {
+                    validate_only: false,
+                    ..request
                 };
                 print_write(
                     cx,
@@ -487,25 +504,151 @@ impl Correct {
     }
 }
 
-/// The days on which "who held the office" changes, from the change of a holding's dates.
-fn coverage_change(before: &v1::Holding, after: &v1::Holding) -> Vec<String> {
-    let end = |h: &v1::Holding| {
-        if h.end.is_empty() {
-            "open".to_owned()
+/// The days a holding surely covers, from its API form (`None` when its dates do not read).
+fn covered(h: &v1::Holding) -> Option<registry_domain::Span> {
+    let start: registry_domain::PartialDate = h.start.parse().ok()?;
+    let end = if h.end_unknown {
+        registry_domain::HoldingEnd::Unknown
+    } else if h.end.is_empty() {
+        registry_domain::HoldingEnd::Open
+    } else {
+        registry_domain::HoldingEnd::On(h.end.parse().ok()?)
+    };
+    Some(registry_domain::state::holding_span(start, end))
+}
+
+/// The stretches of days on which a holding covered one of two spans and not the other:
+/// `(first day, first day after or None, covered before)`.
+fn differing(
+    before: Option<registry_domain::Span>,
+    after: Option<registry_domain::Span>,
+) -> Vec<(registry_domain::Date, Option<registry_domain::Date>, bool)> {
+    let mut points: Vec<registry_domain::Date> = [before, after]
+        .into_iter()
+        .flatten()
+        .flat_map(|s| [Some(s.start), s.end])
+        .flatten()
+        .collect();
+    points.sort_unstable();
+    points.dedup();
+    let covers = |s: Option<registry_domain::Span>, day| s.is_some_and(|s| s.contains(day));
+    let mut out: Vec<(registry_domain::Date, Option<registry_domain::Date>, bool)> = Vec::new();
+    for (i, day) in points.iter().enumerate() {
+        let (b, a) = (covers(before, *day), covers(after, *day));
+        if b != a {
+            out.push((*day, points.get(i + 1).copied(), b));
+        }
+    }
+    out
+}
+
+/// What a registrar must know of a holding's correction besides its facts: the days on which
+/// "who held the office" changes, who held it on them before and who after (a vacancy opening,
+/// a predecessor whose end stays where it is).
+async fn days_that_change(
+    cx: &Context,
+    before: &v1::Holding,
+    after: &v1::Holding,
+) -> Result<Vec<String>, CliError> {
+    let mut lines = Vec::new();
+    let offices: Vec<(
+        &str,
+        Option<registry_domain::Span>,
+        Option<registry_domain::Span>,
+    )> = if before.office == after.office {
+        vec![(before.office.as_str(), covered(before), covered(after))]
+    } else {
+        vec![
+            (before.office.as_str(), covered(before), None),
+            (after.office.as_str(), None, covered(after)),
+        ]
+    };
+    let who = |holders: &[v1::Holding]| {
+        if holders.is_empty() {
+            "vacant".to_owned()
         } else {
-            h.end.clone()
+            holders
+                .iter()
+                .map(|h| format!("{} ({})", h.person_display_name, h.name))
+                .collect::<Vec<_>>()
+                .join(", ")
         }
     };
-    if before.start == after.start
-        && end(before) == end(after)
-        && before.office == after.office
-        && before.person == after.person
-    {
-        return Vec::new();
+    for (office, span_before, span_after) in offices {
+        for (from, until, covered_before) in differing(span_before, span_after) {
+            let holders = cx
+                .client
+                .query()
+                .get_office_holders(v1::GetOfficeHoldersRequest {
+                    office: office.to_owned(),
+                    date: from.to_string(),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner()
+                .holdings;
+            let mut now: Vec<v1::Holding> = holders
+                .iter()
+                .filter(|h| h.name != before.name)
+                .cloned()
+                .collect();
+            if !covered_before {
+                now.push(after.clone());
+            }
+            let days = match until {
+                Some(until) => format!("{from} to {}", until.previous_day()),
+                None => format!("from {from} on"),
+            };
+            lines.push(format!(
+                "  who held {office} {days}: before: {}; after: {}",
+                who(&holders),
+                who(&now)
+            ));
+            // A predecessor whose holding ended where this one began keeps its end.
+            if covered_before && now.is_empty() {
+                let previous = cx
+                    .client
+                    .query()
+                    .get_office_holders(v1::GetOfficeHoldersRequest {
+                        office: office.to_owned(),
+                        date: from.previous_day().to_string(),
+                        ..Default::default()
+                    })
+                    .await?
+                    .into_inner()
+                    .holdings;
+                for p in previous.iter().filter(|p| p.end == from.to_string()) {
+                    lines.push(format!(
+                        "    a vacancy opens: {} ({}) ended on {from}, and that end stays where it is",
+                        p.person_display_name, p.name
+                    ));
+                }
+            }
+        }
     }
-    vec![
-        format!("  answers to who-held {} change for the days of [{}, {}) and [{}, {}) that the two do not share", before.office, before.start, end(before), after.start, end(after)),
-    ]
+    Ok(lines)
+}
+
+/// The flags a correction raises, changes and clears: the holding's flags after it against
+/// now, a flag being the same one when it has the same kind and subjects.
+fn flag_changes(now: &[v1::Irregularity], after: &[v1::Irregularity]) -> Vec<String> {
+    let same =
+        |a: &v1::Irregularity, b: &v1::Irregularity| a.kind == b.kind && a.subjects == b.subjects;
+    let mut lines = Vec::new();
+    for flag in after {
+        match now.iter().find(|f| same(f, flag)) {
+            None => lines.push(format!("  raises {}: {}", flag.kind, flag.description)),
+            Some(was) if was.description != flag.description => lines.push(format!(
+                "  changes {}: {} (was: {})",
+                flag.kind, flag.description, was.description
+            )),
+            Some(_) => {}
+        }
+    }
+    for flag in now.iter().filter(|f| !after.iter().any(|a| same(a, f))) {
+        lines.push(format!("  clears {}: {}", flag.kind, flag.description));
+    }
+    lines
 }
 
 /// Retract a record entered in error.

@@ -670,6 +670,78 @@ fn every_write_subcommand_records() {
     assert_eq!(gone["unit"]["validUntil"], "2026-06-01");
 }
 
+/// The preview of a holding's correction says what a registrar must know: the record before
+/// and after, the days whose answer changes, who held the office on them before and after (a
+/// vacancy opening, a predecessor whose end stays where it is) and the flags it raises or
+/// clears; a correction the registry would refuse stops at the preview (issue 22, item 10).
+#[test]
+fn a_holdings_correction_is_previewed_as_a_registrar_needs_it() {
+    let r = Registry::seeded();
+    // Tú chaired the city's People's Committee until Hưng took over on 2021-06-30.
+    let predecessor = r.stdout(&[
+        "holdings",
+        "start",
+        &id(28),
+        &id(21),
+        "--from",
+        "2016-01-01",
+        "--until",
+        "2021-06-30",
+        "--end-reason",
+        "transfer",
+        "--basis",
+        "3-QĐ/TU",
+        "--basis-date",
+        "2016-01-01",
+        "--issuer",
+        "Ban Thường vụ Tỉnh ủy",
+    ]);
+    let predecessor = predecessor
+        .split_whitespace()
+        .find(|w| w.starts_with("holdings/"))
+        .unwrap_or_else(|| panic!("{predecessor}"))
+        .to_owned();
+    let stderr = r.fails(
+        &[
+            "correct",
+            "holding",
+            &id(39),
+            "--from",
+            "2021-08-01",
+            "--reason",
+            "ngày của quyết định",
+        ],
+        10,
+    );
+    for expected in [
+        "from: \"2021-06\" -> \"2021-08-01\"".to_owned(),
+        format!(
+            "who held offices/{} 2021-06-30 to 2021-07-31: before: Phạm Lê Hưng (holdings/{}); after: vacant",
+            id(21),
+            id(39)
+        ),
+        format!("a vacancy opens: Nguyễn Anh Tú ({predecessor}) ended on 2021-06-30, and that end stays where it is"),
+        "changes uncovered_concurrency:".to_owned(),
+    ] {
+        assert!(stderr.contains(&expected), "{expected:?} missing in {stderr}");
+    }
+    // Earlier than the predecessor's end: refused by the registry before anything is asked.
+    let stderr = r.fails(
+        &[
+            "correct",
+            "holding",
+            &id(39),
+            "--from",
+            "2021-01-01",
+            "--reason",
+            "x",
+            "--yes",
+        ],
+        5,
+    );
+    assert!(stderr.contains("CAPACITY_EXCEEDED"), "{stderr}");
+}
+
 #[test]
 fn corrections_need_a_reason_and_a_confirmation() {
     let r = Registry::seeded();

@@ -750,6 +750,18 @@ impl Registry {
         check_capacity(facts.office, office.capacity, others.chain([(id, span)]))
     }
 
+    /// The flags of a holding as recorded: what its facts bring against the rest of the
+    /// registry (as a correction's warnings are for its new facts). `None` for a holding not
+    /// known.
+    pub fn flags_of_holding(
+        &self,
+        holding: HoldingId,
+        policy: &Policy,
+    ) -> Option<Vec<Irregularity>> {
+        let facts = self.holding(holding)?.facts();
+        Some(self.holding_warnings(holding, &facts, policy))
+    }
+
     fn holding_warnings(
         &self,
         id: HoldingId,

@@ -199,3 +199,49 @@ async fn a_correction_restates_what_it_names_and_keeps_the_rest() {
         ("Nguyễn Văn Sửa", "1970-05")
     );
 }
+
+/// `validate_only` decides a correction and records nothing: the flags after it and before it
+/// come back, the store's head stays, and the request id is not used up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_correction_checked_only_records_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::embedded(dir.path(), &[]);
+    let client = daemon.client().await;
+    let mut r = Registrar::new(client.clone());
+    let (_, _, chair) = r.commune_with_chair("xã Thử Trước").await;
+    let person = r.person("Lê Văn Thử").await;
+    let name = r.hold(&person, &chair, "2020-10-15", None).await.name;
+    let head = support::store_stats(&client).await.head_position;
+    let id = request_id();
+    let request = v1::CorrectHoldingRequest {
+        request_id: id.clone(),
+        holding: name.clone(),
+        update_mask: mask(&["basis"]),
+        amendment: why(),
+        validate_only: true,
+        ..Default::default()
+    };
+    let checked = client
+        .admin()
+        .correct_holding(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let result = checked.result.unwrap();
+    assert!(result.commit_position.is_empty());
+    assert!(result.warnings.iter().any(|w| w.kind == "missing_basis"));
+    assert!(!checked.flags_now.iter().any(|w| w.kind == "missing_basis"));
+    assert_eq!(support::store_stats(&client).await.head_position, head);
+    let done = client
+        .admin()
+        .correct_holding(v1::CorrectHoldingRequest {
+            validate_only: false,
+            ..request
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .result
+        .unwrap();
+    assert!(!done.replayed && !done.commit_position.is_empty());
+}

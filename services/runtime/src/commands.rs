@@ -11,9 +11,10 @@ use crate::convert::{
 };
 
 /// Implements [`WriteRequest`](crate::WriteRequest) for request types: `RPC name, Request =>
-/// Response, |request, actor| command`.
+/// Response, |request, actor| command`; `previewed` marks a request with `validate_only`
+/// whose response carries the flags of the record before it (`flags_now`).
 macro_rules! write_requests {
-    ($($rpc:literal, $request:ty => $response:ident, |$r:ident, $actor:pat_param| $command:expr;)*) => {
+    ($($rpc:literal, $request:ty => $response:ident $(, $previewed:ident)?, |$r:ident, $actor:pat_param| $command:expr;)*) => {
         $(
             impl crate::WriteRequest for $request {
                 const RPC: &'static str = $rpc;
@@ -26,8 +27,25 @@ macro_rules! write_requests {
                     Ok($command)
                 }
                 fn respond(result: registry_proto::v1::WriteResult) -> Self::Response {
-                    registry_proto::v1::$response { result: Some(result) }
+                    let mut response = registry_proto::v1::$response::default();
+                    response.result = Some(result);
+                    response
                 }
+                $(
+                    fn validate_only(&self) -> bool {
+                        let $previewed = self;
+                        $previewed.validate_only
+                    }
+                    fn respond_preview(
+                        result: registry_proto::v1::WriteResult,
+                        flags_now: Vec<registry_proto::v1::Irregularity>,
+                    ) -> Self::Response {
+                        registry_proto::v1::$response {
+                            result: Some(result),
+                            flags_now,
+                        }
+                    }
+                )?
             }
         )*
     };
@@ -336,7 +354,7 @@ write_requests! {
             amendment: amendment("amendment", r.amendment.as_ref(), actor)?,
         }
     };
-    "CorrectHolding", pb::CorrectHoldingRequest => CorrectHoldingResponse, |r, actor| {
+    "CorrectHolding", pb::CorrectHoldingRequest => CorrectHoldingResponse, previewed, |r, actor| {
         let f = Restated::of(
             r.update_mask.as_ref(),
             &[

@@ -79,6 +79,18 @@ pub trait WriteRequest: prost::Message + Send + Sync + 'static {
     fn command(&self, actor: &str) -> Result<registry_domain::Command, ApiError>;
     /// The response carrying `result`.
     fn respond(result: registry_proto::v1::WriteResult) -> Self::Response;
+    /// Whether the request only asks what the write would do (AIP-163's `validate_only`).
+    fn validate_only(&self) -> bool {
+        false
+    }
+    /// The answer to a `validate_only` request: what the write would record (`result`, with
+    /// no commit position) and the flags of the record before it.
+    fn respond_preview(
+        result: registry_proto::v1::WriteResult,
+        _flags_now: Vec<registry_proto::v1::Irregularity>,
+    ) -> Self::Response {
+        Self::respond(result)
+    }
 }
 
 /// Serves a mutating request: parse, decide, append (or replay), answer.
@@ -90,6 +102,26 @@ pub async fn write<R: WriteRequest>(
     serve::call(R::RPC, &request_id, async {
         let caller = serve::caller(&request)?;
         let command = request.get_ref().command(&caller.actor)?;
+        if request.get_ref().validate_only() {
+            let preview = writer.preview(&command).await?;
+            let flags_now = preview
+                .flags_now
+                .iter()
+                .map(convert::irregularity_pb)
+                .collect();
+            return Ok(R::respond_preview(
+                registry_proto::v1::WriteResult {
+                    name: preview.name,
+                    warnings: preview
+                        .warnings
+                        .iter()
+                        .map(convert::irregularity_pb)
+                        .collect(),
+                    ..Default::default()
+                },
+                flags_now,
+            ));
+        }
         let answer = writer.execute(&caller, &command).await?;
         Ok(R::respond(write_result(answer)))
     })

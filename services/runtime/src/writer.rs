@@ -159,22 +159,51 @@ impl Writer {
         &self.store
     }
 
+    /// Brings `state` up to the store: on the embedded store this process is the only writer,
+    /// so after the catch-up at open the state knows every event, unless a queued append
+    /// failed (then it is rebuilt); on shared stores it reads what others appended.
+    async fn refresh(&self, state: &mut State) -> Result<(), ApiError> {
+        let exclusive = matches!(self.store, AnyStore::Embedded(_));
+        if self.poisoned.swap(false, Ordering::SeqCst) {
+            tracing::warn!("a queued append failed; rebuilding the writer's state from the store");
+            *state = State::empty();
+            self.catch_up(state).await?;
+        } else if !exclusive {
+            self.catch_up(state).await?;
+        }
+        Ok(())
+    }
+
+    /// What `command` would record, decided against the registry as it stands, recording
+    /// nothing: the resource, the flags it brings, and for a holding's correction the flags of
+    /// the holding before it.
+    pub async fn preview(&self, command: &Command) -> Result<Preview, ApiError> {
+        let mut state = self.state.lock().await;
+        self.refresh(&mut state).await?;
+        let decision = state.registry.decide(command, &self.policy)?;
+        let flags_now = match command {
+            Command::CorrectHolding { holding, .. } => state
+                .registry
+                .flags_of_holding(*holding, &self.policy)
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        Ok(Preview {
+            name: decision
+                .events
+                .first()
+                .map(subject_name)
+                .unwrap_or_default(),
+            warnings: decision.warnings,
+            flags_now,
+        })
+    }
+
     /// Records `command` for `caller`, or returns the answer already given to its request id.
     pub async fn execute(&self, caller: &Caller, command: &Command) -> Result<Answer, ApiError> {
         let mut state = self.state.lock().await;
         for _ in 0..MAX_ATTEMPTS {
-            // On the embedded store this process is the only writer: after the catch-up at
-            // open, the state knows every event, unless a queued append failed.
-            let exclusive = matches!(self.store, AnyStore::Embedded(_));
-            if self.poisoned.swap(false, Ordering::SeqCst) {
-                tracing::warn!(
-                    "a queued append failed; rebuilding the writer's state from the store"
-                );
-                *state = State::empty();
-                self.catch_up(&mut state).await?;
-            } else if !exclusive {
-                self.catch_up(&mut state).await?;
-            }
+            self.refresh(&mut state).await?;
             let known = match state.requests.get(&caller.request_id) {
                 Some(known) => Some(known.for_caller(caller)?),
                 None => None,
@@ -329,11 +358,7 @@ impl Writer {
             return self.execute_each(commands).await;
         };
         let mut state = self.state.lock().await;
-        if self.poisoned.swap(false, Ordering::SeqCst) {
-            tracing::warn!("a queued append failed; rebuilding the writer's state from the store");
-            *state = State::empty();
-            self.catch_up(&mut state).await?;
-        }
+        self.refresh(&mut state).await?;
         let mut outcome = BatchDecision::default();
         let first_revision = state.next_revision;
         let (done, stored) = watch::channel(None);
@@ -540,6 +565,17 @@ async fn read_decoded(store: AnyStore, from: u64) -> Result<DecodedBatch, ApiErr
     tokio::task::spawn_blocking(decoded)
         .await
         .map_err(|e| ApiError::Unavailable(format!("decoding the stream stopped: {e}")))
+}
+
+/// What a write would record ([`Writer::preview`]).
+#[derive(Clone, Debug, Default)]
+pub struct Preview {
+    /// The resource it is about.
+    pub name: String,
+    /// The flags it would bring.
+    pub warnings: Vec<Irregularity>,
+    /// For a holding's correction: the holding's flags before it.
+    pub flags_now: Vec<Irregularity>,
 }
 
 /// What [`Writer::execute_batch`] did.
