@@ -303,6 +303,7 @@ fn indexed_read_models_agree_with_a_naive_replay() {
     let mut observed_above_communes = [0usize; 2];
     let mut possibly = 0usize;
     let mut uncertain = 0usize;
+    let mut endings = std::collections::BTreeSet::new();
     // Listings within a unit that kept every flag, some, none.
     let mut within_cut = [0usize; 3];
     for seed in 0..registries {
@@ -333,9 +334,22 @@ fn indexed_read_models_agree_with_a_naive_replay() {
         let offices = &generated.catalogue.offices;
         let persons = &generated.catalogue.persons;
         let models: Vec<ModelId> = generated.registry.models().map(|(id, _)| id).collect();
+        // Every unit's lineage now: mergers, absorptions, splits and dissolutions of 2025.
+        let now = registry_at(facts, None);
+        for unit in &units {
+            assert_eq!(
+                projection.lineage(*unit, None),
+                reference_lineage(&now, *unit),
+                "lineage of {unit}"
+            );
+        }
+        for fact in facts {
+            if let Event::UnitsReorganised(e) = &fact.event {
+                endings.insert(format!("{:?}", e.ending));
+            }
+        }
         // Days inside the months of the starts made imprecise: possibly held there, and
         // coverage uncertain where such a holding is one role of a model.
-        let now = registry_at(facts, None);
         let imprecise = facts.iter().filter_map(|f| match &f.event {
             Event::HoldingStarted(e) if e.start.precision() == Precision::Month => {
                 Some((e.office, e.start.earliest().next_day().next_day()))
@@ -638,6 +652,11 @@ fn indexed_read_models_agree_with_a_naive_replay() {
         }
     }
     assert!(compared > 1000);
+    assert_eq!(
+        endings.into_iter().collect::<Vec<_>>(),
+        ["Absorbed", "Dissolved", "Merged", "Split"],
+        "the generated reform has every kind of ending"
+    );
     assert!(
         possibly > 0,
         "some holdings were possibly held on a day asked about"

@@ -982,6 +982,7 @@ pub fn generate(config: &Config) -> Generated {
             if config.merger {
                 merge_district(
                     &mut b,
+                    d,
                     province,
                     district,
                     &district_bodies,
@@ -1079,8 +1080,103 @@ fn micros_of(day: i32) -> i64 {
 /// The merger wave: communes merged three by three into new communes directly under the
 /// province, each body merged with its counterparts (the first commune's offices carried, the
 /// others abolished), then the district and its bodies dissolved.
+/// The 2025 reform in one district: its communes, in groups of three, two and one by turns
+/// (the turn starting with the district's number), are merged into a new commune, absorbed
+/// (the second into the first) or split in two; the district is dissolved.
+/// A commune split in two new communes of the province; its bodies go to the first.
+fn split_commune(b: &mut Builder, province: UnitId, commune: &(UnitId, Vec<Body>), day: i32) {
+    let (area, bodies) = commune;
+    let halves = [UnitId::from_uuid(b.id()), UnitId::from_uuid(b.id())];
+    let basis = b.basis("Ủy ban Thường vụ Quốc hội", day);
+    b.push(
+        day,
+        REORGANISE,
+        Command::Reorganise(Reorganisation {
+            ending: UnitEnding::Split,
+            predecessors: vec![*area],
+            successors: halves
+                .iter()
+                .map(|half| {
+                    Successor::New(NewUnit {
+                        unit: *half,
+                        kind: UnitKind::AdministrativeArea,
+                        level: Level::Commune,
+                        name: format!("Xã tách {}", half.uuid().simple()),
+                        parents: vec![province],
+                    })
+                })
+                .collect(),
+            on: date_of(day),
+            basis,
+            offices: vec![],
+            children: bodies
+                .iter()
+                .map(|body| (body.unit, vec![halves[0]]))
+                .collect(),
+        }),
+    );
+}
+
+/// A commune absorbed into another, which passes to the province: each of its bodies is
+/// absorbed into the other's body of the same place (its offices abolished), then the area.
+fn absorb_commune(
+    b: &mut Builder,
+    province: UnitId,
+    into: &(UnitId, Vec<Body>),
+    absorbed: &(UnitId, Vec<Body>),
+    day: i32,
+) {
+    let on = date_of(day);
+    let basis = b.basis("Ủy ban Thường vụ Quốc hội", day);
+    for (body, counterpart) in absorbed.1.iter().zip(&into.1) {
+        b.push(
+            day,
+            REORGANISE,
+            Command::Reorganise(Reorganisation {
+                ending: UnitEnding::Absorbed,
+                predecessors: vec![body.unit],
+                successors: vec![Successor::Existing {
+                    unit: counterpart.unit,
+                }],
+                on,
+                basis: basis.clone(),
+                offices: body
+                    .offices
+                    .iter()
+                    .map(|(_, office, _)| (*office, OfficeFate::Abolish))
+                    .collect(),
+                children: vec![],
+            }),
+        );
+    }
+    b.push(
+        day,
+        REORGANISE,
+        Command::Reorganise(Reorganisation {
+            ending: UnitEnding::Absorbed,
+            predecessors: vec![absorbed.0],
+            successors: vec![Successor::Existing { unit: into.0 }],
+            on,
+            basis: basis.clone(),
+            offices: vec![],
+            children: vec![],
+        }),
+    );
+    b.push(
+        day,
+        REORGANISE,
+        Command::MoveUnit {
+            unit: into.0,
+            parents: vec![province],
+            on,
+            basis,
+        },
+    );
+}
+
 fn merge_district(
     b: &mut Builder,
+    index: usize,
     province: UnitId,
     district: UnitId,
     district_bodies: &[Body],
@@ -1090,25 +1186,20 @@ fn merge_district(
     let on = date_of(day);
     let mut groups: Vec<Vec<(UnitId, Vec<Body>)>> = Vec::new();
     let mut rest = communes;
+    let mut turn = index;
     while !rest.is_empty() {
-        let take = rest.len().min(3);
+        let take = rest.len().min([3, 2, 1][turn % 3]);
+        turn += 1;
         let group: Vec<_> = rest.drain(..take).collect();
         groups.push(group);
     }
     for group in groups {
         if group.len() == 1 {
-            let (area, _) = &group[0];
-            let basis = b.basis("Ủy ban Thường vụ Quốc hội", day);
-            b.push(
-                day,
-                REORGANISE,
-                Command::MoveUnit {
-                    unit: *area,
-                    parents: vec![province],
-                    on,
-                    basis,
-                },
-            );
+            split_commune(b, province, &group[0], day);
+            continue;
+        }
+        if group.len() == 2 {
+            absorb_commune(b, province, &group[0], &group[1], day);
             continue;
         }
         let new_area = UnitId::from_uuid(b.id());
