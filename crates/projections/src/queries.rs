@@ -333,14 +333,29 @@ impl Projection {
         on: Date,
         known_at: Option<Instant>,
     ) -> Vec<HoldingView<'_>> {
-        let Some(&ix) = self.office_ix.get(&office) else {
-            return Vec::new();
-        };
-        let day = on.julian_day();
-        let mut found: Vec<HoldingView> = self
-            .versions_on(&self.offices[ix as usize].holdings, day, known_at)
-            .map(|v| self.view(v))
-            .collect();
+        self.views_by_id(self.versions_on(self.office_slots(office), on.julian_day(), known_at))
+    }
+
+    /// The list of an office's holding versions (empty for an office not known).
+    fn office_slots(&self, office: OfficeId) -> &[Slot] {
+        self.office_ix
+            .get(&office)
+            .map_or(&[], |ix| &self.offices[*ix as usize].holdings[..])
+    }
+
+    /// The list of a person's holding versions (empty for a person not known).
+    fn person_slots(&self, person: PersonId) -> &[Slot] {
+        self.person_ix
+            .get(&person)
+            .map_or(&[], |ix| &self.persons[*ix as usize].holdings[..])
+    }
+
+    /// The versions as views, in the order of their holdings' ids.
+    fn views_by_id<'a>(
+        &'a self,
+        versions: impl Iterator<Item = &'a HoldingVersion>,
+    ) -> Vec<HoldingView<'a>> {
+        let mut found: Vec<HoldingView> = versions.map(|v| self.view(v)).collect();
         found.sort_by_key(|h| h.holding);
         found
     }
@@ -370,15 +385,7 @@ impl Projection {
         on: Date,
         known_at: Option<Instant>,
     ) -> Vec<HoldingView<'_>> {
-        let Some(&ix) = self.office_ix.get(&office) else {
-            return Vec::new();
-        };
-        let mut found: Vec<HoldingView> = self
-            .versions_possibly_on(&self.offices[ix as usize].holdings, on, known_at)
-            .map(|v| self.view(v))
-            .collect();
-        found.sort_by_key(|h| h.holding);
-        found
+        self.views_by_id(self.versions_possibly_on(self.office_slots(office), on, known_at))
     }
 
     /// The holdings of a person that may, but need not, have covered `on`.
@@ -388,15 +395,7 @@ impl Projection {
         on: Date,
         known_at: Option<Instant>,
     ) -> Vec<HoldingView<'_>> {
-        let Some(&ix) = self.person_ix.get(&person) else {
-            return Vec::new();
-        };
-        let mut found: Vec<HoldingView> = self
-            .versions_possibly_on(&self.persons[ix as usize].holdings, on, known_at)
-            .map(|v| self.view(v))
-            .collect();
-        found.sort_by_key(|h| h.holding);
-        found
+        self.views_by_id(self.versions_possibly_on(self.person_slots(person), on, known_at))
     }
 
     /// The offices a person held on `on` (several: concurrent offices).
@@ -406,16 +405,7 @@ impl Projection {
         on: Date,
         known_at: Option<Instant>,
     ) -> Vec<HoldingView<'_>> {
-        let Some(&ix) = self.person_ix.get(&person) else {
-            return Vec::new();
-        };
-        let day = on.julian_day();
-        let mut found: Vec<HoldingView> = self
-            .versions_on(&self.persons[ix as usize].holdings, day, known_at)
-            .map(|v| self.view(v))
-            .collect();
-        found.sort_by_key(|h| h.holding);
-        found
+        self.views_by_id(self.versions_on(self.person_slots(person), on.julian_day(), known_at))
     }
 
     /// Every holding ever filed under this person or office, in any version the registry
