@@ -1,14 +1,15 @@
 //! `registry-audit`: the audit service alone, following the configured store.
 
 use registry_audit::{AuditApi, SERVICE_NAME};
-use registry_runtime::serve::main_with;
+use registry_runtime::serve::{main_with, Hosted};
 use registry_runtime::Reader;
 
 fn main() {
     main_with(|config, store| async move {
         let reader = Reader::start(store);
+        let hosted = vec![Hosted::reading(SERVICE_NAME, &reader)];
         let routes =
             tonic::service::Routes::new(AuditApi::server(reader, config.max_message_bytes));
-        Ok((routes, vec![SERVICE_NAME]))
+        Ok((routes, hosted))
     });
 }

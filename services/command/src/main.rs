@@ -1,7 +1,7 @@
 //! `registry-command`: the command service alone, against the configured store.
 
 use registry_command::{CommandApi, SERVICE_NAME};
-use registry_runtime::serve::main_with;
+use registry_runtime::serve::{main_with, Hosted};
 use registry_runtime::Writer;
 
 fn main() {
@@ -9,6 +9,6 @@ fn main() {
         let writer = Writer::open(store, Default::default()).await?;
         let routes =
             tonic::service::Routes::new(CommandApi::server(writer, config.max_message_bytes));
-        Ok((routes, vec![SERVICE_NAME]))
+        Ok((routes, vec![Hosted::ready(SERVICE_NAME)]))
     });
 }

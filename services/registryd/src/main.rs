@@ -10,7 +10,7 @@ use registry_admin::AdminApi;
 use registry_audit::AuditApi;
 use registry_command::CommandApi;
 use registry_query::QueryApi;
-use registry_runtime::serve::main_with;
+use registry_runtime::serve::{main_with, Hosted};
 use registry_runtime::{Reader, Writer};
 
 /// mimalloc instead of the system allocator: glibc's malloc slowed down on the heap a national
@@ -33,23 +33,25 @@ fn main() {
             None
         };
         let mut routes = tonic::service::Routes::builder();
-        let mut names = Vec::new();
+        // Each service says SERVING once its state has reached the store's head as of start:
+        // the writer's is folded before serving, the readers' folds go on in the background.
+        let mut hosted = Vec::new();
         if let (true, Some(writer)) = (hosts("command"), &writer) {
             routes.add_service(CommandApi::server(writer.clone(), limit));
-            names.push(registry_command::SERVICE_NAME);
+            hosted.push(Hosted::ready(registry_command::SERVICE_NAME));
         }
         if let (true, Some(reader)) = (hosts("query"), &reader) {
             routes.add_service(QueryApi::server(reader.clone(), limit));
-            names.push(registry_query::SERVICE_NAME);
+            hosted.push(Hosted::reading(registry_query::SERVICE_NAME, reader));
         }
         if let (true, Some(reader)) = (hosts("audit"), &reader) {
             routes.add_service(AuditApi::server(reader.clone(), limit));
-            names.push(registry_audit::SERVICE_NAME);
+            hosted.push(Hosted::reading(registry_audit::SERVICE_NAME, reader));
         }
         if let (true, Some(writer), Some(reader)) = (hosts("admin"), writer, reader) {
+            hosted.push(Hosted::reading(registry_admin::SERVICE_NAME, &reader));
             routes.add_service(AdminApi::server(writer, reader, limit));
-            names.push(registry_admin::SERVICE_NAME);
         }
-        Ok((routes.routes(), names))
+        Ok((routes.routes(), hosted))
     });
 }

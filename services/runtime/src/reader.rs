@@ -403,6 +403,10 @@ pub struct Reader {
     models: Arc<RwLock<ReadModels>>,
     reached: watch::Receiver<Option<Position>>,
     reached_tx: Arc<watch::Sender<Option<Position>>>,
+    /// Whether the models have folded everything the store held when the reader started:
+    /// before that they hold part of the registry, and say so.
+    ready: watch::Receiver<bool>,
+    ready_tx: Arc<watch::Sender<bool>>,
 }
 
 impl Reader {
@@ -410,11 +414,14 @@ impl Reader {
     /// background: use [`Reader::wait_for`] or [`Reader::caught_up`]).
     pub fn start(store: AnyStore) -> Self {
         let (reached_tx, reached) = watch::channel(None);
+        let (ready_tx, ready) = watch::channel(false);
         let reader = Self {
             store,
             models: Arc::new(RwLock::new(ReadModels::default())),
             reached,
             reached_tx: Arc::new(reached_tx),
+            ready,
+            ready_tx: Arc::new(ready_tx),
         };
         tokio::spawn(follow(reader.clone()));
         reader
@@ -437,9 +444,30 @@ impl Reader {
         *self.reached.borrow()
     }
 
-    /// Waits until the models have folded `min` (when given), for at most `wait`.
+    /// Completes once the models have folded everything the store held when the reader
+    /// started (at once for a reader that already has).
+    pub async fn ready(&self) {
+        let _ = self.ready.clone().wait_for(|ready| *ready).await;
+    }
+
+    /// Waits until the models have folded `min`, for at most `wait`. Without `min`, waits
+    /// until the reader is ready ([`Reader::ready`]): a read never answers from a registry
+    /// folded in part without saying so.
     pub async fn wait_for(&self, min: Option<Position>, wait: Duration) -> Result<(), ApiError> {
-        let Some(min) = min else { return Ok(()) };
+        let Some(min) = min else {
+            if *self.ready.borrow() {
+                return Ok(());
+            }
+            return match tokio::time::timeout(wait.min(MAX_WAIT), self.ready()).await {
+                Ok(()) => Ok(()),
+                Err(_) => Err(ApiError::Unavailable(format!(
+                    "this replica is still reading the store since it started (at {}): retry, \
+                     or pass the min_position of the write to read",
+                    self.position()
+                        .map_or_else(|| "the start".to_owned(), |p| p.to_string())
+                ))),
+            };
+        };
         let mut reached = self.reached.clone();
         let outcome = tokio::time::timeout(
             wait.min(MAX_WAIT),
@@ -551,10 +579,15 @@ async fn follow(reader: Reader) {
             None
         }
     };
+    if start_head.is_none() {
+        // An empty store (or one whose head is unknown: the follower cannot tell better).
+        reader.ready_tx.send_replace(true);
+    }
     let mut reached = |position: Option<Position>| {
         reader.publish(position);
         if start_head.is_some_and(|head| position >= Some(head)) {
             start_head = None;
+            reader.ready_tx.send_replace(true);
             tracing::info!(
                 seconds = started.elapsed().as_secs_f64(),
                 "the read models caught up with the store"

@@ -256,15 +256,39 @@ pub async fn serve(
     config: &Config,
     listener: TcpListener,
     routes: Routes,
-    service_names: &[&str],
+    services: &[Hosted],
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
-    for name in service_names {
+    let service_names: Vec<&'static str> = services.iter().map(|s| s.name).collect();
+    // NOT_SERVING until each service's state has reached the store's head as it was at start
+    // (the server's overall status, "", once all have).
+    reporter
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    let mut readiness = Vec::new();
+    for hosted in services {
         reporter
-            .set_service_status(*name, ServingStatus::Serving)
+            .set_service_status(hosted.name, ServingStatus::NotServing)
             .await;
+        let (reporter, name, reader) = (reporter.clone(), hosted.name, hosted.reader.clone());
+        readiness.push(tokio::spawn(async move {
+            if let Some(reader) = reader {
+                reader.ready().await;
+            }
+            reporter
+                .set_service_status(name, ServingStatus::Serving)
+                .await;
+            tracing::info!(service = name, "serving");
+        }));
     }
+    let all = reporter.clone();
+    tokio::spawn(async move {
+        for ready in readiness {
+            let _ = ready.await;
+        }
+        all.set_service_status("", ServingStatus::Serving).await;
+    });
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(registry_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -325,6 +349,31 @@ pub async fn serve(
     }
 }
 
+/// A service a process hosts, and the reader whose catch-up it waits for before it says
+/// SERVING (none for a service whose state is ready when it is built, as the writer's is).
+#[derive(Clone)]
+pub struct Hosted {
+    /// The gRPC service name.
+    pub name: &'static str,
+    /// The reader it answers from.
+    pub reader: Option<crate::Reader>,
+}
+
+impl Hosted {
+    /// A service ready once built.
+    pub fn ready(name: &'static str) -> Self {
+        Self { name, reader: None }
+    }
+
+    /// A service that answers from `reader`.
+    pub fn reading(name: &'static str, reader: &crate::Reader) -> Self {
+        Self {
+            name,
+            reader: Some(reader.clone()),
+        }
+    }
+}
+
 /// Completes on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
@@ -353,8 +402,9 @@ pub async fn shutdown_signal() {
 pub async fn run(
     config: &Config,
     routes: Routes,
-    service_names: &[&str],
+    services: &[Hosted],
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let service_names: Vec<&str> = services.iter().map(|s| s.name).collect();
     let key = config
         .page_token_key
         .load()
@@ -363,10 +413,10 @@ pub async fn run(
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    tracing::info!(address = %listener.local_addr()?, services = ?service_names, tls = config.tls.is_some(), "serving");
+    tracing::info!(address = %listener.local_addr()?, services = ?service_names, tls = config.tls.is_some(), "listening");
     // Tests and scripts read the bound address from this line on standard output.
     println!("listening on {}", listener.local_addr()?);
-    serve(config, listener, routes, service_names, shutdown_signal()).await?;
+    serve(config, listener, routes, services, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -377,7 +427,7 @@ pub async fn run(
 pub fn main_with<F, Fut>(build: F) -> !
 where
     F: FnOnce(Config, registry_eventstore::AnyStore) -> Fut,
-    Fut: Future<Output = Result<(Routes, Vec<&'static str>), ApiError>>,
+    Fut: Future<Output = Result<(Routes, Vec<Hosted>), ApiError>>,
 {
     init_logs();
     let config = Config::from_process();
