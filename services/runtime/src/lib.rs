@@ -22,6 +22,7 @@ pub mod commands;
 pub mod config;
 pub mod convert;
 pub mod error;
+pub mod feed;
 pub mod import;
 pub mod paging;
 pub mod reader;
@@ -30,9 +31,10 @@ pub mod writer;
 
 pub use config::{Config, Options, StoreChoice};
 pub use error::ApiError;
+pub use feed::STREAM;
 pub use import::import_records;
 pub use reader::{ReadModels, Reader};
-pub use writer::{Answer, BatchDecision, Caller, Writer, STREAM};
+pub use writer::{Answer, BatchDecision, Caller, Writer};
 
 /// Writes a writer's answer as the API's `WriteResult`.
 pub fn write_result(answer: Answer) -> registry_proto::v1::WriteResult {

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::writer::{decode, CATCH_UP_BATCH, STREAM};
+use crate::feed::{decode, CATCH_UP_BATCH, STREAM};
 
 /// The longest a read waits for its `min_position`, whatever its deadline.
 pub const MAX_WAIT: Duration = Duration::from_secs(30);

@@ -29,22 +29,16 @@ use std::sync::Arc;
 
 use registry_domain::{Command, Event, Irregularity, Policy, Registry};
 use registry_eventstore::{
-    check_append, AnyStore, AppendResult, Direction, EventStore, ExpectedRevision, Metadata,
-    NewEvent, Position, RecordedEvent, StoreError,
+    check_append, AnyStore, AppendResult, EventStore, ExpectedRevision, Metadata, NewEvent,
+    Position, StoreError,
 };
 use tokio::sync::{watch, Mutex};
 
 use crate::error::ApiError;
-
-/// The one stream that holds the registry.
-pub const STREAM: &str = "registry";
+use crate::feed::{read_decoded, DecodedBatch, STREAM};
 
 /// How many times a write is decided again after losing a race to another writer.
 pub const MAX_ATTEMPTS: u32 = 8;
-
-/// Events read per batch while catching up, by the writer and by a rebuild of the read models
-/// (the same size as the store's subscription batches; see there why).
-pub(crate) const CATCH_UP_BATCH: usize = 2048;
 
 /// Who asks for a write, and under which request.
 #[derive(Clone, Debug)]
@@ -522,51 +516,6 @@ impl Writer {
     }
 }
 
-/// A batch of the registry stream read for the writer's catch-up, decoded up to the first event
-/// that does not decode.
-struct DecodedBatch {
-    events: Vec<(RecordedEvent, Event)>,
-    /// Why the event after `events` did not decode.
-    failed: Option<ApiError>,
-    /// True when the batch was as long as asked: there may be more.
-    full: bool,
-}
-
-/// Reads the stream's batch from `from` and decodes it: a full batch on a blocking thread, a
-/// short one (the few events a write on a shared store catches up with) on this one.
-async fn read_decoded(store: AnyStore, from: u64) -> Result<DecodedBatch, ApiError> {
-    let batch = store
-        .read_stream(STREAM, from, Direction::Forwards, CATCH_UP_BATCH)
-        .await?;
-    let full = batch.len() == CATCH_UP_BATCH;
-    let decoded = move || {
-        let mut events = Vec::with_capacity(batch.len());
-        for recorded in batch {
-            match decode(&recorded) {
-                Ok(event) => events.push((recorded, event)),
-                Err(e) => {
-                    return DecodedBatch {
-                        events,
-                        failed: Some(e),
-                        full,
-                    }
-                }
-            }
-        }
-        DecodedBatch {
-            events,
-            failed: None,
-            full,
-        }
-    };
-    if !full {
-        return Ok(decoded());
-    }
-    tokio::task::spawn_blocking(decoded)
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("decoding the stream stopped: {e}")))
-}
-
 /// What a write would record ([`Writer::preview`]).
 #[derive(Clone, Debug, Default)]
 pub struct Preview {
@@ -655,19 +604,6 @@ fn event_id() -> uuid::Uuid {
     uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
 }
 
-/// Decodes a stored event, reporting where an unreadable one sits.
-pub fn decode(recorded: &registry_eventstore::RecordedEvent) -> Result<Event, ApiError> {
-    Event::decode(
-        &recorded.event_type,
-        recorded.schema_version,
-        &recorded.payload,
-    )
-    .map_err(|e| ApiError::Corrupt {
-        position: recorded.position.to_string(),
-        problem: e.to_string(),
-    })
-}
-
 /// The resource an event is about, as a resource name.
 fn subject_name(event: &Event) -> String {
     event
@@ -681,6 +617,7 @@ fn subject_name(event: &Event) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::feed::CATCH_UP_BATCH;
     use registry_eventstore::{EmbeddedConfig, EmbeddedStore};
 
     #[tokio::test]
