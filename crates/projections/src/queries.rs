@@ -434,6 +434,26 @@ impl Projection {
         holdings
     }
 
+    /// Whether the projection keeps `event` for its subject `subject`, so that an index of the
+    /// events about each entity need not list it: a holding's own events (start, end,
+    /// corrections), a holding's start for its person and office too (found through the holdings
+    /// filed under them, [`Projection::holdings_ever_filed_under`]), a person's registration. The
+    /// rule [`Projection::events_kept_for`] follows; `tests/kept_events.rs` checks that the two
+    /// agree on every event of generated registries.
+    pub fn keeps(event: &Event, subject: &EntityRef) -> bool {
+        match event {
+            Event::HoldingStarted(_) => matches!(
+                subject,
+                EntityRef::Holding(_) | EntityRef::Person(_) | EntityRef::Office(_)
+            ),
+            Event::HoldingEnded(_) | Event::HoldingCorrected(_) => {
+                matches!(subject, EntityRef::Holding(_))
+            }
+            Event::PersonRegistered(_) => true,
+            _ => false,
+        }
+    }
+
     /// The numbers (in the feed folded) of the events this projection keeps for `entity`, in
     /// order: for a holding, the event that recorded each of its versions (its start, end and
     /// corrections, not its retraction); for a person, its registration. The auditors' index

@@ -47,7 +47,7 @@ type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 #[derive(Default)]
 pub struct AuditIndex {
     /// The stream revisions of the events naming each entity, in order, but those the
-    /// projection keeps ([`kept_by_projection`]). Most entities have a few events: they are
+    /// projection keeps ([`Projection::keeps`]). Most entities have a few events: they are
     /// kept inline, as 32-bit revisions (a stream of four billion events is far off).
     named: Map<Uuid, SmallVec<[u32; 4]>>,
     /// The person and office of each corrected holding from a revision on: what they were
@@ -95,7 +95,7 @@ impl AuditIndex {
         let mut subjects: SmallVec<[Uuid; 8]> = event
             .subjects()
             .into_iter()
-            .filter(|s| !kept_by_projection(event, s))
+            .filter(|s| !Projection::keeps(event, s))
             .map(|s| s.uuid())
             .collect();
         subjects.sort_unstable();
@@ -267,25 +267,6 @@ fn fresh_decoded(
         *position = Some(fresh[folded - 1].position);
     }
     (decoded, failed)
-}
-
-/// Whether the projection keeps the revision of `event` for `subject`, so the audit index need
-/// not ([`Projection::events_kept_for`]).
-fn kept_by_projection(event: &Event, subject: &EntityRef) -> bool {
-    match event {
-        // A holding's person and office: through the holdings filed under them.
-        Event::HoldingStarted(_) => {
-            matches!(
-                subject,
-                EntityRef::Holding(_) | EntityRef::Person(_) | EntityRef::Office(_)
-            )
-        }
-        Event::HoldingEnded(_) | Event::HoldingCorrected(_) => {
-            matches!(subject, EntityRef::Holding(_))
-        }
-        Event::PersonRegistered(_) => true,
-        _ => false,
-    }
 }
 
 fn fold_projection(projection: &mut Projection, batch: &[(Seen, Event)]) {
