@@ -28,7 +28,7 @@ use registry_domain::*;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-pub mod audit;
+pub mod as_known;
 mod coverage_index;
 mod records;
 pub mod search;
@@ -36,7 +36,7 @@ pub mod snapshot;
 
 mod queries;
 
-pub use audit::AsKnown;
+pub use as_known::AsKnown;
 pub use queries::{
     Coverage, CoverageError, HoldingView, HoldingsOn, Lineage, OfficeView, UnitView,
 };

@@ -1,6 +1,7 @@
-//! Irregularities for auditors: the facts the domain accepted but flagged (concurrent offices
-//! no adopted model covers, too many offices at once, long vacancies, missing legal basis,
-//! unknown end dates).
+//! The registry as known at a recorded instant ([`AsKnown`]), as the domain's rules read it,
+//! and the irregularities auditors list over it: the facts the domain accepted but flagged
+//! (concurrent offices no adopted model covers, too many offices at once, long vacancies,
+//! missing legal basis, unknown end dates).
 //!
 //! The flags are derived, never stored as events (their thresholds are policy). The domain's
 //! rules read a registry through [`StateView`]; [`AsKnown`] is the bitemporal model seen as
