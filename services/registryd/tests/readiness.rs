@@ -107,3 +107,50 @@ async fn a_replica_is_serving_only_once_it_has_read_the_store() {
         .status;
     assert_eq!(overall, ServingStatus::Serving as i32);
 }
+
+async fn query_health(client: &registry_client::Client) -> i32 {
+    client
+        .health()
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "registry.v1.QueryService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+}
+
+/// A replica that loses its store says so: NOT_SERVING, within the lag it is allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_loses_its_store_is_not_serving() {
+    let Some(url) = support::postgres().await else {
+        return;
+    };
+    let schema = format!("e2e_readiness_{}", std::process::id());
+    support::drop_schema(&url, &schema).await;
+    let daemon = Daemon::start(&[
+        "--store",
+        url.as_str(),
+        "--pg-schema",
+        schema.as_str(),
+        "--services",
+        "query",
+        "--max-lag-seconds",
+        "1",
+    ]);
+    let client = daemon.client().await;
+    let started = Instant::now();
+    while query_health(&client).await != ServingStatus::Serving as i32 {
+        assert!(started.elapsed() < Duration::from_secs(30), "never serving");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    support::drop_schema(&url, &schema).await;
+    let lost = Instant::now();
+    while query_health(&client).await != ServingStatus::NotServing as i32 {
+        assert!(
+            lost.elapsed() < Duration::from_secs(10),
+            "still SERVING without its store"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

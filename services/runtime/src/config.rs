@@ -46,6 +46,10 @@ pub struct Options {
     /// Grace period for in-flight calls at shutdown, in seconds [default: 10].
     #[arg(long, env = "REGISTRY_GRACE_SECONDS")]
     pub grace_seconds: Option<u64>,
+    /// Health says NOT_SERVING for a service whose read models have stayed behind the store's
+    /// head this long, in seconds, or that cannot reach its store [default: 30].
+    #[arg(long, env = "REGISTRY_MAX_LAG_SECONDS")]
+    pub max_lag_seconds: Option<u64>,
     /// `registryd` only: the services to host, comma-separated, from command, query, audit and
     /// admin [default: all four].
     #[arg(long, env = "REGISTRY_SERVICES")]
@@ -82,6 +86,7 @@ struct FileOptions {
     concurrency: Option<usize>,
     timeout_seconds: Option<u64>,
     grace_seconds: Option<u64>,
+    max_lag_seconds: Option<u64>,
     services: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -123,6 +128,8 @@ pub struct Config {
     pub timeout: Duration,
     /// Shutdown grace period.
     pub grace: Duration,
+    /// How long read models may stay behind the store before health says NOT_SERVING.
+    pub max_lag: Duration,
     /// The services to host (`registryd`).
     pub services: Vec<String>,
     /// TLS, when served (certificates read and checked).
@@ -298,6 +305,13 @@ impl Config {
             return Err(invalid("--timeout-seconds", "must be at least 1".into()));
         }
         let grace = options.grace_seconds.or(file.grace_seconds).unwrap_or(10);
+        let max_lag = options
+            .max_lag_seconds
+            .or(file.max_lag_seconds)
+            .unwrap_or(30);
+        if max_lag == 0 {
+            return Err(invalid("--max-lag-seconds", "must be at least 1".into()));
+        }
         let services: Vec<String> = match options.services.or(file.services) {
             None => SERVICES.iter().map(|s| (*s).to_owned()).collect(),
             Some(list) => list
@@ -343,6 +357,7 @@ impl Config {
             concurrency,
             timeout: Duration::from_secs(timeout),
             grace: Duration::from_secs(grace),
+            max_lag: Duration::from_secs(max_lag),
             services,
             tls,
         })

@@ -272,14 +272,18 @@ pub async fn serve(
             .set_service_status(hosted.name, ServingStatus::NotServing)
             .await;
         let (reporter, name, reader) = (reporter.clone(), hosted.name, hosted.reader.clone());
+        let max_lag = config.max_lag;
         readiness.push(tokio::spawn(async move {
-            if let Some(reader) = reader {
+            if let Some(reader) = &reader {
                 reader.ready().await;
             }
             reporter
                 .set_service_status(name, ServingStatus::Serving)
                 .await;
             tracing::info!(service = name, "serving");
+            if let Some(reader) = reader {
+                tokio::spawn(watch_lag(reporter, name, reader, max_lag));
+            }
         }));
     }
     let all = reporter.clone();
@@ -345,6 +349,50 @@ pub async fn serve(
         } => {
             tracing::warn!(?grace, "calls still in flight after the grace period were dropped");
             Ok(())
+        }
+    }
+}
+
+/// Keeps a reading service's health true once it is serving: NOT_SERVING while its store cannot
+/// be reached or its read models have stayed behind the store's head for longer than `max_lag`,
+/// SERVING again once they are back.
+async fn watch_lag(
+    reporter: tonic_health::server::HealthReporter,
+    name: &'static str,
+    reader: crate::Reader,
+    max_lag: Duration,
+) {
+    let mut behind_since: Option<Instant> = None;
+    let mut serving = true;
+    let mut tick = tokio::time::interval(Duration::from_secs(1).min(max_lag));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            // Shutting down: NOT_SERVING is set for good by `serve`.
+            () = shutting_down() => return,
+        }
+        let healthy = match registry_eventstore::EventStore::head(reader.store()).await {
+            Err(e) => {
+                if serving {
+                    tracing::warn!(service = name, error = %e, "the store cannot be reached");
+                }
+                false
+            }
+            Ok(head) if reader.position() >= head => {
+                behind_since = None;
+                true
+            }
+            Ok(_) => behind_since.get_or_insert_with(Instant::now).elapsed() <= max_lag,
+        };
+        if healthy != serving {
+            serving = healthy;
+            let status = if healthy {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            tracing::warn!(service = name, ?status, "health changed");
+            reporter.set_service_status(name, status).await;
         }
     }
 }
