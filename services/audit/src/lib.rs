@@ -262,7 +262,7 @@ impl AuditService for AuditApi {
                 })
                 .transpose()?;
             // A page looks at a bounded number of rows, so the read lock is held briefly even
-            // on a national registry (the whole list: 2.2 million flags, about 13 s).
+            // on a national registry, whose whole list takes seconds.
             let (found, next) = models.projection.irregularities_page(
                 &self.policy,
                 on,

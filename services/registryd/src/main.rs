@@ -14,8 +14,8 @@ use registry_runtime::serve::{main_with, Hosted};
 use registry_runtime::{Reader, Writer};
 
 /// mimalloc instead of the system allocator: glibc's malloc slowed down on the heap a national
-/// registry leaves after its start (a fifth of the server's time in a query in `_int_malloc` and
-/// `malloc_consolidate`, measured with perf at 9.5 million events).
+/// registry leaves after its start (`_int_malloc` and `malloc_consolidate` took a large share of
+/// a query's time in profiles).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

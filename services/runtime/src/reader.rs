@@ -193,9 +193,8 @@ impl ReadModels {
     }
 }
 
-/// A rebuild folds the same feed again, and growing the tables as it went copied each several
-/// times into fresh memory (a national rebuild: 25.1 and 25.3 s sized, 26.6 s growing, with
-/// three times the page faults).
+/// A rebuild folds the same feed again: tables sized like the live ones are not copied into
+/// fresh memory each time they would grow.
 impl SizedLike for ReadModels {
     fn sized_like(other: &Self) -> Self {
         use SizedLike as S;
