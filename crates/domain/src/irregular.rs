@@ -84,20 +84,6 @@ impl Irregularity {
         Kinds::NAMES[self.kind_index()]
     }
 
-    /// The first day the flag concerns: the day two holdings began to overlap, the first day of
-    /// too many offices, the first vacant day, a holding's first (surely held) day. A listing as
-    /// of a day lists the flags whose first day is that day or earlier. `None` for a holding the
-    /// view does not know.
-    pub fn first_day(&self, view: &impl StateView) -> Option<Date> {
-        match self {
-            Self::UncoveredConcurrency { on, .. } | Self::TooManyOffices { on, .. } => Some(*on),
-            Self::LongVacancy { vacant, .. } => Some(vacant.start),
-            Self::MissingBasis { holding } | Self::EndUnknown { holding } => {
-                view.holding_outline(*holding).map(|h| h.span.start)
-            }
-        }
-    }
-
     fn kind_index(&self) -> usize {
         match self {
             Self::UncoveredConcurrency { .. } => 0,
@@ -516,9 +502,10 @@ pub fn irregularities(view: &impl StateView, policy: &Policy, as_of: Date) -> Ve
 /// `(lower id, higher id)`, and each person held too many offices at once on the earliest day
 /// they did.
 ///
-/// As of a day means every flag whose first day ([`Irregularity::first_day`]) is that day or
-/// earlier, ended or not (a concurrency that ended before it is listed, one that begins after
-/// it is not); vacancies are counted up to it.
+/// As of a day means every flag whose first day is that day or earlier, ended or not (a
+/// concurrency that ended before it is listed, one that begins after it is not): the day two
+/// holdings began to overlap, the first day of too many offices, a holding's first surely held
+/// day for its own flags; vacancies are counted up to it.
 ///
 /// With `within`, only the flags [`Jurisdiction::holds`] are listed (and counted).
 pub fn irregularities_page(

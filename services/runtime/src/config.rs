@@ -154,7 +154,7 @@ impl PageTokenKey {
     pub fn load(&self) -> Result<Vec<u8>, String> {
         match self {
             Self::Given(key) => Ok(key.clone()),
-            Self::Random => Ok(crate::paging::random_key()),
+            Self::Random => crate::paging::random_key(),
             Self::Beside(path) => match std::fs::read(path) {
                 Ok(key) if key.len() >= MIN_KEY_BYTES => Ok(key),
                 Ok(_) => Err(format!(
@@ -162,7 +162,7 @@ impl PageTokenKey {
                     path.display()
                 )),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    let key = crate::paging::random_key();
+                    let key = crate::paging::random_key()?;
                     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                         std::fs::create_dir_all(dir)
                             .map_err(|e| format!("{}: {e}", dir.display()))?;

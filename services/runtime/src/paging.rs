@@ -43,23 +43,17 @@ pub fn use_key(key: Vec<u8>) -> bool {
 
 /// The process's key: the one given to [`use_key`], else 32 random bytes drawn once.
 fn key() -> &'static [u8] {
-    KEY.get_or_init(random_key)
+    KEY.get_or_init(|| random_key().unwrap_or_else(|e| panic!("no key can seal page tokens: {e}")))
 }
 
 /// 32 bytes from the operating system's generator (through the TLS crypto provider).
-pub fn random_key() -> Vec<u8> {
+pub fn random_key() -> Result<Vec<u8>, String> {
     let mut key = vec![0u8; 32];
-    let provider = rustls::crypto::aws_lc_rs::default_provider();
-    if provider.secure_random.fill(&mut key).is_err() {
-        // No system randomness: a key no one can guess is still better than none at all.
-        let mixed = Sha256::digest(format!(
-            "{:?}{}",
-            std::time::SystemTime::now(),
-            std::process::id()
-        ));
-        key.copy_from_slice(&mixed);
-    }
-    key
+    rustls::crypto::aws_lc_rs::default_provider()
+        .secure_random
+        .fill(&mut key)
+        .map_err(|_| "the system's random generator failed".to_owned())?;
+    Ok(key)
 }
 
 /// The query a listing answers: the digest of the RPC's name and its request with the paging
