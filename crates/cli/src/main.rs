@@ -10,6 +10,7 @@
 //! # Layout
 //!
 //! - `args`: dates, instants, enums, legal bases; errors and exit codes.
+//! - `context`: what every subcommand gets (the connection, the output format, the actor).
 //! - `output`: tables and canonical JSON.
 //! - `write`: the subcommands that record (persons, units, offices, holdings, models, terms).
 //! - `read`: the subcommands that ask (show, search, who-held, career, history, diff, follow).
@@ -18,6 +19,7 @@
 
 mod amend;
 mod args;
+mod context;
 mod output;
 mod read;
 mod transfer;
@@ -27,6 +29,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use registry_client::Client;
 
 use crate::args::CliError;
+pub use crate::context::Context;
 use crate::output::Format;
 
 /// mimalloc instead of the system allocator: an import plans millions of rows, each a handful of
@@ -146,16 +149,6 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-}
-
-/// What every subcommand gets: the connection and the output format.
-pub struct Context {
-    /// The server connection.
-    pub client: Client,
-    /// The output format.
-    pub format: Format,
-    /// The actor.
-    pub actor: String,
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
