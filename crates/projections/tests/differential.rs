@@ -50,10 +50,11 @@ fn held(views: Vec<HoldingView>) -> Vec<Held> {
         .collect()
 }
 
-fn reference_holdings(r: &Registry, keep: impl Fn(&state::Holding) -> bool, on: Date) -> Vec<Held> {
+/// The holdings `keep` selects, in the order of their ids.
+fn reference_held(r: &Registry, keep: impl Fn(&state::Holding) -> bool) -> Vec<Held> {
     let mut found: Vec<Held> = r
         .holdings()
-        .filter(|(_, h)| keep(h) && h.span().contains(on))
+        .filter(|(_, h)| keep(h))
         .map(|(id, h)| {
             (
                 id,
@@ -70,34 +71,21 @@ fn reference_holdings(r: &Registry, keep: impl Fn(&state::Holding) -> bool, on: 
     found
 }
 
+fn reference_holdings(r: &Registry, keep: impl Fn(&state::Holding) -> bool, on: Date) -> Vec<Held> {
+    reference_held(r, |h| keep(h) && h.span().contains(on))
+}
+
 /// The holdings whose imprecise dates may, but need not, cover `on`: the widest reading
 /// (earliest start, latest end; an unknown end unbounded) covers it, the narrowest does not.
 fn reference_possible(r: &Registry, keep: impl Fn(&state::Holding) -> bool, on: Date) -> Vec<Held> {
-    let mut found: Vec<Held> = r
-        .holdings()
-        .filter(|(_, h)| keep(h) && !h.span().contains(on))
-        .filter(|(_, h)| {
-            let after_start = h.start.earliest() <= on;
-            let before_end = match h.end {
-                HoldingEnd::Open | HoldingEnd::Unknown => true,
-                HoldingEnd::On(end) => on < end.latest(),
-            };
-            after_start && before_end
-        })
-        .map(|(id, h)| {
-            (
-                id,
-                h.person,
-                h.office,
-                h.start,
-                h.end,
-                h.beginning,
-                h.end_reason,
-            )
-        })
-        .collect();
-    found.sort_by_key(|h| h.0);
-    found
+    reference_held(r, |h| {
+        let after_start = h.start.earliest() <= on;
+        let before_end = match h.end {
+            HoldingEnd::Open | HoldingEnd::Unknown => true,
+            HoldingEnd::On(end) => on < end.latest(),
+        };
+        keep(h) && !h.span().contains(on) && after_start && before_end
+    })
 }
 
 fn reference_unit(r: &Registry, unit: UnitId, on: Date) -> Option<UnitView> {
