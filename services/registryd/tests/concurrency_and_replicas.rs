@@ -299,3 +299,83 @@ async fn concurrent_writes_are_each_stored_once_at_their_own_position() {
         )
     );
 }
+
+/// PostgreSQL's clock steps back (simulated: the last event stamped an hour ahead, as by a
+/// server whose clock was ahead): the next event recorded through registryd is stamped no
+/// earlier, so "as known at" stays a prefix of the feed: as known just before the first event,
+/// the registry knows neither it nor the one recorded after it (issue 22, item 21).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_known_at_stays_a_prefix_when_the_database_clock_steps_back() {
+    let Some(url) = support::postgres().await else {
+        return;
+    };
+    let schema = format!("e2e_clock_{}", std::process::id());
+    support::drop_schema(&url, &schema).await;
+    let args = ["--store", url.as_str(), "--pg-schema", schema.as_str()];
+    let daemon = Daemon::start(&args);
+    let client = daemon.client().await;
+    let mut r = Registrar::new(client.clone());
+    r.person("Người Trước").await;
+    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    db.execute(
+        &format!(
+            "UPDATE {schema}.events SET recorded_at = recorded_at + 3600000000
+             WHERE revision = (SELECT max(revision) FROM {schema}.events)"
+        ),
+        &[],
+    )
+    .await
+    .unwrap();
+    r.person("Người Sau").await;
+    drop(daemon);
+    // A new process folds the feed as stored.
+    let daemon = Daemon::start(&args);
+    let client = daemon.client().await;
+    let first_recorded = client
+        .audit()
+        .list_changes(v1::ListChangesRequest {
+            recorded_after: Some(prost_types::Timestamp::default()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .changes
+        .iter()
+        .find(|c| c.payload_json.contains("Người Trước"))
+        .and_then(|c| c.recorded_at)
+        .unwrap();
+    let known = |at: prost_types::Timestamp| {
+        let client = client.clone();
+        async move {
+            let mut names: Vec<String> = client
+                .query()
+                .list_persons(v1::ListPersonsRequest {
+                    date: "2024-01-01".into(),
+                    known_at: Some(at),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .persons
+                .into_iter()
+                .map(|p| p.display_name)
+                .collect();
+            names.sort();
+            names
+        }
+    };
+    assert!(
+        known(support::just_before(first_recorded)).await.is_empty(),
+        "as known before the first event, the one after it is not known either"
+    );
+    assert!(known(first_recorded)
+        .await
+        .contains(&"Người Trước".to_owned()));
+    drop(daemon);
+    support::drop_schema(&url, &schema).await;
+}
