@@ -131,7 +131,7 @@ impl Kinds {
         self.0 & (1 << flag.kind_index()) != 0
     }
 
-    /// The set as a number (for page tokens), and back.
+    /// The set as a number, and back.
     pub fn bits(self) -> u8 {
         self.0
     }

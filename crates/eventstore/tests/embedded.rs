@@ -182,19 +182,5 @@ async fn a_store_without_fingerprints_is_migrated() {
         .unwrap();
     }
     let store = EmbeddedStore::open(EmbeddedConfig::new(&path)).unwrap();
-    let mut new = event("New", b"{}");
-    new.metadata.request_fingerprint = Some("00ff".into());
-    store
-        .append("registry", ExpectedRevision::Exact(0), vec![new])
-        .await
-        .unwrap();
-    let events = store
-        .read_stream("registry", 0, Direction::Forwards, 10)
-        .await
-        .unwrap();
-    let fingerprints: Vec<Option<&str>> = events
-        .iter()
-        .map(|e| e.metadata.request_fingerprint.as_deref())
-        .collect();
-    assert_eq!(fingerprints, [None, Some("00ff")]);
+    conformance::fingerprints_after_a_migration(&store).await;
 }

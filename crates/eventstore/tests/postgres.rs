@@ -378,20 +378,6 @@ async fn a_schema_without_fingerprints_is_migrated() {
     })
     .await
     .unwrap();
-    let mut new = event("New", b"{}");
-    new.metadata.request_fingerprint = Some("00ff".into());
-    reconnected
-        .append("registry", ExpectedRevision::Exact(0), vec![new])
-        .await
-        .unwrap();
-    let events = reconnected
-        .read_stream("registry", 0, Direction::Forwards, 10)
-        .await
-        .unwrap();
-    let fingerprints: Vec<Option<&str>> = events
-        .iter()
-        .map(|e| e.metadata.request_fingerprint.as_deref())
-        .collect();
-    assert_eq!(fingerprints, [None, Some("00ff")]);
+    conformance::fingerprints_after_a_migration(&reconnected).await;
     drop(fixture);
 }

@@ -203,16 +203,14 @@ impl AuditService for AuditApi {
             let (revisions, next_page_token) = {
                 let models = self.reader.models();
                 let now = models.snapshot();
-                let (mut revisions, mut next) =
-                    models
-                        .audit
-                        .recorded_between(after, until, page.from() as u64, page.size);
                 // Later pages list the events folded by the first.
-                let seen = page.events(now);
-                if revisions.last().is_some_and(|r| *r >= seen) || next.is_some_and(|n| n >= seen) {
-                    revisions.retain(|r| *r < seen);
-                    next = None;
-                }
+                let (revisions, next) = models.audit.recorded_between(
+                    after,
+                    until,
+                    page.from() as u64,
+                    page.events(now),
+                    page.size,
+                );
                 let next = next.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
                 (revisions, page.offset_token(now, next))
             };

@@ -143,20 +143,23 @@ impl AuditIndex {
             .collect()
     }
 
-    /// The revisions from `from` on of the events recorded in `(after, until]`, at most `limit`,
-    /// and the revision to continue from when there may be more.
+    /// The revisions in `from..end` of the events recorded in `(after, until]`, at most `limit`,
+    /// and the revision to continue from when there may be more (`end`: the events a listing's
+    /// first page saw).
     pub fn recorded_between(
         &self,
         after: i64,
         until: i64,
         from: u64,
+        end: u64,
         limit: usize,
     ) -> (Vec<u64>, Option<u64>) {
         // No event before `start` was recorded after `after`.
         let start = self.latest_so_far.partition_point(|t| *t <= after) as u64;
         let mut found = Vec::new();
         let mut revision = start.max(from);
-        while let Some(t) = self.recorded_at.get(revision as usize) {
+        let seen = &self.recorded_at[..self.recorded_at.len().min(end as usize)];
+        while let Some(t) = seen.get(revision as usize) {
             if found.len() == limit {
                 return (found, Some(revision));
             }

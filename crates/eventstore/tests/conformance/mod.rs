@@ -42,6 +42,26 @@ fn unique_stream(prefix: &str) -> String {
 }
 
 /// Waits until the feed's head has reached `position`. A store may publish a committed event to
+/// On a store migrated from one without request fingerprints (one event stored before): a new
+/// event's fingerprint is stored and read back, the old event has none.
+pub async fn fingerprints_after_a_migration<S: EventStore>(store: &S) {
+    let mut new = event("New", b"{}");
+    new.metadata.request_fingerprint = Some("00ff".into());
+    store
+        .append("registry", ExpectedRevision::Exact(0), vec![new])
+        .await
+        .unwrap();
+    let events = store
+        .read_stream("registry", 0, Direction::Forwards, 10)
+        .await
+        .unwrap();
+    let fingerprints: Vec<Option<&str>> = events
+        .iter()
+        .map(|e| e.metadata.request_fingerprint.as_deref())
+        .collect();
+    assert_eq!(fingerprints, [None, Some("00ff")]);
+}
+
 /// the feed a little later (PostgreSQL waits for older transactions to end); never out of order.
 pub async fn wait_for_feed<S: EventStore>(store: &S, position: Position) -> Option<Position> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
