@@ -86,9 +86,10 @@ impl State {
 }
 
 /// What the writer knows of a request id: what happened to it, and the fingerprint of the
-/// request that used it (`None` for events stored before fingerprints were).
+/// request that used it (`None` for events stored before fingerprints were, or one that does
+/// not read), kept as its 16 bytes: the map holds every request id of the registry.
 struct Known {
-    fingerprint: Option<String>,
+    fingerprint: Option<[u8; 16]>,
     outcome: Outcome,
 }
 
@@ -107,10 +108,12 @@ enum Outcome {
 impl Known {
     /// The outcome of the request id for `caller`, refusing another request that reuses it.
     fn for_caller(&self, caller: &Caller) -> Result<&Outcome, ApiError> {
-        match &self.fingerprint {
-            Some(first) if *first != caller.fingerprint => Err(ApiError::RequestIdReused {
-                request_id: caller.request_id.clone(),
-            }),
+        match self.fingerprint {
+            Some(first) if Some(first) != fingerprint_bytes(&caller.fingerprint) => {
+                Err(ApiError::RequestIdReused {
+                    request_id: caller.request_id.clone(),
+                })
+            }
             _ => Ok(&self.outcome),
         }
     }
@@ -251,7 +254,7 @@ impl Writer {
                 state.requests.insert(
                     caller.request_id.clone(),
                     Known {
-                        fingerprint: Some(caller.fingerprint.clone()),
+                        fingerprint: fingerprint_bytes(&caller.fingerprint),
                         outcome: Outcome::Pending {
                             name: name.clone(),
                             stored,
@@ -282,7 +285,7 @@ impl Writer {
                     state.requests.insert(
                         caller.request_id.clone(),
                         Known {
-                            fingerprint: Some(caller.fingerprint.clone()),
+                            fingerprint: fingerprint_bytes(&caller.fingerprint),
                             outcome: Outcome::Done(Answer {
                                 warnings: Vec::new(),
                                 ..answer.clone()
@@ -405,7 +408,7 @@ impl Writer {
             state.requests.insert(
                 caller.request_id.clone(),
                 Known {
-                    fingerprint: Some(caller.fingerprint.clone()),
+                    fingerprint: fingerprint_bytes(&caller.fingerprint),
                     outcome: Outcome::Pending {
                         name: subject_name(first),
                         stored: stored.clone(),
@@ -492,7 +495,11 @@ impl Writer {
                 state.next_revision = recorded.revision + 1;
                 if let Some(request_id) = recorded.metadata.request_id {
                     let known = state.requests.entry(request_id).or_insert_with(|| Known {
-                        fingerprint: recorded.metadata.request_fingerprint,
+                        fingerprint: recorded
+                            .metadata
+                            .request_fingerprint
+                            .as_deref()
+                            .and_then(fingerprint_bytes),
                         outcome: Outcome::Done(Answer {
                             name: subject_name(&event),
                             position: recorded.position,
@@ -604,6 +611,18 @@ fn event_id() -> uuid::Uuid {
     uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
 }
 
+/// A request fingerprint's bytes, from its 32 hex digits.
+fn fingerprint_bytes(hex: &str) -> Option<[u8; 16]> {
+    let mut bytes = [0u8; 16];
+    if hex.len() != 32 {
+        return None;
+    }
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(bytes)
+}
+
 /// The resource an event is about, as a resource name.
 fn subject_name(event: &Event) -> String {
     event
@@ -619,6 +638,15 @@ mod tests {
     use super::*;
     use crate::feed::CATCH_UP_BATCH;
     use registry_eventstore::{EmbeddedConfig, EmbeddedStore};
+
+    #[test]
+    fn a_fingerprint_is_kept_as_its_bytes() {
+        let hex = "000102030405060708090a0b0c0d0eff";
+        let bytes = fingerprint_bytes(hex).unwrap();
+        assert_eq!((bytes[1], bytes[15]), (1, 0xff));
+        assert_eq!(fingerprint_bytes("00ff"), None);
+        assert_eq!(fingerprint_bytes(&"zz".repeat(16)), None);
+    }
 
     #[tokio::test]
     async fn a_catch_up_over_several_batches_folds_every_event_and_remembers_every_request() {
