@@ -410,6 +410,11 @@ impl Reader {
         reader
     }
 
+    /// Whether `other` is this reader (a clone of it).
+    pub fn same_as(&self, other: &Reader) -> bool {
+        Arc::ptr_eq(&self.models, &other.models)
+    }
+
     /// The read models, for reading.
     pub fn models(&self) -> RwLockReadGuard<'_, ReadModels> {
         self.models

@@ -266,23 +266,38 @@ pub async fn serve(
     reporter
         .set_service_status("", ServingStatus::NotServing)
         .await;
-    let mut readiness = Vec::new();
+    // One task per reader (registryd's services share one): it waits for the reader's catch-up,
+    // says SERVING for the services that answer from it, then watches its lag.
+    let mut groups: Vec<(Option<crate::Reader>, Vec<&'static str>)> = Vec::new();
     for hosted in services {
         reporter
             .set_service_status(hosted.name, ServingStatus::NotServing)
             .await;
-        let (reporter, name, reader) = (reporter.clone(), hosted.name, hosted.reader.clone());
+        let same = |reader: &Option<crate::Reader>| match (reader, &hosted.reader) {
+            (Some(a), Some(b)) => a.same_as(b),
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        match groups.iter_mut().find(|(reader, _)| same(reader)) {
+            Some((_, names)) => names.push(hosted.name),
+            None => groups.push((hosted.reader.clone(), vec![hosted.name])),
+        }
+    }
+    let mut readiness = Vec::new();
+    for (reader, names) in groups {
+        let reporter = reporter.clone();
         let max_lag = config.max_lag;
         readiness.push(tokio::spawn(async move {
             if let Some(reader) = &reader {
                 reader.ready().await;
             }
-            reporter
-                .set_service_status(name, ServingStatus::Serving)
-                .await;
-            tracing::info!(service = name, "serving");
+            for name in &names {
+                reporter
+                    .set_service_status(*name, ServingStatus::Serving)
+                    .await;
+                tracing::info!(service = name, "serving");
+            }
             if let Some(reader) = reader {
-                tokio::spawn(watch_lag(reporter, name, reader, max_lag));
+                tokio::spawn(watch_lag(reporter, names, reader, max_lag));
             }
         }));
     }
@@ -353,12 +368,12 @@ pub async fn serve(
     }
 }
 
-/// Keeps a reading service's health true once it is serving: NOT_SERVING while its store cannot
-/// be reached or its read models have stayed behind the store's head for longer than `max_lag`,
-/// SERVING again once they are back.
+/// Keeps the health of the services answering from `reader` true once they are serving:
+/// NOT_SERVING while its store cannot be reached or its read models have stayed behind the
+/// store's head for longer than `max_lag`, SERVING again once they are back.
 async fn watch_lag(
     reporter: tonic_health::server::HealthReporter,
-    name: &'static str,
+    names: Vec<&'static str>,
     reader: crate::Reader,
     max_lag: Duration,
 ) {
@@ -374,7 +389,7 @@ async fn watch_lag(
         let healthy = match registry_eventstore::EventStore::head(reader.store()).await {
             Err(e) => {
                 if serving {
-                    tracing::warn!(service = name, error = %e, "the store cannot be reached");
+                    tracing::warn!(services = ?names, error = %e, "the store cannot be reached");
                 }
                 false
             }
@@ -391,8 +406,10 @@ async fn watch_lag(
             } else {
                 ServingStatus::NotServing
             };
-            tracing::warn!(service = name, ?status, "health changed");
-            reporter.set_service_status(name, status).await;
+            tracing::warn!(services = ?names, ?status, "health changed");
+            for name in &names {
+                reporter.set_service_status(*name, status).await;
+            }
         }
     }
 }
