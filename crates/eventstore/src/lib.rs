@@ -68,6 +68,19 @@ impl Position {
     }
 }
 
+/// A position as two numbers (commit, prepare), as snapshots keep it.
+impl From<[u64; 2]> for Position {
+    fn from([commit, prepare]: [u64; 2]) -> Self {
+        Self { commit, prepare }
+    }
+}
+
+impl From<Position> for [u64; 2] {
+    fn from(position: Position) -> Self {
+        [position.commit, position.prepare]
+    }
+}
+
 impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.commit == self.prepare {

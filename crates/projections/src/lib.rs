@@ -21,6 +21,9 @@
 //! - [`Projection`]: the model and [`Projection::apply`].
 //! - `queries`: the questions.
 //! - [`search`]: diacritic-insensitive name search.
+//! - [`read_models`]: the projection and the auditors' index at one feed position, folded
+//!   from decoded batches of the feed.
+//! - [`snapshot`]: the read models saved and loaded, so a start need not fold the whole feed.
 
 use registry_domain::event::*;
 use registry_domain::state::{holding_span, SizedLike};
@@ -35,11 +38,13 @@ pub mod search;
 pub mod snapshot;
 
 mod queries;
+pub mod read_models;
 
 pub use as_known::AsKnown;
 pub use queries::{
     Coverage, CoverageError, HoldingView, HoldingsOn, Lineage, OfficeView, UnitView,
 };
+pub use read_models::{AuditIndex, FeedBatch, FeedPosition, ReadModels, Seen};
 pub use search::{fold, MatchKind, NameIndex};
 
 /// The maps of the read models: keys are UUIDs or short strings, so a fast non-cryptographic

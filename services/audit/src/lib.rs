@@ -17,7 +17,7 @@ use registry_proto::v1 as pb;
 use registry_proto::v1::audit_service_server::{AuditService, AuditServiceServer};
 use registry_runtime::convert::{date, entity, irregularity_pb, known_at, opt_id, timestamp};
 use registry_runtime::page;
-use registry_runtime::paging::Page;
+use registry_runtime::paging::{Page, Snapshot};
 use registry_runtime::serve::{call, patience};
 use registry_runtime::{min_position, ApiError, Reader, STREAM};
 use tokio_stream::Stream;
@@ -159,7 +159,7 @@ impl AuditService for AuditApi {
                 .await?;
             let (revisions, next_page_token) = {
                 let models = self.reader.models();
-                let now = models.snapshot();
+                let now = Snapshot::of(&models);
                 let mut all = models.history(subject);
                 if all.is_empty() {
                     return Err(ApiError::NotFound(subject.to_string()));
@@ -202,7 +202,7 @@ impl AuditService for AuditApi {
             let page = page!("ListChanges", r, DEFAULT_PAGE, MAX_PAGE)?;
             let (revisions, next_page_token) = {
                 let models = self.reader.models();
-                let now = models.snapshot();
+                let now = Snapshot::of(&models);
                 // Later pages list the events folded by the first.
                 let (revisions, next) = models.audit.recorded_between(
                     after,
@@ -273,7 +273,7 @@ impl AuditService for AuditApi {
             let next = next.map(irregularities_cursor);
             Ok(pb::ListIrregularitiesResponse {
                 irregularities: found.iter().map(irregularity_pb).collect(),
-                next_page_token: page.token(models.snapshot(), next.as_ref().map(|n| &n[..])),
+                next_page_token: page.token(Snapshot::of(&models), next.as_ref().map(|n| &n[..])),
             })
         })
         .await

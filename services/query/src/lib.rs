@@ -13,7 +13,7 @@ use registry_runtime::convert::{
     office_kind_pb, timestamp, unit_kind_pb,
 };
 use registry_runtime::page;
-use registry_runtime::paging::page_size_of;
+use registry_runtime::paging::{page_size_of, Snapshot};
 use registry_runtime::{min_position, read, ApiError, Reader};
 use tonic::{Request, Response, Status};
 
@@ -274,7 +274,7 @@ impl QueryService for QueryApi {
                 Ok(pb::ListHoldingsResponse {
                     holdings: pbs(&found.surely),
                     possible_holdings: pbs(&found.possibly),
-                    next_page_token: page.offset_token(models.snapshot(), found.next),
+                    next_page_token: page.offset_token(Snapshot::of(models), found.next),
                     position: position_text(models.position),
                 })
             },
@@ -307,7 +307,7 @@ impl QueryService for QueryApi {
                 p.office_title(office, known_at)
                     .ok_or_else(|| ApiError::NotFound(office.to_string()))?;
                 let (views, next_page_token) =
-                    page.of(p.office_history(office, known_at), models.snapshot());
+                    page.of(p.office_history(office, known_at), Snapshot::of(models));
                 let holdings = views.iter().map(|h| holding_pb(p, h, known_at)).collect();
                 Ok(pb::ListOfficeHistoryResponse {
                     holdings,
@@ -378,7 +378,7 @@ impl QueryService for QueryApi {
                 let known_at = page.known_at(known_at);
                 person_known(p, person, known_at)?;
                 let (views, next_page_token) =
-                    page.of(p.career(person, known_at), models.snapshot());
+                    page.of(p.career(person, known_at), Snapshot::of(models));
                 let holdings = views.iter().map(|h| holding_pb(p, h, known_at)).collect();
                 Ok(pb::ListPersonCareerResponse {
                     holdings,
@@ -538,7 +538,7 @@ impl QueryService for QueryApi {
                     .collect();
                 Ok(pb::ListOfficesResponse {
                     offices,
-                    next_page_token: page.offset_token(models.snapshot(), next),
+                    next_page_token: page.offset_token(Snapshot::of(models), next),
                     position: position_text(models.position),
                 })
             },
@@ -569,7 +569,7 @@ impl QueryService for QueryApi {
                     .collect();
                 Ok(pb::ListUnitsResponse {
                     units,
-                    next_page_token: page.offset_token(models.snapshot(), next),
+                    next_page_token: page.offset_token(Snapshot::of(models), next),
                     position: position_text(models.position),
                 })
             },
@@ -608,7 +608,7 @@ impl QueryService for QueryApi {
                     .collect();
                 Ok(pb::ListPersonsResponse {
                     persons,
-                    next_page_token: page.offset_token(models.snapshot(), next),
+                    next_page_token: page.offset_token(Snapshot::of(models), next),
                     position: position_text(models.position),
                 })
             },
@@ -678,7 +678,7 @@ impl QueryService for QueryApi {
                     .ok_or_else(|| ApiError::NotFound(root.to_string()))?;
                 alive_on(root, life, on)?;
                 let tree = p.tree(root, on, known_at);
-                let (ids, next_page_token) = page.of(tree, models.snapshot());
+                let (ids, next_page_token) = page.of(tree, Snapshot::of(models));
                 let units = ids
                     .into_iter()
                     .filter_map(|u| unit_pb(p, u, on, known_at))

@@ -81,6 +81,16 @@ pub struct Snapshot {
     pub events: u64,
 }
 
+impl Snapshot {
+    /// Where `models` stand now.
+    pub fn of(models: &crate::ReadModels) -> Self {
+        Self {
+            recorded_until: models.audit.latest_recorded(),
+            events: models.events,
+        }
+    }
+}
+
 /// One page of a listing: how many items at most, where it starts, and the snapshot of the
 /// listing (none on the first page: it is answered from the models as they are).
 #[derive(Clone, Debug)]
