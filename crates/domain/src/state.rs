@@ -21,7 +21,7 @@ use crate::model::{
 };
 
 /// A person as the registry knows them now.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Person {
     /// The name first registered.
     pub name: String,
@@ -55,7 +55,7 @@ impl Person {
 }
 
 /// A link from a unit to one of its parents, valid over a span.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ParentLink {
     /// The parent.
     pub parent: UnitId,
@@ -64,7 +64,7 @@ pub struct ParentLink {
 }
 
 /// An organisational unit.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Unit {
     /// Its kind.
     pub kind: UnitKind,
@@ -113,7 +113,7 @@ impl Unit {
 }
 
 /// An office.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Office {
     /// The title as written.
     pub title: String,
@@ -133,7 +133,7 @@ pub struct Office {
 /// covers: capacity and concurrency checks and vacancies scan these instead of looking every
 /// holding up (a plural office, such as a council's seats, gathers thousands over the years).
 /// Derefs to the ids.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Holdings {
     ids: Vec<HoldingId>,
     spans: Vec<Span>,
@@ -197,7 +197,7 @@ impl Office {
 }
 
 /// One person's tenure of one office.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Holding {
     /// Who.
     pub person: PersonId,
@@ -265,7 +265,7 @@ pub fn holding_widest_span(start: PartialDate, end: HoldingEnd) -> Span {
 }
 
 /// A pilot model.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Model {
     /// Its name.
     pub name: String,
@@ -278,7 +278,7 @@ pub struct Model {
 }
 
 /// One unit's adoption of a pilot model.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Adoption {
     /// The model.
     pub model: ModelId,
@@ -291,7 +291,7 @@ pub struct Adoption {
 }
 
 /// A term of a body.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Term {
     /// The body.
     pub body: UnitId,
@@ -339,7 +339,7 @@ impl<T, S: Default> SizedLike for std::collections::HashSet<T, S> {
 }
 
 /// Everything the registry currently knows, indexed for the rules.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Registry {
     pub(crate) persons: HashMap<PersonId, Person>,
     pub(crate) units: HashMap<UnitId, Unit>,

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use registry_domain::*;
-use registry_projections::Projection;
+use registry_projections::snapshot::{self, Kind, Shelf};
+use registry_projections::{FeedBatch, Projection, ReadModels, Seen};
 use registry_testkit::{generate, Config};
 
 fn resident_bytes() -> u64 {
@@ -147,28 +148,40 @@ fn main() {
         return;
     }
 
+    // The snapshot holds the read models a replica keeps: the projection and the auditors'
+    // index, folded here as the daemon folds them.
+    let mut models = ReadModels::<[u64; 2]>::default();
+    models.fold_pipelined(encoded.chunks(2048).enumerate().map(|(c, chunk)| {
+        let events: Vec<_> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, (recorded_at, name, version, payload))| {
+                let revision = (c * 2048 + i) as u64;
+                let seen = Seen {
+                    revision,
+                    recorded_at: *recorded_at,
+                    position: [revision + 1; 2],
+                };
+                (seen, Event::decode(name, *version, payload).unwrap())
+            })
+            .collect();
+        let through = events.last().map(|(seen, _)| seen.position);
+        FeedBatch { events, through }
+    }));
     let dir = std::env::temp_dir().join(format!("registry-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("projection.snapshot");
+    let shelf = Shelf::new(&dir, Kind::ReadModels);
     let t = Instant::now();
-    registry_projections::snapshot::save(
-        &projection,
-        registry_projections::snapshot::Checkpoint {
-            commit: n as u64,
-            prepare: n as u64,
-        },
-        &path,
-    )
-    .unwrap();
+    let path = snapshot::save_models(&shelf, &models, uuid::Uuid::nil()).unwrap();
     let save = t.elapsed();
+    drop(models);
     let size = std::fs::metadata(&path).unwrap().len();
     let t = Instant::now();
-    let loaded = registry_projections::snapshot::load(&path).unwrap();
+    let loaded = snapshot::load_models::<[u64; 2]>(&path).unwrap();
     let load = t.elapsed();
     drop(loaded);
     std::fs::remove_dir_all(&dir).unwrap();
     println!(
-        "snapshot: {:.0} MiB, save {:.2} s, load {:.2} s",
+        "read models' snapshot: {:.0} MiB, save {:.2} s, load {:.2} s",
         size as f64 / 1048576.0,
         save.as_secs_f64(),
         load.as_secs_f64()

@@ -22,19 +22,19 @@ pub(crate) struct Damaged(pub(crate) &'static str);
 pub(crate) struct Out(pub(crate) Vec<u8>);
 
 impl Out {
-    fn u8(&mut self, v: u8) {
+    pub(crate) fn u8(&mut self, v: u8) {
         self.0.push(v);
     }
-    fn u32(&mut self, v: u32) {
+    pub(crate) fn u32(&mut self, v: u32) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    fn i32(&mut self, v: i32) {
+    pub(crate) fn i32(&mut self, v: i32) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    fn i64(&mut self, v: i64) {
+    pub(crate) fn i64(&mut self, v: i64) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    fn uuid(&mut self, v: Uuid) {
+    pub(crate) fn uuid(&mut self, v: Uuid) {
         self.0.extend_from_slice(v.as_bytes());
     }
     pub(crate) fn len(&mut self, n: usize) {
@@ -54,27 +54,35 @@ impl In<'_> {
         self.0 = rest;
         Ok(*head)
     }
-    fn u8(&mut self) -> Result<u8, Damaged> {
+    pub(crate) fn u8(&mut self) -> Result<u8, Damaged> {
         Ok(self.take::<1>()?[0])
     }
-    fn u32(&mut self) -> Result<u32, Damaged> {
+    pub(crate) fn u32(&mut self) -> Result<u32, Damaged> {
         Ok(u32::from_le_bytes(self.take()?))
     }
-    fn i32(&mut self) -> Result<i32, Damaged> {
+    pub(crate) fn i32(&mut self) -> Result<i32, Damaged> {
         Ok(i32::from_le_bytes(self.take()?))
     }
-    fn i64(&mut self) -> Result<i64, Damaged> {
+    pub(crate) fn i64(&mut self) -> Result<i64, Damaged> {
         Ok(i64::from_le_bytes(self.take()?))
     }
-    fn uuid(&mut self) -> Result<Uuid, Damaged> {
+    pub(crate) fn uuid(&mut self) -> Result<Uuid, Damaged> {
         Ok(Uuid::from_bytes(self.take()?))
     }
     /// A count of rows, each at least `min_size` bytes: a count the rest of the section cannot
     /// hold is refused before anything is allocated for it.
-    fn len(&mut self, min_size: usize) -> Result<usize, Damaged> {
+    pub(crate) fn len(&mut self, min_size: usize) -> Result<usize, Damaged> {
         let n = u64::from_le_bytes(self.take()?);
         if n.saturating_mul(min_size as u64) > self.0.len() as u64 {
             return Err(Damaged("row count larger than its section"));
+        }
+        Ok(n as usize)
+    }
+    /// A count (u32) of items, each at least `min_size` bytes, checked like [`In::len`].
+    pub(crate) fn count(&mut self, min_size: usize) -> Result<usize, Damaged> {
+        let n = u32::from_le_bytes(self.take()?);
+        if u64::from(n).saturating_mul(min_size as u64) > self.0.len() as u64 {
+            return Err(Damaged("item count larger than its section"));
         }
         Ok(n as usize)
     }

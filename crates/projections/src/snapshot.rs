@@ -1,52 +1,76 @@
-//! Snapshots: the read models saved with the feed position they reflect, so a restart loads
-//! them and catches up instead of folding the whole feed again.
+//! Snapshots: state folded from the feed saved with the feed position it reflects, so a start
+//! loads it and catches up instead of folding the whole feed again.
 //!
-//! Format (version 3), little-endian:
+//! One file format for every kind of state (the read models here; the writer's state in the
+//! service core), version 6, little-endian:
 //!
 //! ```text
-//! magic    8 bytes  "REGSNAP\0"
-//! format   u32      1
-//! position u64 u64  the checkpoint: the feed position of the last event folded in
-//! events   u64      how many events were folded in
-//! length   u64      length of the body
-//! crc32    u32      CRC-32 of the body
-//! body              four sections, each a u64 length and its bytes: the holding
-//!                   versions, the offices' lists of them and the legal bases' rows (fixed-
-//!                   width records); the persons (records); names and bases' texts
-//!                   (MessagePack); the rest of the projection (MessagePack)
-//!                   (decoded side by side; dates as day numbers; lookups derived from the
-//!                   rows are left out and rebuilt on load)
+//! magic     8 bytes  "REGSNAP\0"
+//! format    u32      6
+//! kind      u32      what the file holds (`Kind`)
+//! position  u64 u64  the feed position of the last event folded in
+//! events    u64      how many events of the registry stream were folded in
+//! last      16 bytes the id of the last of them (nil when none): a snapshot of another store
+//!                    at the same length does not match it
+//! sections  u32      their count, then for each: its length (u64), its CRC-32 (u32), its bytes
 //! ```
 //!
-//! A snapshot is written to a temporary file, fsynced and renamed over the old one, so a crash
-//! leaves the old snapshot or the new one, never half of one. Loading checks the magic, the
-//! format version, the length and the checksum; any failure is an error and the caller rebuilds
-//! from the feed: a corrupt snapshot never gives a wrong answer. A snapshot ahead of the store
-//! (its position is past the store's head, say after the store was restored from a backup) is
-//! stale: the caller must compare [`Checkpoint`] with the store's head and rebuild.
+//! A snapshot is written to a temporary file, fsynced and renamed, so a crash leaves the old
+//! snapshot or the new one, never half of one. Loading checks the magic, the format, the kind,
+//! every length and every checksum, then each record as it is decoded: any failure is an error
+//! and the caller tries an older snapshot or folds the feed, so a damaged snapshot never gives
+//! a wrong answer. Whether a snapshot belongs to the store at hand (its last event is the
+//! store's event at that revision) is the caller's check, against [`Stamp`].
+//!
+//! The read models' sections: the holding versions, the offices' lists of them and the legal
+//! bases' rows (fixed-width records); the persons (records); names and bases' texts
+//! (MessagePack); the rest of the projection (MessagePack); the auditors' index (records).
+//! Lookups derived from rows are left out and rebuilt on load.
 
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use thiserror::Error;
+use uuid::Uuid;
 
+use crate::read_models::{AuditIndex, FeedPosition, PartiesFrom, ReadModels};
 use crate::records::{get_all, put_all, Damaged, In, Out};
 use crate::Projection;
 
 const MAGIC: &[u8; 8] = b"REGSNAP\0";
-const FORMAT: u32 = 5;
-const HEADER: usize = 8 + 4 + 8 + 8 + 8 + 8 + 4;
+const FORMAT: u32 = 6;
+const HEADER: usize = 8 + 4 + 4 + 16 + 8 + 16 + 4;
 
-/// The feed position a snapshot reflects (the event store's two-part position).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Checkpoint {
-    /// The major part of the position.
-    pub commit: u64,
-    /// The minor part of the position.
-    pub prepare: u64,
+/// What a snapshot file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A replica's read models ([`ReadModels`]).
+    ReadModels = 1,
+    /// The writer's state (the domain's registry and the answers to request ids).
+    Writer = 2,
 }
 
-/// Why a snapshot could not be used. Every case means: rebuild from the feed.
+impl Kind {
+    fn prefix(self) -> &'static str {
+        match self {
+            Kind::ReadModels => "read-models",
+            Kind::Writer => "writer",
+        }
+    }
+}
+
+/// Where in the feed a snapshot stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    /// The feed position of the last event folded in.
+    pub position: [u64; 2],
+    /// How many events of the registry stream were folded in.
+    pub events: u64,
+    /// The id of the last of them (nil when none).
+    pub last_event: Uuid,
+}
+
+/// Why a snapshot could not be used. Every case means: use an older one, or fold the feed.
 #[derive(Debug, Error)]
 pub enum SnapshotError {
     /// Reading or writing the file failed.
@@ -58,56 +82,64 @@ pub enum SnapshotError {
     /// The file was written in a format this program does not read.
     #[error("snapshot format {0} is not supported (this program reads format {FORMAT})")]
     UnsupportedFormat(u32),
+    /// The file holds another kind of state.
+    #[error("the snapshot holds state of kind {found}, not {expected:?}")]
+    OtherKind {
+        /// The kind asked for.
+        expected: Kind,
+        /// The kind in the file.
+        found: u32,
+    },
     /// The file is shorter than its header says.
-    #[error("snapshot truncated: expected {expected} bytes of body, found {found}")]
+    #[error("snapshot truncated: expected {expected} more bytes, found {found}")]
     Truncated {
-        /// The length in the header.
+        /// The length the header gives.
         expected: u64,
         /// What the file holds.
         found: u64,
     },
-    /// The body does not match its checksum.
-    #[error("snapshot checksum mismatch: stored {stored:08x}, computed {computed:08x}")]
+    /// A section does not match its checksum.
+    #[error("snapshot section {section} checksum mismatch: stored {stored:08x}, computed {computed:08x}")]
     Checksum {
-        /// The checksum in the header.
+        /// Which section.
+        section: usize,
+        /// The checksum in the file.
         stored: u32,
-        /// The checksum of the body read.
+        /// The checksum of the bytes read.
         computed: u32,
     },
-    /// The body could not be encoded or decoded.
+    /// A section could not be encoded or decoded.
     #[error("snapshot body: {0}")]
     Body(String),
 }
 
-/// What a loaded snapshot holds.
-pub struct Loaded {
-    /// The read models.
-    pub projection: Projection,
-    /// The feed position they reflect.
-    pub checkpoint: Checkpoint,
-}
-
-/// Saves the projection with its checkpoint, atomically (temporary file, fsync, rename).
-pub fn save(
-    projection: &Projection,
-    checkpoint: Checkpoint,
+/// Writes a snapshot file of `kind` atomically (temporary file, fsync, rename, fsync of the
+/// directory).
+pub fn write(
     path: &Path,
+    kind: Kind,
+    stamp: Stamp,
+    sections: &[Vec<u8>],
 ) -> Result<(), SnapshotError> {
-    let body = encode(projection)?;
-    let mut header = Vec::with_capacity(HEADER);
+    let mut header = Vec::with_capacity(HEADER + 12 * sections.len());
     header.extend_from_slice(MAGIC);
     header.extend_from_slice(&FORMAT.to_le_bytes());
-    header.extend_from_slice(&checkpoint.commit.to_le_bytes());
-    header.extend_from_slice(&checkpoint.prepare.to_le_bytes());
-    header.extend_from_slice(&projection.applied.to_le_bytes());
-    header.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    header.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    header.extend_from_slice(&(kind as u32).to_le_bytes());
+    for word in [stamp.position[0], stamp.position[1], stamp.events] {
+        header.extend_from_slice(&word.to_le_bytes());
+    }
+    header.extend_from_slice(stamp.last_event.as_bytes());
+    header.extend_from_slice(&(sections.len() as u32).to_le_bytes());
     let temporary = path.with_extension("tmp");
     {
-        let mut file = std::fs::File::create(&temporary)?;
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&temporary)?);
         file.write_all(&header)?;
-        file.write_all(&body)?;
-        file.sync_all()?;
+        for section in sections {
+            file.write_all(&(section.len() as u64).to_le_bytes())?;
+            file.write_all(&crc32fast::hash(section).to_le_bytes())?;
+            file.write_all(section)?;
+        }
+        file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     }
     std::fs::rename(&temporary, path)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -117,16 +149,297 @@ pub fn save(
     Ok(())
 }
 
+/// Reads a snapshot file of `kind`: its stamp and its sections, every checksum checked.
+pub fn read(path: &Path, kind: Kind) -> Result<(Stamp, Vec<Vec<u8>>), SnapshotError> {
+    let mut file = std::io::BufReader::new(std::fs::File::open(path)?);
+    let mut header = [0u8; HEADER];
+    let read = read_up_to(&mut file, &mut header)?;
+    if read < 8 || &header[..8] != MAGIC {
+        return Err(SnapshotError::BadMagic);
+    }
+    if read < HEADER {
+        return Err(SnapshotError::Truncated {
+            expected: HEADER as u64,
+            found: read as u64,
+        });
+    }
+    let format = u32_at(&header, 8);
+    if format != FORMAT {
+        return Err(SnapshotError::UnsupportedFormat(format));
+    }
+    if u32_at(&header, 12) != kind as u32 {
+        return Err(SnapshotError::OtherKind {
+            expected: kind,
+            found: u32_at(&header, 12),
+        });
+    }
+    let mut last = [0u8; 16];
+    last.copy_from_slice(&header[40..56]);
+    let stamp = Stamp {
+        position: [u64_at(&header, 16), u64_at(&header, 24)],
+        events: u64_at(&header, 32),
+        last_event: Uuid::from_bytes(last),
+    };
+    let count = u32_at(&header, 56) as usize;
+    let mut sections = Vec::with_capacity(count.min(64));
+    for section in 0..count {
+        let mut frame = [0u8; 12];
+        let got = read_up_to(&mut file, &mut frame)?;
+        if got < frame.len() {
+            return Err(SnapshotError::Truncated {
+                expected: frame.len() as u64,
+                found: got as u64,
+            });
+        }
+        let (length, stored) = (u64_at(&frame, 0), u32_at(&frame, 8));
+        let mut bytes = Vec::with_capacity(length.min(1 << 34) as usize);
+        (&mut file).take(length).read_to_end(&mut bytes)?;
+        if (bytes.len() as u64) < length {
+            return Err(SnapshotError::Truncated {
+                expected: length,
+                found: bytes.len() as u64,
+            });
+        }
+        let computed = crc32fast::hash(&bytes);
+        if computed != stored {
+            return Err(SnapshotError::Checksum {
+                section,
+                stored,
+                computed,
+            });
+        }
+        sections.push(bytes);
+    }
+    if read_up_to(&mut file, &mut [0u8; 1])? != 0 {
+        return Err(body_error("bytes after the last section"));
+    }
+    Ok((stamp, sections))
+}
+
+/// Reads into `buffer` until it is full or the file ends; how much was read.
+fn read_up_to(file: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut read = 0;
+    while read < buffer.len() {
+        match file.read(&mut buffer[read..])? {
+            0 => break,
+            n => read += n,
+        }
+    }
+    Ok(read)
+}
+
+/// The snapshots of one kind in a directory, as `<kind>-<events>.snap`: the newest first when
+/// loading, the last two kept when saving (so a damaged newest one leaves an older one).
+#[derive(Clone, Debug)]
+pub struct Shelf {
+    dir: PathBuf,
+    kind: Kind,
+}
+
+/// How many snapshots of a kind a shelf keeps.
+pub const KEPT: usize = 2;
+
+impl Shelf {
+    /// The snapshots of `kind` in `dir`.
+    pub fn new(dir: impl Into<PathBuf>, kind: Kind) -> Self {
+        Self {
+            dir: dir.into(),
+            kind,
+        }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes a snapshot for `stamp` (creating the directory), then removes all but the newest
+    /// [`KEPT`]; the path written.
+    pub fn put(&self, stamp: Stamp, sections: &[Vec<u8>]) -> Result<PathBuf, SnapshotError> {
+        std::fs::create_dir_all(&self.dir)?;
+        let path = self
+            .dir
+            .join(format!("{}-{:020}.snap", self.kind.prefix(), stamp.events));
+        write(&path, self.kind, stamp, sections)?;
+        for old in self.newest_first()?.into_iter().skip(KEPT) {
+            std::fs::remove_file(old)?;
+        }
+        Ok(path)
+    }
+
+    /// The snapshot files of this kind, the newest (the most events) first.
+    pub fn newest_first(&self) -> Result<Vec<PathBuf>, SnapshotError> {
+        let prefix = format!("{}-", self.kind.prefix());
+        let mut found: Vec<(u64, PathBuf)> = Vec::new();
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        for entry in entries {
+            let path = entry?.path();
+            let events = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_prefix(&prefix)?.strip_suffix(".snap"))
+                .and_then(|n| n.parse::<u64>().ok());
+            if let Some(events) = events {
+                found.push((events, path));
+            }
+        }
+        found.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(found.into_iter().map(|(_, path)| path).collect())
+    }
+}
+
+/// The read models' sections.
+pub fn encode_models<P: FeedPosition>(
+    models: &ReadModels<P>,
+) -> Result<Vec<Vec<u8>>, SnapshotError> {
+    let (projection, audit) = std::thread::scope(|scope| {
+        let audit = scope.spawn(|| encode_audit(&models.audit));
+        let projection = encode(&models.projection);
+        let audit = audit
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (projection, audit)
+    });
+    let mut sections = projection?;
+    sections.push(audit);
+    Ok(sections)
+}
+
+/// Saves read models on a shelf; the path written.
+pub fn save_models<P: FeedPosition>(
+    shelf: &Shelf,
+    models: &ReadModels<P>,
+    last_event: Uuid,
+) -> Result<PathBuf, SnapshotError> {
+    let stamp = Stamp {
+        position: models.position.map_or([0, 0], Into::into),
+        events: models.events,
+        last_event,
+    };
+    shelf.put(stamp, &encode_models(models)?)
+}
+
+/// Loads read models from a snapshot file, checking everything that can be checked.
+pub fn load_models<P: FeedPosition>(path: &Path) -> Result<(Stamp, ReadModels<P>), SnapshotError> {
+    let (stamp, sections) = read(path, Kind::ReadModels)?;
+    let [holdings, persons, texts, rest, audit] = &sections[..] else {
+        return Err(body_error(format!(
+            "{} sections where the read models have 5",
+            sections.len()
+        )));
+    };
+    let (projection, audit) = std::thread::scope(|scope| {
+        let audit = scope.spawn(|| decode_audit::<P>(audit));
+        let projection = decode([holdings, persons, texts, rest]);
+        let audit = audit
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (projection, audit)
+    });
+    let (projection, audit) = (projection?, audit?);
+    if projection.applied() != stamp.events || audit.recorded_at.len() as u64 != stamp.events {
+        return Err(body_error(format!(
+            "the models folded {} and {} events where the snapshot says {}",
+            projection.applied(),
+            audit.recorded_at.len(),
+            stamp.events
+        )));
+    }
+    let models = ReadModels {
+        projection,
+        audit,
+        position: (stamp.events > 0 || stamp.position != [0, 0]).then(|| P::from(stamp.position)),
+        events: stamp.events,
+    };
+    Ok((stamp, models))
+}
+
+/// The auditors' index as records: the entities' lists, the corrected holdings' parties, the
+/// recorded times and the positions (the running maximum of recorded times is rebuilt).
+fn encode_audit<P: FeedPosition>(audit: &AuditIndex<P>) -> Vec<u8> {
+    let mut out = Out::default();
+    out.len(audit.named.len());
+    for (entity, revisions) in &audit.named {
+        out.uuid(*entity);
+        out.u32(revisions.len() as u32);
+        revisions.iter().for_each(|r| out.u32(*r));
+    }
+    out.len(audit.parties.len());
+    for (holding, moves) in &audit.parties {
+        out.uuid(*holding);
+        out.u32(moves.len() as u32);
+        for (from, [person, office]) in moves {
+            out.u32(*from);
+            out.uuid(*person);
+            out.uuid(*office);
+        }
+    }
+    out.len(audit.recorded_at.len());
+    for (recorded_at, position) in audit.recorded_at.iter().zip(&audit.positions) {
+        let [commit, prepare]: [u64; 2] = (*position).into();
+        out.i64(*recorded_at);
+        out.i64(commit as i64);
+        out.i64(prepare as i64);
+    }
+    out.0
+}
+
+fn decode_audit<P: FeedPosition>(section: &[u8]) -> Result<AuditIndex<P>, SnapshotError> {
+    let damaged = |e: Damaged| body_error(e.0);
+    records(section, |input| {
+        let mut audit = AuditIndex::<P>::default();
+        let n = input.len(20)?;
+        audit.named.reserve(n);
+        for _ in 0..n {
+            let entity = input.uuid()?;
+            let count = input.count(4)?;
+            let mut revisions = smallvec::SmallVec::with_capacity(count);
+            for _ in 0..count {
+                revisions.push(input.u32()?);
+            }
+            audit.named.insert(entity, revisions);
+        }
+        let n = input.len(20)?;
+        for _ in 0..n {
+            let holding = input.uuid()?;
+            let count = input.count(36)?;
+            let mut moves: smallvec::SmallVec<[PartiesFrom; 2]> = smallvec::SmallVec::new();
+            for _ in 0..count {
+                moves.push((input.u32()?, [input.uuid()?, input.uuid()?]));
+            }
+            audit.parties.insert(holding, moves);
+        }
+        let n = input.len(24)?;
+        audit.recorded_at.reserve_exact(n);
+        audit.positions.reserve_exact(n);
+        audit.latest_so_far.reserve_exact(n);
+        let mut latest = i64::MIN;
+        for _ in 0..n {
+            let recorded_at = input.i64()?;
+            let position = [input.i64()? as u64, input.i64()? as u64];
+            latest = latest.max(recorded_at);
+            audit.recorded_at.push(recorded_at);
+            audit.positions.push(P::from(position));
+            audit.latest_so_far.push(latest);
+        }
+        Ok(audit)
+    })
+    .map_err(damaged)
+}
+
 fn body_error(e: impl std::fmt::Display) -> SnapshotError {
     SnapshotError::Body(e.to_string())
 }
 
-/// The body: four sections, each its length (u64) and its bytes, encoded and decoded side by
-/// side on two threads: the holding versions, the offices' lists of them and the legal bases'
+/// The projection's four sections, encoded and decoded side by side on two threads: the holding versions, the offices' lists of them and the legal bases'
 /// rows, as fixed-width records (`records`); the persons, as records; the name index and the
 /// bases' texts, as MessagePack with structs as arrays; the rest of the projection, as
 /// MessagePack with structs as maps (the domain's tagged enums need their field names).
-fn encode(projection: &Projection) -> Result<Vec<u8>, SnapshotError> {
+fn encode(projection: &Projection) -> Result<Vec<Vec<u8>>, SnapshotError> {
     let (holdings, persons, texts, rest) = std::thread::scope(|scope| {
         let holdings = scope.spawn(|| {
             let mut out = Out::default();
@@ -148,17 +461,12 @@ fn encode(projection: &Projection) -> Result<Vec<u8>, SnapshotError> {
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (holdings, persons.0, texts, rest)
     });
-    let mut body = Vec::new();
-    for section in [
+    Ok(vec![
         holdings,
         persons,
         texts.map_err(body_error)?,
         rest.map_err(body_error)?,
-    ] {
-        body.extend_from_slice(&(section.len() as u64).to_le_bytes());
-        body.extend_from_slice(&section);
-    }
-    Ok(body)
+    ])
 }
 
 type Holdings = (
@@ -180,23 +488,7 @@ fn records<T>(
     Ok(rows)
 }
 
-fn decode(body: &[u8]) -> Result<Projection, SnapshotError> {
-    let mut sections = Vec::new();
-    let mut at = 0;
-    for _ in 0..4 {
-        let length = body
-            .get(at..at + 8)
-            .map(|_| u64_at(body, at) as usize)
-            .ok_or_else(|| body_error("section header past the end of the body"))?;
-        let section = body
-            .get(at + 8..(at + 8).saturating_add(length))
-            .ok_or_else(|| body_error("section past the end of the body"))?;
-        sections.push(section);
-        at += 8 + length;
-    }
-    if at != body.len() {
-        return Err(body_error("bytes after the last section"));
-    }
+fn decode(sections: [&Vec<u8>; 4]) -> Result<Projection, SnapshotError> {
     type Texts = (crate::NameIndex<u32>, crate::Bases);
     let (holdings, persons, texts, rest) = std::thread::scope(|scope| {
         let holdings = scope.spawn(|| {
@@ -235,55 +527,10 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(word)
 }
 
-/// Loads a snapshot, checking everything that can be checked.
-pub fn load(path: &Path) -> Result<Loaded, SnapshotError> {
-    let mut file = std::fs::File::open(path)?;
-    let mut header = [0u8; HEADER];
-    let mut read = 0;
-    while read < HEADER {
-        let n = file.read(&mut header[read..])?;
-        if n == 0 {
-            return Err(if read >= 8 && &header[..8] == MAGIC {
-                SnapshotError::Truncated {
-                    expected: HEADER as u64,
-                    found: read as u64,
-                }
-            } else {
-                SnapshotError::BadMagic
-            });
-        }
-        read += n;
-    }
-    if &header[..8] != MAGIC {
-        return Err(SnapshotError::BadMagic);
-    }
-    let format = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-    if format != FORMAT {
-        return Err(SnapshotError::UnsupportedFormat(format));
-    }
-    let checkpoint = Checkpoint {
-        commit: u64_at(&header, 12),
-        prepare: u64_at(&header, 20),
-    };
-    let length = u64_at(&header, 36);
-    let stored = u32::from_le_bytes([header[44], header[45], header[46], header[47]]);
-    let mut body = Vec::with_capacity(length.min(1 << 34) as usize);
-    file.take(length).read_to_end(&mut body)?;
-    if (body.len() as u64) < length {
-        return Err(SnapshotError::Truncated {
-            expected: length,
-            found: body.len() as u64,
-        });
-    }
-    let computed = crc32fast::hash(&body);
-    if computed != stored {
-        return Err(SnapshotError::Checksum { stored, computed });
-    }
-    let projection = decode(&body)?;
-    Ok(Loaded {
-        projection,
-        checkpoint,
-    })
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(word)
 }
 
 #[cfg(test)]
