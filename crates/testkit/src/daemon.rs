@@ -1,10 +1,11 @@
 //! Running `registryd` processes for end-to-end tests: start one on an ephemeral port (it prints
-//! `listening on ADDRESS`), stop it with SIGTERM, kill it when the test ends.
+//! `listening on ADDRESS`), read what it logged, stop it with SIGTERM, kill it when the test
+//! ends.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// A running daemon, killed when dropped.
@@ -12,6 +13,8 @@ pub struct Daemon {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub address: String,
+    /// What it logged (warnings, and what snapshots it loaded, saved or skipped).
+    output: Arc<Mutex<Vec<String>>>,
 }
 
 impl Daemon {
@@ -24,7 +27,7 @@ impl Daemon {
         let mut child = Command::new(binary)
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "warn,registry_runtime::snapshots=info")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -33,12 +36,14 @@ impl Daemon {
             panic!("no standard output from {}", binary.display());
         };
         let mut lines = BufReader::new(stdout).lines();
+        let mut before = Vec::new();
         let address = loop {
             match lines.next() {
                 Some(Ok(line)) => {
                     if let Some(address) = line.strip_prefix("listening on ") {
                         break format!("http://{address}");
                     }
+                    before.push(line);
                 }
                 _ => {
                     let status = child.wait();
@@ -50,8 +55,28 @@ impl Daemon {
             }
         };
         // Keep draining standard output so the daemon never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Self { child, address }
+        let output = Arc::new(Mutex::new(before));
+        let kept = Arc::clone(&output);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+            }
+        });
+        Self {
+            child,
+            address,
+            output,
+        }
+    }
+
+    /// The lines of its log so far that contain `text`.
+    pub fn logged(&self, text: &str) -> Vec<String> {
+        let output = self.output.lock().unwrap_or_else(|e| e.into_inner());
+        output
+            .iter()
+            .filter(|l| l.contains(text))
+            .cloned()
+            .collect()
     }
 
     /// Starts `binary` on the embedded store in `dir`.

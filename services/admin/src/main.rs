@@ -6,9 +6,10 @@ use registry_runtime::{Reader, Writer};
 
 fn main() {
     main_with(|config, store| async move {
-        let writer = Writer::open(store.clone(), Default::default()).await?;
-        let reader = Reader::start(store);
-        let hosted = vec![Hosted::reading(SERVICE_NAME, &reader)];
+        let writer =
+            Writer::open_with(store.clone(), Default::default(), config.snapshots.clone()).await?;
+        let reader = Reader::start_with(store, config.snapshots.clone());
+        let hosted = vec![Hosted::reading(SERVICE_NAME, &reader).and_writing(&writer)];
         let routes =
             tonic::service::Routes::new(AdminApi::server(writer, reader, config.max_message_bytes));
         Ok((routes, hosted))

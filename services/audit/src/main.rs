@@ -6,7 +6,7 @@ use registry_runtime::Reader;
 
 fn main() {
     main_with(|config, store| async move {
-        let reader = Reader::start(store);
+        let reader = Reader::start_with(store, config.snapshots.clone());
         let hosted = vec![Hosted::reading(SERVICE_NAME, &reader)];
         let routes =
             tonic::service::Routes::new(AuditApi::server(reader, config.max_message_bytes));

@@ -6,9 +6,10 @@ use registry_runtime::Writer;
 
 fn main() {
     main_with(|config, store| async move {
-        let writer = Writer::open(store, Default::default()).await?;
+        let writer = Writer::open_with(store, Default::default(), config.snapshots.clone()).await?;
+        let hosted = vec![Hosted::writing(SERVICE_NAME, &writer)];
         let routes =
             tonic::service::Routes::new(CommandApi::server(writer, config.max_message_bytes));
-        Ok((routes, vec![Hosted::ready(SERVICE_NAME)]))
+        Ok((routes, hosted))
     });
 }

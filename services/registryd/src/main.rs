@@ -26,9 +26,12 @@ fn main() {
         // The reader follows the store in a task of its own from now on, so it folds the feed
         // while the writer folds it too: on two cores a start takes one fold, not two.
         let reader = (hosts("query") || hosts("audit") || hosts("admin"))
-            .then(|| Reader::start(store.clone()));
+            .then(|| Reader::start_with(store.clone(), config.snapshots.clone()));
         let writer = if hosts("command") || hosts("admin") {
-            Some(Writer::open(store.clone(), Default::default()).await?)
+            Some(
+                Writer::open_with(store.clone(), Default::default(), config.snapshots.clone())
+                    .await?,
+            )
         } else {
             None
         };
@@ -38,7 +41,7 @@ fn main() {
         let mut hosted = Vec::new();
         if let (true, Some(writer)) = (hosts("command"), &writer) {
             routes.add_service(CommandApi::server(writer.clone(), limit));
-            hosted.push(Hosted::ready(registry_command::SERVICE_NAME));
+            hosted.push(Hosted::writing(registry_command::SERVICE_NAME, writer));
         }
         if let (true, Some(reader)) = (hosts("query"), &reader) {
             routes.add_service(QueryApi::server(reader.clone(), limit));
@@ -49,7 +52,8 @@ fn main() {
             hosted.push(Hosted::reading(registry_audit::SERVICE_NAME, reader));
         }
         if let (true, Some(writer), Some(reader)) = (hosts("admin"), writer, reader) {
-            hosted.push(Hosted::reading(registry_admin::SERVICE_NAME, &reader));
+            hosted
+                .push(Hosted::reading(registry_admin::SERVICE_NAME, &reader).and_writing(&writer));
             routes.add_service(AdminApi::server(writer, reader, limit));
         }
         Ok((routes.routes(), hosted))

@@ -69,6 +69,19 @@ pub struct Options {
     /// store, made on first start; else a random key per process].
     #[arg(long, env = "REGISTRY_PAGE_TOKEN_KEY")]
     pub page_token_key: Option<PathBuf>,
+    /// Keep snapshots of the writer's state and of the read models here, load the newest at
+    /// start and catch up from it [default: `snapshots` in --data-dir on the embedded store;
+    /// else none].
+    #[arg(long, env = "REGISTRY_SNAPSHOT_DIR")]
+    pub snapshot_dir: Option<PathBuf>,
+    /// Save snapshots after this many events since the last, or --snapshot-every-seconds
+    /// after it when anything was recorded, and at shutdown; 0 saves them only at shutdown
+    /// [default: 1000000].
+    #[arg(long, env = "REGISTRY_SNAPSHOT_EVERY_EVENTS")]
+    pub snapshot_every_events: Option<u64>,
+    /// See --snapshot-every-events [default: 900].
+    #[arg(long, env = "REGISTRY_SNAPSHOT_EVERY_SECONDS")]
+    pub snapshot_every_seconds: Option<u64>,
     /// A TOML file with any of the options above (snake_case keys); flags and environment win.
     #[arg(long, env = "REGISTRY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -92,6 +105,9 @@ struct FileOptions {
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
     page_token_key: Option<PathBuf>,
+    snapshot_dir: Option<PathBuf>,
+    snapshot_every_events: Option<u64>,
+    snapshot_every_seconds: Option<u64>,
 }
 
 /// The services `registryd` can host.
@@ -136,6 +152,8 @@ pub struct Config {
     pub tls: Option<tonic::transport::ServerTlsConfig>,
     /// Where the page-token key comes from.
     pub page_token_key: PageTokenKey,
+    /// Snapshots, when kept.
+    pub snapshots: Option<crate::snapshots::Snapshots>,
 }
 
 /// The key of page tokens ([`crate::paging`]).
@@ -349,10 +367,30 @@ impl Config {
             (None, StoreChoice::Embedded(dir)) => PageTokenKey::Beside(dir.join("page-token.key")),
             (None, _) => PageTokenKey::Random,
         };
+        let snapshot_dir = match (options.snapshot_dir.or(file.snapshot_dir), &store) {
+            (Some(dir), _) => Some(dir),
+            (None, StoreChoice::Embedded(dir)) => Some(dir.join("snapshots")),
+            (None, _) => None,
+        };
+        let snapshots = snapshot_dir.map(|dir| crate::snapshots::Snapshots {
+            dir,
+            every_events: options
+                .snapshot_every_events
+                .or(file.snapshot_every_events)
+                .unwrap_or(1_000_000),
+            every: Duration::from_secs(
+                options
+                    .snapshot_every_seconds
+                    .or(file.snapshot_every_seconds)
+                    .unwrap_or(900)
+                    .max(1),
+            ),
+        });
         Ok(Self {
             listen,
             store,
             page_token_key,
+            snapshots,
             max_message_bytes,
             concurrency,
             timeout: Duration::from_secs(timeout),

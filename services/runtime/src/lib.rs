@@ -14,6 +14,7 @@
 //! - `paging`: page sizes and page tokens of list RPCs.
 //! - `config`: flags, environment and file; validated before binding.
 //! - `serve`: health, reflection, limits, logs, graceful shutdown.
+//! - `snapshots`: the writer's state and the read models saved, and loaded at start.
 //!
 //! The service crates (`registry-command`, `registry-query`, `registry-audit`,
 //! `registry-admin`) hold only their tonic service implementations on top of this.
@@ -27,6 +28,7 @@ pub mod import;
 pub mod paging;
 pub mod reader;
 pub mod serve;
+pub mod snapshots;
 pub mod writer;
 
 pub use config::{Config, Options, StoreChoice};

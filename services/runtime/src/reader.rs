@@ -17,8 +17,13 @@ use registry_eventstore::{AnyStore, EventStore, Position, RecordedEvent};
 use registry_projections::read_models::PIPELINE_DEPTH;
 use tokio::sync::watch;
 
+use std::path::PathBuf;
+
+use registry_projections::snapshot::{self, Kind};
+
 use crate::error::ApiError;
 use crate::feed::{Cursor, CATCH_UP_BATCH};
+use crate::snapshots::{self, Due, Snapshots};
 
 /// The longest a read waits for its `min_position`, whatever its deadline.
 pub const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -71,12 +76,20 @@ pub struct Reader {
     /// before that they hold part of the registry, and say so.
     ready: watch::Receiver<bool>,
     ready_tx: Arc<watch::Sender<bool>>,
+    /// Where the models' snapshots are kept, when they are.
+    snapshots: Option<Arc<Snapshots>>,
 }
 
 impl Reader {
     /// Starts following the feed from the beginning; returns at once (the models fill in the
     /// background: use [`Reader::wait_for`] or [`Reader::caught_up`]).
     pub fn start(store: AnyStore) -> Self {
+        Self::start_with(store, None)
+    }
+
+    /// Starts from the newest snapshot that loads and belongs to the store (else from the
+    /// beginning), and saves snapshots as `snapshots` says; returns at once.
+    pub fn start_with(store: AnyStore, snapshots: Option<Snapshots>) -> Self {
         let (reached_tx, reached) = watch::channel(None);
         let (ready_tx, ready) = watch::channel(false);
         let reader = Self {
@@ -86,9 +99,45 @@ impl Reader {
             reached_tx: Arc::new(reached_tx),
             ready,
             ready_tx: Arc::new(ready_tx),
+            snapshots: snapshots.map(Arc::new),
         };
         tokio::spawn(follow(reader.clone()));
+        if reader.snapshots.is_some() {
+            tokio::spawn(keep_snapshots(reader.clone()));
+        }
         reader
+    }
+
+    /// Saves a snapshot of the models as they stand (none when they folded nothing or
+    /// snapshots are not kept): encoded under the read lock, so queries go on and the follower
+    /// waits; the path written.
+    pub async fn save_snapshot(&self) -> Result<Option<PathBuf>, ApiError> {
+        let Some(config) = &self.snapshots else {
+            return Ok(None);
+        };
+        let started = Instant::now();
+        let models = Arc::clone(&self.models);
+        let encoded = tokio::task::spawn_blocking(move || {
+            let models = models
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            (models.events > 0).then(|| {
+                let sections = snapshot::encode_models(&models);
+                (models.events, models.position, sections)
+            })
+        })
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("encoding a snapshot stopped: {e}")))?;
+        let Some((events, position, sections)) = encoded else {
+            return Ok(None);
+        };
+        let sections = sections
+            .map_err(|e| ApiError::Unavailable(format!("encoding a snapshot failed: {e}")))?;
+        let stamp = snapshots::stamp(&self.store, events, position.map(Into::into)).await?;
+        let shelf = config.shelf(Kind::ReadModels);
+        snapshots::put(&shelf, stamp, sections, started)
+            .await
+            .map(Some)
     }
 
     /// Whether `other` is this reader (a clone of it).
@@ -166,8 +215,16 @@ impl Reader {
     /// Folds the whole feed into new models and swaps them in; queries go on meanwhile against
     /// the old ones. Returns the number of events folded and the time it took.
     pub async fn rebuild(&self) -> Result<(u64, Option<Position>, Duration), ApiError> {
-        let started = Instant::now();
         let fresh = ReadModels::sized_like(&self.models());
+        self.resume(fresh).await
+    }
+
+    /// Folds the feed after `fresh` into it and swaps it in, as [`Reader::rebuild`] does.
+    async fn resume(
+        &self,
+        fresh: ReadModels,
+    ) -> Result<(u64, Option<Position>, Duration), ApiError> {
+        let started = Instant::now();
         let mut fresh = catch_up(&self.store, fresh, None).await?;
         // Bring the new models to where the live ones are, then swap under the write lock. The
         // follower may move on meanwhile: then catch up again.
@@ -237,6 +294,28 @@ async fn catch_up(
     Ok(models)
 }
 
+/// Saves the models' snapshots when due ([`Snapshots`]), until the reader is dropped.
+async fn keep_snapshots(reader: Reader) {
+    let Some(config) = reader.snapshots.clone() else {
+        return;
+    };
+    reader.ready().await;
+    let mut due = Due::from(0);
+    loop {
+        tokio::time::sleep(snapshots::LOOK_EVERY).await;
+        if Arc::strong_count(&reader.models) <= 2 {
+            return; // Only the follower and this task hold the models: nobody reads them.
+        }
+        let events = reader.models().events;
+        if due.now(&config, events) {
+            match reader.save_snapshot().await {
+                Ok(_) => due = Due::from(events),
+                Err(e) => tracing::warn!(error = %e, "the read models' snapshot was not saved"),
+            }
+        }
+    }
+}
+
 /// The follower: subscribe after the models' position, fold, publish; resubscribe on failure.
 async fn follow(reader: Reader) {
     let started = Instant::now();
@@ -263,9 +342,20 @@ async fn follow(reader: Reader) {
             );
         }
     };
-    // What the store holds already is folded as a rebuild folds it, on both cores; the
-    // subscription goes on from there.
-    match reader.rebuild().await {
+    // What the store holds already is folded as a rebuild folds it, on both cores, after the
+    // newest snapshot when there is one; the subscription goes on from there.
+    let loaded = match &reader.snapshots {
+        Some(config) => {
+            let shelf = config.shelf(Kind::ReadModels);
+            snapshots::load_newest(&reader.store, &shelf, snapshot::load_models::<Position>).await
+        }
+        None => None,
+    };
+    let start = match loaded {
+        Some((_, models)) => reader.resume(models).await,
+        None => reader.rebuild().await,
+    };
+    match start {
         Ok((_, position, _)) => reached(position),
         Err(e) => {
             tracing::error!(error = %e, "the read models could not fold the stored feed at once; following it batch by batch");

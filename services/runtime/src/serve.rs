@@ -414,20 +414,27 @@ async fn watch_lag(
     }
 }
 
-/// A service a process hosts, and the reader whose catch-up it waits for before it says
-/// SERVING (none for a service whose state is ready when it is built, as the writer's is).
+/// A service a process hosts: the reader whose catch-up it waits for before it says SERVING
+/// (none for a service whose state is ready when it is built, as the writer's is), and the
+/// states whose snapshots are saved when the process stops.
 #[derive(Clone)]
 pub struct Hosted {
     /// The gRPC service name.
     pub name: &'static str,
     /// The reader it answers from.
     pub reader: Option<crate::Reader>,
+    /// The writer it records with.
+    pub writer: Option<crate::Writer>,
 }
 
 impl Hosted {
-    /// A service ready once built.
-    pub fn ready(name: &'static str) -> Self {
-        Self { name, reader: None }
+    /// A service that records with `writer`.
+    pub fn writing(name: &'static str, writer: &crate::Writer) -> Self {
+        Self {
+            name,
+            reader: None,
+            writer: Some(writer.clone()),
+        }
     }
 
     /// A service that answers from `reader`.
@@ -435,6 +442,44 @@ impl Hosted {
         Self {
             name,
             reader: Some(reader.clone()),
+            writer: None,
+        }
+    }
+
+    /// The same service, recording with `writer` too.
+    pub fn and_writing(self, writer: &crate::Writer) -> Self {
+        Self {
+            writer: Some(writer.clone()),
+            ..self
+        }
+    }
+}
+
+/// Saves a snapshot of every state the hosted services hold, once each (a stopping process:
+/// the next start loads them).
+async fn save_snapshots(services: &[Hosted]) {
+    let mut writers: Vec<&crate::Writer> = Vec::new();
+    let mut readers: Vec<&crate::Reader> = Vec::new();
+    for service in services {
+        if let Some(writer) = &service.writer {
+            if !writers.iter().any(|w| w.same_as(writer)) {
+                writers.push(writer);
+            }
+        }
+        if let Some(reader) = &service.reader {
+            if !readers.iter().any(|r| r.same_as(reader)) {
+                readers.push(reader);
+            }
+        }
+    }
+    for writer in writers {
+        if let Err(e) = writer.save_snapshot(false).await {
+            tracing::warn!(error = %e, "the writer's snapshot was not saved at shutdown");
+        }
+    }
+    for reader in readers {
+        if let Err(e) = reader.save_snapshot().await {
+            tracing::warn!(error = %e, "the read models' snapshot was not saved at shutdown");
         }
     }
 }
@@ -520,7 +565,10 @@ where
             }
         };
         match run(&config, routes, &names).await {
-            Ok(()) => 0,
+            Ok(()) => {
+                save_snapshots(&names).await;
+                0
+            }
             Err(e) => {
                 tracing::error!(error = %e, "serving failed");
                 1

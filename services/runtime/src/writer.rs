@@ -23,8 +23,9 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use registry_domain::{Command, Event, Irregularity, Policy, Registry};
@@ -32,10 +33,12 @@ use registry_eventstore::{
     check_append, AnyStore, AppendResult, EventStore, ExpectedRevision, Metadata, NewEvent,
     Position, StoreError,
 };
+use registry_projections::snapshot::{self, Kind, SnapshotError, Stamp};
 use tokio::sync::{watch, Mutex};
 
 use crate::error::ApiError;
 use crate::feed::{read_decoded, DecodedBatch, STREAM};
+use crate::snapshots::{self, Due, Snapshots};
 
 /// How many times a write is decided again after losing a race to another writer.
 pub const MAX_ATTEMPTS: u32 = 8;
@@ -131,24 +134,101 @@ pub struct Writer {
     /// A queued append failed after its events were folded: the state is rebuilt from the store
     /// before the next decision.
     poisoned: Arc<AtomicBool>,
+    /// Where the state's snapshots are kept, when they are.
+    snapshots: Option<Arc<Snapshots>>,
+    /// When the last write came in (milliseconds since the Unix epoch): periodic snapshots wait
+    /// for a quiet writer.
+    last_write: Arc<AtomicU64>,
 }
 
 impl Writer {
     /// Folds the stream and returns a writer ready to decide.
     pub async fn open(store: AnyStore, policy: Policy) -> Result<Self, ApiError> {
+        Self::open_with(store, policy, None).await
+    }
+
+    /// Loads the newest snapshot of the state that belongs to the store (when snapshots are
+    /// kept), folds the stream after it, and returns a writer ready to decide that saves
+    /// snapshots as `snapshots` says.
+    pub async fn open_with(
+        store: AnyStore,
+        policy: Policy,
+        snapshots: Option<Snapshots>,
+    ) -> Result<Self, ApiError> {
+        let started = std::time::Instant::now();
+        let loaded = match &snapshots {
+            Some(config) => {
+                let shelf = config.shelf(Kind::Writer);
+                snapshots::load_newest(&store, &shelf, State::load).await
+            }
+            None => None,
+        };
         let writer = Self {
             store,
             policy,
-            state: Arc::new(Mutex::new(State::empty())),
+            state: Arc::new(Mutex::new(loaded.map_or_else(State::empty, |(_, s)| s))),
             poisoned: Arc::new(AtomicBool::new(false)),
+            snapshots: snapshots.map(Arc::new),
+            last_write: Arc::new(AtomicU64::new(0)),
         };
-        let started = std::time::Instant::now();
         writer.catch_up(&mut *writer.state.lock().await).await?;
         tracing::info!(
             seconds = started.elapsed().as_secs_f64(),
             "the writer's state is folded from the store"
         );
+        if writer.snapshots.is_some() {
+            tokio::spawn(keep_snapshots(writer.clone()));
+        }
         Ok(writer)
+    }
+
+    /// Saves a snapshot of the state (none when snapshots are not kept, when the state folded
+    /// nothing, or when an append is still being committed or failed: the state is then not
+    /// the store's). With `when_quiet`, only if the writer is not deciding: the state is
+    /// encoded under its lock, and a periodic snapshot must not hold up writes.
+    pub async fn save_snapshot(&self, when_quiet: bool) -> Result<Option<PathBuf>, ApiError> {
+        let Some(config) = &self.snapshots else {
+            return Ok(None);
+        };
+        let started = std::time::Instant::now();
+        let state = if when_quiet {
+            match Arc::clone(&self.state).try_lock_owned() {
+                Ok(state) => state,
+                Err(_) => return Ok(None),
+            }
+        } else {
+            Arc::clone(&self.state).lock_owned().await
+        };
+        // At shutdown the appends queued last are being committed: give them a moment (their
+        // commits do not need the lock).
+        for _ in 0..if when_quiet { 0 } else { 250 } {
+            if !state.appending() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        if self.poisoned.load(Ordering::SeqCst) || state.next_revision == 0 || state.appending() {
+            return Ok(None);
+        }
+        let events = state.next_revision;
+        let encoded = tokio::task::spawn_blocking(move || state.encode())
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("encoding a snapshot stopped: {e}")))?
+            .map_err(|e| ApiError::Unavailable(format!("encoding a snapshot failed: {e}")))?;
+        let stamp = snapshots::stamp(&self.store, events, None).await?;
+        let shelf = config.shelf(Kind::Writer);
+        snapshots::put(&shelf, stamp, vec![encoded], started)
+            .await
+            .map(Some)
+    }
+
+    fn note_write(&self) {
+        self.last_write.store(now_millis(), Ordering::Relaxed);
+    }
+
+    /// Whether `other` is this writer (a clone of it).
+    pub fn same_as(&self, other: &Writer) -> bool {
+        Arc::ptr_eq(&self.state, &other.state)
     }
 
     /// The store written to.
@@ -198,6 +278,7 @@ impl Writer {
 
     /// Records `command` for `caller`, or returns the answer already given to its request id.
     pub async fn execute(&self, caller: &Caller, command: &Command) -> Result<Answer, ApiError> {
+        self.note_write();
         let mut state = self.state.lock().await;
         for _ in 0..MAX_ATTEMPTS {
             self.refresh(&mut state).await?;
@@ -351,6 +432,7 @@ impl Writer {
         &self,
         commands: &[(Caller, Command)],
     ) -> Result<BatchDecision, ApiError> {
+        self.note_write();
         let AnyStore::Embedded(store) = &self.store else {
             return self.execute_each(commands).await;
         };
@@ -520,6 +602,130 @@ impl Writer {
                 .await
                 .map_err(|e| ApiError::Unavailable(format!("reading the stream stopped: {e}")))??;
         }
+    }
+}
+
+/// Saves the state's snapshots when due ([`Snapshots`]) and the writer has been quiet for
+/// [`QUIET`], until the writer is dropped.
+async fn keep_snapshots(writer: Writer) {
+    let Some(config) = writer.snapshots.clone() else {
+        return;
+    };
+    let mut due = Due::from(writer.state.lock().await.next_revision);
+    loop {
+        tokio::time::sleep(snapshots::LOOK_EVERY).await;
+        if Arc::strong_count(&writer.state) <= 1 {
+            return; // Only this task holds the writer.
+        }
+        let quiet = now_millis().saturating_sub(writer.last_write.load(Ordering::Relaxed));
+        if quiet < QUIET.as_millis() as u64 {
+            continue;
+        }
+        let events = match writer.state.try_lock() {
+            Ok(state) => state.next_revision,
+            Err(_) => continue,
+        };
+        if due.now(&config, events) {
+            match writer.save_snapshot(true).await {
+                Ok(Some(_)) => due = Due::from(events),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "the writer's snapshot was not saved"),
+            }
+        }
+    }
+}
+
+/// How long the writer must have had no write before a periodic snapshot takes its lock.
+const QUIET: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A request id's answer as a snapshot keeps it: the id, the fingerprint, the resource and the
+/// commit position.
+type SavedRequest = (String, Option<[u8; 16]>, String, [u64; 2]);
+
+/// The state as a snapshot keeps it (MessagePack, field names kept: the domain's tagged enums
+/// need them).
+#[derive(serde::Deserialize)]
+struct Saved {
+    registry: Registry,
+    requests: Vec<SavedRequest>,
+}
+
+impl State {
+    /// Whether an append queued by this state is still being committed.
+    fn appending(&self) -> bool {
+        self.requests.values().any(|known| {
+            matches!(&known.outcome, Outcome::Pending { stored, .. } if stored.borrow().is_none())
+        })
+    }
+
+    /// The snapshot section of a state with no append being committed.
+    fn encode(&self) -> Result<Vec<u8>, rmp_serde::encode::Error> {
+        struct Requests<'a>(&'a HashMap<String, Known>);
+        impl serde::Serialize for Requests<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.iter().map(|(id, known)| {
+                    let (name, position) = match &known.outcome {
+                        Outcome::Done(answer) => (answer.name.as_str(), answer.position),
+                        Outcome::Pending { name, stored } => (
+                            name.as_str(),
+                            stored.borrow().unwrap_or(Position::sequence(0)),
+                        ),
+                    };
+                    (id, known.fingerprint, name, <[u64; 2]>::from(position))
+                }))
+            }
+        }
+        #[derive(serde::Serialize)]
+        struct SavedRef<'a> {
+            registry: &'a Registry,
+            requests: Requests<'a>,
+        }
+        rmp_serde::to_vec_named(&SavedRef {
+            registry: &self.registry,
+            requests: Requests(&self.requests),
+        })
+    }
+
+    /// A state from its snapshot file.
+    fn load(path: &std::path::Path) -> Result<(Stamp, Self), SnapshotError> {
+        let (stamp, sections) = snapshot::read(path, Kind::Writer)?;
+        let [section] = &sections[..] else {
+            return Err(SnapshotError::Body(format!(
+                "{} sections where the writer's state has 1",
+                sections.len()
+            )));
+        };
+        let saved: Saved =
+            rmp_serde::from_slice(section).map_err(|e| SnapshotError::Body(e.to_string()))?;
+        let mut requests = HashMap::with_capacity(saved.requests.len());
+        for (id, fingerprint, name, position) in saved.requests {
+            let answer = Answer {
+                name,
+                position: Position::from(position),
+                warnings: Vec::new(),
+                replayed: true,
+            };
+            let outcome = Outcome::Done(answer);
+            requests.insert(
+                id,
+                Known {
+                    fingerprint,
+                    outcome,
+                },
+            );
+        }
+        let state = Self {
+            registry: saved.registry,
+            next_revision: stamp.events,
+            requests,
+        };
+        Ok((stamp, state))
     }
 }
 
@@ -694,6 +900,35 @@ mod tests {
         assert_eq!(state.next_revision, facts.len() as u64);
         assert!(state.registry == Registry::from_events(facts.iter().map(|f| &f.event)));
         assert_eq!(state.requests.len(), facts.len().div_ceil(500));
+
+        // Saved and loaded, the state is the same registry with the same answers.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("writer.snap");
+        let stamp = Stamp {
+            position: [9, 9],
+            events: state.next_revision,
+            last_event: uuid::Uuid::nil(),
+        };
+        snapshot::write(&path, Kind::Writer, stamp, &[state.encode().unwrap()]).unwrap();
+        let (loaded_stamp, loaded) = State::load(&path).unwrap();
+        assert_eq!(loaded_stamp, stamp);
+        assert_eq!(loaded.next_revision, state.next_revision);
+        assert!(loaded.registry == state.registry);
+        let answers = |s: &State| {
+            let mut all: Vec<String> = s
+                .requests
+                .iter()
+                .map(|(id, known)| match &known.outcome {
+                    Outcome::Done(a) => {
+                        format!("{id} {:?} {} {}", known.fingerprint, a.name, a.position)
+                    }
+                    Outcome::Pending { .. } => format!("{id} pending"),
+                })
+                .collect();
+            all.sort();
+            all
+        };
+        assert_eq!(answers(&loaded), answers(&state));
     }
 
     #[test]
