@@ -24,7 +24,9 @@
 //! `cargo bench -p registry-bench --bench grpc`. Prints requests/s, latency percentiles, the
 //! server's CPU use, and each read's throughput as a fraction of the echo ceiling.
 //! `REGISTRY_BENCH_ONLY=q1,w1` runs only the parts named (of rebuild, health, q1, q2, q3, q4, tls,
-//! w1, mix, postgres); the echo ceiling always runs. `REGISTRY_BENCH_STORE=DIR` keeps the store in `DIR`
+//! w1, mix, postgres, restart); the echo ceiling always runs. `restart` stops `registryd` (it
+//! saves its snapshots), starts it again and reports the time to SERVING and `RssAnon`, then kills
+//! it with SIGKILL and does the same. `REGISTRY_BENCH_STORE=DIR` keeps the store in `DIR`
 //! and, when `DIR` already holds one from an earlier run of the same size, uses it as it is
 //! instead of writing the generated registry again (for profiling; W1 adds its writes to it).
 
@@ -763,9 +765,12 @@ fn main() {
         }
 
         let binary = registryd_binary();
+        // The first start folds the whole feed (snapshots of an earlier run are set aside), and
+        // saves no snapshot while the figures are measured: only when it stops.
+        let _ = std::fs::remove_dir_all(dir.join("snapshots"));
         let started = Instant::now();
         // A national rebuild takes longer than the default call timeout (60 s) allows.
-        let registryd = Daemon::embedded(&binary, &dir, &["--timeout-seconds", "600"]);
+        let registryd = Daemon::embedded(&binary, &dir, DAEMON_ARGS);
         let admin = Client::connect(&registryd.address).await.unwrap();
         caught_up(&admin).await;
         println!(
@@ -1132,6 +1137,22 @@ fn main() {
                 pg.drop_schema().await;
             }
         }
+        let registryd = if wanted(&only, "restart") {
+            drop(admin);
+            let stopping = Instant::now();
+            let code = registryd.stop_within(Duration::from_secs(900));
+            println!(
+                "registryd stopped (exit {code:?}) and saved its snapshots in {:.1} s: {:?}",
+                stopping.elapsed().as_secs_f64(),
+                snapshot_files(&dir)
+            );
+            let registryd = restart(&binary, &dir, "a graceful stop").await;
+            registryd.kill();
+            restart(&binary, &dir, "kill -9").await
+        } else {
+            registryd
+        };
+        let admin = Client::connect(&registryd.address).await.unwrap();
         if wanted(&only, "tls") {
             // The same store served again, over mutual TLS: what encryption and client
             // certificates cost a question, against the plaintext rows of this run.
@@ -1140,6 +1161,81 @@ fn main() {
         }
         drop(echo);
     });
+}
+
+/// The flags of every `registryd` the bench starts.
+const DAEMON_ARGS: &[&str] = &["--timeout-seconds", "600", "--snapshot-every-events", "0"];
+
+/// The snapshot files in the store's directory, with their sizes in MiB.
+fn snapshot_files(dir: &std::path::Path) -> Vec<(String, u64)> {
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(dir.join("snapshots"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| {
+                    let size = e.metadata().map_or(0, |m| m.len()) >> 20;
+                    (e.file_name().to_string_lossy().into_owned(), size)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// A process's anonymous resident memory in MiB (`RssAnon`, `/proc/PID/status`): its heap,
+/// without the store's mapped file or the pages freed and not yet returned.
+fn rss_anon_mib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb >> 10)
+}
+
+/// Starts `registryd` again on the store in `dir` (after `after`), and reports how long it took
+/// to listen, to say SERVING for every service and to reach the store's head, its memory, and
+/// the snapshots it loaded.
+async fn restart(binary: &std::path::Path, dir: &std::path::Path, after: &str) -> Daemon {
+    let started = Instant::now();
+    let registryd = Daemon::embedded(binary, dir, DAEMON_ARGS);
+    let listening = started.elapsed();
+    let client = Client::connect(&registryd.address).await.unwrap();
+    for service in [
+        "registry.v1.CommandService",
+        "registry.v1.QueryService",
+        "registry.v1.AuditService",
+        "registry.v1.AdminService",
+    ] {
+        loop {
+            let status = client
+                .health()
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: service.into(),
+                })
+                .await
+                .map(|r| r.into_inner().status);
+            if status.ok()
+                == Some(tonic_health::pb::health_check_response::ServingStatus::Serving as i32)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let serving = started.elapsed();
+    caught_up(&client).await;
+    println!(
+        "restart after {after}: listening in {:.1} s, SERVING in {:.1} s, caught up in {:.1} s; \
+         RssAnon {} MiB; {:?}",
+        listening.as_secs_f64(),
+        serving.as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+        rss_anon_mib(registryd.pid()),
+        registryd.logged("loaded a snapshot")
+    );
+    registryd
 }
 
 /// Waits until the read models of the server `client` talks to have folded the whole store.
@@ -1190,6 +1286,8 @@ async fn over_tls<F, Fut, E>(
         &[
             "--timeout-seconds",
             "600",
+            "--snapshot-every-events",
+            "0",
             "--tls-cert",
             &cert,
             "--tls-key",

@@ -96,17 +96,38 @@ impl Daemon {
     /// # Panics
     ///
     /// When it does not stop in time.
-    pub fn stop(mut self) -> Option<i32> {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        for _ in 0..200 {
+    pub fn stop(self) -> Option<i32> {
+        self.stop_within(Duration::from_secs(10))
+    }
+
+    /// Asks the daemon to stop (SIGTERM), waits up to `patience` (a national registry's
+    /// snapshots take a while to save), and returns its exit code.
+    ///
+    /// # Panics
+    ///
+    /// When it does not stop in time.
+    pub fn stop_within(mut self, patience: Duration) -> Option<i32> {
+        self.signal("-TERM");
+        let started = std::time::Instant::now();
+        while started.elapsed() < patience {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status.code();
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("the daemon did not stop within 10 s of SIGTERM");
+        panic!("the daemon did not stop within {patience:?} of SIGTERM");
+    }
+
+    /// Kills the daemon at once (SIGKILL), as a crash would, and waits for it.
+    pub fn kill(mut self) {
+        self.signal("-KILL");
+        let _ = self.child.wait();
+    }
+
+    fn signal(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status();
     }
 }
 
