@@ -339,7 +339,7 @@ impl<T, S: Default> SizedLike for std::collections::HashSet<T, S> {
 }
 
 /// Everything the registry currently knows, indexed for the rules.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Registry {
     pub(crate) persons: HashMap<PersonId, Person>,
     pub(crate) units: HashMap<UnitId, Unit>,
@@ -365,6 +365,76 @@ impl SizedLike for Registry {
             adoptions: SizedLike::sized_like(&other.adoptions),
             terms: SizedLike::sized_like(&other.terms),
             retracted: SizedLike::sized_like(&other.retracted),
+        }
+    }
+}
+
+/// The registry's persons and holdings (about half of it), borrowed for encoding: a snapshot
+/// encodes and decodes its two halves side by side ([`Registry::halves`]).
+#[derive(serde::Serialize)]
+pub struct PeopleRef<'a> {
+    persons: &'a HashMap<PersonId, Person>,
+    holdings: &'a HashMap<HoldingId, Holding>,
+}
+
+/// The registry's persons and holdings, decoded ([`PeopleRef`]).
+#[derive(serde::Deserialize)]
+pub struct People {
+    persons: HashMap<PersonId, Person>,
+    holdings: HashMap<HoldingId, Holding>,
+}
+
+/// The rest of the registry: its structure, models and retracted ids, borrowed for encoding.
+#[derive(serde::Serialize)]
+pub struct StructureRef<'a> {
+    units: &'a HashMap<UnitId, Unit>,
+    offices: &'a HashMap<OfficeId, Office>,
+    models: &'a HashMap<ModelId, Model>,
+    adoptions: &'a HashMap<AdoptionId, Adoption>,
+    terms: &'a HashMap<TermId, Term>,
+    retracted: &'a HashSet<Uuid>,
+}
+
+/// The rest of the registry, decoded ([`StructureRef`]).
+#[derive(serde::Deserialize)]
+pub struct Structure {
+    units: HashMap<UnitId, Unit>,
+    offices: HashMap<OfficeId, Office>,
+    models: HashMap<ModelId, Model>,
+    adoptions: HashMap<AdoptionId, Adoption>,
+    terms: HashMap<TermId, Term>,
+    retracted: HashSet<Uuid>,
+}
+
+impl Registry {
+    /// The registry in two halves of about the same size, to encode side by side.
+    pub fn halves(&self) -> (PeopleRef<'_>, StructureRef<'_>) {
+        let people = PeopleRef {
+            persons: &self.persons,
+            holdings: &self.holdings,
+        };
+        let structure = StructureRef {
+            units: &self.units,
+            offices: &self.offices,
+            models: &self.models,
+            adoptions: &self.adoptions,
+            terms: &self.terms,
+            retracted: &self.retracted,
+        };
+        (people, structure)
+    }
+
+    /// The registry whose halves were encoded ([`Registry::halves`]).
+    pub fn from_halves(people: People, structure: Structure) -> Self {
+        Self {
+            persons: people.persons,
+            holdings: people.holdings,
+            units: structure.units,
+            offices: structure.offices,
+            models: structure.models,
+            adoptions: structure.adoptions,
+            terms: structure.terms,
+            retracted: structure.retracted,
         }
     }
 }

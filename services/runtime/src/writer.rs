@@ -28,6 +28,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use registry_domain::state::{People, Structure};
 use registry_domain::{Command, Event, Irregularity, Policy, Registry};
 use registry_eventstore::{
     check_append, AnyStore, AppendResult, EventStore, ExpectedRevision, Metadata, NewEvent,
@@ -217,7 +218,7 @@ impl Writer {
             .map_err(|e| ApiError::Unavailable(format!("encoding a snapshot failed: {e}")))?;
         let stamp = snapshots::stamp(&self.store, events, None).await?;
         let shelf = config.shelf(Kind::Writer);
-        snapshots::put(&shelf, stamp, vec![encoded], started)
+        snapshots::put(&shelf, stamp, encoded, started)
             .await
             .map(Some)
     }
@@ -648,14 +649,6 @@ fn now_millis() -> u64 {
 /// commit position.
 type SavedRequest = (String, Option<[u8; 16]>, String, [u64; 2]);
 
-/// The state as a snapshot keeps it (MessagePack, field names kept: the domain's tagged enums
-/// need them).
-#[derive(serde::Deserialize)]
-struct Saved {
-    registry: Registry,
-    requests: Vec<SavedRequest>,
-}
-
 impl State {
     /// Whether an append queued by this state is still being committed.
     fn appending(&self) -> bool {
@@ -664,8 +657,10 @@ impl State {
         })
     }
 
-    /// The snapshot section of a state with no append being committed.
-    fn encode(&self) -> Result<Vec<u8>, rmp_serde::encode::Error> {
+    /// The snapshot sections of a state with no append being committed: the registry's two
+    /// halves ([`Registry::halves`]) and the request ids' answers, encoded on two threads as
+    /// MessagePack (field names kept: the domain's tagged enums need them).
+    fn encode(&self) -> Result<Vec<Vec<u8>>, rmp_serde::encode::Error> {
         struct Requests<'a>(&'a HashMap<String, Known>);
         impl serde::Serialize for Requests<'_> {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -681,30 +676,40 @@ impl State {
                 }))
             }
         }
-        #[derive(serde::Serialize)]
-        struct SavedRef<'a> {
-            registry: &'a Registry,
-            requests: Requests<'a>,
-        }
-        rmp_serde::to_vec_named(&SavedRef {
-            registry: &self.registry,
-            requests: Requests(&self.requests),
+        let (people, structure) = self.registry.halves();
+        std::thread::scope(|scope| {
+            let people = scope.spawn(|| rmp_serde::to_vec_named(&people));
+            let structure = rmp_serde::to_vec_named(&structure)?;
+            let requests = rmp_serde::to_vec_named(&Requests(&self.requests))?;
+            let people = people
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            Ok(vec![people, structure, requests])
         })
     }
 
-    /// A state from its snapshot file.
+    /// A state from its snapshot file, decoded on two threads.
     fn load(path: &std::path::Path) -> Result<(Stamp, Self), SnapshotError> {
         let (stamp, sections) = snapshot::read(path, Kind::Writer)?;
-        let [section] = &sections[..] else {
+        let [people, structure, requests] = &sections[..] else {
             return Err(SnapshotError::Body(format!(
-                "{} sections where the writer's state has 1",
+                "{} sections where the writer's state has 3",
                 sections.len()
             )));
         };
-        let saved: Saved =
-            rmp_serde::from_slice(section).map_err(|e| SnapshotError::Body(e.to_string()))?;
-        let mut requests = HashMap::with_capacity(saved.requests.len());
-        for (id, fingerprint, name, position) in saved.requests {
+        let body = |e: rmp_serde::decode::Error| SnapshotError::Body(e.to_string());
+        let (people, structure, saved) = std::thread::scope(|scope| {
+            let people = scope.spawn(|| rmp_serde::from_slice::<People>(people));
+            let structure = rmp_serde::from_slice::<Structure>(structure);
+            let saved = rmp_serde::from_slice::<Vec<SavedRequest>>(requests);
+            let people = people
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (people, structure, saved)
+        });
+        let saved = saved.map_err(body)?;
+        let mut requests = HashMap::with_capacity(saved.len());
+        for (id, fingerprint, name, position) in saved {
             let answer = Answer {
                 name,
                 position: Position::from(position),
@@ -721,7 +726,7 @@ impl State {
             );
         }
         let state = Self {
-            registry: saved.registry,
+            registry: Registry::from_halves(people.map_err(body)?, structure.map_err(body)?),
             next_revision: stamp.events,
             requests,
         };
@@ -909,7 +914,7 @@ mod tests {
             events: state.next_revision,
             last_event: uuid::Uuid::nil(),
         };
-        snapshot::write(&path, Kind::Writer, stamp, &[state.encode().unwrap()]).unwrap();
+        snapshot::write(&path, Kind::Writer, stamp, &state.encode().unwrap()).unwrap();
         let (loaded_stamp, loaded) = State::load(&path).unwrap();
         assert_eq!(loaded_stamp, stamp);
         assert_eq!(loaded.next_revision, state.next_revision);
