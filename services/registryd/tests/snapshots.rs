@@ -224,3 +224,38 @@ async fn a_restart_loads_the_snapshots_saved_at_shutdown_and_skips_bad_ones() {
     registrar.person("Lê Văn Sau").await;
     assert_eq!(daemon.stop(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_are_saved_while_serving_and_a_restart_does_not_save_what_it_loaded() {
+    let generated = generate(&Config::tiny(5));
+    let events = generated.facts.len();
+    let dir = tempfile::tempdir().unwrap();
+    registry_bench::load_store(&dir.path().join("registry.db"), &generated.facts)
+        .await
+        .unwrap();
+    let every = ["--snapshot-every-events", "1000"];
+    let daemon = Daemon::embedded(dir.path(), &every);
+    let client = daemon.client().await;
+    caught_up(&client).await;
+    // Both are due at once (more than 1,000 events since none); the writer's once it has been
+    // quiet for 2 s.
+    let saved = format!("{events:020}.snap");
+    let expected = vec![format!("read-models-{saved}"), format!("writer-{saved}")];
+    for _ in 0..200 {
+        if snapshots(dir.path()) == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(snapshots(dir.path()), expected);
+    // A crash: nothing saved at exit. The restart loads both and, nothing having changed,
+    // saves neither again.
+    daemon.kill_now();
+    let daemon = Daemon::embedded(dir.path(), &every);
+    let client = daemon.client().await;
+    caught_up(&client).await;
+    assert_eq!(daemon.logged("loaded a snapshot").len(), 2);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(daemon.logged("saved a snapshot"), Vec::<String>::new());
+    assert_eq!(snapshots(dir.path()), expected);
+}

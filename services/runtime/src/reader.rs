@@ -8,6 +8,7 @@
 //! models' position and folds batches of events under a write lock; queries take a read lock.
 //! The position reached is published on a watch channel that queries wait on.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
@@ -78,6 +79,8 @@ pub struct Reader {
     ready_tx: Arc<watch::Sender<bool>>,
     /// Where the models' snapshots are kept, when they are.
     snapshots: Option<Arc<Snapshots>>,
+    /// The events of the newest snapshot this reader loaded or saved: the next is due from it.
+    snapshot_events: Arc<AtomicU64>,
 }
 
 impl Reader {
@@ -100,6 +103,7 @@ impl Reader {
             ready,
             ready_tx: Arc::new(ready_tx),
             snapshots: snapshots.map(Arc::new),
+            snapshot_events: Arc::new(AtomicU64::new(0)),
         };
         tokio::spawn(follow(reader.clone()));
         if reader.snapshots.is_some() {
@@ -135,9 +139,9 @@ impl Reader {
             .map_err(|e| ApiError::Unavailable(format!("encoding a snapshot failed: {e}")))?;
         let stamp = snapshots::stamp(&self.store, events, position.map(Into::into)).await?;
         let shelf = config.shelf(Kind::ReadModels);
-        snapshots::put(&shelf, stamp, sections, started)
-            .await
-            .map(Some)
+        let written = snapshots::put(&shelf, stamp, sections, started).await?;
+        self.snapshot_events.store(events, Ordering::Relaxed);
+        Ok(Some(written))
     }
 
     /// Whether `other` is this reader (a clone of it).
@@ -300,7 +304,8 @@ async fn keep_snapshots(reader: Reader) {
         return;
     };
     reader.ready().await;
-    let mut due = Due::from(0);
+    // Not the snapshot just loaded again: the next is due from it.
+    let mut due = Due::from(reader.snapshot_events.load(Ordering::Relaxed));
     loop {
         tokio::time::sleep(snapshots::LOOK_EVERY).await;
         if Arc::strong_count(&reader.models) <= 2 {
@@ -352,7 +357,12 @@ async fn follow(reader: Reader) {
         None => None,
     };
     let start = match loaded {
-        Some((_, models)) => reader.resume(models).await,
+        Some((stamp, models)) => {
+            reader
+                .snapshot_events
+                .store(stamp.events, Ordering::Relaxed);
+            reader.resume(models).await
+        }
         None => reader.rebuild().await,
     };
     match start {

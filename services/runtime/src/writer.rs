@@ -164,6 +164,7 @@ impl Writer {
             }
             None => None,
         };
+        let loaded_events = loaded.as_ref().map_or(0, |(stamp, _)| stamp.events);
         let writer = Self {
             store,
             policy,
@@ -178,7 +179,7 @@ impl Writer {
             "the writer's state is folded from the store"
         );
         if writer.snapshots.is_some() {
-            tokio::spawn(keep_snapshots(writer.clone()));
+            tokio::spawn(keep_snapshots(writer.clone(), loaded_events));
         }
         Ok(writer)
     }
@@ -606,13 +607,14 @@ impl Writer {
     }
 }
 
-/// Saves the state's snapshots when due ([`Snapshots`]) and the writer has been quiet for
-/// [`QUIET`], until the writer is dropped.
-async fn keep_snapshots(writer: Writer) {
+/// Saves the state's snapshots when due ([`Snapshots`]: counted from the snapshot loaded at
+/// `start`, or from none) and the writer has been quiet for [`QUIET`], until the writer is
+/// dropped.
+async fn keep_snapshots(writer: Writer, start: u64) {
     let Some(config) = writer.snapshots.clone() else {
         return;
     };
-    let mut due = Due::from(writer.state.lock().await.next_revision);
+    let mut due = Due::from(start);
     loop {
         tokio::time::sleep(snapshots::LOOK_EVERY).await;
         if Arc::strong_count(&writer.state) <= 1 {

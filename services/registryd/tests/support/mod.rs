@@ -55,6 +55,11 @@ impl Daemon {
     pub fn stop(self) -> Option<i32> {
         self.0.stop()
     }
+
+    /// Kills the daemon (SIGKILL), as a crash would.
+    pub fn kill_now(self) {
+        self.0.kill()
+    }
 }
 
 /// One microsecond before `t`: "as known just before" a recorded instant.
