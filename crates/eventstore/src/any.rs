@@ -7,7 +7,7 @@ use tokio::sync::watch;
 
 use crate::{
     AppendResult, Direction, EmbeddedStore, EventStore, ExpectedRevision, KurrentStore, NewEvent,
-    Position, PostgresStore, RecordedEvent, StoreError, Subscription,
+    Position, PostgresStore, Queued, RecordedEvent, StoreError, Subscription,
 };
 
 /// One of the event store backends.
@@ -43,6 +43,23 @@ macro_rules! forward {
 }
 
 impl EventStore for AnyStore {
+    fn queues_appends(&self) -> bool {
+        forward!(self, s => s.queues_appends())
+    }
+
+    fn max_event_bytes(&self) -> usize {
+        forward!(self, s => s.max_event_bytes())
+    }
+
+    fn queue(
+        &self,
+        stream: &str,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+    ) -> Result<Queued, StoreError> {
+        forward!(self, s => s.queue(stream, expected, events))
+    }
+
     async fn append(
         &self,
         stream: &str,

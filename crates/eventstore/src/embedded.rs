@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 use crate::{
     check_append, check_stream_name, now_micros, AppendResult, Direction, EventStore,
-    ExpectedRevision, Interner, Metadata, NewEvent, Position, RecordedEvent, StoreError,
+    ExpectedRevision, Interner, Metadata, NewEvent, Position, Queued, RecordedEvent, StoreError,
     DEFAULT_MAX_EVENT_BYTES,
 };
 
@@ -397,28 +397,26 @@ fn collect_events(
     Ok(events)
 }
 
-impl EmbeddedStore {
-    /// The largest event accepted, in bytes (payload, type and metadata).
-    pub fn max_event_bytes(&self) -> usize {
+impl EventStore for EmbeddedStore {
+    /// The file lock makes this process the only writer.
+    fn queues_appends(&self) -> bool {
+        true
+    }
+
+    fn max_event_bytes(&self) -> usize {
         self.inner.config.max_event_bytes
     }
 
-    /// Queues an append now and returns its outcome to await later.
-    ///
     /// Appends are committed in the order they are queued, several per transaction and fsync
     /// (group commit). A caller that queues appends one after another, each with the exact
     /// revision the previous one leads to, gets them committed in that order or, after the first
-    /// that fails, refused with a revision conflict: the file lock makes this process the only
-    /// writer, so nothing else can come between them.
-    pub fn submit(
+    /// that fails, refused with a revision conflict: nothing else can come between them.
+    fn queue(
         &self,
         stream: &str,
         expected: ExpectedRevision,
         events: Vec<NewEvent>,
-    ) -> Result<
-        impl std::future::Future<Output = Result<AppendResult, StoreError>> + Send + 'static,
-        StoreError,
-    > {
+    ) -> Result<Queued, StoreError> {
         check_append(stream, &events, self.inner.config.max_event_bytes)?;
         let (reply, answer) = oneshot::channel();
         let request = Request {
@@ -435,18 +433,18 @@ impl EmbeddedStore {
                 .send(request)
                 .map_err(|_| StoreError::Closed)?;
         }
-        Ok(async move { answer.await.map_err(|_| StoreError::Closed)? })
+        Ok(Box::pin(async move {
+            answer.await.map_err(|_| StoreError::Closed)?
+        }))
     }
-}
 
-impl EventStore for EmbeddedStore {
     async fn append(
         &self,
         stream: &str,
         expected: ExpectedRevision,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        self.submit(stream, expected, events)?.await
+        self.queue(stream, expected, events)?.await
     }
 
     async fn read_stream(

@@ -155,6 +155,10 @@ async fn watch_feed(client: Client, changes: watch::Sender<u64>) {
 }
 
 impl EventStore for KurrentStore {
+    fn max_event_bytes(&self) -> usize {
+        self.inner.max_event_bytes
+    }
+
     async fn append(
         &self,
         stream: &str,

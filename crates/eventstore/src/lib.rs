@@ -323,8 +323,40 @@ pub fn check_append(
     Ok(())
 }
 
+/// An append queued to commit later ([`EventStore::queue`]), and how it went.
+pub type Queued = std::pin::Pin<Box<dyn Future<Output = Result<AppendResult, StoreError>> + Send>>;
+
 /// The storage every service uses. Handles are cheap to clone and share one backend.
 pub trait EventStore: Clone + Send + Sync + 'static {
+    /// Whether appends are queued ([`EventStore::queue`]) rather than made when awaited: then
+    /// this process is the store's only writer, nothing can come between two appends it
+    /// queues, and a writer may fold an append's events and decide the next before it commits.
+    fn queues_appends(&self) -> bool {
+        false
+    }
+
+    /// The largest event the store takes, in bytes (payload and metadata).
+    fn max_event_bytes(&self) -> usize {
+        DEFAULT_MAX_EVENT_BYTES
+    }
+
+    /// An append to await: queued now, committed after those queued before it and with others
+    /// in one transaction (group commit) on a store that queues appends
+    /// ([`EventStore::queues_appends`]); made when awaited on one that does not. Events the
+    /// store would refuse outright are refused now.
+    fn queue(
+        &self,
+        stream: &str,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+    ) -> Result<Queued, StoreError> {
+        check_append(stream, &events, self.max_event_bytes())?;
+        let (store, stream) = (self.clone(), stream.to_owned());
+        Ok(Box::pin(async move {
+            store.append(&stream, expected, events).await
+        }))
+    }
+
     /// Appends events to a stream, atomically, if the stream is at `expected`.
     fn append(
         &self,

@@ -461,6 +461,10 @@ fn rows_to_events(rows: &[tokio_postgres::Row]) -> Result<Vec<RecordedEvent>, St
 }
 
 impl EventStore for PostgresStore {
+    fn max_event_bytes(&self) -> usize {
+        self.inner.config.max_event_bytes
+    }
+
     async fn append(
         &self,
         stream: &str,

@@ -123,13 +123,13 @@ async fn the_feed_read_back_from_memory_is_the_feed_in_the_file() {
             revisions[stream].map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
         pending.push(
             store
-                .submit(["registry", "other"][stream], expected, events)
+                .queue(["registry", "other"][stream], expected, events)
                 .unwrap(),
         );
         revisions[stream] = Some(revisions[stream].map_or(99, |r| r + 100));
         if batch % 7 == 3 {
             let refused = store
-                .submit(
+                .queue(
                     "registry",
                     ExpectedRevision::Exact(123_456),
                     vec![event("X", b"x")],

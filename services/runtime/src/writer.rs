@@ -8,13 +8,15 @@
 //! loses the race it catches up and decides again, up to [`MAX_ATTEMPTS`] times, then answers
 //! ABORTED. Within one process a mutex serialises writes, so they never race each other.
 //!
-//! On the embedded store the file lock makes this process the only writer, so no race can
-//! happen: the writer folds a decided command's events at once, queues the append
-//! (`EmbeddedStore::submit`) and lets the next command be decided while the store commits, so
-//! that concurrent commands share transactions and fsyncs (group commit). Appends are committed
-//! in the order they were decided; if one fails, those queued after it fail too (their expected
+//! Every write, alone or in a batch, takes the same path ([`Writer::round`]). A store that
+//! queues appends (`EventStore::queues_appends`: the embedded store, whose file lock makes this
+//! process the only writer, so no race can happen) gets a decided command's events folded at
+//! once and its append queued, and the next command is decided while the store commits, so that
+//! concurrent commands share transactions and fsyncs (group commit). Appends are committed in the
+//! order they were decided; if one fails, those queued after it fail too (their expected
 //! revisions no longer match), and the state, which folded events that were not stored, is
-//! rebuilt from the store before the next decision.
+//! rebuilt from the store before the next decision. On other stores a command is folded once
+//! stored, so that losing a race to another process costs a catch-up, not a rebuild.
 //!
 //! Idempotency rests here, not on the store: every event carries its request's `request_id` in
 //! its metadata; the writer remembers, for each request id, the answer (resource name and commit
@@ -31,8 +33,8 @@ use std::sync::Arc;
 use registry_domain::state::{People, Structure};
 use registry_domain::{Command, Event, Irregularity, Policy, Registry};
 use registry_eventstore::{
-    check_append, AnyStore, AppendResult, EventStore, ExpectedRevision, Metadata, NewEvent,
-    Position, StoreError,
+    check_append, AnyStore, EventStore, ExpectedRevision, Metadata, NewEvent, Position, Queued,
+    StoreError,
 };
 use registry_projections::snapshot::{self, Kind, SnapshotError, Stamp};
 use tokio::sync::{watch, Mutex};
@@ -97,6 +99,7 @@ struct Known {
     outcome: Outcome,
 }
 
+#[derive(Clone)]
 enum Outcome {
     /// Its events are stored; the answer.
     Done(Answer),
@@ -110,6 +113,14 @@ enum Outcome {
 }
 
 impl Known {
+    /// What is known of `caller`'s request id once `outcome` is.
+    fn of(caller: &Caller, outcome: Outcome) -> Self {
+        Self {
+            fingerprint: fingerprint_bytes(&caller.fingerprint),
+            outcome,
+        }
+    }
+
     /// The outcome of the request id for `caller`, refusing another request that reuses it.
     fn for_caller(&self, caller: &Caller) -> Result<&Outcome, ApiError> {
         match self.fingerprint {
@@ -238,16 +249,15 @@ impl Writer {
         &self.store
     }
 
-    /// Brings `state` up to the store: on the embedded store this process is the only writer,
-    /// so after the catch-up at open the state knows every event, unless a queued append
-    /// failed (then it is rebuilt); on shared stores it reads what others appended.
+    /// Brings `state` up to the store. On a store that queues appends this process is the only
+    /// writer, so after the catch-up at open the state knows every event, unless a queued append
+    /// failed: then it is rebuilt (the one place). On others it reads what others appended.
     async fn refresh(&self, state: &mut State) -> Result<(), ApiError> {
-        let exclusive = matches!(self.store, AnyStore::Embedded(_));
         if self.poisoned.swap(false, Ordering::SeqCst) {
             tracing::warn!("a queued append failed; rebuilding the writer's state from the store");
             *state = State::empty();
             self.catch_up(state).await?;
-        } else if !exclusive {
+        } else if !self.store.queues_appends() {
             self.catch_up(state).await?;
         }
         Ok(())
@@ -281,25 +291,18 @@ impl Writer {
     /// Records `command` for `caller`, or returns the answer already given to its request id.
     pub async fn execute(&self, caller: &Caller, command: &Command) -> Result<Answer, ApiError> {
         self.note_write();
-        let mut state = self.state.lock().await;
-        for _ in 0..MAX_ATTEMPTS {
-            self.refresh(&mut state).await?;
-            let known = match state.requests.get(&caller.request_id) {
-                Some(known) => Some(known.for_caller(caller)?),
-                None => None,
-            };
-            match known {
-                Some(Outcome::Done(answer)) => {
-                    return Ok(Answer {
-                        replayed: true,
-                        ..answer.clone()
-                    })
-                }
-                Some(Outcome::Pending { name, stored }) => {
-                    let (name, mut stored) = (name.clone(), stored.clone());
-                    drop(state);
-                    let outcome = stored.wait_for(Option::is_some).await;
-                    return match outcome.as_deref() {
+        let mut round = self.round(&[(caller.clone(), command.clone())]).await?;
+        if let Some((_, refused)) = round.refused {
+            return Err(refused);
+        }
+        if let Some(replay) = round.replays.pop() {
+            return match replay {
+                Outcome::Done(answer) => Ok(Answer {
+                    replayed: true,
+                    ..answer
+                }),
+                Outcome::Pending { name, mut stored } => {
+                    match stored.wait_for(Option::is_some).await.as_deref() {
                         Ok(Some(position)) => Ok(Answer {
                             name,
                             position: *position,
@@ -309,76 +312,194 @@ impl Writer {
                         _ => Err(ApiError::Unavailable(
                             "the first request with this request_id failed; send it again".into(),
                         )),
-                    };
+                    }
                 }
-                None => {}
-            }
-            let decision = state.registry.decide(command, &self.policy)?;
-            let Some(first) = decision.events.first() else {
-                // The domain always records something for an accepted command.
-                return Err(ApiError::Unavailable(
-                    "the command produced no events".into(),
-                ));
             };
-            let name = subject_name(first);
-            let new_events = new_events(caller, &decision.events);
-            let expected = match state.next_revision {
-                0 => ExpectedRevision::NoStream,
-                n => ExpectedRevision::Exact(n - 1),
-            };
-            if let AnyStore::Embedded(store) = &self.store {
-                // The only writer: fold now, let the store commit while others decide.
-                let queued = store.submit(STREAM, expected, new_events)?;
-                for event in &decision.events {
-                    state.registry.apply(event);
+        }
+        let (Some((name, warnings)), Some(stored)) = (round.decided.pop(), round.stored) else {
+            // The domain always records something for an accepted command.
+            return Err(ApiError::Unavailable("the command recorded nothing".into()));
+        };
+        Ok(Answer {
+            name,
+            position: stored.await?,
+            warnings,
+            replayed: false,
+        })
+    }
+
+    /// Records a batch of commands in order, each decided against the registry as the commands
+    /// before it left it.
+    ///
+    /// Stops at the first command refused (a broken rule or a malformed field): the commands
+    /// before it are recorded, it and those after it are not, and [`BatchDecision::refused`]
+    /// says which and why. A command whose request id is known is counted as replayed. Failures
+    /// of the store are errors of the whole call.
+    ///
+    /// On a store that queues appends the batch is one append, queued, and the next batch is
+    /// decided while it commits; on one that does not, the commands are appended one by one
+    /// (see [`Writer::round`]).
+    pub async fn execute_batch(
+        &self,
+        commands: &[(Caller, Command)],
+    ) -> Result<BatchDecision, ApiError> {
+        self.note_write();
+        let per_round = if self.store.queues_appends() {
+            commands.len().max(1)
+        } else {
+            1
+        };
+        let mut outcome = BatchDecision::default();
+        let mut waits: Vec<Stored> = Vec::new();
+        for (offset, chunk) in commands.chunks(per_round).enumerate() {
+            let round = self.round(chunk).await?;
+            outcome.recorded += round.decided.len();
+            outcome.replayed += round.replays.len();
+            outcome.warnings += round.decided.iter().map(|(_, w)| w.len()).sum::<usize>();
+            // Queued by an earlier call and not yet stored: this batch is acknowledged only once
+            // that append is (it may still fail).
+            for replay in round.replays {
+                if let Outcome::Pending { stored, .. } = replay {
+                    waits.push(Box::pin(stored_all(vec![stored])));
                 }
-                state.next_revision += decision.events.len() as u64;
-                let (done, stored) = watch::channel(None);
-                state.requests.insert(
-                    caller.request_id.clone(),
-                    Known {
-                        fingerprint: fingerprint_bytes(&caller.fingerprint),
-                        outcome: Outcome::Pending {
-                            name: name.clone(),
-                            stored,
-                        },
-                    },
-                );
-                drop(state);
-                let position = self.complete(queued, done).await?;
-                return Ok(Answer {
-                    name,
-                    position,
-                    warnings: decision.warnings,
-                    replayed: false,
-                });
             }
-            match self.store.append(STREAM, expected, new_events).await {
-                Ok(result) => {
+            waits.extend(round.stored);
+            if let Some((index, refused)) = round.refused {
+                outcome.refused = Some((offset * per_round + index, refused));
+                break;
+            }
+        }
+        if !waits.is_empty() {
+            outcome.stored = Some(Box::pin(async move {
+                let mut last = None;
+                for wait in waits {
+                    last = last.max(Some(wait.await?));
+                }
+                last.ok_or_else(|| ApiError::Unavailable("nothing to wait for".into()))
+            }));
+        }
+        Ok(outcome)
+    }
+
+    /// One round of the write path: decides `commands` in order against the state (answering
+    /// known request ids from memory), then appends what they record as one append with the
+    /// exact expected revision.
+    ///
+    /// How the state learns the events depends on the store. One that queues appends
+    /// ([`EventStore::queues_appends`]: this process is its only writer) gets them folded at
+    /// once and the append queued; the lock is released before the commit, so the next round
+    /// is decided while this one is written, and if the append fails the state, which folded
+    /// events that were not stored, is rebuilt before the next decision ([`Writer::refresh`]).
+    /// On one that does not (other processes append too), `commands` is one command, decided
+    /// without folding, appended under the lock and folded once stored; when another process
+    /// appended first the round catches up and decides again, up to [`MAX_ATTEMPTS`] times.
+    async fn round(&self, commands: &[(Caller, Command)]) -> Result<Round, ApiError> {
+        let ahead = self.store.queues_appends();
+        debug_assert!(ahead || commands.len() <= 1);
+        let mut state = self.state.lock().await;
+        for _ in 0..MAX_ATTEMPTS {
+            self.refresh(&mut state).await?;
+            let first_revision = state.next_revision;
+            let (done, stored) = watch::channel(None);
+            let mut round = Round::default();
+            let mut events = Vec::new();
+            let mut later = Vec::new(); // Decisions to fold once stored (not ahead).
+            for (index, (caller, command)) in commands.iter().enumerate() {
+                match state
+                    .requests
+                    .get(&caller.request_id)
+                    .map(|k| k.for_caller(caller))
+                {
+                    Some(Ok(outcome)) => {
+                        round.replays.push(outcome.clone());
+                        continue;
+                    }
+                    Some(Err(e)) => {
+                        round.refused = Some((index, e));
+                        break;
+                    }
+                    None => {}
+                }
+                let decision = match state.registry.decide(command, &self.policy) {
+                    Ok(decision) => decision,
+                    Err(e) => {
+                        round.refused = Some((index, e.into()));
+                        break;
+                    }
+                };
+                let Some(first) = decision.events.first() else {
+                    round.refused = Some((
+                        index,
+                        ApiError::Unavailable("the command produced no events".into()),
+                    ));
+                    break;
+                };
+                let name = subject_name(first);
+                let new = new_events(caller, &decision.events);
+                if let Err(e) = check_append(STREAM, &new, self.store.max_event_bytes()) {
+                    round.refused = Some((index, e.into()));
+                    break;
+                }
+                events.extend(new);
+                if ahead {
                     for event in &decision.events {
                         state.registry.apply(event);
                     }
-                    state.next_revision = result.next_expected + 1;
-                    let answer = Answer {
-                        name,
-                        position: result.position,
-                        warnings: decision.warnings,
-                        replayed: false,
+                    state.next_revision += decision.events.len() as u64;
+                    let outcome = Outcome::Pending {
+                        name: name.clone(),
+                        stored: stored.clone(),
                     };
-                    state.requests.insert(
-                        caller.request_id.clone(),
-                        Known {
-                            fingerprint: fingerprint_bytes(&caller.fingerprint),
-                            outcome: Outcome::Done(Answer {
-                                warnings: Vec::new(),
-                                ..answer.clone()
-                            }),
-                        },
-                    );
-                    return Ok(answer);
+                    state
+                        .requests
+                        .insert(caller.request_id.clone(), Known::of(caller, outcome));
+                } else {
+                    later.push((caller, decision.events));
+                }
+                round.decided.push((name, decision.warnings));
+            }
+            if events.is_empty() {
+                return Ok(round);
+            }
+            let expected = match first_revision {
+                0 => ExpectedRevision::NoStream,
+                n => ExpectedRevision::Exact(n - 1),
+            };
+            let queued = self.store.queue(STREAM, expected, events);
+            if ahead {
+                let queued = queued.inspect_err(|_| {
+                    // The state folded the round: rebuild it before the next decision.
+                    self.poisoned.store(true, Ordering::SeqCst);
+                })?;
+                drop(state);
+                round.stored = Some(Box::pin(self.complete(queued, done)));
+                return Ok(round);
+            }
+            let appended = match queued {
+                Ok(queued) => queued.await,
+                Err(e) => Err(e),
+            };
+            match appended {
+                Ok(result) => {
+                    for ((caller, events), (name, _)) in later.iter().zip(&round.decided) {
+                        for event in events {
+                            state.registry.apply(event);
+                        }
+                        let answer = Answer {
+                            name: name.clone(),
+                            position: result.position,
+                            warnings: Vec::new(),
+                            replayed: true,
+                        };
+                        let known = Known::of(caller, Outcome::Done(answer));
+                        state.requests.insert(caller.request_id.clone(), known);
+                    }
+                    state.next_revision = result.next_expected + 1;
+                    round.stored = Some(Box::pin(std::future::ready(Ok(result.position))));
+                    return Ok(round);
                 }
                 Err(StoreError::WrongExpectedRevision { .. }) => {
-                    tracing::debug!(request_id = %caller.request_id, "append lost a race; deciding again");
+                    tracing::debug!("append lost a race; deciding again");
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -388,11 +509,11 @@ impl Writer {
 
     /// Waits for a queued append, in a task of its own so that the outcome reaches the request
     /// map (through `done`) and the poison flag even if the caller stops waiting: the commands
-    /// of the append are answered without taking the mutex again, so the deciders queued behind
+    /// of the append are answered without taking the lock again, so the rounds queued behind
     /// it are not kept waiting.
     fn complete(
         &self,
-        queued: impl Future<Output = Result<AppendResult, StoreError>> + Send + 'static,
+        queued: Queued,
         done: watch::Sender<Option<Position>>,
     ) -> impl Future<Output = Result<Position, ApiError>> + Send + 'static {
         let poisoned = Arc::clone(&self.poisoned);
@@ -416,145 +537,6 @@ impl Writer {
                 )))
             })
         }
-    }
-
-    /// Records a batch of commands in order, each decided against the registry as the commands
-    /// before it left it, and appends them together (one transaction on the embedded store).
-    ///
-    /// Stops at the first command refused (a broken rule or a malformed field): the commands
-    /// before it are recorded, it and those after it are not, and [`BatchDecision::refused`]
-    /// says which and why. A command whose request id is known is counted as replayed. Failures
-    /// of the store are errors of the whole call.
-    ///
-    /// On the embedded store the batch is decided under the mutex and queued as one append; the
-    /// mutex is released before the commit, so the next batch is decided while this one is
-    /// written. On shared stores the commands are executed one by one ([`Writer::execute`]),
-    /// since a batch folded ahead of its append could not be undone after losing a race.
-    pub async fn execute_batch(
-        &self,
-        commands: &[(Caller, Command)],
-    ) -> Result<BatchDecision, ApiError> {
-        self.note_write();
-        let AnyStore::Embedded(store) = &self.store else {
-            return self.execute_each(commands).await;
-        };
-        let mut state = self.state.lock().await;
-        self.refresh(&mut state).await?;
-        let mut outcome = BatchDecision::default();
-        let first_revision = state.next_revision;
-        let (done, stored) = watch::channel(None);
-        let mut earlier: Vec<watch::Receiver<Option<Position>>> = Vec::new();
-        let mut appended = Vec::new();
-        for (index, (caller, command)) in commands.iter().enumerate() {
-            if let Some(known) = state.requests.get(&caller.request_id) {
-                let outcome_known = match known.for_caller(caller) {
-                    Ok(known) => known,
-                    Err(e) => {
-                        outcome.refused = Some((index, e));
-                        break;
-                    }
-                };
-                // Queued by an earlier call and not yet stored: this batch is acknowledged
-                // only once that append is (it may still fail).
-                if let Outcome::Pending { stored: theirs, .. } = outcome_known {
-                    let seen = theirs.same_channel(&stored)
-                        || earlier.iter().any(|e| e.same_channel(theirs));
-                    if !seen {
-                        earlier.push(theirs.clone());
-                    }
-                }
-                outcome.replayed += 1;
-                continue;
-            }
-            let decision = match state.registry.decide(command, &self.policy) {
-                Ok(decision) => decision,
-                Err(e) => {
-                    outcome.refused = Some((index, e.into()));
-                    break;
-                }
-            };
-            let Some(first) = decision.events.first() else {
-                outcome.refused = Some((
-                    index,
-                    ApiError::Unavailable("the command produced no events".into()),
-                ));
-                break;
-            };
-            let events = new_events(caller, &decision.events);
-            if let Err(e) = check_append(STREAM, &events, store.max_event_bytes()) {
-                outcome.refused = Some((index, e.into()));
-                break;
-            }
-            for event in &decision.events {
-                state.registry.apply(event);
-            }
-            state.next_revision += events.len() as u64;
-            state.requests.insert(
-                caller.request_id.clone(),
-                Known {
-                    fingerprint: fingerprint_bytes(&caller.fingerprint),
-                    outcome: Outcome::Pending {
-                        name: subject_name(first),
-                        stored: stored.clone(),
-                    },
-                },
-            );
-            appended.extend(events);
-            outcome.recorded += 1;
-            outcome.warnings += decision.warnings.len();
-        }
-        if appended.is_empty() {
-            if !earlier.is_empty() {
-                outcome.stored = Some(Box::pin(stored_all(earlier)));
-            }
-            return Ok(outcome);
-        }
-        let expected = match first_revision {
-            0 => ExpectedRevision::NoStream,
-            n => ExpectedRevision::Exact(n - 1),
-        };
-        let queued = match store.submit(STREAM, expected, appended) {
-            Ok(queued) => queued,
-            Err(e) => {
-                // The state folded the batch: rebuild it before the next decision.
-                self.poisoned.store(true, Ordering::SeqCst);
-                return Err(e.into());
-            }
-        };
-        drop(state);
-        outcome.stored = Some(Box::pin(self.complete(queued, done)));
-        Ok(outcome)
-    }
-
-    /// [`Writer::execute_batch`] on a shared store: one command at a time.
-    async fn execute_each(
-        &self,
-        commands: &[(Caller, Command)],
-    ) -> Result<BatchDecision, ApiError> {
-        let mut outcome = BatchDecision::default();
-        let mut last = None;
-        for (index, (caller, command)) in commands.iter().enumerate() {
-            match self.execute(caller, command).await {
-                Ok(answer) => {
-                    if answer.replayed {
-                        outcome.replayed += 1;
-                    } else {
-                        outcome.recorded += 1;
-                        outcome.warnings += answer.warnings.len();
-                    }
-                    last = Some(answer.position);
-                }
-                Err(e) if e.is_refusal() => {
-                    outcome.refused = Some((index, e));
-                    break;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        if let Some(position) = last {
-            outcome.stored = Some(Box::pin(std::future::ready(Ok(position))));
-        }
-        Ok(outcome)
     }
 
     /// Folds what the stream gained since `state` was last brought up to date. While a full
@@ -734,6 +716,19 @@ impl State {
         };
         Ok((stamp, state))
     }
+}
+
+/// What one round of the write path did ([`Writer::round`]).
+#[derive(Default)]
+struct Round {
+    /// The commands recorded, in order: the resource each is about and the flags it brings.
+    decided: Vec<(String, Vec<Irregularity>)>,
+    /// The outcomes already known for the commands whose request id was.
+    replays: Vec<Outcome>,
+    /// The first command refused, by its index, and why; those after it were not looked at.
+    refused: Option<(usize, ApiError)>,
+    /// The commit of what was recorded.
+    stored: Option<Stored>,
 }
 
 /// What a write would record ([`Writer::preview`]).
@@ -936,6 +931,70 @@ mod tests {
             all
         };
         assert_eq!(answers(&loaded), answers(&state));
+    }
+
+    /// A queued append that fails (a real fault: another connection holds SQLite's write lock
+    /// past the store's busy timeout) leaves a state that folded events never stored; the next
+    /// write finds it rebuilt from the store: the lost persons unknown, their request ids new.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_queued_append_leaves_the_state_rebuilt_from_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.db");
+        let store = EmbeddedStore::open(EmbeddedConfig::new(path.clone())).unwrap();
+        let writer = Writer::open(AnyStore::Embedded(store.clone()), Policy::default())
+            .await
+            .unwrap();
+        let caller = |id: &str| Caller {
+            actor: "test".into(),
+            request_id: id.into(),
+            correlation_id: None,
+            fingerprint: format!("{:032x}", id.len()),
+        };
+        let person = |name: &str| Command::RegisterPerson {
+            person: registry_domain::PersonId::from_uuid(uuid::Uuid::now_v7()),
+            name: name.into(),
+            aliases: Vec::new(),
+            birth: None,
+        };
+        let kept = writer
+            .execute(&caller("kept"), &person("Kept Before"))
+            .await
+            .unwrap();
+        let blocker = rusqlite::Connection::open(&path).unwrap();
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let lost = [person("Lost One"), person("Lost Two")];
+        let callers = [caller("lost-1"), caller("lost-2")];
+        let (one, two) = tokio::join!(
+            writer.execute(&callers[0], &lost[0]),
+            writer.execute(&callers[1], &lost[1]),
+        );
+        assert!(one.is_err() && two.is_err(), "{one:?} {two:?}");
+        blocker.execute_batch("ROLLBACK").unwrap();
+        drop(blocker);
+        // Recorded again under the same request ids and ids: new records, not replays, and not
+        // refused as already existing.
+        for (id, command) in [("lost-1", &lost[0]), ("lost-2", &lost[1])] {
+            let answer = writer.execute(&caller(id), command).await.unwrap();
+            assert!(!answer.replayed, "{answer:?}");
+        }
+        let replayed = writer
+            .execute(&caller("kept"), &person("Kept Before"))
+            .await
+            .unwrap();
+        assert!(replayed.replayed);
+        assert_eq!(replayed.position, kept.position);
+        let stored = store
+            .read_stream(STREAM, 0, registry_eventstore::Direction::Forwards, 100)
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 3);
+        let events: Vec<Event> = stored
+            .iter()
+            .map(|r| crate::feed::decode(r).unwrap())
+            .collect();
+        let state = writer.state.lock().await;
+        assert!(state.registry == Registry::from_events(&events));
+        assert_eq!(state.next_revision, 3);
     }
 
     #[test]
