@@ -27,7 +27,7 @@ impl Daemon {
         let mut child = Command::new(binary)
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
-            .env("RUST_LOG", "warn,registry_runtime::snapshots=info")
+            .env("RUST_LOG", "warn,registry_service_core::snapshots=info")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -4,8 +4,8 @@
 use registry_eventstore::{Direction, EventStore};
 use registry_proto::v1 as pb;
 use registry_proto::v1::admin_service_server::{AdminService, AdminServiceServer};
-use registry_runtime::serve::call;
-use registry_runtime::{write, Reader, Writer, STREAM};
+use registry_service_core::serve::call;
+use registry_service_core::{write, Reader, Writer, STREAM};
 use tonic::{Request, Response, Status};
 
 /// The gRPC service name, for health checking.

@@ -1,8 +1,8 @@
 //! `registry-admin`: the admin service alone, against the configured store.
 
 use registry_admin::{AdminApi, SERVICE_NAME};
-use registry_runtime::serve::{main_with, Hosted};
-use registry_runtime::{Reader, Writer};
+use registry_service_core::serve::{main_with, Hosted};
+use registry_service_core::{Reader, Writer};
 
 fn main() {
     main_with(|config, store| async move {

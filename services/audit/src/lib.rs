@@ -15,11 +15,11 @@ use registry_domain::{Event, Policy, UnitId};
 use registry_eventstore::{EventStore, RecordedEvent};
 use registry_proto::v1 as pb;
 use registry_proto::v1::audit_service_server::{AuditService, AuditServiceServer};
-use registry_runtime::convert::{date, entity, irregularity_pb, known_at, opt_id, timestamp};
-use registry_runtime::page;
-use registry_runtime::paging::{Page, Snapshot};
-use registry_runtime::serve::{call, patience};
-use registry_runtime::{min_position, ApiError, Reader, STREAM};
+use registry_service_core::convert::{date, entity, irregularity_pb, known_at, opt_id, timestamp};
+use registry_service_core::page;
+use registry_service_core::paging::{Page, Snapshot};
+use registry_service_core::serve::{call, patience};
+use registry_service_core::{min_position, ApiError, Reader, STREAM};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
@@ -294,7 +294,7 @@ impl AuditService for AuditApi {
             loop {
                 let next = tokio::select! {
                     next = subscription.next() => next,
-                    () = registry_runtime::serve::shutting_down() => {
+                    () = registry_service_core::serve::shutting_down() => {
                         let _ = tx.send(Err(Status::unavailable("the server is shutting down; resume from the last position received"))).await;
                         return;
                     }

@@ -1,8 +1,8 @@
 //! `registry-audit`: the audit service alone, following the configured store.
 
 use registry_audit::{AuditApi, SERVICE_NAME};
-use registry_runtime::serve::{main_with, Hosted};
-use registry_runtime::Reader;
+use registry_service_core::serve::{main_with, Hosted};
+use registry_service_core::Reader;
 
 fn main() {
     main_with(|config, store| async move {

@@ -1,12 +1,12 @@
 //! The command service: every write the domain supports, over gRPC.
 //!
-//! Each RPC parses its request into a domain command (`registry_runtime::commands`), and the
+//! Each RPC parses its request into a domain command (`registry_service_core::commands`), and the
 //! shared [`Writer`] decides it against the registry and appends its events. The answer carries
 //! the commit position, which a reader passes as `min_position` to read its own write.
 
 use registry_proto::v1 as pb;
 use registry_proto::v1::command_service_server::{CommandService, CommandServiceServer};
-use registry_runtime::{import_records, write, Writer};
+use registry_service_core::{import_records, write, Writer};
 use tonic::{Request, Response, Status};
 
 /// The gRPC service name, for health checking.

@@ -1,8 +1,8 @@
 //! `registry-command`: the command service alone, against the configured store.
 
 use registry_command::{CommandApi, SERVICE_NAME};
-use registry_runtime::serve::{main_with, Hosted};
-use registry_runtime::Writer;
+use registry_service_core::serve::{main_with, Hosted};
+use registry_service_core::Writer;
 
 fn main() {
     main_with(|config, store| async move {

@@ -8,13 +8,13 @@ use registry_domain::{Date, PersonId, Span, TermId, UnitId};
 use registry_projections::{CoverageError, HoldingView, Instant, MatchKind, Projection};
 use registry_proto::v1 as pb;
 use registry_proto::v1::query_service_server::{QueryService, QueryServiceServer};
-use registry_runtime::convert::{
+use registry_service_core::convert::{
     basis_pb, beginning_pb, capacity_pb, date, end_reason_pb, id, known_at, level, level_pb,
     office_kind_pb, timestamp, unit_kind_pb,
 };
-use registry_runtime::page;
-use registry_runtime::paging::{page_size_of, Snapshot};
-use registry_runtime::{min_position, read, ApiError, Reader};
+use registry_service_core::page;
+use registry_service_core::paging::{page_size_of, Snapshot};
+use registry_service_core::{min_position, read, ApiError, Reader};
 use tonic::{Request, Response, Status};
 
 /// The gRPC service name, for health checking.
@@ -117,7 +117,7 @@ macro_rules! whole_registry_page {
         Ok::<_, ApiError>((
             date("date", &r.date)?,
             known_at("known_at", r.known_at.as_ref())?,
-            registry_runtime::page!($rpc, *r, 1000, 10_000, clear min_position)?,
+            registry_service_core::page!($rpc, *r, 1000, 10_000, clear min_position)?,
         ))
     }};
 }

@@ -10,8 +10,8 @@ use registry_admin::AdminApi;
 use registry_audit::AuditApi;
 use registry_command::CommandApi;
 use registry_query::QueryApi;
-use registry_runtime::serve::{main_with, Hosted};
-use registry_runtime::{Reader, Writer};
+use registry_service_core::serve::{main_with, Hosted};
+use registry_service_core::{Reader, Writer};
 
 /// mimalloc instead of the system allocator: glibc's malloc slowed down on the heap a national
 /// registry leaves after its start (`_int_malloc` and `malloc_consolidate` took a large share of
