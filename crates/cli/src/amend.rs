@@ -12,7 +12,7 @@ use registry_client::{request_id, v1};
 
 use crate::args::{self, name, BasisArgs, CliError};
 use crate::output::note;
-use crate::write::print_write;
+use crate::output::print_write;
 use crate::Context;
 
 /// Why, and on what basis.

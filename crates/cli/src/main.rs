@@ -11,19 +11,26 @@
 //!
 //! - `args`: dates, instants, enums, legal bases; errors and exit codes.
 //! - `context`: what every subcommand gets (the connection, the output format, the actor).
-//! - `output`: tables and canonical JSON.
-//! - `write`: the subcommands that record (persons, units, offices, holdings, models, terms).
-//! - `read`: the subcommands that ask (show, search, who-held, career, history, diff, follow).
+//! - `output`: tables and canonical JSON; a write's result.
+//! - `persons`, `units`, `offices`, `holdings`, `models`, `terms`: the subcommands of each
+//!   subject, what records and what shows.
+//! - `read`: the views of single resources, and the questions across subjects (who-held,
+//!   career, history, diff, follow, irregularities, stats).
 //! - `amend`: corrections and retractions, with a preview and a confirmation.
 //! - `transfer`: import and export (CSV, JSON Lines, Popolo).
 
 mod amend;
 mod args;
 mod context;
+mod holdings;
+mod models;
+mod offices;
 mod output;
+mod persons;
 mod read;
+mod terms;
 mod transfer;
-mod write;
+mod units;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use registry_client::Client;
@@ -80,22 +87,22 @@ struct Cli {
 enum Command {
     /// Persons: add, rename, alias, show, search.
     #[command(subcommand)]
-    Persons(write::Persons),
+    Persons(persons::Persons),
     /// Units: establish, rename, move, merge, split, dissolve, show, tree, lineage.
     #[command(subcommand)]
-    Units(write::Units),
+    Units(units::Units),
     /// Offices: create, abolish, show.
     #[command(subcommand)]
-    Offices(write::Offices),
+    Offices(offices::Offices),
     /// Holdings: start (elect, appoint, ...), end, show.
     #[command(subcommand)]
-    Holdings(write::Holdings),
+    Holdings(holdings::Holdings),
     /// Pilot models: define, adopt, withdraw, coverage.
     #[command(subcommand)]
-    Models(write::Models),
+    Models(models::Models),
     /// Terms of bodies: open.
     #[command(subcommand)]
-    Terms(write::Terms),
+    Terms(terms::Terms),
     /// Who held an office on a date (optionally as known at an instant).
     #[command(
         after_help = "Example:\n  regctl who-held offices/0193… --at 18/03/2024 --known-at 2024-06-01T00:00:00Z"

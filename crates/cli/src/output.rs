@@ -12,6 +12,10 @@ use std::sync::OnceLock;
 use clap::ValueEnum;
 use comfy_table::{presets, Table};
 use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
+use registry_client::v1;
+
+use crate::args::CliError;
+use crate::Context;
 
 /// The output format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -95,4 +99,39 @@ pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
 /// Prints a one-line message for people to standard error (never mixed into JSON output).
 pub fn note(message: impl std::fmt::Display) {
     let _ = writeln!(std::io::stderr(), "{message}");
+}
+
+/// Prints a write's result.
+pub fn print_write(
+    cx: &Context,
+    verb: &str,
+    result: Option<v1::WriteResult>,
+) -> Result<(), CliError> {
+    let result = result.ok_or_else(|| CliError::Unavailable("the server sent no result".into()))?;
+    if cx.format == Format::Table {
+        let again = if result.replayed {
+            " (repeated request: nothing new recorded)"
+        } else {
+            ""
+        };
+        println!(
+            "{verb} {} at position {}{again}",
+            result.name, result.commit_position
+        );
+        for warning in &result.warnings {
+            note(format!(
+                "flagged for auditors: {} ({})",
+                warning.description, warning.kind
+            ));
+        }
+        return Ok(());
+    }
+    Answer {
+        document: json(&result, "registry.v1.WriteResult"),
+        items: vec![],
+        headers: &[],
+        rows: vec![],
+    }
+    .print(cx.format);
+    Ok(())
 }

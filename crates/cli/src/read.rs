@@ -1,6 +1,7 @@
-//! The subcommands that ask: show, search, who-held, career, history, diff, follow,
-//! irregularities, stats. Each sends one request (or follows a stream) and prints the answer as
-//! a table or as the API's JSON.
+//! What `regctl` asks: the views the subjects' `show`, `search`, `holders` and `coverage`
+//! subcommands print, and the questions across subjects (who-held, career, history, diff,
+//! follow, irregularities, stats). Each sends one request (or follows a stream) and prints the
+//! answer as a table or as the API's JSON.
 
 use clap::Args;
 use registry_client::v1;
