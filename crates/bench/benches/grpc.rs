@@ -18,7 +18,7 @@
 //! into a temporal table and answers Q1-Q4 with prepared statements, and W1 as 32 connections
 //! inserting past holdings (durable commits); each answer is printed as a ratio to registryd's.
 //! Last, `registryd` serves the same store again over mutual TLS (the test certificates of
-//! `services/registryd/tests/tls/`) and Q2 is driven through clients holding a certificate:
+//! `tests/tls/`) and Q2 is driven through clients holding a certificate:
 //! its rate and server CPU per request against the plaintext Q2 of the same run.
 //!
 //! `cargo bench -p registry-bench --bench grpc`. Prints requests/s, latency percentiles, the
@@ -1267,10 +1267,7 @@ async fn over_tls<F, Fut, E>(
     Fut: std::future::Future<Output = Result<(), E>> + Send,
 {
     let fixture = |name: &str| {
-        let path = format!(
-            "{}/../../services/registryd/tests/tls/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/../../tests/tls/{name}", env!("CARGO_MANIFEST_DIR"));
         (std::fs::read(&path).unwrap(), path)
     };
     let ((ca, ca_path), (_, cert), (_, key)) = (

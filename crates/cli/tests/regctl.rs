@@ -1084,12 +1084,7 @@ fn a_generated_registry_imports_whole_and_answers_like_it() {
 
 #[test]
 fn regctl_speaks_mutual_tls_with_its_certificate_and_is_turned_away_without() {
-    let tls = |name: &str| {
-        format!(
-            "{}/../../services/registryd/tests/tls/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        )
-    };
+    let tls = |name: &str| format!("{}/../../tests/tls/{name}", env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
     let (cert, key, ca) = (tls("server.pem"), tls("server.key"), tls("ca.pem"));
     let daemon = Daemon::embedded(

@@ -559,7 +559,7 @@ mod tests {
         };
         let fixture = |name: &str| {
             let dir = env!("CARGO_MANIFEST_DIR");
-            format!("{dir}/../registryd/tests/tls/{name}")
+            format!("{dir}/../../tests/tls/{name}")
         };
         let (cert, key, ca) = (
             fixture("server.pem"),

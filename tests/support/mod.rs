@@ -3,7 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use registry_client::{request_id, v1, Client};
@@ -19,14 +19,14 @@ impl std::ops::Deref for Daemon {
 }
 
 impl Daemon {
-    fn binary() -> &'static Path {
-        Path::new(env!("CARGO_BIN_EXE_registryd"))
+    fn binary() -> PathBuf {
+        registry_testkit::daemon::registryd_binary()
     }
 
     /// Starts `registryd` with `args` (plus `--listen 127.0.0.1:0`) and waits until it listens.
     pub fn start(args: &[&str]) -> Self {
         Self(registry_testkit::daemon::Daemon::start(
-            Self::binary(),
+            &Self::binary(),
             args,
         ))
     }
@@ -34,7 +34,7 @@ impl Daemon {
     /// Starts `registryd` on the embedded store in `dir`.
     pub fn embedded(dir: &Path, extra: &[&str]) -> Self {
         Self(registry_testkit::daemon::Daemon::embedded(
-            Self::binary(),
+            &Self::binary(),
             dir,
             extra,
         ))

@@ -36,7 +36,7 @@ async fn a_generic_client_finds_the_services_by_reflection_and_calls_a_query() {
     let ky = r.person("Nguyễn Xuân Ký").await;
 
     let address = daemon.address.trim_start_matches("http://").to_owned();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reflection_client.py");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/reflection_client.py");
     let output = tokio::task::spawn_blocking(move || {
         Command::new("python3")
             .args([script, &address, "nguyen xuan ky"])

@@ -16,9 +16,7 @@ use registry_client::{request_id, v1, Client, Tls};
 use support::Daemon;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/tls")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tls").join(name)
 }
 
 fn read(name: &str) -> Vec<u8> {
