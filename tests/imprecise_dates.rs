@@ -10,12 +10,19 @@ use registry_client::{request_id, v1, Client};
 use support::{Daemon, Registrar};
 use v1::{CapacityKind as Cap, Level, OfficeKind as Off, UnitKind as Kind};
 
-async fn holders(client: &Client, office: &str, date: &str) -> v1::GetOfficeHoldersResponse {
+/// The holders of `office` on `date`, once the replica has the writes up to `written`.
+async fn holders(
+    client: &Client,
+    written: &str,
+    office: &str,
+    date: &str,
+) -> v1::GetOfficeHoldersResponse {
     client
         .query()
         .get_office_holders(v1::GetOfficeHoldersRequest {
             office: office.into(),
             date: date.into(),
+            min_position: written.into(),
             ..Default::default()
         })
         .await
@@ -38,14 +45,14 @@ async fn a_day_is_surely_held_possibly_held_or_surely_vacant() {
     // Began in June 2021, day not known.
     let june = r.hold(&person, &chair, "2021-06", None).await.name;
 
-    let before = holders(&client, &chair, "2021-05-31").await;
+    let before = holders(&client, &r.last, &chair, "2021-05-31").await;
     assert!(before.vacant && before.holdings.is_empty() && before.possible_holdings.is_empty());
-    let during = holders(&client, &chair, "2021-06-15").await;
+    let during = holders(&client, &r.last, &chair, "2021-06-15").await;
     assert!(!during.vacant, "someone may have held it: {during:?}");
     assert!(during.holdings.is_empty());
     assert_eq!(names(&during.possible_holdings), [june.as_str()]);
     assert_eq!((during.seats_filled, during.seats), (0, 1));
-    let after = holders(&client, &chair, "2021-07-01").await;
+    let after = holders(&client, &r.last, &chair, "2021-07-01").await;
     assert_eq!(names(&after.holdings), [june.as_str()]);
     assert!(after.possible_holdings.is_empty() && !after.vacant);
     assert_eq!((after.seats_filled, after.seats), (1, 1));
@@ -55,6 +62,7 @@ async fn a_day_is_surely_held_possibly_held_or_surely_vacant() {
         .list_person_offices(v1::ListPersonOfficesRequest {
             person: person.clone(),
             date: "2021-06-15".into(),
+            min_position: r.last.clone(),
             ..Default::default()
         })
         .await
@@ -66,6 +74,7 @@ async fn a_day_is_surely_held_possibly_held_or_surely_vacant() {
         .query()
         .list_holdings(v1::ListHoldingsRequest {
             date: "2021-06-15".into(),
+            min_position: r.last.clone(),
             ..Default::default()
         })
         .await
@@ -91,13 +100,13 @@ async fn a_day_is_surely_held_possibly_held_or_surely_vacant() {
         let p = r.person(name).await;
         r.hold(&p, &vice_chairs, "2020-01-01", None).await;
     }
-    let vice = holders(&client, &vice_chairs, "2024-03-18").await;
+    let vice = holders(&client, &r.last, &vice_chairs, "2024-03-18").await;
     assert_eq!((vice.seats_filled, vice.seats, vice.vacant), (2, 5, false));
-    let none = holders(&client, &members, "2024-03-18").await;
+    let none = holders(&client, &r.last, &members, "2024-03-18").await;
     assert_eq!((none.seats_filled, none.seats, none.vacant), (0, 0, true));
     let p = r.person("Ủy Viên Ba").await;
     r.hold(&p, &members, "2020-01-01", None).await;
-    let one = holders(&client, &members, "2024-03-18").await;
+    let one = holders(&client, &r.last, &members, "2024-03-18").await;
     assert_eq!((one.seats_filled, one.seats, one.vacant), (1, 0, false));
 }
 
@@ -149,7 +158,7 @@ async fn a_possibly_held_role_is_uncertain_coverage_not_observed() {
     let person = r.person("Trần Văn Kiêm").await;
     let cause = r.hold(&person, &vice, "2020-01-01", None).await.name;
     // Front Chair from some day of 2021.
-    client
+    let written = client
         .command()
         .start_holding(v1::StartHoldingRequest {
             request_id: request_id(),
@@ -162,9 +171,14 @@ async fn a_possibly_held_role_is_uncertain_coverage_not_observed() {
             ..Default::default()
         })
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner()
+        .result
+        .unwrap()
+        .commit_position;
     let coverage = |date: &'static str| {
         let (client, model, commune) = (client.clone(), model.clone(), commune.clone());
+        let written = written.clone();
         async move {
             client
                 .query()
@@ -173,6 +187,7 @@ async fn a_possibly_held_role_is_uncertain_coverage_not_observed() {
                     jurisdiction: commune,
                     level: Level::Commune as i32,
                     date: date.into(),
+                    min_position: written,
                     ..Default::default()
                 })
                 .await

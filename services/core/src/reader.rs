@@ -35,12 +35,18 @@ const FOLD_BATCH: usize = 1024;
 /// The read models of a replica, at a position of this store's feed.
 pub type ReadModels = registry_projections::ReadModels<Position>;
 
-/// Folds a batch of the feed on this thread (events already folded are skipped). On an event
-/// that does not decode, the events before it are folded and the error is returned.
+/// Folds a batch of the feed on this thread (events already folded are skipped) and brings the
+/// coverage index up to date. On an event that does not decode, the events before it are folded
+/// and the error is returned.
+///
+/// The index's refresh recomputes only the communes the batch may have changed (a holding's
+/// commune, an office's), which costs little beside the fold; a change of structure, models or
+/// adoptions marks every commune, and that batch's refresh recomputes them all.
 pub(crate) fn fold_batch(models: &mut ReadModels, batch: &[RecordedEvent]) -> Result<(), ApiError> {
     let mut cursor = Cursor::of(models);
     let (decoded, failed) = cursor.decode_fresh(batch);
     models.fold(&decoded);
+    models.projection.refresh_coverage();
     failed.map_or(Ok(()), Err)
 }
 
@@ -271,6 +277,8 @@ async fn catch_up(
     let (to_fold, mut for_fold) = tokio::sync::mpsc::channel(PIPELINE_DEPTH);
     let folding = tokio::task::spawn_blocking(move || {
         let folded = fold_feed(&mut models, std::iter::from_fn(|| for_fold.blocking_recv()));
+        // Before the models are swapped in, so that queries find the index fresh.
+        models.projection.refresh_coverage();
         (models, folded)
     });
     let read = async {
