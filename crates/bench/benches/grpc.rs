@@ -24,9 +24,10 @@
 //! `cargo bench -p registry-bench --bench grpc`. Prints requests/s, latency percentiles, the
 //! server's CPU use, and each read's throughput as a fraction of the echo ceiling.
 //! `REGISTRY_BENCH_ONLY=q1,w1` runs only the parts named (of rebuild, health, q1, q2, q3, q4, tls,
-//! w1, mix, postgres, restart); the echo ceiling always runs. `restart` stops `registryd` (it
+//! w1, mix, postgres, restart, w1snap); the echo ceiling always runs. `restart` stops `registryd` (it
 //! saves its snapshots), starts it again and reports the time to SERVING and `RssAnon`, then kills
-//! it with SIGKILL and does the same. `REGISTRY_BENCH_STORE=DIR` keeps the store in `DIR`
+//! it with SIGKILL and does the same. `w1snap` runs W1 again against a `registryd` saving its
+//! read models every `REGISTRY_BENCH_SNAPSHOT_EVERY` (50,000) events. `REGISTRY_BENCH_STORE=DIR` keeps the store in `DIR`
 //! and, when `DIR` already holds one from an earlier run of the same size, uses it as it is
 //! instead of writing the generated registry again (for profiling; W1 adds its writes to it).
 
@@ -774,9 +775,10 @@ fn main() {
         let admin = Client::connect(&registryd.address).await.unwrap();
         caught_up(&admin).await;
         println!(
-            "registryd started and folded {events} events in {:.1} s \
+            "registryd started and folded {events} events in {:.1} s; RssAnon {} MiB \
              (MIMALLOC_PURGE_DECOMMITS={}, .cargo/config.toml unless set before)",
             started.elapsed().as_secs_f64(),
+            rss_anon_mib(registryd.pid()),
             std::env::var("MIMALLOC_PURGE_DECOMMITS").unwrap_or_else(|_| "unset".into())
         );
         let rebuilt = if wanted(&only, "rebuild") {
@@ -1149,6 +1151,36 @@ fn main() {
             let registryd = restart(&binary, &dir, "a graceful stop").await;
             registryd.kill();
             restart(&binary, &dir, "kill -9").await
+        } else {
+            registryd
+        };
+        let registryd = if wanted(&only, "w1snap") {
+            // W1 again, against a registryd that saves its read models every `every` events
+            // meanwhile (encoded under their read lock on both cores): what a periodic snapshot
+            // costs writes. The writer's own state is saved only when it is quiet, never here.
+            let every =
+                std::env::var("REGISTRY_BENCH_SNAPSHOT_EVERY").unwrap_or_else(|_| "50000".into());
+            registryd.stop_within(Duration::from_secs(900));
+            let args = [
+                "--timeout-seconds",
+                "600",
+                "--snapshot-every-events",
+                &every,
+            ];
+            let registryd = Daemon::embedded(&binary, &dir, &args);
+            let clients = connect(&registryd.address, load.connections).await;
+            caught_up(&clients[0]).await;
+            let report = w1(&clients, &catalogue, load, pid_of(&registryd)).await;
+            row(
+                &format!("W1 with snapshots every {every} events"),
+                &report,
+                None,
+            );
+            println!(
+                "read models' snapshots saved during it: {}",
+                registryd.logged("saved a snapshot").len()
+            );
+            registryd
         } else {
             registryd
         };
