@@ -1170,7 +1170,7 @@ fn main() {
             let registryd = Daemon::embedded(&binary, &dir, &args);
             let clients = connect(&registryd.address, load.connections).await;
             caught_up(&clients[0]).await;
-            let report = w1(&clients, &catalogue, load, pid_of(&registryd)).await;
+            let report = self::w1(&clients, &catalogue, load, pid_of(&registryd)).await;
             row(
                 &format!("W1 with snapshots every {every} events"),
                 &report,
