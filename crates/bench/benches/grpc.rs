@@ -775,7 +775,7 @@ fn main() {
         let admin = Client::connect(&registryd.address).await.unwrap();
         caught_up(&admin).await;
         println!(
-            "registryd started and folded {events} events in {:.1} s; RssAnon {} MiB \
+            "registryd started and folded {events} events in {:.1} s; RssAnon {} \
              (MIMALLOC_PURGE_DECOMMITS={}, .cargo/config.toml unless set before)",
             started.elapsed().as_secs_f64(),
             rss_anon_mib(registryd.pid()),
@@ -1215,15 +1215,22 @@ fn snapshot_files(dir: &std::path::Path) -> Vec<(String, u64)> {
     files
 }
 
-/// A process's anonymous resident memory in MiB (`RssAnon`, `/proc/PID/status`): its heap,
-/// without the store's mapped file or the pages freed and not yet returned.
-fn rss_anon_mib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb >> 10)
+/// A process's anonymous resident memory in MiB (`RssAnon`, `/proc/PID/status`: its heap,
+/// without the store's mapped file), and the part of it freed lazily (`LazyFree`,
+/// `/proc/PID/smaps_rollup`: pages the allocator gave back with `MADV_FREE`, which the kernel
+/// takes back when it needs them but counts until then).
+fn rss_anon_mib(pid: u32) -> String {
+    let field = |file: &str, name: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(name).map(str::to_owned))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb >> 10)
+    };
+    let anon = field("status", "RssAnon:");
+    let lazy = field("smaps_rollup", "LazyFree:");
+    format!("{anon} MiB ({lazy} MiB of it LazyFree)")
 }
 
 /// Starts `registryd` again on the store in `dir` (after `after`), and reports how long it took
@@ -1260,7 +1267,7 @@ async fn restart(binary: &std::path::Path, dir: &std::path::Path, after: &str) -
     caught_up(&client).await;
     println!(
         "restart after {after}: listening in {:.1} s, SERVING in {:.1} s, caught up in {:.1} s; \
-         RssAnon {} MiB; {:?}",
+         RssAnon {}; {:?}",
         listening.as_secs_f64(),
         serving.as_secs_f64(),
         started.elapsed().as_secs_f64(),
