@@ -293,17 +293,19 @@ impl Shelf {
 }
 
 /// The read models' sections.
+///
+/// With `spread`, the sections are encoded on three threads (a stopping process); without, on
+/// this one only (a periodic snapshot, which should leave the other core to the writes and
+/// queries going on meanwhile).
 pub fn encode_models<P: FeedPosition>(
     models: &ReadModels<P>,
+    spread: bool,
 ) -> Result<Vec<Vec<u8>>, SnapshotError> {
-    let (projection, audit) = std::thread::scope(|scope| {
-        let audit = scope.spawn(|| encode_audit(&models.audit));
-        let projection = encode(&models.projection);
-        let audit = audit
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (projection, audit)
-    });
+    let (projection, audit) = both(
+        spread,
+        || encode(&models.projection, spread),
+        || encode_audit(&models.audit),
+    );
     let mut sections = projection?;
     sections.push(audit);
     Ok(sections)
@@ -320,7 +322,7 @@ pub fn save_models<P: FeedPosition>(
         events: models.events,
         last_event,
     };
-    shelf.put(stamp, &encode_models(models)?)
+    shelf.put(stamp, &encode_models(models, true)?)
 }
 
 /// Loads read models from a snapshot file, checking everything that can be checked.
@@ -431,6 +433,26 @@ fn decode_audit<P: FeedPosition>(section: &[u8]) -> Result<AuditIndex<P>, Snapsh
     .map_err(damaged)
 }
 
+/// `first` and `second`, side by side on a thread of their own for `first` when `spread`, else
+/// one after the other on this thread.
+fn both<A: Send, B>(
+    spread: bool,
+    first: impl FnOnce() -> A + Send,
+    second: impl FnOnce() -> B,
+) -> (A, B) {
+    if !spread {
+        return (first(), second());
+    }
+    std::thread::scope(|scope| {
+        let first = scope.spawn(first);
+        let second = second();
+        let first = first
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (first, second)
+    })
+}
+
 fn body_error(e: impl std::fmt::Display) -> SnapshotError {
     SnapshotError::Body(e.to_string())
 }
@@ -439,28 +461,26 @@ fn body_error(e: impl std::fmt::Display) -> SnapshotError {
 /// rows, as fixed-width records (`records`); the persons, as records; the name index and the
 /// bases' texts, as MessagePack with structs as arrays; the rest of the projection, as
 /// MessagePack with structs as maps (the domain's tagged enums need their field names).
-fn encode(projection: &Projection) -> Result<Vec<Vec<u8>>, SnapshotError> {
-    let (holdings, persons, texts, rest) = std::thread::scope(|scope| {
-        let holdings = scope.spawn(|| {
-            let mut out = Out::default();
-            put_all(&projection.versions, &mut out);
-            // The layout of a list of lists of slots, without gathering them into one.
-            out.len(projection.offices.len());
-            for office in &projection.offices {
-                put_all(&office.holdings, &mut out);
-            }
-            put_all(&projection.bases.rows, &mut out);
-            out.0
-        });
+fn encode(projection: &Projection, spread: bool) -> Result<Vec<Vec<u8>>, SnapshotError> {
+    let holdings = || {
+        let mut out = Out::default();
+        put_all(&projection.versions, &mut out);
+        // The layout of a list of lists of slots, without gathering them into one.
+        out.len(projection.offices.len());
+        for office in &projection.offices {
+            put_all(&office.holdings, &mut out);
+        }
+        put_all(&projection.bases.rows, &mut out);
+        out.0
+    };
+    let rest = || {
         let mut persons = Out::default();
         put_all(&projection.persons, &mut persons);
         let texts = rmp_serde::to_vec(&(&projection.names, &projection.bases));
         let rest = rmp_serde::to_vec_named(projection);
-        let holdings = holdings
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (holdings, persons.0, texts, rest)
-    });
+        (persons.0, texts, rest)
+    };
+    let (holdings, (persons, texts, rest)) = both(spread, holdings, rest);
     Ok(vec![
         holdings,
         persons,

@@ -120,8 +120,10 @@ impl Reader {
 
     /// Saves a snapshot of the models as they stand (none when they folded nothing or
     /// snapshots are not kept): encoded under the read lock, so queries go on and the follower
-    /// waits; the path written.
-    pub async fn save_snapshot(&self) -> Result<Option<PathBuf>, ApiError> {
+    /// waits (a read with a `min_position` past the models waits too); the path written. With
+    /// `spread` the encoding takes every core (a stopping process); without, one, leaving the
+    /// other to the writes and queries going on (a periodic snapshot).
+    pub async fn save_snapshot(&self, spread: bool) -> Result<Option<PathBuf>, ApiError> {
         let Some(config) = &self.snapshots else {
             return Ok(None);
         };
@@ -132,7 +134,7 @@ impl Reader {
                 .read()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             (models.events > 0).then(|| {
-                let sections = snapshot::encode_models(&models);
+                let sections = snapshot::encode_models(&models, spread);
                 (models.events, models.position, sections)
             })
         })
@@ -321,7 +323,7 @@ async fn keep_snapshots(reader: Reader) {
         }
         let events = reader.models().events;
         if due.now(&config, events) {
-            match reader.save_snapshot().await {
+            match reader.save_snapshot(false).await {
                 Ok(_) => due = Due::from(events),
                 Err(e) => tracing::warn!(error = %e, "the read models' snapshot was not saved"),
             }

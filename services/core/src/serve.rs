@@ -478,7 +478,7 @@ async fn save_snapshots(services: &[Hosted]) {
         }
     }
     for reader in readers {
-        if let Err(e) = reader.save_snapshot().await {
+        if let Err(e) = reader.save_snapshot(true).await {
             tracing::warn!(error = %e, "the read models' snapshot was not saved at shutdown");
         }
     }

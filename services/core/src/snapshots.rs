@@ -4,8 +4,9 @@
 //! `writer-*.snap`, the last two of each kept).
 //!
 //! The two are saved apart, each at its own position: the read models under their read lock
-//! (queries go on; the follower waits), the writer's state under the writer's lock, which only a
-//! quiet writer gives up (or the shutdown), so that saving never holds up a write. A snapshot
+//! (queries go on; the follower waits) and, while serving, on one core; the writer's state under
+//! the writer's lock, which only a quiet writer gives up (or the shutdown), so that saving never
+//! holds up a write. A snapshot
 //! that does not load (damaged, of another format) or was not taken of this store (its last
 //! event is not the store's event at that revision: another store, or one restored from an
 //! older backup) is logged and skipped for the next, or for the whole feed.
