@@ -87,6 +87,11 @@ pub struct Reader {
     snapshots: Option<Arc<Snapshots>>,
     /// The events of the newest snapshot this reader loaded or saved: the next is due from it.
     snapshot_events: Arc<AtomicU64>,
+    /// Taken before the models' write lock, and by a snapshot for as long as it reads the
+    /// models: so nobody waits on the lock itself while a snapshot holds it for seconds. A
+    /// writer waiting there would block its worker thread and every new reader (the lock
+    /// prefers writers), stalling queries and, through the runtime, writes.
+    turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Reader {
@@ -110,6 +115,7 @@ impl Reader {
             ready_tx: Arc::new(ready_tx),
             snapshots: snapshots.map(Arc::new),
             snapshot_events: Arc::new(AtomicU64::new(0)),
+            turn: Arc::new(tokio::sync::Mutex::new(())),
         };
         tokio::spawn(follow(reader.clone()));
         if reader.snapshots.is_some() {
@@ -129,6 +135,7 @@ impl Reader {
         };
         let started = Instant::now();
         let models = Arc::clone(&self.models);
+        let turn = self.turn.lock().await;
         let encoded = tokio::task::spawn_blocking(move || {
             let models = models
                 .read()
@@ -140,6 +147,7 @@ impl Reader {
         })
         .await
         .map_err(|e| ApiError::Unavailable(format!("encoding a snapshot stopped: {e}")))?;
+        drop(turn);
         let Some((events, position, sections)) = encoded else {
             return Ok(None);
         };
@@ -245,6 +253,7 @@ impl Reader {
             if live > fresh.position {
                 fresh = catch_up(&self.store, fresh, live).await?;
             }
+            let _turn = self.turn.lock().await;
             let mut models = self
                 .models
                 .write()
@@ -404,6 +413,7 @@ async fn follow(reader: Reader) {
                 }
                 next = subscription.next().now_or_never();
             }
+            let _turn = reader.turn.lock().await;
             let outcome = {
                 let mut models = reader
                     .models
