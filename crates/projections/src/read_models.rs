@@ -267,17 +267,12 @@ impl<P: FeedPosition> ReadModels<P> {
         revisions
     }
 
-    fn advance(&mut self, batch: &FeedBatch<P>) {
-        self.events += batch.events.len() as u64;
-        self.position = self.position.max(batch.through);
-    }
-
     /// Folds a batch on this thread. Its first event must be the revision after the last
     /// folded ([`ReadModels::events`]).
     pub fn fold(&mut self, batch: &FeedBatch<P>) {
         fold_projection(&mut self.projection, &batch.events);
         fold_audit(&mut self.audit, &batch.events);
-        self.advance(batch);
+        advance(&mut self.events, &mut self.position, batch);
     }
 
     /// Folds batches on three threads, for a start or a rebuild: this one takes each batch
@@ -298,8 +293,7 @@ impl<P: FeedPosition> ReadModels<P> {
                 fold_on(s, |batch| fold_audit(audit, batch)),
             ];
             for batch in batches {
-                *events += batch.events.len() as u64;
-                *position = (*position).max(batch.through);
+                advance(events, position, &batch);
                 let shared = Arc::new(batch.events);
                 // A send fails only when a fold thread panicked: the scope then panics too.
                 if !queues
@@ -311,6 +305,12 @@ impl<P: FeedPosition> ReadModels<P> {
             }
         });
     }
+}
+
+/// Moves the models' count and position past `batch`.
+fn advance<P: FeedPosition>(events: &mut u64, position: &mut Option<P>, batch: &FeedBatch<P>) {
+    *events += batch.events.len() as u64;
+    *position = (*position).max(batch.through);
 }
 
 /// A decoded batch, shared by the threads that fold it.

@@ -6,8 +6,10 @@
 //! nothing of the store. A background task first folds what the store holds as a rebuild does
 //! (on three threads, into models swapped in when done), then subscribes to the feed after the
 //! models' position and folds batches of events under a write lock; queries take a read lock.
-//! The position reached is published on a watch channel that queries wait on.
+//! The position reached is published on a watch channel that queries wait on. It loads the
+//! newest snapshot at start and saves snapshots as configured (`crate::snapshots`).
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
@@ -16,11 +18,8 @@ use futures::FutureExt;
 use registry_domain::state::SizedLike;
 use registry_eventstore::{AnyStore, EventStore, Position, RecordedEvent};
 use registry_projections::read_models::PIPELINE_DEPTH;
-use tokio::sync::watch;
-
-use std::path::PathBuf;
-
 use registry_projections::snapshot::{self, Kind};
+use tokio::sync::watch;
 
 use crate::error::ApiError;
 use crate::feed::{Cursor, CATCH_UP_BATCH};
@@ -118,7 +117,11 @@ impl Reader {
             turn: Arc::new(tokio::sync::Mutex::new(())),
         };
         tokio::spawn(follow(reader.clone()));
-        if reader.snapshots.is_some() {
+        if reader
+            .snapshots
+            .as_ref()
+            .is_some_and(|s| s.every_events > 0)
+        {
             tokio::spawn(keep_snapshots(reader.clone()));
         }
         reader

@@ -26,7 +26,8 @@ use crate::feed::STREAM;
 pub struct Snapshots {
     /// The directory of the shelves.
     pub dir: PathBuf,
-    /// Save after this many events since the last save (0: only at shutdown).
+    /// Save after this many events since the last save (0: only at shutdown, and no periodic
+    /// saver runs).
     pub every_events: u64,
     /// Or this long after it, when anything was folded since.
     pub every: Duration,

@@ -189,7 +189,11 @@ impl Writer {
             seconds = started.elapsed().as_secs_f64(),
             "the writer's state is folded from the store"
         );
-        if writer.snapshots.is_some() {
+        if writer
+            .snapshots
+            .as_ref()
+            .is_some_and(|s| s.every_events > 0)
+        {
             tokio::spawn(keep_snapshots(writer.clone(), loaded_events));
         }
         Ok(writer)
@@ -301,19 +305,12 @@ impl Writer {
                     replayed: true,
                     ..answer
                 }),
-                Outcome::Pending { name, mut stored } => {
-                    match stored.wait_for(Option::is_some).await.as_deref() {
-                        Ok(Some(position)) => Ok(Answer {
-                            name,
-                            position: *position,
-                            warnings: Vec::new(),
-                            replayed: true,
-                        }),
-                        _ => Err(ApiError::Unavailable(
-                            "the first request with this request_id failed; send it again".into(),
-                        )),
-                    }
-                }
+                Outcome::Pending { name, stored } => Ok(Answer {
+                    name,
+                    position: stored_once(stored).await?,
+                    warnings: Vec::new(),
+                    replayed: true,
+                }),
             };
         }
         let (Some((name, warnings)), Some(stored)) = (round.decided.pop(), round.stored) else {
@@ -360,7 +357,7 @@ impl Writer {
             // that append is (it may still fail).
             for replay in round.replays {
                 if let Outcome::Pending { stored, .. } = replay {
-                    waits.push(Box::pin(stored_all(vec![stored])));
+                    waits.push(Box::pin(stored_once(stored)));
                 }
             }
             waits.extend(round.stored);
@@ -762,19 +759,13 @@ pub struct BatchDecision {
 /// The commit of a batch's append, to await.
 pub type Stored = Pin<Box<dyn Future<Output = Result<Position, ApiError>> + Send>>;
 
-/// Waits until the appends behind `pending` are stored; the last of their positions. An append
-/// that failed fails this too: its commands were not recorded.
-async fn stored_all(pending: Vec<watch::Receiver<Option<Position>>>) -> Result<Position, ApiError> {
-    let mut last = None;
-    for mut receiver in pending {
-        let position = *receiver.wait_for(Option::is_some).await.map_err(|_| {
-            ApiError::Unavailable(
-                "an earlier request with the same request_id failed; send it again".into(),
-            )
-        })?;
-        last = last.max(position);
-    }
-    last.ok_or_else(|| ApiError::Unavailable("nothing to wait for".into()))
+/// Waits until the queued append behind `pending` is stored; its position. An append that
+/// failed fails this too: its commands were not recorded.
+async fn stored_once(mut pending: watch::Receiver<Option<Position>>) -> Result<Position, ApiError> {
+    let position = pending.wait_for(Option::is_some).await.map_err(|_| {
+        ApiError::Unavailable("the first request with this request_id failed; send it again".into())
+    })?;
+    Ok(position.unwrap_or(Position::sequence(0)))
 }
 
 /// The events of one decided command, to append, each with the caller's metadata (the first
