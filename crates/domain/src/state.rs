@@ -20,35 +20,55 @@ use crate::model::{
     UnitEnding, UnitKind,
 };
 
-/// A person as the registry knows them now.
+/// A person as the registry knows them now. The registry holds millions: later names and
+/// aliases, which no rule reads and few persons have, sit behind one pointer.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Person {
     /// The name first registered.
-    pub name: String,
-    /// Later names with the day each took effect, in order.
-    pub renames: Vec<(Date, String)>,
-    /// Other names.
-    pub aliases: Vec<String>,
+    pub name: Box<str>,
     /// The birth date, when known.
     pub birth: Option<PartialDate>,
     /// Every holding of the person, in the order recorded.
     pub holdings: Holdings,
+    /// Later names and aliases, when there are any.
+    more: Option<Box<MoreNames>>,
+}
+
+/// A person's later names and aliases.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct MoreNames {
+    renames: Vec<(Date, String)>,
+    aliases: Vec<String>,
 }
 
 impl Person {
+    /// Later names with the day each took effect, in order.
+    pub fn renames(&self) -> &[(Date, String)] {
+        self.more.as_ref().map_or(&[], |more| &more.renames)
+    }
+
+    /// Other names.
+    pub fn aliases(&self) -> &[String] {
+        self.more.as_ref().map_or(&[], |more| &more.aliases)
+    }
+
+    fn more(&mut self) -> &mut MoreNames {
+        self.more.get_or_insert_with(Box::default)
+    }
+
     /// The name in use on `day`.
     pub fn name_on(&self, day: Date) -> &str {
-        self.renames
+        self.renames()
             .iter()
             .rev()
             .find(|(since, _)| *since <= day)
-            .map_or(self.name.as_str(), |(_, name)| name.as_str())
+            .map_or(&*self.name, |(_, name)| name.as_str())
     }
 
     /// The facts a correction may change.
     pub fn facts(&self) -> PersonFacts {
         PersonFacts {
-            name: self.name.clone(),
+            name: self.name.to_string(),
             birth: self.birth,
         }
     }
@@ -132,42 +152,54 @@ pub struct Office {
 /// The holdings of a person or an office in the order recorded, each with the days it surely
 /// covers: capacity and concurrency checks and vacancies scan these instead of looking every
 /// holding up (a plural office, such as a council's seats, gathers thousands over the years).
-/// Derefs to the ids.
+/// Most persons hold one or two offices in their lives: a short list grows one entry at a time
+/// rather than by doubling.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Holdings {
-    ids: Vec<HoldingId>,
-    spans: Vec<Span>,
-}
-
-impl std::ops::Deref for Holdings {
-    type Target = [HoldingId];
-
-    fn deref(&self) -> &[HoldingId] {
-        &self.ids
-    }
-}
+pub struct Holdings(Vec<(HoldingId, Span)>);
 
 impl Holdings {
+    /// The holdings' ids, in the order recorded.
+    pub fn iter(&self) -> impl Iterator<Item = &HoldingId> + '_ {
+        self.0.iter().map(|(id, _)| id)
+    }
+
+    /// The first holding recorded.
+    pub fn first(&self) -> Option<&HoldingId> {
+        self.0.first().map(|(id, _)| id)
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Each holding with the days it surely covers, in the order recorded.
     pub fn spans(&self) -> impl Iterator<Item = (HoldingId, Span)> + '_ {
-        self.ids.iter().copied().zip(self.spans.iter().copied())
+        self.0.iter().copied()
     }
 
     fn add(&mut self, id: HoldingId, span: Span) {
-        self.ids.push(id);
-        self.spans.push(span);
+        const SHORT: usize = 4;
+        if self.0.len() == self.0.capacity() && self.0.len() < SHORT {
+            self.0.reserve_exact(1);
+        }
+        self.0.push((id, span));
     }
 
     fn set_span(&mut self, id: HoldingId, span: Span) {
-        if let Some(i) = self.ids.iter().rposition(|h| *h == id) {
-            self.spans[i] = span;
+        if let Some(entry) = self.0.iter_mut().rev().find(|(h, _)| *h == id) {
+            entry.1 = span;
         }
     }
 
     fn remove(&mut self, id: HoldingId) {
-        if let Some(i) = self.ids.iter().rposition(|h| *h == id) {
-            self.ids.remove(i);
-            self.spans.remove(i);
+        if let Some(i) = self.0.iter().rposition(|(h, _)| *h == id) {
+            self.0.remove(i);
         }
     }
 }
@@ -213,10 +245,10 @@ pub struct Holding {
     pub end_reason: Option<EndReason>,
     /// The term.
     pub term: Option<TermId>,
-    /// The basis of its start.
-    pub basis: Option<LegalBasis>,
-    /// The basis of its end.
-    pub end_basis: Option<LegalBasis>,
+    /// The basis of its start, boxed: most holdings have none, and the rules only ask whether
+    /// there is one (and corrections restate it). The basis of its end is read by no rule and
+    /// is not kept here.
+    pub basis: Option<Box<LegalBasis>>,
 }
 
 impl Holding {
@@ -235,7 +267,7 @@ impl Holding {
             beginning: self.beginning,
             end_reason: self.end_reason,
             term: self.term,
-            basis: self.basis.clone(),
+            basis: self.basis.as_deref().cloned(),
         }
     }
 }
@@ -531,28 +563,33 @@ impl Registry {
                 self.persons.insert(
                     e.person,
                     Person {
-                        name: e.name.clone(),
-                        renames: Vec::new(),
-                        aliases: e.aliases.clone(),
+                        name: e.name.as_str().into(),
                         birth: e.birth,
                         holdings: Holdings::default(),
+                        more: (!e.aliases.is_empty()).then(|| {
+                            Box::new(MoreNames {
+                                renames: Vec::new(),
+                                aliases: e.aliases.clone(),
+                            })
+                        }),
                     },
                 );
             }
             Event::PersonRenamed(e) => {
                 if let Some(person) = self.persons.get_mut(&e.person) {
-                    let at = person.renames.partition_point(|(since, _)| *since <= e.on);
-                    person.renames.insert(at, (e.on, e.name.clone()));
+                    let renames = &mut person.more().renames;
+                    let at = renames.partition_point(|(since, _)| *since <= e.on);
+                    renames.insert(at, (e.on, e.name.clone()));
                 }
             }
             Event::PersonAliasAdded(e) => {
                 if let Some(person) = self.persons.get_mut(&e.person) {
-                    person.aliases.push(e.alias.clone());
+                    person.more().aliases.push(e.alias.clone());
                 }
             }
             Event::PersonCorrected(e) => {
                 if let Some(person) = self.persons.get_mut(&e.person) {
-                    person.name = e.after.name.clone();
+                    person.name = e.after.name.as_str().into();
                     person.birth = e.after.birth;
                 }
             }
@@ -674,8 +711,7 @@ impl Registry {
                         beginning: e.beginning,
                         end_reason: None,
                         term: e.term,
-                        basis: e.basis.clone(),
-                        end_basis: None,
+                        basis: e.basis.clone().map(Box::new),
                     },
                 );
             }
@@ -683,7 +719,6 @@ impl Registry {
                 if let Some(holding) = self.holdings.get_mut(&e.holding) {
                     holding.end = e.end;
                     holding.end_reason = Some(e.reason);
-                    holding.end_basis = e.basis.clone();
                     let (person, office, span) = (holding.person, holding.office, holding.span());
                     if let Some(person) = self.persons.get_mut(&person) {
                         person.holdings.set_span(e.holding, span);
@@ -781,7 +816,7 @@ impl Registry {
         holding.beginning = after.beginning;
         holding.end_reason = after.end_reason;
         holding.term = after.term;
-        holding.basis = after.basis.clone();
+        holding.basis = after.basis.clone().map(Box::new);
         // A holding that stays with its person or office keeps its place in their list.
         let span = holding.span();
         if old_person == after.person {

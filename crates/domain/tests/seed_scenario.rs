@@ -554,7 +554,7 @@ fn the_seed_article_as_a_registry() {
         .map(|h| r.holding(*h).unwrap())
         .find(|h| h.span().contains(d("2019-05-01")))
         .expect("a chair on 2019-05-01");
-    assert_eq!(r.person(holder.person).unwrap().name, "Lý Thị Mai");
+    assert_eq!(r.person(holder.person).unwrap().name.as_ref(), "Lý Thị Mai");
     // Her holding ended with the merger, on its basis; the carried office's holder continues.
     assert_eq!(holder.end, HoldingEnd::On(on.into()));
     assert_eq!(holder.end_reason, Some(EndReason::UnitMerged));

@@ -38,7 +38,7 @@ use crate::records::{get_all, put_all, Damaged, In, Out};
 use crate::Projection;
 
 const MAGIC: &[u8; 8] = b"REGSNAP\0";
-const FORMAT: u32 = 6;
+const FORMAT: u32 = 7;
 const HEADER: usize = 8 + 4 + 4 + 16 + 8 + 16 + 4;
 
 /// What a snapshot file holds.

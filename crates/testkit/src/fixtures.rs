@@ -194,7 +194,7 @@ pub fn import_rows(
                 if let Some(reason) = h.end_reason {
                     row.insert("end_reason".into(), json!(short(reason)));
                 }
-                basis(&mut row, h.basis.as_ref());
+                basis(&mut row, h.basis.as_deref());
                 written.insert(e.holding.uuid());
                 ("holding", row)
             }
