@@ -19,8 +19,8 @@
 //! stored, so that losing a race to another process costs a catch-up, not a rebuild.
 //!
 //! Idempotency rests here, not on the store: every event carries its request's `request_id` in
-//! its metadata; the writer remembers, for each request id, the answer (resource name and commit
-//! position), rebuilt from the stream at start. A repeated request, from this process or after
+//! its metadata; the writer remembers, for each request id (kept as a 16-byte hash), the answer
+//! (the resource and the commit position), rebuilt from the stream at start. A repeated request, from this process or after
 //! a restart or from another process, gets the first answer and appends nothing.
 
 use std::collections::HashMap;
@@ -31,12 +31,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use registry_domain::state::{People, Structure};
-use registry_domain::{Command, Event, Irregularity, Policy, Registry};
+use registry_domain::{Command, EntityRef, Event, Irregularity, Policy, Registry};
 use registry_eventstore::{
     check_append, AnyStore, EventStore, ExpectedRevision, Metadata, NewEvent, Position, Queued,
     StoreError,
 };
 use registry_projections::snapshot::{self, Kind, SnapshotError, Stamp};
+use sha2::{Digest, Sha256};
 use tokio::sync::{watch, Mutex};
 
 use crate::error::ApiError;
@@ -78,7 +79,7 @@ struct State {
     /// The revision the next event of the stream will have: the number of events folded.
     next_revision: u64,
     /// The answer to every request id seen, or a way to wait for it while its append is queued.
-    requests: HashMap<String, Known>,
+    requests: HashMap<RequestKey, Known>,
 }
 
 impl State {
@@ -91,9 +92,24 @@ impl State {
     }
 }
 
+/// A request id as the writer keeps it: the first 16 bytes of its SHA-256, whatever the id's
+/// length. The map holds every request id the registry was ever sent; two ids sharing a key
+/// would take 2^64 tries to find, and the fingerprint check still tells their requests apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct RequestKey([u8; 16]);
+
+impl RequestKey {
+    fn of(request_id: &str) -> Self {
+        let digest = Sha256::digest(request_id.as_bytes());
+        let mut key = [0; 16];
+        key.copy_from_slice(&digest[..16]);
+        Self(key)
+    }
+}
+
 /// What the writer knows of a request id: what happened to it, and the fingerprint of the
 /// request that used it (`None` for events stored before fingerprints were, or one that does
-/// not read), kept as its 16 bytes: the map holds every request id of the registry.
+/// not read), kept as its 16 bytes.
 struct Known {
     fingerprint: Option<[u8; 16]>,
     outcome: Outcome,
@@ -101,15 +117,34 @@ struct Known {
 
 #[derive(Clone)]
 enum Outcome {
-    /// Its events are stored; the answer.
-    Done(Answer),
-    /// Its append was queued: the resource it names, and the commit position of that append,
-    /// which arrives once stored (the sender is dropped if it fails, and then the whole map is
-    /// rebuilt from the store). A batch's commands share one append and one channel.
+    /// Its events are stored: the resource it is about and the commit position of the append.
+    Done {
+        subject: Option<EntityRef>,
+        position: Position,
+    },
+    /// Its append was queued: the resource it is about, and the commit position of that
+    /// append, which arrives once stored (the sender is dropped if it fails, and then the whole
+    /// map is rebuilt from the store). A batch's commands share one append and one channel.
     Pending {
-        name: String,
+        subject: Option<EntityRef>,
         stored: watch::Receiver<Option<Position>>,
     },
+}
+
+impl Outcome {
+    /// The answer to a request repeating the one this is the outcome of.
+    async fn replayed(self) -> Result<Answer, ApiError> {
+        let (subject, position) = match self {
+            Outcome::Done { subject, position } => (subject, position),
+            Outcome::Pending { subject, stored } => (subject, stored_once(stored).await?),
+        };
+        Ok(Answer {
+            name: resource_name(subject),
+            position,
+            warnings: Vec::new(),
+            replayed: true,
+        })
+    }
 }
 
 impl Known {
@@ -282,11 +317,7 @@ impl Writer {
             _ => Vec::new(),
         };
         Ok(Preview {
-            name: decision
-                .events
-                .first()
-                .map(subject_name)
-                .unwrap_or_default(),
+            name: resource_name(decision.events.first().and_then(subject)),
             warnings: decision.warnings,
             flags_now,
         })
@@ -300,18 +331,7 @@ impl Writer {
             return Err(refused);
         }
         if let Some(replay) = round.replays.pop() {
-            return match replay {
-                Outcome::Done(answer) => Ok(Answer {
-                    replayed: true,
-                    ..answer
-                }),
-                Outcome::Pending { name, stored } => Ok(Answer {
-                    name,
-                    position: stored_once(stored).await?,
-                    warnings: Vec::new(),
-                    replayed: true,
-                }),
-            };
+            return replay.replayed().await;
         }
         let (Some((name, warnings)), Some(stored)) = (round.decided.pop(), round.stored) else {
             // The domain always records something for an accepted command.
@@ -402,11 +422,8 @@ impl Writer {
             let mut events = Vec::new();
             let mut later = Vec::new(); // Decisions to fold once stored (not ahead).
             for (index, (caller, command)) in commands.iter().enumerate() {
-                match state
-                    .requests
-                    .get(&caller.request_id)
-                    .map(|k| k.for_caller(caller))
-                {
+                let key = RequestKey::of(&caller.request_id);
+                match state.requests.get(&key).map(|k| k.for_caller(caller)) {
                     Some(Ok(outcome)) => {
                         round.replays.push(outcome.clone());
                         continue;
@@ -431,7 +448,7 @@ impl Writer {
                     ));
                     break;
                 };
-                let name = subject_name(first);
+                let subject = subject(first);
                 let new = new_events(caller, &decision.events);
                 if let Err(e) = check_append(STREAM, &new, self.store.max_event_bytes()) {
                     round.refused = Some((index, e.into()));
@@ -444,16 +461,16 @@ impl Writer {
                     }
                     state.next_revision += decision.events.len() as u64;
                     let outcome = Outcome::Pending {
-                        name: name.clone(),
+                        subject,
                         stored: stored.clone(),
                     };
-                    state
-                        .requests
-                        .insert(caller.request_id.clone(), Known::of(caller, outcome));
+                    state.requests.insert(key, Known::of(caller, outcome));
                 } else {
-                    later.push((caller, decision.events));
+                    later.push((key, caller, subject, decision.events));
                 }
-                round.decided.push((name, decision.warnings));
+                round
+                    .decided
+                    .push((resource_name(subject), decision.warnings));
             }
             if events.is_empty() {
                 return Ok(round);
@@ -478,18 +495,15 @@ impl Writer {
             };
             match appended {
                 Ok(result) => {
-                    for ((caller, events), (name, _)) in later.iter().zip(&round.decided) {
-                        for event in events {
+                    for (key, caller, subject, events) in later {
+                        for event in &events {
                             state.registry.apply(event);
                         }
-                        let answer = Answer {
-                            name: name.clone(),
+                        let outcome = Outcome::Done {
+                            subject,
                             position: result.position,
-                            warnings: Vec::new(),
-                            replayed: true,
                         };
-                        let known = Known::of(caller, Outcome::Done(answer));
-                        state.requests.insert(caller.request_id.clone(), known);
+                        state.requests.insert(key, Known::of(caller, outcome));
                     }
                     state.next_revision = result.next_expected + 1;
                     round.stored = Some(Box::pin(std::future::ready(Ok(result.position))));
@@ -556,22 +570,21 @@ impl Writer {
             for (recorded, event) in events {
                 state.registry.apply(&event);
                 state.next_revision = recorded.revision + 1;
-                if let Some(request_id) = recorded.metadata.request_id {
-                    let known = state.requests.entry(request_id).or_insert_with(|| Known {
+                if let Some(request_id) = &recorded.metadata.request_id {
+                    let key = RequestKey::of(request_id);
+                    let known = state.requests.entry(key).or_insert_with(|| Known {
                         fingerprint: recorded
                             .metadata
                             .request_fingerprint
                             .as_deref()
                             .and_then(fingerprint_bytes),
-                        outcome: Outcome::Done(Answer {
-                            name: subject_name(&event),
+                        outcome: Outcome::Done {
+                            subject: subject(&event),
                             position: recorded.position,
-                            warnings: Vec::new(),
-                            replayed: true,
-                        }),
+                        },
                     });
-                    if let Outcome::Done(answer) = &mut known.outcome {
-                        answer.position = recorded.position;
+                    if let Outcome::Done { position, .. } = &mut known.outcome {
+                        *position = recorded.position;
                     }
                 }
             }
@@ -626,9 +639,9 @@ fn now_millis() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// A request id's answer as a snapshot keeps it: the id, the fingerprint, the resource and the
-/// commit position.
-type SavedRequest = (String, Option<[u8; 16]>, String, [u64; 2]);
+/// A request id's answer as a snapshot keeps it: the id's key, the fingerprint, the resource and
+/// the commit position.
+type SavedRequest = ([u8; 16], Option<[u8; 16]>, Option<EntityRef>, [u64; 2]);
 
 impl State {
     /// Whether an append queued by this state is still being committed.
@@ -642,18 +655,18 @@ impl State {
     /// halves ([`Registry::halves`]) and the request ids' answers, encoded on two threads as
     /// MessagePack (field names kept: the domain's tagged enums need them).
     fn encode(&self) -> Result<Vec<Vec<u8>>, rmp_serde::encode::Error> {
-        struct Requests<'a>(&'a HashMap<String, Known>);
+        struct Requests<'a>(&'a HashMap<RequestKey, Known>);
         impl serde::Serialize for Requests<'_> {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_seq(self.0.iter().map(|(id, known)| {
-                    let (name, position) = match &known.outcome {
-                        Outcome::Done(answer) => (answer.name.as_str(), answer.position),
-                        Outcome::Pending { name, stored } => (
-                            name.as_str(),
-                            stored.borrow().unwrap_or(Position::sequence(0)),
-                        ),
+                s.collect_seq(self.0.iter().map(|(key, known)| {
+                    let (subject, position) = match &known.outcome {
+                        Outcome::Done { subject, position } => (*subject, *position),
+                        Outcome::Pending { subject, stored } => {
+                            (*subject, stored.borrow().unwrap_or(Position::sequence(0)))
+                        }
                     };
-                    (id, known.fingerprint, name, <[u64; 2]>::from(position))
+                    let saved: SavedRequest = (key.0, known.fingerprint, subject, position.into());
+                    saved
                 }))
             }
         }
@@ -690,16 +703,13 @@ impl State {
         });
         let saved = saved.map_err(body)?;
         let mut requests = HashMap::with_capacity(saved.len());
-        for (id, fingerprint, name, position) in saved {
-            let answer = Answer {
-                name,
+        for (key, fingerprint, subject, position) in saved {
+            let outcome = Outcome::Done {
+                subject,
                 position: Position::from(position),
-                warnings: Vec::new(),
-                replayed: true,
             };
-            let outcome = Outcome::Done(answer);
             requests.insert(
-                id,
+                RequestKey(key),
                 Known {
                     fingerprint,
                     outcome,
@@ -822,11 +832,15 @@ fn fingerprint_bytes(hex: &str) -> Option<[u8; 16]> {
     Some(bytes)
 }
 
-/// The resource an event is about, as a resource name.
-fn subject_name(event: &Event) -> String {
-    event
-        .subjects()
-        .first()
+/// The resource an event is about: its first subject.
+fn subject(event: &Event) -> Option<EntityRef> {
+    event.subjects().first().copied()
+}
+
+/// The resource a write is about (the subject of its first event), as a resource name.
+fn resource_name(subject: Option<EntityRef>) -> String {
+    subject
+        .as_ref()
         .map(ToString::to_string)
         .unwrap_or_default()
 }
@@ -911,11 +925,11 @@ mod tests {
             let mut all: Vec<String> = s
                 .requests
                 .iter()
-                .map(|(id, known)| match &known.outcome {
-                    Outcome::Done(a) => {
-                        format!("{id} {:?} {} {}", known.fingerprint, a.name, a.position)
+                .map(|(key, known)| match &known.outcome {
+                    Outcome::Done { subject, position } => {
+                        format!("{key:?} {:?} {subject:?} {position}", known.fingerprint)
                     }
-                    Outcome::Pending { .. } => format!("{id} pending"),
+                    Outcome::Pending { .. } => format!("{key:?} pending"),
                 })
                 .collect();
             all.sort();
