@@ -143,6 +143,33 @@ pub enum EntityRef {
 }
 
 impl EntityRef {
+    /// A number for the kind, 0 to 6, for compact encodings ([`EntityRef::from_code`]).
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Person(_) => 0,
+            Self::Unit(_) => 1,
+            Self::Office(_) => 2,
+            Self::Holding(_) => 3,
+            Self::Model(_) => 4,
+            Self::Adoption(_) => 5,
+            Self::Term(_) => 6,
+        }
+    }
+
+    /// The reference of the kind numbered `code` ([`EntityRef::code`]) to `uuid`.
+    pub fn from_code(code: u8, uuid: Uuid) -> Option<Self> {
+        Some(match code {
+            0 => Self::Person(uuid.into()),
+            1 => Self::Unit(uuid.into()),
+            2 => Self::Office(uuid.into()),
+            3 => Self::Holding(uuid.into()),
+            4 => Self::Model(uuid.into()),
+            5 => Self::Adoption(uuid.into()),
+            6 => Self::Term(uuid.into()),
+            _ => return None,
+        })
+    }
+
     /// The underlying UUID, whatever the kind.
     pub fn uuid(self) -> Uuid {
         match self {
@@ -174,6 +201,27 @@ impl fmt::Display for EntityRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_kind_has_its_own_code() {
+        let uuid = Uuid::now_v7();
+        let all = [
+            EntityRef::Person(uuid.into()),
+            EntityRef::Unit(uuid.into()),
+            EntityRef::Office(uuid.into()),
+            EntityRef::Holding(uuid.into()),
+            EntityRef::Model(uuid.into()),
+            EntityRef::Adoption(uuid.into()),
+            EntityRef::Term(uuid.into()),
+        ];
+        for reference in all {
+            assert_eq!(
+                EntityRef::from_code(reference.code(), uuid),
+                Some(reference)
+            );
+        }
+        assert_eq!(EntityRef::from_code(7, uuid), None);
+    }
 
     #[test]
     fn resource_names_are_the_displayed_names() {

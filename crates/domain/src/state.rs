@@ -22,7 +22,7 @@ use crate::model::{
 
 /// A person as the registry knows them now. The registry holds millions: later names and
 /// aliases, which no rule reads and few persons have, sit behind one pointer.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Person {
     /// The name first registered.
     pub name: Box<str>,
@@ -35,13 +35,31 @@ pub struct Person {
 }
 
 /// A person's later names and aliases.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct MoreNames {
     renames: Vec<(Date, String)>,
     aliases: Vec<String>,
 }
 
 impl Person {
+    /// A person with these names and holdings (a snapshot's).
+    pub fn new(
+        name: Box<str>,
+        birth: Option<PartialDate>,
+        holdings: Holdings,
+        renames: Vec<(Date, String)>,
+        aliases: Vec<String>,
+    ) -> Self {
+        let more = (!renames.is_empty() || !aliases.is_empty())
+            .then(|| Box::new(MoreNames { renames, aliases }));
+        Self {
+            name,
+            birth,
+            holdings,
+            more,
+        }
+    }
+
     /// Later names with the day each took effect, in order.
     pub fn renames(&self) -> &[(Date, String)] {
         self.more.as_ref().map_or(&[], |more| &more.renames)
@@ -145,7 +163,9 @@ pub struct Office {
     pub life: Span,
     /// The unit it belongs to, from each day on; the first entry starts at its creation.
     pub placements: Vec<(Date, UnitId)>,
-    /// Its holdings, in the order recorded.
+    /// Its holdings, in the order recorded. Not in the office's serialized form: a snapshot
+    /// keeps the lists as records of their own ([`Registry::from_parts`]).
+    #[serde(skip)]
     pub holdings: Holdings,
 }
 
@@ -154,8 +174,14 @@ pub struct Office {
 /// holding up (a plural office, such as a council's seats, gathers thousands over the years).
 /// Most persons hold one or two offices in their lives: a short list grows one entry at a time
 /// rather than by doubling.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Holdings(Vec<(HoldingId, Span)>);
+
+impl From<Vec<(HoldingId, Span)>> for Holdings {
+    fn from(spans: Vec<(HoldingId, Span)>) -> Self {
+        Self(spans)
+    }
+}
 
 impl Holdings {
     /// The holdings' ids, in the order recorded.
@@ -229,7 +255,7 @@ impl Office {
 }
 
 /// One person's tenure of one office.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Holding {
     /// Who.
     pub person: PersonId,
@@ -401,22 +427,38 @@ impl SizedLike for Registry {
     }
 }
 
-/// The registry's persons and holdings (about half of it), borrowed for encoding: a snapshot
-/// encodes and decodes its two halves side by side ([`Registry::halves`]).
-#[derive(serde::Serialize)]
-pub struct PeopleRef<'a> {
-    persons: &'a HashMap<PersonId, Person>,
-    holdings: &'a HashMap<HoldingId, Holding>,
+/// The registry's persons, filled by a snapshot's decoder ([`Registry::from_parts`]).
+pub struct PersonTable(HashMap<PersonId, Person>);
+
+impl PersonTable {
+    /// An empty table with room for `n` persons.
+    pub fn with_capacity(n: usize) -> Self {
+        Self(HashMap::with_capacity_and_hasher(n, Default::default()))
+    }
+
+    /// Adds a person; false if the id was there already.
+    pub fn insert(&mut self, id: PersonId, person: Person) -> bool {
+        self.0.insert(id, person).is_none()
+    }
 }
 
-/// The registry's persons and holdings, decoded ([`PeopleRef`]).
-#[derive(serde::Deserialize)]
-pub struct People {
-    persons: HashMap<PersonId, Person>,
-    holdings: HashMap<HoldingId, Holding>,
+/// The registry's holdings, filled by a snapshot's decoder ([`Registry::from_parts`]).
+pub struct HoldingTable(HashMap<HoldingId, Holding>);
+
+impl HoldingTable {
+    /// An empty table with room for `n` holdings.
+    pub fn with_capacity(n: usize) -> Self {
+        Self(HashMap::with_capacity_and_hasher(n, Default::default()))
+    }
+
+    /// Adds a holding; false if the id was there already.
+    pub fn insert(&mut self, id: HoldingId, holding: Holding) -> bool {
+        self.0.insert(id, holding).is_none()
+    }
 }
 
-/// The rest of the registry: its structure, models and retracted ids, borrowed for encoding.
+/// The rest of the registry: its structure, models and retracted ids (the offices without their
+/// lists of holdings), borrowed for encoding.
 #[derive(serde::Serialize)]
 pub struct StructureRef<'a> {
     units: &'a HashMap<UnitId, Unit>,
@@ -439,35 +481,42 @@ pub struct Structure {
 }
 
 impl Registry {
-    /// The registry in two halves of about the same size, to encode side by side.
-    pub fn halves(&self) -> (PeopleRef<'_>, StructureRef<'_>) {
-        let people = PeopleRef {
-            persons: &self.persons,
-            holdings: &self.holdings,
-        };
-        let structure = StructureRef {
+    /// The registry's structure, models and retracted ids, to encode; persons, holdings and the
+    /// offices' lists of holdings are read through [`Registry::persons`],
+    /// [`Registry::holdings`] and [`Registry::offices`].
+    pub fn structure(&self) -> StructureRef<'_> {
+        StructureRef {
             units: &self.units,
             offices: &self.offices,
             models: &self.models,
             adoptions: &self.adoptions,
             terms: &self.terms,
             retracted: &self.retracted,
-        };
-        (people, structure)
+        }
     }
 
-    /// The registry whose halves were encoded ([`Registry::halves`]).
-    pub fn from_halves(people: People, structure: Structure) -> Self {
-        Self {
-            persons: people.persons,
-            holdings: people.holdings,
+    /// The registry whose parts were encoded: its persons, holdings and structure, and each
+    /// office's holdings. Fails with an office the structure does not hold.
+    pub fn from_parts(
+        persons: PersonTable,
+        holdings: HoldingTable,
+        structure: Structure,
+        office_holdings: impl IntoIterator<Item = (OfficeId, Holdings)>,
+    ) -> Result<Self, OfficeId> {
+        let mut registry = Self {
+            persons: persons.0,
+            holdings: holdings.0,
             units: structure.units,
             offices: structure.offices,
             models: structure.models,
             adoptions: structure.adoptions,
             terms: structure.terms,
             retracted: structure.retracted,
+        };
+        for (id, list) in office_holdings {
+            registry.offices.get_mut(&id).ok_or(id)?.holdings = list;
         }
+        Ok(registry)
     }
 }
 

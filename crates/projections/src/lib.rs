@@ -33,7 +33,7 @@ use smallvec::SmallVec;
 
 pub mod as_known;
 mod coverage_index;
-mod records;
+pub mod records;
 pub mod search;
 pub mod snapshot;
 

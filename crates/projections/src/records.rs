@@ -1,5 +1,6 @@
 //! Fixed-width little-endian records for the largest tables of a snapshot: holding versions,
-//! the offices' lists of them, persons and legal bases.
+//! the offices' lists of them, persons and legal bases here; the writer's persons and holdings
+//! in the service core.
 //!
 //! A national registry has millions of rows in each; decoding them field by field through a
 //! self-describing format (MessagePack) took most of a snapshot's load time. Here every row is
@@ -15,35 +16,66 @@ use crate::{BasisRow, HoldingVersion, PersonRow, Recorded, Slot, Version};
 
 /// Why a record could not be read.
 #[derive(Debug)]
-pub(crate) struct Damaged(pub(crate) &'static str);
+pub struct Damaged(pub &'static str);
 
 /// Writes records.
 #[derive(Default)]
-pub(crate) struct Out(pub(crate) Vec<u8>);
+pub struct Out(pub Vec<u8>);
 
 impl Out {
-    pub(crate) fn u8(&mut self, v: u8) {
+    /// A byte.
+    pub fn u8(&mut self, v: u8) {
         self.0.push(v);
     }
-    pub(crate) fn u32(&mut self, v: u32) {
+    /// A `u32`.
+    pub fn u32(&mut self, v: u32) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    pub(crate) fn i32(&mut self, v: i32) {
+    /// An `i32`.
+    pub fn i32(&mut self, v: i32) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    pub(crate) fn i64(&mut self, v: i64) {
+    /// An `i64`.
+    pub fn i64(&mut self, v: i64) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    pub(crate) fn uuid(&mut self, v: Uuid) {
+    /// A `u64`.
+    pub fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    /// A UUID's 16 bytes.
+    pub fn uuid(&mut self, v: Uuid) {
         self.0.extend_from_slice(v.as_bytes());
     }
-    pub(crate) fn len(&mut self, n: usize) {
+    /// A count of rows ([`In::len`]).
+    pub fn len(&mut self, n: usize) {
         self.0.extend_from_slice(&(n as u64).to_le_bytes());
+    }
+    /// A count of items ([`In::count`]).
+    pub fn count(&mut self, n: usize) {
+        self.u32(n as u32);
+    }
+    /// A day.
+    pub fn date(&mut self, day: Date) {
+        self.i32(day.julian_day());
+    }
+    /// A day or none ([`In::optional_date`]).
+    pub fn optional_date(&mut self, day: Option<Date>) {
+        self.i32(day.map_or(NO_DATE, Date::julian_day));
+    }
+    /// A partial date.
+    pub fn partial_date(&mut self, date: PartialDate) {
+        self.i32(date.code());
+    }
+    /// A text: its length in bytes, then its UTF-8.
+    pub fn str(&mut self, text: &str) {
+        self.count(text.len());
+        self.0.extend_from_slice(text.as_bytes());
     }
 }
 
 /// Reads records.
-pub(crate) struct In<'a>(pub(crate) &'a [u8]);
+pub struct In<'a>(pub &'a [u8]);
 
 impl In<'_> {
     fn take<const N: usize>(&mut self) -> Result<[u8; N], Damaged> {
@@ -54,24 +86,37 @@ impl In<'_> {
         self.0 = rest;
         Ok(*head)
     }
-    pub(crate) fn u8(&mut self) -> Result<u8, Damaged> {
+    /// A byte.
+    pub fn u8(&mut self) -> Result<u8, Damaged> {
         Ok(self.take::<1>()?[0])
     }
-    pub(crate) fn u32(&mut self) -> Result<u32, Damaged> {
+    /// A `u32`.
+    pub fn u32(&mut self) -> Result<u32, Damaged> {
         Ok(u32::from_le_bytes(self.take()?))
     }
-    pub(crate) fn i32(&mut self) -> Result<i32, Damaged> {
+    /// An `i32`.
+    pub fn i32(&mut self) -> Result<i32, Damaged> {
         Ok(i32::from_le_bytes(self.take()?))
     }
-    pub(crate) fn i64(&mut self) -> Result<i64, Damaged> {
+    /// An `i64`.
+    pub fn i64(&mut self) -> Result<i64, Damaged> {
         Ok(i64::from_le_bytes(self.take()?))
     }
-    pub(crate) fn uuid(&mut self) -> Result<Uuid, Damaged> {
+    /// A `u64`.
+    pub fn u64(&mut self) -> Result<u64, Damaged> {
+        Ok(u64::from_le_bytes(self.take()?))
+    }
+    /// A UUID.
+    pub fn uuid(&mut self) -> Result<Uuid, Damaged> {
         Ok(Uuid::from_bytes(self.take()?))
+    }
+    /// Sixteen bytes.
+    pub fn bytes16(&mut self) -> Result<[u8; 16], Damaged> {
+        self.take()
     }
     /// A count of rows, each at least `min_size` bytes: a count the rest of the section cannot
     /// hold is refused before anything is allocated for it.
-    pub(crate) fn len(&mut self, min_size: usize) -> Result<usize, Damaged> {
+    pub fn len(&mut self, min_size: usize) -> Result<usize, Damaged> {
         let n = u64::from_le_bytes(self.take()?);
         if n.saturating_mul(min_size as u64) > self.0.len() as u64 {
             return Err(Damaged("row count larger than its section"));
@@ -79,20 +124,23 @@ impl In<'_> {
         Ok(n as usize)
     }
     /// A count (u32) of items, each at least `min_size` bytes, checked like [`In::len`].
-    pub(crate) fn count(&mut self, min_size: usize) -> Result<usize, Damaged> {
+    pub fn count(&mut self, min_size: usize) -> Result<usize, Damaged> {
         let n = u32::from_le_bytes(self.take()?);
         if u64::from(n).saturating_mul(min_size as u64) > self.0.len() as u64 {
             return Err(Damaged("item count larger than its section"));
         }
         Ok(n as usize)
     }
-    fn date(&mut self) -> Result<Date, Damaged> {
+    /// A day.
+    pub fn date(&mut self) -> Result<Date, Damaged> {
         Date::from_julian_day(self.i32()?).ok_or(Damaged("day number out of range"))
     }
-    fn partial_date(&mut self) -> Result<PartialDate, Damaged> {
+    /// A partial date.
+    pub fn partial_date(&mut self) -> Result<PartialDate, Damaged> {
         PartialDate::from_code(self.i32()?).ok_or(Damaged("invalid partial date"))
     }
-    fn optional_date(&mut self) -> Result<Option<Date>, Damaged> {
+    /// A day or none.
+    pub fn optional_date(&mut self) -> Result<Option<Date>, Damaged> {
         match self.i32()? {
             NO_DATE => Ok(None),
             day => Date::from_julian_day(day)
@@ -100,8 +148,15 @@ impl In<'_> {
                 .ok_or(Damaged("day number out of range")),
         }
     }
+    /// A text ([`Out::str`]).
+    pub fn string(&mut self) -> Result<String, Damaged> {
+        let n = self.count(1)?;
+        let (text, rest) = self.0.split_at(n);
+        self.0 = rest;
+        String::from_utf8(text.to_vec()).map_err(|_| Damaged("text that is not UTF-8"))
+    }
     /// Whether the section was read to its end.
-    pub(crate) fn finished(&self) -> bool {
+    pub fn finished(&self) -> bool {
         self.0.is_empty()
     }
 }
@@ -133,7 +188,8 @@ pub(crate) fn get_all<T: Record>(input: &mut In<'_>) -> Result<Vec<T>, Damaged> 
 
 const NO_DATE: i32 = i32::MIN;
 
-fn end_reason_code(reason: Option<EndReason>) -> u8 {
+/// The code of a holding's end reason, 0 for none.
+pub fn end_reason_code(reason: Option<EndReason>) -> u8 {
     match reason {
         None => 0,
         Some(EndReason::TermEnd) => 1,
@@ -149,7 +205,8 @@ fn end_reason_code(reason: Option<EndReason>) -> u8 {
     }
 }
 
-fn end_reason(code: u8) -> Result<Option<EndReason>, Damaged> {
+/// The end reason of a code ([`end_reason_code`]).
+pub fn end_reason(code: u8) -> Result<Option<EndReason>, Damaged> {
     Ok(Some(match code {
         0 => return Ok(None),
         1 => EndReason::TermEnd,

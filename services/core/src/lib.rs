@@ -30,6 +30,7 @@ pub mod reader;
 pub mod serve;
 pub mod snapshots;
 pub mod writer;
+mod writer_records;
 
 pub use config::{Config, Options, StoreChoice};
 pub use error::ApiError;

@@ -30,12 +30,13 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use registry_domain::state::{People, Structure};
+use registry_domain::state::Structure;
 use registry_domain::{Command, EntityRef, Event, Irregularity, Policy, Registry};
 use registry_eventstore::{
     check_append, AnyStore, EventStore, ExpectedRevision, Metadata, NewEvent, Position, Queued,
     StoreError,
 };
+use registry_projections::records::{self, Damaged};
 use registry_projections::snapshot::{self, Kind, SnapshotError, Stamp};
 use sha2::{Digest, Sha256};
 use tokio::sync::{watch, Mutex};
@@ -43,6 +44,7 @@ use tokio::sync::{watch, Mutex};
 use crate::error::ApiError;
 use crate::feed::{read_decoded, DecodedBatch, STREAM};
 use crate::snapshots::{self, Due, Snapshots};
+use crate::writer_records;
 
 /// How many times a write is decided again after losing a race to another writer.
 pub const MAX_ATTEMPTS: u32 = 8;
@@ -639,10 +641,6 @@ fn now_millis() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// A request id's answer as a snapshot keeps it: the id's key, the fingerprint, the resource and
-/// the commit position.
-type SavedRequest = ([u8; 16], Option<[u8; 16]>, Option<EntityRef>, [u64; 2]);
-
 impl State {
     /// Whether an append queued by this state is still being committed.
     fn appending(&self) -> bool {
@@ -651,75 +649,129 @@ impl State {
         })
     }
 
-    /// The snapshot sections of a state with no append being committed: the registry's two
-    /// halves ([`Registry::halves`]) and the request ids' answers, encoded on two threads as
-    /// MessagePack (field names kept: the domain's tagged enums need them).
+    /// The snapshot sections of a state with no append being committed, encoded on two
+    /// threads: the persons, the holdings and the offices' lists of holdings as records
+    /// ([`writer_records`]), the rest of the registry as MessagePack (field names kept: the
+    /// domain's tagged enums need them), and the request ids' answers.
     fn encode(&self) -> Result<Vec<Vec<u8>>, rmp_serde::encode::Error> {
-        struct Requests<'a>(&'a HashMap<RequestKey, Known>);
-        impl serde::Serialize for Requests<'_> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_seq(self.0.iter().map(|(key, known)| {
-                    let (subject, position) = match &known.outcome {
-                        Outcome::Done { subject, position } => (*subject, *position),
-                        Outcome::Pending { subject, stored } => {
-                            (*subject, stored.borrow().unwrap_or(Position::sequence(0)))
-                        }
-                    };
-                    let saved: SavedRequest = (key.0, known.fingerprint, subject, position.into());
-                    saved
-                }))
-            }
-        }
-        let (people, structure) = self.registry.halves();
+        let registry = &self.registry;
         std::thread::scope(|scope| {
-            let people = scope.spawn(|| rmp_serde::to_vec_named(&people));
-            let structure = rmp_serde::to_vec_named(&structure)?;
-            let requests = rmp_serde::to_vec_named(&Requests(&self.requests))?;
-            let people = people
+            let persons = scope.spawn(|| {
+                let persons = writer_records::encode_persons(registry);
+                (persons, writer_records::encode_office_lists(registry))
+            });
+            let holdings = writer_records::encode_holdings(registry);
+            let structure = rmp_serde::to_vec_named(&registry.structure())?;
+            let requests = self.encode_requests();
+            let (persons, office_lists) = persons
                 .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-            Ok(vec![people, structure, requests])
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            Ok(vec![persons, holdings, structure, office_lists, requests])
         })
     }
 
-    /// A state from its snapshot file, decoded on two threads.
-    fn load(path: &std::path::Path) -> Result<(Stamp, Self), SnapshotError> {
-        let (stamp, sections) = snapshot::read(path, Kind::Writer)?;
-        let [people, structure, requests] = &sections[..] else {
-            return Err(SnapshotError::Body(format!(
-                "{} sections where the writer's state has 3",
-                sections.len()
-            )));
-        };
-        let body = |e: rmp_serde::decode::Error| SnapshotError::Body(e.to_string());
-        let (people, structure, saved) = std::thread::scope(|scope| {
-            let people = scope.spawn(|| rmp_serde::from_slice::<People>(people));
-            let structure = rmp_serde::from_slice::<Structure>(structure);
-            let saved = rmp_serde::from_slice::<Vec<SavedRequest>>(requests);
-            let people = people
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (people, structure, saved)
-        });
-        let saved = saved.map_err(body)?;
-        let mut requests = HashMap::with_capacity(saved.len());
-        for (key, fingerprint, subject, position) in saved {
-            let outcome = Outcome::Done {
-                subject,
-                position: Position::from(position),
+    /// Each request id's key, fingerprint, resource and commit position.
+    fn encode_requests(&self) -> Vec<u8> {
+        let mut out = records::Out::default();
+        out.len(self.requests.len());
+        for (key, known) in &self.requests {
+            let (subject, position) = match &known.outcome {
+                Outcome::Done { subject, position } => (*subject, *position),
+                Outcome::Pending { subject, stored } => {
+                    (*subject, stored.borrow().unwrap_or(Position::sequence(0)))
+                }
             };
+            out.0.extend_from_slice(&key.0);
+            match known.fingerprint {
+                Some(fingerprint) => {
+                    out.u8(1);
+                    out.0.extend_from_slice(&fingerprint);
+                }
+                None => out.u8(0),
+            }
+            match subject {
+                Some(subject) => {
+                    out.u8(1 + subject.code());
+                    out.uuid(subject.uuid());
+                }
+                None => out.u8(0),
+            }
+            let [commit, prepare] = <[u64; 2]>::from(position);
+            out.u64(commit);
+            out.u64(prepare);
+        }
+        out.0
+    }
+
+    fn decode_requests(section: &[u8]) -> Result<HashMap<RequestKey, Known>, Damaged> {
+        let mut input = records::In(section);
+        let n = input.len(16 + 1 + 1 + 16)?;
+        let mut requests = HashMap::with_capacity(n);
+        for _ in 0..n {
+            let key = RequestKey(input.bytes16()?);
+            let fingerprint = match input.u8()? {
+                0 => None,
+                1 => Some(input.bytes16()?),
+                _ => return Err(Damaged("invalid fingerprint flag")),
+            };
+            let subject = match input.u8()? {
+                0 => None,
+                code => Some(
+                    EntityRef::from_code(code - 1, input.uuid()?)
+                        .ok_or(Damaged("invalid subject kind"))?,
+                ),
+            };
+            let position = Position::from([input.u64()?, input.u64()?]);
+            let outcome = Outcome::Done { subject, position };
             requests.insert(
-                RequestKey(key),
+                key,
                 Known {
                     fingerprint,
                     outcome,
                 },
             );
         }
+        if !input.finished() {
+            return Err(Damaged("bytes after the last request"));
+        }
+        Ok(requests)
+    }
+
+    /// A state from its snapshot file, decoded on two threads.
+    fn load(path: &std::path::Path) -> Result<(Stamp, Self), SnapshotError> {
+        let (stamp, sections) = snapshot::read(path, Kind::Writer)?;
+        let [persons, holdings, structure, office_lists, requests] = &sections[..] else {
+            return Err(SnapshotError::Body(format!(
+                "{} sections where the writer's state has 5",
+                sections.len()
+            )));
+        };
+        let damaged = |e: Damaged| SnapshotError::Body(e.0.to_owned());
+        let (persons, holdings, structure, office_lists, requests) = std::thread::scope(|scope| {
+            let persons = scope.spawn(|| writer_records::decode_persons(persons));
+            let holdings = writer_records::decode_holdings(holdings);
+            let structure = rmp_serde::from_slice::<Structure>(structure);
+            let office_lists = writer_records::decode_office_lists(office_lists);
+            let requests = Self::decode_requests(requests);
+            let persons = persons
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (persons, holdings, structure, office_lists, requests)
+        });
+        let structure = structure.map_err(|e| SnapshotError::Body(e.to_string()))?;
+        let registry = Registry::from_parts(
+            persons.map_err(damaged)?,
+            holdings.map_err(damaged)?,
+            structure,
+            office_lists.map_err(damaged)?,
+        )
+        .map_err(|office| {
+            SnapshotError::Body(format!("a list of holdings of an unknown office {office}"))
+        })?;
         let state = Self {
-            registry: Registry::from_halves(people.map_err(body)?, structure.map_err(body)?),
+            registry,
             next_revision: stamp.events,
-            requests,
+            requests: requests.map_err(damaged)?,
         };
         Ok((stamp, state))
     }
