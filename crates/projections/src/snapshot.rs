@@ -27,7 +27,7 @@
 //! (MessagePack); the rest of the projection (MessagePack); the auditors' index (records).
 //! Lookups derived from rows are left out and rebuilt on load.
 
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -151,7 +151,34 @@ pub fn write(
 
 /// Reads a snapshot file of `kind`: its stamp and its sections, every checksum checked.
 pub fn read(path: &Path, kind: Kind) -> Result<(Stamp, Vec<Vec<u8>>), SnapshotError> {
+    let sections = open(path, kind)?;
+    let bytes = (0..sections.len())
+        .map(|section| sections.read(section))
+        .collect::<Result<_, _>>()?;
+    Ok((sections.stamp, bytes))
+}
+
+/// A snapshot file whose header and section frames were read and checked: its stamp and where
+/// each section lies, to read one at a time ([`Sections::read`]), so that a load holds the
+/// bytes of the sections it is decoding, not those of the whole file.
+#[derive(Debug)]
+pub struct Sections {
+    path: PathBuf,
+    stamp: Stamp,
+    frames: Vec<Frame>,
+}
+
+#[derive(Debug)]
+struct Frame {
+    offset: u64,
+    length: u64,
+    checksum: u32,
+}
+
+/// Opens a snapshot file of `kind`: checks its header and that its sections fill it exactly.
+pub fn open(path: &Path, kind: Kind) -> Result<Sections, SnapshotError> {
     let mut file = std::io::BufReader::new(std::fs::File::open(path)?);
+    let size = file.get_ref().metadata()?.len();
     let mut header = [0u8; HEADER];
     let read = read_up_to(&mut file, &mut header)?;
     if read < 8 || &header[..8] != MAGIC {
@@ -181,8 +208,9 @@ pub fn read(path: &Path, kind: Kind) -> Result<(Stamp, Vec<Vec<u8>>), SnapshotEr
         last_event: Uuid::from_bytes(last),
     };
     let count = u32_at(&header, 56) as usize;
-    let mut sections = Vec::with_capacity(count.min(64));
-    for section in 0..count {
+    let mut frames = Vec::with_capacity(count.min(64));
+    let mut at = HEADER as u64;
+    for _ in 0..count {
         let mut frame = [0u8; 12];
         let got = read_up_to(&mut file, &mut frame)?;
         if got < frame.len() {
@@ -191,29 +219,87 @@ pub fn read(path: &Path, kind: Kind) -> Result<(Stamp, Vec<Vec<u8>>), SnapshotEr
                 found: got as u64,
             });
         }
-        let (length, stored) = (u64_at(&frame, 0), u32_at(&frame, 8));
-        let mut bytes = Vec::with_capacity(length.min(1 << 34) as usize);
-        (&mut file).take(length).read_to_end(&mut bytes)?;
-        if (bytes.len() as u64) < length {
+        at += frame.len() as u64;
+        let length = u64_at(&frame, 0);
+        let left = size.saturating_sub(at);
+        if length > left {
             return Err(SnapshotError::Truncated {
                 expected: length,
+                found: left,
+            });
+        }
+        frames.push(Frame {
+            offset: at,
+            length,
+            checksum: u32_at(&frame, 8),
+        });
+        at += length;
+        file.seek(std::io::SeekFrom::Start(at))?;
+    }
+    if at != size {
+        return Err(body_error("bytes after the last section"));
+    }
+    Ok(Sections {
+        path: path.to_owned(),
+        stamp,
+        frames,
+    })
+}
+
+impl Sections {
+    /// The snapshot's stamp.
+    pub fn stamp(&self) -> Stamp {
+        self.stamp
+    }
+
+    /// How many sections the file has.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Whether the file has no section.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// The bytes of section `section`, its checksum checked.
+    pub fn read(&self, section: usize) -> Result<Vec<u8>, SnapshotError> {
+        let frame = self
+            .frames
+            .get(section)
+            .ok_or_else(|| body_error(format!("no section {section}")))?;
+        let mut file = std::fs::File::open(&self.path)?;
+        file.seek(std::io::SeekFrom::Start(frame.offset))?;
+        let mut bytes = Vec::with_capacity(frame.length as usize);
+        file.take(frame.length).read_to_end(&mut bytes)?;
+        if (bytes.len() as u64) < frame.length {
+            return Err(SnapshotError::Truncated {
+                expected: frame.length,
                 found: bytes.len() as u64,
             });
         }
         let computed = crc32fast::hash(&bytes);
-        if computed != stored {
+        if computed != frame.checksum {
             return Err(SnapshotError::Checksum {
                 section,
-                stored,
+                stored: frame.checksum,
                 computed,
             });
         }
-        sections.push(bytes);
+        Ok(bytes)
     }
-    if read_up_to(&mut file, &mut [0u8; 1])? != 0 {
-        return Err(body_error("bytes after the last section"));
+
+    /// Checks that the file has the `expected` sections of `what`.
+    pub fn expect(&self, expected: usize, what: &str) -> Result<(), SnapshotError> {
+        if self.len() == expected {
+            Ok(())
+        } else {
+            Err(body_error(format!(
+                "{} sections where {what} has {expected}",
+                self.len()
+            )))
+        }
     }
-    Ok((stamp, sections))
 }
 
 /// Reads into `buffer` until it is full or the file ends; how much was read.
@@ -327,16 +413,12 @@ pub fn save_models<P: FeedPosition>(
 
 /// Loads read models from a snapshot file, checking everything that can be checked.
 pub fn load_models<P: FeedPosition>(path: &Path) -> Result<(Stamp, ReadModels<P>), SnapshotError> {
-    let (stamp, sections) = read(path, Kind::ReadModels)?;
-    let [holdings, persons, texts, rest, audit] = &sections[..] else {
-        return Err(body_error(format!(
-            "{} sections where the read models have 5",
-            sections.len()
-        )));
-    };
+    let sections = open(path, Kind::ReadModels)?;
+    sections.expect(5, "the read models")?;
+    let stamp = sections.stamp();
     let (projection, audit) = std::thread::scope(|scope| {
-        let audit = scope.spawn(|| decode_audit::<P>(audit));
-        let projection = decode([holdings, persons, texts, rest]);
+        let audit = scope.spawn(|| decode_audit::<P>(&sections.read(4)?));
+        let projection = decode(&sections);
         let audit = audit
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -508,25 +590,35 @@ fn records<T>(
     Ok(rows)
 }
 
-fn decode(sections: [&Vec<u8>; 4]) -> Result<Projection, SnapshotError> {
+/// The projection from the first four sections, each read when it is decoded and dropped once
+/// it is, on two threads.
+fn decode(sections: &Sections) -> Result<Projection, SnapshotError> {
     type Texts = (crate::NameIndex<u32>, crate::Bases);
+    let damaged = |e: Damaged| body_error(e.0);
     let (holdings, persons, texts, rest) = std::thread::scope(|scope| {
         let holdings = scope.spawn(|| {
-            records(sections[0], |input| -> Result<Holdings, Damaged> {
+            let bytes = sections.read(0)?;
+            records(&bytes, |input| -> Result<Holdings, Damaged> {
                 Ok((get_all(input)?, get_all(input)?, get_all(input)?))
             })
+            .map_err(damaged)
         });
-        let persons = records(sections[1], get_all::<crate::PersonRow>);
-        let texts = rmp_serde::from_slice::<Texts>(sections[2]);
-        let rest = rmp_serde::from_slice::<Projection>(sections[3]);
+        let persons = sections
+            .read(1)
+            .and_then(|bytes| records(&bytes, get_all::<crate::PersonRow>).map_err(damaged));
+        let texts = sections
+            .read(2)
+            .and_then(|bytes| rmp_serde::from_slice::<Texts>(&bytes).map_err(body_error));
+        let rest = sections
+            .read(3)
+            .and_then(|bytes| rmp_serde::from_slice::<Projection>(&bytes).map_err(body_error));
         let holdings = holdings
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (holdings, persons, texts, rest)
     });
-    let damaged = |e: Damaged| body_error(e.0);
-    let mut projection = rest.map_err(body_error)?;
-    let (versions, lists, basis_rows) = holdings.map_err(damaged)?;
+    let mut projection = rest?;
+    let (versions, lists, basis_rows) = holdings?;
     if lists.len() != projection.offices.len() {
         return Err(body_error("office lists do not match the offices"));
     }
@@ -534,8 +626,8 @@ fn decode(sections: [&Vec<u8>; 4]) -> Result<Projection, SnapshotError> {
         office.holdings = list;
     }
     projection.versions = versions;
-    projection.persons = persons.map_err(damaged)?;
-    (projection.names, projection.bases) = texts.map_err(body_error)?;
+    projection.persons = persons?;
+    (projection.names, projection.bases) = texts?;
     projection.bases.rows = basis_rows;
     projection.restore_lookups();
     Ok(projection)

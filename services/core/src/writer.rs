@@ -737,44 +737,47 @@ impl State {
         Ok(requests)
     }
 
-    /// A state from its snapshot file, decoded on two threads.
+    /// A state from its snapshot file, decoded on two threads, each section read when it is
+    /// decoded and dropped once it is.
     fn load(path: &std::path::Path) -> Result<(Stamp, Self), SnapshotError> {
-        let (stamp, sections) = snapshot::read(path, Kind::Writer)?;
-        let [persons, holdings, structure, office_lists, requests] = &sections[..] else {
-            return Err(SnapshotError::Body(format!(
-                "{} sections where the writer's state has 5",
-                sections.len()
-            )));
-        };
-        let damaged = |e: Damaged| SnapshotError::Body(e.0.to_owned());
+        let sections = snapshot::open(path, Kind::Writer)?;
+        sections.expect(5, "the writer's state")?;
+        let stamp = sections.stamp();
         let (persons, holdings, structure, office_lists, requests) = std::thread::scope(|scope| {
-            let persons = scope.spawn(|| writer_records::decode_persons(persons));
-            let holdings = writer_records::decode_holdings(holdings);
-            let structure = rmp_serde::from_slice::<Structure>(structure);
-            let office_lists = writer_records::decode_office_lists(office_lists);
-            let requests = Self::decode_requests(requests);
+            let persons = scope.spawn(|| decoded(&sections, 0, writer_records::decode_persons));
+            let holdings = decoded(&sections, 1, writer_records::decode_holdings);
+            let structure = sections.read(2).and_then(|bytes| {
+                rmp_serde::from_slice::<Structure>(&bytes)
+                    .map_err(|e| SnapshotError::Body(e.to_string()))
+            });
+            let office_lists = decoded(&sections, 3, writer_records::decode_office_lists);
+            let requests = decoded(&sections, 4, Self::decode_requests);
             let persons = persons
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             (persons, holdings, structure, office_lists, requests)
         });
-        let structure = structure.map_err(|e| SnapshotError::Body(e.to_string()))?;
-        let registry = Registry::from_parts(
-            persons.map_err(damaged)?,
-            holdings.map_err(damaged)?,
-            structure,
-            office_lists.map_err(damaged)?,
-        )
-        .map_err(|office| {
-            SnapshotError::Body(format!("a list of holdings of an unknown office {office}"))
-        })?;
+        let registry = Registry::from_parts(persons?, holdings?, structure?, office_lists?)
+            .map_err(|office| {
+                SnapshotError::Body(format!("a list of holdings of an unknown office {office}"))
+            })?;
         let state = Self {
             registry,
             next_revision: stamp.events,
-            requests: requests.map_err(damaged)?,
+            requests: requests?,
         };
         Ok((stamp, state))
     }
+}
+
+/// Section `section` of a snapshot, decoded with `decode`; its bytes are dropped on return.
+fn decoded<T>(
+    sections: &snapshot::Sections,
+    section: usize,
+    decode: impl FnOnce(&[u8]) -> Result<T, Damaged>,
+) -> Result<T, SnapshotError> {
+    let bytes = sections.read(section)?;
+    decode(&bytes).map_err(|e| SnapshotError::Body(e.0.to_owned()))
 }
 
 /// What one round of the write path did ([`Writer::round`]).
