@@ -783,6 +783,7 @@ fn main() {
         );
         let rebuilt = if wanted(&only, "rebuild") {
             // The replica folds the whole feed again into fresh read models and swaps them in.
+            let peak = RssAnonPeak::watch(registryd.pid());
             let answer = admin
                 .admin()
                 .rebuild_projections(v1::RebuildProjectionsRequest {})
@@ -791,8 +792,11 @@ fn main() {
                 .into_inner();
             let seconds = answer.millis as f64 / 1000.0;
             println!(
-                "registryd rebuilt its read models from the store ({} events) in {seconds:.1} s",
-                answer.events
+                "registryd rebuilt its read models from the store ({} events) in {seconds:.1} s; \
+                 RssAnon peak {} MiB, after {}",
+                answer.events,
+                peak.peak_mib(),
+                rss_anon_mib(registryd.pid())
             );
             Some(seconds)
         } else {
@@ -1220,17 +1224,52 @@ fn snapshot_files(dir: &std::path::Path) -> Vec<(String, u64)> {
 /// `/proc/PID/smaps_rollup`: pages the allocator gave back with `MADV_FREE`, which the kernel
 /// takes back when it needs them but counts until then).
 fn rss_anon_mib(pid: u32) -> String {
-    let field = |file: &str, name: &str| {
-        std::fs::read_to_string(format!("/proc/{pid}/{file}"))
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix(name).map(str::to_owned))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map_or(0, |kb| kb >> 10)
-    };
-    let anon = field("status", "RssAnon:");
-    let lazy = field("smaps_rollup", "LazyFree:");
+    let anon = proc_field_mib(pid, "status", "RssAnon:");
+    let lazy = proc_field_mib(pid, "smaps_rollup", "LazyFree:");
     format!("{anon} MiB ({lazy} MiB of it LazyFree)")
+}
+
+/// A field of a `/proc/PID` file given in kB, in MiB (0 if absent).
+fn proc_field_mib(pid: u32, file: &str, name: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(name).map(str::to_owned))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb >> 10)
+}
+
+/// The highest `RssAnon` of a process, sampled every 50 ms until dropped (the kernel keeps the
+/// peak of the whole resident size only, which counts the store's mapped file too).
+struct RssAnonPeak {
+    done: Arc<std::sync::atomic::AtomicBool>,
+    sampler: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl RssAnonPeak {
+    fn watch(pid: u32) -> Self {
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = Arc::clone(&done);
+        let sampler = std::thread::spawn(move || {
+            let mut peak = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(proc_field_mib(pid, "status", "RssAnon:"));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            peak
+        });
+        Self {
+            done,
+            sampler: Some(sampler),
+        }
+    }
+
+    fn peak_mib(mut self) -> u64 {
+        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.sampler
+            .take()
+            .map_or(0, |s| s.join().unwrap_or_default())
+    }
 }
 
 /// Starts `registryd` again on the store in `dir` (after `after`), and reports how long it took
