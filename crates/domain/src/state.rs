@@ -427,33 +427,19 @@ impl SizedLike for Registry {
     }
 }
 
-/// The registry's persons, filled by a snapshot's decoder ([`Registry::from_parts`]).
-pub struct PersonTable(HashMap<PersonId, Person>);
+/// One of the registry's tables (its persons, its holdings), filled by a snapshot's decoder
+/// ([`Registry::from_parts`]).
+pub struct Table<K, V>(HashMap<K, V>);
 
-impl PersonTable {
-    /// An empty table with room for `n` persons.
+impl<K: std::hash::Hash + Eq, V> Table<K, V> {
+    /// An empty table with room for `n` rows.
     pub fn with_capacity(n: usize) -> Self {
         Self(HashMap::with_capacity_and_hasher(n, Default::default()))
     }
 
-    /// Adds a person; false if the id was there already.
-    pub fn insert(&mut self, id: PersonId, person: Person) -> bool {
-        self.0.insert(id, person).is_none()
-    }
-}
-
-/// The registry's holdings, filled by a snapshot's decoder ([`Registry::from_parts`]).
-pub struct HoldingTable(HashMap<HoldingId, Holding>);
-
-impl HoldingTable {
-    /// An empty table with room for `n` holdings.
-    pub fn with_capacity(n: usize) -> Self {
-        Self(HashMap::with_capacity_and_hasher(n, Default::default()))
-    }
-
-    /// Adds a holding; false if the id was there already.
-    pub fn insert(&mut self, id: HoldingId, holding: Holding) -> bool {
-        self.0.insert(id, holding).is_none()
+    /// Adds a row; false if its key was there already.
+    pub fn insert(&mut self, key: K, row: V) -> bool {
+        self.0.insert(key, row).is_none()
     }
 }
 
@@ -498,8 +484,8 @@ impl Registry {
     /// The registry whose parts were encoded: its persons, holdings and structure, and each
     /// office's holdings. Fails with an office the structure does not hold.
     pub fn from_parts(
-        persons: PersonTable,
-        holdings: HoldingTable,
+        persons: Table<PersonId, Person>,
+        holdings: Table<HoldingId, Holding>,
         structure: Structure,
         office_holdings: impl IntoIterator<Item = (OfficeId, Holdings)>,
     ) -> Result<Self, OfficeId> {

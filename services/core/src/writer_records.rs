@@ -7,8 +7,10 @@
 //! each checked as it is read, so a damaged section is an error, never a wrong row. The
 //! registry's structure (units, offices, models, terms: thousands of rows) stays MessagePack.
 
-use registry_domain::state::{Holding, HoldingTable, Holdings, Person, PersonTable};
-use registry_domain::{Beginning, HoldingEnd, HoldingId, LegalBasis, OfficeId, Registry, Span};
+use registry_domain::state::{Holding, Holdings, Person, Table};
+use registry_domain::{
+    Beginning, HoldingEnd, HoldingId, LegalBasis, OfficeId, PersonId, Registry, Span,
+};
 use registry_projections::records::{end_reason, end_reason_code, Damaged, In, Out};
 
 /// The persons: id, name, birth, holdings with their spans, later names, aliases.
@@ -36,12 +38,12 @@ pub(crate) fn encode_persons(registry: &Registry) -> Vec<u8> {
     out.0
 }
 
-pub(crate) fn decode_persons(section: &[u8]) -> Result<PersonTable, Damaged> {
+pub(crate) fn decode_persons(section: &[u8]) -> Result<Table<PersonId, Person>, Damaged> {
     let mut input = In(section);
     let n = input.len(16 + 4 + 1 + 4 + 4 + 4)?;
-    let mut persons = PersonTable::with_capacity(n);
+    let mut persons = Table::with_capacity(n);
     for _ in 0..n {
-        let id = input.uuid()?.into();
+        let id = PersonId::from_uuid(input.uuid()?);
         let name = input.string()?.into_boxed_str();
         let birth = match input.u8()? {
             0 => None,
@@ -110,10 +112,10 @@ pub(crate) fn encode_holdings(registry: &Registry) -> Vec<u8> {
     out.0
 }
 
-pub(crate) fn decode_holdings(section: &[u8]) -> Result<HoldingTable, Damaged> {
+pub(crate) fn decode_holdings(section: &[u8]) -> Result<Table<HoldingId, Holding>, Damaged> {
     let mut input = In(section);
     let n = input.len(16 * 3 + 4 + 5 + 1 + 1 + 1 + 1)?;
-    let mut holdings = HoldingTable::with_capacity(n);
+    let mut holdings = Table::with_capacity(n);
     for _ in 0..n {
         let id = HoldingId::from_uuid(input.uuid()?);
         let person = input.uuid()?.into();
