@@ -57,6 +57,12 @@ pub enum ApiError {
         "the write conflicted with concurrent writes {0} times; retry with the same request_id"
     )]
     Contention(u32),
+    /// A rebuild of the read models was asked for while one runs (each holds a second copy
+    /// of the models until it is swapped in).
+    #[error(
+        "a rebuild of this replica's read models is already running; retry once it has finished"
+    )]
+    RebuildRunning,
     /// The store failed. `uncertain` when an append may have been stored.
     #[error("{}", if *uncertain { format!("the store failed and the outcome is unknown; retry with the same request_id: {source}") } else { format!("the store failed: {source}") })]
     Store {
@@ -151,7 +157,7 @@ impl ApiError {
             },
             Self::NotFound(_) | Self::NotOnDay { .. } => Code::NotFound,
             Self::RequestIdReused { .. } => Code::AlreadyExists,
-            Self::Contention(_) => Code::Aborted,
+            Self::Contention(_) | Self::RebuildRunning => Code::Aborted,
             Self::Store { source, .. } => match source {
                 StoreError::EventTooLarge { .. } => Code::InvalidArgument,
                 StoreError::WrongExpectedRevision { .. } => Code::Aborted,

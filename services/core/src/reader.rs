@@ -91,6 +91,8 @@ pub struct Reader {
     /// writer waiting there would block its worker thread and every new reader (the lock
     /// prefers writers), stalling queries and, through the runtime, writes.
     turn: Arc<tokio::sync::Mutex<()>>,
+    /// Held by the rebuild running, if any: a second is refused, not queued.
+    rebuilding: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Reader {
@@ -115,6 +117,7 @@ impl Reader {
             snapshots: snapshots.map(Arc::new),
             snapshot_events: Arc::new(AtomicU64::new(0)),
             turn: Arc::new(tokio::sync::Mutex::new(())),
+            rebuilding: Arc::new(tokio::sync::Mutex::new(())),
         };
         tokio::spawn(follow(reader.clone()));
         if reader
@@ -236,8 +239,13 @@ impl Reader {
     }
 
     /// Folds the whole feed into new models and swaps them in; queries go on meanwhile against
-    /// the old ones. Returns the number of events folded and the time it took.
+    /// the old ones. Returns the number of events folded and the time it took. One at a time:
+    /// asked while one runs, it fails at once ([`ApiError::RebuildRunning`]).
     pub async fn rebuild(&self) -> Result<(u64, Option<Position>, Duration), ApiError> {
+        let _running = self
+            .rebuilding
+            .try_lock()
+            .map_err(|_| ApiError::RebuildRunning)?;
         let fresh = ReadModels::sized_like(&self.models());
         self.resume(fresh).await
     }
@@ -263,7 +271,10 @@ impl Reader {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             if models.position <= fresh.position {
                 let answer = (fresh.events, fresh.position, started.elapsed());
-                *models = fresh;
+                let old = std::mem::replace(&mut *models, fresh);
+                drop(models);
+                // Freeing millions of rows takes a while: not under the lock, nor on a worker.
+                tokio::task::spawn_blocking(move || drop(old));
                 return Ok(answer);
             }
         }
@@ -446,6 +457,45 @@ mod tests {
     use registry_domain::Event;
     use registry_eventstore::Metadata;
     use uuid::Uuid;
+
+    /// A rebuild asked for while another runs is refused at once (ABORTED); once that one is
+    /// done, the next runs and folds the whole store.
+    #[tokio::test]
+    async fn one_rebuild_runs_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = registry_eventstore::EmbeddedConfig::new(dir.path().join("registry.db"));
+        let store = registry_eventstore::EmbeddedStore::open(config).unwrap();
+        let events: Vec<_> = feed()
+            .into_iter()
+            .take(50)
+            .map(|e| registry_eventstore::NewEvent {
+                id: e.id,
+                event_type: e.event_type.to_string(),
+                schema_version: e.schema_version,
+                payload: e.payload,
+                metadata: Metadata {
+                    actor: "test".into(),
+                    request_id: None,
+                    correlation_id: None,
+                    request_fingerprint: None,
+                },
+            })
+            .collect();
+        store
+            .append(STREAM, registry_eventstore::ExpectedRevision::Any, events)
+            .await
+            .unwrap();
+        let reader = Reader::start(AnyStore::Embedded(store));
+        reader.caught_up(Duration::from_secs(30)).await.unwrap();
+
+        let running = reader.rebuilding.try_lock().unwrap();
+        let refused = reader.rebuild().await.unwrap_err();
+        assert!(matches!(refused, ApiError::RebuildRunning));
+        assert_eq!(refused.code(), tonic::Code::Aborted);
+        drop(running);
+        let (events, _, _) = reader.rebuild().await.unwrap();
+        assert_eq!(events, 50);
+    }
 
     /// A generated registry as the store hands it over.
     fn feed() -> Vec<RecordedEvent> {
