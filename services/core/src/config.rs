@@ -82,6 +82,11 @@ pub struct Options {
     /// See --snapshot-every-events [default: 900].
     #[arg(long, env = "REGISTRY_SNAPSHOT_EVERY_SECONDS")]
     pub snapshot_every_seconds: Option<u64>,
+    /// Serve callers on an address other than loopback although the registry does not yet
+    /// decide who may do what (any caller that reaches the port may record, correct and
+    /// rebuild): without it, such an address is refused at start.
+    #[arg(long, env = "REGISTRY_ALLOW_ANONYMOUS")]
+    pub allow_anonymous: bool,
     /// A TOML file with any of the options above (snake_case keys); flags and environment win.
     #[arg(long, env = "REGISTRY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -108,6 +113,7 @@ struct FileOptions {
     snapshot_dir: Option<PathBuf>,
     snapshot_every_events: Option<u64>,
     snapshot_every_seconds: Option<u64>,
+    allow_anonymous: Option<bool>,
 }
 
 /// The services `registryd` can host.
@@ -254,12 +260,24 @@ impl Config {
             .listen
             .or(file.listen)
             .unwrap_or_else(|| "127.0.0.1:50051".into());
-        let listen = listen_text.parse().map_err(|_| {
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
             invalid(
                 "--listen",
                 format!("{listen_text:?} is not an address such as 127.0.0.1:50051"),
             )
         })?;
+        let allow_anonymous = options.allow_anonymous || file.allow_anonymous == Some(true);
+        if !listen.ip().is_loopback() && !allow_anonymous {
+            return Err(invalid(
+                "--listen",
+                format!(
+                    "{listen} is reachable from other machines, and every caller that reaches \
+                     it may record, correct and rebuild anything (access control is not built \
+                     yet): listen on a loopback address such as 127.0.0.1, or pass \
+                     --allow-anonymous to accept that"
+                ),
+            ));
+        }
         let data_dir = options
             .data_dir
             .or(file.data_dir)
@@ -541,6 +559,29 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(error.starts_with("--listen: "), "{error}");
+    }
+
+    #[test]
+    fn an_address_beyond_loopback_needs_allow_anonymous() {
+        let resolve = |listen: &str, allow_anonymous: bool| {
+            Config::resolve(Options {
+                listen: Some(listen.into()),
+                allow_anonymous,
+                ..Options::default()
+            })
+            .map(|config| config.listen.to_string())
+            .map_err(|e| e.to_string())
+        };
+        let refused = resolve("0.0.0.0:50051", false).unwrap_err();
+        assert!(
+            refused.starts_with("--listen: 0.0.0.0:50051 is reachable")
+                && refused.contains("--allow-anonymous"),
+            "{refused}"
+        );
+        assert!(resolve("192.0.2.7:50051", false).is_err());
+        assert_eq!(resolve("0.0.0.0:50051", true).unwrap(), "0.0.0.0:50051");
+        assert_eq!(resolve("127.0.0.1:0", false).unwrap(), "127.0.0.1:0");
+        assert_eq!(resolve("[::1]:50051", false).unwrap(), "[::1]:50051");
     }
 
     #[test]
