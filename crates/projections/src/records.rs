@@ -8,6 +8,8 @@
 //! a validity check per value that can be invalid (dates, enum tags), so a damaged body is an
 //! error, never a wrong row. The smaller tables stay MessagePack (see `snapshot`).
 
+use std::io::Read;
+
 use registry_domain::{Date, EndReason, HoldingEnd, PartialDate};
 use smallvec::SmallVec;
 use uuid::Uuid;
@@ -74,17 +76,42 @@ impl Out {
     }
 }
 
-/// Reads records.
-pub struct In<'a>(pub &'a [u8]);
+/// Reads records from a section of `length` bytes: a slice, or a snapshot file read as it is
+/// decoded ([`crate::snapshot::Sections::records`]).
+pub struct In<R> {
+    source: R,
+    left: u64,
+}
 
-impl In<'_> {
+impl<'a> In<&'a [u8]> {
+    /// Records in `bytes`.
+    pub fn of(bytes: &'a [u8]) -> Self {
+        Self::new(bytes, bytes.len() as u64)
+    }
+}
+
+impl<R: Read> In<R> {
+    /// Records in the next `length` bytes of `source`.
+    pub fn new(source: R, length: u64) -> Self {
+        Self {
+            source,
+            left: length,
+        }
+    }
     fn take<const N: usize>(&mut self) -> Result<[u8; N], Damaged> {
-        let (head, rest) = self
-            .0
-            .split_first_chunk::<N>()
-            .ok_or(Damaged("record past the end of its section"))?;
-        self.0 = rest;
-        Ok(*head)
+        let mut bytes = [0u8; N];
+        self.fill(&mut bytes)?;
+        Ok(bytes)
+    }
+    fn fill(&mut self, bytes: &mut [u8]) -> Result<(), Damaged> {
+        if (bytes.len() as u64) > self.left {
+            return Err(Damaged("record past the end of its section"));
+        }
+        self.source
+            .read_exact(bytes)
+            .map_err(|_| Damaged("the section could not be read to its end"))?;
+        self.left -= bytes.len() as u64;
+        Ok(())
     }
     /// A byte.
     pub fn u8(&mut self) -> Result<u8, Damaged> {
@@ -118,7 +145,7 @@ impl In<'_> {
     /// hold is refused before anything is allocated for it.
     pub fn len(&mut self, min_size: usize) -> Result<usize, Damaged> {
         let n = u64::from_le_bytes(self.take()?);
-        if n.saturating_mul(min_size as u64) > self.0.len() as u64 {
+        if n.saturating_mul(min_size as u64) > self.left {
             return Err(Damaged("row count larger than its section"));
         }
         Ok(n as usize)
@@ -126,7 +153,7 @@ impl In<'_> {
     /// A count (u32) of items, each at least `min_size` bytes, checked like [`In::len`].
     pub fn count(&mut self, min_size: usize) -> Result<usize, Damaged> {
         let n = u32::from_le_bytes(self.take()?);
-        if u64::from(n).saturating_mul(min_size as u64) > self.0.len() as u64 {
+        if u64::from(n).saturating_mul(min_size as u64) > self.left {
             return Err(Damaged("item count larger than its section"));
         }
         Ok(n as usize)
@@ -151,13 +178,17 @@ impl In<'_> {
     /// A text ([`Out::str`]).
     pub fn string(&mut self) -> Result<String, Damaged> {
         let n = self.count(1)?;
-        let (text, rest) = self.0.split_at(n);
-        self.0 = rest;
-        String::from_utf8(text.to_vec()).map_err(|_| Damaged("text that is not UTF-8"))
+        let mut text = vec![0; n];
+        self.fill(&mut text)?;
+        String::from_utf8(text).map_err(|_| Damaged("text that is not UTF-8"))
     }
     /// Whether the section was read to its end.
     pub fn finished(&self) -> bool {
-        self.0.is_empty()
+        self.left == 0
+    }
+    /// What the records were read from.
+    pub fn into_source(self) -> R {
+        self.source
     }
 }
 
@@ -166,7 +197,7 @@ pub(crate) trait Record: Sized {
     /// The smallest record, for checking counts.
     const MIN_SIZE: usize;
     fn put(&self, out: &mut Out);
-    fn get(input: &mut In<'_>) -> Result<Self, Damaged>;
+    fn get(input: &mut In<impl Read>) -> Result<Self, Damaged>;
 }
 
 /// A list of records: its length, then the records.
@@ -177,7 +208,7 @@ pub(crate) fn put_all<T: Record>(rows: &[T], out: &mut Out) {
     }
 }
 
-pub(crate) fn get_all<T: Record>(input: &mut In<'_>) -> Result<Vec<T>, Damaged> {
+pub(crate) fn get_all<T: Record>(input: &mut In<impl Read>) -> Result<Vec<T>, Damaged> {
     let n = input.len(T::MIN_SIZE)?;
     let mut rows = Vec::with_capacity(n);
     for _ in 0..n {
@@ -229,7 +260,7 @@ impl Record for Recorded {
         out.i64(self.from);
         out.i64(self.to);
     }
-    fn get(input: &mut In<'_>) -> Result<Self, Damaged> {
+    fn get(input: &mut In<impl Read>) -> Result<Self, Damaged> {
         Ok(Self {
             from: input.i64()?,
             to: input.i64()?,
@@ -244,7 +275,7 @@ impl Record for Slot {
         out.i32(self.to);
         out.u32(self.version);
     }
-    fn get(input: &mut In<'_>) -> Result<Self, Damaged> {
+    fn get(input: &mut In<impl Read>) -> Result<Self, Damaged> {
         Ok(Self {
             from: input.i32()?,
             to: input.i32()?,
@@ -258,7 +289,7 @@ impl Record for Vec<Slot> {
     fn put(&self, out: &mut Out) {
         put_all(self, out);
     }
-    fn get(input: &mut In<'_>) -> Result<Self, Damaged> {
+    fn get(input: &mut In<impl Read>) -> Result<Self, Damaged> {
         get_all(input)
     }
 }
@@ -285,7 +316,7 @@ impl Record for HoldingVersion {
         out.u32(self.previous);
         out.u32(self.event);
     }
-    fn get(input: &mut In<'_>) -> Result<Self, Damaged> {
+    fn get(input: &mut In<impl Read>) -> Result<Self, Damaged> {
         Ok(Self {
             holding: input.uuid()?.into(),
             person: input.u32()?,
@@ -324,7 +355,7 @@ impl Record for BasisRow {
         out.i32(self.issued_on.julian_day());
         out.i32(self.effective_on.map_or(NO_DATE, Date::julian_day));
     }
-    fn get(input: &mut In<'_>) -> Result<Self, Damaged> {
+    fn get(input: &mut In<impl Read>) -> Result<Self, Damaged> {
         Ok(Self {
             number: (input.u32()?, input.u32()?),
             issuer: input.u32()?,
@@ -357,7 +388,7 @@ impl Record for PersonRow {
             slot.put(out);
         }
     }
-    fn get(input: &mut In<'_>) -> Result<Self, Damaged> {
+    fn get(input: &mut In<impl Read>) -> Result<Self, Damaged> {
         let registered = input.u32()?;
         let id = match input.u8()? {
             0 => None,

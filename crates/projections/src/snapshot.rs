@@ -168,6 +168,23 @@ pub struct Sections {
     frames: Vec<Frame>,
 }
 
+/// A section of a snapshot file as [`Sections::records`] reads it.
+pub type SectionReader = std::io::BufReader<Checksummed>;
+
+/// A section's bytes, summed as they are read.
+pub struct Checksummed {
+    inner: std::io::Take<std::fs::File>,
+    hasher: crc32fast::Hasher,
+}
+
+impl Read for Checksummed {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buffer)?;
+        self.hasher.update(&buffer[..n]);
+        Ok(n)
+    }
+}
+
 #[derive(Debug)]
 struct Frame {
     offset: u64,
@@ -287,6 +304,58 @@ impl Sections {
             });
         }
         Ok(bytes)
+    }
+
+    /// Section `section`, a section of records, decoded with `decode` as it is read from the
+    /// file (no copy of the section is held); its checksum is checked once it is read to its
+    /// end. `decode` must use the section up. A decoder fed damaged bytes fails, or its rows are
+    /// discarded when the checksum then fails: records check every value and every count
+    /// against the bytes left.
+    pub fn records<T>(
+        &self,
+        section: usize,
+        decode: impl FnOnce(&mut In<SectionReader>) -> Result<T, Damaged>,
+    ) -> Result<T, SnapshotError> {
+        let frame = self
+            .frames
+            .get(section)
+            .ok_or_else(|| body_error(format!("no section {section}")))?;
+        let mut file = std::fs::File::open(&self.path)?;
+        file.seek(std::io::SeekFrom::Start(frame.offset))?;
+        let reader = std::io::BufReader::with_capacity(
+            1 << 16,
+            Checksummed {
+                inner: file.take(frame.length),
+                hasher: crc32fast::Hasher::new(),
+            },
+        );
+        let mut input = In::new(reader, frame.length);
+        let decoded = decode(&mut input);
+        let finished = input.finished();
+        // The checksum of the whole section, read to its end whatever the decoder did: a
+        // damaged section is reported as such rather than as the row it broke.
+        let mut reader = input.into_source();
+        std::io::copy(&mut reader, &mut std::io::sink())?;
+        let checksummed = reader.into_inner();
+        if checksummed.inner.limit() > 0 {
+            return Err(SnapshotError::Truncated {
+                expected: frame.length,
+                found: frame.length - checksummed.inner.limit(),
+            });
+        }
+        let computed = checksummed.hasher.finalize();
+        if computed != frame.checksum {
+            return Err(SnapshotError::Checksum {
+                section,
+                stored: frame.checksum,
+                computed,
+            });
+        }
+        let rows = decoded.map_err(|e| body_error(e.0))?;
+        if !finished {
+            return Err(body_error("bytes after the last record"));
+        }
+        Ok(rows)
     }
 
     /// Checks that the file has the `expected` sections of `what`.
@@ -417,7 +486,7 @@ pub fn load_models<P: FeedPosition>(path: &Path) -> Result<(Stamp, ReadModels<P>
     sections.expect(5, "the read models")?;
     let stamp = sections.stamp();
     let (projection, audit) = std::thread::scope(|scope| {
-        let audit = scope.spawn(|| decode_audit::<P>(&sections.read(4)?));
+        let audit = scope.spawn(|| sections.records(4, decode_audit::<P>));
         let projection = decode(&sections);
         let audit = audit
             .join()
@@ -472,47 +541,43 @@ fn encode_audit<P: FeedPosition>(audit: &AuditIndex<P>) -> Vec<u8> {
     out.0
 }
 
-fn decode_audit<P: FeedPosition>(section: &[u8]) -> Result<AuditIndex<P>, SnapshotError> {
-    let damaged = |e: Damaged| body_error(e.0);
-    records(section, |input| {
-        let mut audit = AuditIndex::<P>::default();
-        let n = input.len(20)?;
-        audit.named.reserve(n);
-        for _ in 0..n {
-            let entity = input.uuid()?;
-            let count = input.count(4)?;
-            let mut revisions = smallvec::SmallVec::with_capacity(count);
-            for _ in 0..count {
-                revisions.push(input.u32()?);
-            }
-            audit.named.insert(entity, revisions);
+fn decode_audit<P: FeedPosition>(input: &mut In<impl Read>) -> Result<AuditIndex<P>, Damaged> {
+    let mut audit = AuditIndex::<P>::default();
+    let n = input.len(20)?;
+    audit.named.reserve(n);
+    for _ in 0..n {
+        let entity = input.uuid()?;
+        let count = input.count(4)?;
+        let mut revisions = smallvec::SmallVec::with_capacity(count);
+        for _ in 0..count {
+            revisions.push(input.u32()?);
         }
-        let n = input.len(20)?;
-        for _ in 0..n {
-            let holding = input.uuid()?;
-            let count = input.count(36)?;
-            let mut moves: smallvec::SmallVec<[PartiesFrom; 2]> = smallvec::SmallVec::new();
-            for _ in 0..count {
-                moves.push((input.u32()?, [input.uuid()?, input.uuid()?]));
-            }
-            audit.parties.insert(holding, moves);
+        audit.named.insert(entity, revisions);
+    }
+    let n = input.len(20)?;
+    for _ in 0..n {
+        let holding = input.uuid()?;
+        let count = input.count(36)?;
+        let mut moves: smallvec::SmallVec<[PartiesFrom; 2]> = smallvec::SmallVec::new();
+        for _ in 0..count {
+            moves.push((input.u32()?, [input.uuid()?, input.uuid()?]));
         }
-        let n = input.len(24)?;
-        audit.recorded_at.reserve_exact(n);
-        audit.positions.reserve_exact(n);
-        audit.latest_so_far.reserve_exact(n);
-        let mut latest = i64::MIN;
-        for _ in 0..n {
-            let recorded_at = input.i64()?;
-            let position = [input.i64()? as u64, input.i64()? as u64];
-            latest = latest.max(recorded_at);
-            audit.recorded_at.push(recorded_at);
-            audit.positions.push(P::from(position));
-            audit.latest_so_far.push(latest);
-        }
-        Ok(audit)
-    })
-    .map_err(damaged)
+        audit.parties.insert(holding, moves);
+    }
+    let n = input.len(24)?;
+    audit.recorded_at.reserve_exact(n);
+    audit.positions.reserve_exact(n);
+    audit.latest_so_far.reserve_exact(n);
+    let mut latest = i64::MIN;
+    for _ in 0..n {
+        let recorded_at = input.i64()?;
+        let position = [input.i64()? as u64, input.i64()? as u64];
+        latest = latest.max(recorded_at);
+        audit.recorded_at.push(recorded_at);
+        audit.positions.push(P::from(position));
+        audit.latest_so_far.push(latest);
+    }
+    Ok(audit)
 }
 
 /// `first` and `second`, side by side on a thread of their own for `first` when `spread`, else
@@ -577,35 +642,17 @@ type Holdings = (
     Vec<crate::BasisRow>,
 );
 
-/// Reads a section of records with `read`, which must use it up.
-fn records<T>(
-    section: &[u8],
-    read: impl FnOnce(&mut In<'_>) -> Result<T, Damaged>,
-) -> Result<T, Damaged> {
-    let mut input = In(section);
-    let rows = read(&mut input)?;
-    if !input.finished() {
-        return Err(Damaged("bytes after the last record"));
-    }
-    Ok(rows)
-}
-
 /// The projection from the first four sections, each read when it is decoded and dropped once
 /// it is, on two threads.
 fn decode(sections: &Sections) -> Result<Projection, SnapshotError> {
     type Texts = (crate::NameIndex<u32>, crate::Bases);
-    let damaged = |e: Damaged| body_error(e.0);
     let (holdings, persons, texts, rest) = std::thread::scope(|scope| {
         let holdings = scope.spawn(|| {
-            let bytes = sections.read(0)?;
-            records(&bytes, |input| -> Result<Holdings, Damaged> {
+            sections.records(0, |input| -> Result<Holdings, Damaged> {
                 Ok((get_all(input)?, get_all(input)?, get_all(input)?))
             })
-            .map_err(damaged)
         });
-        let persons = sections
-            .read(1)
-            .and_then(|bytes| records(&bytes, get_all::<crate::PersonRow>).map_err(damaged));
+        let persons = sections.records(1, get_all::<crate::PersonRow>);
         let texts = sections
             .read(2)
             .and_then(|bytes| rmp_serde::from_slice::<Texts>(&bytes).map_err(body_error));

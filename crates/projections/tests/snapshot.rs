@@ -190,6 +190,26 @@ fn damaged_snapshots_are_refused() {
     std::fs::write(&path, &flipped).unwrap();
     assert!(matches!(load(), Err(SnapshotError::Checksum { .. })));
 
+    // A byte flipped in any section, those decoded as they are read from the file as well as
+    // those read whole first, is caught by that section's checksum.
+    let mut at = 60;
+    for section in 0..5 {
+        let length = u64::from_le_bytes(good[at..at + 8].try_into().unwrap()) as usize;
+        let body = at + 12;
+        if length > 0 {
+            let mut flipped = good.clone();
+            flipped[body + length / 3] ^= 0x01;
+            std::fs::write(&path, &flipped).unwrap();
+            let loaded = load();
+            assert!(
+                matches!(loaded, Err(SnapshotError::Checksum { section: s, .. }) if s == section),
+                "section {section}: {loaded:?}"
+            );
+        }
+        at = body + length;
+    }
+    assert_eq!(at, good.len());
+
     // A section damaged where its checksum does not catch it (the checksum written again): the
     // records are checked value by value, and an impossible one is refused, not loaded.
     // Header: 60 bytes; the first section's length (8) and checksum (4); the count of versions

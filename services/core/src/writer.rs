@@ -703,8 +703,9 @@ impl State {
         out.0
     }
 
-    fn decode_requests(section: &[u8]) -> Result<HashMap<RequestKey, Known>, Damaged> {
-        let mut input = records::In(section);
+    fn decode_requests(
+        input: &mut records::In<impl std::io::Read>,
+    ) -> Result<HashMap<RequestKey, Known>, Damaged> {
         let n = input.len(16 + 1 + 1 + 16)?;
         let mut requests = HashMap::with_capacity(n);
         for _ in 0..n {
@@ -731,27 +732,23 @@ impl State {
                 },
             );
         }
-        if !input.finished() {
-            return Err(Damaged("bytes after the last request"));
-        }
         Ok(requests)
     }
 
-    /// A state from its snapshot file, decoded on two threads, each section read when it is
-    /// decoded and dropped once it is.
+    /// A state from its snapshot file, decoded on two threads as its sections are read.
     fn load(path: &std::path::Path) -> Result<(Stamp, Self), SnapshotError> {
         let sections = snapshot::open(path, Kind::Writer)?;
         sections.expect(5, "the writer's state")?;
         let stamp = sections.stamp();
         let (persons, holdings, structure, office_lists, requests) = std::thread::scope(|scope| {
-            let persons = scope.spawn(|| decoded(&sections, 0, writer_records::decode_persons));
-            let holdings = decoded(&sections, 1, writer_records::decode_holdings);
+            let persons = scope.spawn(|| sections.records(0, writer_records::decode_persons));
+            let holdings = sections.records(1, writer_records::decode_holdings);
             let structure = sections.read(2).and_then(|bytes| {
                 rmp_serde::from_slice::<Structure>(&bytes)
                     .map_err(|e| SnapshotError::Body(e.to_string()))
             });
-            let office_lists = decoded(&sections, 3, writer_records::decode_office_lists);
-            let requests = decoded(&sections, 4, Self::decode_requests);
+            let office_lists = sections.records(3, writer_records::decode_office_lists);
+            let requests = sections.records(4, Self::decode_requests);
             let persons = persons
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -768,16 +765,6 @@ impl State {
         };
         Ok((stamp, state))
     }
-}
-
-/// Section `section` of a snapshot, decoded with `decode`; its bytes are dropped on return.
-fn decoded<T>(
-    sections: &snapshot::Sections,
-    section: usize,
-    decode: impl FnOnce(&[u8]) -> Result<T, Damaged>,
-) -> Result<T, SnapshotError> {
-    let bytes = sections.read(section)?;
-    decode(&bytes).map_err(|e| SnapshotError::Body(e.0.to_owned()))
 }
 
 /// What one round of the write path did ([`Writer::round`]).

@@ -7,6 +7,8 @@
 //! each checked as it is read, so a damaged section is an error, never a wrong row. The
 //! registry's structure (units, offices, models, terms: thousands of rows) stays MessagePack.
 
+use std::io::Read;
+
 use registry_domain::state::{Holding, Holdings, Person, Table};
 use registry_domain::{
     Beginning, HoldingEnd, HoldingId, LegalBasis, OfficeId, PersonId, Registry, Span,
@@ -38,8 +40,9 @@ pub(crate) fn encode_persons(registry: &Registry) -> Vec<u8> {
     out.0
 }
 
-pub(crate) fn decode_persons(section: &[u8]) -> Result<Table<PersonId, Person>, Damaged> {
-    let mut input = In(section);
+pub(crate) fn decode_persons(
+    input: &mut In<impl Read>,
+) -> Result<Table<PersonId, Person>, Damaged> {
     let n = input.len(16 + 4 + 1 + 4 + 4 + 4)?;
     let mut persons = Table::with_capacity(n);
     for _ in 0..n {
@@ -50,7 +53,7 @@ pub(crate) fn decode_persons(section: &[u8]) -> Result<Table<PersonId, Person>, 
             1 => Some(input.partial_date()?),
             _ => return Err(Damaged("invalid birth flag")),
         };
-        let holdings = get_holdings(&mut input)?;
+        let holdings = get_holdings(input)?;
         let renames = (0..input.count(8)?)
             .map(|_| Ok((input.date()?, input.string()?)))
             .collect::<Result<_, Damaged>>()?;
@@ -62,7 +65,6 @@ pub(crate) fn decode_persons(section: &[u8]) -> Result<Table<PersonId, Person>, 
             return Err(Damaged("a person listed twice"));
         }
     }
-    finished(input)?;
     Ok(persons)
 }
 
@@ -112,8 +114,9 @@ pub(crate) fn encode_holdings(registry: &Registry) -> Vec<u8> {
     out.0
 }
 
-pub(crate) fn decode_holdings(section: &[u8]) -> Result<Table<HoldingId, Holding>, Damaged> {
-    let mut input = In(section);
+pub(crate) fn decode_holdings(
+    input: &mut In<impl Read>,
+) -> Result<Table<HoldingId, Holding>, Damaged> {
     let n = input.len(16 * 3 + 4 + 5 + 1 + 1 + 1 + 1)?;
     let mut holdings = Table::with_capacity(n);
     for _ in 0..n {
@@ -174,7 +177,6 @@ pub(crate) fn decode_holdings(section: &[u8]) -> Result<Table<HoldingId, Holding
             return Err(Damaged("a holding listed twice"));
         }
     }
-    finished(input)?;
     Ok(holdings)
 }
 
@@ -189,14 +191,14 @@ pub(crate) fn encode_office_lists(registry: &Registry) -> Vec<u8> {
     out.0
 }
 
-pub(crate) fn decode_office_lists(section: &[u8]) -> Result<Vec<(OfficeId, Holdings)>, Damaged> {
-    let mut input = In(section);
+pub(crate) fn decode_office_lists(
+    input: &mut In<impl Read>,
+) -> Result<Vec<(OfficeId, Holdings)>, Damaged> {
     let n = input.len(20)?;
     let mut lists = Vec::with_capacity(n);
     for _ in 0..n {
-        lists.push((input.uuid()?.into(), get_holdings(&mut input)?));
+        lists.push((input.uuid()?.into(), get_holdings(input)?));
     }
-    finished(input)?;
     Ok(lists)
 }
 
@@ -209,7 +211,7 @@ fn put_holdings(holdings: &Holdings, out: &mut Out) {
     }
 }
 
-fn get_holdings(input: &mut In<'_>) -> Result<Holdings, Damaged> {
+fn get_holdings(input: &mut In<impl Read>) -> Result<Holdings, Damaged> {
     let n = input.count(24)?;
     let mut spans = Vec::with_capacity(n);
     for _ in 0..n {
@@ -223,14 +225,6 @@ fn get_holdings(input: &mut In<'_>) -> Result<Holdings, Damaged> {
     Ok(Holdings::from(spans))
 }
 
-fn finished(input: In<'_>) -> Result<(), Damaged> {
-    if input.finished() {
-        Ok(())
-    } else {
-        Err(Damaged("bytes after the last row"))
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -238,6 +232,20 @@ mod tests {
     use registry_domain::event::{HoldingStarted, PersonAliasAdded, PersonRenamed, TermOpened};
     use registry_domain::state::Structure;
     use registry_domain::{Date, PartialDate, TermId};
+
+    /// A section's rows, as `Sections::records` reads them from a file: used up, or refused.
+    fn read<'a, T>(
+        bytes: &'a [u8],
+        decode: impl FnOnce(&mut In<&'a [u8]>) -> Result<T, Damaged>,
+    ) -> Result<T, Damaged> {
+        let mut input = In::of(bytes);
+        let rows = decode(&mut input)?;
+        if input.finished() {
+            Ok(rows)
+        } else {
+            Err(Damaged("bytes after the last row"))
+        }
+    }
 
     #[test]
     fn a_registry_comes_back_whole_from_its_records_and_a_damaged_section_is_refused() {
@@ -296,10 +304,10 @@ mod tests {
         let lists = encode_office_lists(&registry);
         let structure = rmp_serde::to_vec_named(&registry.structure()).unwrap();
         let back = Registry::from_parts(
-            decode_persons(&persons).unwrap(),
-            decode_holdings(&holdings).unwrap(),
+            read(&persons, decode_persons).unwrap(),
+            read(&holdings, decode_holdings).unwrap(),
             rmp_serde::from_slice::<Structure>(&structure).unwrap(),
-            decode_office_lists(&lists).unwrap(),
+            read(&lists, decode_office_lists).unwrap(),
         )
         .unwrap();
         assert!(back == registry);
@@ -308,9 +316,9 @@ mod tests {
         for section in [&persons, &holdings, &lists] {
             for cut in [1, section.len() / 3, section.len() / 2, section.len() - 1] {
                 let short = &section[..cut];
-                let refused = decode_persons(short).is_err()
-                    && decode_holdings(short).is_err()
-                    && decode_office_lists(short).is_err();
+                let refused = read(short, decode_persons).is_err()
+                    && read(short, decode_holdings).is_err()
+                    && read(short, decode_office_lists).is_err();
                 assert!(
                     refused,
                     "a section cut at {cut} of {} was read",
@@ -320,6 +328,6 @@ mod tests {
         }
         let mut longer = persons.clone();
         longer.push(0);
-        assert!(decode_persons(&longer).is_err());
+        assert!(read(&longer, decode_persons).is_err());
     }
 }
