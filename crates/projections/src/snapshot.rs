@@ -279,16 +279,25 @@ impl Sections {
         self.frames.is_empty()
     }
 
-    /// The bytes of section `section`, its checksum checked.
-    pub fn read(&self, section: usize) -> Result<Vec<u8>, SnapshotError> {
+    /// Section `section`'s frame, and the file opened on its bytes.
+    fn open_section(
+        &self,
+        section: usize,
+    ) -> Result<(&Frame, std::io::Take<std::fs::File>), SnapshotError> {
         let frame = self
             .frames
             .get(section)
             .ok_or_else(|| body_error(format!("no section {section}")))?;
         let mut file = std::fs::File::open(&self.path)?;
         file.seek(std::io::SeekFrom::Start(frame.offset))?;
+        Ok((frame, file.take(frame.length)))
+    }
+
+    /// The bytes of section `section`, its checksum checked.
+    pub fn read(&self, section: usize) -> Result<Vec<u8>, SnapshotError> {
+        let (frame, mut file) = self.open_section(section)?;
         let mut bytes = Vec::with_capacity(frame.length as usize);
-        file.take(frame.length).read_to_end(&mut bytes)?;
+        file.read_to_end(&mut bytes)?;
         if (bytes.len() as u64) < frame.length {
             return Err(SnapshotError::Truncated {
                 expected: frame.length,
@@ -316,16 +325,11 @@ impl Sections {
         section: usize,
         decode: impl FnOnce(&mut In<SectionReader>) -> Result<T, Damaged>,
     ) -> Result<T, SnapshotError> {
-        let frame = self
-            .frames
-            .get(section)
-            .ok_or_else(|| body_error(format!("no section {section}")))?;
-        let mut file = std::fs::File::open(&self.path)?;
-        file.seek(std::io::SeekFrom::Start(frame.offset))?;
+        let (frame, file) = self.open_section(section)?;
         let reader = std::io::BufReader::with_capacity(
             1 << 16,
             Checksummed {
-                inner: file.take(frame.length),
+                inner: file,
                 hasher: crc32fast::Hasher::new(),
             },
         );
