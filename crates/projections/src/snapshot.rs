@@ -149,15 +149,6 @@ pub fn write(
     Ok(())
 }
 
-/// Reads a snapshot file of `kind`: its stamp and its sections, every checksum checked.
-pub fn read(path: &Path, kind: Kind) -> Result<(Stamp, Vec<Vec<u8>>), SnapshotError> {
-    let sections = open(path, kind)?;
-    let bytes = (0..sections.len())
-        .map(|section| sections.read(section))
-        .collect::<Result<_, _>>()?;
-    Ok((sections.stamp, bytes))
-}
-
 /// A snapshot file whose header and section frames were read and checked: its stamp and where
 /// each section lies, to read one at a time ([`Sections::read`]), so that a load holds the
 /// bytes of the sections it is decoding, not those of the whole file.
@@ -269,16 +260,6 @@ impl Sections {
         self.stamp
     }
 
-    /// How many sections the file has.
-    pub fn len(&self) -> usize {
-        self.frames.len()
-    }
-
-    /// Whether the file has no section.
-    pub fn is_empty(&self) -> bool {
-        self.frames.is_empty()
-    }
-
     /// Section `section`'s frame, and the file opened on its bytes.
     fn open_section(
         &self,
@@ -364,12 +345,12 @@ impl Sections {
 
     /// Checks that the file has the `expected` sections of `what`.
     pub fn expect(&self, expected: usize, what: &str) -> Result<(), SnapshotError> {
-        if self.len() == expected {
+        if self.frames.len() == expected {
             Ok(())
         } else {
             Err(body_error(format!(
                 "{} sections where {what} has {expected}",
-                self.len()
+                self.frames.len()
             )))
         }
     }

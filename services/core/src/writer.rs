@@ -20,8 +20,9 @@
 //!
 //! Idempotency rests here, not on the store: every event carries its request's `request_id` in
 //! its metadata; the writer remembers, for each request id (kept as a 16-byte hash), the answer
-//! (the resource and the commit position), rebuilt from the stream at start. A repeated request, from this process or after
-//! a restart or from another process, gets the first answer and appends nothing.
+//! (the resource and the commit position), rebuilt from the stream at start. A repeated
+//! request, from this process or after a restart or from another process, gets the first answer
+//! and appends nothing.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -97,7 +98,7 @@ impl State {
 /// A request id as the writer keeps it: the first 16 bytes of its SHA-256, whatever the id's
 /// length. The map holds every request id the registry was ever sent; two ids sharing a key
 /// would take 2^64 tries to find, and the fingerprint check still tells their requests apart.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct RequestKey([u8; 16]);
 
 impl RequestKey {
