@@ -28,6 +28,7 @@ pub mod event;
 pub mod ids;
 pub mod irregular;
 pub mod model;
+pub mod reach;
 pub mod state;
 
 pub use command::{
@@ -40,4 +41,5 @@ pub use event::{DecodeError, Event};
 pub use ids::{AdoptionId, EntityRef, HoldingId, ModelId, OfficeId, PersonId, TermId, UnitId};
 pub use irregular::{Irregularity, Policy};
 pub use model::*;
+pub use reach::{Place, Reach};
 pub use state::Registry;

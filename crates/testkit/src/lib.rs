@@ -18,6 +18,7 @@ use std::collections::HashMap;
 
 pub mod daemon;
 pub mod fixtures;
+pub mod tokens;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
