@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "query_service",
         "audit_service",
         "admin_service",
+        "access_service",
     ]
     .iter()
     .map(|f| root.join(format!("registry/v1/{f}.proto")))

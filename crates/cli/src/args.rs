@@ -31,6 +31,9 @@ pub enum CliError {
     /// The server could not be reached or failed (exit 7).
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The server does not know who you are, or does not let you (exit 8).
+    #[error("not allowed: {0}")]
+    Denied(String),
     /// The user declined the confirmation (exit 10).
     #[error("nothing changed: {0}")]
     Declined(String),
@@ -50,6 +53,7 @@ impl CliError {
             Self::Refused(_) => 5,
             Self::Conflict(_) => 6,
             Self::Unavailable(_) => 7,
+            Self::Denied(_) => 8,
             Self::Declined(_) => 10,
         }
     }
@@ -66,6 +70,9 @@ impl From<tonic::Status> for CliError {
             Code::NotFound => Self::NotFound(message),
             Code::FailedPrecondition | Code::AlreadyExists => Self::Refused(message),
             Code::Aborted => Self::Conflict(message),
+            Code::Unauthenticated | Code::PermissionDenied => {
+                Self::Denied(format!("{:?}: {message}", status.code()))
+            }
             // The connection failed under the call (a plaintext client meeting a TLS server
             // sees HTTP/2 fail): the causes, and what to try.
             _ if message.contains("h2 protocol error") || message == "transport error" => {

@@ -73,9 +73,14 @@ struct Cli {
     /// The private key of --tls-cert (PEM).
     #[arg(long, global = true, env = "REGCTL_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<std::path::PathBuf>,
-    /// Who you are: recorded with every change you make, shown to auditors.
+    /// Whom you act for: recorded with every change you make, after the name the server
+    /// authenticated (your certificate's or your token's), shown to auditors.
     #[arg(long, global = true, env = "REGCTL_ACTOR", default_value = "regctl")]
     actor: String,
+    /// A bearer token (a JWT from the identity provider the server's policy trusts), sent with
+    /// every call; prefer the environment variable, which other users cannot see.
+    #[arg(long, global = true, env = "REGCTL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// How to print answers.
     #[arg(long, short, global = true, value_enum, default_value_t = Format::Table)]
     output: Format,
@@ -150,6 +155,9 @@ enum Command {
     /// Rebuild the server's read models from the event store.
     #[command(after_help = "Example:\n  regctl rebuild")]
     Rebuild,
+    /// Who the server says you are: your name, roles, agency, scopes and what you may do.
+    #[command(after_help = "Example:\n  REGCTL_TOKEN=$(cat token.jwt) regctl whoami")]
+    Whoami,
     /// Print shell completions.
     #[command(after_help = "Example:\n  regctl completions bash > /etc/bash_completion.d/regctl")]
     Completions {
@@ -181,6 +189,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         })?
         .with_actor(&cli.actor)
         .map_err(|e| CliError::Usage(e.to_string()))?;
+    let client = match &cli.token {
+        Some(token) => client
+            .with_token(token)
+            .map_err(|e| CliError::Usage(format!("--token: {e}")))?,
+        None => client,
+    };
     let cx = Context {
         client,
         format: cli.output,
@@ -205,6 +219,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Export(c) => c.run(&cx).await,
         Command::Stats => read::stats(&cx).await,
         Command::Rebuild => read::rebuild(&cx).await,
+        Command::Whoami => read::whoami(&cx).await,
         Command::Completions { .. } => Ok(()),
     }
 }

@@ -925,6 +925,53 @@ pub async fn stats(cx: &Context) -> Result<(), CliError> {
     Ok(())
 }
 
+/// What the server sees of the caller.
+pub async fn whoami(cx: &Context) -> Result<(), CliError> {
+    let w = cx
+        .client
+        .access()
+        .who_am_i(v1::WhoAmIRequest {})
+        .await?
+        .into_inner();
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            "-".to_owned()
+        } else {
+            items.join(", ")
+        }
+    };
+    let mut rows = vec![
+        vec!["name".to_owned(), w.name.clone()],
+        vec!["proved by".to_owned(), w.proof.clone()],
+        vec![
+            "policy".to_owned(),
+            if w.policy {
+                "decides who may do what".to_owned()
+            } else {
+                "none: every caller may do anything".to_owned()
+            },
+        ],
+        vec!["roles".to_owned(), list(&w.roles)],
+        vec!["agency".to_owned(), w.agency.clone()],
+        vec!["scopes".to_owned(), list(&w.scopes)],
+        vec!["may, anywhere".to_owned(), list(&w.actions)],
+    ];
+    if let Some(expires) = &w.expires {
+        rows.push(vec![
+            "token expires".to_owned(),
+            show_instant(Some(expires)),
+        ]);
+    }
+    Answer {
+        document: json(&w, "registry.v1.WhoAmIResponse"),
+        items: vec![],
+        headers: &["", ""],
+        rows,
+    }
+    .print(cx.format);
+    Ok(())
+}
+
 /// Rebuilds the server's read models.
 pub async fn rebuild(cx: &Context) -> Result<(), CliError> {
     let r = cx

@@ -30,6 +30,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
 pub use registry_proto::v1;
+use v1::access_service_client::AccessServiceClient;
 use v1::admin_service_client::AdminServiceClient;
 use v1::audit_service_client::AuditServiceClient;
 use v1::command_service_client::CommandServiceClient;
@@ -44,6 +45,9 @@ pub enum ClientError {
     /// The address is not a URI.
     #[error("{0:?} is not an address such as http://127.0.0.1:50051")]
     BadAddress(String),
+    /// The token cannot be sent as metadata.
+    #[error("the token must be printable ASCII (a JWT)")]
+    BadToken,
     /// The actor name cannot be sent as metadata.
     #[error("the actor name must not contain control characters")]
     BadActor(String),
@@ -130,13 +134,23 @@ pub fn address_uri(address: &str, tls: &Tls) -> String {
     }
 }
 
-/// Adds the actor header to every request.
+/// Adds the actor header, and the bearer token where there is one, to every request.
 #[derive(Clone)]
-pub struct Actor(MetadataValue<Ascii>);
+pub struct Actor {
+    name: MetadataValue<Ascii>,
+    bearer: Option<MetadataValue<Ascii>>,
+}
 
 impl tonic::service::Interceptor for Actor {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        request.metadata_mut().insert(ACTOR_HEADER, self.0.clone());
+        request
+            .metadata_mut()
+            .insert(ACTOR_HEADER, self.name.clone());
+        if let Some(bearer) = &self.bearer {
+            request
+                .metadata_mut()
+                .insert("authorization", bearer.clone());
+        }
         Ok(request)
     }
 }
@@ -210,7 +224,10 @@ impl Client {
             })?;
         Ok(Self {
             channel,
-            actor: Actor(MetadataValue::from_static("anonymous")),
+            actor: Actor {
+                name: MetadataValue::from_static("anonymous"),
+                bearer: None,
+            },
             max_message_bytes: 64 << 20,
         })
     }
@@ -221,9 +238,31 @@ impl Client {
         let value = MetadataValue::try_from(actor.as_bytes())
             .map_err(|_| ClientError::BadActor(actor.to_owned()))?;
         Ok(Self {
-            actor: Actor(value),
+            actor: Actor {
+                name: value,
+                ..self.actor
+            },
             ..self
         })
+    }
+
+    /// The same connection, authenticated by a bearer token (a JWT from the identity provider
+    /// the server's policy trusts), sent as `authorization: Bearer …` with every call.
+    pub fn with_token(self, token: &str) -> Result<Self, ClientError> {
+        let value = MetadataValue::try_from(format!("Bearer {}", token.trim()))
+            .map_err(|_| ClientError::BadToken)?;
+        Ok(Self {
+            actor: Actor {
+                bearer: Some(value),
+                ..self.actor
+            },
+            ..self
+        })
+    }
+
+    /// The access service (`WhoAmI`).
+    pub fn access(&self) -> AccessServiceClient<Inner> {
+        AccessServiceClient::with_interceptor(self.channel.clone(), self.actor.clone())
     }
 
     /// The command service.

@@ -82,9 +82,15 @@ pub struct Options {
     /// See --snapshot-every-events [default: 900].
     #[arg(long, env = "REGISTRY_SNAPSHOT_EVERY_SECONDS")]
     pub snapshot_every_seconds: Option<u64>,
-    /// Serve callers on an address other than loopback although the registry does not yet
-    /// decide who may do what (any caller that reaches the port may record, correct and
-    /// rebuild): without it, such an address is refused at start.
+    /// Decide who may do what by this policy file (TOML: callers, agencies and their scopes,
+    /// bearer tokens, and the Cedar rules file it names): see `examples/access/`. Without it
+    /// every caller may do anything, which is served only on loopback unless
+    /// --allow-anonymous is given.
+    #[arg(long, env = "REGISTRY_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Serve callers on an address other than loopback without a --policy: every caller that
+    /// reaches the port may then record, correct and rebuild. Without it, such an address is
+    /// refused at start.
     #[arg(long, env = "REGISTRY_ALLOW_ANONYMOUS")]
     pub allow_anonymous: bool,
     /// A TOML file with any of the options above (snake_case keys); flags and environment win.
@@ -113,6 +119,7 @@ struct FileOptions {
     snapshot_dir: Option<PathBuf>,
     snapshot_every_events: Option<u64>,
     snapshot_every_seconds: Option<u64>,
+    policy: Option<PathBuf>,
     allow_anonymous: Option<bool>,
 }
 
@@ -160,6 +167,8 @@ pub struct Config {
     pub page_token_key: PageTokenKey,
     /// Snapshots, when kept.
     pub snapshots: Option<crate::snapshots::Snapshots>,
+    /// The access policy, when one decides who may do what (read and checked).
+    pub access: Option<std::sync::Arc<registry_access::Access>>,
 }
 
 /// The key of page tokens ([`crate::paging`]).
@@ -267,13 +276,27 @@ impl Config {
             )
         })?;
         let allow_anonymous = options.allow_anonymous || file.allow_anonymous == Some(true);
-        if !listen.ip().is_loopback() && !allow_anonymous {
+        let access = match options.policy.or(file.policy) {
+            None => None,
+            Some(_) if allow_anonymous => {
+                return Err(invalid(
+                    "--allow-anonymous",
+                    "contradicts --policy, which admits only the callers it can authenticate"
+                        .into(),
+                ))
+            }
+            Some(path) => Some(std::sync::Arc::new(
+                registry_access::Access::load(&path)
+                    .map_err(|e| invalid("--policy", e.to_string()))?,
+            )),
+        };
+        if !listen.ip().is_loopback() && !allow_anonymous && access.is_none() {
             return Err(invalid(
                 "--listen",
                 format!(
-                    "{listen} is reachable from other machines, and every caller that reaches \
-                     it may record, correct and rebuild anything (access control is not built \
-                     yet): listen on a loopback address such as 127.0.0.1, or pass \
+                    "{listen} is reachable from other machines, and without --policy every \
+                     caller that reaches it may record, correct and rebuild anything: give a \
+                     --policy, listen on a loopback address such as 127.0.0.1, or pass \
                      --allow-anonymous to accept that"
                 ),
             ));
@@ -369,6 +392,7 @@ impl Config {
             options.tls_cert.or(file.tls_cert),
             options.tls_key.or(file.tls_key),
             options.tls_client_ca.or(file.tls_client_ca),
+            access.as_ref().is_some_and(|a| a.accepts_tokens()),
         )?;
         let page_token_key = match (options.page_token_key.or(file.page_token_key), &store) {
             (Some(path), _) => {
@@ -416,6 +440,7 @@ impl Config {
             max_lag: Duration::from_secs(max_lag),
             services,
             tls,
+            access,
         })
     }
 
@@ -438,6 +463,7 @@ fn tls(
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
     client_ca: Option<PathBuf>,
+    tokens_accepted: bool,
 ) -> Result<Option<tonic::transport::ServerTlsConfig>, ConfigError> {
     use tonic::transport::{Certificate, Identity, ServerTlsConfig};
     // The dependency tree enables two crypto providers, so rustls cannot choose alone.
@@ -472,7 +498,12 @@ fn tls(
     };
     let mut config = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
     if let Some(ca) = &client_ca {
-        config = config.client_ca_root(Certificate::from_pem(read("--tls-client-ca", ca)?));
+        // Where bearer tokens are accepted a caller brings either a certificate or a token:
+        // the certificate is then optional at the handshake (one without is authenticated by
+        // its token, or refused as UNAUTHENTICATED).
+        config = config
+            .client_ca_root(Certificate::from_pem(read("--tls-client-ca", ca)?))
+            .client_auth_optional(tokens_accepted);
     }
     // Building a server with it parses the certificates and the key.
     tonic::transport::Server::builder()

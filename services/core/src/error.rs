@@ -105,9 +105,12 @@ pub enum ApiError {
     /// The service is shutting down or its background work stopped.
     #[error("{0}")]
     Unavailable(String),
-    /// The caller's certificate does not say who it is.
+    /// The caller's credentials are missing or bad.
     #[error("{0}")]
     Unauthenticated(String),
+    /// The caller may not do what it asked (the policy), here or then.
+    #[error("{0}")]
+    PermissionDenied(#[from] registry_access::Denied),
     /// One record of an import was refused (the records before it were recorded).
     #[error("{}: {source}", record_path(*index, *kind))]
     Record {
@@ -169,6 +172,7 @@ impl ApiError {
             Self::Stream { code, .. } => *code,
             Self::TooLong(_) => Code::DeadlineExceeded,
             Self::Unauthenticated(_) => Code::Unauthenticated,
+            Self::PermissionDenied(_) => Code::PermissionDenied,
         }
     }
 }

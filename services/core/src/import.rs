@@ -102,7 +102,7 @@ fn kind(record: &pb::ImportRecord) -> Option<&'static str> {
 /// The caller and command of one record.
 fn parse(
     metadata: &MetadataMap,
-    certified: Option<&str>,
+    who: &serve::Who,
     record: &pb::ImportRecord,
 ) -> Result<(Caller, Command), ApiError> {
     let Some(record) = &record.record else {
@@ -112,7 +112,7 @@ fn parse(
         ));
     };
     with_request!(record, |_kind, r| {
-        let caller = serve::caller_in(metadata, certified, r)?;
+        let caller = serve::caller_in(metadata, who, r)?;
         let command = r.command(&caller.actor)?;
         Ok((caller, command))
     })
@@ -124,7 +124,7 @@ pub async fn import_records(
     request: Request<Streaming<pb::ImportRecordsRequest>>,
 ) -> Result<Response<pb::ImportRecordsResponse>, Status> {
     serve::call_unbounded("ImportRecords", "", async move {
-        let certified = serve::certified(&request)?;
+        let who = serve::Who::of(request.extensions())?;
         let (metadata, _, mut stream) = request.into_parts();
         let mut response = pb::ImportRecordsResponse::default();
         let mut queued = VecDeque::new();
@@ -138,7 +138,7 @@ pub async fn import_records(
             let mut batch = Vec::with_capacity(message.records.len());
             let mut malformed = None;
             for (index, record) in message.records.iter().enumerate() {
-                match parse(&metadata, certified.as_deref(), record) {
+                match parse(&metadata, &who, record) {
                     Ok(item) => batch.push(item),
                     Err(e) => {
                         malformed = Some((index, e));

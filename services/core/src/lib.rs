@@ -19,6 +19,7 @@
 //! The service crates (`registry-command`, `registry-query`, `registry-audit`,
 //! `registry-admin`) hold only their tonic service implementations on top of this.
 
+pub mod access;
 pub mod commands;
 pub mod config;
 pub mod convert;
@@ -108,7 +109,7 @@ pub async fn write<R: WriteRequest>(
         let caller = serve::caller(&request)?;
         let command = request.get_ref().command(&caller.actor)?;
         if request.get_ref().validate_only() {
-            let preview = writer.preview(&command).await?;
+            let preview = writer.preview(caller.grant.as_ref(), &command).await?;
             let flags_now = preview
                 .flags_now
                 .iter()

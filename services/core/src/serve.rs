@@ -12,6 +12,7 @@ use tonic::service::Routes;
 use tonic::{Request, Response, Status};
 use tonic_health::ServingStatus;
 
+use crate::access::Grant;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::writer::Caller;
@@ -50,37 +51,40 @@ pub fn init_logs() {
         .try_init();
 }
 
-/// Who calls with the write request `request`, from its certificate and metadata.
+/// Who calls with the write request `request`, from its credentials and metadata.
 pub fn caller<R: crate::WriteRequest>(request: &Request<R>) -> Result<Caller, ApiError> {
     caller_in(
         request.metadata(),
-        certified(request)?.as_deref(),
+        &Who::of(request.extensions())?,
         request.get_ref(),
     )
 }
 
-/// The name in the certificate the caller presented, under mutual TLS (`None` on a connection
-/// without one): its subject's common name, else its whole subject (RFC 4514). A certificate
-/// the server's client CA signed that names nobody is refused.
-pub fn certified<T>(request: &Request<T>) -> Result<Option<String>, ApiError> {
-    let Some(leaf) = request
-        .peer_certs()
-        .and_then(|chain| chain.first().cloned())
-    else {
-        return Ok(None);
-    };
-    certificate_name(&leaf).map(Some).ok_or_else(|| {
-        ApiError::Unauthenticated(
-            "the client certificate names no subject to record as the actor".into(),
-        )
-    })
+/// Who a call comes from, as far as the server knows: under a policy, the identity the access
+/// layer authenticated ([`crate::access`]); else the name in the caller's certificate, if any.
+#[derive(Clone, Debug)]
+pub struct Who {
+    certified: Option<String>,
+    grant: Option<Grant>,
 }
 
-/// Who calls with the write request `request`, from a call's metadata and the name in its
-/// certificate (one call of an import carries many requests).
+impl Who {
+    /// From a call's extensions.
+    pub fn of(extensions: &tonic::Extensions) -> Result<Self, ApiError> {
+        let grant = extensions.get::<Grant>().cloned();
+        let certified = match &grant {
+            Some(grant) => Some(grant.identity.name.clone()),
+            None => crate::access::certificate_name(extensions)?,
+        };
+        Ok(Self { certified, grant })
+    }
+}
+
+/// Who calls with the write request `request`, from a call's metadata and its caller (one call
+/// of an import carries many requests).
 pub fn caller_in<R: crate::WriteRequest>(
     metadata: &tonic::metadata::MetadataMap,
-    certified: Option<&str>,
+    who: &Who,
     request: &R,
 ) -> Result<Caller, ApiError> {
     let request_id = request.request_id().trim();
@@ -103,8 +107,8 @@ pub fn caller_in<R: crate::WriteRequest>(
             .map(str::to_owned)
     };
     let declared = declared_actor(metadata)?;
-    // The certificate's name is who calls; a different declared actor is whom it calls for.
-    let actor = match (certified, declared) {
+    // The authenticated name is who calls; a different declared actor is whom it calls for.
+    let actor = match (who.certified.as_deref(), declared) {
         (Some(certified), Some(declared)) if certified != declared => {
             format!("{certified} for {declared}")
         }
@@ -117,6 +121,7 @@ pub fn caller_in<R: crate::WriteRequest>(
         request_id: request_id.to_owned(),
         correlation_id: header(CORRELATION_HEADER),
         fingerprint: fingerprint(request),
+        grant: who.grant.clone(),
     })
 }
 
@@ -162,18 +167,6 @@ fn declared_actor(metadata: &tonic::metadata::MetadataMap) -> Result<Option<Stri
         ));
     }
     Ok((!actor.trim().is_empty()).then(|| actor.to_owned()))
-}
-
-/// The common name of a certificate's subject, else the whole subject (RFC 4514); `None` when
-/// it does not parse or names nobody.
-fn certificate_name(der: &[u8]) -> Option<String> {
-    use x509_cert::der::Decode;
-    let certificate = x509_cert::Certificate::from_der(der).ok()?;
-    let subject = certificate.tbs_certificate().subject();
-    match subject.common_name() {
-        Ok(Some(name)) => Some(name.value().into_owned()),
-        _ => (!subject.is_empty()).then(|| subject.to_string()),
-    }
 }
 
 /// How long the caller is willing to wait, from its `grpc-timeout`, less a margin to answer.
@@ -320,7 +313,9 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(registry_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha();
-    let mut routes = routes.add_service(health);
+    let mut routes = routes
+        .add_service(health)
+        .add_service(crate::access::AccessApi::server());
     if let Ok(reflection) = reflection_v1 {
         routes = routes.add_service(reflection);
     }
@@ -350,6 +345,7 @@ pub async fn serve(
     let _ = CALL_LIMIT.set(config.timeout);
     let server = builder
         .concurrency_limit_per_connection(config.concurrency)
+        .layer(crate::access::GateLayer::new(config.access.clone()))
         .add_routes(routes)
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),

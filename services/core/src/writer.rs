@@ -47,6 +47,19 @@ use crate::feed::{read_decoded, DecodedBatch, STREAM};
 use crate::snapshots::{self, Due, Snapshots};
 use crate::writer_records;
 
+/// Whether the caller holding `grant` may have `command` recorded in `registry` (always, without
+/// a policy).
+fn permitted(
+    grant: Option<&crate::access::Grant>,
+    command: &Command,
+    registry: &Registry,
+) -> Result<(), ApiError> {
+    match grant {
+        Some(grant) => Ok(grant.access.check(&grant.identity, command, registry)?),
+        None => Ok(()),
+    }
+}
+
 /// How many times a write is decided again after losing a race to another writer.
 pub const MAX_ATTEMPTS: u32 = 8;
 
@@ -62,6 +75,9 @@ pub struct Caller {
     /// The request's fingerprint ([`crate::serve::fingerprint`]): a repeat of the request id
     /// with another fingerprint is another request, refused.
     pub fingerprint: String,
+    /// The authenticated caller and the policy, under one: the write is decided against it
+    /// in the decision step (none without a policy: every caller may write).
+    pub grant: Option<crate::access::Grant>,
 }
 
 /// The answer to a write.
@@ -308,9 +324,14 @@ impl Writer {
     /// What `command` would record, decided against the registry as it stands, recording
     /// nothing: the resource, the flags it brings, and for a holding's correction the flags of
     /// the holding before it.
-    pub async fn preview(&self, command: &Command) -> Result<Preview, ApiError> {
+    pub async fn preview(
+        &self,
+        grant: Option<&crate::access::Grant>,
+        command: &Command,
+    ) -> Result<Preview, ApiError> {
         let mut state = self.state.lock().await;
         self.refresh(&mut state).await?;
+        permitted(grant, command, &state.registry)?;
         let decision = state.registry.decide(command, &self.policy)?;
         let flags_now = match command {
             Command::CorrectHolding { holding, .. } => state
@@ -425,6 +446,12 @@ impl Writer {
             let mut events = Vec::new();
             let mut later = Vec::new(); // Decisions to fold once stored (not ahead).
             for (index, (caller, command)) in commands.iter().enumerate() {
+                // Whether the caller may: against the registry as the commands before this
+                // one left it (a unit an import establishes is known to its next record).
+                if let Err(e) = permitted(caller.grant.as_ref(), command, &state.registry) {
+                    round.refused = Some((index, e));
+                    break;
+                }
                 let key = RequestKey::of(&caller.request_id);
                 match state.requests.get(&key).map(|k| k.for_caller(caller)) {
                     Some(Ok(outcome)) => {
@@ -997,6 +1024,7 @@ mod tests {
             request_id: id.into(),
             correlation_id: None,
             fingerprint: format!("{:032x}", id.len()),
+            grant: None,
         };
         let person = |name: &str| Command::RegisterPerson {
             person: registry_domain::PersonId::from_uuid(uuid::Uuid::now_v7()),
