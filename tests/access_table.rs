@@ -1,0 +1,1053 @@
+//! The access table: every RPC of the API, called over real sockets by six callers (anonymous,
+//! a reader, an auditor, the registrar of province A, the registrar of province B, an
+//! administrator), with bearer tokens over TLS and with client certificates under mutual TLS,
+//! each cell's status compared with what the example policy's rules say, and the store's head
+//! unchanged after every refusal.
+//!
+//! Each write cell gets a fresh record to act on (made by the administrator first), all in or
+//! under province A, so that a refusal is the policy's and an acceptance is the registry's.
+//! The certificates are made here (`rcgen`): a CA, the server's, one per caller.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use registry_client::{request_id, v1, Client, Tls};
+use registry_testkit::tokens::{Issuer, AUDIENCE, ISSUER};
+use support::{basis, Daemon};
+use tonic::Code;
+use v1::import_record::Record;
+
+/// The callers, in the table's column order.
+const CALLERS: [&str; 6] = [
+    "anonymous",
+    "reader",
+    "auditor",
+    "registrar-a",
+    "registrar-b",
+    "admin",
+];
+
+/// What an RPC does, as the policy sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    Read,
+    Audit,
+    Operate,
+    Define,
+    /// A write on units, offices, holdings or persons in province A.
+    InA,
+    /// A write that touches no unit (registering a person, an alias).
+    Unitless,
+    WhoAmI,
+}
+
+/// A cell's outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Ok,
+    Unauthenticated,
+    Denied,
+    /// Turned away at the TLS handshake (no certificate where one is required).
+    Handshake,
+    /// Any other status: a failure of the test's own requests.
+    Other(Code),
+}
+
+/// What the example policy's rules say `caller` gets for an RPC of `class`.
+fn expected(caller: &str, class: Class, tokens: bool) -> Outcome {
+    use Class::*;
+    let allowed = match caller {
+        "anonymous" => {
+            return if tokens {
+                Outcome::Unauthenticated
+            } else {
+                Outcome::Handshake
+            }
+        }
+        "reader" => matches!(class, Read | WhoAmI),
+        "auditor" => matches!(class, Read | Audit | WhoAmI),
+        "registrar-a" => matches!(class, Read | InA | Unitless | WhoAmI),
+        "registrar-b" => matches!(class, Read | Unitless | WhoAmI),
+        "admin" => true,
+        other => panic!("unknown caller {other}"),
+    };
+    if allowed {
+        Outcome::Ok
+    } else {
+        Outcome::Denied
+    }
+}
+
+/// The RPCs, each with its class.
+const RPCS: [(&str, Class); 43] = [
+    ("RegisterPerson", Class::Unitless),
+    ("RenamePerson", Class::InA),
+    ("AddPersonAlias", Class::Unitless),
+    ("EstablishUnit", Class::InA),
+    ("RenameUnit", Class::InA),
+    ("MoveUnit", Class::InA),
+    ("ReorganiseUnits", Class::InA),
+    ("CreateOffice", Class::InA),
+    ("AbolishOffice", Class::InA),
+    ("StartHolding", Class::InA),
+    ("EndHolding", Class::InA),
+    ("DefineModel", Class::Define),
+    ("AdoptModel", Class::InA),
+    ("WithdrawModel", Class::InA),
+    ("OpenTerm", Class::InA),
+    ("ImportRecords", Class::InA),
+    ("CorrectPerson", Class::InA),
+    ("CorrectOffice", Class::InA),
+    ("CorrectHolding", Class::InA),
+    ("RetractRecord", Class::InA),
+    ("RebuildProjections", Class::Operate),
+    ("GetStoreStats", Class::Operate),
+    ("GetOfficeHolders", Class::Read),
+    ("GetHolding", Class::Read),
+    ("ListHoldings", Class::Read),
+    ("ListOfficeHistory", Class::Read),
+    ("ListPersonOffices", Class::Read),
+    ("ListPersonCareer", Class::Read),
+    ("GetPerson", Class::Read),
+    ("SearchPersons", Class::Read),
+    ("GetOffice", Class::Read),
+    ("ListOffices", Class::Read),
+    ("ListUnits", Class::Read),
+    ("ListPersons", Class::Read),
+    ("GetUnit", Class::Read),
+    ("ListUnitTree", Class::Read),
+    ("GetUnitLineage", Class::Read),
+    ("GetModelCoverage", Class::Read),
+    ("ListResourceHistory", Class::Audit),
+    ("ListChanges", Class::Audit),
+    ("ListIrregularities", Class::Audit),
+    ("StreamChanges", Class::Audit),
+    ("WhoAmI", Class::WhoAmI),
+];
+
+/// The records every cell may read: units of province A, an office with a holder, a model.
+struct Base {
+    a: String,
+    x: String,
+    d: String,
+    office: String,
+    person: String,
+    holding: String,
+    model: String,
+}
+
+/// A CA, the server's certificate, and a certificate for each caller but the anonymous one.
+struct Pki {
+    ca: Vec<u8>,
+    server: (Vec<u8>, Vec<u8>),
+    callers: BTreeMap<&'static str, (Vec<u8>, Vec<u8>)>,
+}
+
+fn pki() -> Pki {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "access test CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf = |name: &str, server: bool| {
+        let key = KeyPair::generate().unwrap();
+        let names = if server {
+            vec!["localhost".to_owned(), "127.0.0.1".to_owned()]
+        } else {
+            vec![]
+        };
+        let mut params = CertificateParams::new(names).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![if server {
+            ExtendedKeyUsagePurpose::ServerAuth
+        } else {
+            ExtendedKeyUsagePurpose::ClientAuth
+        }];
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        (cert.pem().into_bytes(), key.serialize_pem().into_bytes())
+    };
+    Pki {
+        ca: ca_cert.pem().into_bytes(),
+        server: leaf("registryd", true),
+        callers: CALLERS[1..].iter().map(|c| (*c, leaf(c, false))).collect(),
+    }
+}
+
+/// Writes the policy (the example's rules; A's and B's scopes as given), the key file, the
+/// certificates; starts `registryd` with them.
+fn start(dir: &Path, pki: &Pki, issuer: Option<&Issuer>, a: &str, b: &str) -> Daemon {
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let rules = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/access/registry.cedar"),
+    )
+    .unwrap();
+    write("registry.cedar", &rules);
+    let tokens = match issuer {
+        Some(issuer) => {
+            write("keys.jwks", issuer.jwks().as_bytes());
+            format!("[tokens]\njwks = \"keys.jwks\"\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\n")
+        }
+        None => String::new(),
+    };
+    let policy = write(
+        "policy.toml",
+        format!(
+            r#"rules = "registry.cedar"
+{tokens}
+[agencies.ministry]
+scopes = []
+[agencies.a]
+scopes = ["{a}"]
+[agencies.b]
+scopes = ["{b}"]
+[agencies.audit]
+scopes = []
+[callers.reader]
+roles = ["reader"]
+[callers.auditor]
+roles = ["auditor"]
+agency = "audit"
+[callers.registrar-a]
+roles = ["registrar"]
+agency = "a"
+[callers.registrar-b]
+roles = ["registrar"]
+agency = "b"
+[callers.admin]
+roles = ["admin"]
+agency = "ministry"
+"#
+        )
+        .as_bytes(),
+    );
+    let cert = write("server.pem", &pki.server.0);
+    let key = write("server.key", &pki.server.1);
+    let ca = write("ca.pem", &pki.ca);
+    Daemon::embedded(
+        &dir.join("data"),
+        &[
+            "--policy",
+            &policy,
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--tls-client-ca",
+            &ca,
+        ],
+    )
+}
+
+/// A client for `caller`: by token (with no certificate) or by certificate.
+async fn client(
+    daemon: &Daemon,
+    pki: &Pki,
+    caller: &str,
+    issuer: Option<&Issuer>,
+) -> Option<Client> {
+    let address = daemon.address.replace("http://", "https://");
+    let tls = Tls {
+        ca: Some(pki.ca.clone()),
+        identity: match issuer {
+            Some(_) => None,
+            None => pki.callers.get(caller).cloned(),
+        },
+    };
+    let client = Client::connect_with(&address, &tls).await.ok()?;
+    Some(match (issuer, caller) {
+        (Some(issuer), c) if c != "anonymous" => client.with_token(&issuer.token(c)).unwrap(),
+        _ => client,
+    })
+}
+
+fn status_outcome(status: &tonic::Status) -> Outcome {
+    match status.code() {
+        Code::Unauthenticated => Outcome::Unauthenticated,
+        Code::PermissionDenied => Outcome::Denied,
+        // The handshake failed under the call: the server wanted a certificate.
+        Code::Unavailable | Code::Unknown | Code::Internal | Code::Cancelled
+            if !status.message().contains("registry") =>
+        {
+            Outcome::Handshake
+        }
+        code => Outcome::Other(code),
+    }
+}
+
+fn amendment() -> Option<v1::Amendment> {
+    Some(v1::Amendment {
+        reason: "access table".into(),
+        basis: None,
+    })
+}
+
+/// Records made by the administrator for one cell, and the store's head once they are made.
+struct Prep<'a> {
+    admin: &'a Client,
+    base: &'a Base,
+    marked: std::sync::Mutex<String>,
+}
+
+impl<'a> Prep<'a> {
+    fn new(admin: &'a Client, base: &'a Base) -> Self {
+        Self {
+            admin,
+            base,
+            marked: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Notes the store's head: the cell's own call comes next.
+    async fn mark(&self) {
+        let now = head(self.admin).await;
+        *self.marked.lock().unwrap() = now;
+    }
+
+    async fn unit(&self, parent: &str, level: v1::Level, kind: v1::UnitKind) -> String {
+        self.admin
+            .command()
+            .establish_unit(v1::EstablishUnitRequest {
+                request_id: request_id(),
+                kind: kind as i32,
+                level: level as i32,
+                display_name: "Xã thử".into(),
+                parents: vec![parent.to_owned()],
+                valid_from: "2000-01-01".into(),
+                basis: Some(basis("1/QĐ")),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .result
+            .unwrap()
+            .name
+    }
+
+    async fn commune(&self) -> String {
+        self.unit(
+            &self.base.a,
+            v1::Level::Commune,
+            v1::UnitKind::AdministrativeArea,
+        )
+        .await
+    }
+
+    async fn office(&self) -> String {
+        self.admin
+            .command()
+            .create_office(v1::CreateOfficeRequest {
+                request_id: request_id(),
+                unit: self.base.x.clone(),
+                title: "Phó Chủ tịch".into(),
+                kind: v1::OfficeKind::ViceChair as i32,
+                capacity: Some(v1::Capacity {
+                    kind: v1::CapacityKind::Sole as i32,
+                    limit: 0,
+                }),
+                valid_from: "2000-01-01".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .result
+            .unwrap()
+            .name
+    }
+
+    async fn person(&self) -> String {
+        self.admin
+            .command()
+            .register_person(v1::RegisterPersonRequest {
+                request_id: request_id(),
+                display_name: "Lê Văn Thử".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .result
+            .unwrap()
+            .name
+    }
+
+    /// A person holding a fresh office in X from 2020-01-01: (person, office, holding).
+    async fn holder(&self) -> (String, String, String) {
+        let (person, office) = (self.person().await, self.office().await);
+        let holding = self
+            .admin
+            .command()
+            .start_holding(v1::StartHoldingRequest {
+                request_id: request_id(),
+                person: person.clone(),
+                office: office.clone(),
+                valid_from: "2020-01-01".into(),
+                beginning: v1::BeginningKind::Appointed as i32,
+                basis: Some(basis("2/QĐ")),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .result
+            .unwrap()
+            .name;
+        (person, office, holding)
+    }
+
+    async fn adoption(&self, unit: &str) -> String {
+        self.admin
+            .command()
+            .adopt_model(adopt(&self.base.model, unit))
+            .await
+            .unwrap()
+            .into_inner()
+            .result
+            .unwrap()
+            .name
+    }
+}
+
+fn adopt(model: &str, unit: &str) -> v1::AdoptModelRequest {
+    v1::AdoptModelRequest {
+        request_id: request_id(),
+        model: model.into(),
+        unit: unit.into(),
+        valid_from: "2021-01-01".into(),
+        basis: Some(basis("5-NQ/TU")),
+        ..Default::default()
+    }
+}
+
+/// Calls `rpc` as `who`, on fresh records the administrator made first where it writes.
+async fn call(rpc: &str, who: &Client, prep: &Prep<'_>) -> Result<(), tonic::Status> {
+    let base = prep.base;
+    let (mut command, mut query, mut audit, mut admin) =
+        (who.command(), who.query(), who.audit(), who.admin());
+    let date = || "2024-01-01".to_owned();
+    prep.mark().await;
+    match rpc {
+        "RegisterPerson" => {
+            command
+                .register_person(v1::RegisterPersonRequest {
+                    request_id: request_id(),
+                    display_name: "Phạm Thị Mới".into(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "RenamePerson" => {
+            let (person, _, _) = prep.holder().await;
+            prep.mark().await;
+            command
+                .rename_person(v1::RenamePersonRequest {
+                    request_id: request_id(),
+                    person,
+                    display_name: "Lê Văn Đổi".into(),
+                    valid_from: "2024-01-01".into(),
+                })
+                .await?;
+        }
+        "AddPersonAlias" => {
+            command
+                .add_person_alias(v1::AddPersonAliasRequest {
+                    request_id: request_id(),
+                    person: base.person.clone(),
+                    alias: format!("Bí danh {}", request_id()),
+                })
+                .await?;
+        }
+        "EstablishUnit" => {
+            command
+                .establish_unit(v1::EstablishUnitRequest {
+                    request_id: request_id(),
+                    kind: v1::UnitKind::AdministrativeArea as i32,
+                    level: v1::Level::Commune as i32,
+                    display_name: "Xã mới".into(),
+                    parents: vec![base.a.clone()],
+                    valid_from: "2001-01-01".into(),
+                    basis: Some(basis("3/QĐ")),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "RenameUnit" => {
+            let unit = prep.commune().await;
+            prep.mark().await;
+            command
+                .rename_unit(v1::RenameUnitRequest {
+                    request_id: request_id(),
+                    unit,
+                    display_name: "Xã đổi tên".into(),
+                    valid_from: "2010-01-01".into(),
+                    basis: Some(basis("4/QĐ")),
+                })
+                .await?;
+        }
+        "MoveUnit" => {
+            let unit = prep.commune().await;
+            prep.mark().await;
+            command
+                .move_unit(v1::MoveUnitRequest {
+                    request_id: request_id(),
+                    unit,
+                    parents: vec![base.d.clone()],
+                    valid_from: "2010-01-01".into(),
+                    basis: Some(basis("5/QĐ")),
+                })
+                .await?;
+        }
+        "ReorganiseUnits" => {
+            let (one, two) = (prep.commune().await, prep.commune().await);
+            prep.mark().await;
+            command
+                .reorganise_units(v1::ReorganiseUnitsRequest {
+                    request_id: request_id(),
+                    ending: v1::UnitEnding::Merged as i32,
+                    predecessors: vec![one, two],
+                    successors: vec![v1::Successor {
+                        successor: Some(v1::successor::Successor::NewUnit(v1::NewUnit {
+                            unit_id: String::new(),
+                            kind: v1::UnitKind::AdministrativeArea as i32,
+                            level: v1::Level::Commune as i32,
+                            display_name: "Xã hợp nhất".into(),
+                            parents: vec![base.a.clone()],
+                        })),
+                    }],
+                    valid_from: "2015-01-01".into(),
+                    basis: Some(basis("6/NQ")),
+                    offices: vec![],
+                    children: vec![],
+                })
+                .await?;
+        }
+        "CreateOffice" => {
+            command
+                .create_office(v1::CreateOfficeRequest {
+                    request_id: request_id(),
+                    unit: base.x.clone(),
+                    title: "Phó Chủ tịch".into(),
+                    kind: v1::OfficeKind::ViceChair as i32,
+                    capacity: Some(v1::Capacity {
+                        kind: v1::CapacityKind::Sole as i32,
+                        limit: 0,
+                    }),
+                    valid_from: "2000-01-01".into(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "AbolishOffice" => {
+            let office = prep.office().await;
+            prep.mark().await;
+            command
+                .abolish_office(v1::AbolishOfficeRequest {
+                    request_id: request_id(),
+                    office,
+                    valid_from: "2022-01-01".into(),
+                    basis: Some(basis("7/QĐ")),
+                })
+                .await?;
+        }
+        "StartHolding" => {
+            let (person, office) = (prep.person().await, prep.office().await);
+            prep.mark().await;
+            command
+                .start_holding(v1::StartHoldingRequest {
+                    request_id: request_id(),
+                    person,
+                    office,
+                    valid_from: "2020-01-01".into(),
+                    beginning: v1::BeginningKind::Appointed as i32,
+                    basis: Some(basis("8/QĐ")),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "EndHolding" => {
+            let (_, _, holding) = prep.holder().await;
+            prep.mark().await;
+            command
+                .end_holding(v1::EndHoldingRequest {
+                    request_id: request_id(),
+                    holding,
+                    valid_until: "2023-01-01".into(),
+                    reason: v1::EndReason::Transfer as i32,
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "DefineModel" => {
+            command
+                .define_model(v1::DefineModelRequest {
+                    request_id: request_id(),
+                    display_name: "Mô hình thử".into(),
+                    arrangement: Some(concurrent()),
+                    authorised_by: Some(basis("Kết luận 2/TW")),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "AdoptModel" => {
+            let unit = prep.commune().await;
+            prep.mark().await;
+            command.adopt_model(adopt(&base.model, &unit)).await?;
+        }
+        "WithdrawModel" => {
+            let unit = prep.commune().await;
+            let adoption = prep.adoption(&unit).await;
+            prep.mark().await;
+            command
+                .withdraw_model(v1::WithdrawModelRequest {
+                    request_id: request_id(),
+                    adoption,
+                    valid_from: "2023-01-01".into(),
+                    basis: Some(basis("9/NQ")),
+                })
+                .await?;
+        }
+        "OpenTerm" => {
+            let body = prep
+                .unit(&base.x, v1::Level::Commune, v1::UnitKind::PeoplesCouncil)
+                .await;
+            prep.mark().await;
+            command
+                .open_term(v1::OpenTermRequest {
+                    request_id: request_id(),
+                    body,
+                    label: "2021-2026".into(),
+                    valid_from: "2021-07-01".into(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "ImportRecords" => {
+            let record = v1::ImportRecord {
+                record: Some(Record::Office(v1::CreateOfficeRequest {
+                    request_id: request_id(),
+                    unit: base.x.clone(),
+                    title: "Phó Chủ tịch".into(),
+                    kind: v1::OfficeKind::ViceChair as i32,
+                    capacity: Some(v1::Capacity {
+                        kind: v1::CapacityKind::Sole as i32,
+                        limit: 0,
+                    }),
+                    valid_from: "2000-01-01".into(),
+                    ..Default::default()
+                })),
+            };
+            let stream = futures::stream::iter([v1::ImportRecordsRequest {
+                records: vec![record],
+            }]);
+            command.import_records(stream).await?;
+        }
+        "CorrectPerson" => {
+            let (person, _, _) = prep.holder().await;
+            prep.mark().await;
+            admin
+                .correct_person(v1::CorrectPersonRequest {
+                    request_id: request_id(),
+                    person,
+                    display_name: "Lê Văn Sửa".into(),
+                    amendment: amendment(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "CorrectOffice" => {
+            let office = prep.office().await;
+            prep.mark().await;
+            admin
+                .correct_office(v1::CorrectOfficeRequest {
+                    request_id: request_id(),
+                    office,
+                    title: "Phó Chủ tịch thường trực".into(),
+                    amendment: amendment(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "CorrectHolding" => {
+            let (_, _, holding) = prep.holder().await;
+            prep.mark().await;
+            admin
+                .correct_holding(v1::CorrectHoldingRequest {
+                    request_id: request_id(),
+                    holding,
+                    valid_from: "2020-02-01".into(),
+                    amendment: amendment(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "RetractRecord" => {
+            let office = prep.office().await;
+            prep.mark().await;
+            admin
+                .retract_record(v1::RetractRecordRequest {
+                    request_id: request_id(),
+                    name: office,
+                    amendment: amendment(),
+                })
+                .await?;
+        }
+        "RebuildProjections" => {
+            admin
+                .rebuild_projections(v1::RebuildProjectionsRequest {})
+                .await?;
+        }
+        "GetStoreStats" => {
+            admin.get_store_stats(v1::GetStoreStatsRequest {}).await?;
+        }
+        "GetOfficeHolders" => {
+            query
+                .get_office_holders(v1::GetOfficeHoldersRequest {
+                    office: base.office.clone(),
+                    date: date(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "GetHolding" => {
+            query
+                .get_holding(v1::GetHoldingRequest {
+                    name: base.holding.clone(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "ListHoldings" => {
+            query
+                .list_holdings(v1::ListHoldingsRequest {
+                    date: date(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "ListOfficeHistory" => {
+            query
+                .list_office_history(v1::ListOfficeHistoryRequest {
+                    office: base.office.clone(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "ListPersonOffices" => {
+            query
+                .list_person_offices(v1::ListPersonOfficesRequest {
+                    person: base.person.clone(),
+                    date: date(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "ListPersonCareer" => {
+            query
+                .list_person_career(v1::ListPersonCareerRequest {
+                    person: base.person.clone(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "GetPerson" => {
+            query
+                .get_person(v1::GetPersonRequest {
+                    name: base.person.clone(),
+                    date: date(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "SearchPersons" => {
+            query
+                .search_persons(v1::SearchPersonsRequest {
+                    query: "Nguyễn".into(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "GetOffice" => {
+            query
+                .get_office(v1::GetOfficeRequest {
+                    name: base.office.clone(),
+                    date: date(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "ListOffices" => {
+            query
+                .list_offices(v1::ListOfficesRequest {
+                    date: date(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "ListUnits" => {
+            query
+                .list_units(v1::ListUnitsRequest {
+                    date: date(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "ListPersons" => {
+            query
+                .list_persons(v1::ListPersonsRequest {
+                    date: date(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "GetUnit" => {
+            query
+                .get_unit(v1::GetUnitRequest {
+                    name: base.x.clone(),
+                    date: date(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "ListUnitTree" => {
+            query
+                .list_unit_tree(v1::ListUnitTreeRequest {
+                    root: base.a.clone(),
+                    date: date(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "GetUnitLineage" => {
+            query
+                .get_unit_lineage(v1::GetUnitLineageRequest {
+                    name: base.x.clone(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "GetModelCoverage" => {
+            query
+                .get_model_coverage(v1::GetModelCoverageRequest {
+                    model: base.model.clone(),
+                    jurisdiction: base.a.clone(),
+                    level: v1::Level::Commune as i32,
+                    date: date(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "ListResourceHistory" => {
+            audit
+                .list_resource_history(v1::ListResourceHistoryRequest {
+                    name: base.x.clone(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "ListChanges" => {
+            audit
+                .list_changes(v1::ListChangesRequest {
+                    recorded_after: Some(prost_types::Timestamp::default()),
+                    recorded_before: Some(prost_types::Timestamp {
+                        seconds: 4_000_000_000,
+                        nanos: 0,
+                    }),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "ListIrregularities" => {
+            audit
+                .list_irregularities(v1::ListIrregularitiesRequest {
+                    date: date(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        "StreamChanges" => {
+            // The feed stays open: its first message shows the call was let in.
+            let mut stream = audit
+                .stream_changes(v1::StreamChangesRequest::default())
+                .await?
+                .into_inner();
+            stream.message().await?;
+        }
+        "WhoAmI" => {
+            who.access().who_am_i(v1::WhoAmIRequest {}).await?;
+        }
+        other => panic!("no cell for {other}"),
+    }
+    Ok(())
+}
+
+fn concurrent() -> v1::Arrangement {
+    v1::Arrangement {
+        kind: Some(v1::arrangement::Kind::ConcurrentOffices(
+            v1::ConcurrentOffices {
+                roles: vec![
+                    v1::Role {
+                        unit_kind: v1::UnitKind::PartyCommittee as i32,
+                        office_kind: v1::OfficeKind::Secretary as i32,
+                    },
+                    v1::Role {
+                        unit_kind: v1::UnitKind::PeoplesCommittee as i32,
+                        office_kind: v1::OfficeKind::Chair as i32,
+                    },
+                ],
+            },
+        )),
+    }
+}
+
+/// The country, provinces A and B (their names fixed before the policy names them), and the
+/// records every cell reads, made by the administrator.
+async fn base(admin: &Client, country: &str, a: &str, b: &str) -> Base {
+    let establish = |id: &str, level: v1::Level, parents: Vec<String>| v1::EstablishUnitRequest {
+        request_id: request_id(),
+        unit_id: id.trim_start_matches("units/").to_owned(),
+        kind: v1::UnitKind::AdministrativeArea as i32,
+        level: level as i32,
+        display_name: format!("Đơn vị {id}"),
+        parents,
+        valid_from: "1990-01-01".into(),
+        basis: Some(basis("0/QĐ")),
+    };
+    let mut command = admin.command();
+    command
+        .establish_unit(establish(country, v1::Level::Central, vec![]))
+        .await
+        .unwrap();
+    for province in [a, b] {
+        command
+            .establish_unit(establish(
+                province,
+                v1::Level::Province,
+                vec![country.into()],
+            ))
+            .await
+            .unwrap();
+    }
+    let prep_base = Base {
+        a: a.into(),
+        x: String::new(),
+        d: String::new(),
+        office: String::new(),
+        person: String::new(),
+        holding: String::new(),
+        model: String::new(),
+    };
+    let prep = Prep::new(admin, &prep_base);
+    let x = prep.commune().await;
+    let d = prep
+        .unit(a, v1::Level::District, v1::UnitKind::AdministrativeArea)
+        .await;
+    let with_x = Base { x, d, ..prep_base };
+    let prep = Prep::new(admin, &with_x);
+    let (person, office, holding) = prep.holder().await;
+    let model = command
+        .define_model(v1::DefineModelRequest {
+            request_id: request_id(),
+            display_name: "Bí thư kiêm Chủ tịch".into(),
+            arrangement: Some(concurrent()),
+            authorised_by: Some(basis("Kết luận 1/TW")),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .result
+        .unwrap()
+        .name;
+    Base {
+        person,
+        office,
+        holding,
+        model,
+        ..with_x
+    }
+}
+
+/// The head of the store, as the administrator sees it.
+async fn head(admin: &Client) -> String {
+    support::store_stats(admin).await.head_position
+}
+
+/// Runs the whole table with tokens (`true`) or certificates; returns the cells that differ
+/// from what the rules say.
+async fn table(tokens: bool) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    let issuer = tokens.then(|| Issuer::new("test-key"));
+    let unit = || format!("units/{}", uuid::Uuid::now_v7());
+    let (country, a, b) = (unit(), unit(), unit());
+    let daemon = start(dir.path(), &pki, issuer.as_ref(), &a, &b);
+    let admin = client(&daemon, &pki, "admin", issuer.as_ref())
+        .await
+        .expect("the administrator connects");
+    let base = base(&admin, &country, &a, &b).await;
+    let prep = Prep::new(&admin, &base);
+    let mut clients = BTreeMap::new();
+    for caller in CALLERS {
+        clients.insert(caller, client(&daemon, &pki, caller, issuer.as_ref()).await);
+    }
+    let mut wrong = Vec::new();
+    for (rpc, class) in RPCS {
+        for caller in CALLERS {
+            let want = expected(caller, class, tokens);
+            let got = match &clients[caller] {
+                None => Outcome::Handshake,
+                Some(who) => match call(rpc, who, &prep).await {
+                    Ok(()) => Outcome::Ok,
+                    Err(status) => status_outcome(&status),
+                },
+            };
+            if got != want {
+                wrong.push(format!("{rpc} as {caller}: got {got:?}, want {want:?}"));
+            }
+            if got != Outcome::Ok {
+                let before = prep.marked.lock().unwrap().clone();
+                if head(&admin).await != before {
+                    wrong.push(format!("{rpc} as {caller}: refused, yet the head moved"));
+                }
+            }
+        }
+    }
+    wrong
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rpc_for_every_caller_with_tokens() {
+    let wrong = table(true).await;
+    assert!(
+        wrong.is_empty(),
+        "{} cells differ:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rpc_for_every_caller_with_certificates() {
+    let wrong = table(false).await;
+    assert!(
+        wrong.is_empty(),
+        "{} cells differ:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
