@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use registry_client::{request_id, v1, Client, Tls};
-use registry_testkit::tokens::{Issuer, AUDIENCE, ISSUER};
+use registry_testkit::tokens::{Claims, Issuer, AUDIENCE, ISSUER};
 use support::{basis, Daemon};
 use tonic::Code;
 use v1::import_record::Record;
@@ -143,49 +143,100 @@ struct Base {
 /// A CA, the server's certificate, and a certificate for each caller but the anonymous one.
 struct Pki {
     ca: Vec<u8>,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
     server: (Vec<u8>, Vec<u8>),
     callers: BTreeMap<&'static str, (Vec<u8>, Vec<u8>)>,
 }
 
+/// A new CA named `name`: its certificate (PEM) and what signs with it.
+fn ca(name: &str) -> (Vec<u8>, rcgen::Issuer<'static, rcgen::KeyPair>) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem().into_bytes(), rcgen::Issuer::new(params, key))
+}
+
+/// A certificate for `name` signed by `issuer`, with serial number `serial`: (cert, key) PEM.
+fn leaf(
+    issuer: &rcgen::Issuer<'static, rcgen::KeyPair>,
+    name: &str,
+    serial: u64,
+    server: bool,
+) -> (Vec<u8>, Vec<u8>) {
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
+    let key = KeyPair::generate().unwrap();
+    let names = if server {
+        vec!["localhost".to_owned(), "127.0.0.1".to_owned()]
+    } else {
+        vec![]
+    };
+    let mut params = CertificateParams::new(names).unwrap();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.serial_number = Some(serial.into());
+    params.extended_key_usages = vec![if server {
+        ExtendedKeyUsagePurpose::ServerAuth
+    } else {
+        ExtendedKeyUsagePurpose::ClientAuth
+    }];
+    let cert = params.signed_by(&key, issuer).unwrap();
+    (cert.pem().into_bytes(), key.serialize_pem().into_bytes())
+}
+
 fn pki() -> Pki {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    };
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "access test CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let leaf = |name: &str, server: bool| {
-        let key = KeyPair::generate().unwrap();
-        let names = if server {
-            vec!["localhost".to_owned(), "127.0.0.1".to_owned()]
-        } else {
-            vec![]
-        };
-        let mut params = CertificateParams::new(names).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.extended_key_usages = vec![if server {
-            ExtendedKeyUsagePurpose::ServerAuth
-        } else {
-            ExtendedKeyUsagePurpose::ClientAuth
-        }];
-        let cert = params.signed_by(&key, &issuer).unwrap();
-        (cert.pem().into_bytes(), key.serialize_pem().into_bytes())
-    };
+    let (ca, issuer) = ca("access test CA");
+    let server = leaf(&issuer, "registryd", 1, true);
+    let callers = CALLERS[1..]
+        .iter()
+        .zip(10..)
+        .map(|(c, serial)| (*c, leaf(&issuer, c, serial, false)))
+        .collect();
     Pki {
-        ca: ca_cert.pem().into_bytes(),
-        server: leaf("registryd", true),
-        callers: CALLERS[1..].iter().map(|c| (*c, leaf(c, false))).collect(),
+        ca,
+        issuer,
+        server,
+        callers,
     }
+}
+
+/// A revocation list of the CA revoking the certificates with these serial numbers (PEM).
+fn crl(pki: &Pki, revoked: &[u64]) -> Vec<u8> {
+    use rcgen::{date_time_ymd, CertificateRevocationListParams, KeyIdMethod, RevokedCertParams};
+    CertificateRevocationListParams {
+        this_update: date_time_ymd(2025, 1, 1),
+        next_update: date_time_ymd(2125, 1, 1),
+        crl_number: 1.into(),
+        issuing_distribution_point: None,
+        revoked_certs: revoked
+            .iter()
+            .map(|serial| RevokedCertParams {
+                serial_number: (*serial).into(),
+                revocation_time: date_time_ymd(2025, 6, 1),
+                reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: KeyIdMethod::Sha256,
+    }
+    .signed_by(&pki.issuer)
+    .unwrap()
+    .pem()
+    .unwrap()
+    .into_bytes()
 }
 
 /// Writes the policy (the example's rules; A's and B's scopes as given), the key file, the
 /// certificates; starts `registryd` with them.
-fn start(dir: &Path, pki: &Pki, issuer: Option<&Issuer>, a: &str, b: &str) -> Daemon {
+fn start(
+    dir: &Path,
+    pki: &Pki,
+    issuer: Option<&Issuer>,
+    (a, b): (&str, &str),
+    extra: &[&str],
+) -> Daemon {
     let write = |name: &str, bytes: &[u8]| {
         let path = dir.join(name);
         std::fs::write(&path, bytes).unwrap();
@@ -237,19 +288,18 @@ agency = "ministry"
     let cert = write("server.pem", &pki.server.0);
     let key = write("server.key", &pki.server.1);
     let ca = write("ca.pem", &pki.ca);
-    Daemon::embedded(
-        &dir.join("data"),
-        &[
-            "--policy",
-            &policy,
-            "--tls-cert",
-            &cert,
-            "--tls-key",
-            &key,
-            "--tls-client-ca",
-            &ca,
-        ],
-    )
+    let mut args = vec![
+        "--policy",
+        &policy,
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--tls-client-ca",
+        &ca,
+    ];
+    args.extend(extra);
+    Daemon::embedded(&dir.join("data"), &args)
 }
 
 /// A client for `caller`: by token (with no certificate) or by certificate.
@@ -995,7 +1045,7 @@ async fn table(tokens: bool) -> Vec<String> {
     let issuer = tokens.then(|| Issuer::new("test-key"));
     let unit = || format!("units/{}", uuid::Uuid::now_v7());
     let (country, a, b) = (unit(), unit(), unit());
-    let daemon = start(dir.path(), &pki, issuer.as_ref(), &a, &b);
+    let daemon = start(dir.path(), &pki, issuer.as_ref(), (&a, &b), &[]);
     let admin = client(&daemon, &pki, "admin", issuer.as_ref())
         .await
         .expect("the administrator connects");
@@ -1049,5 +1099,144 @@ async fn every_rpc_for_every_caller_with_certificates() {
         "{} cells differ:\n{}",
         wrong.len(),
         wrong.join("\n")
+    );
+}
+
+/// Connects with `tls` and asks `WhoAmI`: the name the server sees, or the status.
+async fn whoami(daemon: &Daemon, tls: &Tls, token: Option<&str>) -> Result<String, tonic::Status> {
+    let address = daemon.address.replace("http://", "https://");
+    let client = Client::connect_with(&address, tls)
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let client = match token {
+        Some(token) => client.with_token(token).unwrap(),
+        None => client,
+    };
+    let me = client.access().who_am_i(v1::WhoAmIRequest {}).await?;
+    Ok(me.into_inner().name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_foreign_and_expired_credentials_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    let revoked = leaf(&pki.issuer, "registrar-a", 77, false);
+    std::fs::write(dir.path().join("ca.crl"), crl(&pki, &[77])).unwrap();
+    let crl_path = dir.path().join("ca.crl");
+    let unit = || format!("units/{}", uuid::Uuid::now_v7());
+    let daemon = start(
+        dir.path(),
+        &pki,
+        None,
+        (&unit(), &unit()),
+        &["--tls-crl", crl_path.to_str().unwrap()],
+    );
+    let with = |identity: (Vec<u8>, Vec<u8>)| Tls {
+        ca: Some(pki.ca.clone()),
+        identity: Some(identity),
+    };
+    // The same name in a certificate the CRL does not list is served.
+    let good = with(pki.callers["registrar-a"].clone());
+    assert_eq!(whoami(&daemon, &good, None).await.unwrap(), "registrar-a");
+    // Revoked, foreign, none: refused at the handshake (never UNAUTHENTICATED from a service).
+    let (_, foreign_issuer) = ca("a foreign CA");
+    let foreign = leaf(&foreign_issuer, "admin", 5, false);
+    for (what, tls) in [
+        ("revoked", with(revoked)),
+        ("foreign", with(foreign)),
+        (
+            "none",
+            Tls {
+                ca: Some(pki.ca.clone()),
+                identity: None,
+            },
+        ),
+    ] {
+        let refused = whoami(&daemon, &tls, None).await.unwrap_err();
+        assert_eq!(
+            status_outcome(&refused),
+            Outcome::Handshake,
+            "{what}: {refused:?}"
+        );
+    }
+    // The server says why in its log (the line may trail the client's failure a little).
+    let mut logged = Vec::new();
+    for _ in 0..50 {
+        logged = daemon.logged("TLS handshake refused");
+        if logged.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(logged.iter().any(|l| l.contains("Revoked")), "{logged:?}");
+    // A name the policy does not know: authenticated, with no role.
+    let stranger = with(leaf(&pki.issuer, "stranger", 88, false));
+    assert_eq!(whoami(&daemon, &stranger, None).await.unwrap(), "stranger");
+    drop(daemon);
+
+    // Tokens over TLS: each bad one is UNAUTHENTICATED, saying why, never echoing the token.
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = Issuer::new("k1");
+    let daemon = start(dir.path(), &pki, Some(&issuer), (&unit(), &unit()), &[]);
+    let tls = Tls {
+        ca: Some(pki.ca.clone()),
+        identity: None,
+    };
+    let now = registry_testkit::tokens::now();
+    let claims = Claims::for_subject("reader");
+    assert_eq!(
+        whoami(&daemon, &tls, Some(&issuer.token("reader")))
+            .await
+            .unwrap(),
+        "reader"
+    );
+    for (token, says) in [
+        (
+            issuer.sign(&Claims {
+                exp: now - 600,
+                ..claims.clone()
+            }),
+            "bad token: expired",
+        ),
+        (
+            issuer.sign(&Claims {
+                nbf: Some(now + 600),
+                ..claims.clone()
+            }),
+            "bad token: not valid yet (nbf)",
+        ),
+        (
+            issuer.sign(&Claims {
+                aud: "another".into(),
+                ..claims.clone()
+            }),
+            "bad token: wrong audience",
+        ),
+        (
+            Issuer::new("k1").token("reader"),
+            "bad token: bad signature",
+        ),
+        (
+            "eyJhbGciOiJub25lIn0.e30.".to_owned(),
+            "bad token: malformed (not a signed JWT)",
+        ),
+    ] {
+        let refused = whoami(&daemon, &tls, Some(&token)).await.unwrap_err();
+        assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+        assert_eq!(refused.message(), says);
+    }
+    // A certificate of the CA still works beside tokens; one of a foreign CA does not.
+    let certified = Tls {
+        ca: Some(pki.ca.clone()),
+        identity: Some(pki.callers["auditor"].clone()),
+    };
+    assert_eq!(whoami(&daemon, &certified, None).await.unwrap(), "auditor");
+    let foreign = Tls {
+        ca: Some(pki.ca.clone()),
+        identity: Some(leaf(&foreign_issuer, "admin", 6, false)),
+    };
+    assert_eq!(
+        status_outcome(&whoami(&daemon, &foreign, None).await.unwrap_err()),
+        Outcome::Handshake
     );
 }

@@ -64,6 +64,11 @@ pub struct Options {
     /// --tls-cert.
     #[arg(long, env = "REGISTRY_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Certificate revocation lists of the client CA (PEM; repeat the option, or separate
+    /// files with commas): a revoked client certificate fails the handshake. With it, every CA
+    /// of --tls-client-ca needs its list.
+    #[arg(long, env = "REGISTRY_TLS_CRL", value_delimiter = ',')]
+    pub tls_crl: Vec<PathBuf>,
     /// A file of at least 32 secret bytes that keys page tokens: replicas given the same file
     /// honour each other's tokens [default: `page-token.key` in --data-dir on the embedded
     /// store, made on first start; else a random key per process].
@@ -115,6 +120,7 @@ struct FileOptions {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
+    tls_crl: Option<Vec<PathBuf>>,
     page_token_key: Option<PathBuf>,
     snapshot_dir: Option<PathBuf>,
     snapshot_every_events: Option<u64>,
@@ -161,8 +167,8 @@ pub struct Config {
     pub max_lag: Duration,
     /// The services to host (`registryd`).
     pub services: Vec<String>,
-    /// TLS, when served (certificates read and checked).
-    pub tls: Option<tonic::transport::ServerTlsConfig>,
+    /// TLS, when served (certificates, key, client CA and revocation lists read and checked).
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// Where the page-token key comes from.
     pub page_token_key: PageTokenKey,
     /// Snapshots, when kept.
@@ -392,6 +398,11 @@ impl Config {
             options.tls_cert.or(file.tls_cert),
             options.tls_key.or(file.tls_key),
             options.tls_client_ca.or(file.tls_client_ca),
+            if options.tls_crl.is_empty() {
+                file.tls_crl.unwrap_or_default()
+            } else {
+                options.tls_crl
+            },
             access.as_ref().is_some_and(|a| a.accepts_tokens()),
         )?;
         let page_token_key = match (options.page_token_key.or(file.page_token_key), &store) {
@@ -457,68 +468,49 @@ impl Config {
 }
 
 /// The server's TLS from its files: none, or a certificate with its key, and optionally the CA
-/// of the clients to accept. The files are read and the certificates checked here, so a bad one
-/// stops the process before anything is bound.
+/// of the clients to accept with its revocation lists. The files are read and the certificates
+/// checked here, so a bad one stops the process before anything is bound.
 fn tls(
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
     client_ca: Option<PathBuf>,
+    crls: Vec<PathBuf>,
     tokens_accepted: bool,
-) -> Result<Option<tonic::transport::ServerTlsConfig>, ConfigError> {
-    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
-    // The dependency tree enables two crypto providers, so rustls cannot choose alone.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let read = |option: &'static str, path: &PathBuf| {
-        std::fs::read(path).map_err(|e| ConfigError::Invalid {
-            option,
-            problem: format!("{}: {e}", path.display()),
-        })
+) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, ConfigError> {
+    let invalid = |option: &'static str, problem: &str| ConfigError::Invalid {
+        option,
+        problem: problem.into(),
     };
     let (cert, key) = match (cert, key) {
         (None, None) if client_ca.is_some() => {
-            return Err(ConfigError::Invalid {
-                option: "--tls-client-ca",
-                problem: "needs --tls-cert and --tls-key (the server's own certificate)".into(),
-            })
+            return Err(invalid(
+                "--tls-client-ca",
+                "needs --tls-cert and --tls-key (the server's own certificate)",
+            ))
+        }
+        (None, None) if !crls.is_empty() => {
+            return Err(invalid("--tls-crl", "needs --tls-client-ca (mutual TLS)"))
         }
         (None, None) => return Ok(None),
-        (Some(_), None) => {
-            return Err(ConfigError::Invalid {
-                option: "--tls-key",
-                problem: "is required with --tls-cert".into(),
-            })
-        }
-        (None, Some(_)) => {
-            return Err(ConfigError::Invalid {
-                option: "--tls-cert",
-                problem: "is required with --tls-key".into(),
-            })
-        }
-        (Some(cert), Some(key)) => (read("--tls-cert", &cert)?, read("--tls-key", &key)?),
+        (Some(_), None) => return Err(invalid("--tls-key", "is required with --tls-cert")),
+        (None, Some(_)) => return Err(invalid("--tls-cert", "is required with --tls-key")),
+        (Some(cert), Some(key)) => (cert, key),
     };
-    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
-    if let Some(ca) = &client_ca {
-        // Where bearer tokens are accepted a caller brings either a certificate or a token:
-        // the certificate is then optional at the handshake (one without is authenticated by
-        // its token, or refused as UNAUTHENTICATED).
-        config = config
-            .client_ca_root(Certificate::from_pem(read("--tls-client-ca", ca)?))
-            .client_auth_optional(tokens_accepted);
+    if client_ca.is_none() && !crls.is_empty() {
+        return Err(invalid("--tls-crl", "needs --tls-client-ca (mutual TLS)"));
     }
-    // Building a server with it parses the certificates and the key.
-    tonic::transport::Server::builder()
-        .tls_config(config.clone())
-        .map_err(|e| ConfigError::Invalid {
-            option: if client_ca.is_some() {
-                "--tls-cert/--tls-key/--tls-client-ca"
-            } else {
-                "--tls-cert/--tls-key"
-            },
-            problem: format!(
-                "not a usable certificate and key (PEM): {e}{}",
-                std::error::Error::source(&e).map_or_else(String::new, |s| format!(": {s}"))
-            ),
-        })?;
+    let files = crate::tls::TlsFiles {
+        cert,
+        key,
+        client_ca,
+        crls,
+        // Where bearer tokens are accepted a caller brings either a certificate or a token.
+        client_optional: tokens_accepted,
+    };
+    let config = files.server_config().map_err(|e| ConfigError::Invalid {
+        option: e.option,
+        problem: e.problem,
+    })?;
     Ok(Some(config))
 }
 
@@ -648,7 +640,10 @@ mod tests {
         );
         // A certificate given as the key.
         let wrong = problem(Some(&cert), Some(&ca), None);
-        assert!(wrong.starts_with("--tls-cert/--tls-key: "), "{wrong}");
+        assert!(
+            wrong.starts_with("--tls-key: ") && wrong.ends_with("holds no private key (PEM)"),
+            "{wrong}"
+        );
         let served = Config::resolve(Options {
             tls_cert: Some(cert.into()),
             tls_key: Some(key.into()),

@@ -30,6 +30,7 @@ pub mod paging;
 pub mod reader;
 pub mod serve;
 pub mod snapshots;
+pub mod tls;
 pub mod writer;
 mod writer_records;
 

@@ -336,21 +336,23 @@ pub async fn serve(
         }
         let _ = stop_tx.send(());
     };
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(tls) = &config.tls {
-        builder = builder.tls_config(tls.clone())?;
-    }
     // The server's limit is applied by `call` to unary calls only: an import streams for as
     // long as its file takes (the caller's own deadline still applies to every call).
     let _ = CALL_LIMIT.set(config.timeout);
-    let server = builder
+    let router = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(config.concurrency)
         .layer(crate::access::GateLayer::new(config.access.clone()))
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(
+        .add_routes(routes);
+    let server: std::pin::Pin<Box<dyn Future<Output = _> + Send>> = match &config.tls {
+        Some(tls) => Box::pin(router.serve_with_incoming_shutdown(
+            crate::tls::incoming(listener, std::sync::Arc::clone(tls)),
+            signal,
+        )),
+        None => Box::pin(router.serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             signal,
-        );
+        )),
+    };
     tokio::pin!(server);
     tokio::select! {
         outcome = &mut server => outcome,
