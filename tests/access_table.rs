@@ -281,6 +281,9 @@ agency = "b"
 [callers.admin]
 roles = ["admin"]
 agency = "ministry"
+[callers.limited]
+roles = ["reader"]
+limits = {{ per_second = 1, burst = 3 }}
 "#
         )
         .as_bytes(),
@@ -1225,6 +1228,24 @@ async fn revoked_foreign_and_expired_credentials_are_refused() {
         assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
         assert_eq!(refused.message(), says);
     }
+    // A caller past its allowance is told to wait, in a RetryInfo detail.
+    let limited = issuer.token("limited");
+    for _ in 0..3 {
+        whoami(&daemon, &tls, Some(&limited)).await.unwrap();
+    }
+    let exhausted = whoami(&daemon, &tls, Some(&limited)).await.unwrap_err();
+    assert_eq!(exhausted.code(), Code::ResourceExhausted, "{exhausted:?}");
+    let retry = tonic_types::StatusExt::get_details_retry_info(&exhausted)
+        .and_then(|r| r.retry_delay)
+        .expect("a retry delay");
+    assert!(
+        retry > std::time::Duration::ZERO && retry <= std::time::Duration::from_secs(1),
+        "{retry:?}"
+    );
+    // Other callers keep their own allowance.
+    whoami(&daemon, &tls, Some(&issuer.token("reader")))
+        .await
+        .unwrap();
     // A certificate of the CA still works beside tokens; one of a foreign CA does not.
     let certified = Tls {
         ca: Some(pki.ca.clone()),

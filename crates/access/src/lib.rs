@@ -147,6 +147,8 @@ pub struct Identity {
     /// When its token expires (`None` for a certificate).
     pub expires: Option<SystemTime>,
     decided: [OnceLock<bool>; Action::ALL.len()],
+    /// Its allowance of calls, where the policy sets one.
+    bucket: Option<Arc<policy::Bucket>>,
 }
 
 impl Identity {
@@ -165,6 +167,7 @@ impl Identity {
             scopes,
             expires: None,
             decided: Default::default(),
+            bucket: None,
         }
     }
 }

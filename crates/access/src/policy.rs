@@ -12,9 +12,14 @@
 //! [agencies.province-a]
 //! scopes = ["units/0190f5c8-…"]       # the units whose trees the agency records
 //!
+//! [limits]                            # optional: every caller's allowance of calls
+//! per_second = 100
+//! burst = 200
+//!
 //! [callers."registrar-a"]             # a certificate's name or a token's subject
 //! roles = ["registrar"]
 //! agency = "province-a"
+//! limits = { per_second = 20 }        # its own allowance, instead of [limits]
 //! ```
 //!
 //! Everything is checked when the file is loaded, before the daemon binds: the rules parse and
@@ -24,7 +29,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use cedar_policy::{PolicySet, Schema, ValidationMode, Validator};
 use miette::Diagnostic;
@@ -65,6 +70,7 @@ impl PolicyError {
 struct PolicyFile {
     rules: PathBuf,
     tokens: Option<TokenFile>,
+    limits: Option<Rate>,
     #[serde(default)]
     agencies: HashMap<String, AgencyFile>,
     #[serde(default)]
@@ -93,6 +99,28 @@ struct CallerFile {
     #[serde(default)]
     roles: Vec<String>,
     agency: Option<String>,
+    limits: Option<Rate>,
+}
+
+/// A caller's allowance of calls: `per_second` on average, up to `burst` at once.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Rate {
+    /// Calls a second, on average.
+    pub per_second: u32,
+    /// Calls at once after a quiet spell [default: per_second].
+    pub burst: Option<u32>,
+}
+
+impl Rate {
+    fn quota(self) -> Option<governor::Quota> {
+        let rate = std::num::NonZeroU32::new(self.per_second)?;
+        let burst = self
+            .burst
+            .and_then(std::num::NonZeroU32::new)
+            .unwrap_or(rate);
+        Some(governor::Quota::per_second(rate).allow_burst(burst))
+    }
 }
 
 /// A caller as the policy file describes it.
@@ -100,6 +128,7 @@ struct CallerFile {
 struct Described {
     roles: Vec<String>,
     agency: Option<String>,
+    limits: Option<Rate>,
 }
 
 /// The loaded policy: who is who, and the rules.
@@ -110,7 +139,14 @@ pub struct Access {
     agencies: HashMap<String, Vec<UnitId>>,
     tokens: Option<Verifier>,
     certified: Certified,
+    /// Every caller's allowance unless its own entry says otherwise.
+    limits: Option<Rate>,
+    /// Each caller's bucket, by name: shared by its certificate and all its tokens.
+    buckets: Mutex<HashMap<String, Arc<Bucket>>>,
 }
+
+/// A caller's bucket of calls.
+pub type Bucket = governor::DefaultDirectRateLimiter;
 
 impl std::fmt::Debug for Access {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -166,13 +202,28 @@ impl Access {
                     ));
                 }
             }
+            if caller.limits.is_some_and(|r| r.per_second == 0) {
+                return Err(PolicyError::new(
+                    path,
+                    None,
+                    format!("caller {name:?}: limits.per_second must be at least 1"),
+                ));
+            }
             callers.insert(
                 name,
                 Described {
                     roles: caller.roles,
                     agency: caller.agency,
+                    limits: caller.limits,
                 },
             );
+        }
+        if file.limits.is_some_and(|r| r.per_second == 0) {
+            return Err(PolicyError::new(
+                path,
+                None,
+                "limits.per_second must be at least 1",
+            ));
         }
         let tokens = match file.tokens {
             None => None,
@@ -196,6 +247,8 @@ impl Access {
             agencies,
             tokens,
             certified: Mutex::default(),
+            limits: file.limits,
+            buckets: Mutex::default(),
         })
     }
 
@@ -230,13 +283,39 @@ impl Access {
             .and_then(|a| self.agencies.get(a))
             .cloned()
             .unwrap_or_default();
-        Identity::new(
+        let bucket = described
+            .and_then(|d| d.limits)
+            .or(self.limits)
+            .and_then(Rate::quota)
+            .map(|quota| {
+                let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+                Arc::clone(
+                    buckets
+                        .entry(name.to_owned())
+                        .or_insert_with(|| Arc::new(Bucket::direct(quota))),
+                )
+            });
+        let mut identity = Identity::new(
             name.to_owned(),
             proof,
             agency,
             described.map(|d| d.roles.clone()).unwrap_or_default(),
             scopes,
-        )
+        );
+        identity.bucket = bucket;
+        identity
+    }
+
+    /// Takes one call from `who`'s allowance: `Err` with how long to wait when it has none
+    /// left.
+    pub fn admit(&self, who: &Identity) -> Result<(), std::time::Duration> {
+        use governor::clock::Clock;
+        match &who.bucket {
+            None => Ok(()),
+            Some(bucket) => bucket.check().map_err(|not_until| {
+                not_until.wait_time_from(governor::clock::DefaultClock::default().now())
+            }),
+        }
     }
 }
 

@@ -586,3 +586,25 @@ fn a_key_file_without_public_keys_is_refused() {
         );
     }
 }
+
+#[test]
+fn a_caller_past_its_allowance_waits_and_others_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("r.cedar"), RULES).unwrap();
+    std::fs::write(
+        dir.path().join("p.toml"),
+        "rules = \"r.cedar\"\n[limits]\nper_second = 1000\n[callers.slow]\nroles = [\"reader\"]\nlimits = { per_second = 1, burst = 2 }\n",
+    )
+    .unwrap();
+    let access = Access::load(&dir.path().join("p.toml")).unwrap();
+    let slow = access.identify(Some("slow"), None).unwrap();
+    assert!(access.admit(&slow).is_ok() && access.admit(&slow).is_ok());
+    let wait = access.admit(&slow).unwrap_err();
+    assert!(wait > std::time::Duration::ZERO && wait <= std::time::Duration::from_secs(1));
+    // The allowance is the caller's, whatever proves it: the same name again shares it.
+    let again = access.identify(Some("slow"), None).unwrap();
+    assert!(access.admit(&again).is_err());
+    // Others have the file's default.
+    let other = access.identify(Some("other"), None).unwrap();
+    assert!((0..100).all(|_| access.admit(&other).is_ok()));
+}

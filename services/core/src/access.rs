@@ -9,6 +9,9 @@
 //! left it, so the writer decides it in its decision step ([`crate::Writer`]). Without a policy
 //! every call passes, as before access control existed (loopback or `--allow-anonymous` only).
 //!
+//! A caller past its allowance of calls (the policy's `limits`) is RESOURCE_EXHAUSTED, with
+//! the time to wait in a `google.rpc.RetryInfo` detail.
+//!
 //! [`AccessApi`] answers `WhoAmI`: what the server sees of its caller.
 
 use std::sync::Arc;
@@ -140,6 +143,12 @@ where
                 )))
             }
         };
+        if let Err(retry_after) = access.admit(&identity) {
+            return refuse(Status::from(crate::ApiError::TooManyCalls {
+                who: identity.name.clone(),
+                retry_after,
+            }));
+        }
         if let Door::Action(action) = door {
             if !access.allows(&identity, action) {
                 let denied = registry_access::Denied::Action {

@@ -108,6 +108,14 @@ pub enum ApiError {
     /// The caller's credentials are missing or bad.
     #[error("{0}")]
     Unauthenticated(String),
+    /// The caller has used up its allowance of calls (the policy's limits).
+    #[error("{who} has made more calls than its allowance; retry in {} ms", .retry_after.as_millis())]
+    TooManyCalls {
+        /// The caller.
+        who: String,
+        /// When a call will be admitted again.
+        retry_after: std::time::Duration,
+    },
     /// The caller may not do what it asked (the policy), here or then.
     #[error("{0}")]
     PermissionDenied(#[from] registry_access::Denied),
@@ -173,6 +181,7 @@ impl ApiError {
             Self::TooLong(_) => Code::DeadlineExceeded,
             Self::Unauthenticated(_) => Code::Unauthenticated,
             Self::PermissionDenied(_) => Code::PermissionDenied,
+            Self::TooManyCalls { .. } => Code::ResourceExhausted,
         }
     }
 }
@@ -267,6 +276,9 @@ impl From<ApiError> for Status {
             }
             ApiError::Domain(e) => {
                 details.set_error_info(e.rule(), ERROR_DOMAIN, []);
+            }
+            ApiError::TooManyCalls { retry_after, .. } => {
+                details.set_retry_info(Some(*retry_after));
             }
             ApiError::RequestIdReused { .. } => {
                 details.set_error_info("REQUEST_ID_REUSED", ERROR_DOMAIN, []);
