@@ -1048,7 +1048,14 @@ async fn table(tokens: bool) -> Vec<String> {
     let issuer = tokens.then(|| Issuer::new("test-key"));
     let unit = || format!("units/{}", uuid::Uuid::now_v7());
     let (country, a, b) = (unit(), unit(), unit());
-    let daemon = start(dir.path(), &pki, issuer.as_ref(), (&a, &b), &[]);
+    let log = dir.path().join("access.jsonl");
+    let daemon = start(
+        dir.path(),
+        &pki,
+        issuer.as_ref(),
+        (&a, &b),
+        &["--access-log", log.to_str().unwrap()],
+    );
     let admin = client(&daemon, &pki, "admin", issuer.as_ref())
         .await
         .expect("the administrator connects");
@@ -1080,6 +1087,7 @@ async fn table(tokens: bool) -> Vec<String> {
             }
         }
     }
+    wrong.extend(check_access_log(&log, &base, tokens).await);
     wrong
 }
 
@@ -1103,6 +1111,63 @@ async fn every_rpc_for_every_caller_with_certificates() {
         wrong.len(),
         wrong.join("\n")
     );
+}
+
+/// What the access log says of the table's calls: "who looked at this person's record", each
+/// refusal with its status and caller; the problems found.
+async fn check_access_log(path: &Path, base: &Base, tokens: bool) -> Vec<String> {
+    // The log is written behind the calls: wait for the table's last one.
+    let mut lines: Vec<serde_json::Value> = Vec::new();
+    for _ in 0..100 {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        lines = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+            .collect();
+        let last = lines
+            .iter()
+            .any(|l| l["rpc"] == "/registry.v1.AccessService/WhoAmI" && l["identity"] == "admin");
+        if last {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut problems = Vec::new();
+    let mut looked: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["rpc"] == "/registry.v1.QueryService/GetPerson" && l["status"] == "OK")
+        .filter(|l| {
+            l["resources"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|n| n == base.person.as_str()))
+        })
+        .filter_map(|l| l["identity"].as_str())
+        .collect();
+    looked.sort_unstable();
+    if looked != ["admin", "auditor", "reader", "registrar-a", "registrar-b"] {
+        problems.push(format!(
+            "who looked at the person, from the log: {looked:?}"
+        ));
+    }
+    let line_of = |rpc: &str, identity: serde_json::Value| {
+        lines
+            .iter()
+            .find(|l| l["rpc"] == format!("/registry.v1.{rpc}") && l["identity"] == identity)
+            .cloned()
+    };
+    match line_of("CommandService/RenamePerson", "registrar-b".into()) {
+        Some(l)
+            if l["status"] == "PERMISSION_DENIED"
+                && l["proof"] == (if tokens { "token" } else { "certificate" }) => {}
+        other => problems.push(format!("a denied write, logged as {other:?}")),
+    }
+    if tokens {
+        match line_of("QueryService/GetUnit", serde_json::Value::Null) {
+            Some(l) if l["status"] == "UNAUTHENTICATED" && l["peer"].is_string() => {}
+            other => problems.push(format!("an anonymous call, logged as {other:?}")),
+        }
+    }
+    problems
 }
 
 /// Connects with `tls` and asks `WhoAmI`: the name the server sees, or the status.

@@ -137,6 +137,8 @@ pub fn change_pb(recorded: RecordedEvent) -> pb::Change {
 
 type ChangeStream = Pin<Box<dyn Stream<Item = Result<pb::StreamChangesResponse, Status>> + Send>>;
 
+use registry_service_core::access_log::AskedAbout;
+
 #[tonic::async_trait]
 impl AuditService for AuditApi {
     async fn list_resource_history(
@@ -145,6 +147,7 @@ impl AuditService for AuditApi {
     ) -> Result<Response<pb::ListResourceHistoryResponse>, Status> {
         let wait = patience(&request);
         let r = request.into_inner();
+        r.note();
         call("ListResourceHistory", "", async {
             let subject = entity("name", &r.name)?;
             let page = page!(
@@ -234,6 +237,7 @@ impl AuditService for AuditApi {
     ) -> Result<Response<pb::ListIrregularitiesResponse>, Status> {
         let wait = patience(&request);
         let r = request.into_inner();
+        r.note();
         call("ListIrregularities", "", async {
             let on = date("date", &r.date)?;
             let min = min_position("min_position", &r.min_position)?;

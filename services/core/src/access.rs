@@ -17,11 +17,12 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::future::{Either, Ready};
 use registry_access::{Access, Action, Identity};
 use registry_proto::v1::access_service_server::{AccessService, AccessServiceServer};
 use registry_proto::v1::{WhoAmIRequest, WhoAmIResponse};
 use tonic::{Request, Response, Status};
+
+use crate::access_log::AccessLog;
 
 /// An authenticated caller under a policy: what the writer checks a write against.
 #[derive(Clone, Debug)]
@@ -71,12 +72,13 @@ fn door(path: &str) -> Door {
 #[derive(Clone, Debug)]
 pub struct GateLayer {
     access: Option<Arc<Access>>,
+    log: Option<AccessLog>,
 }
 
 impl GateLayer {
-    /// Decides calls by `access`; lets every call pass without one.
-    pub fn new(access: Option<Arc<Access>>) -> Self {
-        Self { access }
+    /// Decides calls by `access` (lets every call pass without one), logging each to `log`.
+    pub fn new(access: Option<Arc<Access>>, log: Option<AccessLog>) -> Self {
+        Self { access, log }
     }
 }
 
@@ -87,84 +89,221 @@ impl<S> tower::Layer<S> for GateLayer {
         Gate {
             inner,
             access: self.access.clone(),
+            log: self.log.clone(),
         }
     }
 }
 
-/// Authenticates calls and decides those that concern no unit (see the module).
+/// Authenticates calls, decides those that concern no unit and logs them (see the module).
 #[derive(Clone, Debug)]
 pub struct Gate<S> {
     inner: S,
     access: Option<Arc<Access>>,
+    log: Option<AccessLog>,
+}
+
+/// Who a call comes from, as the door sees it: the caller under a policy, or the name in its
+/// certificate without one.
+enum Caller {
+    Identified(Arc<Identity>),
+    Certified(Option<String>),
 }
 
 impl<S, B, R> tower::Service<http::Request<B>> for Gate<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
-    R: Default,
+    S: tower::Service<http::Request<B>, Response = http::Response<R>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+    R: Default + Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Either<Ready<Result<Self::Response, Self::Error>>, S::Future>;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let Some(access) = &self.access else {
-            return Either::Right(self.inner.call(request));
-        };
+        // The clone waits for readiness; the one made ready serves this call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let started = std::time::Instant::now();
         let door = door(request.uri().path());
-        if door == Door::Open {
-            return Either::Right(self.inner.call(request));
-        }
-        let refuse = |status: Status| Either::Left(futures::future::ready(Ok(status.into_http())));
-        let certificate = match certificate_name(request.extensions()) {
-            Ok(name) => name,
-            Err(e) => return refuse(Status::from(e)),
+        let caller = match &self.access {
+            // A certificate naming nobody is refused where it matters, by a write's `caller`.
+            None => Ok(Caller::Certified(
+                certificate_name(request.extensions()).ok().flatten(),
+            )),
+            Some(access) if door != Door::Open => admit(access, door, &request).map(|identity| {
+                request.extensions_mut().insert(Grant {
+                    access: Arc::clone(access),
+                    identity: Arc::clone(&identity),
+                });
+                Caller::Identified(identity)
+            }),
+            Some(_) => Ok(Caller::Certified(None)),
         };
-        let authorization = match request.headers().get(http::header::AUTHORIZATION) {
-            None => None,
-            Some(value) => match value.to_str() {
-                Ok(text) => Some(text),
-                Err(_) => {
-                    return refuse(Status::unauthenticated(
-                        "the authorization header is not text",
-                    ))
+        let Some(log) = self.log.clone() else {
+            return match caller {
+                Ok(_) => Box::pin(inner.call(request)),
+                Err(refusal) => Box::pin(futures::future::ready(Ok(refusal.0.into_http()))),
+            };
+        };
+        let time = crate::access_log::now();
+        let rpc = request.uri().path().to_owned();
+        let peer = peer_address(request.extensions());
+        let on_behalf_of = request.headers().get(crate::serve::ACTOR_HEADER).map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .chars()
+                .take(100)
+                .collect()
+        });
+        Box::pin(async move {
+            let (outcome, resources, who) = match caller {
+                Err(refusal) => {
+                    let (status, who) = *refusal;
+                    (
+                        Ok(status.into_http()),
+                        Vec::new(),
+                        who.map(|w| (w.name.clone(), w.proof.name())),
+                    )
                 }
-            },
-        };
-        let identity = match access.identify(certificate.as_deref(), authorization) {
-            Ok(identity) => identity,
-            Err(e) => {
-                return refuse(Status::from(crate::ApiError::Unauthenticated(
-                    e.to_string(),
-                )))
-            }
-        };
-        if let Err(retry_after) = access.admit(&identity) {
-            return refuse(Status::from(crate::ApiError::TooManyCalls {
-                who: identity.name.clone(),
-                retry_after,
-            }));
-        }
-        if let Door::Action(action) = door {
-            if !access.allows(&identity, action) {
-                let denied = registry_access::Denied::Action {
+                Ok(caller) => {
+                    let (outcome, resources) =
+                        crate::access_log::collecting(inner.call(request)).await;
+                    let who = match caller {
+                        Caller::Identified(identity) => {
+                            Some((identity.name.clone(), identity.proof.name()))
+                        }
+                        Caller::Certified(name) => name.map(|n| (n, "certificate")),
+                    };
+                    (outcome, resources, who)
+                }
+            };
+            let status = match &outcome {
+                Ok(response) => status_of(response),
+                Err(_) => tonic::Code::Internal,
+            };
+            log.write(&crate::access_log::Line {
+                time,
+                identity: who.as_ref().map(|(name, _)| name.as_str()),
+                proof: who.as_ref().map_or("none", |(_, proof)| proof),
+                on_behalf_of,
+                rpc: &rpc,
+                resources,
+                status: code_name(status),
+                micros: started.elapsed().as_micros() as u64,
+                peer,
+            })
+            .await;
+            outcome
+        })
+    }
+}
+
+/// A call refused at the door: its status, and its caller where it was identified.
+type Refusal = Box<(Status, Option<Arc<Identity>>)>;
+
+/// The caller of `request` under `access`, admitted through `door`: authenticated, within its
+/// allowance, and allowed the door's action; else the status refusing it (with the caller,
+/// where it was identified).
+fn admit<B>(
+    access: &Access,
+    door: Door,
+    request: &http::Request<B>,
+) -> Result<Arc<Identity>, Refusal> {
+    let refuse = |e: crate::ApiError| Status::from(e);
+    let certificate =
+        certificate_name(request.extensions()).map_err(|e| Box::new((refuse(e), None)))?;
+    let authorization = match request.headers().get(http::header::AUTHORIZATION) {
+        None => None,
+        Some(value) => Some(value.to_str().map_err(|_| {
+            Box::new((
+                Status::unauthenticated("the authorization header is not text"),
+                None,
+            ))
+        })?),
+    };
+    let identity = access
+        .identify(certificate.as_deref(), authorization)
+        .map_err(|e| {
+            Box::new((
+                refuse(crate::ApiError::Unauthenticated(e.to_string())),
+                None,
+            ))
+        })?;
+    let refused = |e: crate::ApiError| Box::new((refuse(e), Some(Arc::clone(&identity))));
+    if let Err(retry_after) = access.admit(&identity) {
+        return Err(refused(crate::ApiError::TooManyCalls {
+            who: identity.name.clone(),
+            retry_after,
+        }));
+    }
+    if let Door::Action(action) = door {
+        if !access.allows(&identity, action) {
+            return Err(refused(crate::ApiError::from(
+                registry_access::Denied::Action {
                     who: identity.name.clone(),
                     roles: identity.roles.clone(),
                     action,
-                };
-                return refuse(Status::from(crate::ApiError::from(denied)));
-            }
+                },
+            )));
         }
-        request.extensions_mut().insert(Grant {
-            access: Arc::clone(access),
-            identity,
-        });
-        Either::Right(self.inner.call(request))
     }
+    Ok(identity)
+}
+
+/// The status a response carries in its headers (an error answered at once), else OK (the
+/// handler answered; the status follows the body).
+fn status_of<R>(response: &http::Response<R>) -> tonic::Code {
+    response
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map_or(tonic::Code::Ok, tonic::Code::from)
+}
+
+/// The name gRPC gives a status code (`PERMISSION_DENIED`).
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// The caller's address, on a plaintext or a TLS connection.
+fn peer_address(extensions: &http::Extensions) -> Option<String> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    extensions
+        .get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr)
+        .or_else(|| {
+            extensions
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(|info| info.get_ref().remote_addr())
+        })
+        .map(|a| a.to_string())
 }
 
 /// The name in the certificate the caller presented under mutual TLS (`None` on a connection

@@ -93,6 +93,10 @@ pub struct Options {
     /// --allow-anonymous is given.
     #[arg(long, env = "REGISTRY_POLICY")]
     pub policy: Option<PathBuf>,
+    /// Write one JSON line per call to this file (appended): who called which RPC about which
+    /// resources, the status, the latency and the peer [default: none].
+    #[arg(long, env = "REGISTRY_ACCESS_LOG")]
+    pub access_log: Option<PathBuf>,
     /// Serve callers on an address other than loopback without a --policy: every caller that
     /// reaches the port may then record, correct and rebuild. Without it, such an address is
     /// refused at start.
@@ -126,6 +130,7 @@ struct FileOptions {
     snapshot_every_events: Option<u64>,
     snapshot_every_seconds: Option<u64>,
     policy: Option<PathBuf>,
+    access_log: Option<PathBuf>,
     allow_anonymous: Option<bool>,
 }
 
@@ -175,6 +180,8 @@ pub struct Config {
     pub snapshots: Option<crate::snapshots::Snapshots>,
     /// The access policy, when one decides who may do what (read and checked).
     pub access: Option<std::sync::Arc<registry_access::Access>>,
+    /// The access log, when one is written (opened).
+    pub access_log: Option<crate::access_log::AccessLog>,
 }
 
 /// The key of page tokens ([`crate::paging`]).
@@ -295,6 +302,13 @@ impl Config {
                 registry_access::Access::load(&path)
                     .map_err(|e| invalid("--policy", e.to_string()))?,
             )),
+        };
+        let access_log = match options.access_log.or(file.access_log) {
+            None => None,
+            Some(path) => Some(
+                crate::access_log::AccessLog::open(&path)
+                    .map_err(|e| invalid("--access-log", format!("{}: {e}", path.display())))?,
+            ),
         };
         if !listen.ip().is_loopback() && !allow_anonymous && access.is_none() {
             return Err(invalid(
@@ -452,6 +466,7 @@ impl Config {
             services,
             tls,
             access,
+            access_log,
         })
     }
 

@@ -20,6 +20,7 @@
 //! `registry-admin`) hold only their tonic service implementations on top of this.
 
 pub mod access;
+pub mod access_log;
 pub mod commands;
 pub mod config;
 pub mod convert;
@@ -130,6 +131,7 @@ pub async fn write<R: WriteRequest>(
             ));
         }
         let answer = writer.execute(&caller, &command).await?;
+        access_log::asked_about(&answer.name);
         Ok(R::respond(write_result(answer)))
     })
     .await
@@ -138,7 +140,7 @@ pub async fn write<R: WriteRequest>(
 /// Serves a read: `parse` turns the request into a query and its `min_position` (input errors
 /// first, before any wait); the reader waits for that position within the caller's deadline;
 /// `respond` answers from the read models under the read lock (no awaiting there).
-pub async fn read<R, Q, T>(
+pub async fn read<R: access_log::AskedAbout, Q, T>(
     reader: &Reader,
     rpc: &'static str,
     request: tonic::Request<R>,
@@ -146,6 +148,7 @@ pub async fn read<R, Q, T>(
     respond: impl FnOnce(Q, &ReadModels) -> Result<T, ApiError>,
 ) -> Result<tonic::Response<T>, tonic::Status> {
     let wait = serve::patience(&request);
+    request.get_ref().note();
     serve::call(rpc, "", async {
         let (query, min) = parse(request.into_inner())?;
         reader.wait_for(min, wait).await?;

@@ -341,7 +341,10 @@ pub async fn serve(
     let _ = CALL_LIMIT.set(config.timeout);
     let router = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(config.concurrency)
-        .layer(crate::access::GateLayer::new(config.access.clone()))
+        .layer(crate::access::GateLayer::new(
+            config.access.clone(),
+            config.access_log.clone(),
+        ))
         .add_routes(routes);
     let server: std::pin::Pin<Box<dyn Future<Output = _> + Send>> = match &config.tls {
         Some(tls) => Box::pin(router.serve_with_incoming_shutdown(
