@@ -608,3 +608,167 @@ fn a_caller_past_its_allowance_waits_and_others_do_not() {
     let other = access.identify(Some("other"), None).unwrap();
     assert!((0..100).all(|_| access.admit(&other).is_ok()));
 }
+
+mod ancestry {
+    //! The policy's decision against a plain walk up the tree of the day, over random trees
+    //! with units moved and merged on random days.
+
+    use std::sync::OnceLock;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Units 0..UNITS have fixed ids, so one policy (a registrar scoped to each) serves every
+    /// case.
+    const UNITS: usize = 6;
+
+    fn unit(i: usize) -> UnitId {
+        UnitId::from_uuid(uuid::Uuid::from_u128(i as u128 + 1))
+    }
+
+    fn access() -> &'static Access {
+        static ACCESS: OnceLock<(tempfile::TempDir, Access)> = OnceLock::new();
+        &ACCESS
+            .get_or_init(|| {
+                let dir = tempfile::tempdir().unwrap();
+                std::fs::write(dir.path().join("r.cedar"), RULES).unwrap();
+                let mut text = "rules = \"r.cedar\"\n".to_owned();
+                for i in 0..UNITS {
+                    text.push_str(&format!(
+                        "[agencies.a{i}]\nscopes = [\"units/{}\"]\n[callers.reg-{i}]\nroles = [\"registrar\"]\nagency = \"a{i}\"\n",
+                        unit(i).uuid()
+                    ));
+                }
+                std::fs::write(dir.path().join("p.toml"), text).unwrap();
+                let access = Access::load(&dir.path().join("p.toml")).unwrap();
+                (dir, access)
+            })
+            .1
+    }
+
+    /// A change of the tree: move unit `unit` under `parent` on `day`, or merge `unit` and
+    /// `parent` into a new unit under `under` on `day`.
+    #[derive(Clone, Debug)]
+    enum Change {
+        Move {
+            unit: usize,
+            parent: usize,
+            day: i64,
+        },
+        Merge {
+            a: usize,
+            b: usize,
+            under: usize,
+            day: i64,
+        },
+    }
+
+    fn change() -> impl Strategy<Value = Change> {
+        prop_oneof![
+            (1..UNITS, 0..UNITS, 1..3000i64).prop_map(|(unit, parent, day)| Change::Move {
+                unit,
+                parent,
+                day
+            }),
+            (1..UNITS, 1..UNITS, 0..UNITS, 1..3000i64)
+                .prop_map(|(a, b, under, day)| { Change::Merge { a, b, under, day } }),
+        ]
+    }
+
+    fn day(offset: i64) -> Date {
+        d("2000-01-01").add_days(offset)
+    }
+
+    /// Whether `target` lies in or under `scope` on `on`: a plain walk up the parent links
+    /// in force that day.
+    fn under(registry: &Registry, target: UnitId, scope: UnitId, on: Date) -> bool {
+        if target == scope {
+            return true;
+        }
+        registry.unit(target).is_some_and(|u| {
+            u.parents
+                .iter()
+                .filter(|link| link.span.contains(on))
+                .any(|link| under(registry, link.parent, scope, on))
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn the_decision_is_the_ancestry_of_the_day(
+            parents in proptest::collection::vec(any::<prop::sample::Index>(), UNITS - 1),
+            changes in proptest::collection::vec(change(), 0..8),
+            asks in proptest::collection::vec((0..UNITS, 0..UNITS + 2, 0..3200i64), 1..12),
+        ) {
+            let mut registry = Registry::default();
+            record(&mut registry, establish(unit(0), Level::Central, vec![], "2000-01-01"));
+            for (i, parent) in parents.iter().enumerate() {
+                let i = i + 1;
+                let parent = unit(parent.index(i));
+                record(&mut registry, establish(unit(i), Level::Commune, vec![parent], "2000-01-01"));
+            }
+            let mut merged = Vec::new();
+            for change in &changes {
+                let command = match *change {
+                    Change::Move { unit: u, parent, day: on } => Command::MoveUnit {
+                        unit: unit(u),
+                        parents: vec![unit(parent)],
+                        on: day(on),
+                        basis: basis(),
+                    },
+                    Change::Merge { a, b, under: parent, day: on } => {
+                        let new = UnitId::new();
+                        merged.push(new);
+                        Command::Reorganise(Reorganisation {
+                            ending: UnitEnding::Merged,
+                            predecessors: vec![unit(a), unit(b)],
+                            successors: vec![Successor::New(NewUnit {
+                                unit: new,
+                                kind: UnitKind::PeoplesCommittee,
+                                level: Level::Commune,
+                                name: "Xã hợp nhất".into(),
+                                parents: vec![unit(parent)],
+                            })],
+                            on: day(on),
+                            basis: basis(),
+                            offices: vec![],
+                            children: vec![],
+                        })
+                    }
+                };
+                // Changes the registry refuses (a cycle, a dead unit) are left out.
+                if let Ok(decision) = registry.decide(&command, &Policy::default()) {
+                    for event in &decision.events {
+                        registry.apply(event);
+                    }
+                }
+            }
+            for (scope, target, on) in asks {
+                let target = if target < UNITS {
+                    unit(target)
+                } else {
+                    merged.get(target - UNITS).copied().unwrap_or(unit(0))
+                };
+                let on = day(on);
+                let who = access().identify(Some(&format!("reg-{scope}")), None).unwrap();
+                let command = Command::CreateOffice {
+                    office: OfficeId::new(),
+                    unit: target,
+                    title: "Chủ tịch".into(),
+                    kind: OfficeKind::Chair,
+                    capacity: Capacity::Sole,
+                    on,
+                    basis: None,
+                };
+                let allowed = access().check(&who, &command, &registry).is_ok();
+                prop_assert_eq!(
+                    allowed,
+                    under(&registry, target, unit(scope), on),
+                    "scope {} target {} on {}: {:?}", scope, target, on, registry.ancestry_on(target, on)
+                );
+            }
+        }
+    }
+}

@@ -659,16 +659,55 @@ impl Registry {
                     format!("{parent} is listed twice"),
                 ));
             }
-            if parent == unit || self.is_ancestor_or_self(unit, parent, on) {
-                return Err(DomainError::StructureCycle {
-                    unit,
-                    parent,
-                    day: on,
-                });
-            }
+            self.no_cycle(unit, parent, on)?;
             self.unit_alive(EntityRef::Unit(unit), parent, on)?;
         }
         Ok(())
+    }
+
+    /// Placing `unit` under `parent` from `on` on makes no unit its own ancestor on any day:
+    /// the link lasts until the unit moves again, and the units above `parent` may change
+    /// later (moves recorded before this one, dated after it), so every day the tree changes
+    /// shape from `on` on is checked.
+    fn no_cycle(&self, unit: UnitId, parent: UnitId, on: Date) -> Result<(), DomainError> {
+        let cycle = |day| DomainError::StructureCycle { unit, parent, day };
+        if parent == unit {
+            return Err(cycle(on));
+        }
+        if !self.units.contains_key(&unit) {
+            // A new unit is under nothing yet.
+            return Ok(());
+        }
+        // Whether `unit` is above `parent` on a day depends only on the links of the units
+        // ever above `parent`: the days they begin or end are the days to check.
+        let mut days = std::collections::BTreeSet::from([on]);
+        let mut above = vec![parent];
+        let mut seen = HashSet::new();
+        while let Some(current) = above.pop() {
+            if !seen.insert(current) {
+                continue;
+            }
+            for link in self
+                .units
+                .get(&current)
+                .into_iter()
+                .flat_map(|u| &u.parents)
+            {
+                days.extend(
+                    std::iter::once(link.span.start)
+                        .chain(link.span.end)
+                        .filter(|day| *day > on),
+                );
+                above.push(link.parent);
+            }
+        }
+        match days
+            .into_iter()
+            .find(|day| self.is_ancestor_or_self(unit, parent, *day))
+        {
+            Some(day) => Err(cycle(day)),
+            None => Ok(()),
+        }
     }
 
     fn dependents(&self, cause: HoldingId) -> impl Iterator<Item = HoldingId> + '_ {
@@ -1149,7 +1188,17 @@ impl Registry {
                         });
                     }
                     let new = successors.contains(parent) && !self.units.contains_key(parent);
-                    if !new {
+                    if new {
+                        // Under a new unit: a cycle if the new unit sits under the child.
+                        let above = r.successors.iter().find_map(|s| match s {
+                            Successor::New(n) if n.unit == *parent => Some(&n.parents),
+                            _ => None,
+                        });
+                        for grand in above.into_iter().flatten() {
+                            self.no_cycle(*child, *grand, on)?;
+                        }
+                    } else {
+                        self.no_cycle(*child, *parent, on)?;
                         self.unit_alive(EntityRef::Unit(*child), *parent, on)?;
                     }
                 }

@@ -276,6 +276,45 @@ fn move_unit_changes_parents_from_a_date_and_refuses_cycles() {
         });
 }
 
+/// A move dated before a later one already recorded: the unit would be its own ancestor from
+/// the later day on, though not on its own day. Found by the access policy's property test.
+#[test]
+fn a_move_that_closes_a_cycle_on_a_later_day_is_refused() {
+    let mut w = World::new();
+    let [a, b] = [UnitId::new(), UnitId::new()];
+    for unit in [a, b] {
+        w.given.run(establish(
+            unit,
+            UnitKind::AdministrativeArea,
+            Level::District,
+            "Huyện",
+            vec![w.province],
+            "1994-01-01",
+        ));
+    }
+    // Recorded first: from 2000, B is under A.
+    w.given.run(Command::MoveUnit {
+        unit: b,
+        parents: vec![a],
+        on: d("2000-01-01"),
+        basis: basis(),
+    });
+    // Then: A under B from 1999. On 1999-06-01 it is no cycle (B is under the province
+    // then), from 2000-01-01 on it is.
+    w.given
+        .when(Command::MoveUnit {
+            unit: a,
+            parents: vec![b],
+            on: d("1999-01-01"),
+            basis: basis(),
+        })
+        .then_error(DomainError::StructureCycle {
+            unit: a,
+            parent: b,
+            day: d("2000-01-01"),
+        });
+}
+
 #[test]
 fn a_shared_agency_serves_several_parents_at_once() {
     let w = World::new();
