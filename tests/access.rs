@@ -1,5 +1,5 @@
-//! Who may reach the registry. Until it decides who may do what (issue 24), it serves only
-//! loopback unless the operator says otherwise.
+//! Starting with and without a policy: without one the registry serves only loopback unless
+//! the operator says otherwise; a policy that does not load stops it before it binds.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -25,4 +25,47 @@ fn an_address_beyond_loopback_is_refused_without_allow_anonymous() {
         "{stderr}"
     );
     assert!(!data.exists(), "the store was opened");
+}
+
+/// A policy whose rules do not validate stops the daemon before it binds (exit 64), naming the
+/// rules file and the line; so does one naming an agency it does not define.
+#[test]
+fn an_invalid_policy_stops_registryd_naming_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("registry.cedar");
+    std::fs::write(
+        &rules,
+        "permit(principal, action == Registry::Action::\"read\", resource);\n\
+         permit(principal, action == Registry::Action::\"erase\", resource);\n",
+    )
+    .unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "rules = \"registry.cedar\"\n").unwrap();
+    let run = || {
+        std::process::Command::new(registryd_binary())
+            .args(["--listen", "0.0.0.0:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .arg("--policy")
+            .arg(&policy)
+            .output()
+            .unwrap()
+    };
+    let output = run();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    assert!(
+        stderr.contains(&format!("--policy: {}:2:", rules.display())),
+        "{stderr}"
+    );
+    std::fs::write(&rules, "permit(principal, action, resource);\n").unwrap();
+    std::fs::write(
+        &policy,
+        "rules = \"registry.cedar\"\n[callers.x]\nagency = \"nowhere\"\n",
+    )
+    .unwrap();
+    let output = run();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("no agency \"nowhere\""), "{stderr}");
+    assert!(!dir.path().join("data").exists(), "the store was opened");
 }

@@ -403,18 +403,7 @@ impl<'a> Prep<'a> {
     async fn office(&self) -> String {
         self.admin
             .command()
-            .create_office(v1::CreateOfficeRequest {
-                request_id: request_id(),
-                unit: self.base.x.clone(),
-                title: "Phó Chủ tịch".into(),
-                kind: v1::OfficeKind::ViceChair as i32,
-                capacity: Some(v1::Capacity {
-                    kind: v1::CapacityKind::Sole as i32,
-                    limit: 0,
-                }),
-                valid_from: "2000-01-01".into(),
-                ..Default::default()
-            })
+            .create_office(vice_chair_in(&self.base.x))
             .await
             .unwrap()
             .into_inner()
@@ -473,6 +462,22 @@ impl<'a> Prep<'a> {
             .result
             .unwrap()
             .name
+    }
+}
+
+/// A new Vice Chair's office in `unit`, from 2000.
+fn vice_chair_in(unit: &str) -> v1::CreateOfficeRequest {
+    v1::CreateOfficeRequest {
+        request_id: request_id(),
+        unit: unit.into(),
+        title: "Phó Chủ tịch".into(),
+        kind: v1::OfficeKind::ViceChair as i32,
+        capacity: Some(v1::Capacity {
+            kind: v1::CapacityKind::Sole as i32,
+            limit: 0,
+        }),
+        valid_from: "2000-01-01".into(),
+        ..Default::default()
     }
 }
 
@@ -590,20 +595,7 @@ async fn call(rpc: &str, who: &Client, prep: &Prep<'_>) -> Result<(), tonic::Sta
                 .await?;
         }
         "CreateOffice" => {
-            command
-                .create_office(v1::CreateOfficeRequest {
-                    request_id: request_id(),
-                    unit: base.x.clone(),
-                    title: "Phó Chủ tịch".into(),
-                    kind: v1::OfficeKind::ViceChair as i32,
-                    capacity: Some(v1::Capacity {
-                        kind: v1::CapacityKind::Sole as i32,
-                        limit: 0,
-                    }),
-                    valid_from: "2000-01-01".into(),
-                    ..Default::default()
-                })
-                .await?;
+            command.create_office(vice_chair_in(&base.x)).await?;
         }
         "AbolishOffice" => {
             let office = prep.office().await;
@@ -691,18 +683,7 @@ async fn call(rpc: &str, who: &Client, prep: &Prep<'_>) -> Result<(), tonic::Sta
         }
         "ImportRecords" => {
             let record = v1::ImportRecord {
-                record: Some(Record::Office(v1::CreateOfficeRequest {
-                    request_id: request_id(),
-                    unit: base.x.clone(),
-                    title: "Phó Chủ tịch".into(),
-                    kind: v1::OfficeKind::ViceChair as i32,
-                    capacity: Some(v1::Capacity {
-                        kind: v1::CapacityKind::Sole as i32,
-                        limit: 0,
-                    }),
-                    valid_from: "2000-01-01".into(),
-                    ..Default::default()
-                })),
+                record: Some(Record::Office(vice_chair_in(&base.x))),
             };
             let stream = futures::stream::iter([v1::ImportRecordsRequest {
                 records: vec![record],

@@ -23,8 +23,12 @@
 //!
 //! `cargo bench -p registry-bench --bench grpc`. Prints requests/s, latency percentiles, the
 //! server's CPU use, and each read's throughput as a fraction of the echo ceiling.
+//! `access` serves the same store four times more, with and without an access policy on the
+//! same transport (mutual TLS; bearer tokens over TLS), and drives Q2 and W1 through each: what
+//! deciding who may do what costs.
+//!
 //! `REGISTRY_BENCH_ONLY=q1,w1` runs only the parts named (of rebuild, health, q1, q2, q3, q4, tls,
-//! w1, mix, postgres, restart, w1snap); the echo ceiling always runs. `restart` stops `registryd` (it
+//! access, w1, mix, postgres, restart, w1snap); the echo ceiling always runs. `restart` stops `registryd` (it
 //! saves its snapshots), starts it again and reports the time to SERVING and `RssAnon`, then kills
 //! it with SIGKILL and does the same. `w1snap` runs W1 again against a `registryd` saving its
 //! read models every `REGISTRY_BENCH_SNAPSHOT_EVERY` (50,000) events. `REGISTRY_BENCH_STORE=DIR` keeps the store in `DIR`
@@ -1189,11 +1193,15 @@ fn main() {
             registryd
         };
         let admin = Client::connect(&registryd.address).await.unwrap();
+        drop((clients_of_registryd, clients, admin, registryd));
         if wanted(&only, "tls") {
             // The same store served again, over mutual TLS: what encryption and client
             // certificates cost a question, against the plaintext rows of this run.
-            drop((clients_of_registryd, clients, admin, registryd));
-            over_tls(&binary, &dir, ask_q2, load, q2_report.as_ref()).await;
+            over_tls(&binary, &dir, ask_q2.clone(), load, q2_report.as_ref()).await;
+        }
+        if wanted(&only, "access") {
+            let plaintext = (q2_report.as_ref(), w1.as_ref());
+            access::costs(&binary, &dir, &catalogue, ask_q2, load, plaintext).await;
         }
         drop(echo);
     });
@@ -1394,5 +1402,191 @@ async fn over_tls<F, Fut, E>(
             (report.server_cores / report.per_second)
                 / (plaintext.server_cores / plaintext.per_second)
         );
+    }
+}
+
+mod access {
+    //! Q2 and W1 with an access policy against the same server without one, on the same
+    //! transport: mutual TLS (the callers' certificates name them), and TLS with bearer tokens
+    //! (sent to both; the server without a policy ignores them). The policy is the example's
+    //! rules with the load's caller a registrar of every province.
+
+    use std::path::Path;
+
+    use registry_bench::{drive, Load, Report};
+    use registry_client::{Client, Tls};
+    use registry_testkit::daemon::Daemon;
+    use registry_testkit::tokens::{Issuer, AUDIENCE, ISSUER};
+    use registry_testkit::Catalogue;
+
+    /// The name in the test client certificate (`tests/tls/client.pem`), and the tokens'
+    /// subject.
+    const CALLER: &str = "registrar@test";
+
+    fn fixture(name: &str) -> String {
+        format!("{}/../../tests/tls/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// Writes the policy (and the token issuer's keys) into `dir`; the policy file's path.
+    fn policy(dir: &Path, catalogue: &Catalogue, issuer: &Issuer) -> String {
+        let rules = format!(
+            "{}/../../examples/access/registry.cedar",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::copy(rules, dir.join("registry.cedar")).unwrap();
+        std::fs::write(dir.join("keys.jwks"), issuer.jwks()).unwrap();
+        let scopes: Vec<String> = catalogue
+            .provinces
+            .iter()
+            .map(|p| format!("\"{p}\""))
+            .collect();
+        let text = format!(
+            "rules = \"registry.cedar\"\n[tokens]\njwks = \"keys.jwks\"\nissuer = \"{ISSUER}\"\n\
+             audience = \"{AUDIENCE}\"\n[agencies.bench]\nscopes = [{}]\n\
+             [callers.\"{CALLER}\"]\nroles = [\"registrar\"]\nagency = \"bench\"\n",
+            scopes.join(", ")
+        );
+        let path = dir.join("policy.toml");
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+
+    /// Q2 and W1 against `registryd` on `store` with `args`, through clients made with `tls`
+    /// (and `token`).
+    async fn measure<F, Fut, E>(
+        binary: &Path,
+        store: &Path,
+        args: &[&str],
+        (tls, token): (&Tls, Option<&str>),
+        catalogue: &Catalogue,
+        ask_q2: F,
+        load: Load,
+    ) -> (Report, Report)
+    where
+        F: Fn(u64, Client) -> Fut + Send + Sync + Clone + 'static,
+        Fut: std::future::Future<Output = Result<(), E>> + Send,
+    {
+        let mut all = vec!["--timeout-seconds", "600", "--snapshot-every-events", "0"];
+        all.extend(args);
+        let registryd = Daemon::embedded(binary, store, &all);
+        let https = registryd.address.replace("http://", "https://");
+        let mut clients = Vec::new();
+        for _ in 0..load.connections {
+            let client = Client::connect_with(&https, tls).await.unwrap();
+            clients.push(match token {
+                Some(token) => client.with_token(token).unwrap(),
+                None => client,
+            });
+        }
+        // SERVING once the read models reached the store's head (health is open to all: the
+        // statistics `caught_up` reads are an operator's).
+        while !serving(&clients[0]).await {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let pid = registryd.pid();
+        let q2 = drive(&clients, load, &[pid], ask_q2).await;
+        let w1 = super::w1(&clients, catalogue, load, pid).await;
+        (q2, w1)
+    }
+
+    /// Runs the four servers and prints each row and the ratios policy / none.
+    pub async fn costs<F, Fut, E>(
+        binary: &Path,
+        store: &Path,
+        catalogue: &Catalogue,
+        ask_q2: F,
+        load: Load,
+        plaintext: (Option<&Report>, Option<&Report>),
+    ) where
+        F: Fn(u64, Client) -> Fut + Send + Sync + Clone + 'static,
+        Fut: std::future::Future<Output = Result<(), E>> + Send,
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let issuer = Issuer::new("bench");
+        let policy = policy(dir.path(), catalogue, &issuer);
+        let token = issuer.token(CALLER);
+        let (cert, key, ca) = (
+            fixture("server.pem"),
+            fixture("server.key"),
+            fixture("ca.pem"),
+        );
+        let read = |path: &str| std::fs::read(path).unwrap();
+        let certified = Tls {
+            ca: Some(read(&ca)),
+            identity: Some((read(&fixture("client.pem")), read(&fixture("client.key")))),
+        };
+        let server_only = Tls {
+            ca: Some(read(&ca)),
+            identity: None,
+        };
+        let tls = ["--tls-cert", cert.as_str(), "--tls-key", key.as_str()];
+        let mutual: Vec<&str> = tls
+            .iter()
+            .copied()
+            .chain(["--tls-client-ca", ca.as_str()])
+            .collect();
+        let mut mutual_policy = mutual.clone();
+        mutual_policy.extend(["--policy", policy.as_str()]);
+        let mut tls_policy = tls.to_vec();
+        tls_policy.extend(["--policy", policy.as_str()]);
+        let runs = [
+            (
+                "mutual TLS, no policy",
+                mutual.as_slice(),
+                (&certified, None),
+            ),
+            (
+                "mutual TLS, policy",
+                mutual_policy.as_slice(),
+                (&certified, None),
+            ),
+            (
+                "TLS + token, no policy",
+                tls.as_slice(),
+                (&server_only, Some(token.as_str())),
+            ),
+            (
+                "TLS + token, policy",
+                tls_policy.as_slice(),
+                (&server_only, Some(token.as_str())),
+            ),
+        ];
+        let mut reports = Vec::new();
+        for (name, args, client) in runs {
+            let (q2, w1) =
+                measure(binary, store, args, client, catalogue, ask_q2.clone(), load).await;
+            super::row(&format!("Q2 {name}"), &q2, None);
+            super::row(&format!("W1 {name}"), &w1, None);
+            reports.push((q2, w1));
+        }
+        for (transport, none, with) in [("mutual TLS", 0, 1), ("TLS + token", 2, 3)] {
+            println!(
+                "  {transport}: policy / none: Q2 {:.3}, W1 {:.3} (requests/s; server CPU per \
+                 request {:.2} x, {:.2} x)",
+                reports[with].0.per_second / reports[none].0.per_second,
+                reports[with].1.per_second / reports[none].1.per_second,
+                cpu_per_request(&reports[with].0) / cpu_per_request(&reports[none].0),
+                cpu_per_request(&reports[with].1) / cpu_per_request(&reports[none].1),
+            );
+        }
+        if let (Some(q2), Some(w1)) = plaintext {
+            println!(
+                "  for scale, plaintext without a policy: Q2 {:.0}/s, W1 {:.0}/s",
+                q2.per_second, w1.per_second
+            );
+        }
+    }
+
+    async fn serving(client: &Client) -> bool {
+        use tonic_health::pb::{health_check_response::ServingStatus, HealthCheckRequest};
+        client
+            .health()
+            .check(HealthCheckRequest::default())
+            .await
+            .is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32)
+    }
+
+    fn cpu_per_request(report: &Report) -> f64 {
+        report.server_cores / report.per_second
     }
 }
