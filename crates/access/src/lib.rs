@@ -24,7 +24,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
-use cedar_policy::{Context, Decision, Entities, Entity, EntityId, EntityUid, Request};
+use cedar_policy::{
+    Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request,
+};
 use registry_domain::{Command, Date, Place, Reach, Registry, UnitId};
 use thiserror::Error;
 
@@ -147,6 +149,10 @@ pub struct Identity {
     /// When its token expires (`None` for a certificate).
     pub expires: Option<SystemTime>,
     decided: [OnceLock<bool>; Action::ALL.len()],
+    /// Its decisions in units, by action and the tree above the unit ([`Rules::permits_in`]).
+    places: Mutex<HashMap<(Action, Tree), bool>>,
+    /// It as the rules see it, made once.
+    principal: OnceLock<Option<Entity>>,
     /// Its allowance of calls, where the policy sets one.
     bucket: Option<Arc<policy::Bucket>>,
 }
@@ -167,6 +173,8 @@ impl Identity {
             scopes,
             expires: None,
             decided: Default::default(),
+            places: Mutex::default(),
+            principal: OnceLock::new(),
             bucket: None,
         }
     }
@@ -242,56 +250,79 @@ fn roles_note(roles: &[String]) -> String {
     }
 }
 
-/// The Cedar side: the validated rules and the names of the schema's entity types.
+/// The Cedar side: the validated rules and the schema's entity types, parsed once.
 struct Rules {
     policies: cedar_policy::PolicySet,
     authorizer: cedar_policy::Authorizer,
     actions: [EntityUid; Action::ALL.len()],
     registry: EntityUid,
+    types: Types,
+}
+
+/// The schema's entity type names.
+struct Types {
+    unit: EntityTypeName,
+    caller: EntityTypeName,
+    role: EntityTypeName,
+    person: EntityTypeName,
 }
 
 /// What a request is about.
 enum Resource<'a> {
     /// The registry as a whole.
     Registry,
-    /// A unit on a day, with the tree as it stood then.
-    Place(&'a Registry, Place),
+    /// A unit, with the units above it and their parents, as the tree stood on a day.
+    Place(&'a Tree),
     /// A person's record that reaches no unit.
     Person(registry_domain::PersonId),
 }
 
-fn uid(kind: &str, id: &str) -> EntityUid {
-    #[allow(clippy::unwrap_used)] // The schema's type names parse.
-    let kind: cedar_policy::EntityTypeName = format!("Registry::{kind}").parse().unwrap();
-    EntityUid::from_type_name_and_id(kind, EntityId::new(id))
+/// A type name of the schema's namespace.
+fn type_name(name: &str) -> EntityTypeName {
+    #[allow(clippy::unwrap_used)] // The schema's own names, which parse (tested).
+    format!("Registry::{name}").parse().unwrap()
 }
 
-fn unit_uid(unit: UnitId) -> EntityUid {
-    uid("Unit", &unit.uuid().to_string())
+impl Types {
+    fn uid(kind: &EntityTypeName, id: &str) -> EntityUid {
+        EntityUid::from_type_name_and_id(kind.clone(), EntityId::new(id))
+    }
+
+    fn unit(&self, unit: UnitId) -> EntityUid {
+        Self::uid(&self.unit, &unit.uuid().to_string())
+    }
 }
+
+/// A unit and the units above it on a day, each with its parents that day.
+type Tree = Vec<(UnitId, Vec<UnitId>)>;
+
+/// The most unit decisions kept per caller; past it they are decided afresh.
+const MAX_DECISIONS: usize = 4096;
 
 impl Rules {
     fn new(policies: cedar_policy::PolicySet) -> Self {
-        let action = |a: Action| {
-            #[allow(clippy::unwrap_used)] // A constant type name.
-            let kind: cedar_policy::EntityTypeName = "Registry::Action".parse().unwrap();
-            EntityUid::from_type_name_and_id(kind, EntityId::new(a.name()))
+        let action = type_name("Action");
+        let types = Types {
+            unit: type_name("Unit"),
+            caller: type_name("Caller"),
+            role: type_name("Role"),
+            person: type_name("Person"),
         };
         Self {
             policies,
             authorizer: cedar_policy::Authorizer::new(),
-            actions: Action::ALL.map(action),
-            registry: uid("Registry", "registry"),
+            actions: Action::ALL.map(|a| Types::uid(&action, a.name())),
+            registry: Types::uid(&type_name("Registry"), "registry"),
+            types,
         }
     }
 
-    /// Whether the rules permit `who` to do `action` on `resource`.
-    fn permits(&self, who: &Identity, action: Action, resource: Resource<'_>) -> bool {
-        let principal = uid("Caller", &who.name);
+    /// The caller as an entity: its roles as parents, its agency and scopes as attributes.
+    fn principal(&self, who: &Identity) -> Option<Entity> {
         let scopes = who
             .scopes
             .iter()
-            .map(|u| cedar_policy::RestrictedExpression::new_entity_uid(unit_uid(*u)));
+            .map(|u| cedar_policy::RestrictedExpression::new_entity_uid(self.types.unit(*u)));
         let attributes = HashMap::from([
             (
                 "agency".to_owned(),
@@ -304,30 +335,41 @@ impl Rules {
                 cedar_policy::RestrictedExpression::new_set(scopes),
             ),
         ]);
-        let roles: HashSet<EntityUid> = who.roles.iter().map(|r| uid("Role", r)).collect();
-        let mut entities = Vec::new();
-        match Entity::new(principal.clone(), attributes, roles) {
-            Ok(caller) => entities.push(caller),
-            Err(_) => return false,
-        }
+        let roles: HashSet<EntityUid> = who
+            .roles
+            .iter()
+            .map(|r| Types::uid(&self.types.role, r))
+            .collect();
+        Entity::new(Types::uid(&self.types.caller, &who.name), attributes, roles).ok()
+    }
+
+    /// Whether the rules permit `who` to do `action` on `resource`.
+    fn permits(&self, who: &Identity, action: Action, resource: Resource<'_>) -> bool {
+        let Some(principal) = who.principal.get_or_init(|| self.principal(who)) else {
+            return false;
+        };
+        let mut entities = vec![principal.clone()];
         let resource = match resource {
             Resource::Registry => self.registry.clone(),
-            Resource::Person(person) => uid("Person", &person.uuid().to_string()),
-            Resource::Place(registry, place) => {
-                for (unit, parents) in registry.ancestry_on(place.unit, place.day) {
+            Resource::Person(person) => Types::uid(&self.types.person, &person.uuid().to_string()),
+            Resource::Place(tree) => {
+                for (unit, parents) in tree {
                     entities.push(Entity::new_no_attrs(
-                        unit_uid(unit),
-                        parents.into_iter().map(unit_uid).collect(),
+                        self.types.unit(*unit),
+                        parents.iter().map(|p| self.types.unit(*p)).collect(),
                     ));
                 }
-                unit_uid(place.unit)
+                match tree.first() {
+                    Some((unit, _)) => self.types.unit(*unit),
+                    None => return false,
+                }
             }
         };
         let Ok(entities) = Entities::from_entities(entities, None) else {
             return false;
         };
         let Ok(request) = Request::new(
-            principal,
+            principal.uid(),
             self.actions[action.index()].clone(),
             resource,
             Context::empty(),
@@ -339,6 +381,32 @@ impl Rules {
             .is_authorized(&request, &self.policies, &entities)
             .decision()
             == Decision::Allow
+    }
+
+    /// Whether the rules permit `who` to do `action` in `place`. The answer depends only on
+    /// the caller, the action and the tree above the unit that day, so it is kept per caller
+    /// under those: a registrar's writes in one commune are decided by the rules once.
+    fn permits_in(
+        &self,
+        who: &Identity,
+        action: Action,
+        registry: &Registry,
+        place: Place,
+    ) -> bool {
+        let tree = registry.ancestry_on(place.unit, place.day);
+        let key = (action, tree);
+        let decided = who.places.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(allowed) = decided.get(&key) {
+            return *allowed;
+        }
+        drop(decided);
+        let allowed = self.permits(who, action, Resource::Place(&key.1));
+        let mut decided = who.places.lock().unwrap_or_else(|e| e.into_inner());
+        if decided.len() >= MAX_DECISIONS {
+            decided.clear();
+        }
+        decided.insert(key, allowed);
+        allowed
     }
 }
 
@@ -372,7 +440,7 @@ impl Access {
                 .ok_or_else(denied_action),
             Reach::Everywhere(places) => {
                 for place in places {
-                    if !rules.permits(who, action, Resource::Place(registry, place)) {
+                    if !rules.permits_in(who, action, registry, place) {
                         return Err(Denied::Place {
                             who: who.name.clone(),
                             action,
@@ -395,7 +463,7 @@ impl Access {
                 };
                 let allowed = places
                     .iter()
-                    .any(|place| rules.permits(who, action, Resource::Place(registry, *place)))
+                    .any(|place| rules.permits_in(who, action, registry, *place))
                     || person.is_some_and(|p| rules.permits(who, action, Resource::Person(p)));
                 allowed.then_some(()).ok_or(Denied::Person {
                     who: who.name.clone(),

@@ -318,11 +318,33 @@ pub fn certificate_name(extensions: &http::Extensions) -> Result<Option<String>,
     else {
         return Ok(None);
     };
-    name_in(&leaf).map(Some).ok_or_else(|| {
+    named(&leaf).map(Some).ok_or_else(|| {
         crate::ApiError::Unauthenticated(
             "the client certificate names no subject to record as the actor".into(),
         )
     })
+}
+
+/// The name in a certificate ([`name_in`]), parsed once per certificate: a connection's calls
+/// all present the same one.
+fn named(der: &[u8]) -> Option<String> {
+    type Names = std::sync::Mutex<
+        std::collections::HashMap<Vec<u8>, Option<String>, foldhash::fast::RandomState>,
+    >;
+    /// The most certificates remembered; past it the cache starts again.
+    const MAX_NAMES: usize = 10_000;
+    static NAMES: std::sync::OnceLock<Names> = std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(Names::default);
+    if let Some(name) = names.lock().unwrap_or_else(|e| e.into_inner()).get(der) {
+        return name.clone();
+    }
+    let name = name_in(der);
+    let mut names = names.lock().unwrap_or_else(|e| e.into_inner());
+    if names.len() >= MAX_NAMES {
+        names.clear();
+    }
+    names.insert(der.to_vec(), name.clone());
+    name
 }
 
 /// The common name of a certificate's subject, else the whole subject (RFC 4514); `None` when
