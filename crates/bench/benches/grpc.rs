@@ -1489,7 +1489,11 @@ mod access {
         (q2, w1)
     }
 
-    /// Runs the four servers and prints each row and the ratios policy / none.
+    /// Rounds of each pair of servers (without and with the policy).
+    const ROUNDS: usize = 3;
+
+    /// Runs each transport's pair of servers in turns and prints each row and the median
+    /// ratios policy / none.
     pub async fn costs<F, Fut, E>(
         binary: &Path,
         store: &Path,
@@ -1529,44 +1533,50 @@ mod access {
         mutual_policy.extend(["--policy", policy.as_str()]);
         let mut tls_policy = tls.to_vec();
         tls_policy.extend(["--policy", policy.as_str()]);
-        let runs = [
+        // The machine's speed drifts over minutes: each transport's servers with and without
+        // the policy take turns, and each round's ratio compares neighbours.
+        let transports = [
             (
-                "mutual TLS, no policy",
-                mutual.as_slice(),
+                "mutual TLS",
+                [mutual.as_slice(), mutual_policy.as_slice()],
                 (&certified, None),
             ),
             (
-                "mutual TLS, policy",
-                mutual_policy.as_slice(),
-                (&certified, None),
-            ),
-            (
-                "TLS + token, no policy",
-                tls.as_slice(),
-                (&server_only, Some(token.as_str())),
-            ),
-            (
-                "TLS + token, policy",
-                tls_policy.as_slice(),
+                "TLS + token",
+                [tls.as_slice(), tls_policy.as_slice()],
                 (&server_only, Some(token.as_str())),
             ),
         ];
-        let mut reports = Vec::new();
-        for (name, args, client) in runs {
-            let (q2, w1) =
-                measure(binary, store, args, client, catalogue, ask_q2.clone(), load).await;
-            super::row(&format!("Q2 {name}"), &q2, None);
-            super::row(&format!("W1 {name}"), &w1, None);
-            reports.push((q2, w1));
-        }
-        for (transport, none, with) in [("mutual TLS", 0, 1), ("TLS + token", 2, 3)] {
+        for (transport, [without, with], client) in transports {
+            let mut ratios = Vec::new();
+            for round in 1..=ROUNDS {
+                let mut pair = Vec::new();
+                for (args, policy) in [(without, "no policy"), (with, "policy")] {
+                    let (q2, w1) =
+                        measure(binary, store, args, client, catalogue, ask_q2.clone(), load).await;
+                    super::row(&format!("Q2 {transport}, {policy} ({round})"), &q2, None);
+                    super::row(&format!("W1 {transport}, {policy} ({round})"), &w1, None);
+                    pair.push((q2, w1));
+                }
+                ratios.push([
+                    pair[1].0.per_second / pair[0].0.per_second,
+                    pair[1].1.per_second / pair[0].1.per_second,
+                    cpu_per_request(&pair[1].0) / cpu_per_request(&pair[0].0),
+                    cpu_per_request(&pair[1].1) / cpu_per_request(&pair[0].1),
+                ]);
+            }
+            let median = |i: usize| {
+                let mut values: Vec<f64> = ratios.iter().map(|r| r[i]).collect();
+                values.sort_by(f64::total_cmp);
+                values[values.len() / 2]
+            };
             println!(
-                "  {transport}: policy / none: Q2 {:.3}, W1 {:.3} (requests/s; server CPU per \
-                 request {:.2} x, {:.2} x)",
-                reports[with].0.per_second / reports[none].0.per_second,
-                reports[with].1.per_second / reports[none].1.per_second,
-                cpu_per_request(&reports[with].0) / cpu_per_request(&reports[none].0),
-                cpu_per_request(&reports[with].1) / cpu_per_request(&reports[none].1),
+                "  {transport}: policy / none, median of {ROUNDS} rounds: Q2 {:.3}, W1 {:.3} \
+                 (requests/s); server CPU per request Q2 {:.2} x, W1 {:.2} x",
+                median(0),
+                median(1),
+                median(2),
+                median(3),
             );
         }
         if let (Some(q2), Some(w1)) = plaintext {
