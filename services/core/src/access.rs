@@ -102,11 +102,12 @@ pub struct Gate<S> {
     log: Option<AccessLog>,
 }
 
-/// Who a call comes from, as the door sees it: the caller under a policy, or the name in its
-/// certificate without one.
+/// Who a call comes from, as the door sees it.
 enum Caller {
+    /// The caller under a policy.
     Identified(Arc<Identity>),
-    Certified(Option<String>),
+    /// No policy (or an open door): at most the name in its certificate, looked up for the log.
+    Unidentified,
 }
 
 impl<S, B, R> tower::Service<http::Request<B>> for Gate<S>
@@ -134,10 +135,6 @@ where
         let started = std::time::Instant::now();
         let door = door(request.uri().path());
         let caller = match &self.access {
-            // A certificate naming nobody is refused where it matters, by a write's `caller`.
-            None => Ok(Caller::Certified(
-                certificate_name(request.extensions()).ok().flatten(),
-            )),
             Some(access) if door != Door::Open => admit(access, door, &request).map(|identity| {
                 request.extensions_mut().insert(Grant {
                     access: Arc::clone(access),
@@ -145,7 +142,7 @@ where
                 });
                 Caller::Identified(identity)
             }),
-            Some(_) => Ok(Caller::Certified(None)),
+            _ => Ok(Caller::Unidentified),
         };
         let Some(log) = self.log.clone() else {
             return match caller {
@@ -156,6 +153,11 @@ where
         let time = crate::access_log::now();
         let rpc = request.uri().path().to_owned();
         let peer = peer_address(request.extensions());
+        // A certificate naming nobody is refused where it matters, by a write's `caller`.
+        let certified = match caller {
+            Ok(Caller::Unidentified) => certificate_name(request.extensions()).ok().flatten(),
+            _ => None,
+        };
         let on_behalf_of = request.headers().get(crate::serve::ACTOR_HEADER).map(|v| {
             String::from_utf8_lossy(v.as_bytes())
                 .chars()
@@ -179,7 +181,7 @@ where
                         Caller::Identified(identity) => {
                             Some((identity.name.clone(), identity.proof.name()))
                         }
-                        Caller::Certified(name) => name.map(|n| (n, "certificate")),
+                        Caller::Unidentified => certified.map(|n| (n, "certificate")),
                     };
                     (outcome, resources, who)
                 }
