@@ -113,6 +113,10 @@ impl std::fmt::Display for Action {
     }
 }
 
+/// The longest name a caller may have (a certificate's common name has at most 64): names are
+/// recorded with writes and echoed in refusals.
+pub const MAX_NAME_CHARS: usize = 128;
+
 /// How a caller proved who it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Proof {
@@ -198,6 +202,9 @@ pub enum Unauthenticated {
     /// A certificate without a name.
     #[error("the client certificate names no subject")]
     Nameless,
+    /// A certificate's name longer than [`MAX_NAME_CHARS`].
+    #[error("the client certificate's name is longer than {MAX_NAME_CHARS} characters")]
+    LongName,
 }
 
 /// An authenticated caller that may not do what it asked: the gRPC status is
@@ -216,8 +223,8 @@ pub enum Denied {
     },
     /// A place the write touches lies outside the caller's scope on its day.
     #[error(
-        "{who} may not {action} in units/{unit} on {day}: outside its scope as the tree stood \
-         that day"
+        "{who} may not {action} in {unit} on {day}: outside its scope as the tree stood that \
+         day"
     )]
     Place {
         /// The caller.
@@ -498,6 +505,9 @@ impl Access {
         let name = certificate.ok_or(Unauthenticated::NoCredentials)?;
         if name.trim().is_empty() {
             return Err(Unauthenticated::Nameless);
+        }
+        if name.chars().count() > MAX_NAME_CHARS {
+            return Err(Unauthenticated::LongName);
         }
         let mut known = self.certified().lock().unwrap_or_else(|e| e.into_inner());
         if let Some(identity) = known.get(name) {

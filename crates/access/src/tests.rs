@@ -198,14 +198,23 @@ fn a_moved_commune_belongs_to_the_old_province_before_the_move_and_the_new_one_a
     let after = start(HoldingId::new(), tree.person, tree.x_office, "2025-08-01");
     check(&access, "reg-a", &before, &tree.registry).unwrap();
     check(&access, "reg-b", &after, &tree.registry).unwrap();
+    let denied = check(&access, "reg-b", &before, &tree.registry);
     assert_eq!(
-        check(&access, "reg-b", &before, &tree.registry),
+        denied,
         Err(Denied::Place {
             who: "reg-b".into(),
             action: Action::Record,
             unit: tree.x,
             day: d("2024-05-01"),
         })
+    );
+    assert_eq!(
+        denied.unwrap_err().to_string(),
+        format!(
+            "reg-b may not record in units/{} on 2024-05-01: outside its scope as the tree \
+             stood that day",
+            tree.x.uuid()
+        )
     );
     assert!(matches!(
         check(&access, "reg-a", &after, &tree.registry),
@@ -539,6 +548,18 @@ fn tokens_are_verified_against_the_key_file_and_their_claims() {
     assert_eq!(
         access.identify(None, None).unwrap_err(),
         Unauthenticated::NoCredentials
+    );
+    // A subject too long to record or echo.
+    assert_eq!(
+        problem(Claims {
+            sub: "x".repeat(129),
+            ..claims.clone()
+        }),
+        TokenProblem::Claim("sub".into())
+    );
+    assert_eq!(
+        access.identify(Some(&"y".repeat(129)), None).unwrap_err(),
+        Unauthenticated::LongName
     );
     // A tampered payload: the signature no longer matches.
     let token = issuer.token("alice");

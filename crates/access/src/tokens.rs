@@ -207,7 +207,8 @@ impl Verifier {
                 _ => TokenProblem::Malformed,
             },
         )?;
-        if data.claims.sub.trim().is_empty() {
+        let sub = &data.claims.sub;
+        if sub.trim().is_empty() || sub.chars().count() > crate::MAX_NAME_CHARS {
             return Err(TokenProblem::Claim("sub".into()));
         }
         Ok(data.claims)
