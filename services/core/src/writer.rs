@@ -75,8 +75,8 @@ pub struct Caller {
     /// The request's fingerprint ([`crate::serve::fingerprint`]): a repeat of the request id
     /// with another fingerprint is another request, refused.
     pub fingerprint: String,
-    /// The authenticated caller and the policy, under one: the write is decided against it
-    /// in the decision step (none without a policy: every caller may write).
+    /// The authenticated caller with the policy that judges it: the write is checked against
+    /// it in the decision step (none without a policy: every caller may write).
     pub grant: Option<crate::access::Grant>,
 }
 
