@@ -1307,3 +1307,97 @@ async fn revoked_foreign_and_expired_credentials_are_refused() {
         Outcome::Handshake
     );
 }
+
+/// The roles the server gives the caller of `client` (`WhoAmI`).
+async fn roles(client: &Client) -> Result<Vec<String>, tonic::Status> {
+    let me = client.access().who_am_i(v1::WhoAmIRequest {}).await?;
+    Ok(me.into_inner().roles)
+}
+
+/// Sends SIGHUP to the daemon and waits until `done` says it took effect (5 s at most).
+async fn hang_up<F, Fut>(daemon: &Daemon, done: F) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &daemon.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for _ in 0..50 {
+        if done().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_policy_and_revocation_list_take_effect_at_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    let crl_path = dir.path().join("ca.crl");
+    std::fs::write(&crl_path, crl(&pki, &[])).unwrap();
+    let unit = || format!("units/{}", uuid::Uuid::now_v7());
+    let daemon = start(
+        dir.path(),
+        &pki,
+        None,
+        (&unit(), &unit()),
+        &["--tls-crl", crl_path.to_str().unwrap()],
+    );
+    let with = |caller: &str| Tls {
+        ca: Some(pki.ca.clone()),
+        identity: Some(pki.callers[caller].clone()),
+    };
+    let address = daemon.address.replace("http://", "https://");
+    let b = Client::connect_with(&address, &with("registrar-b"))
+        .await
+        .unwrap();
+    assert_eq!(roles(&b).await.unwrap(), ["registrar"]);
+    assert_eq!(
+        whoami(&daemon, &with("registrar-a"), None).await.unwrap(),
+        "registrar-a"
+    );
+
+    // registrar-b becomes a reader; registrar-a's certificate (serial 12) is revoked.
+    let policy = dir.path().join("policy.toml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    let demoted = text.replace(
+        "[callers.registrar-b]\nroles = [\"registrar\"]",
+        "[callers.registrar-b]\nroles = [\"reader\"]",
+    );
+    assert_ne!(demoted, text);
+    std::fs::write(&policy, &demoted).unwrap();
+    std::fs::write(&crl_path, crl(&pki, &[12])).unwrap();
+    let took = hang_up(&daemon, || async {
+        roles(&b).await.is_ok_and(|r| r == ["reader"])
+    })
+    .await;
+    assert!(
+        took,
+        "the new policy is in force on a connection made before it"
+    );
+    let refused = whoami(&daemon, &with("registrar-a"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(status_outcome(&refused), Outcome::Handshake, "{refused:?}");
+
+    // A policy that does not load leaves the one in force as it was.
+    std::fs::write(
+        &policy,
+        "rules = \"registry.cedar\"\n[callers.x]\nagency = \"nowhere\"\n",
+    )
+    .unwrap();
+    let changed = hang_up(&daemon, || async {
+        roles(&b).await.map_or(true, |r| r != ["reader"])
+    })
+    .await;
+    assert!(!changed, "a broken policy replaced the one in force");
+    assert_eq!(
+        whoami(&daemon, &with("reader"), None).await.unwrap(),
+        "reader"
+    );
+}

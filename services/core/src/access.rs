@@ -24,6 +24,38 @@ use tonic::{Request, Response, Status};
 
 use crate::access_log::AccessLog;
 
+/// The policy in force, read from its file at start and again at SIGHUP ([`Policy::reload`]):
+/// every call takes the one in force when it arrives.
+#[derive(Debug)]
+pub struct Policy {
+    path: std::path::PathBuf,
+    current: std::sync::RwLock<Arc<Access>>,
+}
+
+impl Policy {
+    /// Reads the policy file at `path` (and the files it names).
+    pub fn load(path: &std::path::Path) -> Result<Self, registry_access::PolicyError> {
+        Ok(Self {
+            path: path.to_owned(),
+            current: std::sync::RwLock::new(Arc::new(Access::load(path)?)),
+        })
+    }
+
+    /// The policy in force.
+    pub fn current(&self) -> Arc<Access> {
+        Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Reads the files again; the new policy is in force for the next call. A policy that does
+    /// not load leaves the one in force as it was. Callers' identities, decisions and
+    /// allowances start afresh.
+    pub fn reload(&self) -> Result<(), registry_access::PolicyError> {
+        let access = Arc::new(Access::load(&self.path)?);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = access;
+        Ok(())
+    }
+}
+
 /// An authenticated caller under a policy: what the writer checks a write against.
 #[derive(Clone, Debug)]
 pub struct Grant {
@@ -71,14 +103,14 @@ fn door(path: &str) -> Door {
 /// The tower layer that puts [`Gate`] in front of the server's routes.
 #[derive(Clone, Debug)]
 pub struct GateLayer {
-    access: Option<Arc<Access>>,
+    policy: Option<Arc<Policy>>,
     log: Option<AccessLog>,
 }
 
 impl GateLayer {
-    /// Decides calls by `access` (lets every call pass without one), logging each to `log`.
-    pub fn new(access: Option<Arc<Access>>, log: Option<AccessLog>) -> Self {
-        Self { access, log }
+    /// Decides calls by `policy` (lets every call pass without one), logging each to `log`.
+    pub fn new(policy: Option<Arc<Policy>>, log: Option<AccessLog>) -> Self {
+        Self { policy, log }
     }
 }
 
@@ -88,7 +120,7 @@ impl<S> tower::Layer<S> for GateLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Gate {
             inner,
-            access: self.access.clone(),
+            policy: self.policy.clone(),
             log: self.log.clone(),
         }
     }
@@ -98,7 +130,7 @@ impl<S> tower::Layer<S> for GateLayer {
 #[derive(Clone, Debug)]
 pub struct Gate<S> {
     inner: S,
-    access: Option<Arc<Access>>,
+    policy: Option<Arc<Policy>>,
     log: Option<AccessLog>,
 }
 
@@ -134,14 +166,17 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let started = std::time::Instant::now();
         let door = door(request.uri().path());
-        let caller = match &self.access {
-            Some(access) if door != Door::Open => admit(access, door, &request).map(|identity| {
-                request.extensions_mut().insert(Grant {
-                    access: Arc::clone(access),
-                    identity: Arc::clone(&identity),
-                });
-                Caller::Identified(identity)
-            }),
+        let caller = match &self.policy {
+            Some(policy) if door != Door::Open => {
+                let access = policy.current();
+                admit(&access, door, &request).map(|identity| {
+                    request.extensions_mut().insert(Grant {
+                        access,
+                        identity: Arc::clone(&identity),
+                    });
+                    Caller::Identified(identity)
+                })
+            }
             _ => Ok(Caller::Unidentified),
         };
         let Some(log) = self.log.clone() else {

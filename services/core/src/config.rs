@@ -173,13 +173,13 @@ pub struct Config {
     /// The services to host (`registryd`).
     pub services: Vec<String>,
     /// TLS, when served (certificates, key, client CA and revocation lists read and checked).
-    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    pub tls: Option<std::sync::Arc<crate::tls::Served>>,
     /// Where the page-token key comes from.
     pub page_token_key: PageTokenKey,
     /// Snapshots, when kept.
     pub snapshots: Option<crate::snapshots::Snapshots>,
     /// The access policy, when one decides who may do what (read and checked).
-    pub access: Option<std::sync::Arc<registry_access::Access>>,
+    pub access: Option<std::sync::Arc<crate::access::Policy>>,
     /// The access log, when one is written (opened).
     pub access_log: Option<crate::access_log::AccessLog>,
 }
@@ -299,7 +299,7 @@ impl Config {
                 ))
             }
             Some(path) => Some(std::sync::Arc::new(
-                registry_access::Access::load(&path)
+                crate::access::Policy::load(&path)
                     .map_err(|e| invalid("--policy", e.to_string()))?,
             )),
         };
@@ -417,7 +417,9 @@ impl Config {
             } else {
                 options.tls_crl
             },
-            access.as_ref().is_some_and(|a| a.accepts_tokens()),
+            access
+                .as_ref()
+                .is_some_and(|a| a.current().accepts_tokens()),
         )?;
         let page_token_key = match (options.page_token_key.or(file.page_token_key), &store) {
             (Some(path), _) => {
@@ -491,7 +493,7 @@ fn tls(
     client_ca: Option<PathBuf>,
     crls: Vec<PathBuf>,
     tokens_accepted: bool,
-) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, ConfigError> {
+) -> Result<Option<std::sync::Arc<crate::tls::Served>>, ConfigError> {
     let invalid = |option: &'static str, problem: &str| ConfigError::Invalid {
         option,
         problem: problem.into(),
@@ -522,11 +524,11 @@ fn tls(
         // Where bearer tokens are accepted a caller brings either a certificate or a token.
         client_optional: tokens_accepted,
     };
-    let config = files.server_config().map_err(|e| ConfigError::Invalid {
+    let served = crate::tls::Served::new(files).map_err(|e| ConfigError::Invalid {
         option: e.option,
         problem: e.problem,
     })?;
-    Ok(Some(config))
+    Ok(Some(std::sync::Arc::new(served)))
 }
 
 impl StoreChoice {

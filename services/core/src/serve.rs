@@ -5,6 +5,7 @@
 //! call [`serve`] with their own listener and shutdown future.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
@@ -15,6 +16,7 @@ use tonic_health::ServingStatus;
 use crate::access::Grant;
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::tls::Served;
 use crate::writer::Caller;
 
 /// The metadata key naming the caller, recorded with every write as its actor.
@@ -339,6 +341,7 @@ pub async fn serve(
     // The server's limit is applied by `call` to unary calls only: an import streams for as
     // long as its file takes (the caller's own deadline still applies to every call).
     let _ = CALL_LIMIT.set(config.timeout);
+    tokio::spawn(reload_on_hangup(config.access.clone(), config.tls.clone()));
     let router = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(config.concurrency)
         .layer(crate::access::GateLayer::new(
@@ -346,16 +349,17 @@ pub async fn serve(
             config.access_log.clone(),
         ))
         .add_routes(routes);
-    let server: std::pin::Pin<Box<dyn Future<Output = _> + Send>> = match &config.tls {
-        Some(tls) => Box::pin(router.serve_with_incoming_shutdown(
-            crate::tls::incoming(listener, std::sync::Arc::clone(tls)),
-            signal,
-        )),
-        None => Box::pin(router.serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            signal,
-        )),
-    };
+    let server: std::pin::Pin<Box<dyn Future<Output = _> + Send>> =
+        match &config.tls {
+            Some(tls) => Box::pin(router.serve_with_incoming_shutdown(
+                crate::tls::incoming(listener, Arc::clone(tls)),
+                signal,
+            )),
+            None => Box::pin(router.serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                signal,
+            )),
+        };
     tokio::pin!(server);
     tokio::select! {
         outcome = &mut server => outcome,
@@ -367,6 +371,43 @@ pub async fn serve(
             Ok(())
         }
     }
+}
+
+/// At each SIGHUP, reads the policy and the TLS files again (a new policy, key file or
+/// revocation list takes effect without a restart); what does not load is logged and the
+/// previous stays in force.
+async fn reload_on_hangup(policy: Option<Arc<crate::access::Policy>>, tls: Option<Arc<Served>>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("SIGHUP cannot be watched: the policy is read at start only");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            if let Some(policy) = &policy {
+                match policy.reload() {
+                    Ok(()) => tracing::info!("the access policy was read again"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "the access policy was not reloaded; the previous stays in force")
+                    }
+                }
+            }
+            if let Some(tls) = &tls {
+                let tokens = policy
+                    .as_ref()
+                    .is_some_and(|p| p.current().accepts_tokens());
+                match tls.reload(tokens) {
+                    Ok(()) => tracing::info!("the TLS files were read again"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "the TLS files were not reloaded; the previous stay in force")
+                    }
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (policy, tls);
 }
 
 /// Keeps the health of the services answering from `reader` true once they are serving:

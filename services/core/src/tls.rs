@@ -1,6 +1,7 @@
 //! TLS as the registry serves it: the server's certificate, and under mutual TLS the clients' CA
 //! with its certificate revocation lists (`--tls-crl`), built as a rustls configuration of our
-//! own (tonic's takes no CRL) and served over connections this module accepts.
+//! own (tonic's takes no CRL), read again at SIGHUP, and served over connections this module
+//! accepts.
 //!
 //! A revoked certificate, one from a foreign CA, and (where a certificate is required) none at
 //! all fail the handshake: no call is made. Where the policy accepts bearer tokens a client
@@ -126,6 +127,46 @@ impl TlsFiles {
     }
 }
 
+/// TLS as served: its files, and the configuration read from them at start or at the last
+/// SIGHUP ([`Served::reload`]); each new connection takes the one in force.
+#[derive(Debug)]
+pub struct Served {
+    files: std::sync::Mutex<TlsFiles>,
+    current: std::sync::RwLock<Arc<ServerConfig>>,
+}
+
+impl Served {
+    /// Reads and checks `files`.
+    pub fn new(files: TlsFiles) -> Result<Self, TlsError> {
+        let config = files.server_config()?;
+        Ok(Self {
+            files: std::sync::Mutex::new(files),
+            current: std::sync::RwLock::new(config),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn current(&self) -> Arc<ServerConfig> {
+        Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Reads the files again (a new certificate, CA or revocation list), with the client
+    /// certificate optional or not as `client_optional` says (the policy may have come to
+    /// accept tokens or stopped). New connections are made with it; connections already made
+    /// keep theirs. Files that do not load leave the configuration in force as it was.
+    pub fn reload(&self, client_optional: bool) -> Result<(), TlsError> {
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        let next = TlsFiles {
+            client_optional,
+            ..files.clone()
+        };
+        let config = next.server_config()?;
+        *files = next;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = config;
+        Ok(())
+    }
+}
+
 /// The most handshakes under way at once; more connections wait to be accepted.
 const MAX_HANDSHAKES: usize = 256;
 
@@ -137,10 +178,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// stop the server).
 pub fn incoming(
     listener: TcpListener,
-    config: Arc<ServerConfig>,
+    served: Arc<Served>,
 ) -> tokio_stream::wrappers::ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
     let (sender, receiver) = tokio::sync::mpsc::channel(MAX_HANDSHAKES);
-    let acceptor = TlsAcceptor::from(config);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     tokio::spawn(async move {
         loop {
@@ -161,7 +201,7 @@ pub fn incoming(
                 }
             };
             let _ = stream.set_nodelay(true);
-            let (acceptor, sender) = (acceptor.clone(), sender.clone());
+            let (acceptor, sender) = (TlsAcceptor::from(served.current()), sender.clone());
             tokio::spawn(async move {
                 let _slot = slot;
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
