@@ -1166,3 +1166,64 @@ fn the_server_is_found_without_a_scheme_and_failures_say_why() {
     let said = String::from_utf8_lossy(&tls_to_plain.stderr);
     assert!(said.contains("use http://"), "{said}");
 }
+
+#[test]
+fn whoami_shows_what_the_server_sees_and_a_token_is_sent_with_every_call() {
+    use registry_testkit::tokens::{Issuer, AUDIENCE, ISSUER};
+    let tls = |name: &str| format!("{}/../../tests/tls/{name}", env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = Issuer::new("k1");
+    let rules = format!(
+        "{}/../../examples/access/registry.cedar",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::copy(rules, dir.path().join("registry.cedar")).unwrap();
+    std::fs::write(dir.path().join("keys.jwks"), issuer.jwks()).unwrap();
+    let policy = write_file(
+        dir.path(),
+        "policy.toml",
+        &format!(
+            "rules = \"registry.cedar\"\n[tokens]\njwks = \"keys.jwks\"\nissuer = \"{ISSUER}\"\n\
+             audience = \"{AUDIENCE}\"\n[callers.clerk]\nroles = [\"reader\"]\n"
+        ),
+    );
+    let (cert, key, ca) = (tls("server.pem"), tls("server.key"), tls("ca.pem"));
+    let daemon = Daemon::embedded(
+        &registryd_binary(),
+        &dir.path().join("data"),
+        &["--tls-cert", &cert, "--tls-key", &key, "--policy", &policy],
+    );
+    let https = daemon.address.replace("http://", "https://");
+    let regctl = |token: Option<&str>| {
+        let mut command = Command::cargo_bin("regctl").unwrap();
+        command
+            .args(["--server", &https, "--tls-ca", &ca])
+            .env_remove("REGCTL_TOKEN");
+        if let Some(token) = token {
+            command.env("REGCTL_TOKEN", token);
+        }
+        command
+    };
+    let token = issuer.token("clerk");
+    let shown = regctl(Some(&token))
+        .args(["whoami", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(shown.status.success(), "{shown:?}");
+    let me: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(me["name"], "clerk");
+    assert_eq!(me["proof"], "token");
+    assert_eq!(me["policy"], true);
+    assert_eq!(me["roles"], serde_json::json!(["reader"]));
+    assert_eq!(me["actions"], serde_json::json!(["read"]));
+    // No token: not authenticated; a reader's write: not allowed (both exit 8).
+    let anonymous = regctl(None).args(["whoami"]).output().unwrap();
+    assert_eq!(anonymous.status.code(), Some(8), "{anonymous:?}");
+    assert!(String::from_utf8_lossy(&anonymous.stderr).contains("Unauthenticated"));
+    let write = regctl(Some(&token))
+        .args(["persons", "add", "Trần Thị Bình"])
+        .output()
+        .unwrap();
+    assert_eq!(write.status.code(), Some(8), "{write:?}");
+    assert!(String::from_utf8_lossy(&write.stderr).contains("clerk may not record"));
+}
