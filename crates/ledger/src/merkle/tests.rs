@@ -1,0 +1,164 @@
+//! The hashing against published test vectors and against the RFC's definition written out
+//! plainly; every proof of small trees checked, and every tampered one refused.
+
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+
+/// The leaves of the Certificate Transparency test vectors (certificate-transparency-go,
+/// `merkle/testonly`), and the roots of their first 1 to 8.
+const LEAVES: [&str; 8] = [
+    "",
+    "00",
+    "10",
+    "2021",
+    "3031",
+    "40414243",
+    "5051525354555657",
+    "606162636465666768696a6b6c6d6e6f",
+];
+const ROOTS: [&str; 8] = [
+    "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+    "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+    "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+    "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+    "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+    "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+    "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+];
+
+fn bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn hex(hash: &Hash) -> String {
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// MTH(D[n]) as RFC 6962 §2.1 defines it, over the leaves' data.
+fn reference(leaves: &[Vec<u8>]) -> Hash {
+    match leaves.len() {
+        0 => sha2::Sha256::digest([]).into(),
+        1 => leaf_hash(&leaves[0]),
+        n => {
+            let k = split(n as u64) as usize;
+            node_hash(&reference(&leaves[..k]), &reference(&leaves[k..]))
+        }
+    }
+}
+
+fn data(i: usize) -> Vec<u8> {
+    format!("leaf {i}").into_bytes()
+}
+
+fn tree(n: usize) -> (Tree, Vec<Vec<u8>>) {
+    let leaves: Vec<Vec<u8>> = (0..n).map(data).collect();
+    let mut tree = Tree::new();
+    for leaf in &leaves {
+        tree.push(leaf_hash(leaf));
+    }
+    (tree, leaves)
+}
+
+#[test]
+fn the_roots_are_the_published_ones() {
+    let mut tree = Tree::new();
+    assert_eq!(
+        hex(&tree.root(0).unwrap()),
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+    for (leaf, root) in LEAVES.iter().zip(ROOTS) {
+        tree.push(leaf_hash(&bytes(leaf)));
+        assert_eq!(
+            hex(&tree.root(tree.len()).unwrap()),
+            root,
+            "size {}",
+            tree.len()
+        );
+    }
+}
+
+#[test]
+fn every_root_of_every_size_is_the_definitions() {
+    let (tree, leaves) = tree(1100);
+    let mut sizes: Vec<usize> = (0..=130).collect();
+    for p in [256usize, 512, 1024] {
+        sizes.extend([p - 1, p, p + 1]);
+    }
+    sizes.push(1100);
+    for n in sizes {
+        assert_eq!(
+            tree.root(n as u64),
+            Some(reference(&leaves[..n])),
+            "size {n}"
+        );
+    }
+    assert_eq!(tree.root(1101), None);
+}
+
+#[test]
+fn every_inclusion_proof_of_small_trees_verifies_and_a_tampered_one_does_not() {
+    let (tree, leaves) = tree(70);
+    for n in 1..=70u64 {
+        let root = tree.root(n).unwrap();
+        for m in 0..n {
+            let leaf = leaf_hash(&leaves[m as usize]);
+            let proof = tree.inclusion_proof(m, n).unwrap();
+            assert_eq!(
+                verify_inclusion(&leaf, m, n, &proof, &root),
+                Ok(()),
+                "{m} in {n}"
+            );
+            // Another leaf, another index, a changed or missing hash: refused.
+            let other = leaf_hash(b"forged");
+            assert!(verify_inclusion(&other, m, n, &proof, &root).is_err());
+            if n > 1 {
+                assert!(verify_inclusion(&leaf, (m + 1) % n, n, &proof, &root).is_err());
+                let mut changed = proof.clone();
+                changed[0][0] ^= 1;
+                assert!(verify_inclusion(&leaf, m, n, &changed, &root).is_err());
+                assert_eq!(
+                    verify_inclusion(&leaf, m, n, &proof[1..], &root),
+                    Err(ProofError::WrongLength)
+                );
+            }
+        }
+    }
+    assert_eq!(tree.inclusion_proof(5, 5), None);
+    assert_eq!(tree.inclusion_proof(0, 71), None);
+}
+
+#[test]
+fn every_consistency_proof_of_small_trees_verifies_and_a_tampered_one_does_not() {
+    let (tree, _) = tree(70);
+    for n in 0..=70u64 {
+        let new_root = tree.root(n).unwrap();
+        for m in 0..=n {
+            let old_root = tree.root(m).unwrap();
+            let proof = tree.consistency_proof(m, n).unwrap();
+            assert_eq!(
+                verify_consistency(m, n, &old_root, &new_root, &proof),
+                Ok(()),
+                "{m} to {n}"
+            );
+            if 0 < m && m < n {
+                let mut changed = proof.clone();
+                changed[0][31] ^= 1;
+                assert!(verify_consistency(m, n, &old_root, &new_root, &changed).is_err());
+                let forged_old = leaf_hash(b"another history");
+                assert!(verify_consistency(m, n, &forged_old, &new_root, &proof).is_err());
+                if m + 1 < n {
+                    // A proof for another old size does not pass for this one.
+                    let other = tree.consistency_proof(m + 1, n).unwrap();
+                    assert!(verify_consistency(m, n, &old_root, &new_root, &other).is_err());
+                }
+            }
+        }
+    }
+    assert_eq!(tree.consistency_proof(3, 2), None);
+    assert_eq!(tree.consistency_proof(3, 71), None);
+}
