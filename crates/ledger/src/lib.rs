@@ -8,12 +8,15 @@
 //! edge. [`verify_inclusion`] and [`verify_consistency`] follow the RFC 9162 algorithms and need
 //! nothing from the server but the proof.
 //!
-//! What is not built yet: the canonical encoding of a stored event as a leaf, the integrator
-//! that appends committed events and stores the hashes, signed checkpoints, the API, and
-//! `regctl verify`.
+//! A stored event becomes a leaf through one documented byte layout ([`Leaf`]).
+//!
+//! What is not built yet: the integrator that appends committed events and stores the hashes,
+//! signed checkpoints, the API, and `regctl verify`.
 
+mod leaf;
 mod merkle;
 
+pub use leaf::{Leaf, SEPARATOR};
 pub use merkle::{
     leaf_hash, node_hash, verify_consistency, verify_inclusion, Hash, ProofError, Tree,
 };
