@@ -195,6 +195,27 @@ pub struct RecordedEvent {
     pub recorded_at: i64,
 }
 
+impl RecordedEvent {
+    /// The event as a leaf of the verifiable log: everything stored of it, in the ledger's
+    /// canonical layout.
+    pub fn leaf(&self) -> registry_ledger::Leaf<'_> {
+        registry_ledger::Leaf {
+            position: (self.position.commit, self.position.prepare),
+            stream: &self.stream,
+            revision: self.revision,
+            id: *self.id.as_bytes(),
+            event_type: &self.event_type,
+            schema_version: self.schema_version,
+            payload: &self.payload,
+            actor: &self.metadata.actor,
+            request_id: self.metadata.request_id.as_deref(),
+            correlation_id: self.metadata.correlation_id.as_deref(),
+            request_fingerprint: self.metadata.request_fingerprint.as_deref(),
+            recorded_at: self.recorded_at,
+        }
+    }
+}
+
 /// The outcome of an append.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AppendResult {
