@@ -458,20 +458,11 @@ impl Access {
                 }
                 Ok(())
             }
-            Reach::Person(places) => {
-                let person = match command {
-                    Command::RenamePerson { person, .. }
-                    | Command::CorrectPerson { person, .. } => Some(*person),
-                    Command::Retract {
-                        target: registry_domain::EntityRef::Person(person),
-                        ..
-                    } => Some(*person),
-                    _ => None,
-                };
+            Reach::Person { person, places } => {
                 let allowed = places
                     .iter()
                     .any(|place| rules.permits_in(who, action, registry, *place))
-                    || person.is_some_and(|p| rules.permits(who, action, Resource::Person(p)));
+                    || rules.permits(who, action, Resource::Person(person));
                 allowed.then_some(()).ok_or(Denied::Person {
                     who: who.name.clone(),
                     action,

@@ -133,7 +133,6 @@ struct Described {
 
 /// The loaded policy: who is who, and the rules.
 pub struct Access {
-    file: PathBuf,
     rules: Rules,
     callers: HashMap<String, Described>,
     agencies: HashMap<String, Vec<UnitId>>,
@@ -151,7 +150,6 @@ pub type Bucket = governor::DefaultDirectRateLimiter;
 impl std::fmt::Debug for Access {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Access")
-            .field("file", &self.file)
             .field("callers", &self.callers.len())
             .field("agencies", &self.agencies.len())
             .field("tokens", &self.tokens.is_some())
@@ -241,7 +239,6 @@ impl Access {
             }
         };
         Ok(Self {
-            file: path.to_owned(),
             rules: Rules::new(policies),
             callers,
             agencies,
@@ -255,11 +252,6 @@ impl Access {
     /// Whether callers may bring bearer tokens (then a client certificate is optional).
     pub fn accepts_tokens(&self) -> bool {
         self.tokens.is_some()
-    }
-
-    /// The file the policy was read from.
-    pub fn file(&self) -> &Path {
-        &self.file
     }
 
     pub(crate) fn rules(&self) -> &Rules {

@@ -34,7 +34,12 @@ pub enum Reach {
     /// On a person's own record (a rename or a correction of a person, a retraction): one of
     /// the places where the person holds or held an office suffices; a person who never held
     /// one is in no unit's reach.
-    Person(Vec<Place>),
+    Person {
+        /// The person.
+        person: PersonId,
+        /// Where the person holds or held an office.
+        places: Vec<Place>,
+    },
 }
 
 impl Reach {
@@ -42,7 +47,7 @@ impl Reach {
     pub fn places(&self) -> &[Place] {
         match self {
             Self::Nowhere => &[],
-            Self::Everywhere(places) | Self::Person(places) => places,
+            Self::Everywhere(places) | Self::Person { places, .. } => places,
         }
     }
 }
@@ -64,7 +69,7 @@ impl Registry {
             | Command::AddPersonAlias { .. }
             | Command::DefineModel { .. } => return Reach::Nowhere,
             Command::RenamePerson { person, .. } | Command::CorrectPerson { person, .. } => {
-                return Reach::Person(self.person_places(*person))
+                return self.person_reach(*person)
             }
             Command::EstablishUnit {
                 unit, parents, on, ..
@@ -144,7 +149,7 @@ impl Registry {
                 }
             }
             Command::Retract { target, .. } => match *target {
-                EntityRef::Person(person) => return Reach::Person(self.person_places(person)),
+                EntityRef::Person(person) => return self.person_reach(person),
                 EntityRef::Model(_) => return Reach::Nowhere,
                 EntityRef::Unit(unit) => {
                     if let Some(found) = self.unit(unit) {
@@ -195,13 +200,15 @@ impl Registry {
         found
     }
 
-    /// Where a person holds or held an office: each holding's office's unit on its first day.
-    fn person_places(&self, person: PersonId) -> Vec<Place> {
+    /// A person's record: where the person holds or held an office, each holding's office's
+    /// unit on its first day.
+    fn person_reach(&self, person: PersonId) -> Reach {
         let mut places = Vec::new();
-        let Some(person) = self.person(person) else {
-            return places;
-        };
-        for id in person.holdings.iter() {
+        for id in self
+            .person(person)
+            .into_iter()
+            .flat_map(|p| p.holdings.iter())
+        {
             if let Some((holding, unit)) = self.holding_and_office(*id) {
                 let place = Place {
                     unit,
@@ -212,7 +219,7 @@ impl Registry {
                 }
             }
         }
-        places
+        Reach::Person { person, places }
     }
 
     /// A holding and the unit its office belonged to on the holding's first day.
