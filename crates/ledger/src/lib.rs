@@ -18,5 +18,7 @@ mod merkle;
 
 pub use leaf::{Leaf, SEPARATOR};
 pub use merkle::{
-    leaf_hash, node_hash, verify_consistency, verify_inclusion, Hash, ProofError, Tree,
+    consistency_nodes, consistency_proof, inclusion_nodes, inclusion_proof, leaf_hash, node_hash,
+    root, root_nodes, verify_consistency, verify_inclusion, Frontier, Hash, NodeId, Nodes,
+    ProofError, ProveError, Tree,
 };

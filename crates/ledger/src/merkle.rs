@@ -37,11 +37,314 @@ fn split(n: u64) -> u64 {
     1 << (63 - (n - 1).leading_zeros())
 }
 
-/// The hashes of a growing log: `levels[k][i]` is the hash of the complete subtree of `2^k`
-/// leaves from leaf `i * 2^k`, kept once it is complete.
+/// A complete, aligned subtree: the `2^level` leaves from leaf `index * 2^level`. Level 0 is
+/// a leaf. These are the only hashes a log stores; every other hash is computed from them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId {
+    /// Its height: `2^level` leaves.
+    pub level: u8,
+    /// Its place among the subtrees of its level.
+    pub index: u64,
+}
+
+impl NodeId {
+    /// Leaf `index`.
+    pub const fn leaf(index: u64) -> Self {
+        Self { level: 0, index }
+    }
+
+    /// The last leaf under it: the one whose arrival completes it.
+    pub const fn last_leaf(self) -> u64 {
+        ((self.index + 1) << self.level) - 1
+    }
+
+    /// Its key in storage: ordered by the leaf that completes it, then by level, so a log
+    /// stores its nodes in the order it makes them and a verifier reads them back in that order.
+    pub const fn key(self) -> u64 {
+        (self.last_leaf() << 6) | self.level as u64
+    }
+
+    /// The node of a storage key ([`NodeId::key`]).
+    pub const fn from_key(key: u64) -> Self {
+        let level = (key & 63) as u8;
+        Self {
+            level,
+            index: (((key >> 6) + 1) >> level) - 1,
+        }
+    }
+}
+
+/// Where the hashes of complete subtrees come from: memory ([`Tree`]) or a store.
+pub trait Nodes {
+    /// The hash of a complete subtree, `None` when it is not held.
+    fn node(&self, id: NodeId) -> Option<Hash>;
+}
+
+/// Why a root or proof could not be made.
+#[derive(Clone, Copy, Debug, Error, PartialEq, Eq)]
+pub enum ProveError {
+    /// The index or sizes are impossible (an index at or past the size, an old size past the
+    /// new) or beyond the log.
+    #[error("the index or sizes are out of range")]
+    OutOfRange,
+    /// A hash the log should hold is missing.
+    #[error("the log has no hash for {0:?}")]
+    Missing(NodeId),
+}
+
+/// The hash of leaves `[lo, hi)` as RFC 6962 defines a tree over them (`hi > lo`): a stored
+/// subtree when the range is one, else split at the largest power of two below its size.
+fn range(nodes: &impl Nodes, lo: u64, hi: u64) -> Result<Hash, ProveError> {
+    let size = hi - lo;
+    if size.is_power_of_two() && lo.is_multiple_of(size) {
+        let level = size.trailing_zeros() as u8;
+        let id = NodeId {
+            level,
+            index: lo >> level,
+        };
+        return nodes.node(id).ok_or(ProveError::Missing(id));
+    }
+    let k = split(size);
+    Ok(node_hash(
+        &range(nodes, lo, lo + k)?,
+        &range(nodes, lo + k, hi)?,
+    ))
+}
+
+/// The root of the first `size` leaves.
+pub fn root(nodes: &impl Nodes, size: u64) -> Result<Hash, ProveError> {
+    match size {
+        0 => Ok(empty_root()),
+        _ => range(nodes, 0, size),
+    }
+}
+
+/// The proof that leaf `index` is in the tree of the first `size` leaves (RFC 9162
+/// §2.1.3.1), from the leaf up.
+pub fn inclusion_proof(nodes: &impl Nodes, index: u64, size: u64) -> Result<Vec<Hash>, ProveError> {
+    if index >= size {
+        return Err(ProveError::OutOfRange);
+    }
+    let mut proof = Vec::new();
+    path(nodes, index, 0, size, &mut proof)?;
+    Ok(proof)
+}
+
+/// PATH(m, D[lo:hi]), appended leaf-side first.
+fn path(
+    nodes: &impl Nodes,
+    m: u64,
+    lo: u64,
+    hi: u64,
+    proof: &mut Vec<Hash>,
+) -> Result<(), ProveError> {
+    let n = hi - lo;
+    if n == 1 {
+        return Ok(());
+    }
+    let k = split(n);
+    if m < k {
+        path(nodes, m, lo, lo + k, proof)?;
+        proof.push(range(nodes, lo + k, hi)?);
+    } else {
+        path(nodes, m - k, lo + k, hi, proof)?;
+        proof.push(range(nodes, lo, lo + k)?);
+    }
+    Ok(())
+}
+
+/// The proof that the tree of the first `old` leaves is a prefix of the tree of the first
+/// `new` (RFC 9162 §2.1.4.1).
+pub fn consistency_proof(nodes: &impl Nodes, old: u64, new: u64) -> Result<Vec<Hash>, ProveError> {
+    if old > new {
+        return Err(ProveError::OutOfRange);
+    }
+    let mut proof = Vec::new();
+    if old > 0 && old < new {
+        subproof(nodes, old, 0, new, true, &mut proof)?;
+    }
+    Ok(proof)
+}
+
+/// SUBPROOF(m, D[lo:hi], b), appended in the RFC's order.
+fn subproof(
+    nodes: &impl Nodes,
+    m: u64,
+    lo: u64,
+    hi: u64,
+    whole: bool,
+    proof: &mut Vec<Hash>,
+) -> Result<(), ProveError> {
+    let n = hi - lo;
+    if m == n {
+        if !whole {
+            proof.push(range(nodes, lo, hi)?);
+        }
+        return Ok(());
+    }
+    let k = split(n);
+    if m <= k {
+        subproof(nodes, m, lo, lo + k, whole, proof)?;
+        proof.push(range(nodes, lo + k, hi)?);
+    } else {
+        subproof(nodes, m - k, lo + k, hi, false, proof)?;
+        proof.push(range(nodes, lo, lo + k)?);
+    }
+    Ok(())
+}
+
+/// Records which nodes a computation asks for, answering with a placeholder: the plan of what
+/// to fetch from a store before computing for real.
+struct Recorder(std::cell::RefCell<Vec<NodeId>>);
+
+impl Nodes for Recorder {
+    fn node(&self, id: NodeId) -> Option<Hash> {
+        self.0.borrow_mut().push(id);
+        Some([0; 32])
+    }
+}
+
+fn plan(compute: impl FnOnce(&Recorder) -> Result<(), ProveError>) -> Vec<NodeId> {
+    let recorder = Recorder(std::cell::RefCell::new(Vec::new()));
+    // The recorder holds every node, so only an out-of-range request fails, and it needs none.
+    let _ = compute(&recorder);
+    let mut ids = recorder.0.into_inner();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// The nodes [`root`] reads for `size` leaves.
+pub fn root_nodes(size: u64) -> Vec<NodeId> {
+    plan(|r| root(r, size).map(drop))
+}
+
+/// The nodes [`inclusion_proof`] reads.
+pub fn inclusion_nodes(index: u64, size: u64) -> Vec<NodeId> {
+    plan(|r| inclusion_proof(r, index, size).map(drop))
+}
+
+/// The nodes [`consistency_proof`] reads.
+pub fn consistency_nodes(old: u64, new: u64) -> Vec<NodeId> {
+    plan(|r| consistency_proof(r, old, new).map(drop))
+}
+
+/// Nodes fetched for one computation, by id.
+impl Nodes for std::collections::HashMap<NodeId, Hash> {
+    fn node(&self, id: NodeId) -> Option<Hash> {
+        self.get(&id).copied()
+    }
+}
+
+/// The right edge of a log: the roots of the complete subtrees that cover its leaves, largest
+/// first (one per bit of its size). Enough to append leaves, to name the nodes each completes,
+/// and to compute the root, in memory of O(log n): what an integrator keeps between batches.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Frontier {
+    size: u64,
+    roots: Vec<(u8, Hash)>,
+}
+
+impl Frontier {
+    /// The frontier of the empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The nodes the frontier of a log of `size` leaves consists of, largest first.
+    pub fn ids(size: u64) -> Vec<NodeId> {
+        let mut ids = Vec::new();
+        let mut covered = 0u64;
+        for level in (0..64u8).rev() {
+            if size >> level & 1 == 1 {
+                ids.push(NodeId {
+                    level,
+                    index: covered >> level,
+                });
+                covered += 1 << level;
+            }
+        }
+        ids
+    }
+
+    /// The frontier of a log of `size` leaves from the stored hashes of its nodes
+    /// ([`Frontier::ids`]).
+    pub fn load(size: u64, nodes: &impl Nodes) -> Result<Self, ProveError> {
+        let roots = Self::ids(size)
+            .into_iter()
+            .map(|id| {
+                nodes
+                    .node(id)
+                    .map(|h| (id.level, h))
+                    .ok_or(ProveError::Missing(id))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { size, roots })
+    }
+
+    /// How many leaves the log has.
+    pub fn len(&self) -> u64 {
+        self.size
+    }
+
+    /// Whether it has none.
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    /// Appends a leaf by its hash, calling `made` with the leaf's node and every subtree it
+    /// completes, in [`NodeId::key`] order.
+    pub fn push(&mut self, leaf: Hash, mut made: impl FnMut(NodeId, Hash)) {
+        let index = self.size;
+        made(NodeId::leaf(index), leaf);
+        let (mut level, mut hash) = (0u8, leaf);
+        while let Some(&(top, left)) = self.roots.last() {
+            if top != level {
+                break;
+            }
+            self.roots.pop();
+            hash = node_hash(&left, &hash);
+            level += 1;
+            made(
+                NodeId {
+                    level,
+                    index: index >> level,
+                },
+                hash,
+            );
+        }
+        self.roots.push((level, hash));
+        self.size += 1;
+    }
+
+    /// The root hash of the log.
+    pub fn root(&self) -> Hash {
+        let mut roots = self.roots.iter().rev();
+        let Some(&(_, mut hash)) = roots.next() else {
+            return empty_root();
+        };
+        for (_, left) in roots {
+            hash = node_hash(left, &hash);
+        }
+        hash
+    }
+}
+
+/// The hashes of a log held in memory: `levels[k][i]` is the hash of the complete subtree of
+/// `2^k` leaves from leaf `i * 2^k`, kept once it is complete. For tests, benchmarks and
+/// verifiers of small logs; a store keeps the same nodes on disk.
 #[derive(Clone, Debug, Default)]
 pub struct Tree {
     levels: Vec<Vec<Hash>>,
+}
+
+impl Nodes for Tree {
+    fn node(&self, id: NodeId) -> Option<Hash> {
+        self.levels
+            .get(id.level as usize)?
+            .get(usize::try_from(id.index).ok()?)
+            .copied()
+    }
 }
 
 impl Tree {
@@ -80,83 +383,25 @@ impl Tree {
 
     /// The root of the tree's first `size` leaves (`None` beyond its length).
     pub fn root(&self, size: u64) -> Option<Hash> {
-        match size {
-            0 => Some(empty_root()),
-            _ if size > self.len() => None,
-            _ => Some(self.range(0, size)),
-        }
+        (size <= self.len())
+            .then(|| root(self, size).ok())
+            .flatten()
     }
 
-    /// The hash of leaves `[lo, hi)` as RFC 6962 defines a tree over them (`hi > lo`, within
-    /// the tree): a stored subtree when the range is one, else split at the largest power of
-    /// two below its size.
-    fn range(&self, lo: u64, hi: u64) -> Hash {
-        let size = hi - lo;
-        if size.is_power_of_two() && lo.is_multiple_of(size) {
-            let level = size.trailing_zeros() as usize;
-            return self.levels[level][(lo >> level) as usize];
-        }
-        let k = split(size);
-        node_hash(&self.range(lo, lo + k), &self.range(lo + k, hi))
-    }
-
-    /// The proof that leaf `index` is in the tree of the first `size` leaves (RFC 9162
-    /// §2.1.3.1), from the leaf up; `None` when `index` or `size` is out of the tree.
+    /// The proof that leaf `index` is in the tree of the first `size` leaves; `None` when
+    /// `index` or `size` is out of the tree.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Option<Vec<Hash>> {
-        if index >= size || size > self.len() {
-            return None;
-        }
-        let mut proof = Vec::new();
-        self.path(index, 0, size, &mut proof);
-        Some(proof)
-    }
-
-    /// PATH(m, D[lo:hi]), appended leaf-side first.
-    fn path(&self, m: u64, lo: u64, hi: u64, proof: &mut Vec<Hash>) {
-        let n = hi - lo;
-        if n == 1 {
-            return;
-        }
-        let k = split(n);
-        if m < k {
-            self.path(m, lo, lo + k, proof);
-            proof.push(self.range(lo + k, hi));
-        } else {
-            self.path(m - k, lo + k, hi, proof);
-            proof.push(self.range(lo, lo + k));
-        }
+        (size <= self.len())
+            .then(|| inclusion_proof(self, index, size).ok())
+            .flatten()
     }
 
     /// The proof that the tree of the first `old` leaves is a prefix of the tree of the first
-    /// `new` (RFC 9162 §2.1.4.1); `None` when `old > new` or `new` is beyond the tree.
+    /// `new`; `None` when `old > new` or `new` is beyond the tree.
     pub fn consistency_proof(&self, old: u64, new: u64) -> Option<Vec<Hash>> {
-        if old > new || new > self.len() {
-            return None;
-        }
-        let mut proof = Vec::new();
-        if old > 0 && old < new {
-            self.subproof(old, 0, new, true, &mut proof);
-        }
-        Some(proof)
-    }
-
-    /// SUBPROOF(m, D[lo:hi], b), appended in the RFC's order.
-    fn subproof(&self, m: u64, lo: u64, hi: u64, whole: bool, proof: &mut Vec<Hash>) {
-        let n = hi - lo;
-        if m == n {
-            if !whole {
-                proof.push(self.range(lo, hi));
-            }
-            return;
-        }
-        let k = split(n);
-        if m <= k {
-            self.subproof(m, lo, lo + k, whole, proof);
-            proof.push(self.range(lo + k, hi));
-        } else {
-            self.subproof(m - k, lo + k, hi, false, proof);
-            proof.push(self.range(lo, lo + k));
-        }
+        (new <= self.len())
+            .then(|| consistency_proof(self, old, new).ok())
+            .flatten()
     }
 }
 

@@ -162,3 +162,88 @@ fn every_consistency_proof_of_small_trees_verifies_and_a_tampered_one_does_not()
     assert_eq!(tree.consistency_proof(3, 2), None);
     assert_eq!(tree.consistency_proof(3, 71), None);
 }
+
+#[test]
+fn node_keys_round_trip_and_follow_the_order_nodes_are_made_in() {
+    let mut made = Vec::new();
+    let mut frontier = Frontier::new();
+    for i in 0..1000 {
+        frontier.push(leaf_hash(&data(i)), |id, _| made.push(id));
+    }
+    // n leaves make 2n - popcount(n) complete subtrees.
+    assert_eq!(made.len(), 2000 - 6);
+    for id in &made {
+        assert_eq!(NodeId::from_key(id.key()), *id);
+    }
+    assert!(made.windows(2).all(|w| w[0].key() < w[1].key()));
+}
+
+/// The frontier makes exactly the nodes the in-memory tree holds, computes the same root at
+/// every size, and reloaded from stored nodes carries on as if never stopped.
+#[test]
+fn the_frontier_makes_the_trees_nodes_and_roots_and_resumes_from_stored_nodes() {
+    let (tree, leaves) = tree(600);
+    let mut stored = std::collections::HashMap::new();
+    let mut frontier = Frontier::new();
+    assert_eq!(frontier.root(), tree.root(0).unwrap());
+    for (i, leaf) in leaves.iter().enumerate() {
+        frontier.push(leaf_hash(leaf), |id, hash| {
+            assert_eq!(tree.node(id), Some(hash), "{id:?}");
+            assert!(stored.insert(id, hash).is_none(), "{id:?} made twice");
+        });
+        let size = i as u64 + 1;
+        assert_eq!(frontier.root(), tree.root(size).unwrap(), "size {size}");
+        let mut resumed = Frontier::load(size, &stored).unwrap();
+        assert_eq!(resumed, frontier);
+        if let Some(next) = leaves.get(i + 1) {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            resumed.push(leaf_hash(next), |id, h| a.push((id, h)));
+            frontier
+                .clone()
+                .push(leaf_hash(next), |id, h| b.push((id, h)));
+            assert_eq!(a, b);
+        }
+    }
+    let missing = Frontier::ids(600)[0];
+    stored.remove(&missing);
+    assert_eq!(
+        Frontier::load(600, &stored),
+        Err(ProveError::Missing(missing))
+    );
+}
+
+/// A store fetches what a plan names and nothing else: computing from only those nodes gives
+/// the same roots and proofs as the whole tree.
+#[test]
+fn plans_name_every_node_a_root_or_proof_reads() {
+    let (tree, _) = tree(70);
+    let only = |ids: Vec<NodeId>| -> std::collections::HashMap<NodeId, Hash> {
+        ids.into_iter()
+            .map(|id| (id, tree.node(id).unwrap()))
+            .collect()
+    };
+    for size in 0..=70u64 {
+        assert_eq!(
+            root(&only(root_nodes(size)), size).unwrap(),
+            tree.root(size).unwrap()
+        );
+        for index in 0..size {
+            assert_eq!(
+                inclusion_proof(&only(inclusion_nodes(index, size)), index, size).unwrap(),
+                tree.inclusion_proof(index, size).unwrap()
+            );
+        }
+        for old in 0..=size {
+            assert_eq!(
+                consistency_proof(&only(consistency_nodes(old, size)), old, size).unwrap(),
+                tree.consistency_proof(old, size).unwrap()
+            );
+        }
+    }
+    assert!(inclusion_nodes(69, 70).len() <= 2 * 7);
+    assert_eq!(inclusion_proof(&tree, 70, 70), Err(ProveError::OutOfRange));
+    assert_eq!(
+        inclusion_proof(&tree, 3, 71),
+        Err(ProveError::Missing(NodeId::leaf(70)))
+    );
+}
