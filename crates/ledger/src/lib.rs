@@ -15,6 +15,7 @@
 
 mod leaf;
 mod merkle;
+mod note;
 
 pub use leaf::{Leaf, SEPARATOR};
 pub use merkle::{
@@ -22,3 +23,4 @@ pub use merkle::{
     root, root_nodes, verify_consistency, verify_inclusion, Frontier, Hash, NodeId, Nodes,
     ProofError, ProveError, Tree,
 };
+pub use note::{Checkpoint, Note, NoteError, SigningKey, VerifierKey};
