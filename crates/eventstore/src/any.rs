@@ -3,11 +3,14 @@
 //! [`EventStore`] returns `impl Future`, so it cannot be a trait object; services that pick the
 //! backend from their configuration hold this enum, which forwards every call.
 
+use std::collections::HashMap;
+
+use registry_ledger::{Hash, NodeId};
 use tokio::sync::watch;
 
 use crate::{
     AppendResult, Direction, EmbeddedStore, EventStore, ExpectedRevision, KurrentStore, NewEvent,
-    Position, PostgresStore, Queued, RecordedEvent, StoreError, Subscription,
+    Position, PostgresStore, Queued, RecordedEvent, StoreError, StoredCheckpoint, Subscription,
 };
 
 /// One of the event store backends.
@@ -105,6 +108,21 @@ impl EventStore for AnyStore {
 
     async fn head(&self) -> Result<Option<Position>, StoreError> {
         forward!(self, s => s.head().await)
+    }
+
+    async fn log_nodes(&self, ids: Vec<NodeId>) -> Result<HashMap<NodeId, Hash>, StoreError> {
+        forward!(self, s => s.log_nodes(ids).await)
+    }
+
+    async fn log_checkpoint(
+        &self,
+        size: Option<u64>,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        forward!(self, s => s.log_checkpoint(size).await)
+    }
+
+    async fn log_index(&self, position: Position) -> Result<Option<u64>, StoreError> {
+        forward!(self, s => s.log_index(position).await)
     }
 
     fn feed_changes(&self) -> watch::Receiver<u64> {

@@ -15,6 +15,8 @@
 //! - The events committed last (up to [`RECENT_EVENTS`]) stay in memory after their commit: the
 //!   feed's followers in this process (the read models) get what was just written without
 //!   reading it back from the file. Only committed events go there, after the fsync.
+//! - The feed's verifiable log ([`crate::log`]) is kept by the writer thread in each commit's
+//!   own transaction ([`log`]).
 //! - A lock file next to the database (`<file>.lock`, an OS file lock) keeps a second process
 //!   out with [`StoreError::Locked`] instead of two writers corrupting each other's view.
 
@@ -24,10 +26,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 
+use registry_ledger::{Hash, NodeId};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
+mod log;
+
+use crate::log::{LogSigner, StoredCheckpoint};
 use crate::{
     check_append, check_stream_name, now_micros, AppendResult, Direction, EventStore,
     ExpectedRevision, Interner, Metadata, NewEvent, Position, Queued, RecordedEvent, StoreError,
@@ -43,6 +49,12 @@ pub struct EmbeddedConfig {
     pub max_event_bytes: usize,
     /// The most appends committed in one transaction.
     pub max_group: usize,
+    /// Whether the feed's verifiable log is kept. Off only to measure what it costs: a store
+    /// opened with it on again integrates what was written meanwhile.
+    pub log: bool,
+    /// The key that signs the log's checkpoints; without one the log's hashes are kept but no
+    /// checkpoint is signed.
+    pub signer: Option<Arc<LogSigner>>,
 }
 
 impl EmbeddedConfig {
@@ -52,6 +64,8 @@ impl EmbeddedConfig {
             path: path.into(),
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             max_group: 512,
+            log: true,
+            signer: None,
         }
     }
 }
@@ -223,6 +237,12 @@ impl EmbeddedStore {
                 |r| r.get(0),
             )
             .map_err(sql_err)?;
+        let log = if config.log {
+            conn.execute_batch(log::SCHEMA).map_err(sql_err)?;
+            Some(log::LogWriter::open(&conn, head, config.signer.clone())?)
+        } else {
+            None
+        };
         let (changes_tx, changes) = watch::channel(head);
         let (tx, rx) = std_mpsc::channel();
         let recent = Arc::new(Mutex::new(Recent::default()));
@@ -234,6 +254,7 @@ impl EmbeddedStore {
             revisions: HashMap::new(),
             changes: changes_tx,
             max_group: config.max_group,
+            log,
         };
         let thread = std::thread::Builder::new()
             .name("eventstore-writer".into())
@@ -547,6 +568,50 @@ impl EventStore for EmbeddedStore {
         Ok(events)
     }
 
+    async fn log_nodes(&self, ids: Vec<NodeId>) -> Result<HashMap<NodeId, Hash>, StoreError> {
+        self.with_reader(move |conn| log::read_nodes(conn, &ids))
+            .await
+    }
+
+    async fn log_checkpoint(
+        &self,
+        size: Option<u64>,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        self.with_reader(move |conn| {
+            let row = |r: &rusqlite::Row<'_>| {
+                Ok(StoredCheckpoint {
+                    size: r.get::<_, i64>(0)? as u64,
+                    note: r.get(1)?,
+                })
+            };
+            match size {
+                None => conn.query_row(
+                    "SELECT size, note FROM log_checkpoints ORDER BY size DESC LIMIT 1",
+                    [],
+                    row,
+                ),
+                Some(size) => conn.query_row(
+                    "SELECT size, note FROM log_checkpoints WHERE size = ?1",
+                    [i64::try_from(size).unwrap_or(i64::MAX)],
+                    row,
+                ),
+            }
+            .optional()
+            .map_err(sql_err)
+        })
+        .await
+    }
+
+    /// Leaf `i` is the event at position `i + 1`: positions are dense, and an event's leaf
+    /// commits with it.
+    async fn log_index(&self, position: Position) -> Result<Option<u64>, StoreError> {
+        let head = *self.inner.changes.borrow();
+        let held = self.inner.config.log
+            && position.commit == position.prepare
+            && (1..=head).contains(&position.commit);
+        Ok(held.then(|| position.commit - 1))
+    }
+
     async fn head(&self) -> Result<Option<Position>, StoreError> {
         let head = *self.inner.changes.borrow();
         Ok((head > 0).then(|| Position::sequence(head)))
@@ -574,6 +639,8 @@ struct Writer {
     revisions: HashMap<String, Option<u64>>,
     changes: watch::Sender<u64>,
     max_group: usize,
+    /// The verifiable log, when kept.
+    log: Option<log::LogWriter>,
 }
 
 impl Writer {
@@ -581,11 +648,27 @@ impl Writer {
         let mut since_truncate = 0u64;
         let mut waiting: Option<Request> = None;
         loop {
-            let first = match waiting.take() {
-                Some(request) => request,
-                None => match requests.recv() {
+            let due = self
+                .log
+                .as_ref()
+                .and_then(log::LogWriter::checkpoint_due_in);
+            let first = match (waiting.take(), due) {
+                (Some(request), _) => request,
+                (None, None) => match requests.recv() {
                     Ok(request) => request,
                     Err(_) => return,
+                },
+                (None, Some(wait)) => match requests.recv_timeout(wait) {
+                    Ok(request) => request,
+                    Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                        self.checkpoint_now();
+                        continue;
+                    }
+                    Err(std_mpsc::RecvTimeoutError::Disconnected) => {
+                        // Closing: the last events are signed before the thread ends.
+                        self.checkpoint_now();
+                        return;
+                    }
                 },
             };
             let mut group = vec![first];
@@ -617,6 +700,12 @@ impl Writer {
                     Err(std_mpsc::TryRecvError::Disconnected) => return,
                 }
             }
+        }
+    }
+
+    fn checkpoint_now(&mut self) {
+        if let Some(log) = &mut self.log {
+            log.checkpoint_now(&self.conn);
         }
     }
 
@@ -658,9 +747,17 @@ impl Writer {
             outcomes.push(outcome);
             recorded_at.push(self.last_recorded);
         }
-        let committed = self.conn.execute_batch("COMMIT").map_err(sql_err);
+        let integrated = match &mut self.log {
+            Some(log) => log.integrate(&self.conn),
+            None => Ok(()),
+        };
+        let committed =
+            integrated.and_then(|()| self.conn.execute_batch("COMMIT").map_err(sql_err));
         match committed {
             Ok(()) => {
+                if let Some(log) = &mut self.log {
+                    log.committed();
+                }
                 self.keep_recent(&mut group, &outcomes, &recorded_at);
                 self.changes.send_replace(self.head);
                 for (request, outcome) in group.into_iter().zip(outcomes) {
@@ -669,6 +766,9 @@ impl Writer {
             }
             Err(e) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
+                if let Some(log) = &mut self.log {
+                    log.rolled_back();
+                }
                 self.head = start_head;
                 self.last_recorded = start_recorded;
                 for (stream, revision) in touched.into_iter().rev() {
@@ -746,6 +846,7 @@ impl Writer {
             .map_err(sql_err)?;
         let head_before = self.head;
         let recorded_before = self.last_recorded;
+        let mark = self.log.as_ref().map(log::LogWriter::mark);
         let result = self.insert_events(request, current);
         match result {
             Ok(result) => {
@@ -759,6 +860,9 @@ impl Writer {
                 let _ = self
                     .conn
                     .execute_batch("ROLLBACK TO append; RELEASE append");
+                if let (Some(log), Some(mark)) = (&mut self.log, mark) {
+                    log.forget_since(mark);
+                }
                 self.head = head_before;
                 self.last_recorded = recorded_before;
                 Err(e)
@@ -794,6 +898,25 @@ impl Writer {
                 recorded_at,
                 event.metadata.request_fingerprint,
             ]);
+            if let (Ok(_), Some(log)) = (&inserted, &mut self.log) {
+                log.add(
+                    registry_ledger::Leaf {
+                        position: (position, position),
+                        stream: &request.stream,
+                        revision,
+                        id: *event.id.as_bytes(),
+                        event_type: &event.event_type,
+                        schema_version: event.schema_version,
+                        payload: &event.payload,
+                        actor: &event.metadata.actor,
+                        request_id: event.metadata.request_id.as_deref(),
+                        correlation_id: event.metadata.correlation_id.as_deref(),
+                        request_fingerprint: event.metadata.request_fingerprint.as_deref(),
+                        recorded_at,
+                    }
+                    .hash(),
+                );
+            }
             if let Err(e) = inserted {
                 let duplicate = matches!(&e, rusqlite::Error::SqliteFailure(f, Some(m)) if f.code == rusqlite::ErrorCode::ConstraintViolation && m.contains("events.id"));
                 return Err(if duplicate {

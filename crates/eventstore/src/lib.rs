@@ -20,12 +20,14 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use registry_ledger::{Hash, NodeId};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
@@ -34,11 +36,13 @@ use uuid::Uuid;
 pub mod any;
 pub mod embedded;
 pub mod kurrent;
+pub mod log;
 pub mod postgres;
 
 pub use any::AnyStore;
 pub use embedded::{EmbeddedConfig, EmbeddedStore};
 pub use kurrent::KurrentStore;
+pub use log::{LogKeyError, LogSigner, StoredCheckpoint};
 pub use postgres::{PostgresConfig, PostgresStore};
 
 /// The largest payload accepted for one event unless configured otherwise: 1 MiB.
@@ -281,6 +285,9 @@ pub enum StoreError {
     /// The store has been closed.
     #[error("the store is closed")]
     Closed,
+    /// This backend does not have what was asked for (KurrentDB keeps no verifiable log).
+    #[error("this store does not keep {0}")]
+    Unsupported(&'static str),
 }
 
 impl StoreError {
@@ -454,6 +461,34 @@ pub trait EventStore: Clone + Send + Sync + 'static {
 
     /// The position of the last event of the feed, `None` when empty.
     fn head(&self) -> impl Future<Output = Result<Option<Position>, StoreError>> + Send;
+
+    /// The hashes the feed's verifiable log holds of these complete subtrees ([`log`]); ids
+    /// it does not hold are left out.
+    fn log_nodes(
+        &self,
+        ids: Vec<NodeId>,
+    ) -> impl Future<Output = Result<HashMap<NodeId, Hash>, StoreError>> + Send {
+        let _ = ids;
+        async { Err(StoreError::Unsupported("a verifiable log")) }
+    }
+
+    /// The log's newest signed checkpoint (`size` `None`), or the one of exactly `size` leaves.
+    fn log_checkpoint(
+        &self,
+        size: Option<u64>,
+    ) -> impl Future<Output = Result<Option<StoredCheckpoint>, StoreError>> + Send {
+        let _ = size;
+        async { Err(StoreError::Unsupported("a verifiable log")) }
+    }
+
+    /// The leaf index of the event at `position` in the log, once it is integrated.
+    fn log_index(
+        &self,
+        position: Position,
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
+        let _ = position;
+        async { Err(StoreError::Unsupported("a verifiable log")) }
+    }
 
     /// A notification that the feed may have grown. Backends without push notification tick
     /// on a timer.

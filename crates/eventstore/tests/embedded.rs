@@ -19,6 +19,57 @@ async fn embedded() -> Option<Fixture<EmbeddedStore>> {
 
 conformance_suite!(embedded());
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_follows_the_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = registry_ledger::SigningKey::generate("registry.test/log").unwrap();
+    let verifier = key.verifier();
+    let mut config = EmbeddedConfig::new(dir.path().join("registry.db"));
+    config.signer = Some(std::sync::Arc::new(LogSigner::new(vec![key]).unwrap()));
+    let store = EmbeddedStore::open(config).unwrap();
+    conformance::the_log_follows_the_feed(store, &verifier).await;
+}
+
+/// A store written with the log off (or by a version without it) is integrated when opened with
+/// it on, and signed.
+#[tokio::test]
+async fn a_store_written_without_the_log_is_integrated_when_opened_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.db");
+    let mut config = EmbeddedConfig::new(&path);
+    config.log = false;
+    let store = EmbeddedStore::open(config).unwrap();
+    for n in 0..5u64 {
+        let expected = n
+            .checked_sub(1)
+            .map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
+        store
+            .append("registry", expected, vec![event("E", &n.to_be_bytes())])
+            .await
+            .unwrap();
+    }
+    assert!(store
+        .log_index(Position::sequence(1))
+        .await
+        .unwrap()
+        .is_none());
+    store.close();
+    drop(store);
+    let key = registry_ledger::SigningKey::generate("registry.test/log").unwrap();
+    let verifier = key.verifier();
+    let mut config = EmbeddedConfig::new(&path);
+    config.signer = Some(std::sync::Arc::new(LogSigner::new(vec![key]).unwrap()));
+    let store = EmbeddedStore::open(config).unwrap();
+    let (tree, _) = conformance::tree_of_feed(&store).await;
+    assert_eq!(
+        conformance::stored_root(&store, 5).await,
+        tree.root(5).unwrap()
+    );
+    let checkpoint = conformance::checkpoint_covering(&store, 5).await;
+    let (checkpoint, _) = registry_ledger::Checkpoint::open(&checkpoint.note, &verifier).unwrap();
+    assert_eq!(Some(checkpoint.root), tree.root(5));
+}
+
 #[tokio::test]
 async fn a_second_opener_gets_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

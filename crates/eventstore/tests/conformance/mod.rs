@@ -540,6 +540,141 @@ pub async fn a_subscriber_can_start_in_the_middle<S: EventStore>(store: S) {
     }
 }
 
+/// The feed's leaves and roots computed here from the events read back, in feed order.
+pub async fn tree_of_feed<S: EventStore>(store: &S) -> (registry_ledger::Tree, Vec<RecordedEvent>) {
+    let events = store.read_all(None, 1_000_000).await.unwrap();
+    let mut tree = registry_ledger::Tree::new();
+    for event in &events {
+        tree.push(event.leaf().hash());
+    }
+    (tree, events)
+}
+
+/// The root of the first `size` leaves from the hashes the store keeps.
+pub async fn stored_root<S: EventStore>(store: &S, size: u64) -> registry_ledger::Hash {
+    let nodes = store
+        .log_nodes(registry_ledger::root_nodes(size))
+        .await
+        .unwrap();
+    registry_ledger::root(&nodes, size).unwrap()
+}
+
+/// Waits until a signed checkpoint covers `size` leaves; answers the newest.
+pub async fn checkpoint_covering<S: EventStore>(store: &S, size: u64) -> StoredCheckpoint {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(checkpoint) = store.log_checkpoint(None).await.unwrap() {
+            if checkpoint.size >= size {
+                return checkpoint;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no checkpoint covered {size} leaves within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The verifiable log follows the feed: appends from concurrent writers, some refused in the
+/// middle of a group, end up as leaves in feed order; a checkpoint signed by the log's key
+/// covers them within seconds; every event proves its inclusion from the hashes the store
+/// serves; an earlier checkpoint is consistent with the newest.
+pub async fn the_log_follows_the_feed<S: EventStore>(
+    store: S,
+    log_key: &registry_ledger::VerifierKey,
+) {
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let store = store.clone();
+        writers.push(tokio::spawn(async move {
+            let stream = unique_stream(&format!("log-{w}"));
+            let mut last = None;
+            for n in 0..15u64 {
+                let expected = last.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
+                let events =
+                    vec![event("Logged", format!("{w}:{n}").as_bytes()); 1 + (n % 3) as usize]
+                        .into_iter()
+                        .map(|mut e| {
+                            e.id = Uuid::now_v7();
+                            e
+                        })
+                        .collect();
+                last = Some(
+                    store
+                        .append(&stream, expected, events)
+                        .await
+                        .unwrap()
+                        .next_expected,
+                );
+                // A refused append between accepted ones leaves no leaf behind.
+                let refused = store
+                    .append(
+                        &stream,
+                        ExpectedRevision::Exact(999),
+                        vec![event("Refused", b"x")],
+                    )
+                    .await;
+                assert!(refused.is_err());
+            }
+            last
+        }));
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let head = store.head().await.unwrap().unwrap();
+    wait_for_feed(&store, head).await;
+    let (tree, events) = tree_of_feed(&store).await;
+    let size = events.len() as u64;
+    let first = checkpoint_covering(&store, size).await;
+    let (checkpoint, _) = registry_ledger::Checkpoint::open(&first.note, log_key).unwrap();
+    assert_eq!(checkpoint.size, first.size);
+    assert_eq!(checkpoint.size, size, "a checkpoint past the feed's head");
+    assert_eq!(Some(checkpoint.root), tree.root(size));
+    assert_eq!(stored_root(&store, size).await, checkpoint.root);
+    for (i, event) in events.iter().enumerate() {
+        let index = store.log_index(event.position).await.unwrap();
+        assert_eq!(index, Some(i as u64), "{}", event.position);
+        let nodes = store
+            .log_nodes(registry_ledger::inclusion_nodes(i as u64, size))
+            .await
+            .unwrap();
+        let proof = registry_ledger::inclusion_proof(&nodes, i as u64, size).unwrap();
+        registry_ledger::verify_inclusion(
+            &event.leaf().hash(),
+            i as u64,
+            size,
+            &proof,
+            &checkpoint.root,
+        )
+        .unwrap();
+    }
+    // More events, a newer checkpoint, and the proof that it extends the first.
+    let more = store
+        .append(
+            &unique_stream("log-more"),
+            ExpectedRevision::NoStream,
+            vec![event("Logged", b"more")],
+        )
+        .await
+        .unwrap();
+    wait_for_feed(&store, more.position).await;
+    let newer = checkpoint_covering(&store, size + 1).await;
+    assert_eq!(
+        store.log_checkpoint(Some(first.size)).await.unwrap(),
+        Some(first)
+    );
+    let (newer, _) = registry_ledger::Checkpoint::open(&newer.note, log_key).unwrap();
+    let nodes = store
+        .log_nodes(registry_ledger::consistency_nodes(size, newer.size))
+        .await
+        .unwrap();
+    let proof = registry_ledger::consistency_proof(&nodes, size, newer.size).unwrap();
+    registry_ledger::verify_consistency(size, newer.size, &checkpoint.root, &newer.root, &proof)
+        .unwrap();
+}
+
 #[macro_export]
 macro_rules! conformance_suite {
     ($fixture:expr) => {
