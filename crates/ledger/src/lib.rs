@@ -13,10 +13,12 @@
 //! What is not built yet: the integrator that appends committed events and stores the hashes,
 //! signed checkpoints, the API, and `regctl verify`.
 
+mod audit;
 mod leaf;
 mod merkle;
 mod note;
 
+pub use audit::{Audit, Finding};
 pub use leaf::{Leaf, SEPARATOR};
 pub use merkle::{
     consistency_nodes, consistency_proof, inclusion_nodes, inclusion_proof, leaf_hash, node_hash,
