@@ -365,14 +365,17 @@ impl Drop for Inner {
     }
 }
 
-const COLUMNS: &str = "position, stream, revision, id, type, version, payload, actor, request_id, correlation_id, recorded_at, request_fingerprint";
+pub(crate) const COLUMNS: &str = "position, stream, revision, id, type, version, payload, actor, request_id, correlation_id, recorded_at, request_fingerprint";
 
 /// The events at a JSON array of positions, by their rows' keys.
 fn read_seen_sql() -> String {
     format!("SELECT {COLUMNS} FROM events WHERE position IN (SELECT value FROM json_each(?1)) ORDER BY position ASC")
 }
 
-fn row_to_event(row: &rusqlite::Row<'_>, names: &mut Interner) -> rusqlite::Result<RecordedEvent> {
+pub(crate) fn row_to_event(
+    row: &rusqlite::Row<'_>,
+    names: &mut Interner,
+) -> rusqlite::Result<RecordedEvent> {
     use rusqlite::types::ValueRef;
     let text = |i: usize| -> rusqlite::Result<&str> {
         std::str::from_utf8(row.get_ref(i)?.as_bytes()?).map_err(rusqlite::Error::Utf8Error)

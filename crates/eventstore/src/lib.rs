@@ -38,6 +38,7 @@ pub mod embedded;
 pub mod kurrent;
 pub mod log;
 pub mod postgres;
+pub mod verify;
 
 pub use any::AnyStore;
 pub use embedded::{EmbeddedConfig, EmbeddedStore};

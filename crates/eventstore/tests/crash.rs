@@ -146,7 +146,10 @@ fn verify(path: &std::path::Path, acked: &BTreeMap<String, u64>) {
             one("SELECT COALESCE(MAX(size), 0) FROM log_checkpoints"),
         )
     };
-    assert_eq!(leaves, events, "the log and the feed disagree after SIGKILL");
+    assert_eq!(
+        leaves, events,
+        "the log and the feed disagree after SIGKILL"
+    );
     assert!(signed <= events);
     runtime.block_on(async {
         let store = EmbeddedStore::open(EmbeddedConfig::new(path))

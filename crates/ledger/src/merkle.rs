@@ -64,6 +64,22 @@ impl NodeId {
         (self.last_leaf() << 6) | self.level as u64
     }
 
+    /// The node of a storage key, `None` for a key no node has (a stored key is not trusted).
+    pub const fn try_from_key(key: u64) -> Option<Self> {
+        let level = (key & 63) as u8;
+        let end = match (key >> 6).checked_add(1) {
+            Some(end) => end,
+            None => return None,
+        };
+        if level >= 58 || end & ((1 << level) - 1) != 0 {
+            return None;
+        }
+        Some(Self {
+            level,
+            index: (end >> level) - 1,
+        })
+    }
+
     /// The node of a storage key ([`NodeId::key`]).
     pub const fn from_key(key: u64) -> Self {
         let level = (key & 63) as u8;

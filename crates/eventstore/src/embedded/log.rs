@@ -67,10 +67,9 @@ pub(super) fn read_nodes(
     while let Some(row) = rows.next().map_err(sql_err)? {
         let key: i64 = row.get(0).map_err(sql_err)?;
         // A hash of the wrong length is left out: whoever asked finds it missing.
-        if let Ok(hash) =
-            <Hash>::try_from(row.get_ref(1).map_err(sql_err)?.as_blob().unwrap_or(&[]))
-        {
-            nodes.insert(NodeId::from_key(key as u64), hash);
+        let hash = <Hash>::try_from(row.get_ref(1).map_err(sql_err)?.as_blob().unwrap_or(&[]));
+        if let (Some(id), Ok(hash)) = (NodeId::try_from_key(key as u64), hash) {
+            nodes.insert(id, hash);
         }
     }
     Ok(nodes)

@@ -174,6 +174,11 @@ fn node_keys_round_trip_and_follow_the_order_nodes_are_made_in() {
     assert_eq!(made.len(), 2000 - 6);
     for id in &made {
         assert_eq!(NodeId::from_key(id.key()), *id);
+        assert_eq!(NodeId::try_from_key(id.key()), Some(*id));
+    }
+    // Keys no node has: level 1 ending at an even leaf, level 63, the largest key.
+    for key in [(2 << 6) | 1, 63, u64::MAX] {
+        assert_eq!(NodeId::try_from_key(key), None, "{key}");
     }
     assert!(made.windows(2).all(|w| w[0].key() < w[1].key()));
 }
