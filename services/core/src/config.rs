@@ -102,6 +102,16 @@ pub struct Options {
     /// refused at start.
     #[arg(long, env = "REGISTRY_ALLOW_ANONYMOUS")]
     pub allow_anonymous: bool,
+    /// Sign the verifiable log's checkpoints with this key (`PRIVATE+KEY+…` lines, as `regctl
+    /// keygen` writes them; two during a rotation), readable by its owner only [default:
+    /// `log.key` in --data-dir on the embedded store, made on first start with --log-name,
+    /// its public key beside it in `log.pub`; else none: the log's hashes are kept, unsigned].
+    #[arg(long, env = "REGISTRY_LOG_KEY")]
+    pub log_key: Option<PathBuf>,
+    /// The log's name (its checkpoints' origin line) for a key made on first start
+    /// [default: localhost/registry].
+    #[arg(long, env = "REGISTRY_LOG_NAME")]
+    pub log_name: Option<String>,
     /// A TOML file with any of the options above (snake_case keys); flags and environment win.
     #[arg(long, env = "REGISTRY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -132,6 +142,8 @@ struct FileOptions {
     policy: Option<PathBuf>,
     access_log: Option<PathBuf>,
     allow_anonymous: Option<bool>,
+    log_key: Option<PathBuf>,
+    log_name: Option<String>,
 }
 
 /// The services `registryd` can host.
@@ -182,6 +194,55 @@ pub struct Config {
     pub access: Option<std::sync::Arc<crate::access::Policy>>,
     /// The access log, when one is written (opened).
     pub access_log: Option<crate::access_log::AccessLog>,
+    /// The key that signs the log's checkpoints.
+    pub log_key: LogKey,
+}
+
+/// Where the key that signs the log's checkpoints comes from.
+#[derive(Clone, Debug)]
+pub enum LogKey {
+    /// The operator's key file, read and checked when the configuration is resolved.
+    Given(std::sync::Arc<registry_eventstore::LogSigner>),
+    /// Kept beside the embedded store: read, or made on first start with this log name.
+    Beside {
+        /// The key file.
+        path: PathBuf,
+        /// The log's name for a new key.
+        name: String,
+    },
+    /// No key: the log's hashes are kept, no checkpoint is signed.
+    None,
+}
+
+impl LogKey {
+    /// The signer (making the key beside the embedded store if it is missing, with its public
+    /// key in a `.pub` file next to it).
+    pub fn load(&self) -> Result<Option<std::sync::Arc<registry_eventstore::LogSigner>>, String> {
+        use registry_eventstore::LogSigner;
+        match self {
+            Self::Given(signer) => Ok(Some(signer.clone())),
+            Self::None => Ok(None),
+            Self::Beside { path, name } => {
+                if !path.exists() {
+                    let key = registry_ledger::SigningKey::generate(name)
+                        .map_err(|e| format!("--log-name: {e}"))?;
+                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        std::fs::create_dir_all(dir)
+                            .map_err(|e| format!("{}: {e}", dir.display()))?;
+                    }
+                    write_secret(path, format!("{}\n", key.to_text()).as_bytes())
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    let public = path.with_extension("pub");
+                    std::fs::write(&public, format!("{}\n", key.verifier()))
+                        .map_err(|e| format!("{}: {e}", public.display()))?;
+                    tracing::info!(key = %path.display(), public = %key.verifier(), "made the log's signing key");
+                }
+                LogSigner::load(path)
+                    .map(|s| Some(std::sync::Arc::new(s)))
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
 }
 
 /// The key of page tokens ([`crate::paging`]).
@@ -436,6 +497,26 @@ impl Config {
             (None, StoreChoice::Embedded(dir)) => PageTokenKey::Beside(dir.join("page-token.key")),
             (None, _) => PageTokenKey::Random,
         };
+        let log_name = options
+            .log_name
+            .or(file.log_name)
+            .unwrap_or_else(|| "localhost/registry".into());
+        let log_key = match (options.log_key.or(file.log_key), &store) {
+            (Some(path), _) => LogKey::Given(std::sync::Arc::new(
+                registry_eventstore::LogSigner::load(&path)
+                    .map_err(|e| invalid("--log-key", e.to_string()))?,
+            )),
+            (None, StoreChoice::Embedded(dir)) => {
+                if let Err(e) = registry_ledger::SigningKey::generate(&log_name) {
+                    return Err(invalid("--log-name", e.to_string()));
+                }
+                LogKey::Beside {
+                    path: dir.join("log.key"),
+                    name: log_name,
+                }
+            }
+            (None, _) => LogKey::None,
+        };
         let snapshot_dir = match (options.snapshot_dir.or(file.snapshot_dir), &store) {
             (Some(dir), _) => Some(dir),
             (None, StoreChoice::Embedded(dir)) => Some(dir.join("snapshots")),
@@ -469,6 +550,7 @@ impl Config {
             tls,
             access,
             access_log,
+            log_key,
         })
     }
 
@@ -532,12 +614,17 @@ fn tls(
 }
 
 impl StoreChoice {
-    /// Opens or connects to the store.
-    pub async fn open(&self) -> Result<AnyStore, registry_eventstore::StoreError> {
+    /// Opens or connects to the store; `signer` signs the log's checkpoints.
+    pub async fn open(
+        &self,
+        signer: Option<std::sync::Arc<registry_eventstore::LogSigner>>,
+    ) -> Result<AnyStore, registry_eventstore::StoreError> {
         Ok(match self {
-            Self::Embedded(dir) => AnyStore::Embedded(EmbeddedStore::open(EmbeddedConfig::new(
-                dir.join("registry.db"),
-            ))?),
+            Self::Embedded(dir) => {
+                let mut config = EmbeddedConfig::new(dir.join("registry.db"));
+                config.signer = signer;
+                AnyStore::Embedded(EmbeddedStore::open(config)?)
+            }
             Self::Postgres { url, schema } => {
                 let mut config = PostgresConfig::new(url.clone());
                 config.schema = schema.clone();

@@ -591,7 +591,14 @@ where
         }
     };
     let code = runtime.block_on(async {
-        let store = match config.store.open().await {
+        let signer = match config.log_key.load() {
+            Ok(signer) => signer,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot load the log's signing key");
+                return 69;
+            }
+        };
+        let store = match config.store.open(signer).await {
             Ok(store) => store,
             Err(e) => {
                 tracing::error!(store = %config.store.describe(), error = %e, "cannot open the store");
