@@ -83,7 +83,7 @@ fn expected(caller: &str, class: Class, tokens: bool) -> Outcome {
 }
 
 /// The RPCs, each with its class.
-const RPCS: [(&str, Class); 43] = [
+const RPCS: [(&str, Class); 46] = [
     ("RegisterPerson", Class::Unitless),
     ("RenamePerson", Class::InA),
     ("AddPersonAlias", Class::Unitless),
@@ -126,6 +126,9 @@ const RPCS: [(&str, Class); 43] = [
     ("ListChanges", Class::Audit),
     ("ListIrregularities", Class::Audit),
     ("StreamChanges", Class::Audit),
+    ("GetCheckpoint", Class::Read),
+    ("GetInclusionProof", Class::Audit),
+    ("GetConsistencyProof", Class::Read),
     ("WhoAmI", Class::WhoAmI),
 ];
 
@@ -921,12 +924,78 @@ async fn call(rpc: &str, who: &Client, prep: &Prep<'_>) -> Result<(), tonic::Sta
                 .into_inner();
             stream.message().await?;
         }
+        // The log signs within about a second of the base's writes.
+        "GetCheckpoint" => {
+            signed(|| {
+                let mut audit = audit.clone();
+                async move {
+                    audit
+                        .get_checkpoint(v1::GetCheckpointRequest { size: 0 })
+                        .await
+                        .map(drop)
+                }
+            })
+            .await?;
+        }
+        "GetInclusionProof" => {
+            signed(|| {
+                let mut audit = audit.clone();
+                async move {
+                    audit
+                        .get_inclusion_proof(v1::GetInclusionProofRequest {
+                            position: "1".into(),
+                            tree_size: 0,
+                        })
+                        .await
+                        .map(drop)
+                }
+            })
+            .await?;
+        }
+        "GetConsistencyProof" => {
+            signed(|| {
+                let mut audit = audit.clone();
+                async move {
+                    audit
+                        .get_consistency_proof(v1::GetConsistencyProofRequest {
+                            first_size: 1,
+                            second_size: 0,
+                        })
+                        .await
+                        .map(drop)
+                }
+            })
+            .await?;
+        }
         "WhoAmI" => {
             who.access().who_am_i(v1::WhoAmIRequest {}).await?;
         }
         other => panic!("no cell for {other}"),
     }
     Ok(())
+}
+
+/// Calls `rpc` until the log has signed what it asks about: it answers NOT_FOUND or
+/// FAILED_PRECONDITION for about a second after the writes it covers.
+async fn signed<F, Fut>(rpc: F) -> Result<(), tonic::Status>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), tonic::Status>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match rpc().await {
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::NotFound | tonic::Code::FailedPrecondition
+                ) && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 fn concurrent() -> v1::Arrangement {

@@ -110,6 +110,10 @@ impl EventStore for AnyStore {
         forward!(self, s => s.head().await)
     }
 
+    async fn read_at(&self, position: Position) -> Result<Option<RecordedEvent>, StoreError> {
+        forward!(self, s => s.read_at(position).await)
+    }
+
     async fn log_nodes(&self, ids: Vec<NodeId>) -> Result<HashMap<NodeId, Hash>, StoreError> {
         forward!(self, s => s.log_nodes(ids).await)
     }

@@ -571,6 +571,17 @@ impl EventStore for EmbeddedStore {
         Ok(events)
     }
 
+    async fn read_at(&self, position: Position) -> Result<Option<RecordedEvent>, StoreError> {
+        let head = *self.inner.changes.borrow();
+        if position.commit != position.prepare || !(1..=head).contains(&position.commit) {
+            return Ok(None);
+        }
+        Ok(self
+            .read_range(position.commit - 1, position.commit)
+            .await?
+            .pop())
+    }
+
     async fn log_nodes(&self, ids: Vec<NodeId>) -> Result<HashMap<NodeId, Hash>, StoreError> {
         self.with_reader(move |conn| log::read_nodes(conn, &ids))
             .await

@@ -463,6 +463,15 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     /// The position of the last event of the feed, `None` when empty.
     fn head(&self) -> impl Future<Output = Result<Option<Position>, StoreError>> + Send;
 
+    /// The event at `position`, if the feed has one there.
+    fn read_at(
+        &self,
+        position: Position,
+    ) -> impl Future<Output = Result<Option<RecordedEvent>, StoreError>> + Send {
+        let _ = position;
+        async { Err(StoreError::Unsupported("reads by position")) }
+    }
+
     /// The hashes the feed's verifiable log holds of these complete subtrees ([`log`]); ids
     /// it does not hold are left out.
     fn log_nodes(

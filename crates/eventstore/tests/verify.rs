@@ -118,7 +118,10 @@ async fn every_kind_of_tampering_is_found_where_it_was_done() {
         .collect();
     assert_eq!(kinds[0], (Some(1), "unsigned events"));
     assert_eq!(
-        kinds[1..].iter().filter(|(_, k)| *k == "signature invalid").count() as u64,
+        kinds[1..]
+            .iter()
+            .filter(|(_, k)| *k == "signature invalid")
+            .count() as u64,
         clean.checkpoints
     );
     assert_eq!(kinds.last(), Some(&(Some(40), "signature invalid")));
@@ -237,7 +240,11 @@ async fn every_kind_of_tampering_is_found_where_it_was_done() {
             false,
             false,
         ),
-        ("(SELECT MIN(recorded_at) FROM events) - 60000000", false, true),
+        (
+            "(SELECT MIN(recorded_at) FROM events) - 60000000",
+            false,
+            true,
+        ),
     ] {
         let case = Case::of(&original);
         case.sql(&format!(

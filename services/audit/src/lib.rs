@@ -6,7 +6,9 @@
 //! themselves, read from the store with their metadata: who recorded them, when, under which
 //! request, on what basis (in the payload), and which corrections followed.
 //! Irregularities are the domain's rules run over the projection as it stood at the instant
-//! asked (`Projection::irregularities`).
+//! asked (`Projection::irregularities`). The verifiable log's checkpoints and proofs: [`log`].
+
+mod log;
 
 use std::pin::Pin;
 
@@ -132,6 +134,7 @@ pub fn change_pb(recorded: RecordedEvent) -> pb::Change {
         payload_json: String::from_utf8(recorded.payload)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
         subjects,
+        proof: None,
     }
 }
 
@@ -172,15 +175,26 @@ impl AuditService for AuditApi {
                 all.retain(|revision| *revision < seen);
                 page.of(all, now)
             };
-            let changes = self
-                .events_at(&revisions)
-                .await?
+            let events = self.events_at(&revisions).await?;
+            let (proofs, checkpoint) = if r.verify {
+                let (proofs, checkpoint) =
+                    log::prove_all(self.reader.store(), &events, wait).await?;
+                (proofs, Some(checkpoint))
+            } else {
+                (Vec::new(), None)
+            };
+            let mut proofs = proofs.into_iter();
+            let changes = events
                 .into_iter()
-                .map(change_pb)
+                .map(|event| pb::Change {
+                    proof: proofs.next().flatten(),
+                    ..change_pb(event)
+                })
                 .collect();
             Ok(pb::ListResourceHistoryResponse {
                 changes,
                 next_page_token,
+                checkpoint,
             })
         })
         .await
@@ -278,6 +292,79 @@ impl AuditService for AuditApi {
             Ok(pb::ListIrregularitiesResponse {
                 irregularities: found.iter().map(irregularity_pb).collect(),
                 next_page_token: page.token(Snapshot::of(&models), next.as_ref().map(|n| &n[..])),
+            })
+        })
+        .await
+    }
+
+    async fn get_checkpoint(
+        &self,
+        request: Request<pb::GetCheckpointRequest>,
+    ) -> Result<Response<pb::GetCheckpointResponse>, Status> {
+        let r = request.into_inner();
+        call("GetCheckpoint", "", async {
+            let stored = log::checkpoint(self.reader.store(), r.size).await?;
+            Ok(pb::GetCheckpointResponse {
+                checkpoint: Some(log::checkpoint_pb(&stored)?),
+            })
+        })
+        .await
+    }
+
+    async fn get_inclusion_proof(
+        &self,
+        request: Request<pb::GetInclusionProofRequest>,
+    ) -> Result<Response<pb::GetInclusionProofResponse>, Status> {
+        let r = request.into_inner();
+        call("GetInclusionProof", "", async {
+            let position = min_position("position", &r.position)?
+                .ok_or_else(|| ApiError::invalid("position", "is required"))?;
+            let store = self.reader.store();
+            let stored = log::checkpoint(store, r.tree_size).await?;
+            let index = log::leaf_of(store, position, stored.size).await?;
+            let event = store
+                .read_at(position)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("an event at {position}")))?;
+            Ok(pb::GetInclusionProofResponse {
+                proof: Some(log::inclusion(store, &event, index, stored.size).await?),
+                checkpoint: Some(log::checkpoint_pb(&stored)?),
+            })
+        })
+        .await
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        request: Request<pb::GetConsistencyProofRequest>,
+    ) -> Result<Response<pb::GetConsistencyProofResponse>, Status> {
+        let r = request.into_inner();
+        call("GetConsistencyProof", "", async {
+            let store = self.reader.store();
+            let second = log::checkpoint(store, r.second_size).await?;
+            if r.first_size > second.size {
+                return Err(ApiError::invalid(
+                    "first_size",
+                    format!(
+                        "{} is larger than the second size, {}",
+                        r.first_size, second.size
+                    ),
+                ));
+            }
+            let nodes = store
+                .log_nodes(registry_ledger::consistency_nodes(
+                    r.first_size,
+                    second.size,
+                ))
+                .await?;
+            let hashes = registry_ledger::consistency_proof(&nodes, r.first_size, second.size)
+                .map_err(|e| ApiError::Corrupt {
+                    position: format!("checkpoint {}", second.size),
+                    problem: format!("the log's proof cannot be made: {e}"),
+                })?;
+            Ok(pb::GetConsistencyProofResponse {
+                hashes: hashes.iter().map(|h| h.to_vec()).collect(),
+                checkpoint: Some(log::checkpoint_pb(&second)?),
             })
         })
         .await

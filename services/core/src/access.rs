@@ -90,7 +90,12 @@ fn door(path: &str) -> Door {
         | "grpc.reflection.v1.ServerReflection"
         | "grpc.reflection.v1alpha.ServerReflection" => Door::Open,
         "registry.v1.QueryService" => Door::Action(Action::Read),
-        "registry.v1.AuditService" => Door::Action(Action::Audit),
+        // A checkpoint and a consistency proof are hashes and sizes, which witnesses and
+        // readers check; an inclusion proof carries the event.
+        "registry.v1.AuditService" => match method {
+            "GetCheckpoint" | "GetConsistencyProof" => Door::Action(Action::Read),
+            _ => Door::Action(Action::Audit),
+        },
         "registry.v1.CommandService" => Door::Write,
         "registry.v1.AdminService" => match method {
             "RebuildProjections" | "GetStoreStats" => Door::Action(Action::Operate),
@@ -468,6 +473,9 @@ mod tests {
                     let path = format!("/{name}/{}", method.name());
                     let expected = match (service.name(), method.name()) {
                         ("QueryService", _) => Door::Action(Action::Read),
+                        ("AuditService", "GetCheckpoint" | "GetConsistencyProof") => {
+                            Door::Action(Action::Read)
+                        }
                         ("AuditService", _) => Door::Action(Action::Audit),
                         ("AdminService", "RebuildProjections" | "GetStoreStats") => {
                             Door::Action(Action::Operate)
@@ -481,7 +489,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(seen, 43, "42 RPCs and WhoAmI");
+        assert_eq!(seen, 46, "45 RPCs and WhoAmI");
         assert_eq!(door("/grpc.health.v1.Health/Check"), Door::Open);
     }
 }

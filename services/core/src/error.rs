@@ -36,6 +36,9 @@ pub enum ApiError {
     /// A resource asked for by a read does not exist (at that date or instant).
     #[error("{0} not found")]
     NotFound(String),
+    /// What was asked of the verifiable log is not under a signed checkpoint (yet).
+    #[error("{0}")]
+    NotSigned(String),
     /// A dated read asked for a unit or an office on a day outside its life.
     #[error("{resource} did not exist on {day}: {life}")]
     NotOnDay {
@@ -169,8 +172,10 @@ impl ApiError {
             Self::NotFound(_) | Self::NotOnDay { .. } => Code::NotFound,
             Self::RequestIdReused { .. } => Code::AlreadyExists,
             Self::Contention(_) | Self::RebuildRunning => Code::Aborted,
+            Self::NotSigned(_) => Code::FailedPrecondition,
             Self::Store { source, .. } => match source {
                 StoreError::EventTooLarge { .. } => Code::InvalidArgument,
+                StoreError::Unsupported(_) => Code::Unimplemented,
                 StoreError::WrongExpectedRevision { .. } => Code::Aborted,
                 _ => Code::Unavailable,
             },

@@ -1,0 +1,138 @@
+//! The verifiable log's side of the audit service: signed checkpoints, inclusion proofs (an
+//! agency's receipt for an event) and consistency proofs, computed from the O(log n) hashes
+//! the store keeps for each ([`registry_ledger`] plans which), and the proofs that come with a
+//! verified history.
+//!
+//! The server never checks its own signatures: it serves what its store holds, and the caller,
+//! who pinned the log's public key, checks everything.
+
+use std::time::Duration;
+
+use registry_eventstore::{EventStore, Position, RecordedEvent, StoredCheckpoint};
+use registry_ledger::{Checkpoint, Note};
+use registry_proto::v1 as pb;
+use registry_service_core::ApiError;
+
+/// A stored checkpoint, with the size and root its note states.
+pub(crate) fn checkpoint_pb(stored: &StoredCheckpoint) -> Result<pb::Checkpoint, ApiError> {
+    let corrupt = |problem: String| ApiError::Corrupt {
+        position: format!("checkpoint {}", stored.size),
+        problem,
+    };
+    let note = Note::parse(&stored.note).map_err(|e| corrupt(e.to_string()))?;
+    let checkpoint = Checkpoint::parse(note.text()).map_err(|e| corrupt(e.to_string()))?;
+    Ok(pb::Checkpoint {
+        note: stored.note.clone(),
+        size: checkpoint.size,
+        root_hash: checkpoint.root.to_vec(),
+    })
+}
+
+/// The newest checkpoint (`size` 0) or the one of exactly `size` leaves.
+pub(crate) async fn checkpoint(
+    store: &impl EventStore,
+    size: u64,
+) -> Result<StoredCheckpoint, ApiError> {
+    store
+        .log_checkpoint((size > 0).then_some(size))
+        .await?
+        .ok_or_else(|| {
+            if size == 0 {
+                ApiError::NotFound("a signed checkpoint of the log".into())
+            } else {
+                ApiError::NotFound(format!("a checkpoint of size {size}"))
+            }
+        })
+}
+
+/// The inclusion proof of `event` (at leaf `index`) in the log of `size` leaves.
+pub(crate) async fn inclusion(
+    store: &impl EventStore,
+    event: &RecordedEvent,
+    index: u64,
+    size: u64,
+) -> Result<pb::InclusionProof, ApiError> {
+    let nodes = store
+        .log_nodes(registry_ledger::inclusion_nodes(index, size))
+        .await?;
+    let hashes =
+        registry_ledger::inclusion_proof(&nodes, index, size).map_err(|e| ApiError::Corrupt {
+            position: event.position.to_string(),
+            problem: format!("the log's proof cannot be made: {e}"),
+        })?;
+    Ok(pb::InclusionProof {
+        leaf: event.leaf().encode(),
+        leaf_index: index,
+        tree_size: size,
+        hashes: hashes.iter().map(|h| h.to_vec()).collect(),
+    })
+}
+
+/// The leaf of the event at `position`, or why it has no proof in a log of `size` leaves.
+pub(crate) async fn leaf_of(
+    store: &impl EventStore,
+    position: Position,
+    size: u64,
+) -> Result<u64, ApiError> {
+    let index = store.log_index(position).await?.ok_or_else(|| {
+        ApiError::NotSigned(format!(
+            "the event at {position} is not in the log yet; retry in a second"
+        ))
+    })?;
+    if index >= size {
+        return Err(ApiError::NotSigned(format!(
+            "the event at {position} is leaf {index}, after the checkpoint of size {size}; \
+             ask again in a second, or for the newest checkpoint"
+        )));
+    }
+    Ok(index)
+}
+
+/// How long a verified history waits for a checkpoint to cover its newest event: the log
+/// signs within about a second of a commit.
+pub(crate) const SIGNING_PATIENCE: Duration = Duration::from_secs(3);
+
+/// The newest checkpoint once it covers leaf `index`, waiting up to `patience`; the newest
+/// one there is if none does by then.
+pub(crate) async fn checkpoint_covering(
+    store: &impl EventStore,
+    index: u64,
+    patience: Duration,
+) -> Result<StoredCheckpoint, ApiError> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        let newest = checkpoint(store, 0).await;
+        match newest {
+            Ok(c) if c.size > index => return Ok(c),
+            Err(ApiError::NotFound(_)) | Ok(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A history's events with their proofs in the log of one checkpoint (events it does not cover
+/// yet have none).
+pub(crate) async fn prove_all(
+    store: &impl EventStore,
+    events: &[RecordedEvent],
+    patience: Duration,
+) -> Result<(Vec<Option<pb::InclusionProof>>, pb::Checkpoint), ApiError> {
+    let mut indexes = Vec::with_capacity(events.len());
+    for event in events {
+        indexes.push(store.log_index(event.position).await?);
+    }
+    let newest = indexes.iter().flatten().max().copied().unwrap_or(0);
+    let stored = checkpoint_covering(store, newest, patience.min(SIGNING_PATIENCE)).await?;
+    let mut proofs = Vec::with_capacity(events.len());
+    for (event, index) in events.iter().zip(indexes) {
+        proofs.push(match index {
+            Some(index) if index < stored.size => {
+                Some(inclusion(store, event, index, stored.size).await?)
+            }
+            _ => None,
+        });
+    }
+    Ok((proofs, checkpoint_pb(&stored)?))
+}
