@@ -338,6 +338,7 @@ async fn every_listing_pages_as_it_stood_at_its_first_page() {
                     page_size,
                     page_token,
                     min_position,
+                    verify: false,
                 })
                 .await
                 .unwrap()
