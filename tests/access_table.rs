@@ -945,6 +945,7 @@ async fn call(rpc: &str, who: &Client, prep: &Prep<'_>) -> Result<(), tonic::Sta
                         .get_inclusion_proof(v1::GetInclusionProofRequest {
                             position: "1".into(),
                             tree_size: 0,
+                            leaf_index: None,
                         })
                         .await
                         .map(drop)

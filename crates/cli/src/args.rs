@@ -34,6 +34,10 @@ pub enum CliError {
     /// The server does not know who you are, or does not let you (exit 8).
     #[error("not allowed: {0}")]
     Denied(String),
+    /// The verifiable log does not verify: something was altered, or the server's log does
+    /// not extend what was saved (exit 9).
+    #[error("does not verify: {0}")]
+    Unverified(String),
     /// The user declined the confirmation (exit 10).
     #[error("nothing changed: {0}")]
     Declined(String),
@@ -54,6 +58,7 @@ impl CliError {
             Self::Conflict(_) => 6,
             Self::Unavailable(_) => 7,
             Self::Denied(_) => 8,
+            Self::Unverified(_) => 9,
             Self::Declined(_) => 10,
         }
     }

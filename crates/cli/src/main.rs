@@ -5,7 +5,8 @@
 //! It talks to a registry server over gRPC through `registry-client`; it holds no state of its
 //! own. Exit status: 0 done; 1 a local file failed; 2 bad arguments or input; 3 the server
 //! refused an argument; 4 not found; 5 refused by the registry's rules; 6 concurrent writes kept
-//! conflicting (retry); 7 server unreachable or failing; 10 a confirmation was declined.
+//! conflicting (retry); 7 server unreachable or failing; 8 not allowed; 9 the verifiable log
+//! does not verify; 10 a confirmation was declined.
 //!
 //! # Layout
 //!
@@ -18,11 +19,13 @@
 //!   career, history, diff, follow, irregularities, stats).
 //! - `amend`: corrections and retractions, with a preview and a confirmation.
 //! - `transfer`: import and export (CSV, JSON Lines, Popolo).
+//! - `ledger`: the verifiable log: signing keys, and verification of a store or a server.
 
 mod amend;
 mod args;
 mod context;
 mod holdings;
+mod ledger;
 mod models;
 mod offices;
 mod output;
@@ -158,6 +161,16 @@ enum Command {
     /// Who the server says you are: your name, roles, agency, scopes and what you may do.
     #[command(after_help = "Example:\n  REGCTL_TOKEN=$(cat token.jwt) regctl whoami")]
     Whoami,
+    /// Check the verifiable log: a store offline (--store: every event against its hashes and
+    /// the signed checkpoints), or the server's newest checkpoint against one saved earlier.
+    #[command(after_help = "Examples:
+  regctl verify --store registry-data --log-public-key registry-data/log.pub
+  regctl verify --log-public-key log.pub --since saved.checkpoint --save saved.checkpoint --spot-check 20")]
+    Verify(ledger::Verify),
+    /// Make a key that signs the log's checkpoints (or, with --witness, cosigns them).
+    #[command(after_help = "Example:
+  regctl keygen --name registry.example.gov.vn/offices --out /etc/registry/log.key")]
+    Keygen(ledger::Keygen),
     /// Print shell completions.
     #[command(after_help = "Example:\n  regctl completions bash > /etc/bash_completion.d/regctl")]
     Completions {
@@ -170,6 +183,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     if let Command::Completions { shell } = cli.command {
         clap_complete::generate(shell, &mut Cli::command(), "regctl", &mut std::io::stdout());
         return Ok(());
+    }
+    match &cli.command {
+        Command::Keygen(keygen) => return keygen.run(),
+        Command::Verify(verify) if verify.offline() => return verify.run_offline(cli.output),
+        _ => {}
     }
     let read = |path: &std::path::Path| {
         std::fs::read(path).map_err(|e| CliError::Io(format!("{}: {e}", path.display())))
@@ -220,7 +238,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Stats => read::stats(&cx).await,
         Command::Rebuild => read::rebuild(&cx).await,
         Command::Whoami => read::whoami(&cx).await,
-        Command::Completions { .. } => Ok(()),
+        Command::Verify(c) => c.run_online(&cx).await,
+        Command::Completions { .. } | Command::Keygen(_) => Ok(()),
     }
 }
 

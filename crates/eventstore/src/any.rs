@@ -129,6 +129,10 @@ impl EventStore for AnyStore {
         forward!(self, s => s.log_index(position).await)
     }
 
+    async fn log_position(&self, index: u64) -> Result<Option<Position>, StoreError> {
+        forward!(self, s => s.log_position(index).await)
+    }
+
     fn feed_changes(&self) -> watch::Receiver<u64> {
         forward!(self, s => s.feed_changes())
     }

@@ -626,6 +626,11 @@ impl EventStore for EmbeddedStore {
         Ok(held.then(|| position.commit - 1))
     }
 
+    async fn log_position(&self, index: u64) -> Result<Option<Position>, StoreError> {
+        let head = *self.inner.changes.borrow();
+        Ok((self.inner.config.log && index < head).then(|| Position::sequence(index + 1)))
+    }
+
     async fn head(&self) -> Result<Option<Position>, StoreError> {
         let head = *self.inner.changes.borrow();
         Ok((head > 0).then(|| Position::sequence(head)))

@@ -500,6 +500,15 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         async { Err(StoreError::Unsupported("a verifiable log")) }
     }
 
+    /// The position of the event at leaf `index` of the log, once it is integrated.
+    fn log_position(
+        &self,
+        index: u64,
+    ) -> impl Future<Output = Result<Option<Position>, StoreError>> + Send {
+        let _ = index;
+        async { Err(StoreError::Unsupported("a verifiable log")) }
+    }
+
     /// A notification that the feed may have grown. Backends without push notification tick
     /// on a timer.
     fn feed_changes(&self) -> watch::Receiver<u64>;

@@ -51,7 +51,7 @@ pub struct Leaf<'a> {
     pub recorded_at: i64,
 }
 
-impl Leaf<'_> {
+impl<'a> Leaf<'a> {
     /// The canonical bytes.
     pub fn encode(&self) -> Vec<u8> {
         let text = |out: &mut Vec<u8>, s: &str| {
@@ -87,6 +87,78 @@ impl Leaf<'_> {
     /// The leaf's hash in the tree.
     pub fn hash(&self) -> Hash {
         leaf_hash(&self.encode())
+    }
+
+    /// Reads a leaf's canonical bytes back (what a proof's `leaf` carries), refusing anything
+    /// that is not exactly one leaf of this layout.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, LeafError> {
+        let mut r = Reader { bytes };
+        if r.take(SEPARATOR.len())? != SEPARATOR {
+            return Err(LeafError("not a registry.v1.event leaf"));
+        }
+        let leaf = Leaf {
+            position: (r.u64()?, r.u64()?),
+            stream: r.text()?,
+            revision: r.u64()?,
+            id: r.take(16)?.try_into().map_err(|_| LeafError("short id"))?,
+            event_type: r.text()?,
+            schema_version: u16::from_be_bytes(r.array()?),
+            payload: {
+                let n = u32::from_be_bytes(r.array()?) as usize;
+                r.take(n)?
+            },
+            actor: r.text()?,
+            request_id: r.optional()?,
+            correlation_id: r.optional()?,
+            request_fingerprint: r.optional()?,
+            recorded_at: i64::from_be_bytes(r.array()?),
+        };
+        if !r.bytes.is_empty() {
+            return Err(LeafError("bytes after the leaf"));
+        }
+        Ok(leaf)
+    }
+}
+
+/// Why bytes are not a leaf.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not a leaf: {0}")]
+pub struct LeafError(&'static str);
+
+/// Reads the layout's fields off the front of a byte slice.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], LeafError> {
+        if self.bytes.len() < n {
+            return Err(LeafError("cut short"));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], LeafError> {
+        self.take(N)?.try_into().map_err(|_| LeafError("cut short"))
+    }
+
+    fn u64(&mut self) -> Result<u64, LeafError> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+
+    fn text(&mut self) -> Result<&'a str, LeafError> {
+        let n = u32::from_be_bytes(self.array()?) as usize;
+        std::str::from_utf8(self.take(n)?).map_err(|_| LeafError("text is not UTF-8"))
+    }
+
+    fn optional(&mut self) -> Result<Option<&'a str>, LeafError> {
+        match self.take(1)?[0] {
+            0 => Ok(None),
+            1 => self.text().map(Some),
+            _ => Err(LeafError("an optional field's flag is neither 0 nor 1")),
+        }
     }
 }
 
@@ -129,6 +201,24 @@ mod tests {
             hex,
             "0a98f927eebc6d1d439a49981dc8bef5cbaba6f08871d49da4afe4c287cc6730"
         );
+    }
+
+    #[test]
+    fn a_leaf_decodes_to_itself_and_nothing_else_decodes() {
+        let bytes = sample().encode();
+        assert_eq!(Leaf::decode(&bytes), Ok(sample()));
+        for cut in 0..bytes.len() {
+            assert!(Leaf::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(Leaf::decode(&longer).is_err());
+        let mut flag = bytes;
+        // The fingerprint's flag: before its length (4 bytes), "ab12" and the recorded time.
+        let at = flag.len() - 8 - 4 - 4 - 1;
+        assert_eq!(flag[at], 1);
+        flag[at] = 2;
+        assert!(Leaf::decode(&flag).is_err());
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod merkle;
 mod note;
 
 pub use audit::{Audit, Finding};
-pub use leaf::{Leaf, SEPARATOR};
+pub use leaf::{Leaf, LeafError, SEPARATOR};
 pub use merkle::{
     consistency_nodes, consistency_proof, inclusion_nodes, inclusion_proof, leaf_hash, node_hash,
     root, root_nodes, verify_consistency, verify_inclusion, Frontier, Hash, NodeId, Nodes,

@@ -317,9 +317,16 @@ impl AuditService for AuditApi {
     ) -> Result<Response<pb::GetInclusionProofResponse>, Status> {
         let r = request.into_inner();
         call("GetInclusionProof", "", async {
-            let position = min_position("position", &r.position)?
-                .ok_or_else(|| ApiError::invalid("position", "is required"))?;
             let store = self.reader.store();
+            let position = match (min_position("position", &r.position)?, r.leaf_index) {
+                (Some(position), _) => position,
+                (None, Some(index)) => store.log_position(index).await?.ok_or_else(|| {
+                    ApiError::NotSigned(format!("leaf {index} is not in the log yet"))
+                })?,
+                (None, None) => {
+                    return Err(ApiError::invalid("position", "is required (or leaf_index)"))
+                }
+            };
             let stored = log::checkpoint(store, r.tree_size).await?;
             let index = log::leaf_of(store, position, stored.size).await?;
             let event = store

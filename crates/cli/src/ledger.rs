@@ -1,0 +1,372 @@
+//! The verifiable log, for auditors and for the operators who keep its key: `regctl keygen`
+//! makes a signing key, `regctl verify` checks a store offline (every event against the log and
+//! the signed checkpoints) or a server online (its newest checkpoint against one saved earlier,
+//! and leaves at random).
+//!
+//! The log's public key always comes from the verifier's own file (`--log-public-key`), never
+//! from the registry being checked.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use registry_client::v1;
+use registry_eventstore::verify::{verify_embedded, Report, VerifyOptions};
+use registry_ledger::{Checkpoint, Hash, Leaf, Note, SigningKey, VerifierKey};
+
+use crate::args::CliError;
+use crate::output::{json, note, Answer, Format};
+use crate::Context;
+
+/// `regctl keygen`.
+#[derive(Debug, Args)]
+pub struct Keygen {
+    /// The log's (or the witness's) name: a checkpoint's origin line, such as
+    /// `registry.example.gov.vn/offices`.
+    #[arg(long)]
+    name: String,
+    /// Where to write the private key (readable by its owner only; never overwritten). The
+    /// public key is written beside it, with `.pub` added.
+    #[arg(long)]
+    out: PathBuf,
+    /// A witness's key, to cosign the log's checkpoints (its public key then has type 0x04).
+    #[arg(long)]
+    witness: bool,
+}
+
+impl Keygen {
+    /// Makes the key.
+    pub fn run(&self) -> Result<(), CliError> {
+        let key = SigningKey::generate(&self.name)
+            .map_err(|e| CliError::Usage(format!("--name: {e}")))?;
+        let public = if self.witness {
+            key.as_cosigner()
+                .map_err(|e| CliError::Usage(e.to_string()))?
+                .verifier()
+        } else {
+            key.verifier()
+        };
+        write_new(&self.out, &format!("{}\n", key.to_text()), true)?;
+        let public_path = PathBuf::from(format!("{}.pub", self.out.display()));
+        write_new(&public_path, &format!("{public}\n"), false)?;
+        println!("{public}");
+        note(format!(
+            "private key in {} (keep it readable by the registry only); public key in {}: give it to verifiers",
+            self.out.display(),
+            public_path.display()
+        ));
+        Ok(())
+    }
+}
+
+/// Writes a file that must not exist yet (a secret one readable by its owner only).
+fn write_new(path: &Path, text: &str, secret: bool) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let _ = secret;
+    let io = |e: std::io::Error| CliError::Io(format!("{}: {e}", path.display()));
+    let mut file = options.open(path).map_err(io)?;
+    file.write_all(text.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)
+}
+
+/// `regctl verify`.
+#[derive(Debug, Args)]
+pub struct Verify {
+    /// The log's public key file(s) (`<name>+<id>+<key>` lines, from `regctl keygen` or the
+    /// registry's `log.pub`); any key listed verifies, as during a rotation.
+    #[arg(long, required = true)]
+    log_public_key: Vec<PathBuf>,
+    /// Check this store offline instead of a server: an embedded store's directory or its
+    /// `registry.db` file.
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// Offline: events under no signed checkpoint are a finding however recent (a live log
+    /// signs within about a second; older unsigned events are always one).
+    #[arg(long)]
+    strict: bool,
+    /// Online: a checkpoint saved earlier (by --save); the server's must extend it.
+    #[arg(long)]
+    since: Option<PathBuf>,
+    /// Online: save the server's checkpoint here once it verifies, for the next --since.
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Online: also prove this many leaves chosen at random.
+    #[arg(long, default_value_t = 0)]
+    spot_check: u32,
+}
+
+/// Reads the pinned public keys.
+fn keys(paths: &[PathBuf]) -> Result<Vec<VerifierKey>, CliError> {
+    let mut keys = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CliError::Io(format!("{}: {e}", path.display())))?;
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            keys.push(
+                VerifierKey::parse(line)
+                    .map_err(|e| CliError::Usage(format!("{}:{}: {e}", path.display(), i + 1)))?,
+            );
+        }
+    }
+    if keys.is_empty() {
+        return Err(CliError::Usage(
+            "--log-public-key: no key in the file(s)".into(),
+        ));
+    }
+    Ok(keys)
+}
+
+impl Verify {
+    /// Whether the check runs offline (it needs no server).
+    pub fn offline(&self) -> bool {
+        self.store.is_some()
+    }
+
+    /// Checks a store file.
+    pub fn run_offline(&self, format: Format) -> Result<(), CliError> {
+        let keys = keys(&self.log_public_key)?;
+        let Some(store) = &self.store else {
+            return Err(CliError::Usage("--store is required offline".into()));
+        };
+        let path = if store.is_dir() {
+            store.join("registry.db")
+        } else {
+            store.clone()
+        };
+        if !path.is_file() {
+            return Err(CliError::Io(format!(
+                "{}: no such store file",
+                path.display()
+            )));
+        }
+        let started = std::time::Instant::now();
+        let report = verify_embedded(
+            &path,
+            &VerifyOptions {
+                keys,
+                strict: self.strict,
+                grace: std::time::Duration::from_secs(10),
+            },
+        )
+        .map_err(|e| CliError::Io(e.to_string()))?;
+        print_report(&report, started.elapsed(), format);
+        if report.is_clean() {
+            Ok(())
+        } else {
+            Err(CliError::Unverified(format!(
+                "{} finding(s); the first at {}",
+                report.findings.len(),
+                report.findings[0]
+                    .position
+                    .map_or("the log".to_owned(), |p| format!("position {p}"))
+            )))
+        }
+    }
+
+    /// Checks a server's log: its checkpoint's signature, its consistency with the one saved,
+    /// leaves at random.
+    pub async fn run_online(&self, cx: &Context) -> Result<(), CliError> {
+        let keys = keys(&self.log_public_key)?;
+        let mut audit = cx.client.audit();
+        let current = audit
+            .get_checkpoint(v1::GetCheckpointRequest { size: 0 })
+            .await?
+            .into_inner()
+            .checkpoint
+            .ok_or_else(|| CliError::Unavailable("the server sent no checkpoint".into()))?;
+        let checkpoint = open(&current.note, &keys)
+            .map_err(|e| CliError::Unverified(format!("the server's checkpoint: {e}")))?;
+        let mut rows = vec![
+            vec!["log".into(), checkpoint.origin.clone()],
+            vec!["size".into(), checkpoint.size.to_string()],
+            vec!["root".into(), hex(&checkpoint.root)],
+            vec!["signed at".into(), checkpoint.time.to_string()],
+        ];
+        if let Some(since) = &self.since {
+            let text = std::fs::read_to_string(since)
+                .map_err(|e| CliError::Io(format!("{}: {e}", since.display())))?;
+            let old = open(&text, &keys)
+                .map_err(|e| CliError::Usage(format!("{}: {e}", since.display())))?;
+            if old.size > checkpoint.size {
+                return Err(CliError::Unverified(format!(
+                    "the server's log has {} leaves, fewer than the {} of the checkpoint saved in {}: it was truncated or forked",
+                    checkpoint.size,
+                    old.size,
+                    since.display()
+                )));
+            }
+            let proof = audit
+                .get_consistency_proof(v1::GetConsistencyProofRequest {
+                    first_size: old.size,
+                    second_size: checkpoint.size,
+                })
+                .await?
+                .into_inner();
+            let hashes = hashes(&proof.hashes)?;
+            registry_ledger::verify_consistency(
+                old.size,
+                checkpoint.size,
+                &old.root,
+                &checkpoint.root,
+                &hashes,
+            )
+            .map_err(|e| {
+                CliError::Unverified(format!(
+                    "the server's log of {} leaves does not extend the one of {} saved in {}: {e}",
+                    checkpoint.size,
+                    old.size,
+                    since.display()
+                ))
+            })?;
+            rows.push(vec![
+                "extends".into(),
+                format!("the checkpoint of size {} in {}", old.size, since.display()),
+            ]);
+        }
+        if self.spot_check > 0 && checkpoint.size > 0 {
+            use rand::Rng;
+            let mut rng = rand::rng();
+            for _ in 0..self.spot_check {
+                let index = rng.random_range(0..checkpoint.size);
+                let answer = audit
+                    .get_inclusion_proof(v1::GetInclusionProofRequest {
+                        position: String::new(),
+                        tree_size: checkpoint.size,
+                        leaf_index: Some(index),
+                    })
+                    .await?
+                    .into_inner();
+                let proof = answer
+                    .proof
+                    .ok_or_else(|| CliError::Unavailable("the server sent no proof".into()))?;
+                check_inclusion(&proof, index, &checkpoint)
+                    .map_err(|e| CliError::Unverified(format!("leaf {index}: {e}")))?;
+            }
+            rows.push(vec!["leaves proved".into(), self.spot_check.to_string()]);
+        }
+        if let Some(save) = &self.save {
+            std::fs::write(save, &current.note)
+                .map_err(|e| CliError::Io(format!("{}: {e}", save.display())))?;
+        }
+        Answer {
+            document: json(&current, "registry.v1.Checkpoint"),
+            items: vec![],
+            headers: &["", ""],
+            rows,
+        }
+        .print(cx.format);
+        Ok(())
+    }
+}
+
+/// Opens a signed checkpoint with any of the pinned keys.
+pub fn open(note: &str, keys: &[VerifierKey]) -> Result<Checkpoint, String> {
+    let mut why = String::from("no key");
+    for key in keys {
+        match Checkpoint::open(note, key) {
+            Ok((checkpoint, _)) => return Ok(checkpoint),
+            Err(e) => why = e.to_string(),
+        }
+    }
+    let _ = Note::parse(note).map_err(|e| e.to_string())?;
+    Err(why)
+}
+
+fn hashes(raw: &[Vec<u8>]) -> Result<Vec<Hash>, CliError> {
+    raw.iter()
+        .map(|h| {
+            <Hash>::try_from(h.as_slice())
+                .map_err(|_| CliError::Unverified("a proof's hash is not 32 bytes".into()))
+        })
+        .collect()
+}
+
+/// Checks that a proof's leaf is leaf `index` of the checkpoint's tree.
+pub fn check_inclusion(
+    proof: &v1::InclusionProof,
+    index: u64,
+    checkpoint: &Checkpoint,
+) -> Result<(), String> {
+    if proof.leaf_index != index || proof.tree_size != checkpoint.size {
+        return Err(format!(
+            "the proof is for leaf {} of {}, not leaf {index} of {}",
+            proof.leaf_index, proof.tree_size, checkpoint.size
+        ));
+    }
+    Leaf::decode(&proof.leaf).map_err(|e| e.to_string())?;
+    let hashes = hashes(&proof.hashes).map_err(|e| e.to_string())?;
+    registry_ledger::verify_inclusion(
+        &registry_ledger::leaf_hash(&proof.leaf),
+        index,
+        checkpoint.size,
+        &hashes,
+        &checkpoint.root,
+    )
+    .map_err(|e| format!("not in the signed log: {e}"))
+}
+
+fn hex(hash: &Hash) -> String {
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn print_report(report: &Report, took: std::time::Duration, format: Format) {
+    let rate = report.events as f64 / took.as_secs_f64().max(1e-9);
+    if format == Format::Table {
+        println!(
+            "{} events, {} leaves, {} checkpoints; signed up to leaf {}, {} after it; {:.1} s ({rate:.0} events/s)",
+            report.events,
+            report.leaves,
+            report.checkpoints,
+            report.signed,
+            report.unsigned,
+            took.as_secs_f64()
+        );
+        for finding in &report.findings {
+            println!(
+                "{}: {} — {}",
+                finding
+                    .position
+                    .map_or(format!("leaf {}", finding.index), |p| format!(
+                        "position {p}"
+                    )),
+                finding.problem.kind(),
+                finding.detail
+            );
+        }
+        if report.is_clean() {
+            println!("the log verifies");
+        }
+        return;
+    }
+    let document = serde_json::json!({
+        "events": report.events,
+        "leaves": report.leaves,
+        "checkpoints": report.checkpoints,
+        "signed": report.signed,
+        "unsigned": report.unsigned,
+        "seconds": took.as_secs_f64(),
+        "findings": report.findings.iter().map(|f| serde_json::json!({
+            "leaf": f.index,
+            "position": f.position.map(|p| p.to_string()),
+            "kind": f.problem.kind(),
+            "detail": f.detail,
+        })).collect::<Vec<_>>(),
+    });
+    Answer {
+        document,
+        items: vec![],
+        headers: &[],
+        rows: vec![],
+    }
+    .print(format);
+}
