@@ -1227,3 +1227,123 @@ fn whoami_shows_what_the_server_sees_and_a_token_is_sent_with_every_call() {
     assert_eq!(write.status.code(), Some(8), "{write:?}");
     assert!(String::from_utf8_lossy(&write.stderr).contains("clerk may not record"));
 }
+
+/// `regctl verify` against the server (its checkpoint, consistency with one saved, leaves at
+/// random) and against the store file once the server stops; a payload altered in the file is
+/// named by its position; a key not the registry's verifies nothing. `regctl keygen` makes a
+/// key only its owner reads, and never overwrites one.
+#[test]
+fn the_log_verifies_online_and_offline_and_a_tampered_store_does_not() {
+    let registry = Registry::seeded();
+    let data = registry._dir.path().to_owned();
+    let public = data.join("log.pub");
+    let public = public.to_str().unwrap();
+    let saved = data.join("saved.checkpoint");
+    let saved = saved.to_str().unwrap();
+    // The log signs within about a second of the import.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let head: u64 = registry.head().parse().unwrap();
+    loop {
+        let output = registry
+            .regctl()
+            .args(["verify", "--log-public-key", public, "--save", saved])
+            .args(["--spot-check", "5", "--output", "json"])
+            .output()
+            .unwrap();
+        if output.status.success() {
+            let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+            if answer["size"].as_str() == Some(&head.to_string()) {
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    registry.stdout(&["persons", "add", "Lê Văn C", "--birth", "1970"]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let shown = registry.stdout(&[
+        "verify",
+        "--log-public-key",
+        public,
+        "--since",
+        saved,
+        "--spot-check",
+        "3",
+    ]);
+    assert!(shown.contains("extends"), "{shown}");
+
+    // Keys: made once, private to their owner; a stranger's key verifies nothing.
+    let stranger = data.join("stranger.key");
+    let made = Command::cargo_bin("regctl")
+        .unwrap()
+        .args(["keygen", "--name", "registry.test/other", "--out"])
+        .arg(&stranger)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&stranger).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let again = Command::cargo_bin("regctl")
+        .unwrap()
+        .args(["keygen", "--name", "registry.test/other", "--out"])
+        .arg(&stranger)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    let stranger_public = format!("{}.pub", stranger.display());
+    let refused = registry
+        .regctl()
+        .args(["verify", "--log-public-key", &stranger_public])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(9), "{refused:?}");
+
+    // Offline, on the file, once the server has stopped (and signed its last events).
+    let Registry { daemon, _dir } = registry;
+    daemon.stop();
+    let offline = |args: &[&str]| {
+        Command::cargo_bin("regctl")
+            .unwrap()
+            .args(["verify", "--log-public-key", public, "--store"])
+            .arg(&data)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let clean = offline(&["--strict"]);
+    assert!(clean.status.success(), "{clean:?}");
+    assert!(String::from_utf8_lossy(&clean.stdout).contains("the log verifies"));
+    let db = rusqlite::Connection::open(data.join("registry.db")).unwrap();
+    db.execute_batch(
+        "UPDATE events SET payload = CAST(replace(CAST(payload AS TEXT), 'Lê Văn C', 'Lê Văn D') AS BLOB)
+         WHERE CAST(payload AS TEXT) LIKE '%Lê Văn C%'",
+    )
+    .unwrap();
+    let position: i64 = db
+        .query_row(
+            "SELECT position FROM events WHERE CAST(payload AS TEXT) LIKE '%Lê Văn D%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    drop(db);
+    let tampered = offline(&[]);
+    assert_eq!(tampered.status.code(), Some(9), "{tampered:?}");
+    let shown = String::from_utf8_lossy(&tampered.stdout);
+    assert!(
+        shown.contains(&format!("position {position}: event changed")),
+        "{shown}"
+    );
+    let json = offline(&["--output", "json"]);
+    let answer: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(answer["findings"][0]["kind"], "event changed");
+    assert_eq!(answer["findings"][0]["position"], position.to_string());
+}
