@@ -29,6 +29,9 @@
 //! connection bumps [`EventStore::feed_changes`]. Subscribers also re-read every 100 ms, which
 //! covers a horizon held back by another transaction.
 
+mod log;
+
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -37,6 +40,9 @@ use tokio::sync::watch;
 use tokio_postgres::{AsyncMessage, NoTls};
 use uuid::Uuid;
 
+use registry_ledger::{Hash, NodeId};
+
+use crate::log::{LogSigner, StoredCheckpoint};
 use crate::{
     check_append, check_stream_name, AppendResult, Direction, EventStore, ExpectedRevision,
     Interner, Metadata, NewEvent, Position, RecordedEvent, StoreError, DEFAULT_MAX_EVENT_BYTES,
@@ -56,6 +62,9 @@ pub struct PostgresConfig {
     pub pool_size: usize,
     /// The largest event accepted, in bytes.
     pub max_event_bytes: usize,
+    /// The key that signs the log's checkpoints. A process given one competes to be the log's
+    /// integrator ([`log`]); without any, the log is not kept.
+    pub signer: Option<Arc<LogSigner>>,
 }
 
 impl PostgresConfig {
@@ -66,6 +75,7 @@ impl PostgresConfig {
             schema: "registry".into(),
             pool_size: 16,
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            signer: None,
         }
     }
 }
@@ -81,12 +91,16 @@ struct Inner {
     config: PostgresConfig,
     changes: watch::Receiver<u64>,
     listener: tokio::task::JoinHandle<()>,
+    integrator: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     sql: Statements,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         self.listener.abort();
+        if let Some(integrator) = self.integrator.lock().ok().and_then(|mut i| i.take()) {
+            integrator.abort();
+        }
     }
 }
 
@@ -180,7 +194,9 @@ fn migration(schema: &str) -> String {
              PRIMARY KEY (tx_id, seq),
              UNIQUE (stream, revision)
          );
-         ALTER TABLE {s}.events ADD COLUMN IF NOT EXISTS request_fingerprint text;"
+         ALTER TABLE {s}.events ADD COLUMN IF NOT EXISTS request_fingerprint text;
+         {}",
+        log::schema(s)
     )
 }
 
@@ -257,20 +273,35 @@ impl PostgresStore {
         drop(client);
         let (changes_tx, changes) = watch::channel(0u64);
         let listener = tokio::spawn(listen(
-            pg_config,
+            pg_config.clone(),
             format!("{}_events", config.schema),
             changes_tx,
         ));
         let sql = Statements::new(&config.schema);
-        Ok(Self {
+        let signer = config.signer.clone();
+        let schema = config.schema.clone();
+        let store = Self {
             inner: Arc::new(Inner {
                 pool,
                 config,
                 changes,
                 listener,
+                integrator: std::sync::Mutex::new(None),
                 sql,
             }),
-        })
+        };
+        if let Some(signer) = signer {
+            let task = tokio::spawn(log::integrate(
+                pg_config,
+                Arc::downgrade(&store.inner),
+                schema,
+                signer,
+            ));
+            if let Ok(mut slot) = store.inner.integrator.lock() {
+                *slot = Some(task);
+            }
+        }
+        Ok(store)
     }
 
     /// The schema the store lives in.
@@ -558,6 +589,93 @@ impl EventStore for PostgresStore {
         let client = self.inner.pool.get().await.map_err(pg_err)?;
         let row = client
             .query_opt(&self.inner.sql.head, &[])
+            .await
+            .map_err(pg_err)?;
+        row.map(|row| {
+            Ok(Position {
+                commit: parse_xid(row.get::<_, &str>(0))?,
+                prepare: row.get::<_, i64>(1) as u64,
+            })
+        })
+        .transpose()
+    }
+
+    async fn read_at(&self, position: Position) -> Result<Option<RecordedEvent>, StoreError> {
+        let client = self.inner.pool.get().await.map_err(pg_err)?;
+        let s = self.schema();
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {COLUMNS} FROM {s}.events WHERE tx_id = $1::text::xid8 AND seq = $2"
+                ),
+                &[&position.commit.to_string(), &(position.prepare as i64)],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(rows_to_events(&rows)?.pop())
+    }
+
+    async fn log_nodes(&self, ids: Vec<NodeId>) -> Result<HashMap<NodeId, Hash>, StoreError> {
+        let client = self.inner.pool.get().await.map_err(pg_err)?;
+        log::read_nodes(&client, self.schema(), &ids).await
+    }
+
+    async fn log_checkpoint(
+        &self,
+        size: Option<u64>,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let client = self.inner.pool.get().await.map_err(pg_err)?;
+        let s = self.schema();
+        let row = match size {
+            None => {
+                client
+                    .query_opt(
+                        &format!(
+                            "SELECT size, note FROM {s}.log_checkpoints ORDER BY size DESC LIMIT 1"
+                        ),
+                        &[],
+                    )
+                    .await
+            }
+            Some(size) => {
+                client
+                    .query_opt(
+                        &format!("SELECT size, note FROM {s}.log_checkpoints WHERE size = $1"),
+                        &[&i64::try_from(size).unwrap_or(i64::MAX)],
+                    )
+                    .await
+            }
+        }
+        .map_err(pg_err)?;
+        Ok(row.map(|row| StoredCheckpoint {
+            size: row.get::<_, i64>(0) as u64,
+            note: row.get(1),
+        }))
+    }
+
+    async fn log_index(&self, position: Position) -> Result<Option<u64>, StoreError> {
+        let client = self.inner.pool.get().await.map_err(pg_err)?;
+        let s = self.schema();
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT idx FROM {s}.log_leaves WHERE tx_id = $1::text::xid8 AND seq = $2"
+                ),
+                &[&position.commit.to_string(), &(position.prepare as i64)],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(row.map(|row| row.get::<_, i64>(0) as u64))
+    }
+
+    async fn log_position(&self, index: u64) -> Result<Option<Position>, StoreError> {
+        let client = self.inner.pool.get().await.map_err(pg_err)?;
+        let s = self.schema();
+        let row = client
+            .query_opt(
+                &format!("SELECT tx_id::text, seq FROM {s}.log_leaves WHERE idx = $1"),
+                &[&i64::try_from(index).unwrap_or(i64::MAX)],
+            )
             .await
             .map_err(pg_err)?;
         row.map(|row| {

@@ -50,9 +50,16 @@ impl Drop for SchemaGuard {
 }
 
 async fn postgres() -> Option<Fixture<PostgresStore>> {
+    postgres_with(None).await
+}
+
+async fn postgres_with(
+    signer: Option<std::sync::Arc<LogSigner>>,
+) -> Option<Fixture<PostgresStore>> {
     let schema = format!("test_es_{}", uuid::Uuid::now_v7().simple());
     let config = PostgresConfig {
         schema: schema.clone(),
+        signer,
         ..PostgresConfig::new(url())
     };
     let connected =
@@ -80,6 +87,18 @@ async fn postgres() -> Option<Fixture<PostgresStore>> {
 }
 
 conformance_suite!(postgres());
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_follows_the_feed() {
+    let key = registry_ledger::SigningKey::generate("registry.test/pg").unwrap();
+    let verifier = key.verifier();
+    let signer = std::sync::Arc::new(LogSigner::new(vec![key]).unwrap());
+    let Some(fixture) = postgres_with(Some(signer)).await else {
+        return;
+    };
+    conformance::the_log_follows_the_feed(fixture.store.clone(), &verifier).await;
+    drop(fixture);
+}
 
 /// Two transactions: the first gets the lower sequence number but commits last. A reader that
 /// followed sequence numbers alone would pass the gap and lose the first transaction's event.

@@ -628,6 +628,7 @@ impl StoreChoice {
             Self::Postgres { url, schema } => {
                 let mut config = PostgresConfig::new(url.clone());
                 config.schema = schema.clone();
+                config.signer = signer;
                 AnyStore::Postgres(PostgresStore::connect(config).await?)
             }
             Self::Kurrent(connection) => {
