@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use registry_client::v1;
-use registry_eventstore::verify::{verify_embedded, Report, VerifyOptions};
+use registry_eventstore::verify::{verify_embedded, verify_postgres, Report, VerifyOptions};
 use registry_ledger::{Checkpoint, Hash, Leaf, Note, SigningKey, VerifierKey};
 
 use crate::args::CliError;
@@ -83,9 +83,12 @@ pub struct Verify {
     #[arg(long, required = true)]
     log_public_key: Vec<PathBuf>,
     /// Check this store offline instead of a server: an embedded store's directory or its
-    /// `registry.db` file.
+    /// `registry.db` file, or a `postgres://` URL.
     #[arg(long)]
-    store: Option<PathBuf>,
+    store: Option<String>,
+    /// The PostgreSQL schema of the store's tables.
+    #[arg(long, default_value = "registry")]
+    pg_schema: String,
     /// Offline: events under no signed checkpoint are a finding however recent (a live log
     /// signs within about a second; older unsigned events are always one).
     #[arg(long)]
@@ -132,33 +135,36 @@ impl Verify {
         self.store.is_some()
     }
 
-    /// Checks a store file.
-    pub fn run_offline(&self, format: Format) -> Result<(), CliError> {
-        let keys = keys(&self.log_public_key)?;
+    /// Checks a store: an embedded file, or a PostgreSQL schema.
+    pub async fn run_offline(&self, format: Format) -> Result<(), CliError> {
+        let options = VerifyOptions {
+            keys: keys(&self.log_public_key)?,
+            strict: self.strict,
+            grace: std::time::Duration::from_secs(10),
+        };
         let Some(store) = &self.store else {
             return Err(CliError::Usage("--store is required offline".into()));
         };
-        let path = if store.is_dir() {
-            store.join("registry.db")
-        } else {
-            store.clone()
-        };
-        if !path.is_file() {
-            return Err(CliError::Io(format!(
-                "{}: no such store file",
-                path.display()
-            )));
-        }
         let started = std::time::Instant::now();
-        let report = verify_embedded(
-            &path,
-            &VerifyOptions {
-                keys,
-                strict: self.strict,
-                grace: std::time::Duration::from_secs(10),
-            },
-        )
-        .map_err(|e| CliError::Io(e.to_string()))?;
+        let report = if store.starts_with("postgres://") || store.starts_with("postgresql://") {
+            verify_postgres(store, &self.pg_schema, &options)
+                .await
+                .map_err(|e| CliError::Unavailable(e.to_string()))?
+        } else {
+            let store = Path::new(store);
+            let path = if store.is_dir() {
+                store.join("registry.db")
+            } else {
+                store.to_owned()
+            };
+            if !path.is_file() {
+                return Err(CliError::Io(format!(
+                    "{}: no such store file",
+                    path.display()
+                )));
+            }
+            verify_embedded(&path, &options).map_err(|e| CliError::Io(e.to_string()))?
+        };
         print_report(&report, started.elapsed(), format);
         if report.is_clean() {
             Ok(())

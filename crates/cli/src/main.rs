@@ -186,7 +186,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     }
     match &cli.command {
         Command::Keygen(keygen) => return keygen.run(),
-        Command::Verify(verify) if verify.offline() => return verify.run_offline(cli.output),
+        Command::Verify(verify) if verify.offline() => return verify.run_offline(cli.output).await,
         _ => {}
     }
     let read = |path: &std::path::Path| {

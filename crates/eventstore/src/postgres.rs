@@ -132,7 +132,7 @@ fn pg_err(e: impl std::fmt::Display) -> StoreError {
 // The transaction id is read as text (tokio-postgres has no xid8 type) under an alias: an output
 // column named `tx_id` would make `ORDER BY tx_id` sort the text, lexicographically ("1007" before
 // "964").
-const COLUMNS: &str = "tx_id::text AS tx_text, seq, stream, revision, id, type, version, payload, actor, request_id, correlation_id, recorded_at, request_fingerprint";
+pub(crate) const COLUMNS: &str = "tx_id::text AS tx_text, seq, stream, revision, id, type, version, payload, actor, request_id, correlation_id, recorded_at, request_fingerprint";
 
 impl Statements {
     fn new(schema: &str) -> Self {
@@ -200,7 +200,7 @@ fn migration(schema: &str) -> String {
     )
 }
 
-fn parse_xid(text: &str) -> Result<u64, StoreError> {
+pub(crate) fn parse_xid(text: &str) -> Result<u64, StoreError> {
     text.parse()
         .map_err(|_| StoreError::backend(format!("unexpected transaction id {text:?}")))
 }
@@ -484,7 +484,9 @@ fn row_to_event(
     })
 }
 
-fn rows_to_events(rows: &[tokio_postgres::Row]) -> Result<Vec<RecordedEvent>, StoreError> {
+pub(crate) fn rows_to_events(
+    rows: &[tokio_postgres::Row],
+) -> Result<Vec<RecordedEvent>, StoreError> {
     let mut names = Interner::default();
     rows.iter()
         .map(|row| row_to_event(row, &mut names))

@@ -40,6 +40,8 @@ pub enum Problem {
         /// How many.
         count: u64,
     },
+    /// An event outside the feed's order: stored where no leaf of the log can be.
+    Inserted,
 }
 
 impl Problem {
@@ -55,6 +57,7 @@ impl Problem {
             Self::Log(Finding::CheckpointMismatch { .. }) => "checkpoint mismatch",
             Self::Unsigned { .. } => "unsigned events",
             Self::NotIntegrated { .. } => "not integrated",
+            Self::Inserted => "event inserted",
         }
     }
 }
@@ -100,6 +103,160 @@ impl Report {
 /// a change: (leaf, the event, the stored leaf hash).
 const MAX_KEPT: usize = 1_000;
 
+/// A verification in progress, fed leaf by leaf by a backend: the audit of the log plus what a
+/// report needs to name positions and tell reorders apart.
+struct Walk {
+    audit: Audit,
+    stored_size: u64,
+    checkpoints: u64,
+    signed: u64,
+    /// When the first event after the newest signed checkpoint was recorded.
+    first_unsigned_at: Option<i64>,
+    /// Events whose leaf differs from the stored one.
+    kept: Vec<(u64, RecordedEvent, Option<Hash>)>,
+    /// The positions of the leaves a report may name.
+    positions: std::collections::BTreeMap<u64, Position>,
+    /// Events that are not where the log's order puts any leaf.
+    inserted: Vec<Position>,
+    events: u64,
+    /// Counted when the audit finishes.
+    unsigned: u64,
+    not_integrated: u64,
+}
+
+/// One leaf as a backend reads it.
+struct Seen<'a> {
+    /// Where the leaf's event is (or was) in the feed, if known.
+    position: Option<Position>,
+    /// The event's leaf hash and recorded time, if the store has the event.
+    event: Option<(Hash, i64)>,
+    /// The stored hashes of the nodes this leaf completes.
+    stored: &'a [(NodeId, Hash)],
+}
+
+impl Walk {
+    fn new(stored_size: u64, checkpoints: Vec<(u64, String)>, keys: &[VerifierKey]) -> Self {
+        let count = checkpoints.len() as u64;
+        let audit = Audit::new(stored_size, checkpoints, keys);
+        Self {
+            signed: audit.newest_signed(),
+            audit,
+            stored_size,
+            checkpoints: count,
+            first_unsigned_at: None,
+            kept: Vec::new(),
+            positions: std::collections::BTreeMap::new(),
+            inserted: Vec::new(),
+            events: 0,
+            unsigned: 0,
+            not_integrated: 0,
+        }
+    }
+
+    /// Feeds the next leaf; answers whether its event differs from the stored leaf (then the
+    /// backend hands the full event to [`Walk::keep`]).
+    fn leaf(&mut self, seen: Seen<'_>) -> bool {
+        let index = self.audit.len();
+        let stored_leaf = seen
+            .stored
+            .iter()
+            .find(|(id, _)| *id == NodeId::leaf(index))
+            .map(|(_, h)| *h);
+        let leaf = seen.event.map(|(hash, _)| hash);
+        let differs = leaf != stored_leaf && index < self.stored_size;
+        if let Some(position) = seen.position {
+            if differs || index == self.signed || index == self.stored_size {
+                self.positions.insert(index, position);
+            }
+        }
+        if index == self.signed {
+            self.first_unsigned_at = seen.event.map(|(_, at)| at);
+        }
+        self.events += u64::from(seen.event.is_some());
+        self.audit.leaf(leaf, seen.stored);
+        differs && leaf.is_some() && self.kept.len() < MAX_KEPT
+    }
+
+    fn keep(&mut self, index: u64, event: RecordedEvent, stored_leaf: Option<Hash>) {
+        self.kept.push((index, event, stored_leaf));
+    }
+
+    /// What the audit found, by leaf (before positions are put to them).
+    fn findings(&mut self) -> Vec<Finding> {
+        let audit = std::mem::replace(&mut self.audit, Audit::new(0, Vec::new(), &[]));
+        self.unsigned = audit.unsigned().1;
+        self.not_integrated = audit.not_integrated();
+        audit.finish()
+    }
+
+    /// The report of `findings`, each at its position: the one seen, else `fill`'s.
+    fn report(
+        self,
+        findings: Vec<Finding>,
+        options: &VerifyOptions,
+        fill: &dyn Fn(u64) -> Option<Position>,
+    ) -> Report {
+        let (unsigned, not_integrated) = (self.unsigned, self.not_integrated);
+        let positions = self.positions;
+        let position_of = |index: u64| positions.get(&index).copied().or_else(|| fill(index));
+        let mut findings: Vec<Located> = findings
+            .into_iter()
+            .map(|finding| locate(finding, &position_of))
+            .collect();
+        find_moves(&mut findings, &self.kept, &position_of);
+        for position in &self.inserted {
+            findings.push(Located {
+                index: 0,
+                position: Some(*position),
+                problem: Problem::Inserted,
+                detail: format!(
+                    "the event at {position} is not in the log's order: it was inserted"
+                ),
+            });
+        }
+        let at = |index: u64| {
+            position_of(index).map_or(format!("leaf {index}"), |p| format!("position {p}"))
+        };
+        if not_integrated > 0 {
+            findings.push(Located {
+                index: self.stored_size,
+                position: position_of(self.stored_size),
+                problem: Problem::NotIntegrated {
+                    count: not_integrated,
+                },
+                detail: format!(
+                    "{not_integrated} events from {} on are not in the log",
+                    at(self.stored_size)
+                ),
+            });
+        }
+        let stale = self.first_unsigned_at.is_some_and(|recorded| {
+            let age = crate::now_micros().saturating_sub(recorded);
+            age > i64::try_from(options.grace.as_micros()).unwrap_or(i64::MAX)
+        });
+        if unsigned > 0 && (options.strict || stale) {
+            findings.push(Located {
+                index: self.signed,
+                position: position_of(self.signed),
+                problem: Problem::Unsigned { count: unsigned },
+                detail: format!(
+                    "{unsigned} events from {} on are under no signed checkpoint",
+                    at(self.signed)
+                ),
+            });
+        }
+        findings.sort_by_key(|f| f.index);
+        Report {
+            events: self.events,
+            leaves: self.stored_size,
+            checkpoints: self.checkpoints,
+            signed: self.signed,
+            unsigned,
+            findings,
+        }
+    }
+}
+
 /// Verifies an embedded store's file.
 pub fn verify_embedded(path: &Path, options: &VerifyOptions) -> Result<Report, StoreError> {
     let conn = Connection::open_with_flags(
@@ -142,75 +299,118 @@ pub fn verify_embedded(path: &Path, options: &VerifyOptions) -> Result<Report, S
             r.get::<_, i64>(0)
         })
         .map_err(sql)? as u64;
-    let mut report = Report {
-        checkpoints: checkpoints.len() as u64,
-        leaves: stored_size,
-        ..Report::default()
-    };
-    let mut audit = Audit::new(stored_size, checkpoints, &options.keys);
-    let signed = audit.newest_signed();
-    let mut first_unsigned_at = None;
-    let mut kept: Vec<(u64, RecordedEvent, Option<Hash>)> = Vec::new();
+    let mut walk = Walk::new(stored_size, checkpoints, &options.keys);
 
+    let columns = crate::embedded::COLUMNS;
     let mut events = conn
-        .prepare(&format!(
-            "SELECT {} FROM events ORDER BY position",
-            crate::embedded::COLUMNS
-        ))
+        .prepare(&format!("SELECT {columns} FROM events ORDER BY position"))
         .map_err(sql)?;
     let mut events = events.query([]).map_err(sql)?;
-    let mut nodes_statement = conn
+    let mut node_statement = conn
         .prepare(if has_log {
             "SELECT key, hash FROM log_nodes ORDER BY key"
         } else {
             "SELECT 0, x'' WHERE 0"
         })
         .map_err(sql)?;
-    let mut nodes = nodes_statement.query([]).map_err(sql)?;
-    let mut next_node: Option<(u64, Vec<u8>)> = None;
-    let mut next_node_read = false;
+    let mut nodes = Nodes::new(&mut node_statement).map_err(sql)?;
     let mut next_event = events.next().map_err(sql)?;
-    let leaves = head.max(stored_size);
     let mut names = crate::Interner::default();
     let mut stored: Vec<(NodeId, Hash)> = Vec::with_capacity(8);
-    for index in 0..leaves {
+    for index in 0..head.max(stored_size) {
         let position = index + 1;
-        // The event at this position, if the store has it (rows at positions below 1 are
-        // skipped: no event is stored there).
+        // The event at this position, if the store has it. Rows below position 1 are outside
+        // the feed: someone put them there.
         let mut event = None;
         while let Some(row) = next_event {
             let at: i64 = row.get(0).map_err(sql)?;
-            if at < position as i64 {
+            if at < 1 {
+                walk.inserted.push(Position::sequence(at as u64));
                 next_event = events.next().map_err(sql)?;
                 continue;
             }
             if at == position as i64 {
-                let (hash, recorded_at) = leaf_of_row(row).map_err(sql)?;
-                event = Some(hash);
-                if index == signed {
-                    first_unsigned_at = Some(recorded_at);
-                }
+                event = Some(leaf_of_row(row).map_err(sql)?);
             }
             break;
         }
-        // The stored nodes this leaf completes.
-        stored.clear();
-        loop {
-            if !next_node_read {
-                next_node = match nodes.next().map_err(sql)? {
-                    Some(row) => Some((
-                        row.get::<_, i64>(0).map_err(sql)? as u64,
-                        row.get_ref(1)
-                            .map_err(sql)?
-                            .as_blob()
-                            .unwrap_or(&[])
-                            .to_vec(),
-                    )),
-                    None => None,
-                };
-                next_node_read = true;
+        if event.is_some() {
+            next_event = events.next().map_err(sql)?;
+        }
+        nodes
+            .completed_by(index, &mut stored, &mut walk)
+            .map_err(sql)?;
+        let differs = walk.leaf(Seen {
+            position: Some(Position::sequence(position)),
+            event,
+            stored: &stored,
+        });
+        if differs {
+            // Read again in full, to tell a moved event from a changed one.
+            let full = conn
+                .query_row(
+                    &format!("SELECT {columns} FROM events WHERE position = ?1"),
+                    [position as i64],
+                    |row| crate::embedded::row_to_event(row, &mut names),
+                )
+                .optional()
+                .map_err(sql)?;
+            let stored_leaf = stored
+                .iter()
+                .find(|(id, _)| *id == NodeId::leaf(index))
+                .map(|(_, h)| *h);
+            if let Some(full) = full {
+                walk.keep(index, full, stored_leaf);
             }
-            let Some((key, hash)) = &next_node else { break };
+        }
+    }
+    nodes.rest(&mut walk).map_err(sql)?;
+    let findings = walk.findings();
+    Ok(walk.report(findings, options, &|index| {
+        Some(Position::sequence(index + 1))
+    }))
+}
+
+/// The stored nodes of an embedded log, read in key order beside the events.
+struct Nodes<'c> {
+    rows: rusqlite::Rows<'c>,
+    next: Option<(u64, Vec<u8>)>,
+    read: bool,
+}
+
+impl<'c> Nodes<'c> {
+    /// Reads the nodes `statement` selects, in key order.
+    fn new(statement: &'c mut rusqlite::Statement<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            rows: statement.query([])?,
+            next: None,
+            read: false,
+        })
+    }
+
+    fn peek(&mut self) -> rusqlite::Result<Option<&(u64, Vec<u8>)>> {
+        if !self.read {
+            self.next = match self.rows.next()? {
+                Some(row) => Some((
+                    row.get::<_, i64>(0)? as u64,
+                    row.get_ref(1)?.as_blob().unwrap_or(&[]).to_vec(),
+                )),
+                None => None,
+            };
+            self.read = true;
+        }
+        Ok(self.next.as_ref())
+    }
+
+    /// The stored nodes whose last leaf is `index` (stray keys before it reported).
+    fn completed_by(
+        &mut self,
+        index: u64,
+        stored: &mut Vec<(NodeId, Hash)>,
+        walk: &mut Walk,
+    ) -> rusqlite::Result<()> {
+        stored.clear();
+        while let Some((key, hash)) = self.peek()? {
             if key >> 6 > index {
                 break;
             }
@@ -219,94 +419,24 @@ pub fn verify_embedded(path: &Path, options: &VerifyOptions) -> Result<Report, S
                 <Hash>::try_from(hash.as_slice()),
             ) {
                 (Some(id), Ok(hash)) if key >> 6 == index => stored.push((id, hash)),
-                (Some(id), _) => audit.stray_node(id),
-                (None, _) => audit.stray_node(NodeId::leaf(key >> 6)),
+                (Some(id), _) => walk.audit.stray_node(id),
+                (None, _) => walk.audit.stray_node(NodeId::leaf(key >> 6)),
             }
-            next_node_read = false;
+            self.read = false;
         }
-        let leaf = event;
-        let stored_leaf = stored
-            .iter()
-            .find(|(id, _)| *id == NodeId::leaf(index))
-            .map(|(_, h)| *h);
-        if leaf.is_some() && leaf != stored_leaf && kept.len() < MAX_KEPT {
-            // Read again in full, to tell a moved event from a changed one.
-            let event: Option<RecordedEvent> = conn
-                .query_row(
-                    &format!(
-                        "SELECT {} FROM events WHERE position = ?1",
-                        crate::embedded::COLUMNS
-                    ),
-                    [position as i64],
-                    |row| crate::embedded::row_to_event(row, &mut names),
-                )
-                .optional()
-                .map_err(sql)?;
-            if let Some(event) = event {
-                kept.push((index, event, stored_leaf));
-            }
+        Ok(())
+    }
+
+    /// Nodes past every leaf.
+    fn rest(&mut self, walk: &mut Walk) -> rusqlite::Result<()> {
+        while let Some((key, _)) = self.peek()? {
+            let key = *key;
+            walk.audit
+                .stray_node(NodeId::try_from_key(key).unwrap_or(NodeId::leaf(key >> 6)));
+            self.read = false;
         }
-        audit.leaf(leaf, &stored);
-        report.events += u64::from(event.is_some());
+        Ok(())
     }
-    // Nodes past every leaf.
-    loop {
-        if !next_node_read {
-            next_node = nodes
-                .next()
-                .map_err(sql)?
-                .map(|row| row.get::<_, i64>(0).map(|k| (k as u64, Vec::new())))
-                .transpose()
-                .map_err(sql)?;
-        }
-        next_node_read = false;
-        let Some((key, _)) = next_node.take() else {
-            break;
-        };
-        audit.stray_node(NodeId::try_from_key(key).unwrap_or(NodeId::leaf(key >> 6)));
-    }
-    let (_, unsigned) = audit.unsigned();
-    let not_integrated = audit.not_integrated();
-    report.signed = signed;
-    report.unsigned = unsigned;
-    let position_of = |index: u64| Some(Position::sequence(index + 1));
-    let mut findings: Vec<Located> = audit
-        .finish()
-        .into_iter()
-        .map(|finding| locate(finding, &position_of))
-        .collect();
-    find_moves(&mut findings, &kept, &position_of);
-    if not_integrated > 0 {
-        findings.push(Located {
-            index: stored_size,
-            position: position_of(stored_size),
-            problem: Problem::NotIntegrated {
-                count: not_integrated,
-            },
-            detail: format!(
-                "{not_integrated} events from position {} on are not in the log",
-                stored_size + 1
-            ),
-        });
-    }
-    let stale = first_unsigned_at.is_some_and(|at| {
-        let age = crate::now_micros().saturating_sub(at);
-        age > i64::try_from(options.grace.as_micros()).unwrap_or(i64::MAX)
-    });
-    if unsigned > 0 && (options.strict || stale) {
-        findings.push(Located {
-            index: signed,
-            position: position_of(signed),
-            problem: Problem::Unsigned { count: unsigned },
-            detail: format!(
-                "{unsigned} events from position {} on are under no signed checkpoint",
-                signed + 1
-            ),
-        });
-    }
-    findings.sort_by_key(|f| f.index);
-    report.findings = findings;
-    Ok(report)
 }
 
 /// The hash of an event row's leaf, read in place, and its recorded time.
@@ -419,4 +549,236 @@ fn find_moves(
             );
         }
     }
+}
+
+/// Rows read per query when verifying a PostgreSQL store.
+const PG_BATCH: i64 = 20_000;
+
+/// Verifies a PostgreSQL store's schema, in one read-only snapshot.
+pub async fn verify_postgres(
+    url: &str,
+    schema: &str,
+    options: &VerifyOptions,
+) -> Result<Report, StoreError> {
+    use crate::postgres::{parse_xid, rows_to_events, COLUMNS};
+    let pg = |e: tokio_postgres::Error| StoreError::backend(e);
+    let (mut client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(pg)?;
+    let connection = tokio::spawn(connection);
+    let s = schema;
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(pg)?;
+    let one = |row: Option<tokio_postgres::Row>| row.and_then(|r| r.get::<_, Option<i64>>(0));
+    let has_log: bool = tx
+        .query_one(
+            &format!("SELECT to_regclass('{s}.log_nodes') IS NOT NULL AND to_regclass('{s}.log_leaves') IS NOT NULL"),
+            &[],
+        )
+        .await
+        .map_err(pg)?
+        .get(0);
+    let (stored_size, mapped, checkpoints) = if has_log {
+        let size = one(tx
+            .query_opt(&format!("SELECT MAX(key) >> 6 FROM {s}.log_nodes"), &[])
+            .await
+            .map_err(pg)?);
+        let mapped = one(tx
+            .query_opt(&format!("SELECT MAX(idx) FROM {s}.log_leaves"), &[])
+            .await
+            .map_err(pg)?);
+        let checkpoints = tx
+            .query(
+                &format!("SELECT size, note FROM {s}.log_checkpoints ORDER BY size"),
+                &[],
+            )
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, String>(1)))
+            .collect();
+        (
+            size.map_or(0, |k| k as u64 + 1),
+            mapped.map_or(0, |i| i as u64 + 1),
+            checkpoints,
+        )
+    } else {
+        (0, 0, Vec::new())
+    };
+    let mut walk = Walk::new(stored_size, checkpoints, &options.keys);
+
+    // The three sequences, each read in pages: the feed in its order (below the horizon, as
+    // readers see it), the leaves' positions by index, the nodes by key.
+    let feed = format!(
+        "SELECT {COLUMNS} FROM {s}.events
+         WHERE (tx_id, seq) > ($1::text::xid8, $2) AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+         ORDER BY tx_id, seq LIMIT {PG_BATCH}"
+    );
+    let leaves_sql = format!(
+        "SELECT idx, tx_id::text, seq FROM {s}.log_leaves WHERE idx >= $1 ORDER BY idx LIMIT {PG_BATCH}"
+    );
+    let nodes_sql = format!(
+        "SELECT key, hash FROM {s}.log_nodes WHERE key >= $1 ORDER BY key LIMIT {PG_BATCH}"
+    );
+    let mut events: std::collections::VecDeque<RecordedEvent> = Default::default();
+    let mut feed_after = Position {
+        commit: 0,
+        prepare: 0,
+    };
+    let mut feed_done = false;
+    let mut leaves: std::collections::VecDeque<(u64, Position)> = Default::default();
+    let mut leaves_from = 0i64;
+    let mut leaves_done = !has_log;
+    let mut nodes: std::collections::VecDeque<(u64, Vec<u8>)> = Default::default();
+    let mut nodes_from = 0i64;
+    let mut nodes_done = !has_log;
+    let mut stored: Vec<(NodeId, Hash)> = Vec::with_capacity(8);
+    let mut index = 0u64;
+    loop {
+        if events.is_empty() && !feed_done {
+            let rows = tx
+                .query(
+                    &feed,
+                    &[&feed_after.commit.to_string(), &(feed_after.prepare as i64)],
+                )
+                .await
+                .map_err(pg)?;
+            feed_done = (rows.len() as i64) < PG_BATCH;
+            events.extend(rows_to_events(&rows)?);
+            if let Some(last) = events.back() {
+                feed_after = last.position;
+            }
+        }
+        if leaves.is_empty() && !leaves_done {
+            let rows = tx.query(&leaves_sql, &[&leaves_from]).await.map_err(pg)?;
+            leaves_done = (rows.len() as i64) < PG_BATCH;
+            for row in &rows {
+                let idx: i64 = row.get(0);
+                leaves.push_back((
+                    idx as u64,
+                    Position {
+                        commit: parse_xid(row.get::<_, &str>(1))?,
+                        prepare: row.get::<_, i64>(2) as u64,
+                    },
+                ));
+                leaves_from = idx + 1;
+            }
+        }
+        if index >= stored_size.max(mapped) && events.is_empty() {
+            break;
+        }
+        // Where the log put leaf `index`, if it says.
+        while leaves.front().is_some_and(|(i, _)| *i < index) {
+            leaves.pop_front();
+        }
+        let expected = leaves.front().filter(|(i, _)| *i == index).map(|(_, p)| *p);
+        // Events before that place are in no leaf: inserted.
+        if let Some(expected) = expected {
+            while events.front().is_some_and(|e| e.position < expected) {
+                if let Some(e) = events.pop_front() {
+                    walk.inserted.push(e.position);
+                }
+                if events.is_empty() && !feed_done {
+                    break;
+                }
+            }
+            if events.is_empty() && !feed_done {
+                continue; // Read the next page before deciding.
+            }
+        }
+        let event = match expected {
+            Some(expected) if events.front().is_some_and(|e| e.position == expected) => {
+                events.pop_front()
+            }
+            Some(_) => None,
+            None => events.pop_front(),
+        };
+        // The stored nodes this leaf completes.
+        stored.clear();
+        loop {
+            if nodes.is_empty() && !nodes_done {
+                let rows = tx.query(&nodes_sql, &[&nodes_from]).await.map_err(pg)?;
+                nodes_done = (rows.len() as i64) < PG_BATCH;
+                for row in &rows {
+                    let key: i64 = row.get(0);
+                    nodes.push_back((key as u64, row.get::<_, Vec<u8>>(1)));
+                    nodes_from = key + 1;
+                }
+            }
+            let Some((key, _)) = nodes.front() else { break };
+            if key >> 6 > index {
+                break;
+            }
+            let Some((key, hash)) = nodes.pop_front() else {
+                break;
+            };
+            match (NodeId::try_from_key(key), <Hash>::try_from(hash.as_slice())) {
+                (Some(id), Ok(hash)) if key >> 6 == index => stored.push((id, hash)),
+                (Some(id), _) => walk.audit.stray_node(id),
+                (None, _) => walk.audit.stray_node(NodeId::leaf(key >> 6)),
+            }
+        }
+        let differs = walk.leaf(Seen {
+            position: event.as_ref().map(|e| e.position).or(expected),
+            event: event.as_ref().map(|e| (e.leaf().hash(), e.recorded_at)),
+            stored: &stored,
+        });
+        if differs {
+            if let Some(event) = event {
+                let stored_leaf = stored
+                    .iter()
+                    .find(|(id, _)| *id == NodeId::leaf(index))
+                    .map(|(_, h)| *h);
+                walk.keep(index, event, stored_leaf);
+            }
+        }
+        index += 1;
+    }
+    // Nodes past every leaf.
+    loop {
+        if nodes.is_empty() && !nodes_done {
+            let rows = tx.query(&nodes_sql, &[&nodes_from]).await.map_err(pg)?;
+            nodes_done = (rows.len() as i64) < PG_BATCH;
+            for row in &rows {
+                let key: i64 = row.get(0);
+                nodes.push_back((key as u64, Vec::new()));
+                nodes_from = key + 1;
+            }
+        }
+        let Some((key, _)) = nodes.pop_front() else {
+            break;
+        };
+        walk.audit
+            .stray_node(NodeId::try_from_key(key).unwrap_or(NodeId::leaf(key >> 6)));
+    }
+    let findings = walk.findings();
+    // The positions of the leaves the findings name, from the log's map.
+    let wanted: Vec<i64> = findings.iter().map(|f| f.leaf() as i64).collect();
+    let mut known = std::collections::HashMap::new();
+    if has_log {
+        for row in tx
+            .query(
+                &format!("SELECT idx, tx_id::text, seq FROM {s}.log_leaves WHERE idx = ANY($1)"),
+                &[&wanted],
+            )
+            .await
+            .map_err(pg)?
+        {
+            known.insert(
+                row.get::<_, i64>(0) as u64,
+                Position {
+                    commit: parse_xid(row.get::<_, &str>(1))?,
+                    prepare: row.get::<_, i64>(2) as u64,
+                },
+            );
+        }
+    }
+    drop(tx);
+    connection.abort();
+    Ok(walk.report(findings, options, &|index| known.get(&index).copied()))
 }

@@ -178,6 +178,16 @@ async fn every_kind_of_tampering_is_found_where_it_was_done() {
         [(Some(5), "order changed"), (Some(9), "order changed")]
     );
 
+    // An event put outside the feed, where no position is.
+    let case = Case::of(&original);
+    case.sql(
+        "INSERT INTO events (position, stream, revision, id, type, version, payload, actor, recorded_at)
+         VALUES (0, 'inserted', 0, randomblob(16), 'Recorded', 1, x'7b7d', 'tester', 0)",
+    );
+    let report = case.verify(&verifier, false);
+    assert_eq!(first(&report), (Some(0), "event inserted"));
+    assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+
     // A stored hash altered: the leaf's, then an inner node's.
     let case = Case::of(&original);
     case.sql(&format!(
