@@ -83,7 +83,7 @@ fn expected(caller: &str, class: Class, tokens: bool) -> Outcome {
 }
 
 /// The RPCs, each with its class.
-const RPCS: [(&str, Class); 46] = [
+const RPCS: [(&str, Class); 47] = [
     ("RegisterPerson", Class::Unitless),
     ("RenamePerson", Class::InA),
     ("AddPersonAlias", Class::Unitless),
@@ -129,6 +129,7 @@ const RPCS: [(&str, Class); 46] = [
     ("GetCheckpoint", Class::Read),
     ("GetInclusionProof", Class::Audit),
     ("GetConsistencyProof", Class::Read),
+    ("AddCosignature", Class::Read),
     ("WhoAmI", Class::WhoAmI),
 ];
 
@@ -233,6 +234,15 @@ fn crl(pki: &Pki, revoked: &[u64]) -> Vec<u8> {
 
 /// Writes the policy (the example's rules; A's and B's scopes as given), the key file, the
 /// certificates; starts `registryd` with them.
+/// The witness the registry under test accepts (the key of sumdb/note's published example).
+fn witness() -> registry_ledger::SigningKey {
+    registry_ledger::SigningKey::parse(
+        "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz",
+    )
+    .and_then(|key| key.as_cosigner())
+    .unwrap()
+}
+
 fn start(
     dir: &Path,
     pki: &Pki,
@@ -294,7 +304,13 @@ limits = {{ per_second = 1, burst = 3 }}
     let cert = write("server.pem", &pki.server.0);
     let key = write("server.key", &pki.server.1);
     let ca = write("ca.pem", &pki.ca);
+    let witnesses = write(
+        "witnesses.pub",
+        format!("{}\n", witness().verifier()).as_bytes(),
+    );
     let mut args = vec![
+        "--log-witnesses",
+        &witnesses,
         "--policy",
         &policy,
         "--tls-cert",
@@ -964,6 +980,31 @@ async fn call(rpc: &str, who: &Client, prep: &Prep<'_>) -> Result<(), tonic::Sta
                         })
                         .await
                         .map(drop)
+                }
+            })
+            .await?;
+        }
+        "AddCosignature" => {
+            signed(|| {
+                let mut audit = audit.clone();
+                async move {
+                    let note = audit
+                        .get_checkpoint(v1::GetCheckpointRequest { size: 0 })
+                        .await?
+                        .into_inner()
+                        .checkpoint
+                        .unwrap_or_default()
+                        .note;
+                    let mut note = registry_ledger::Note::parse(&note).unwrap();
+                    note.sign(&witness(), 1_796_000_000);
+                    let kept = audit
+                        .add_cosignature(v1::AddCosignatureRequest {
+                            note: note.to_string(),
+                        })
+                        .await?
+                        .into_inner();
+                    assert_eq!(kept.witnesses, ["PeterNeumann"]);
+                    Ok(())
                 }
             })
             .await?;

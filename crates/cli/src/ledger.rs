@@ -376,3 +376,101 @@ fn print_report(report: &Report, took: std::time::Duration, format: Format) {
     }
     .print(format);
 }
+
+/// `regctl witness`.
+#[derive(Debug, Args)]
+pub struct Witness {
+    /// The log's public key file(s).
+    #[arg(long, required = true)]
+    log_public_key: Vec<PathBuf>,
+    /// The witness's private key (from `regctl keygen --witness`).
+    #[arg(long)]
+    key: PathBuf,
+    /// The last checkpoint this witness cosigned, kept between runs (made by the first).
+    #[arg(long)]
+    state: PathBuf,
+}
+
+impl Witness {
+    /// Cosigns the server's newest checkpoint if it extends the last one cosigned.
+    pub async fn run(&self, cx: &Context) -> Result<(), CliError> {
+        let keys = keys(&self.log_public_key)?;
+        let text = std::fs::read_to_string(&self.key)
+            .map_err(|e| CliError::Io(format!("{}: {e}", self.key.display())))?;
+        let witness = SigningKey::parse(&text)
+            .and_then(|k| k.as_cosigner())
+            .map_err(|e| CliError::Usage(format!("{}: {e}", self.key.display())))?;
+        let mut audit = cx.client.audit();
+        let current = audit
+            .get_checkpoint(v1::GetCheckpointRequest { size: 0 })
+            .await?
+            .into_inner()
+            .checkpoint
+            .ok_or_else(|| CliError::Unavailable("the server sent no checkpoint".into()))?;
+        let checkpoint = open(&current.note, &keys)
+            .map_err(|e| CliError::Unverified(format!("the server's checkpoint: {e}")))?;
+        let mut extends = None;
+        match std::fs::read_to_string(&self.state) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(CliError::Io(format!("{}: {e}", self.state.display()))),
+            Ok(text) => {
+                let old = open(&text, &keys)
+                    .map_err(|e| CliError::Usage(format!("{}: {e}", self.state.display())))?;
+                if old.size > checkpoint.size {
+                    return Err(CliError::Unverified(format!(
+                        "the server's log has {} leaves, fewer than the {} cosigned before: not cosigned",
+                        checkpoint.size, old.size
+                    )));
+                }
+                let proof = audit
+                    .get_consistency_proof(v1::GetConsistencyProofRequest {
+                        first_size: old.size,
+                        second_size: checkpoint.size,
+                    })
+                    .await?
+                    .into_inner();
+                registry_ledger::verify_consistency(
+                    old.size,
+                    checkpoint.size,
+                    &old.root,
+                    &checkpoint.root,
+                    &hashes(&proof.hashes)?,
+                )
+                .map_err(|e| {
+                    CliError::Unverified(format!(
+                        "the server's log of {} leaves does not extend the {} cosigned before ({e}): not cosigned",
+                        checkpoint.size, old.size
+                    ))
+                })?;
+                extends = Some(old.size);
+            }
+        }
+        let mut note =
+            Note::parse(&current.note).map_err(|e| CliError::Unverified(e.to_string()))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        note.sign(&witness, now);
+        let kept = audit
+            .add_cosignature(v1::AddCosignatureRequest {
+                note: note.to_string(),
+            })
+            .await?
+            .into_inner();
+        // The state moves on only once the registry has the cosignature.
+        let saved = kept.checkpoint.map_or(note.to_string(), |c| c.note);
+        let temporary = self.state.with_extension("tmp");
+        std::fs::write(&temporary, &saved)
+            .and_then(|()| std::fs::rename(&temporary, &self.state))
+            .map_err(|e| CliError::Io(format!("{}: {e}", self.state.display())))?;
+        println!(
+            "cosigned {}'s checkpoint of size {}{}",
+            checkpoint.origin,
+            checkpoint.size,
+            extends.map_or(String::from(" (the first)"), |old| format!(
+                ", consistent with the {old} cosigned before"
+            ))
+        );
+        Ok(())
+    }
+}

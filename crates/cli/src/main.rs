@@ -167,6 +167,12 @@ enum Command {
   regctl verify --store registry-data --log-public-key registry-data/log.pub
   regctl verify --log-public-key log.pub --since saved.checkpoint --save saved.checkpoint --spot-check 20")]
     Verify(ledger::Verify),
+    /// As a witness: cosign the server's newest checkpoint if it extends the last one this
+    /// witness cosigned (kept in --state).
+    #[command(
+        after_help = "Example:\n  regctl witness --log-public-key registry.pub --key witness.key --state witness.checkpoint"
+    )]
+    Witness(ledger::Witness),
     /// Make a key that signs the log's checkpoints (or, with --witness, cosigns them).
     #[command(after_help = "Example:
   regctl keygen --name registry.example.gov.vn/offices --out /etc/registry/log.key")]
@@ -239,6 +245,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Rebuild => read::rebuild(&cx).await,
         Command::Whoami => read::whoami(&cx).await,
         Command::Verify(c) => c.run_online(&cx).await,
+        Command::Witness(c) => c.run(&cx).await,
         Command::Completions { .. } | Command::Keygen(_) => Ok(()),
     }
 }

@@ -1347,3 +1347,93 @@ fn the_log_verifies_online_and_offline_and_a_tampered_store_does_not() {
     assert_eq!(answer["findings"][0]["kind"], "event changed");
     assert_eq!(answer["findings"][0]["position"], position.to_string());
 }
+
+/// A witness cosigns the registry's checkpoints with `regctl witness`, each time only if the
+/// log extends the one it cosigned before; its cosignature is kept in the checkpoint every
+/// reader gets; a forked log (a checkpoint the witness saw, signed by the registry's key, that
+/// the log does not extend) is refused.
+#[test]
+fn a_witness_cosigns_only_a_log_that_extends_what_it_cosigned() {
+    let dir = tempfile::tempdir().unwrap();
+    let witness_key = dir.path().join("witness.key");
+    let made = Command::cargo_bin("regctl")
+        .unwrap()
+        .args([
+            "keygen",
+            "--witness",
+            "--name",
+            "witness.agency.test",
+            "--out",
+        ])
+        .arg(&witness_key)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let witnesses = format!("{}.pub", witness_key.display());
+    let data = dir.path().join("data");
+    let daemon = Daemon::embedded(&registryd_binary(), &data, &["--log-witnesses", &witnesses]);
+    let regctl = || {
+        let mut command = Command::cargo_bin("regctl").unwrap();
+        command.args(["--server", &daemon.address]);
+        command
+    };
+    let public = data.join("log.pub");
+    let state = dir.path().join("witness.checkpoint");
+    let witness = || {
+        regctl()
+            .args(["witness", "--log-public-key"])
+            .arg(&public)
+            .arg("--key")
+            .arg(&witness_key)
+            .arg("--state")
+            .arg(&state)
+            .output()
+            .unwrap()
+    };
+    let record = |name: &str| {
+        let out = regctl().args(["persons", "add", name]).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+    };
+    record("Phạm Văn E");
+    let first = witness();
+    assert!(first.status.success(), "{first:?}");
+    assert!(String::from_utf8_lossy(&first.stdout).contains("(the first)"));
+    record("Phạm Văn F");
+    let second = witness();
+    assert!(second.status.success(), "{second:?}");
+    assert!(
+        String::from_utf8_lossy(&second.stdout).contains("consistent with the 1 cosigned before")
+    );
+    // Readers get the checkpoint with the witness's line.
+    let shown = regctl()
+        .args(["verify", "--log-public-key"])
+        .arg(&public)
+        .args(["--output", "json"])
+        .output()
+        .unwrap();
+    let answer: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert!(
+        answer["note"]
+            .as_str()
+            .unwrap()
+            .contains("\n— witness.agency.test "),
+        "{answer}"
+    );
+    // A fork: the witness's state holds a checkpoint, signed with the registry's own key, of a
+    // log the server's does not extend.
+    let log_key = std::fs::read_to_string(data.join("log.key")).unwrap();
+    let log_key = registry_ledger::SigningKey::parse(&log_key).unwrap();
+    let forked = registry_ledger::Checkpoint {
+        origin: log_key.name().to_owned(),
+        size: 1,
+        root: [7; 32],
+        time: 1,
+    }
+    .sign(std::slice::from_ref(&log_key));
+    std::fs::write(&state, forked).unwrap();
+    let refused = witness();
+    assert_eq!(refused.status.code(), Some(9), "{refused:?}");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not cosigned"));
+    daemon.stop();
+}

@@ -125,6 +125,10 @@ impl EventStore for AnyStore {
         forward!(self, s => s.log_checkpoint(size).await)
     }
 
+    async fn log_cosign(&self, size: u64, was: String, note: String) -> Result<bool, StoreError> {
+        forward!(self, s => s.log_cosign(size, was, note).await)
+    }
+
     async fn log_index(&self, position: Position) -> Result<Option<u64>, StoreError> {
         forward!(self, s => s.log_index(position).await)
     }

@@ -616,6 +616,24 @@ impl EventStore for EmbeddedStore {
         .await
     }
 
+    /// A rare write beside the writer thread: its own connection, waiting its turn (SQLite lets
+    /// one writer at a time; the writer's commits are short).
+    async fn log_cosign(&self, size: u64, was: String, note: String) -> Result<bool, StoreError> {
+        let path = self.inner.config.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = open_connection(&path, false)?;
+            let changed = conn
+                .execute(
+                    "UPDATE log_checkpoints SET note = ?3 WHERE size = ?1 AND note = ?2",
+                    params![i64::try_from(size).unwrap_or(i64::MAX), was, note],
+                )
+                .map_err(sql_err)?;
+            Ok(changed == 1)
+        })
+        .await
+        .map_err(|e| StoreError::backend(format!("cosign task failed: {e}")))?
+    }
+
     /// Leaf `i` is the event at position `i + 1`: positions are dense, and an event's leaf
     /// commits with it.
     async fn log_index(&self, position: Position) -> Result<Option<u64>, StoreError> {

@@ -491,6 +491,18 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         async { Err(StoreError::Unsupported("a verifiable log")) }
     }
 
+    /// Replaces the note of the checkpoint of `size` leaves by `note` (the same checkpoint with
+    /// witnesses' cosignatures added), if it is still `was`; answers whether it was.
+    fn log_cosign(
+        &self,
+        size: u64,
+        was: String,
+        note: String,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let _ = (size, was, note);
+        async { Err(StoreError::Unsupported("a verifiable log")) }
+    }
+
     /// The leaf index of the event at `position` in the log, once it is integrated.
     fn log_index(
         &self,

@@ -655,6 +655,19 @@ impl EventStore for PostgresStore {
         }))
     }
 
+    async fn log_cosign(&self, size: u64, was: String, note: String) -> Result<bool, StoreError> {
+        let client = self.inner.pool.get().await.map_err(pg_err)?;
+        let s = self.schema();
+        let changed = client
+            .execute(
+                &format!("UPDATE {s}.log_checkpoints SET note = $3 WHERE size = $1 AND note = $2"),
+                &[&i64::try_from(size).unwrap_or(i64::MAX), &was, &note],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(changed == 1)
+    }
+
     async fn log_index(&self, position: Position) -> Result<Option<u64>, StoreError> {
         let client = self.inner.pool.get().await.map_err(pg_err)?;
         let s = self.schema();

@@ -368,6 +368,23 @@ impl Note {
             .ok_or_else(|| NoteError::Unsigned(key.to_string()))
     }
 
+    /// Takes the signature lines `key` made in `other` (a copy of this note's text that a
+    /// witness cosigned), replacing any this note had by that key.
+    pub fn adopt(&mut self, other: &Note, key: &VerifierKey) {
+        let theirs: Vec<Signature> = other
+            .signatures
+            .iter()
+            .filter(|s| s.name == key.name && s.id == key.id)
+            .cloned()
+            .collect();
+        if theirs.is_empty() {
+            return;
+        }
+        self.signatures
+            .retain(|s| s.name != key.name || s.id != key.id);
+        self.signatures.extend(theirs);
+    }
+
     /// Adds this key's signature line (a log's or a witness's cosignature at `time`).
     pub fn sign(&mut self, key: &SigningKey, time: u64) {
         let line = if key.kind == COSIGNATURE_V1 {

@@ -11,10 +11,12 @@
 mod log;
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use registry_domain::irregular::{Cursor, Kinds};
 use registry_domain::{Event, Policy, UnitId};
 use registry_eventstore::{EventStore, RecordedEvent};
+use registry_ledger::VerifierKey;
 use registry_proto::v1 as pb;
 use registry_proto::v1::audit_service_server::{AuditService, AuditServiceServer};
 use registry_service_core::convert::{date, entity, irregularity_pb, known_at, opt_id, timestamp};
@@ -92,14 +94,22 @@ fn irregularities_from(page: &Page, kinds: Kinds) -> Result<Cursor, ApiError> {
 pub struct AuditApi {
     reader: Reader,
     policy: Policy,
+    /// The witnesses whose cosignatures are accepted.
+    witnesses: Arc<Vec<VerifierKey>>,
 }
 
 impl AuditApi {
-    /// The service, with the request size limit applied.
-    pub fn server(reader: Reader, max_message_bytes: usize) -> AuditServiceServer<Self> {
+    /// The service, with the request size limit applied, accepting cosignatures of
+    /// `witnesses`.
+    pub fn server(
+        reader: Reader,
+        max_message_bytes: usize,
+        witnesses: Arc<Vec<VerifierKey>>,
+    ) -> AuditServiceServer<Self> {
         AuditServiceServer::new(Self {
             reader,
             policy: Policy::default(),
+            witnesses,
         })
         .max_decoding_message_size(max_message_bytes)
     }
@@ -372,6 +382,22 @@ impl AuditService for AuditApi {
             Ok(pb::GetConsistencyProofResponse {
                 hashes: hashes.iter().map(|h| h.to_vec()).collect(),
                 checkpoint: Some(log::checkpoint_pb(&second)?),
+            })
+        })
+        .await
+    }
+
+    async fn add_cosignature(
+        &self,
+        request: Request<pb::AddCosignatureRequest>,
+    ) -> Result<Response<pb::AddCosignatureResponse>, Status> {
+        let r = request.into_inner();
+        call("AddCosignature", "", async {
+            let (checkpoint, witnesses) =
+                log::cosign(self.reader.store(), &self.witnesses, &r.note).await?;
+            Ok(pb::AddCosignatureResponse {
+                checkpoint: Some(checkpoint),
+                witnesses,
             })
         })
         .await

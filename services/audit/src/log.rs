@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use registry_eventstore::{EventStore, Position, RecordedEvent, StoredCheckpoint};
-use registry_ledger::{Checkpoint, Note};
+use registry_ledger::{Checkpoint, Note, VerifierKey};
 use registry_proto::v1 as pb;
 use registry_service_core::ApiError;
 
@@ -135,4 +135,58 @@ pub(crate) async fn prove_all(
         });
     }
     Ok((proofs, checkpoint_pb(&stored)?))
+}
+
+/// Keeps the cosignatures of known witnesses that `note` (a stored checkpoint's note with
+/// witness lines added) carries; answers the checkpoint as now kept and the witnesses taken.
+pub(crate) async fn cosign(
+    store: &impl EventStore,
+    witnesses: &[VerifierKey],
+    note: &str,
+) -> Result<(pb::Checkpoint, Vec<String>), ApiError> {
+    let invalid = |problem: String| ApiError::invalid("note", problem);
+    let given = Note::parse(note).map_err(|e| invalid(e.to_string()))?;
+    let size = Checkpoint::parse(given.text())
+        .map_err(|e| invalid(e.to_string()))?
+        .size;
+    let mut accepted = Vec::new();
+    for witness in witnesses {
+        match given.verify_cosignature(witness) {
+            Ok(_) => accepted.push(witness),
+            Err(registry_ledger::NoteError::Unsigned(_)) => {}
+            Err(e) => return Err(invalid(e.to_string())),
+        }
+    }
+    if accepted.is_empty() {
+        return Err(invalid(if witnesses.is_empty() {
+            "this registry accepts no witnesses (--log-witnesses)".into()
+        } else {
+            "no cosignature by a witness this registry accepts".into()
+        }));
+    }
+    // Another witness may add its line at the same time: merge into what is stored now.
+    for _ in 0..8 {
+        let stored = checkpoint(store, size).await?;
+        let mut kept = Note::parse(&stored.note).map_err(|e| ApiError::Corrupt {
+            position: format!("checkpoint {size}"),
+            problem: e.to_string(),
+        })?;
+        if kept.text() != given.text() {
+            return Err(invalid(format!(
+                "is not the registry's checkpoint of size {size}"
+            )));
+        }
+        for witness in &accepted {
+            kept.adopt(&given, witness);
+        }
+        let merged = kept.to_string();
+        if merged == stored.note || store.log_cosign(size, stored.note, merged.clone()).await? {
+            let names = accepted.iter().map(|w| w.name().to_owned()).collect();
+            return Ok((
+                checkpoint_pb(&registry_eventstore::StoredCheckpoint { size, note: merged })?,
+                names,
+            ));
+        }
+    }
+    Err(ApiError::Contention(8))
 }

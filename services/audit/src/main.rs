@@ -8,8 +8,11 @@ fn main() {
     main_with(|config, store| async move {
         let reader = Reader::start_with(store, config.snapshots.clone());
         let hosted = vec![Hosted::reading(SERVICE_NAME, &reader)];
-        let routes =
-            tonic::service::Routes::new(AuditApi::server(reader, config.max_message_bytes));
+        let routes = tonic::service::Routes::new(AuditApi::server(
+            reader,
+            config.max_message_bytes,
+            config.log_witnesses.clone(),
+        ));
         Ok((routes, hosted))
     });
 }

@@ -91,9 +91,12 @@ fn door(path: &str) -> Door {
         | "grpc.reflection.v1alpha.ServerReflection" => Door::Open,
         "registry.v1.QueryService" => Door::Action(Action::Read),
         // A checkpoint and a consistency proof are hashes and sizes, which witnesses and
-        // readers check; an inclusion proof carries the event.
+        // readers check, and a cosignature is taken only from a configured witness's key; an
+        // inclusion proof carries the event.
         "registry.v1.AuditService" => match method {
-            "GetCheckpoint" | "GetConsistencyProof" => Door::Action(Action::Read),
+            "GetCheckpoint" | "GetConsistencyProof" | "AddCosignature" => {
+                Door::Action(Action::Read)
+            }
             _ => Door::Action(Action::Audit),
         },
         "registry.v1.CommandService" => Door::Write,
@@ -473,9 +476,10 @@ mod tests {
                     let path = format!("/{name}/{}", method.name());
                     let expected = match (service.name(), method.name()) {
                         ("QueryService", _) => Door::Action(Action::Read),
-                        ("AuditService", "GetCheckpoint" | "GetConsistencyProof") => {
-                            Door::Action(Action::Read)
-                        }
+                        (
+                            "AuditService",
+                            "GetCheckpoint" | "GetConsistencyProof" | "AddCosignature",
+                        ) => Door::Action(Action::Read),
                         ("AuditService", _) => Door::Action(Action::Audit),
                         ("AdminService", "RebuildProjections" | "GetStoreStats") => {
                             Door::Action(Action::Operate)
@@ -489,7 +493,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(seen, 46, "45 RPCs and WhoAmI");
+        assert_eq!(seen, 47, "46 RPCs and WhoAmI");
         assert_eq!(door("/grpc.health.v1.Health/Check"), Door::Open);
     }
 }

@@ -112,6 +112,11 @@ pub struct Options {
     /// [default: localhost/registry].
     #[arg(long, env = "REGISTRY_LOG_NAME")]
     pub log_name: Option<String>,
+    /// The witnesses whose cosignatures of the log's checkpoints are accepted: a file of their
+    /// public keys (`<name>+<id>+<key>` lines, type 0x04, as `regctl keygen --witness`
+    /// prints them) [default: none accepted].
+    #[arg(long, env = "REGISTRY_LOG_WITNESSES")]
+    pub log_witnesses: Option<PathBuf>,
     /// A TOML file with any of the options above (snake_case keys); flags and environment win.
     #[arg(long, env = "REGISTRY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -144,6 +149,7 @@ struct FileOptions {
     allow_anonymous: Option<bool>,
     log_key: Option<PathBuf>,
     log_name: Option<String>,
+    log_witnesses: Option<PathBuf>,
 }
 
 /// The services `registryd` can host.
@@ -196,6 +202,31 @@ pub struct Config {
     pub access_log: Option<crate::access_log::AccessLog>,
     /// The key that signs the log's checkpoints.
     pub log_key: LogKey,
+    /// The witnesses whose cosignatures are accepted.
+    pub log_witnesses: std::sync::Arc<Vec<registry_ledger::VerifierKey>>,
+}
+
+/// Reads the witnesses' public keys: cosigning keys only, one per line (`#` comments).
+fn witnesses(path: &std::path::Path) -> Result<Vec<registry_ledger::VerifierKey>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut keys = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let key = registry_ledger::VerifierKey::parse(line)
+            .map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
+        if !key.is_cosigner() {
+            return Err(format!(
+                "{}:{}: not a witness's cosigning key (type 0x04; `regctl keygen --witness` prints one)",
+                path.display(),
+                i + 1
+            ));
+        }
+        keys.push(key);
+    }
+    Ok(keys)
 }
 
 /// Where the key that signs the log's checkpoints comes from.
@@ -517,6 +548,10 @@ impl Config {
             }
             (None, _) => LogKey::None,
         };
+        let log_witnesses = match options.log_witnesses.or(file.log_witnesses) {
+            None => Vec::new(),
+            Some(path) => witnesses(&path).map_err(|e| invalid("--log-witnesses", e))?,
+        };
         let snapshot_dir = match (options.snapshot_dir.or(file.snapshot_dir), &store) {
             (Some(dir), _) => Some(dir),
             (None, StoreChoice::Embedded(dir)) => Some(dir.join("snapshots")),
@@ -551,6 +586,7 @@ impl Config {
             access,
             access_log,
             log_key,
+            log_witnesses: std::sync::Arc::new(log_witnesses),
         })
     }
 

@@ -48,7 +48,11 @@ fn main() {
             hosted.push(Hosted::reading(registry_query::SERVICE_NAME, reader));
         }
         if let (true, Some(reader)) = (hosts("audit"), &reader) {
-            routes.add_service(AuditApi::server(reader.clone(), limit));
+            routes.add_service(AuditApi::server(
+                reader.clone(),
+                limit,
+                config.log_witnesses.clone(),
+            ));
             hosted.push(Hosted::reading(registry_audit::SERVICE_NAME, reader));
         }
         if let (true, Some(writer), Some(reader)) = (hosts("admin"), writer, reader) {
