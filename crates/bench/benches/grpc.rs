@@ -27,8 +27,13 @@
 //! same transport (mutual TLS; bearer tokens over TLS), and drives Q2 and W1 through each: what
 //! deciding who may do what costs.
 //!
+//! `log` serves the same store with the verifiable log and without it (`--no-log`), in turns,
+//! and drives W1 through each: what the log costs durable writes; then, in this process on the
+//! same file, inclusion proofs as the audit service makes them, and `regctl verify`'s check of
+//! the whole store.
+//!
 //! `REGISTRY_BENCH_ONLY=q1,w1` runs only the parts named (of rebuild, health, q1, q2, q3, q4, tls,
-//! access, w1, mix, postgres, restart, w1snap); the echo ceiling always runs. `restart` stops `registryd` (it
+//! access, log, w1, mix, postgres, restart, w1snap); the echo ceiling always runs. `restart` stops `registryd` (it
 //! saves its snapshots), starts it again and reports the time to SERVING and `RssAnon`, then kills
 //! it with SIGKILL and does the same. `w1snap` runs W1 again against a `registryd` saving its
 //! read models every `REGISTRY_BENCH_SNAPSHOT_EVERY` (50,000) events. `REGISTRY_BENCH_STORE=DIR` keeps the store in `DIR`
@@ -1203,6 +1208,9 @@ fn main() {
             let plaintext = (q2_report.as_ref(), w1.as_ref());
             access::costs(&binary, &dir, &catalogue, ask_q2, load, plaintext).await;
         }
+        if wanted(&only, "log") {
+            ledger::costs(&binary, &dir, &catalogue, load).await;
+        }
         drop(echo);
     });
 }
@@ -1401,6 +1409,107 @@ async fn over_tls<F, Fut, E>(
             report.per_second / plaintext.per_second,
             (report.server_cores / report.per_second)
                 / (plaintext.server_cores / plaintext.per_second)
+        );
+    }
+}
+
+mod ledger {
+    //! W1 with the verifiable log and without it on the same store, in alternating rounds;
+    //! proofs served and the store verified, in process.
+
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    use registry_bench::{Load, Report};
+    use registry_eventstore::verify::{verify_embedded, VerifyOptions};
+    use registry_eventstore::{EmbeddedConfig, EmbeddedStore, EventStore};
+    use registry_testkit::daemon::Daemon;
+    use registry_testkit::Catalogue;
+
+    /// Rounds of each pair of servers (with and without the log).
+    const ROUNDS: usize = 3;
+
+    /// Proofs made and checked in process.
+    const PROOFS: u64 = 20_000;
+
+    async fn w1(
+        binary: &Path,
+        store: &Path,
+        extra: &[&str],
+        catalogue: &Catalogue,
+        load: Load,
+    ) -> Report {
+        let mut args = super::DAEMON_ARGS.to_vec();
+        args.extend(extra);
+        let registryd = Daemon::embedded(binary, store, &args);
+        let clients = super::connect(&registryd.address, load.connections).await;
+        super::caught_up(&clients[0]).await;
+        let report = super::w1(&clients, catalogue, load, registryd.pid()).await;
+        drop(clients);
+        registryd.stop_within(Duration::from_secs(900));
+        report
+    }
+
+    /// Prints W1 with and without the log (median ratio), proofs per second and the time of
+    /// one, and the verification rate of the whole store.
+    pub async fn costs(binary: &Path, store: &Path, catalogue: &Catalogue, load: Load) {
+        let mut ratios = Vec::new();
+        for round in 1..=ROUNDS {
+            let on = w1(binary, store, &[], catalogue, load).await;
+            super::row(&format!("W1 with the log ({round})"), &on, None);
+            let off = w1(binary, store, &["--no-log"], catalogue, load).await;
+            super::row(&format!("W1 without the log ({round})"), &off, None);
+            ratios.push(on.per_second / off.per_second);
+        }
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "  W1 with the log / without, median of {ROUNDS} rounds: {:.3} (requests/s)",
+            ratios[ROUNDS / 2]
+        );
+        // The writes without the log are integrated when the store opens with it.
+        let path = store.join("registry.db");
+        let opening = Instant::now();
+        let opened = EmbeddedStore::open(EmbeddedConfig::new(&path)).unwrap();
+        println!(
+            "  store opened with the log in {:.2} s (integrating the writes made without it)",
+            opening.elapsed().as_secs_f64()
+        );
+        let size = opened.head().await.unwrap().map_or(0, |p| p.commit);
+        let started = Instant::now();
+        let mut slowest = Duration::ZERO;
+        for i in 0..PROOFS {
+            let index = (i * 7_919_993) % size;
+            let one = Instant::now();
+            let nodes = opened
+                .log_nodes(registry_ledger::inclusion_nodes(index, size))
+                .await
+                .unwrap();
+            let proof = registry_ledger::inclusion_proof(&nodes, index, size).unwrap();
+            slowest = slowest.max(one.elapsed());
+            std::hint::black_box(proof);
+        }
+        let each = started.elapsed() / PROOFS as u32;
+        println!(
+            "  inclusion proofs in a log of {size} leaves, in process (stored nodes read and the              path computed): {:.1} µs each, slowest {:.0} µs",
+            each.as_secs_f64() * 1e6,
+            slowest.as_secs_f64() * 1e6
+        );
+        opened.close();
+        drop(opened);
+        let key = std::fs::read_to_string(store.join("log.pub")).unwrap();
+        let options = VerifyOptions {
+            keys: vec![registry_ledger::VerifierKey::parse(&key).unwrap()],
+            strict: true,
+            grace: Duration::from_secs(10),
+        };
+        let started = Instant::now();
+        let report = verify_embedded(&path, &options).unwrap();
+        let took = started.elapsed().as_secs_f64();
+        println!(
+            "  regctl verify of the store: {} events in {took:.1} s, {:.0} events/s; findings: {}",
+            report.events,
+            report.events as f64 / took,
+            report.findings.len()
         );
     }
 }

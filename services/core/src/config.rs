@@ -112,6 +112,10 @@ pub struct Options {
     /// [default: localhost/registry].
     #[arg(long, env = "REGISTRY_LOG_NAME")]
     pub log_name: Option<String>,
+    /// Keep no verifiable log (no hashes, no checkpoints): only to measure what the log costs.
+    /// A store opened with the log again integrates what was written meanwhile.
+    #[arg(long, env = "REGISTRY_NO_LOG")]
+    pub no_log: bool,
     /// The witnesses whose cosignatures of the log's checkpoints are accepted: a file of their
     /// public keys (`<name>+<id>+<key>` lines, type 0x04, as `regctl keygen --witness`
     /// prints them) [default: none accepted].
@@ -150,6 +154,7 @@ struct FileOptions {
     log_key: Option<PathBuf>,
     log_name: Option<String>,
     log_witnesses: Option<PathBuf>,
+    no_log: Option<bool>,
 }
 
 /// The services `registryd` can host.
@@ -243,6 +248,8 @@ pub enum LogKey {
     },
     /// No key: the log's hashes are kept, no checkpoint is signed.
     None,
+    /// No log at all (`--no-log`).
+    Off,
 }
 
 impl LogKey {
@@ -252,7 +259,7 @@ impl LogKey {
         use registry_eventstore::LogSigner;
         match self {
             Self::Given(signer) => Ok(Some(signer.clone())),
-            Self::None => Ok(None),
+            Self::None | Self::Off => Ok(None),
             Self::Beside { path, name } => {
                 if !path.exists() {
                     let key = registry_ledger::SigningKey::generate(name)
@@ -532,7 +539,9 @@ impl Config {
             .log_name
             .or(file.log_name)
             .unwrap_or_else(|| "localhost/registry".into());
+        let no_log = options.no_log || file.no_log == Some(true);
         let log_key = match (options.log_key.or(file.log_key), &store) {
+            (_, _) if no_log => LogKey::Off,
             (Some(path), _) => LogKey::Given(std::sync::Arc::new(
                 registry_eventstore::LogSigner::load(&path)
                     .map_err(|e| invalid("--log-key", e.to_string()))?,
@@ -650,15 +659,18 @@ fn tls(
 }
 
 impl StoreChoice {
-    /// Opens or connects to the store; `signer` signs the log's checkpoints.
+    /// Opens or connects to the store; `signer` signs the log's checkpoints; `log` false keeps
+    /// no log at all.
     pub async fn open(
         &self,
         signer: Option<std::sync::Arc<registry_eventstore::LogSigner>>,
+        log: bool,
     ) -> Result<AnyStore, registry_eventstore::StoreError> {
         Ok(match self {
             Self::Embedded(dir) => {
                 let mut config = EmbeddedConfig::new(dir.join("registry.db"));
                 config.signer = signer;
+                config.log = log;
                 AnyStore::Embedded(EmbeddedStore::open(config)?)
             }
             Self::Postgres { url, schema } => {

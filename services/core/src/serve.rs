@@ -598,7 +598,8 @@ where
                 return 69;
             }
         };
-        let store = match config.store.open(signer).await {
+        let log = !matches!(config.log_key, crate::config::LogKey::Off);
+        let store = match config.store.open(signer, log).await {
             Ok(store) => store,
             Err(e) => {
                 tracing::error!(store = %config.store.describe(), error = %e, "cannot open the store");
