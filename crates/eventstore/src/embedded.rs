@@ -85,6 +85,8 @@ struct Inner {
     read_slots: Arc<tokio::sync::Semaphore>,
     recent: Arc<Mutex<Recent>>,
     changes: watch::Receiver<u64>,
+    /// The log's upper nodes read so far ([`log::UpperNodes`]).
+    upper: Mutex<log::UpperNodes>,
     /// Held for the store's lifetime: the OS releases it if the process dies.
     _lock: File,
 }
@@ -269,6 +271,7 @@ impl EmbeddedStore {
                 read_slots: Arc::new(tokio::sync::Semaphore::new(READ_CONNECTIONS)),
                 recent,
                 changes,
+                upper: Mutex::new(log::UpperNodes::default()),
                 _lock: lock,
             }),
         })
@@ -582,9 +585,26 @@ impl EventStore for EmbeddedStore {
             .pop())
     }
 
+    /// Nodes high in the tree are shared by most proofs: they are kept once read (a node never
+    /// changes once stored), so a proof reads from the file only the few near its leaf.
     async fn log_nodes(&self, ids: Vec<NodeId>) -> Result<HashMap<NodeId, Hash>, StoreError> {
-        self.with_reader(move |conn| log::read_nodes(conn, &ids))
-            .await
+        let (mut found, missing) = self
+            .inner
+            .upper
+            .lock()
+            .map_err(|_| StoreError::Closed)?
+            .split(ids);
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let read = self
+            .with_reader(move |conn| log::read_nodes(conn, &missing))
+            .await?;
+        if let Ok(mut upper) = self.inner.upper.lock() {
+            upper.keep(&read);
+        }
+        found.extend(read);
+        Ok(found)
     }
 
     async fn log_checkpoint(
@@ -936,23 +956,20 @@ impl Writer {
                 event.metadata.request_fingerprint,
             ]);
             if let (Ok(_), Some(log)) = (&inserted, &mut self.log) {
-                log.add(
-                    registry_ledger::Leaf {
-                        position: (position, position),
-                        stream: &request.stream,
-                        revision,
-                        id: *event.id.as_bytes(),
-                        event_type: &event.event_type,
-                        schema_version: event.schema_version,
-                        payload: &event.payload,
-                        actor: &event.metadata.actor,
-                        request_id: event.metadata.request_id.as_deref(),
-                        correlation_id: event.metadata.correlation_id.as_deref(),
-                        request_fingerprint: event.metadata.request_fingerprint.as_deref(),
-                        recorded_at,
-                    }
-                    .hash(),
-                );
+                log.add(&registry_ledger::Leaf {
+                    position: (position, position),
+                    stream: &request.stream,
+                    revision,
+                    id: *event.id.as_bytes(),
+                    event_type: &event.event_type,
+                    schema_version: event.schema_version,
+                    payload: &event.payload,
+                    actor: &event.metadata.actor,
+                    request_id: event.metadata.request_id.as_deref(),
+                    correlation_id: event.metadata.correlation_id.as_deref(),
+                    request_fingerprint: event.metadata.request_fingerprint.as_deref(),
+                    recorded_at,
+                });
             }
             if let Err(e) = inserted {
                 let duplicate = matches!(&e, rusqlite::Error::SqliteFailure(f, Some(m)) if f.code == rusqlite::ErrorCode::ConstraintViolation && m.contains("events.id"));

@@ -302,10 +302,21 @@ pub fn verify_embedded(path: &Path, options: &VerifyOptions) -> Result<Report, S
     let mut walk = Walk::new(stored_size, checkpoints, &options.keys);
 
     let columns = crate::embedded::COLUMNS;
-    let mut events = conn
-        .prepare(&format!("SELECT {columns} FROM events ORDER BY position"))
-        .map_err(sql)?;
-    let mut events = events.query([]).map_err(sql)?;
+    // The events are read and hashed on a thread of their own (their own connection, whose
+    // snapshot is this one's or later: the feed only grows, so up to `head` it is the same),
+    // while this one reads the stored nodes and checks them.
+    let (sender, receiver) = std::sync::mpsc::sync_channel(8);
+    let hashing = {
+        let path = path.to_owned();
+        std::thread::Builder::new()
+            .name("verify-hashing".into())
+            .spawn(move || hash_events(&path, head, &sender))
+            .map_err(StoreError::backend)?
+    };
+    let mut events = Hashed {
+        receiver,
+        batch: std::collections::VecDeque::new(),
+    };
     let mut node_statement = conn
         .prepare(if has_log {
             "SELECT key, hash FROM log_nodes ORDER BY key"
@@ -314,7 +325,6 @@ pub fn verify_embedded(path: &Path, options: &VerifyOptions) -> Result<Report, S
         })
         .map_err(sql)?;
     let mut nodes = Nodes::new(&mut node_statement).map_err(sql)?;
-    let mut next_event = events.next().map_err(sql)?;
     let mut names = crate::Interner::default();
     let mut stored: Vec<(NodeId, Hash)> = Vec::with_capacity(8);
     for index in 0..head.max(stored_size) {
@@ -322,20 +332,17 @@ pub fn verify_embedded(path: &Path, options: &VerifyOptions) -> Result<Report, S
         // The event at this position, if the store has it. Rows below position 1 are outside
         // the feed: someone put them there.
         let mut event = None;
-        while let Some(row) = next_event {
-            let at: i64 = row.get(0).map_err(sql)?;
+        while let Some(&(at, hash, recorded_at)) = events.peek()? {
             if at < 1 {
                 walk.inserted.push(Position::sequence(at as u64));
-                next_event = events.next().map_err(sql)?;
+                events.batch.pop_front();
                 continue;
             }
             if at == position as i64 {
-                event = Some(leaf_of_row(row).map_err(sql)?);
+                event = Some((hash, recorded_at));
+                events.batch.pop_front();
             }
             break;
-        }
-        if event.is_some() {
-            next_event = events.next().map_err(sql)?;
         }
         nodes
             .completed_by(index, &mut stored, &mut walk)
@@ -365,16 +372,89 @@ pub fn verify_embedded(path: &Path, options: &VerifyOptions) -> Result<Report, S
         }
     }
     nodes.rest(&mut walk).map_err(sql)?;
+    drop(events);
+    let _ = hashing.join();
     let findings = walk.findings();
     Ok(walk.report(findings, options, &|index| {
         Some(Position::sequence(index + 1))
     }))
 }
 
+/// An event as the hashing thread hands it over: position, leaf hash, recorded time.
+type HashedEvent = (i64, Hash, i64);
+
+/// Events hashed per message from the hashing thread.
+const HASHED_BATCH: usize = 4096;
+
+/// Reads the events up to `head` in position order and sends their leaf hashes.
+fn hash_events(
+    path: &Path,
+    head: u64,
+    sender: &std::sync::mpsc::SyncSender<Result<Vec<HashedEvent>, StoreError>>,
+) {
+    let read = || -> Result<(), StoreError> {
+        let sql = |e: rusqlite::Error| StoreError::backend(format!("{}: {e}", path.display()));
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sql)?;
+        conn.pragma_update(None, "mmap_size", 1i64 << 40)
+            .map_err(sql)?;
+        let columns = crate::embedded::COLUMNS;
+        let mut statement = conn
+            .prepare(&format!(
+                "SELECT {columns} FROM events WHERE position <= ?1 ORDER BY position"
+            ))
+            .map_err(sql)?;
+        let mut rows = statement.query([head as i64]).map_err(sql)?;
+        let mut batch = Vec::with_capacity(HASHED_BATCH);
+        let mut buffer = Vec::new();
+        while let Some(row) = rows.next().map_err(sql)? {
+            let position: i64 = row.get(0).map_err(sql)?;
+            let (hash, recorded_at) = leaf_of_row(row, &mut buffer).map_err(sql)?;
+            batch.push((position, hash, recorded_at));
+            if batch.len() == HASHED_BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(HASHED_BATCH));
+                if sender.send(Ok(full)).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let _ = sender.send(Ok(batch));
+        }
+        Ok(())
+    };
+    if let Err(e) = read() {
+        let _ = sender.send(Err(e));
+    }
+}
+
+/// The hashed events, as they arrive.
+struct Hashed {
+    receiver: std::sync::mpsc::Receiver<Result<Vec<HashedEvent>, StoreError>>,
+    batch: std::collections::VecDeque<HashedEvent>,
+}
+
+impl Hashed {
+    /// The next event, without taking it; `None` after the last.
+    fn peek(&mut self) -> Result<Option<&HashedEvent>, StoreError> {
+        while self.batch.is_empty() {
+            match self.receiver.recv() {
+                Ok(batch) => self.batch.extend(batch?),
+                Err(_) => return Ok(None),
+            }
+        }
+        Ok(self.batch.front())
+    }
+}
+
 /// The stored nodes of an embedded log, read in key order beside the events.
 struct Nodes<'c> {
     rows: rusqlite::Rows<'c>,
-    next: Option<(u64, Vec<u8>)>,
+    /// The next stored node: its key, and its hash unless it is not 32 bytes.
+    next: Option<(u64, Option<Hash>)>,
     read: bool,
 }
 
@@ -388,12 +468,12 @@ impl<'c> Nodes<'c> {
         })
     }
 
-    fn peek(&mut self) -> rusqlite::Result<Option<&(u64, Vec<u8>)>> {
+    fn peek(&mut self) -> rusqlite::Result<Option<&(u64, Option<Hash>)>> {
         if !self.read {
             self.next = match self.rows.next()? {
                 Some(row) => Some((
                     row.get::<_, i64>(0)? as u64,
-                    row.get_ref(1)?.as_blob().unwrap_or(&[]).to_vec(),
+                    <Hash>::try_from(row.get_ref(1)?.as_blob().unwrap_or(&[])).ok(),
                 )),
                 None => None,
             };
@@ -414,11 +494,8 @@ impl<'c> Nodes<'c> {
             if key >> 6 > index {
                 break;
             }
-            match (
-                NodeId::try_from_key(*key),
-                <Hash>::try_from(hash.as_slice()),
-            ) {
-                (Some(id), Ok(hash)) if key >> 6 == index => stored.push((id, hash)),
+            match (NodeId::try_from_key(*key), hash) {
+                (Some(id), Some(hash)) if key >> 6 == index => stored.push((id, *hash)),
                 (Some(id), _) => walk.audit.stray_node(id),
                 (None, _) => walk.audit.stray_node(NodeId::leaf(key >> 6)),
             }
@@ -440,7 +517,7 @@ impl<'c> Nodes<'c> {
 }
 
 /// The hash of an event row's leaf, read in place, and its recorded time.
-fn leaf_of_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Hash, i64)> {
+fn leaf_of_row(row: &rusqlite::Row<'_>, buffer: &mut Vec<u8>) -> rusqlite::Result<(Hash, i64)> {
     use rusqlite::types::ValueRef;
     let text = |i: usize| -> rusqlite::Result<&str> {
         std::str::from_utf8(row.get_ref(i)?.as_bytes()?).map_err(rusqlite::Error::Utf8Error)
@@ -468,7 +545,7 @@ fn leaf_of_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Hash, i64)> {
         request_fingerprint: optional(11)?,
         recorded_at,
     };
-    Ok((leaf.hash(), recorded_at))
+    Ok((leaf.hash_with(buffer), recorded_at))
 }
 
 fn locate(finding: Finding, position_of: &dyn Fn(u64) -> Option<Position>) -> Located {

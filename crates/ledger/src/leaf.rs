@@ -54,6 +54,21 @@ pub struct Leaf<'a> {
 impl<'a> Leaf<'a> {
     /// The canonical bytes.
     pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128 + self.payload.len());
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// The leaf's hash, encoding into `buffer` (reused from leaf to leaf by a caller hashing
+    /// many).
+    pub fn hash_with(&self, buffer: &mut Vec<u8>) -> Hash {
+        self.encode_into(buffer);
+        leaf_hash(buffer)
+    }
+
+    /// Writes the canonical bytes into `out`, replacing what it held.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.clear();
         let text = |out: &mut Vec<u8>, s: &str| {
             out.extend_from_slice(&(s.len() as u32).to_be_bytes());
             out.extend_from_slice(s.as_bytes());
@@ -65,23 +80,21 @@ impl<'a> Leaf<'a> {
                 text(out, s);
             }
         };
-        let mut out = Vec::with_capacity(128 + self.payload.len());
         out.extend_from_slice(SEPARATOR);
         out.extend_from_slice(&self.position.0.to_be_bytes());
         out.extend_from_slice(&self.position.1.to_be_bytes());
-        text(&mut out, self.stream);
+        text(out, self.stream);
         out.extend_from_slice(&self.revision.to_be_bytes());
         out.extend_from_slice(&self.id);
-        text(&mut out, self.event_type);
+        text(out, self.event_type);
         out.extend_from_slice(&self.schema_version.to_be_bytes());
         out.extend_from_slice(&(self.payload.len() as u32).to_be_bytes());
         out.extend_from_slice(self.payload);
-        text(&mut out, self.actor);
-        optional(&mut out, self.request_id);
-        optional(&mut out, self.correlation_id);
-        optional(&mut out, self.request_fingerprint);
+        text(out, self.actor);
+        optional(out, self.request_id);
+        optional(out, self.correlation_id);
+        optional(out, self.request_fingerprint);
         out.extend_from_slice(&self.recorded_at.to_be_bytes());
-        out
     }
 
     /// The leaf's hash in the tree.

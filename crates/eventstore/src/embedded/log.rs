@@ -75,6 +75,41 @@ pub(super) fn read_nodes(
     Ok(nodes)
 }
 
+/// Nodes of this level and above are kept in memory once read: a 256th of the leaves, twice.
+const UPPER_LEVEL: u8 = 8;
+
+/// The log's upper nodes, as read for proofs.
+#[derive(Default)]
+pub(super) struct UpperNodes {
+    nodes: HashMap<NodeId, Hash>,
+}
+
+impl UpperNodes {
+    /// The nodes of `ids` held here, and the ids to read.
+    pub(super) fn split(&self, ids: Vec<NodeId>) -> (HashMap<NodeId, Hash>, Vec<NodeId>) {
+        let mut found = HashMap::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in ids {
+            match self.nodes.get(&id) {
+                Some(hash) => {
+                    found.insert(id, *hash);
+                }
+                None => missing.push(id),
+            }
+        }
+        (found, missing)
+    }
+
+    /// Keeps the upper ones of nodes just read.
+    pub(super) fn keep(&mut self, read: &HashMap<NodeId, Hash>) {
+        for (id, hash) in read {
+            if id.level >= UPPER_LEVEL {
+                self.nodes.insert(*id, *hash);
+            }
+        }
+    }
+}
+
 /// The writer thread's part of the log.
 pub(super) struct LogWriter {
     frontier: Frontier,
@@ -82,6 +117,8 @@ pub(super) struct LogWriter {
     before: Option<Frontier>,
     /// Leaf hashes of the group's appends so far, in position order.
     pending: Vec<Hash>,
+    /// Where leaves are encoded, reused.
+    buffer: Vec<u8>,
     signer: Option<Arc<LogSigner>>,
     /// The size of the newest signed checkpoint, and when this process signed it.
     signed: u64,
@@ -117,6 +154,7 @@ impl LogWriter {
             frontier,
             before: None,
             pending: Vec::new(),
+            buffer: Vec::new(),
             signer,
             signed: signed.map_or(0, |s| s as u64),
             signed_at: None,
@@ -176,8 +214,9 @@ impl LogWriter {
     }
 
     /// Adds the leaf of an event just inserted.
-    pub(super) fn add(&mut self, leaf: Hash) {
-        self.pending.push(leaf);
+    pub(super) fn add(&mut self, leaf: &registry_ledger::Leaf<'_>) {
+        let hash = leaf.hash_with(&mut self.buffer);
+        self.pending.push(hash);
     }
 
     /// Inside the group's transaction: appends its leaves to the log, storing every node they
