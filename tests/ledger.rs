@@ -241,3 +241,89 @@ async fn bad_requests_of_the_log_get_clear_errors() {
     }
     daemon.stop();
 }
+
+/// On PostgreSQL, two `registryd` given the log's key share one log: one integrates at a time.
+/// The first is killed (SIGKILL) while it records; the other takes over from the last stored
+/// leaf, and the log then verifies: every event a leaf, in order, under a signed checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_another_process_takes_over_the_log_when_its_integrator_dies() {
+    let Some(url) = support::postgres().await else {
+        return;
+    };
+    let schema = format!("e2e_log_{}", uuid::Uuid::now_v7().simple());
+    let dir = tempfile::tempdir().unwrap();
+    let key = registry_ledger::SigningKey::generate("registry.test/pg-e2e").unwrap();
+    let key_path = dir.path().join("log.key");
+    std::fs::write(&key_path, format!("{}\n", key.to_text())).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let key_arg = key_path.to_str().unwrap();
+    let args = [
+        "--store",
+        url.as_str(),
+        "--pg-schema",
+        schema.as_str(),
+        "--log-key",
+        key_arg,
+    ];
+    let first = Daemon::start(&args);
+    let second = Daemon::start(&args);
+    let mut via_first = Registrar::new(first.client().await);
+    for n in 0..15 {
+        via_first.person(&format!("Người thứ {n}")).await;
+    }
+    // Writes go on through the first while it is killed.
+    let writing = {
+        let client = first.client().await;
+        tokio::spawn(async move {
+            for n in 0..200 {
+                let answer = client
+                    .command()
+                    .register_person(v1::RegisterPersonRequest {
+                        request_id: registry_client::request_id(),
+                        display_name: format!("Người ghi dở {n}"),
+                        ..Default::default()
+                    })
+                    .await;
+                if answer.is_err() {
+                    return; // The server was killed.
+                }
+            }
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    first.kill_now();
+    let _ = writing.await;
+    let mut via_second = Registrar::new(second.client().await);
+    for n in 0..15 {
+        via_second.person(&format!("Người sau {n}")).await;
+    }
+    let options = registry_eventstore::verify::VerifyOptions {
+        keys: vec![key.verifier()],
+        strict: true,
+        grace: std::time::Duration::from_secs(10),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let report = loop {
+        let report = registry_eventstore::verify::verify_postgres(&url, &schema, &options)
+            .await
+            .unwrap();
+        if report.is_clean() || std::time::Instant::now() > deadline {
+            break report;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    // The events recorded after the kill are leaves under a signed checkpoint: the second
+    // process integrated them, whichever held the log before.
+    assert!(report.is_clean(), "{:?}", report.findings);
+    assert!(report.events >= 30);
+    assert_eq!(
+        (report.leaves, report.signed),
+        (report.events, report.events)
+    );
+    second.stop();
+    support::drop_schema(&url, &schema).await;
+}

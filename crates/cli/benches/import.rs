@@ -10,9 +10,10 @@
 //! generated registry (`registry_testkit`) written as import rows (persons, units, offices,
 //! terms, holdings with their ends, models, adoptions), imported into an empty registry.
 //! Prints the time until `regctl` returned (every row acknowledged, so durable), split into
-//! reading the file and sending it, and the time until the read models had folded every event.
-//! A national run takes about three minutes and holds the file (1.2 GB) in a temporary
-//! directory.
+//! reading the file and sending it, and the time until the read models had folded every event;
+//! then the same import into a `registryd` keeping no verifiable log (`--no-log`), and the ratio
+//! of the two: what the log costs a bulk import. A national run takes about six minutes and
+//! holds the file (1.2 GB) in a temporary directory.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -112,9 +113,32 @@ fn generated(size: &str) {
         counts.rows,
         started.elapsed().as_secs_f64()
     );
-    let daemon = Daemon::embedded(&registryd_binary(), &dir.path().join("store"), &[]);
+    let with_log = import_generated(&file, &dir.path().join("store"), rows, &[], "import");
+    let without = import_generated(
+        &file,
+        &dir.path().join("store-without-log"),
+        rows,
+        &["--no-log"],
+        "no log",
+    );
+    println!(
+        "with the log / without: {:.3} (time until every row was acknowledged)",
+        with_log.as_secs_f64() / without.as_secs_f64()
+    );
+}
+
+/// Imports `file` into a new `registryd` on `store` started with `args`; prints the figures
+/// under `label` and answers the time until every row was acknowledged.
+fn import_generated(
+    file: &Path,
+    store: &Path,
+    rows: usize,
+    args: &[&str],
+    label: &str,
+) -> Duration {
+    let daemon = Daemon::embedded(&registryd_binary(), store, args);
     let started = Instant::now();
-    let (took, summary) = import(&daemon, &file);
+    let (took, summary) = import(&daemon, file);
     let events: f64 = stats(&daemon)["headPosition"]
         .as_str()
         .and_then(|p| p.parse().ok())
@@ -128,7 +152,7 @@ fn generated(size: &str) {
     };
     let sending = sending_seconds(&summary);
     println!(
-        "import   {rows} rows -> {events} events acknowledged in {:.1} s ({:.1} s reading and checking the file, {sending:.1} s sending: {:.0} rows/s, {:.0} events/s overall); read models caught up after {:.1} s | {summary}",
+        "{label:<8} {rows} rows -> {events} events acknowledged in {:.1} s ({:.1} s reading and checking the file, {sending:.1} s sending: {:.0} rows/s, {:.0} events/s overall); read models caught up after {:.1} s | {summary}",
         took.as_secs_f64(),
         took.as_secs_f64() - sending,
         rows as f64 / sending,
@@ -139,6 +163,7 @@ fn generated(size: &str) {
         summary.contains(&format!("imported {rows} new row(s)")),
         "{summary}"
     );
+    took
 }
 
 fn main() {
