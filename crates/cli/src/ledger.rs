@@ -184,14 +184,7 @@ impl Verify {
     pub async fn run_online(&self, cx: &Context) -> Result<(), CliError> {
         let keys = keys(&self.log_public_key)?;
         let mut audit = cx.client.audit();
-        let current = audit
-            .get_checkpoint(v1::GetCheckpointRequest { size: 0 })
-            .await?
-            .into_inner()
-            .checkpoint
-            .ok_or_else(|| CliError::Unavailable("the server sent no checkpoint".into()))?;
-        let checkpoint = open(&current.note, &keys)
-            .map_err(|e| CliError::Unverified(format!("the server's checkpoint: {e}")))?;
+        let (current, checkpoint) = newest(&mut audit, &keys).await?;
         let mut rows = vec![
             vec!["log".into(), checkpoint.origin.clone()],
             vec!["size".into(), checkpoint.size.to_string()],
@@ -211,22 +204,7 @@ impl Verify {
                     since.display()
                 )));
             }
-            let proof = audit
-                .get_consistency_proof(v1::GetConsistencyProofRequest {
-                    first_size: old.size,
-                    second_size: checkpoint.size,
-                })
-                .await?
-                .into_inner();
-            let hashes = hashes(&proof.hashes)?;
-            registry_ledger::verify_consistency(
-                old.size,
-                checkpoint.size,
-                &old.root,
-                &checkpoint.root,
-                &hashes,
-            )
-            .map_err(|e| {
+            extends(&mut audit, &old, &checkpoint).await?.map_err(|e| {
                 CliError::Unverified(format!(
                     "the server's log of {} leaves does not extend the one of {} saved in {}: {e}",
                     checkpoint.size,
@@ -273,6 +251,48 @@ impl Verify {
         .print(cx.format);
         Ok(())
     }
+}
+
+type AuditClient =
+    registry_client::v1::audit_service_client::AuditServiceClient<registry_client::Inner>;
+
+/// The server's newest checkpoint, as sent and as opened with the pinned keys.
+async fn newest(
+    audit: &mut AuditClient,
+    keys: &[VerifierKey],
+) -> Result<(v1::Checkpoint, Checkpoint), CliError> {
+    let current = audit
+        .get_checkpoint(v1::GetCheckpointRequest { size: 0 })
+        .await?
+        .into_inner()
+        .checkpoint
+        .ok_or_else(|| CliError::Unavailable("the server sent no checkpoint".into()))?;
+    let checkpoint = open(&current.note, keys)
+        .map_err(|e| CliError::Unverified(format!("the server's checkpoint: {e}")))?;
+    Ok((current, checkpoint))
+}
+
+/// Whether the server proves that `new` extends `old`: the outer error when it cannot be
+/// asked, the inner when the proof fails.
+async fn extends(
+    audit: &mut AuditClient,
+    old: &Checkpoint,
+    new: &Checkpoint,
+) -> Result<Result<(), registry_ledger::ProofError>, CliError> {
+    let proof = audit
+        .get_consistency_proof(v1::GetConsistencyProofRequest {
+            first_size: old.size,
+            second_size: new.size,
+        })
+        .await?
+        .into_inner();
+    Ok(registry_ledger::verify_consistency(
+        old.size,
+        new.size,
+        &old.root,
+        &new.root,
+        &hashes(&proof.hashes)?,
+    ))
 }
 
 /// Opens a signed checkpoint with any of the pinned keys.
@@ -401,15 +421,8 @@ impl Witness {
             .and_then(|k| k.as_cosigner())
             .map_err(|e| CliError::Usage(format!("{}: {e}", self.key.display())))?;
         let mut audit = cx.client.audit();
-        let current = audit
-            .get_checkpoint(v1::GetCheckpointRequest { size: 0 })
-            .await?
-            .into_inner()
-            .checkpoint
-            .ok_or_else(|| CliError::Unavailable("the server sent no checkpoint".into()))?;
-        let checkpoint = open(&current.note, &keys)
-            .map_err(|e| CliError::Unverified(format!("the server's checkpoint: {e}")))?;
-        let mut extends = None;
+        let (current, checkpoint) = newest(&mut audit, &keys).await?;
+        let mut previous = None;
         match std::fs::read_to_string(&self.state) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(CliError::Io(format!("{}: {e}", self.state.display()))),
@@ -422,27 +435,13 @@ impl Witness {
                         checkpoint.size, old.size
                     )));
                 }
-                let proof = audit
-                    .get_consistency_proof(v1::GetConsistencyProofRequest {
-                        first_size: old.size,
-                        second_size: checkpoint.size,
-                    })
-                    .await?
-                    .into_inner();
-                registry_ledger::verify_consistency(
-                    old.size,
-                    checkpoint.size,
-                    &old.root,
-                    &checkpoint.root,
-                    &hashes(&proof.hashes)?,
-                )
-                .map_err(|e| {
+                extends(&mut audit, &old, &checkpoint).await?.map_err(|e| {
                     CliError::Unverified(format!(
                         "the server's log of {} leaves does not extend the {} cosigned before ({e}): not cosigned",
                         checkpoint.size, old.size
                     ))
                 })?;
-                extends = Some(old.size);
+                previous = Some(old.size);
             }
         }
         let mut note =
@@ -467,7 +466,7 @@ impl Witness {
             "cosigned {}'s checkpoint of size {}{}",
             checkpoint.origin,
             checkpoint.size,
-            extends.map_or(String::from(" (the first)"), |old| format!(
+            previous.map_or(String::from(" (the first)"), |old| format!(
                 ", consistent with the {old} cosigned before"
             ))
         );

@@ -711,9 +711,12 @@ pub async fn verify_postgres(
     let mut leaves: std::collections::VecDeque<(u64, Position)> = Default::default();
     let mut leaves_from = 0i64;
     let mut leaves_done = !has_log;
-    let mut nodes: std::collections::VecDeque<(u64, Vec<u8>)> = Default::default();
-    let mut nodes_from = 0i64;
-    let mut nodes_done = !has_log;
+    let mut nodes = PgNodes {
+        sql: nodes_sql,
+        from: 0,
+        done: !has_log,
+        queue: std::collections::VecDeque::new(),
+    };
     let mut stored: Vec<(NodeId, Hash)> = Vec::with_capacity(8);
     let mut index = 0u64;
     loop {
@@ -777,25 +780,13 @@ pub async fn verify_postgres(
         };
         // The stored nodes this leaf completes.
         stored.clear();
-        loop {
-            if nodes.is_empty() && !nodes_done {
-                let rows = tx.query(&nodes_sql, &[&nodes_from]).await.map_err(pg)?;
-                nodes_done = (rows.len() as i64) < PG_BATCH;
-                for row in &rows {
-                    let key: i64 = row.get(0);
-                    nodes.push_back((key as u64, row.get::<_, Vec<u8>>(1)));
-                    nodes_from = key + 1;
-                }
-            }
-            let Some((key, _)) = nodes.front() else { break };
+        while let Some(&(key, hash)) = nodes.front(&tx).await? {
             if key >> 6 > index {
                 break;
             }
-            let Some((key, hash)) = nodes.pop_front() else {
-                break;
-            };
-            match (NodeId::try_from_key(key), <Hash>::try_from(hash.as_slice())) {
-                (Some(id), Ok(hash)) if key >> 6 == index => stored.push((id, hash)),
+            nodes.queue.pop_front();
+            match (NodeId::try_from_key(key), hash) {
+                (Some(id), Some(hash)) if key >> 6 == index => stored.push((id, hash)),
                 (Some(id), _) => walk.audit.stray_node(id),
                 (None, _) => walk.audit.stray_node(NodeId::leaf(key >> 6)),
             }
@@ -817,19 +808,8 @@ pub async fn verify_postgres(
         index += 1;
     }
     // Nodes past every leaf.
-    loop {
-        if nodes.is_empty() && !nodes_done {
-            let rows = tx.query(&nodes_sql, &[&nodes_from]).await.map_err(pg)?;
-            nodes_done = (rows.len() as i64) < PG_BATCH;
-            for row in &rows {
-                let key: i64 = row.get(0);
-                nodes.push_back((key as u64, Vec::new()));
-                nodes_from = key + 1;
-            }
-        }
-        let Some((key, _)) = nodes.pop_front() else {
-            break;
-        };
+    while let Some(&(key, _)) = nodes.front(&tx).await? {
+        nodes.queue.pop_front();
         walk.audit
             .stray_node(NodeId::try_from_key(key).unwrap_or(NodeId::leaf(key >> 6)));
     }
@@ -858,4 +838,37 @@ pub async fn verify_postgres(
     drop(tx);
     connection.abort();
     Ok(walk.report(findings, options, &|index| known.get(&index).copied()))
+}
+
+/// The stored nodes of a PostgreSQL log, read a page at a time in key order: each key, and its
+/// hash unless it is not 32 bytes.
+struct PgNodes {
+    sql: String,
+    from: i64,
+    done: bool,
+    queue: std::collections::VecDeque<(u64, Option<Hash>)>,
+}
+
+impl PgNodes {
+    /// The next node, reading the next page when needed.
+    async fn front(
+        &mut self,
+        tx: &tokio_postgres::Transaction<'_>,
+    ) -> Result<Option<&(u64, Option<Hash>)>, StoreError> {
+        if self.queue.is_empty() && !self.done {
+            let rows = tx
+                .query(&self.sql, &[&self.from])
+                .await
+                .map_err(StoreError::backend)?;
+            self.done = (rows.len() as i64) < PG_BATCH;
+            for row in &rows {
+                let key: i64 = row.get(0);
+                let hash: &[u8] = row.get(1);
+                self.queue
+                    .push_back((key as u64, <Hash>::try_from(hash).ok()));
+                self.from = key + 1;
+            }
+        }
+        Ok(self.queue.front())
+    }
 }
