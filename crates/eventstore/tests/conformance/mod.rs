@@ -589,9 +589,11 @@ pub async fn the_log_follows_the_feed<S: EventStore>(
         let store = store.clone();
         writers.push(tokio::spawn(async move {
             let stream = unique_stream(&format!("log-{w}"));
-            let mut last = None;
+            let mut last: Option<AppendResult> = None;
             for n in 0..15u64 {
-                let expected = last.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
+                let expected = last.map_or(ExpectedRevision::NoStream, |a| {
+                    ExpectedRevision::Exact(a.next_expected)
+                });
                 let events =
                     vec![event("Logged", format!("{w}:{n}").as_bytes()); 1 + (n % 3) as usize]
                         .into_iter()
@@ -600,13 +602,7 @@ pub async fn the_log_follows_the_feed<S: EventStore>(
                             e
                         })
                         .collect();
-                last = Some(
-                    store
-                        .append(&stream, expected, events)
-                        .await
-                        .unwrap()
-                        .next_expected,
-                );
+                last = Some(store.append(&stream, expected, events).await.unwrap());
                 // A refused append between accepted ones leaves no leaf behind.
                 let refused = store
                     .append(
@@ -617,14 +613,15 @@ pub async fn the_log_follows_the_feed<S: EventStore>(
                     .await;
                 assert!(refused.is_err());
             }
-            last
+            last.map(|a| a.position)
         }));
     }
+    let mut newest = None;
     for writer in writers {
-        writer.await.unwrap();
+        newest = newest.max(writer.await.unwrap());
     }
-    let head = store.head().await.unwrap().unwrap();
-    wait_for_feed(&store, head).await;
+    // Every append in the feed (PostgreSQL shows them once older transactions have ended).
+    wait_for_feed(&store, newest.unwrap()).await;
     let (tree, events) = tree_of_feed(&store).await;
     let size = events.len() as u64;
     let first = checkpoint_covering(&store, size).await;
