@@ -16,7 +16,7 @@
 //!   feed's followers in this process (the read models) get what was just written without
 //!   reading it back from the file. Only committed events go there, after the fsync.
 //! - The feed's verifiable log ([`crate::log`]) is kept by the writer thread in each commit's
-//!   own transaction ([`log`]).
+//!   own transaction (`embedded/log.rs`).
 //! - A lock file next to the database (`<file>.lock`, an OS file lock) keeps a second process
 //!   out with [`StoreError::Locked`] instead of two writers corrupting each other's view.
 

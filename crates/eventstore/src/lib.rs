@@ -11,6 +11,9 @@
 //!
 //! One conformance suite (`tests/conformance/mod.rs`) runs against every backend.
 //!
+//! The embedded and PostgreSQL stores also keep the feed's verifiable log ([`log`]: its hashes
+//! and signed checkpoints beside the events), which [`verify`] checks offline.
+//!
 //! # Positions
 //!
 //! A [`Position`] orders the global feed. Like EventStoreDB's, it has two parts, compared

@@ -63,7 +63,7 @@ pub struct PostgresConfig {
     /// The largest event accepted, in bytes.
     pub max_event_bytes: usize,
     /// The key that signs the log's checkpoints. A process given one competes to be the log's
-    /// integrator ([`log`]); without any, the log is not kept.
+    /// integrator (`postgres/log.rs`); without any, the log is not kept.
     pub signer: Option<Arc<LogSigner>>,
 }
 

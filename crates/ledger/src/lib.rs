@@ -1,17 +1,16 @@
-//! The registry's feed as a verifiable log (issue 25, begun): the Merkle tree hashing of RFC 6962
-//! and RFC 9162, the proofs a log serves, and their verification by a party that trusts only
-//! a signed root.
+//! The registry's feed as a verifiable log: RFC 6962 / RFC 9162 Merkle hashing, the proofs a
+//! log serves and their verification, signed checkpoints, and the audit of a stored log, for
+//! parties that trust nothing but a public key they pinned. Pure: the stores keep the hashes
+//! (`registry-eventstore`), the services serve them.
 //!
-//! Every event of the feed will be a leaf, in feed order. A [`Tree`] keeps the hash of every
-//! complete, aligned subtree (level by level), so a root of any earlier size, an inclusion
-//! proof and a consistency proof are each O(log n) hash lookups plus the hashes of the right
-//! edge. [`verify_inclusion`] and [`verify_consistency`] follow the RFC 9162 algorithms and need
-//! nothing from the server but the proof.
-//!
-//! A stored event becomes a leaf through one documented byte layout ([`Leaf`]).
-//!
-//! What is not built yet: the integrator that appends committed events and stores the hashes,
-//! signed checkpoints, the API, and `regctl verify`.
+//! - Merkle hashing: complete subtrees ([`NodeId`], with a storage key in the order
+//!   a log makes them), roots and proofs over any [`Nodes`] source with plans naming the nodes
+//!   each reads, the [`Frontier`] an integrator keeps, the in-memory [`Tree`], and
+//!   [`verify_inclusion`] / [`verify_consistency`].
+//! - [`Leaf`]: the one documented byte layout of a stored event as a leaf.
+//! - [`Note`], [`Checkpoint`], [`SigningKey`], [`VerifierKey`]: C2SP signed notes, checkpoints
+//!   and cosignatures, in the key formats of Go's `sumdb/note`.
+//! - [`Audit`]: a stored log checked against its events and checkpoints, by leaf.
 
 mod audit;
 mod leaf;
@@ -25,4 +24,4 @@ pub use merkle::{
     root, root_nodes, verify_consistency, verify_inclusion, Frontier, Hash, NodeId, Nodes,
     ProofError, ProveError, Tree,
 };
-pub use note::{Checkpoint, Note, NoteError, SigningKey, VerifierKey};
+pub use note::{check_name, Checkpoint, Note, NoteError, SigningKey, VerifierKey};

@@ -60,8 +60,9 @@ fn key_id(name: &str, kind: u8, public: &[u8]) -> u32 {
     u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
 }
 
-/// Key names: not empty, no spaces, no plus signs, no control characters.
-fn check_name(name: &str) -> Result<(), NoteError> {
+/// Checks a key's (a log's or a witness's) name: not empty, no spaces, no plus signs, no
+/// control characters.
+pub fn check_name(name: &str) -> Result<(), NoteError> {
     if name.is_empty()
         || name
             .chars()

@@ -547,7 +547,7 @@ impl Config {
                     .map_err(|e| invalid("--log-key", e.to_string()))?,
             )),
             (None, StoreChoice::Embedded(dir)) => {
-                if let Err(e) = registry_ledger::SigningKey::generate(&log_name) {
+                if let Err(e) = registry_ledger::check_name(&log_name) {
                     return Err(invalid("--log-name", e.to_string()));
                 }
                 LogKey::Beside {
