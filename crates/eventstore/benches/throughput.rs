@@ -8,6 +8,9 @@
 //! - bulk appends of 1,000-event batches, in events/s;
 //! - reading the whole feed, in events/s (the median of three passes).
 //!
+//! The embedded store runs twice: keeping the verifiable log (its checkpoints signed, as
+//! `registryd` does) and without it (`log` off), so the rows show what the log costs appends.
+//!
 //! Figures are throughput over a fixed amount of work, not timings asserted anywhere.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -122,12 +125,20 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path().join("bench.db"))).unwrap();
+        let mut config = EmbeddedConfig::new(dir.path().join("bench.db"));
+        let key = registry_ledger::SigningKey::generate("bench/log").unwrap();
+        config.signer = Some(std::sync::Arc::new(LogSigner::new(vec![key]).unwrap()));
+        let store = EmbeddedStore::open(config).unwrap();
         run("embedded", store.clone()).await;
         store.close();
         if let Ok(keep) = std::env::var("REGISTRY_BENCH_KEEP") {
             std::fs::copy(dir.path().join("bench.db"), keep).unwrap();
         }
+        let mut config = EmbeddedConfig::new(dir.path().join("unlogged.db"));
+        config.log = false;
+        let store = EmbeddedStore::open(config).unwrap();
+        run("no log", store.clone()).await;
+        store.close();
         let url = std::env::var("REGISTRY_PG_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
         let schema = format!("bench_{}", Uuid::now_v7().simple());
