@@ -15,7 +15,7 @@
 
 use std::path::Path;
 
-use registry_ledger::{Checkpoint, Hash, SigningKey, VerifierKey};
+use registry_ledger::{Checkpoint, Hash, SigningKey};
 use thiserror::Error;
 
 /// Why a log key file was refused.
@@ -112,11 +112,6 @@ impl LogSigner {
     /// The log's name: the checkpoints' origin line.
     pub fn origin(&self) -> &str {
         self.keys[0].name()
-    }
-
-    /// The public keys, to give verifiers.
-    pub fn verifiers(&self) -> Vec<VerifierKey> {
-        self.keys.iter().map(SigningKey::verifier).collect()
     }
 
     /// The signed checkpoint of `size` leaves with root `root`, at `time` (unix seconds).

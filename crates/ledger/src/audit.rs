@@ -31,7 +31,7 @@ pub enum Finding {
         /// The leaf.
         index: u64,
     },
-    /// The event the log integrated at `index` is stored at leaf `holds` instead (set by a
+    /// The event the log integrated at `index` is stored at leaf `moved_to` instead (set by a
     /// store that can tell, from [`Finding::EventChanged`] pairs).
     OrderChanged {
         /// The leaf whose event moved.
@@ -104,10 +104,6 @@ pub struct Audit {
     mismatching: Vec<u64>,
     /// How many leaves the store says its log holds.
     stored_size: u64,
-    /// Leaves that have an event.
-    events_seen: u64,
-    /// Leaves that have a stored hash.
-    stored_leaves: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,8 +158,6 @@ impl Audit {
             matching: Vec::new(),
             mismatching: Vec::new(),
             stored_size,
-            events_seen: 0,
-            stored_leaves: 0,
         }
     }
 
@@ -181,12 +175,6 @@ impl Audit {
             .iter()
             .find(|(id, _)| *id == NodeId::leaf(index))
             .map(|(_, h)| *h);
-        if event.is_some() {
-            self.events_seen += 1;
-        }
-        if stored_leaf.is_some() {
-            self.stored_leaves += 1;
-        }
         let integrated = index < self.stored_size;
         let difference = match (event, stored_leaf) {
             (Some(e), Some(s)) if e == s => None,
@@ -274,11 +262,6 @@ impl Audit {
     /// The leaves past the stored log (not integrated yet).
     pub fn not_integrated(&self) -> u64 {
         self.events.len().saturating_sub(self.stored_size)
-    }
-
-    /// The leaves the store has events for, and hashes for.
-    pub fn counts(&self) -> (u64, u64) {
-        (self.events_seen, self.stored_leaves)
     }
 
     /// What disagrees, ordered by leaf.
