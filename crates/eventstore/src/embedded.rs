@@ -956,20 +956,12 @@ impl Writer {
                 event.metadata.request_fingerprint,
             ]);
             if let (Ok(_), Some(log)) = (&inserted, &mut self.log) {
-                log.add(&registry_ledger::Leaf {
-                    position: (position, position),
-                    stream: &request.stream,
+                log.add(&event.leaf(
+                    &request.stream,
+                    Position::sequence(position),
                     revision,
-                    id: *event.id.as_bytes(),
-                    event_type: &event.event_type,
-                    schema_version: event.schema_version,
-                    payload: &event.payload,
-                    actor: &event.metadata.actor,
-                    request_id: event.metadata.request_id.as_deref(),
-                    correlation_id: event.metadata.correlation_id.as_deref(),
-                    request_fingerprint: event.metadata.request_fingerprint.as_deref(),
                     recorded_at,
-                });
+                ));
             }
             if let Err(e) = inserted {
                 let duplicate = matches!(&e, rusqlite::Error::SqliteFailure(f, Some(m)) if f.code == rusqlite::ErrorCode::ConstraintViolation && m.contains("events.id"));

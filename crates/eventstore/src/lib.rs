@@ -180,6 +180,33 @@ pub struct NewEvent {
     pub metadata: Metadata,
 }
 
+impl NewEvent {
+    /// The event as a leaf of the verifiable log once stored at `position` in `stream`, with
+    /// `revision` and `recorded_at`: what [`RecordedEvent::leaf`] will say of it.
+    pub fn leaf<'a>(
+        &'a self,
+        stream: &'a str,
+        position: Position,
+        revision: u64,
+        recorded_at: i64,
+    ) -> registry_ledger::Leaf<'a> {
+        registry_ledger::Leaf {
+            position: (position.commit, position.prepare),
+            stream,
+            revision,
+            id: *self.id.as_bytes(),
+            event_type: &self.event_type,
+            schema_version: self.schema_version,
+            payload: &self.payload,
+            actor: &self.metadata.actor,
+            request_id: self.metadata.request_id.as_deref(),
+            correlation_id: self.metadata.correlation_id.as_deref(),
+            request_fingerprint: self.metadata.request_fingerprint.as_deref(),
+            recorded_at,
+        }
+    }
+}
+
 /// An event as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordedEvent {

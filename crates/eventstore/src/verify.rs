@@ -124,6 +124,12 @@ struct Walk {
     not_integrated: u64,
 }
 
+/// A leaf whose event differs from its stored hash: its index and that hash.
+struct Differing {
+    index: u64,
+    stored_leaf: Option<Hash>,
+}
+
 /// One leaf as a backend reads it.
 struct Seen<'a> {
     /// Where the leaf's event is (or was) in the feed, if known.
@@ -153,9 +159,9 @@ impl Walk {
         }
     }
 
-    /// Feeds the next leaf; answers whether its event differs from the stored leaf (then the
-    /// backend hands the full event to [`Walk::keep`]).
-    fn leaf(&mut self, seen: Seen<'_>) -> bool {
+    /// Feeds the next leaf; when its event differs from the stored leaf, answers what the
+    /// backend hands back to [`Walk::keep`] with the full event.
+    fn leaf(&mut self, seen: Seen<'_>) -> Option<Differing> {
         let index = self.audit.len();
         let stored_leaf = seen
             .stored
@@ -174,11 +180,14 @@ impl Walk {
         }
         self.events += u64::from(seen.event.is_some());
         self.audit.leaf(leaf, seen.stored);
-        differs && leaf.is_some() && self.kept.len() < MAX_KEPT
+        (differs && leaf.is_some() && self.kept.len() < MAX_KEPT)
+            .then_some(Differing { index, stored_leaf })
     }
 
-    fn keep(&mut self, index: u64, event: RecordedEvent, stored_leaf: Option<Hash>) {
-        self.kept.push((index, event, stored_leaf));
+    /// Keeps the full event of a leaf that differs, to tell a reorder from a change.
+    fn keep(&mut self, differing: Differing, event: RecordedEvent) {
+        self.kept
+            .push((differing.index, event, differing.stored_leaf));
     }
 
     /// What the audit found, by leaf (before positions are put to them).
@@ -347,12 +356,12 @@ pub fn verify_embedded(path: &Path, options: &VerifyOptions) -> Result<Report, S
         nodes
             .completed_by(index, &mut stored, &mut walk)
             .map_err(sql)?;
-        let differs = walk.leaf(Seen {
+        let differing = walk.leaf(Seen {
             position: Some(Position::sequence(position)),
             event,
             stored: &stored,
         });
-        if differs {
+        if let Some(differing) = differing {
             // Read again in full, to tell a moved event from a changed one.
             let full = conn
                 .query_row(
@@ -362,12 +371,8 @@ pub fn verify_embedded(path: &Path, options: &VerifyOptions) -> Result<Report, S
                 )
                 .optional()
                 .map_err(sql)?;
-            let stored_leaf = stored
-                .iter()
-                .find(|(id, _)| *id == NodeId::leaf(index))
-                .map(|(_, h)| *h);
             if let Some(full) = full {
-                walk.keep(index, full, stored_leaf);
+                walk.keep(differing, full);
             }
         }
     }
@@ -791,19 +796,13 @@ pub async fn verify_postgres(
                 (None, _) => walk.audit.stray_node(NodeId::leaf(key >> 6)),
             }
         }
-        let differs = walk.leaf(Seen {
+        let differing = walk.leaf(Seen {
             position: event.as_ref().map(|e| e.position).or(expected),
             event: event.as_ref().map(|e| (e.leaf().hash(), e.recorded_at)),
             stored: &stored,
         });
-        if differs {
-            if let Some(event) = event {
-                let stored_leaf = stored
-                    .iter()
-                    .find(|(id, _)| *id == NodeId::leaf(index))
-                    .map(|(_, h)| *h);
-                walk.keep(index, event, stored_leaf);
-            }
+        if let (Some(differing), Some(event)) = (differing, event) {
+            walk.keep(differing, event);
         }
         index += 1;
     }
