@@ -4,7 +4,8 @@
 //! (`registry-eventstore`), the services serve them.
 //!
 //! - Merkle hashing: complete subtrees ([`NodeId`], with a storage key in the order
-//!   a log makes them), roots and proofs over any [`Nodes`] source with plans naming the nodes
+//!   a log makes them), roots and proofs (of one leaf, of several at once, of consistency) over any
+//!   [`Nodes`] source with plans naming the nodes
 //!   each reads, the [`Frontier`] an integrator keeps, the in-memory [`Tree`], and
 //!   [`verify_inclusion`] / [`verify_consistency`].
 //! - [`Leaf`]: the one documented byte layout of a stored event as a leaf.
@@ -20,8 +21,8 @@ mod note;
 pub use audit::{Audit, Finding};
 pub use leaf::{Leaf, LeafError, SEPARATOR};
 pub use merkle::{
-    consistency_nodes, consistency_proof, inclusion_nodes, inclusion_proof, leaf_hash, node_hash,
-    root, root_nodes, verify_consistency, verify_inclusion, Frontier, Hash, NodeId, Nodes,
-    ProofError, ProveError, Tree,
+    batch_nodes, batch_proof, consistency_nodes, consistency_proof, inclusion_nodes,
+    inclusion_proof, leaf_hash, node_hash, root, root_nodes, verify_batch, verify_consistency,
+    verify_inclusion, Frontier, Hash, NodeId, Nodes, ProofError, ProveError, Tree,
 };
 pub use note::{check_name, Checkpoint, Note, NoteError, SigningKey, VerifierKey};

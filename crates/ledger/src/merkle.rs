@@ -209,6 +209,57 @@ fn subproof(
     Ok(())
 }
 
+/// The proof that leaves `indexes` (ascending, distinct) are all in the tree of the first
+/// `size` leaves, at once: the hashes of the subtrees (as RFC 6962 splits the tree) that hold
+/// none of them and whose parent holds one, left to right. With the leaves' own hashes these
+/// make the root ([`verify_batch`]). Shorter than the leaves' inclusion proofs together, since
+/// leaves close to each other share their upper path.
+pub fn batch_proof(
+    nodes: &impl Nodes,
+    indexes: &[u64],
+    size: u64,
+) -> Result<Vec<Hash>, ProveError> {
+    if !ascending_below(indexes.iter().copied(), size) {
+        return Err(ProveError::OutOfRange);
+    }
+    let mut proof = Vec::new();
+    cover(nodes, indexes, 0, size, &mut proof)?;
+    Ok(proof)
+}
+
+/// Whether `indexes` is non-empty, strictly ascending and below `size`.
+fn ascending_below(indexes: impl Iterator<Item = u64>, size: u64) -> bool {
+    let mut previous = None;
+    for index in indexes {
+        if index >= size || previous.is_some_and(|p| index <= p) {
+            return false;
+        }
+        previous = Some(index);
+    }
+    previous.is_some()
+}
+
+/// The hashes of the subtrees of `[lo, hi)` that hold none of `indexes` (all within it).
+fn cover(
+    nodes: &impl Nodes,
+    indexes: &[u64],
+    lo: u64,
+    hi: u64,
+    proof: &mut Vec<Hash>,
+) -> Result<(), ProveError> {
+    if indexes.is_empty() {
+        proof.push(range(nodes, lo, hi)?);
+        return Ok(());
+    }
+    if hi - lo == 1 {
+        return Ok(());
+    }
+    let mid = lo + split(hi - lo);
+    let (left, right) = indexes.split_at(indexes.partition_point(|&i| i < mid));
+    cover(nodes, left, lo, mid, proof)?;
+    cover(nodes, right, mid, hi, proof)
+}
+
 /// Records which nodes a computation asks for, answering with a placeholder: the plan of what
 /// to fetch from a store before computing for real.
 struct Recorder(std::cell::RefCell<Vec<NodeId>>);
@@ -243,6 +294,11 @@ pub fn inclusion_nodes(index: u64, size: u64) -> Vec<NodeId> {
 /// The nodes [`consistency_proof`] reads.
 pub fn consistency_nodes(old: u64, new: u64) -> Vec<NodeId> {
     plan(|r| consistency_proof(r, old, new).map(drop))
+}
+
+/// The nodes [`batch_proof`] reads.
+pub fn batch_nodes(indexes: &[u64], size: u64) -> Vec<NodeId> {
+    plan(|r| batch_proof(r, indexes, size).map(drop))
 }
 
 /// Nodes fetched for one computation, by id.
@@ -475,6 +531,50 @@ pub fn verify_inclusion(
         Ok(())
     } else {
         Err(ProofError::Mismatch)
+    }
+}
+
+/// Checks that `leaves` (index and [`leaf_hash`], by ascending index) are all in the tree of
+/// `size` leaves whose root is `root`, with a [`batch_proof`]: every hash of the proof used,
+/// in its order, and no other.
+pub fn verify_batch(
+    leaves: &[(u64, Hash)],
+    size: u64,
+    proof: &[Hash],
+    root: &Hash,
+) -> Result<(), ProofError> {
+    if !ascending_below(leaves.iter().map(|(i, _)| *i), size) {
+        return Err(ProofError::OutOfRange);
+    }
+    let mut hashes = proof.iter();
+    let computed = fold(leaves, 0, size, &mut hashes)?;
+    if hashes.next().is_some() {
+        return Err(ProofError::WrongLength);
+    }
+    if &computed == root {
+        Ok(())
+    } else {
+        Err(ProofError::Mismatch)
+    }
+}
+
+/// The hash of `[lo, hi)` from the leaves within it and, for its parts that hold none, the
+/// proof's next hashes.
+fn fold<'a>(
+    leaves: &[(u64, Hash)],
+    lo: u64,
+    hi: u64,
+    proof: &mut impl Iterator<Item = &'a Hash>,
+) -> Result<Hash, ProofError> {
+    match leaves {
+        [] => proof.next().copied().ok_or(ProofError::WrongLength),
+        [(_, leaf)] if hi - lo == 1 => Ok(*leaf),
+        _ => {
+            let mid = lo + split(hi - lo);
+            let (left, right) = leaves.split_at(leaves.partition_point(|(i, _)| *i < mid));
+            let left = fold(left, lo, mid, proof)?;
+            Ok(node_hash(&left, &fold(right, mid, hi, proof)?))
+        }
     }
 }
 

@@ -252,3 +252,91 @@ fn plans_name_every_node_a_root_or_proof_reads() {
         Err(ProveError::Missing(NodeId::leaf(70)))
     );
 }
+
+/// Every set of leaves of trees up to 12, and spread sets of larger ones: the batch proof
+/// (computed from only the nodes its plan names) makes the root, and any change to the
+/// leaves, their indexes or the hashes is refused.
+#[test]
+fn every_batch_proof_verifies_and_a_tampered_one_does_not() {
+    let (tree, leaves) = tree(1100);
+    let hashes: Vec<Hash> = leaves.iter().map(|l| leaf_hash(l)).collect();
+    let check = |indexes: &[u64], size: u64| {
+        let root = tree.root(size).unwrap();
+        let planned: std::collections::HashMap<NodeId, Hash> = batch_nodes(indexes, size)
+            .into_iter()
+            .map(|id| (id, tree.node(id).unwrap()))
+            .collect();
+        let proof = batch_proof(&planned, indexes, size).unwrap();
+        let proved: Vec<(u64, Hash)> = indexes.iter().map(|&i| (i, hashes[i as usize])).collect();
+        assert_eq!(
+            verify_batch(&proved, size, &proof, &root),
+            Ok(()),
+            "{indexes:?} in {size}"
+        );
+        // One leaf alone: the same hashes as its inclusion proof (left to right, not leaf up).
+        if let [index] = indexes {
+            let mut single = tree.inclusion_proof(*index, size).unwrap();
+            single.sort_unstable();
+            let mut batch = proof.clone();
+            batch.sort_unstable();
+            assert_eq!(batch, single);
+        }
+        let mut changed = proved.clone();
+        changed[0].1[0] ^= 1;
+        assert_eq!(
+            verify_batch(&changed, size, &proof, &root),
+            Err(ProofError::Mismatch)
+        );
+        if let Some(first) = proof.first() {
+            let mut altered = proof.clone();
+            altered[0][31] ^= 1;
+            assert_eq!(
+                verify_batch(&proved, size, &altered, &root),
+                Err(ProofError::Mismatch)
+            );
+            assert_eq!(
+                verify_batch(&proved, size, &proof[1..], &root),
+                Err(ProofError::WrongLength)
+            );
+            let mut longer = proof.clone();
+            longer.push(*first);
+            assert_eq!(
+                verify_batch(&proved, size, &longer, &root),
+                Err(ProofError::WrongLength)
+            );
+            // A leaf left out of the set proved with the same hashes: refused.
+            if proved.len() > 1 {
+                assert!(verify_batch(&proved[1..], size, &proof, &root).is_err());
+            }
+        }
+        // The same hashes claimed at other indexes: refused.
+        let moved: Vec<(u64, Hash)> = proved.iter().map(|&(i, h)| ((i + 1) % size, h)).collect();
+        if size > 1 && moved.windows(2).all(|w| w[0].0 < w[1].0) {
+            assert!(verify_batch(&moved, size, &proof, &root).is_err());
+        }
+    };
+    for size in 1..=12u64 {
+        for set in 1..(1u64 << size) {
+            let indexes: Vec<u64> = (0..size).filter(|i| set >> i & 1 == 1).collect();
+            check(&indexes, size);
+        }
+    }
+    for size in [63, 64, 65, 127, 128, 129, 1023, 1024, 1025, 1100] {
+        for step in [1, 2, 3, 7, 64, 100, 511] {
+            let indexes: Vec<u64> = (0..size).step_by(step).collect();
+            check(&indexes, size);
+            check(&indexes[indexes.len() / 2..], size);
+        }
+        check(&[size - 1], size);
+    }
+    // Sets that are not ascending, repeat a leaf, reach past the size or are empty: refused.
+    let root = tree.root(8).unwrap();
+    for bad in [&[3u64, 2][..], &[2, 2], &[8], &[]] {
+        assert_eq!(batch_proof(&tree, bad, 8), Err(ProveError::OutOfRange));
+        let claimed: Vec<(u64, Hash)> = bad.iter().map(|&i| (i, hashes[0])).collect();
+        assert_eq!(
+            verify_batch(&claimed, 8, &[], &root),
+            Err(ProofError::OutOfRange)
+        );
+    }
+}
