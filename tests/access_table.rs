@@ -83,7 +83,7 @@ fn expected(caller: &str, class: Class, tokens: bool) -> Outcome {
 }
 
 /// The RPCs, each with its class.
-const RPCS: [(&str, Class); 47] = [
+const RPCS: [(&str, Class); 48] = [
     ("RegisterPerson", Class::Unitless),
     ("RenamePerson", Class::InA),
     ("AddPersonAlias", Class::Unitless),
@@ -130,6 +130,7 @@ const RPCS: [(&str, Class); 47] = [
     ("GetInclusionProof", Class::Audit),
     ("GetConsistencyProof", Class::Read),
     ("AddCosignature", Class::Read),
+    ("ProveResources", Class::Audit),
     ("WhoAmI", Class::WhoAmI),
 ];
 
@@ -962,6 +963,23 @@ async fn call(rpc: &str, who: &Client, prep: &Prep<'_>) -> Result<(), tonic::Sta
                             position: "1".into(),
                             tree_size: 0,
                             leaf_index: None,
+                        })
+                        .await
+                        .map(drop)
+                }
+            })
+            .await?;
+        }
+        "ProveResources" => {
+            let name = base.x.clone();
+            signed(|| {
+                let mut audit = audit.clone();
+                let names = vec![name.clone()];
+                async move {
+                    audit
+                        .prove_resources(v1::ProveResourcesRequest {
+                            names,
+                            ..Default::default()
                         })
                         .await
                         .map(drop)

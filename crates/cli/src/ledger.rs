@@ -105,7 +105,7 @@ pub struct Verify {
 }
 
 /// Reads the pinned public keys.
-fn keys(paths: &[PathBuf]) -> Result<Vec<VerifierKey>, CliError> {
+pub fn keys(paths: &[PathBuf]) -> Result<Vec<VerifierKey>, CliError> {
     let mut keys = Vec::new();
     for path in paths {
         let text = std::fs::read_to_string(path)
@@ -308,7 +308,7 @@ pub fn open(note: &str, keys: &[VerifierKey]) -> Result<Checkpoint, String> {
     Err(why)
 }
 
-fn hashes(raw: &[Vec<u8>]) -> Result<Vec<Hash>, CliError> {
+pub fn hashes(raw: &[Vec<u8>]) -> Result<Vec<Hash>, CliError> {
     raw.iter()
         .map(|h| {
             <Hash>::try_from(h.as_slice())

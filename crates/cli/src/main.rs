@@ -31,6 +31,7 @@ mod offices;
 mod output;
 mod persons;
 mod read;
+mod signed;
 mod terms;
 mod transfer;
 mod units;
@@ -147,9 +148,10 @@ enum Command {
     /// Import persons, units, offices, holdings (and models, adoptions) from CSV or JSON Lines.
     #[command(after_help = transfer::IMPORT_HELP)]
     Import(transfer::Import),
-    /// Export the holdings on a date as JSON Lines, CSV or Popolo JSON.
+    /// Export the holdings on a date as JSON Lines, CSV or Popolo JSON; or, with --signed,
+    /// with the events they come from, proved in a signed checkpoint.
     #[command(
-        after_help = "Example:\n  regctl export --at 2024-03-18 --format popolo > registry.json"
+        after_help = "Examples:\n  regctl export --at 2024-03-18 --format popolo > registry.json\n  regctl export --at 2024-03-18 --signed > holdings.jsonl"
     )]
     Export(transfer::Export),
     /// Store and read-model statistics.
@@ -167,6 +169,12 @@ enum Command {
   regctl verify --store registry-data --log-public-key registry-data/log.pub
   regctl verify --log-public-key log.pub --since saved.checkpoint --save saved.checkpoint --spot-check 20")]
     Verify(ledger::Verify),
+    /// Check a signed export offline: every row follows from events proved in the signed
+    /// checkpoint it names.
+    #[command(after_help = "Example:
+  regctl export --at 2024-03-18 --signed > holdings.jsonl
+  regctl verify-export holdings.jsonl --log-public-key registry.pub")]
+    VerifyExport(signed::VerifyExport),
     /// As a witness: cosign the server's newest checkpoint if it extends the last one this
     /// witness cosigned (kept in --state).
     #[command(
@@ -192,6 +200,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     }
     match &cli.command {
         Command::Keygen(keygen) => return keygen.run(),
+        Command::VerifyExport(check) => return check.run(cli.output),
         Command::Verify(verify) if verify.offline() => return verify.run_offline(cli.output).await,
         _ => {}
     }
@@ -246,7 +255,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Whoami => read::whoami(&cx).await,
         Command::Verify(c) => c.run_online(&cx).await,
         Command::Witness(c) => c.run(&cx).await,
-        Command::Completions { .. } | Command::Keygen(_) => Ok(()),
+        Command::Completions { .. } | Command::Keygen(_) | Command::VerifyExport(_) => Ok(()),
     }
 }
 

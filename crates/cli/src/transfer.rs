@@ -843,6 +843,11 @@ pub struct Export {
     /// The format.
     #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
     format: ExportFormat,
+    /// With the events every row comes from and their proof in a signed checkpoint (holdings,
+    /// JSON Lines), for `regctl verify-export`. Without --known-at, as known when the newest
+    /// checkpoint was signed.
+    #[arg(long)]
+    signed: bool,
 }
 
 impl Export {
@@ -850,6 +855,16 @@ impl Export {
     pub async fn run(self, cx: &Context) -> Result<(), CliError> {
         let date = args::date("--at", &self.at)?;
         let known_at = args::opt_instant("--known-at", self.known_at.as_deref())?;
+        if self.signed {
+            if self.kind != ExportKind::Holdings || self.format != ExportFormat::Jsonl {
+                return Err(CliError::Usage(
+                    "--signed: signed exports hold holdings as JSON Lines (--type holdings \
+                     --format jsonl)"
+                        .into(),
+                ));
+            }
+            return crate::signed::export(cx, date, known_at).await;
+        }
         if self.kind != ExportKind::Holdings && self.format != ExportFormat::Popolo {
             return export_records(cx, self.kind, self.format, date, known_at).await;
         }

@@ -10,11 +10,12 @@
 
 mod log;
 
+use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use registry_domain::irregular::{Cursor, Kinds};
-use registry_domain::{Event, Policy, UnitId};
+use registry_domain::{EntityRef, Event, Policy, UnitId};
 use registry_eventstore::{EventStore, RecordedEvent};
 use registry_ledger::VerifierKey;
 use registry_proto::v1 as pb;
@@ -96,7 +97,12 @@ pub struct AuditApi {
     policy: Policy,
     /// The witnesses whose cosignatures are accepted.
     witnesses: Arc<Vec<VerifierKey>>,
+    /// The size a message may have: the limit an answer of proved leaves keeps to.
+    max_message_bytes: usize,
 }
+
+/// The most resources one ProveResources call may name.
+const MAX_PROVED: usize = 1000;
 
 impl AuditApi {
     /// The service, with the request size limit applied, accepting cosignatures of
@@ -110,8 +116,25 @@ impl AuditApi {
             reader,
             policy: Policy::default(),
             witnesses,
+            max_message_bytes,
         })
         .max_decoding_message_size(max_message_bytes)
+    }
+
+    /// The revisions of the first events of the resources `events` name beside `asked`.
+    fn origins(&self, events: &[RecordedEvent], asked: &[EntityRef]) -> Vec<u64> {
+        let asked: HashSet<EntityRef> = asked.iter().copied().collect();
+        let named: HashSet<EntityRef> = events
+            .iter()
+            .filter_map(|e| Event::decode(&e.event_type, e.schema_version, &e.payload).ok())
+            .flat_map(|event| event.subjects())
+            .filter(|subject| !asked.contains(subject))
+            .collect();
+        let models = self.reader.models();
+        named
+            .into_iter()
+            .filter_map(|subject| models.history(subject).first().copied())
+            .collect()
     }
 
     /// Reads the events at these revisions of the registry stream, in order, by the positions
@@ -346,6 +369,103 @@ impl AuditService for AuditApi {
             Ok(pb::GetInclusionProofResponse {
                 proof: Some(log::inclusion(store, &event, index, stored.size).await?),
                 checkpoint: Some(log::checkpoint_pb(&stored)?),
+            })
+        })
+        .await
+    }
+
+    async fn prove_resources(
+        &self,
+        request: Request<pb::ProveResourcesRequest>,
+    ) -> Result<Response<pb::ProveResourcesResponse>, Status> {
+        let wait = patience(&request);
+        let r = request.into_inner();
+        call("ProveResources", "", async {
+            if r.names.is_empty() {
+                return Err(ApiError::invalid(
+                    "names",
+                    "is required: at least one resource",
+                ));
+            }
+            if r.names.len() > MAX_PROVED {
+                return Err(ApiError::invalid(
+                    "names",
+                    format!(
+                        "at most {MAX_PROVED} resources a call, not {}",
+                        r.names.len()
+                    ),
+                ));
+            }
+            let subjects = r
+                .names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| entity(&format!("names[{i}]"), name))
+                .collect::<Result<Vec<_>, _>>()?;
+            let asked: Vec<_> = subjects.clone();
+            self.reader
+                .wait_for(min_position("min_position", &r.min_position)?, wait)
+                .await?;
+            let histories = {
+                let models = self.reader.models();
+                subjects
+                    .into_iter()
+                    .map(|subject| {
+                        let history = models.history(subject);
+                        if history.is_empty() {
+                            Err(ApiError::NotFound(subject.to_string()))
+                        } else {
+                            Ok(history)
+                        }
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+            };
+            let mut revisions: Vec<u64> = histories.iter().flatten().copied().collect();
+            revisions.sort_unstable();
+            revisions.dedup();
+            let mut events = self.events_at(&revisions).await?;
+            if r.with_origins {
+                let origins = self.origins(&events, &asked);
+                if !origins.is_empty() {
+                    revisions.extend(origins);
+                    revisions.sort_unstable();
+                    revisions.dedup();
+                    events = self.events_at(&revisions).await?;
+                }
+            }
+            // The resources' leaf lists take their part of the message.
+            let lists: usize = r.names.iter().map(|n| n.len() + 8).sum::<usize>()
+                + histories.iter().map(|h| h.len() * 6).sum::<usize>();
+            let proved = log::prove_leaves(
+                self.reader.store(),
+                &events,
+                r.tree_size,
+                wait,
+                self.max_message_bytes.saturating_sub(lists),
+            )
+            .await?;
+            // Each resource's events, by the leaves the answer carries (a revision past the
+            // checkpoint has none).
+            let resources = r
+                .names
+                .into_iter()
+                .zip(histories)
+                .map(|(name, history)| pb::ResourceLeaves {
+                    name,
+                    leaf_indexes: history
+                        .iter()
+                        .filter_map(|revision| {
+                            let at = revisions.binary_search(revision).ok()?;
+                            proved.indexes[at]
+                        })
+                        .collect(),
+                })
+                .collect();
+            Ok(pb::ProveResourcesResponse {
+                checkpoint: Some(proved.checkpoint),
+                leaves: proved.leaves,
+                hashes: proved.hashes,
+                resources,
             })
         })
         .await

@@ -137,6 +137,88 @@ pub(crate) async fn prove_all(
     Ok((proofs, checkpoint_pb(&stored)?))
 }
 
+/// Events proved at once in one checkpoint.
+pub(crate) struct Proved {
+    /// The checkpoint.
+    pub checkpoint: pb::Checkpoint,
+    /// Each event's leaf index, `None` past the checkpoint.
+    pub indexes: Vec<Option<u64>>,
+    /// The leaves in the checkpoint, by ascending index.
+    pub leaves: Vec<pb::ProvedLeaf>,
+    /// Their batch proof.
+    pub hashes: Vec<Vec<u8>>,
+}
+
+/// `events` (in feed order) as leaves with one batch proof in the checkpoint of `size` (0: the
+/// newest, once it covers them all, waiting up to `patience`), within `max_bytes`.
+pub(crate) async fn prove_leaves(
+    store: &impl EventStore,
+    events: &[RecordedEvent],
+    size: u64,
+    patience: Duration,
+    max_bytes: usize,
+) -> Result<Proved, ApiError> {
+    let mut indexes = Vec::with_capacity(events.len());
+    for event in events {
+        indexes.push(store.log_index(event.position).await?);
+    }
+    let stored = match size {
+        0 => {
+            let newest = indexes.iter().flatten().max().copied().unwrap_or(0);
+            checkpoint_covering(store, newest, patience.min(SIGNING_PATIENCE)).await?
+        }
+        size => checkpoint(store, size).await?,
+    };
+    for index in &mut indexes {
+        *index = index.filter(|&i| i < stored.size);
+    }
+    let mut leaves: Vec<pb::ProvedLeaf> = events
+        .iter()
+        .zip(&indexes)
+        .filter_map(|(event, index)| {
+            index.map(|index| pb::ProvedLeaf {
+                index,
+                leaf: event.leaf().encode(),
+            })
+        })
+        .collect();
+    leaves.sort_unstable_by_key(|l| l.index);
+    leaves.dedup_by_key(|l| l.index);
+    let wanted: Vec<u64> = leaves.iter().map(|l| l.index).collect();
+    let hashes = if wanted.is_empty() {
+        Vec::new()
+    } else {
+        let nodes = store
+            .log_nodes(registry_ledger::batch_nodes(&wanted, stored.size))
+            .await?;
+        registry_ledger::batch_proof(&nodes, &wanted, stored.size)
+            .map_err(|e| ApiError::Corrupt {
+                position: format!("the log of size {}", stored.size),
+                problem: format!("the log's proof cannot be made: {e}"),
+            })?
+            .iter()
+            .map(|h| h.to_vec())
+            .collect()
+    };
+    // Each leaf and hash costs a few bytes of framing beside its own.
+    let bytes: usize = leaves.iter().map(|l| l.leaf.len() + 16).sum::<usize>()
+        + hashes.len() * 34
+        + stored.note.len();
+    if bytes > max_bytes {
+        return Err(ApiError::TooLarge(format!(
+            "the {} events of these resources take about {bytes} bytes with their proof, over \
+             the {max_bytes} a message may have here; ask for fewer resources",
+            leaves.len()
+        )));
+    }
+    Ok(Proved {
+        checkpoint: checkpoint_pb(&stored)?,
+        indexes,
+        leaves,
+        hashes,
+    })
+}
+
 /// Keeps the cosignatures of known witnesses that `note` (a stored checkpoint's note with
 /// witness lines added) carries; answers the checkpoint as now kept and the witnesses taken.
 pub(crate) async fn cosign(

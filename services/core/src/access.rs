@@ -493,7 +493,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(seen, 47, "46 RPCs and WhoAmI");
+        assert_eq!(seen, 48, "47 RPCs and WhoAmI");
         assert_eq!(door("/grpc.health.v1.Health/Check"), Door::Open);
     }
 }

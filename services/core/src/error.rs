@@ -39,6 +39,9 @@ pub enum ApiError {
     /// What was asked of the verifiable log is not under a signed checkpoint (yet).
     #[error("{0}")]
     NotSigned(String),
+    /// The answer would pass the size a message may have: the caller must ask for less.
+    #[error("{0}")]
+    TooLarge(String),
     /// A dated read asked for a unit or an office on a day outside its life.
     #[error("{resource} did not exist on {day}: {life}")]
     NotOnDay {
@@ -186,7 +189,7 @@ impl ApiError {
             Self::TooLong(_) => Code::DeadlineExceeded,
             Self::Unauthenticated(_) => Code::Unauthenticated,
             Self::PermissionDenied(_) => Code::PermissionDenied,
-            Self::TooManyCalls { .. } => Code::ResourceExhausted,
+            Self::TooManyCalls { .. } | Self::TooLarge(_) => Code::ResourceExhausted,
         }
     }
 }
