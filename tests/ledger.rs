@@ -181,8 +181,22 @@ async fn bad_requests_of_the_log_get_clear_errors() {
         .unwrap_err();
     assert_eq!(empty.code(), Code::NotFound, "{empty:?}");
     let mut registrar = Registrar::new(client.clone());
-    registrar.person("Trần Thị B").await;
+    let person = registrar.person("Trần Thị B").await;
     let (signed, _) = checkpoint(&client, &key, 1).await;
+    let prover = client.audit();
+    let prove = |names: Vec<String>| {
+        let mut audit = prover.clone();
+        async move {
+            audit
+                .prove_resources(v1::ProveResourcesRequest {
+                    names,
+                    ..Default::default()
+                })
+                .await
+                .map(drop)
+        }
+    };
+    let unknown = format!("persons/{}", uuid::Uuid::now_v7());
     let cases: Vec<(Code, &str, Result<(), tonic::Status>)> = vec![
         (
             Code::InvalidArgument,
@@ -232,6 +246,26 @@ async fn bad_requests_of_the_log_get_clear_errors() {
                 })
                 .await
                 .map(drop),
+        ),
+        (
+            Code::InvalidArgument,
+            "names: is required",
+            prove(Vec::new()).await,
+        ),
+        (
+            Code::InvalidArgument,
+            "at most 1000 resources",
+            prove(vec![person.clone(); 1001]).await,
+        ),
+        (
+            Code::InvalidArgument,
+            "names[1]",
+            prove(vec![person.clone(), "not a name".into()]).await,
+        ),
+        (
+            Code::NotFound,
+            unknown.as_str(),
+            prove(vec![person.clone(), unknown.clone()]).await,
         ),
     ];
     for (code, mentions, result) in cases {
@@ -324,6 +358,39 @@ async fn on_postgresql_another_process_takes_over_the_log_when_its_integrator_di
         (report.leaves, report.signed),
         (report.events, report.events)
     );
+    // Two persons recorded after the takeover, proved at once in the newest checkpoint.
+    let names = vec![
+        via_second.person("Người cuối A").await,
+        via_second.person("Người cuối B").await,
+    ];
+    let client = second.client().await;
+    let proved = client
+        .audit()
+        .prove_resources(v1::ProveResourcesRequest {
+            names: names.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let served = proved.checkpoint.unwrap();
+    let (signed, _) = Checkpoint::open(&served.note, &key.verifier()).unwrap();
+    let leaves: Vec<(u64, Hash)> = proved
+        .leaves
+        .iter()
+        .map(|l| (l.index, registry_ledger::leaf_hash(&l.leaf)))
+        .collect();
+    registry_ledger::verify_batch(&leaves, signed.size, &hashes(&proved.hashes), &signed.root)
+        .expect("the batch proof holds");
+    for (resource, name) in proved.resources.iter().zip(&names) {
+        assert_eq!(&resource.name, name);
+        let [index] = resource.leaf_indexes[..] else {
+            panic!("one registration each: {resource:?}")
+        };
+        let leaf = proved.leaves.iter().find(|l| l.index == index).unwrap();
+        let leaf = Leaf::decode(&leaf.leaf).unwrap();
+        assert_eq!(leaf.event_type, "PersonRegistered");
+    }
     second.stop();
     support::drop_schema(&url, &schema).await;
 }

@@ -1437,3 +1437,200 @@ fn a_witness_cosigns_only_a_log_that_extends_what_it_cosigned() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("not cosigned"));
     daemon.stop();
 }
+
+/// `regctl export --signed` writes the plain export's rows with the events they come from,
+/// proved in a signed checkpoint; `regctl verify-export` accepts it with the pinned key alone,
+/// and refuses a changed row, a changed event, a dropped proof hash, a row without a proof, a
+/// stranger's key, and a block that leaves out an event of a row with a proof recomputed from
+/// the log's own hashes (what a lying server could send).
+#[test]
+fn a_signed_export_verifies_and_any_change_to_it_does_not() {
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use base64::Engine;
+
+    let registry = Registry::seeded();
+    let data = registry._dir.path().to_owned();
+    let public = data.join("log.pub");
+    let exported = registry.stdout(&["export", "--at", "2024-03-18", "--signed"]);
+    let lines: Vec<String> = exported.lines().map(str::to_owned).collect();
+    let header: Value = serde_json::from_str(&lines[0]).unwrap();
+    let known_at = header["signed_export"]["known_at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The rows are the plain export's at the same instant.
+    let plain = registry.stdout(&["export", "--at", "2024-03-18", "--known-at", &known_at]);
+    let mut plain: Vec<&str> = plain.lines().collect();
+    let mut rows: Vec<&str> = lines[1..]
+        .iter()
+        .map(String::as_str)
+        .filter(|l| !l.starts_with("{\"proof\""))
+        .collect();
+    plain.sort_unstable();
+    rows.sort_unstable();
+    assert_eq!(rows.len(), 14);
+    assert_eq!(rows, plain);
+
+    let dir = tempfile::tempdir().unwrap();
+    let check = |name: &str, lines: &[String]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        Command::cargo_bin("regctl")
+            .unwrap()
+            .arg("verify-export")
+            .arg(&path)
+            .arg("--log-public-key")
+            .arg(&public)
+            .output()
+            .unwrap()
+    };
+    let refused = |name: &str, lines: &[String], expected: &str| {
+        let output = check(name, lines);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(9), "{name}: {stderr}");
+        assert!(stderr.contains(expected), "{name}: {stderr}");
+    };
+    let clean = check("clean", &lines);
+    assert!(clean.status.success(), "{clean:?}");
+    assert!(String::from_utf8_lossy(&clean.stdout).contains("verified: 14 holdings"));
+
+    // A row's holder renamed: refused at its line, naming the field and both values.
+    let row_line = lines
+        .iter()
+        .position(|l| l.contains("Nguyễn Xuân Ký"))
+        .unwrap();
+    let mut renamed = lines.clone();
+    renamed[row_line] = renamed[row_line].replace("Nguyễn Xuân Ký", "Nguyễn Văn Khác");
+    refused(
+        "renamed",
+        &renamed,
+        &format!("line {}: holdings/", row_line + 1),
+    );
+    refused("renamed", &renamed, "personDisplayName is \"Nguyễn Văn Khác\" in the export but \"Nguyễn Xuân Ký\" by the proved events");
+    // A row's end moved: refused.
+    let mut moved = lines.clone();
+    let row: Value = serde_json::from_str(&lines[row_line]).unwrap();
+    let start = row["start"].as_str().unwrap().to_owned();
+    moved[row_line] = lines[row_line].replace(
+        &format!("\"start\":\"{start}\""),
+        "\"start\":\"2001-01-01\"",
+    );
+    assert_ne!(moved[row_line], lines[row_line]);
+    refused("moved", &moved, "start is \"2001-01-01\" in the export");
+
+    // An event's payload altered, a proof hash dropped: the proof no longer makes the root.
+    let proof_line = lines
+        .iter()
+        .position(|l| l.starts_with("{\"proof\""))
+        .unwrap();
+    let proof: Value = serde_json::from_str(&lines[proof_line]).unwrap();
+    let leaf = proof["proof"]["leaves"][0]["leaf"].as_str().unwrap();
+    let mut bytes = BASE64.decode(leaf).unwrap();
+    let last = bytes.len() - 12;
+    bytes[last] ^= 1;
+    let mut altered = proof.clone();
+    altered["proof"]["leaves"][0]["leaf"] = BASE64.encode(&bytes).into();
+    let mut changed = lines.clone();
+    changed[proof_line] = altered.to_string();
+    refused(
+        "leaf",
+        &changed,
+        &format!(
+            "line {}: the events are not in the signed log",
+            proof_line + 1
+        ),
+    );
+    let mut shorter = proof.clone();
+    shorter["proof"]["hashes"].as_array_mut().unwrap().pop();
+    changed[proof_line] = shorter.to_string();
+    refused("hash", &changed, "the events are not in the signed log");
+
+    // A row after the last proof, and a stranger's key.
+    let mut unproved = lines.clone();
+    unproved.push(lines[row_line].clone());
+    refused(
+        "unproved",
+        &unproved,
+        "rows after the last proof are not proved",
+    );
+    let stranger = dir.path().join("stranger.key");
+    let made = Command::cargo_bin("regctl")
+        .unwrap()
+        .args(["keygen", "--name", "localhost/registry", "--out"])
+        .arg(&stranger)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let output = Command::cargo_bin("regctl")
+        .unwrap()
+        .arg("verify-export")
+        .arg(dir.path().join("clean"))
+        .arg("--log-public-key")
+        .arg(format!("{}.pub", stranger.display()))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(9));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("the checkpoint's signature"));
+
+    // A lying server: the block without the holder's registration, proved with the log's own
+    // hashes (read from the store once the daemon has stopped), so every leaf left is in the
+    // signed log; the fold no longer gives the holder's name.
+    let Registry { daemon, _dir } = registry;
+    daemon.stop();
+    let db = rusqlite::Connection::open(data.join("registry.db")).unwrap();
+    let nodes: std::collections::HashMap<registry_ledger::NodeId, registry_ledger::Hash> = db
+        .prepare("SELECT key, hash FROM log_nodes")
+        .unwrap()
+        .query_map([], |r| {
+            let key: i64 = r.get(0)?;
+            let hash: Vec<u8> = r.get(1)?;
+            Ok((
+                registry_ledger::NodeId::from_key(key as u64),
+                hash.try_into().unwrap(),
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let block_end = (row_line..lines.len())
+        .find(|&i| lines[i].starts_with("{\"proof\""))
+        .unwrap();
+    let mut proof: Value = serde_json::from_str(&lines[block_end]).unwrap();
+    let person = row["person"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("persons/")
+        .to_owned();
+    let leaves = proof["proof"]["leaves"].as_array_mut().unwrap();
+    let registration = leaves
+        .iter()
+        .position(|l| {
+            let bytes = BASE64.decode(l["leaf"].as_str().unwrap()).unwrap();
+            let leaf = registry_ledger::Leaf::decode(&bytes).unwrap();
+            leaf.event_type == "PersonRegistered"
+                && String::from_utf8_lossy(leaf.payload).contains(&person)
+        })
+        .expect("the holder's registration is proved with the row");
+    leaves.remove(registration);
+    let indexes: Vec<u64> = leaves
+        .iter()
+        .map(|l| l["index"].as_u64().unwrap())
+        .collect();
+    let size = header["signed_export"]["checkpoint"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let hashes = registry_ledger::batch_proof(&nodes, &indexes, size).unwrap();
+    proof["proof"]["hashes"] = hashes.iter().map(|h| BASE64.encode(h)).collect();
+    let mut lying = lines.clone();
+    lying[block_end] = proof.to_string();
+    refused(
+        "lying",
+        &lying,
+        &format!("line {}: {}: ", row_line + 1, row["name"].as_str().unwrap()),
+    );
+}
