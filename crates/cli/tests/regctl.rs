@@ -1634,3 +1634,37 @@ fn a_signed_export_verifies_and_any_change_to_it_does_not() {
         &format!("line {}: {}: ", row_line + 1, row["name"].as_str().unwrap()),
     );
 }
+
+/// Under a small message limit the server refuses a block too large to send
+/// (RESOURCE_EXHAUSTED) and the export proves it in smaller blocks, which verify.
+#[test]
+fn a_signed_export_fits_its_blocks_to_the_message_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::embedded(
+        &registryd_binary(),
+        dir.path(),
+        &["--max-message-bytes", "16384"],
+    );
+    let registry = Registry { daemon, _dir: dir };
+    registry.regctl().args(["import", SEED]).assert().success();
+    let exported = registry.stdout(&["export", "--at", "2024-03-18", "--signed"]);
+    let proofs = exported
+        .lines()
+        .filter(|l| l.starts_with("{\"proof\""))
+        .count();
+    assert!(proofs > 1, "one block: {exported}");
+    let path = registry._dir.path().join("signed.jsonl");
+    std::fs::write(&path, &exported).unwrap();
+    let output = Command::cargo_bin("regctl")
+        .unwrap()
+        .arg("verify-export")
+        .arg(&path)
+        .arg("--log-public-key")
+        .arg(registry._dir.path().join("log.pub"))
+        .args(["--output", "json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(answer["holdings"], 14);
+}
