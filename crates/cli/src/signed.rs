@@ -1,5 +1,7 @@
 //! Signed exports: the holdings on a day, each block of rows followed by the events they come
-//! from (leaves of the verifiable log) and one batch proof of those leaves in the signed
+//! from (leaves of the verifiable log: the own events of each row's holding, holder and
+//! office, and the first events of the units and terms they name) and one batch proof of
+//! those leaves in the signed
 //! checkpoint named at the top; and their check, which needs nothing but the file and the
 //! log's pinned public key.
 //!
@@ -296,6 +298,7 @@ async fn prove(cx: &Context, rows: Vec<Value>, size: u64) -> Result<Vec<Block>, 
                 tree_size: size,
                 min_position: String::new(),
                 with_origins: true,
+                own_events_only: true,
             })
             .await;
         match answer {

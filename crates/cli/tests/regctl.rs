@@ -668,6 +668,22 @@ fn every_write_subcommand_records() {
     );
     let gone = r.json(&["units", "show", &committee, "--at", "2025-12-01"]);
     assert_eq!(gone["unit"]["validUntil"], "2026-06-01");
+
+    // A signed export after the merger verifies: the carried office's unit on the day its
+    // holding began, its holder's name and its title all follow from the proved events.
+    let signed = r.stdout(&["export", "--at", "2025-09-01", "--signed"]);
+    assert!(signed.contains(&format!("\"office\":\"offices/{}\"", id(59))));
+    let path = r._dir.path().join("signed.jsonl");
+    std::fs::write(&path, &signed).unwrap();
+    let checked = Command::cargo_bin("regctl")
+        .unwrap()
+        .arg("verify-export")
+        .arg(&path)
+        .arg("--log-public-key")
+        .arg(r._dir.path().join("log.pub"))
+        .output()
+        .unwrap();
+    assert!(checked.status.success(), "{checked:?}");
 }
 
 /// The preview of a holding's correction says what a registrar must know: the record before

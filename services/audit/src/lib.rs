@@ -145,6 +145,13 @@ impl AuditApi {
     }
 }
 
+/// The resource a stored event is about first, if it decodes.
+fn first_subject(event: &RecordedEvent) -> Option<EntityRef> {
+    Event::decode(&event.event_type, event.schema_version, &event.payload)
+        .ok()
+        .and_then(|e| e.subjects().first().copied())
+}
+
 /// An event with its provenance, as the API shows it. Takes the event, so that its payload
 /// becomes the answer's text without a copy.
 pub fn change_pb(recorded: RecordedEvent) -> pb::Change {
@@ -402,15 +409,14 @@ impl AuditService for AuditApi {
                 .enumerate()
                 .map(|(i, name)| entity(&format!("names[{i}]"), name))
                 .collect::<Result<Vec<_>, _>>()?;
-            let asked: Vec<_> = subjects.clone();
             self.reader
                 .wait_for(min_position("min_position", &r.min_position)?, wait)
                 .await?;
-            let histories = {
+            let mut histories = {
                 let models = self.reader.models();
                 subjects
-                    .into_iter()
-                    .map(|subject| {
+                    .iter()
+                    .map(|&subject| {
                         let history = models.history(subject);
                         if history.is_empty() {
                             Err(ApiError::NotFound(subject.to_string()))
@@ -424,12 +430,33 @@ impl AuditService for AuditApi {
             revisions.sort_unstable();
             revisions.dedup();
             let mut events = self.events_at(&revisions).await?;
+            if r.own_events_only {
+                // Each history keeps the events about its resource first; the others go.
+                let about: Vec<Option<EntityRef>> = events.iter().map(first_subject).collect();
+                for (history, subject) in histories.iter_mut().zip(&subjects) {
+                    history.retain(|revision| {
+                        revisions
+                            .binary_search(revision)
+                            .is_ok_and(|at| about[at] == Some(*subject))
+                    });
+                }
+                let kept: HashSet<u64> = histories.iter().flatten().copied().collect();
+                let (kept_revisions, kept_events) = revisions
+                    .into_iter()
+                    .zip(events)
+                    .filter(|(revision, _)| kept.contains(revision))
+                    .unzip();
+                (revisions, events) = (kept_revisions, kept_events);
+            }
             if r.with_origins {
-                let origins = self.origins(&events, &asked);
+                let origins: Vec<u64> = self
+                    .origins(&events, &subjects)
+                    .into_iter()
+                    .filter(|revision| revisions.binary_search(revision).is_err())
+                    .collect();
                 if !origins.is_empty() {
                     revisions.extend(origins);
                     revisions.sort_unstable();
-                    revisions.dedup();
                     events = self.events_at(&revisions).await?;
                 }
             }
