@@ -341,6 +341,81 @@ pub fn check_inclusion(
     .map_err(|e| format!("not in the signed log: {e}"))
 }
 
+/// Checks a verified history: every change proved in a checkpoint one of `keys` signed, and
+/// every field of it the signed event's. Answers a line saying what was proved.
+pub fn check_history(
+    changes: &[(v1::Change, Option<v1::Checkpoint>)],
+    keys: &[VerifierKey],
+) -> Result<String, CliError> {
+    let mut sizes = std::collections::BTreeSet::new();
+    let mut origin = String::new();
+    for (change, served) in changes {
+        let refuse = |problem: String| {
+            CliError::Unverified(format!("the change at {}: {problem}", change.position))
+        };
+        let served = served
+            .as_ref()
+            .ok_or_else(|| refuse("the server sent no checkpoint with it".into()))?;
+        let signed =
+            open(&served.note, keys).map_err(|e| refuse(format!("the checkpoint: {e}")))?;
+        check_change(change, &signed).map_err(refuse)?;
+        sizes.insert(signed.size);
+        origin = signed.origin;
+    }
+    let sizes: Vec<String> = sizes.iter().map(u64::to_string).collect();
+    Ok(format!(
+        "verified: {} change(s), each an event proved in the log {origin} (checkpoint of {} leaves)",
+        changes.len(),
+        sizes.join(", ")
+    ))
+}
+
+/// Checks one change of a verified history: its proof holds in `checkpoint`, and its fields
+/// are those of the event its proof's leaf encodes.
+fn check_change(change: &v1::Change, checkpoint: &Checkpoint) -> Result<(), String> {
+    let proof = change
+        .proof
+        .as_ref()
+        .ok_or("it has no proof (no checkpoint covers it yet; ask again in a second)")?;
+    check_inclusion(proof, proof.leaf_index, checkpoint)?;
+    let leaf = Leaf::decode(&proof.leaf).map_err(|e| e.to_string())?;
+    let position = registry_eventstore::Position {
+        commit: leaf.position.0,
+        prepare: leaf.position.1,
+    };
+    let recorded = change
+        .recorded_at
+        .as_ref()
+        .map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1_000);
+    let fields = [
+        ("position", change.position == position.to_string()),
+        ("revision", change.revision == leaf.revision),
+        (
+            "event_id",
+            change.event_id == uuid::Uuid::from_bytes(leaf.id).to_string(),
+        ),
+        ("event_type", change.event_type == leaf.event_type),
+        (
+            "schema_version",
+            change.schema_version == u32::from(leaf.schema_version),
+        ),
+        ("actor", change.actor == leaf.actor),
+        (
+            "request_id",
+            change.request_id == leaf.request_id.unwrap_or_default(),
+        ),
+        (
+            "payload_json",
+            change.payload_json.as_bytes() == leaf.payload,
+        ),
+        ("recorded_at", recorded == Some(leaf.recorded_at)),
+    ];
+    match fields.iter().find(|(_, same)| !same) {
+        Some((field, _)) => Err(format!("its {field} is not the signed event's")),
+        None => Ok(()),
+    }
+}
+
 fn hex(hash: &Hash) -> String {
     hash.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -471,5 +546,119 @@ impl Witness {
             ))
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// A change as a server would serve it, with its proof in a log of five events.
+    fn proved() -> (v1::Change, Checkpoint) {
+        let leaf = Leaf {
+            position: (3, 3),
+            stream: "registry",
+            revision: 2,
+            id: [7; 16],
+            event_type: "PersonRenamed",
+            schema_version: 1,
+            payload: r#"{"name":"Lê Văn C"}"#.as_bytes(),
+            actor: "registrar",
+            request_id: Some("r-1"),
+            correlation_id: None,
+            request_fingerprint: None,
+            recorded_at: 1_700_000_000_123_456,
+        };
+        let mut tree = registry_ledger::Tree::new();
+        for i in 0..5u8 {
+            if i == 2 {
+                tree.push(leaf.hash());
+            } else {
+                tree.push(registry_ledger::leaf_hash(&[i]));
+            }
+        }
+        let checkpoint = Checkpoint {
+            origin: "registry.test/log".into(),
+            size: 5,
+            root: tree.root(5).unwrap(),
+            time: 1_700_000_001,
+        };
+        let change = v1::Change {
+            position: "3".into(),
+            revision: 2,
+            event_id: uuid::Uuid::from_bytes([7; 16]).to_string(),
+            event_type: "PersonRenamed".into(),
+            schema_version: 1,
+            recorded_at: Some(prost_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 123_456_000,
+            }),
+            actor: "registrar".into(),
+            request_id: "r-1".into(),
+            payload_json: r#"{"name":"Lê Văn C"}"#.into(),
+            proof: Some(v1::InclusionProof {
+                leaf: leaf.encode(),
+                leaf_index: 2,
+                tree_size: 5,
+                hashes: tree
+                    .inclusion_proof(2, 5)
+                    .unwrap()
+                    .iter()
+                    .map(|h| h.to_vec())
+                    .collect(),
+            }),
+            ..Default::default()
+        };
+        (change, checkpoint)
+    }
+
+    /// A change is the signed event's only if its proof holds and every field is the leaf's:
+    /// a server that changes any field, or sends no proof, is caught.
+    #[test]
+    fn a_change_is_checked_field_by_field_against_its_proved_leaf() {
+        let (change, checkpoint) = proved();
+        assert_eq!(check_change(&change, &checkpoint), Ok(()));
+        let altered: [(&str, fn(&mut v1::Change)); 9] = [
+            ("position", |c| c.position = "4".into()),
+            ("revision", |c| c.revision = 3),
+            ("event_id", |c| c.event_id = uuid::Uuid::nil().to_string()),
+            ("event_type", |c| c.event_type = "PersonCorrected".into()),
+            ("schema_version", |c| c.schema_version = 2),
+            ("actor", |c| c.actor = "someone else".into()),
+            ("request_id", |c| c.request_id = "r-2".into()),
+            ("payload_json", |c| {
+                c.payload_json = r#"{"name":"Lê Văn D"}"#.into();
+            }),
+            ("recorded_at", |c| {
+                c.recorded_at = Some(prost_types::Timestamp {
+                    seconds: 1_700_000_001,
+                    nanos: 0,
+                });
+            }),
+        ];
+        for (field, alter) in altered {
+            let mut changed = change.clone();
+            alter(&mut changed);
+            assert_eq!(
+                check_change(&changed, &checkpoint),
+                Err(format!("its {field} is not the signed event's")),
+            );
+        }
+        let mut unproved = change.clone();
+        unproved.proof = None;
+        assert!(check_change(&unproved, &checkpoint)
+            .unwrap_err()
+            .contains("no proof"));
+        let mut forged = change;
+        if let Some(proof) = forged.proof.as_mut() {
+            // The payload's last letter: C becomes B.
+            let at = proof.leaf.windows(3).position(|w| w == b"C\"}").unwrap();
+            proof.leaf[at] = b'B';
+        }
+        assert!(check_change(&forged, &checkpoint)
+            .unwrap_err()
+            .contains("not in the signed log"));
     }
 }

@@ -121,8 +121,11 @@ enum Command {
     #[command(after_help = "Example:\n  regctl career persons/0193…")]
     Career(read::Career),
     /// The recorded history of a person, unit, office, holding, model or adoption, with
-    /// provenance: who recorded what, when, under which request, and what corrected it.
-    #[command(after_help = "Example:\n  regctl history offices/0193…")]
+    /// provenance: who recorded what, when, under which request, and what corrected it; with
+    /// --log-public-key, every change checked against the signed log.
+    #[command(
+        after_help = "Examples:\n  regctl history offices/0193…\n  regctl history offices/0193… --log-public-key registry.pub"
+    )]
     History(read::History),
     /// What the registry learned between two recorded instants.
     #[command(

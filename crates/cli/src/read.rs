@@ -706,25 +706,47 @@ const CHANGE_HEADERS: &[&str] = &["position", "recorded at", "by", "event", "bas
 pub struct History {
     /// The resource: persons/…, units/…, offices/…, holdings/…, models/…, adoptions/…, terms/….
     resource: String,
+    /// Check every change with the log's public key (its `log.pub`, obtained out of band): each
+    /// must be an event proved in a checkpoint that key signed, with its signed fields.
+    #[arg(long = "log-public-key")]
+    log_public_key: Vec<std::path::PathBuf>,
 }
 
 impl History {
     /// Runs it.
     pub async fn run(self, cx: &Context) -> Result<(), CliError> {
-        let changes = all_pages(|page_token| {
+        let keys = if self.log_public_key.is_empty() {
+            None
+        } else {
+            Some(crate::ledger::keys(&self.log_public_key)?)
+        };
+        let verify = keys.is_some();
+        let pages = all_pages(|page_token| {
             let request = v1::ListResourceHistoryRequest {
                 name: self.resource.clone(),
                 page_size: 1000,
                 page_token,
+                verify,
                 ..Default::default()
             };
             let mut client = cx.client.audit();
             async move {
                 let response = client.list_resource_history(request).await?.into_inner();
-                Ok((response.changes, response.next_page_token))
+                let checkpoint = response.checkpoint;
+                let changes = response
+                    .changes
+                    .into_iter()
+                    .map(|c| (c, checkpoint.clone()))
+                    .collect();
+                Ok((changes, response.next_page_token))
             }
         })
         .await?;
+        if let Some(keys) = &keys {
+            let proved = crate::ledger::check_history(&pages, keys)?;
+            crate::output::note(proved);
+        }
+        let changes = pages.into_iter().map(|(change, _)| change).collect();
         let response = v1::ListResourceHistoryResponse {
             changes,
             ..Default::default()

@@ -347,9 +347,11 @@ pub async fn export(
         },
     };
     let instant = micros(&known_at);
-    let rows = rows(cx, &day, known_at).await?;
     let mut attempt = 1;
     let blocks = loop {
+        // Read again at each attempt: until the server's clock has passed the instant, what
+        // it answers as known then can still grow.
+        let rows = rows(cx, &day, known_at).await?;
         let signed = stated(&checkpoint)?;
         let mut blocks = Vec::new();
         for chunk in rows.chunks(ROWS_PER_BLOCK) {
@@ -359,7 +361,8 @@ pub async fn export(
             Ok(()) => break blocks,
             Err((block, finding)) if attempt < ATTEMPTS => {
                 output::note(format!(
-                    "the rows are not all under checkpoint {} yet ({}); taking a newer one",
+                    "the rows are not all under checkpoint {} yet ({}); reading them again under \
+                     a newer one",
                     signed.size,
                     describe(&blocks[block], &finding)
                 ));

@@ -1291,6 +1291,24 @@ fn the_log_verifies_online_and_offline_and_a_tampered_store_does_not() {
         "3",
     ]);
     assert!(shown.contains("extends"), "{shown}");
+    // A history checked change by change against the signed log.
+    let history = registry
+        .regctl()
+        .args([
+            "history",
+            &format!("persons/{}", id(27)),
+            "--log-public-key",
+            public,
+        ])
+        .output()
+        .unwrap();
+    assert!(history.status.success(), "{history:?}");
+    let said = String::from_utf8_lossy(&history.stderr);
+    assert!(
+        said.contains("verified: 4 change(s), each an event proved"),
+        "{said}"
+    );
+    assert!(String::from_utf8_lossy(&history.stdout).contains("HoldingStarted"));
 
     // Keys: made once, private to their owner; a stranger's key verifies nothing.
     let stranger = data.join("stranger.key");
@@ -1321,6 +1339,14 @@ fn the_log_verifies_online_and_offline_and_a_tampered_store_does_not() {
         .output()
         .unwrap();
     assert_eq!(refused.status.code(), Some(9), "{refused:?}");
+    let refused = registry
+        .regctl()
+        .args(["history", &format!("persons/{}", id(27))])
+        .args(["--log-public-key", &stranger_public])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(9), "{refused:?}");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("the checkpoint"));
 
     // Offline, on the file, once the server has stopped (and signed its last events).
     let Registry { daemon, _dir } = registry;
