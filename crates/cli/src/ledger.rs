@@ -620,7 +620,8 @@ mod tests {
     fn a_change_is_checked_field_by_field_against_its_proved_leaf() {
         let (change, checkpoint) = proved();
         assert_eq!(check_change(&change, &checkpoint), Ok(()));
-        let altered: [(&str, fn(&mut v1::Change)); 9] = [
+        type Alteration = (&'static str, fn(&mut v1::Change));
+        let altered: [Alteration; 9] = [
             ("position", |c| c.position = "4".into()),
             ("revision", |c| c.revision = 3),
             ("event_id", |c| c.event_id = uuid::Uuid::nil().to_string()),
