@@ -28,6 +28,7 @@ use std::str::FromStr;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use clap::Args;
+use futures::StreamExt;
 use registry_client::v1;
 use registry_domain::{Date, Event, HoldingId, OfficeId};
 use registry_ledger::{Checkpoint, Hash, Leaf, Note, VerifierKey};
@@ -45,6 +46,9 @@ const VERSION: u32 = 1;
 /// Rows per block: a block's resources (each row's holding, person and office) are proved in
 /// one call, so a block stays well under the most names a call may carry (1000).
 const ROWS_PER_BLOCK: usize = 100;
+
+/// Blocks being proved at once.
+const IN_FLIGHT: usize = 4;
 
 /// How many times the export takes a newer checkpoint when the rows it read are not yet all
 /// under the one it has (on PostgreSQL the log follows the feed by up to a second or so).
@@ -353,11 +357,25 @@ pub async fn export(
         // it answers as known then can still grow.
         let rows = rows(cx, &day, known_at).await?;
         let signed = stated(&checkpoint)?;
+        // Several blocks in flight; each checked as it arrives, while the server proves the
+        // next ones.
+        let mut proving = futures::stream::iter(
+            rows.chunks(ROWS_PER_BLOCK)
+                .map(|chunk| prove(cx, chunk.to_vec(), signed.size)),
+        )
+        .buffered(IN_FLIGHT);
         let mut blocks = Vec::new();
-        for chunk in rows.chunks(ROWS_PER_BLOCK) {
-            blocks.extend(prove(cx, chunk.to_vec(), signed.size).await?);
+        let mut failed = Ok(());
+        'proving: while let Some(proved) = proving.next().await {
+            for block in proved? {
+                failed = check_block(&signed, date, instant, &block).map_err(|f| (blocks.len(), f));
+                blocks.push(block);
+                if failed.is_err() {
+                    break 'proving;
+                }
+            }
         }
-        match check_all(&signed, date, instant, &blocks) {
+        match failed {
             Ok(()) => break blocks,
             Err((block, finding)) if attempt < ATTEMPTS => {
                 output::note(format!(
