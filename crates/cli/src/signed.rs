@@ -38,7 +38,7 @@ use serde_json::Value;
 
 use crate::args::{self, CliError};
 use crate::context::Context;
-use crate::output::{self, json, Format};
+use crate::output::{self, Format};
 
 /// The layout's version, in the header.
 const VERSION: u32 = 1;
@@ -161,13 +161,10 @@ fn check_block(
                 ),
             ));
         };
-        let mut expected = json(
+        let expected = crate::transfer::holding_line(
             &registry_query::holding_pb(&model, view, Some(known_at)),
-            "registry.v1.Holding",
+            possibly,
         );
-        if let (true, Some(fields)) = (possibly, expected.as_object_mut()) {
-            fields.insert("possibly".into(), true.into());
-        }
         if let Some(field) = first_difference(row, &expected) {
             return Err(Finding::row(
                 at,
@@ -249,33 +246,11 @@ async fn rows(
     day: &str,
     known_at: prost_types::Timestamp,
 ) -> Result<Vec<Value>, CliError> {
-    let holdings: Vec<Value> = crate::read::all_pages(|page_token| {
-        let request = v1::ListHoldingsRequest {
-            date: day.to_owned(),
-            known_at: Some(known_at),
-            page_size: 10_000,
-            page_token,
-            ..Default::default()
-        };
-        let mut client = cx.client.query();
-        async move {
-            let response = client.list_holdings(request).await?.into_inner();
-            let surely = response
-                .holdings
-                .iter()
-                .map(|h| json(h, "registry.v1.Holding"));
-            let possibly = response.possible_holdings.iter().map(|h| {
-                let mut line = json(h, "registry.v1.Holding");
-                if let Some(fields) = line.as_object_mut() {
-                    fields.insert("possibly".into(), true.into());
-                }
-                line
-            });
-            Ok((surely.chain(possibly).collect(), response.next_page_token))
-        }
-    })
-    .await?;
-    Ok(holdings)
+    let holdings = crate::transfer::holdings_on(cx, day, Some(known_at)).await?;
+    Ok(holdings
+        .iter()
+        .map(|(h, possibly)| crate::transfer::holding_line(h, *possibly))
+        .collect())
 }
 
 /// Proves the resources of `rows` in the checkpoint of `size`: one block, or several when the

@@ -868,33 +868,12 @@ impl Export {
         if self.kind != ExportKind::Holdings && self.format != ExportFormat::Popolo {
             return export_records(cx, self.kind, self.format, date, known_at).await;
         }
-        // The holdings that surely cover the day, and those that possibly do (marked).
-        let holdings: Vec<(v1::Holding, bool)> = crate::read::all_pages(|page_token| {
-            let request = v1::ListHoldingsRequest {
-                date: date.clone(),
-                known_at,
-                page_size: 10_000,
-                page_token,
-                ..Default::default()
-            };
-            let mut client = cx.client.query();
-            async move {
-                let response = client.list_holdings(request).await?.into_inner();
-                let surely = response.holdings.into_iter().map(|h| (h, false));
-                let possibly = response.possible_holdings.into_iter().map(|h| (h, true));
-                Ok((surely.chain(possibly).collect(), response.next_page_token))
-            }
-        })
-        .await?;
+        let holdings = holdings_on(cx, &date, known_at).await?;
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         match self.format {
             ExportFormat::Jsonl => {
                 for (h, possibly) in &holdings {
-                    let mut line = json(h, "registry.v1.Holding");
-                    if let (true, Some(fields)) = (*possibly, line.as_object_mut()) {
-                        fields.insert("possibly".into(), true.into());
-                    }
-                    writeln!(out, "{line}")?;
+                    writeln!(out, "{}", holding_line(h, *possibly))?;
                 }
             }
             ExportFormat::Csv => {
@@ -950,6 +929,42 @@ impl Export {
         out.flush()?;
         Ok(())
     }
+}
+
+/// The holdings that surely cover `date` as known at `known_at`, and those that possibly do
+/// (marked `true`).
+pub async fn holdings_on(
+    cx: &Context,
+    date: &str,
+    known_at: Option<prost_types::Timestamp>,
+) -> Result<Vec<(v1::Holding, bool)>, CliError> {
+    crate::read::all_pages(|page_token| {
+        let request = v1::ListHoldingsRequest {
+            date: date.to_owned(),
+            known_at,
+            page_size: 10_000,
+            page_token,
+            ..Default::default()
+        };
+        let mut client = cx.client.query();
+        async move {
+            let response = client.list_holdings(request).await?.into_inner();
+            let surely = response.holdings.into_iter().map(|h| (h, false));
+            let possibly = response.possible_holdings.into_iter().map(|h| (h, true));
+            Ok((surely.chain(possibly).collect(), response.next_page_token))
+        }
+    })
+    .await
+}
+
+/// A holding as a line of a JSON Lines export: the API's JSON, with `"possibly": true` when it
+/// only possibly covers the day.
+pub fn holding_line(holding: &v1::Holding, possibly: bool) -> serde_json::Value {
+    let mut line = json(holding, "registry.v1.Holding");
+    if let (true, Some(fields)) = (possibly, line.as_object_mut()) {
+        fields.insert("possibly".into(), true.into());
+    }
+    line
 }
 
 /// Persons, units or offices as JSON Lines (the API's JSON) or CSV.
