@@ -371,3 +371,44 @@ pub async fn await_position(client: &Client, position: &str) {
         .await
         .unwrap();
 }
+
+/// A loopback address no one listens on now, for a daemon's metrics.
+pub fn free_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// The Prometheus text a daemon serves at `address` (`GET /metrics`), once it answers.
+pub async fn scrape(address: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for _ in 0..50 {
+        if let Ok(mut stream) = tokio::net::TcpStream::connect(address).await {
+            stream
+                // HTTP/1.0: the answer is not chunked, and the connection closes after it.
+                .write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n")
+                .await
+                .unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).await.unwrap();
+            assert!(answer.contains(" 200 OK"), "{answer}");
+            return answer
+                .split_once("\r\n\r\n")
+                .map(|(_, body)| body.to_owned())
+                .unwrap_or_default();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no metrics at {address}");
+}
+
+/// The value of the sample `name` whose labels include every `labels` pair, if there is one.
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, "}"));
+            let has = |(key, value): &(&str, &str)| rest.contains(&format!("{key}=\"{value}\""));
+            (metric == name && labels.iter().all(has)).then(|| value.parse().ok())?
+        })
+}

@@ -786,6 +786,8 @@ impl Writer {
     }
 
     fn commit_group(&mut self, mut group: Vec<Request>) {
+        let started = std::time::Instant::now();
+        metrics::gauge!(crate::metrics::QUEUE_DEPTH).set(group.len() as f64);
         let start_head = self.head;
         let start_recorded = self.last_recorded;
         let mut outcomes: Vec<Result<AppendResult, StoreError>> = Vec::with_capacity(group.len());
@@ -812,6 +814,10 @@ impl Writer {
             integrated.and_then(|()| self.conn.execute_batch("COMMIT").map_err(sql_err));
         match committed {
             Ok(()) => {
+                metrics::histogram!(crate::metrics::COMMIT_SECONDS)
+                    .record(started.elapsed().as_secs_f64());
+                metrics::histogram!(crate::metrics::COMMIT_EVENTS)
+                    .record((self.head - start_head) as f64);
                 if let Some(log) = &mut self.log {
                     log.committed();
                 }

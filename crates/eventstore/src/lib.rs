@@ -40,6 +40,7 @@ pub mod any;
 pub mod embedded;
 pub mod kurrent;
 pub mod log;
+pub mod metrics;
 pub mod postgres;
 pub mod verify;
 

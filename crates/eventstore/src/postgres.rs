@@ -410,10 +410,15 @@ impl PostgresStore {
         )
         .await
         .map_err(pg_err)?;
+        let committing = std::time::Instant::now();
         tx.commit().await.map_err(|e| StoreError::Backend {
             message: format!("commit failed: {e}"),
             uncertain: true,
         })?;
+        // Each append is its own transaction here: its COMMIT (the server's durable flush).
+        metrics::histogram!(crate::metrics::COMMIT_SECONDS)
+            .record(committing.elapsed().as_secs_f64());
+        metrics::histogram!(crate::metrics::COMMIT_EVENTS).record(events.len() as f64);
         Ok(Attempt::Done(Ok(AppendResult {
             next_expected: last,
             position: Position {

@@ -51,6 +51,11 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Its name, which starts its files' names (`read-models`, `writer`).
+    pub fn name(self) -> &'static str {
+        self.prefix()
+    }
+
     fn prefix(self) -> &'static str {
         match self {
             Kind::ReadModels => "read-models",
@@ -380,6 +385,11 @@ pub struct Shelf {
 pub const KEPT: usize = 2;
 
 impl Shelf {
+    /// The kind of state it holds.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
     /// The snapshots of `kind` in `dir`.
     pub fn new(dir: impl Into<PathBuf>, kind: Kind) -> Self {
         Self {

@@ -290,6 +290,7 @@ fn admit<B>(
     }
     if let Door::Action(action) = door {
         if !access.allows(&identity, action) {
+            crate::metrics::denied(action.name());
             return Err(refused(crate::ApiError::from(
                 registry_access::Denied::Action {
                     who: identity.name.clone(),
@@ -304,7 +305,7 @@ fn admit<B>(
 
 /// The status a response carries in its headers (an error answered at once), else OK (the
 /// handler answered; the status follows the body).
-fn status_of<R>(response: &http::Response<R>) -> tonic::Code {
+pub(crate) fn status_of<R>(response: &http::Response<R>) -> tonic::Code {
     response
         .headers()
         .get("grpc-status")
@@ -314,7 +315,7 @@ fn status_of<R>(response: &http::Response<R>) -> tonic::Code {
 }
 
 /// The name gRPC gives a status code (`PERMISSION_DENIED`).
-fn code_name(code: tonic::Code) -> &'static str {
+pub(crate) fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code::*;
     match code {
         Ok => "OK",

@@ -97,6 +97,10 @@ pub struct Options {
     /// resources, the status, the latency and the peer [default: none].
     #[arg(long, env = "REGISTRY_ACCESS_LOG")]
     pub access_log: Option<PathBuf>,
+    /// Serve Prometheus metrics over HTTP on this address (`GET /metrics`), such as
+    /// 127.0.0.1:9464 [default: none].
+    #[arg(long, env = "REGISTRY_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
     /// Serve callers on an address other than loopback without a --policy: every caller that
     /// reaches the port may then record, correct and rebuild. Without it, such an address is
     /// refused at start.
@@ -150,6 +154,7 @@ struct FileOptions {
     snapshot_every_seconds: Option<u64>,
     policy: Option<PathBuf>,
     access_log: Option<PathBuf>,
+    metrics_listen: Option<String>,
     allow_anonymous: Option<bool>,
     log_key: Option<PathBuf>,
     log_name: Option<String>,
@@ -205,6 +210,8 @@ pub struct Config {
     pub access: Option<std::sync::Arc<crate::access::Policy>>,
     /// The access log, when one is written (opened).
     pub access_log: Option<crate::access_log::AccessLog>,
+    /// Where Prometheus metrics are served, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
     /// The key that signs the log's checkpoints.
     pub log_key: LogKey,
     /// The witnesses whose cosignatures are accepted.
@@ -409,6 +416,18 @@ impl Config {
                     .map_err(|e| invalid("--access-log", format!("{}: {e}", path.display())))?,
             ),
         };
+        let metrics_listen = options
+            .metrics_listen
+            .or(file.metrics_listen)
+            .map(|text| {
+                text.parse::<SocketAddr>().map_err(|_| {
+                    invalid(
+                        "--metrics-listen",
+                        format!("{text:?} is not an address such as 127.0.0.1:9464"),
+                    )
+                })
+            })
+            .transpose()?;
         if !listen.ip().is_loopback() && !allow_anonymous && access.is_none() {
             return Err(invalid(
                 "--listen",
@@ -594,6 +613,7 @@ impl Config {
             tls,
             access,
             access_log,
+            metrics_listen,
             log_key,
             log_witnesses: std::sync::Arc::new(log_witnesses),
         })

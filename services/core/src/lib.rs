@@ -27,6 +27,7 @@ pub mod convert;
 pub mod error;
 pub mod feed;
 pub mod import;
+pub mod metrics;
 pub mod paging;
 pub mod reader;
 pub mod serve;

@@ -271,6 +271,7 @@ impl Reader {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             if models.position <= fresh.position {
                 let answer = (fresh.events, fresh.position, started.elapsed());
+                metrics::histogram!(crate::metrics::REBUILD_SECONDS).record(answer.2.as_secs_f64());
                 let old = std::mem::replace(&mut *models, fresh);
                 drop(models);
                 // Freeing millions of rows takes a while: not under the lock, nor on a worker.

@@ -344,6 +344,7 @@ pub async fn serve(
     tokio::spawn(reload_on_hangup(config.access.clone(), config.tls.clone()));
     let router = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(config.concurrency)
+        .layer(crate::metrics::CallsLayer)
         .layer(crate::access::GateLayer::new(
             config.access.clone(),
             config.access_log.clone(),
@@ -437,9 +438,14 @@ async fn watch_lag(
             }
             Ok(head) if reader.position() >= head => {
                 behind_since = None;
+                crate::metrics::reader(head, reader.position(), Duration::ZERO);
                 true
             }
-            Ok(_) => behind_since.get_or_insert_with(Instant::now).elapsed() <= max_lag,
+            Ok(head) => {
+                let behind = behind_since.get_or_insert_with(Instant::now).elapsed();
+                crate::metrics::reader(head, reader.position(), behind);
+                behind <= max_lag
+            }
         };
         if healthy != serving {
             serving = healthy;
@@ -607,6 +613,13 @@ where
             }
         };
         tracing::info!(store = %config.store.describe(), "store opened");
+        if let Some(listen) = config.metrics_listen {
+            if let Err(e) = crate::metrics::install(listen) {
+                tracing::error!(error = %e, "cannot serve the metrics");
+                return 69;
+            }
+            tracing::info!(%listen, "serving Prometheus metrics");
+        }
         let (routes, names) = match build(config.clone(), store).await {
             Ok(built) => built,
             Err(e) => {

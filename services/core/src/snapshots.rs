@@ -172,6 +172,11 @@ pub(crate) async fn put(
         .await
         .map_err(|e| ApiError::Unavailable(format!("saving a snapshot stopped: {e}")))?
         .map_err(|e| ApiError::Unavailable(format!("saving a snapshot failed: {e}")))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    metrics::gauge!(crate::metrics::SNAPSHOT_SAVED, "state" => shelf.kind().name())
+        .set(now.as_secs_f64());
     tracing::info!(
         path = %written.display(),
         events = stamp.events,

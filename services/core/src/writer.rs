@@ -55,7 +55,13 @@ fn permitted(
     registry: &Registry,
 ) -> Result<(), ApiError> {
     match grant {
-        Some(grant) => Ok(grant.access.check(&grant.identity, command, registry)?),
+        Some(grant) => grant
+            .access
+            .check(&grant.identity, command, registry)
+            .map_err(|denied| {
+                crate::metrics::denied(registry_access::Action::of(command).name());
+                ApiError::from(denied)
+            }),
         None => Ok(()),
     }
 }

@@ -1,0 +1,186 @@
+//! Prometheus metrics over real HTTP from a real `registryd`: after known calls, the counts per
+//! RPC and code, the handling-time histograms, the store's commits, the readers' place against
+//! the head and the snapshots' times are what those calls make them; a made-up path adds no
+//! series; an address that cannot be bound stops the daemon.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+use registry_client::v1;
+use support::{sample, scrape, Daemon, Registrar};
+use tonic::Code;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_count_what_the_calls_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = support::free_address();
+    let daemon = Daemon::embedded(
+        dir.path(),
+        &["--metrics-listen", &metrics, "--snapshot-every-events", "3"],
+    );
+    let client = daemon.client().await;
+    let mut registrar = Registrar::new(client.clone());
+    for n in 0..5 {
+        registrar.person(&format!("Người {n}")).await;
+    }
+    let head: f64 = registrar.last.parse().unwrap();
+    let mut query = client.query();
+    for _ in 0..3 {
+        let refused = query
+            .get_person(v1::GetPersonRequest {
+                name: "persons/not-a-uuid".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument);
+    }
+    let missing = query
+        .get_person(v1::GetPersonRequest {
+            name: format!("persons/{}", uuid::Uuid::now_v7()),
+            date: "2024-01-01".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    // A path the server does not serve.
+    let mut raw = tonic::client::Grpc::new(
+        tonic::transport::Channel::from_shared(daemon.address.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
+    raw.ready().await.unwrap();
+    let unknown = raw
+        .unary::<_, (), _>(
+            tonic::Request::new(()),
+            tonic::codegen::http::uri::PathAndQuery::from_static("/made.Up/Path"),
+            tonic_prost_codec(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::Unimplemented);
+
+    // The readers' gauges are refreshed every second: wait for them to reach the head.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let text = loop {
+        let text = scrape(&metrics).await;
+        let at_head = sample(&text, "registry_reader_position", &[]) == Some(head);
+        let saved = sample(
+            &text,
+            "registry_snapshot_saved_timestamp_seconds",
+            &[("state", "writer")],
+        )
+        .is_some();
+        if at_head && saved {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let command = [
+        ("grpc_service", "registry.v1.CommandService"),
+        ("grpc_method", "RegisterPerson"),
+    ];
+    let get = [
+        ("grpc_service", "registry.v1.QueryService"),
+        ("grpc_method", "GetPerson"),
+    ];
+    let handled = |labels: &[(&str, &str)], code: &str| {
+        let mut all = labels.to_vec();
+        all.push(("grpc_code", code));
+        sample(&text, "grpc_server_handled_total", &all)
+    };
+    assert_eq!(handled(&command, "OK"), Some(5.0), "{text}");
+    assert_eq!(handled(&get, "INVALID_ARGUMENT"), Some(3.0));
+    assert_eq!(handled(&get, "NOT_FOUND"), Some(1.0));
+    assert_eq!(handled(&get, "OK"), None);
+    assert_eq!(
+        handled(
+            &[("grpc_service", "unknown"), ("grpc_method", "unknown")],
+            "UNIMPLEMENTED"
+        ),
+        Some(1.0)
+    );
+    assert!(!text.contains("made.Up"), "a made-up path named a series");
+    assert_eq!(
+        sample(&text, "grpc_server_handling_seconds_count", &get),
+        Some(4.0)
+    );
+    let within = sample(
+        &text,
+        "grpc_server_handling_seconds_bucket",
+        &[get[0], get[1], ("le", "+Inf")],
+    );
+    assert_eq!(within, Some(4.0));
+    // Five appends, one event each, each acknowledged after its commit.
+    assert_eq!(
+        sample(&text, "registry_store_commit_events_sum", &[]),
+        Some(5.0)
+    );
+    let commits = sample(&text, "registry_store_commit_seconds_count", &[]).unwrap();
+    assert!((1.0..=5.0).contains(&commits), "{commits}");
+    assert_eq!(
+        sample(&text, "registry_store_head_position", &[]),
+        Some(head)
+    );
+    assert_eq!(sample(&text, "registry_reader_lag_events", &[]), Some(0.0));
+    assert_eq!(sample(&text, "registry_reader_lag_seconds", &[]), Some(0.0));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let saved = sample(
+        &text,
+        "registry_snapshot_saved_timestamp_seconds",
+        &[("state", "writer")],
+    )
+    .unwrap();
+    assert!(
+        (now - 60.0..=now + 1.0).contains(&saved),
+        "{saved} vs {now}"
+    );
+    daemon.stop();
+}
+
+/// The codec of a call whose messages are empty.
+fn tonic_prost_codec() -> tonic::codec::ProstCodec<(), ()> {
+    tonic::codec::ProstCodec::default()
+}
+
+#[test]
+fn an_address_that_cannot_be_bound_stops_registryd() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(registry_testkit::daemon::registryd_binary())
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            &address,
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    // The daemon's log (stdout, for now) says why.
+    let said = String::from_utf8_lossy(&output.stdout) + String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(69), "{said}");
+    assert!(
+        said.contains(&format!("--metrics-listen {address}")),
+        "{said}"
+    );
+    let output = std::process::Command::new(registry_testkit::daemon::registryd_binary())
+        .args(["--listen", "127.0.0.1:0", "--metrics-listen", "nowhere"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("--metrics-listen: \"nowhere\""), "{stderr}");
+}
