@@ -1530,3 +1530,47 @@ async fn a_new_policy_and_revocation_list_take_effect_at_sighup() {
         "reader"
     );
 }
+
+/// Refusals by the policy are counted by action in the metrics: a reader's audit question
+/// (refused at the door) and its write (refused by the writer's check).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_counted_by_action_in_the_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    let metrics = support::free_address();
+    let unit = || format!("units/{}", uuid::Uuid::now_v7());
+    let daemon = start(
+        dir.path(),
+        &pki,
+        None,
+        (&unit(), &unit()),
+        &["--metrics-listen", &metrics],
+    );
+    let reader = client(&daemon, &pki, "reader", None).await.unwrap();
+    for _ in 0..2 {
+        let refused = reader
+            .audit()
+            .list_changes(v1::ListChangesRequest::default())
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    }
+    let refused = reader
+        .command()
+        .register_person(v1::RegisterPersonRequest {
+            request_id: registry_client::request_id(),
+            display_name: "Nguyễn Văn A".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    let text = support::scrape(&metrics).await;
+    let denied = |action: &str| {
+        support::sample(&text, "registry_access_denied_total", &[("action", action)])
+    };
+    assert_eq!(denied("audit"), Some(2.0), "{text}");
+    assert_eq!(denied("record"), Some(1.0), "{text}");
+    assert_eq!(denied("read"), None);
+    daemon.stop();
+}
