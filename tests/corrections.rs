@@ -172,8 +172,8 @@ async fn a_correction_restates_what_it_names_and_keeps_the_rest() {
         nothing.message()
     );
 
-    // A person: the birth date alone, the name kept.
-    client
+    // A person: the birth date alone, the name kept (read back at the write's position).
+    let corrected = client
         .admin()
         .correct_person(v1::CorrectPersonRequest {
             request_id: request_id(),
@@ -183,7 +183,11 @@ async fn a_correction_restates_what_it_names_and_keeps_the_rest() {
             ..Default::default()
         })
         .await
+        .unwrap()
+        .into_inner()
+        .result
         .unwrap();
+    support::await_position(&client, &corrected.commit_position).await;
     let shown = client
         .query()
         .get_person(v1::GetPersonRequest {

@@ -1,6 +1,6 @@
 //! Running `registryd` processes for end-to-end tests: start one on an ephemeral port (it prints
-//! `listening on ADDRESS`), read what it logged, stop it with SIGTERM, kill it when the test
-//! ends.
+//! `listening on ADDRESS` on standard output), read what it logged (on standard error), stop it
+//! with SIGTERM, kill it when the test ends.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -24,17 +24,34 @@ impl Daemon {
     ///
     /// When the daemon cannot start or exits before listening: the test cannot go on.
     pub fn start(binary: &Path, args: &[&str]) -> Self {
+        Self::start_logging(binary, args, "warn,registry_service_core::snapshots=info")
+    }
+
+    /// As [`Daemon::start`], logging what `filter` (a `RUST_LOG` value) lets through.
+    ///
+    /// # Panics
+    ///
+    /// As [`Daemon::start`].
+    pub fn start_logging(binary: &Path, args: &[&str], filter: &str) -> Self {
         let mut child = Command::new(binary)
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
-            .env("RUST_LOG", "warn,registry_service_core::snapshots=info")
+            .env("RUST_LOG", filter)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("{} does not start: {e}", binary.display()));
-        let Some(stdout) = child.stdout.take() else {
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
             panic!("no standard output from {}", binary.display());
         };
+        // Its log, on standard error, kept from the start (drained so it never blocks).
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&output);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                kept.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+            }
+        });
         let mut lines = BufReader::new(stdout).lines();
         let mut before = Vec::new();
         let address = loop {
@@ -47,15 +64,20 @@ impl Daemon {
                 }
                 _ => {
                     let status = child.wait();
+                    std::thread::sleep(Duration::from_millis(100));
+                    let logged = output.lock().unwrap_or_else(|e| e.into_inner()).join("\n");
                     panic!(
-                        "{} {args:?} exited before listening: {status:?}",
+                        "{} {args:?} exited before listening: {status:?}\n{logged}",
                         binary.display()
                     );
                 }
             }
         };
         // Keep draining standard output so the daemon never blocks on a full pipe.
-        let output = Arc::new(Mutex::new(before));
+        output
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(before);
         let kept = Arc::clone(&output);
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {

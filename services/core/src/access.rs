@@ -178,6 +178,7 @@ where
             Some(policy) if door != Door::Open => {
                 let access = policy.current();
                 admit(&access, door, &request).map(|identity| {
+                    tracing::Span::current().record("caller", identity.name.as_str());
                     request.extensions_mut().insert(Grant {
                         access,
                         identity: Arc::clone(&identity),

@@ -16,6 +16,17 @@ use registry_eventstore::{
 use serde::Deserialize;
 use thiserror::Error;
 
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object a line, for collectors.
+    Json,
+}
+
 /// Options as given on the command line or in the environment.
 #[derive(Debug, Default, Parser)]
 #[command(version, about = "A service of the organisational registry (gRPC)")]
@@ -97,6 +108,10 @@ pub struct Options {
     /// resources, the status, the latency and the peer [default: none].
     #[arg(long, env = "REGISTRY_ACCESS_LOG")]
     pub access_log: Option<PathBuf>,
+    /// How log lines are written, on standard error: `text` (coloured only on a terminal) or
+    /// `json` (one object a line) [default: text].
+    #[arg(long, env = "REGISTRY_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
     /// Serve Prometheus metrics over HTTP on this address (`GET /metrics`), such as
     /// 127.0.0.1:9464 [default: none].
     #[arg(long, env = "REGISTRY_METRICS_LISTEN")]
@@ -155,6 +170,7 @@ struct FileOptions {
     policy: Option<PathBuf>,
     access_log: Option<PathBuf>,
     metrics_listen: Option<String>,
+    log_format: Option<LogFormat>,
     allow_anonymous: Option<bool>,
     log_key: Option<PathBuf>,
     log_name: Option<String>,
@@ -212,6 +228,8 @@ pub struct Config {
     pub access_log: Option<crate::access_log::AccessLog>,
     /// Where Prometheus metrics are served, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// How log lines are written.
+    pub log_format: LogFormat,
     /// The key that signs the log's checkpoints.
     pub log_key: LogKey,
     /// The witnesses whose cosignatures are accepted.
@@ -614,6 +632,7 @@ impl Config {
             access,
             access_log,
             metrics_listen,
+            log_format: options.log_format.or(file.log_format).unwrap_or_default(),
             log_key,
             log_witnesses: std::sync::Arc::new(log_witnesses),
         })

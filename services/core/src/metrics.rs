@@ -1,4 +1,5 @@
-//! Prometheus metrics for operators: every call's outcome and time, the store's head and how far
+//! Prometheus metrics for operators, and the span that names each call in the logs: every
+//! call's outcome and time, the store's head and how far
 //! each reader is behind it, the store's commits, snapshots, rebuilds and access-control
 //! denials.
 //!
@@ -15,6 +16,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use tracing::Instrument;
 
 /// Calls handled, by service, method and status code.
 pub const HANDLED: &str = "grpc_server_handled_total";
@@ -174,8 +176,12 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let (service, method) = labels(request.uri().path());
         let started = Instant::now();
-        Box::pin(async move {
-            let outcome = inner.call(request).await;
+        let span = call_span(&request, &service, &method);
+        // The layers inside (the access gate) name the caller in the span as they decide.
+        let called = span.in_scope(|| inner.call(request));
+        Box::pin(
+            async move {
+                let outcome = called.await;
             // A unary call's error comes in its headers; a stream's later error is not seen.
             let code = match &outcome {
                 Ok(response) => crate::access::status_of(response),
@@ -190,7 +196,37 @@ where
                 "grpc_code" => crate::access::code_name(code)
             )
             .increment(1);
-            outcome
-        })
+                outcome
+            }
+            .instrument(span),
+        )
     }
+}
+
+/// The span of a call, on every log line written while it runs: its RPC, and the caller's
+/// correlation id and declared actor where given (the gate replaces the actor with the
+/// authenticated caller; the handler adds the request id).
+fn call_span<B>(request: &http::Request<B>, service: &str, method: &str) -> tracing::Span {
+    let header = |name: &str| {
+        request.headers().get(name).map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .chars()
+                .take(100)
+                .collect::<String>()
+        })
+    };
+    let span = tracing::info_span!(
+        "call",
+        rpc = %format_args!("{service}/{method}"),
+        request_id = tracing::field::Empty,
+        correlation_id = tracing::field::Empty,
+        caller = tracing::field::Empty,
+    );
+    if let Some(correlation) = header(crate::serve::CORRELATION_HEADER) {
+        span.record("correlation_id", correlation.as_str());
+    }
+    if let Some(actor) = header(crate::serve::ACTOR_HEADER) {
+        span.record("caller", actor.as_str());
+    }
+    span
 }

@@ -44,13 +44,26 @@ pub async fn shutting_down() {
 const MAX_REQUEST_ID: usize = 128;
 
 /// Sets up structured logs (`RUST_LOG` filters; `info` by default).
-pub fn init_logs() {
+pub fn init_logs(format: crate::config::LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let lines = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        crate::config::LogFormat::Text => {
+            lines.with_ansi(std::io::stderr().is_terminal()).try_init()
+        }
+        // A call's span (its RPC, request and correlation ids, caller) on every line of it.
+        crate::config::LogFormat::Json => lines
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 /// Who calls with the write request `request`, from its credentials and metadata.
@@ -224,6 +237,9 @@ pub async fn call_unbounded<T>(
     request_id: &str,
     work: impl Future<Output = Result<T, ApiError>>,
 ) -> Result<Response<T>, Status> {
+    if !request_id.is_empty() {
+        tracing::Span::current().record("request_id", request_id);
+    }
     let started = Instant::now();
     let outcome = work.await;
     let micros = started.elapsed().as_micros() as u64;
@@ -587,8 +603,8 @@ where
     F: FnOnce(Config, registry_eventstore::AnyStore) -> Fut,
     Fut: Future<Output = Result<(Routes, Vec<Hosted>), ApiError>>,
 {
-    init_logs();
     let config = Config::from_process();
+    init_logs(config.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {

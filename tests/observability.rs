@@ -1,7 +1,9 @@
-//! Prometheus metrics over real HTTP from a real `registryd`: after known calls, the counts per
-//! RPC and code, the handling-time histograms, the store's commits, the readers' place against
-//! the head and the snapshots' times are what those calls make them; a made-up path adds no
-//! series; an address that cannot be bound stops the daemon.
+//! What operators watch, from a real `registryd`. Prometheus metrics over real HTTP: after known
+//! calls, the counts per RPC and code, the handling-time histograms, the store's commits, the
+//! readers' place against the head and the snapshots' times are what those calls make them; a
+//! made-up path adds no series; an address that cannot be bound stops the daemon. Logs: JSON
+//! lines on standard error, each line of a call naming its RPC, request id, correlation id and
+//! caller.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -183,4 +185,99 @@ fn an_address_that_cannot_be_bound_stops_registryd() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(64), "{stderr}");
     assert!(stderr.contains("--metrics-listen: \"nowhere\""), "{stderr}");
+}
+
+/// `--log-format json`: every line is a JSON object on standard error, and a call's line names
+/// its RPC, request id, correlation id and caller; text logs carry no colour codes when
+/// standard error is not a terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calls_log_lines_name_its_rpc_request_correlation_and_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("json");
+    let daemon = registry_testkit::daemon::Daemon::start_logging(
+        &registry_testkit::daemon::registryd_binary(),
+        &["--data-dir", data.to_str().unwrap(), "--log-format", "json"],
+        "info",
+    );
+    let client = daemon_client(&daemon.address)
+        .await
+        .with_actor("clerk-7")
+        .unwrap();
+    let mut request = tonic::Request::new(v1::RegisterPersonRequest {
+        request_id: "req-log-1".into(),
+        display_name: "Trần Văn Nhật Ký".into(),
+        ..Default::default()
+    });
+    request
+        .metadata_mut()
+        .insert("x-correlation-id", "corr-42".parse().unwrap());
+    client.command().register_person(request).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let line = loop {
+        if let Some(line) = daemon.logged("req-log-1").into_iter().next() {
+            break line;
+        }
+        assert!(std::time::Instant::now() < deadline, "no line of the call");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let span = &parsed["span"];
+    assert_eq!(
+        span["rpc"], "registry.v1.CommandService/RegisterPerson",
+        "{line}"
+    );
+    assert_eq!(span["request_id"], "req-log-1", "{line}");
+    assert_eq!(span["correlation_id"], "corr-42", "{line}");
+    assert_eq!(span["caller"], "clerk-7", "{line}");
+    assert_eq!(parsed["level"], "INFO");
+    for line in daemon.logged("") {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&line).is_ok()
+                || line.starts_with("listening on"),
+            "not JSON: {line}"
+        );
+    }
+    daemon.stop();
+
+    // Text, to a pipe: no colour codes.
+    let text = registry_testkit::daemon::Daemon::start_logging(
+        &registry_testkit::daemon::registryd_binary(),
+        &["--data-dir", dir.path().join("text").to_str().unwrap()],
+        "info",
+    );
+    let client = daemon_client(&text.address).await;
+    client
+        .command()
+        .register_person(v1::RegisterPersonRequest {
+            request_id: "req-log-2".into(),
+            display_name: "Lê Thị Văn Bản".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let line = loop {
+        if let Some(line) = text.logged("req-log-2").into_iter().next() {
+            break line;
+        }
+        assert!(std::time::Instant::now() < deadline, "no line of the call");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(!line.contains('\u{1b}'), "colour codes in a pipe: {line:?}");
+    assert!(
+        line.contains("rpc=registry.v1.CommandService/RegisterPerson"),
+        "{line}"
+    );
+    text.stop();
+}
+
+/// A client of the daemon at `address`.
+async fn daemon_client(address: &str) -> registry_client::Client {
+    for _ in 0..50 {
+        if let Ok(client) = registry_client::Client::connect(address).await {
+            return client;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("cannot connect to {address}");
 }
