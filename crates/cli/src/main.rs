@@ -23,6 +23,7 @@
 
 mod amend;
 mod args;
+mod backup;
 mod context;
 mod holdings;
 mod ledger;
@@ -184,6 +185,11 @@ enum Command {
         after_help = "Example:\n  regctl witness --log-public-key registry.pub --key witness.key --state witness.checkpoint"
     )]
     Witness(ledger::Witness),
+    /// Copy the embedded store while the registry runs (SQLite's online backup), checked.
+    #[command(
+        after_help = "Example:\n  regctl backup --store registry-data --to /backups/registry-2026-12-06.db"
+    )]
+    Backup(backup::Backup),
     /// Make a key that signs the log's checkpoints (or, with --witness, cosigns them).
     #[command(after_help = "Example:
   regctl keygen --name registry.example.gov.vn/offices --out /etc/registry/log.key")]
@@ -204,6 +210,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     match &cli.command {
         Command::Keygen(keygen) => return keygen.run(),
         Command::VerifyExport(check) => return check.run(cli.output),
+        Command::Backup(backup) => return backup.run(cli.output),
         Command::Verify(verify) if verify.offline() => return verify.run_offline(cli.output).await,
         _ => {}
     }
@@ -258,7 +265,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Whoami => read::whoami(&cx).await,
         Command::Verify(c) => c.run_online(&cx).await,
         Command::Witness(c) => c.run(&cx).await,
-        Command::Completions { .. } | Command::Keygen(_) | Command::VerifyExport(_) => Ok(()),
+        Command::Completions { .. }
+        | Command::Keygen(_)
+        | Command::VerifyExport(_)
+        | Command::Backup(_) => Ok(()),
     }
 }
 

@@ -1710,3 +1710,84 @@ fn a_signed_export_fits_its_blocks_to_the_message_limit() {
     let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(answer["holdings"], 14);
 }
+
+/// `regctl backup` copies the embedded store while `registryd` runs and records: the copy
+/// checks, holds every event acknowledged before the backup began, verifies against the
+/// registry's public key, and a `registryd` started on it answers the seed's question. An
+/// existing file is never overwritten.
+#[test]
+fn a_backup_taken_while_the_registry_records_serves_and_verifies() {
+    let registry = Registry::seeded();
+    let data = registry._dir.path().to_owned();
+    let before: u64 = registry.head().parse().unwrap();
+    let copy_dir = tempfile::tempdir().unwrap();
+    let copy = copy_dir.path().join("registry.db");
+    // Writes go on while the backup runs.
+    let writer = {
+        let address = registry.daemon.address.clone();
+        std::thread::spawn(move || {
+            for n in 0..20 {
+                let output = Command::cargo_bin("regctl")
+                    .unwrap()
+                    .args([
+                        "--server",
+                        &address,
+                        "persons",
+                        "add",
+                        &format!("Người ghi {n}"),
+                    ])
+                    .output()
+                    .unwrap();
+                assert!(output.status.success(), "{output:?}");
+            }
+        })
+    };
+    let output = Command::cargo_bin("regctl")
+        .unwrap()
+        .args(["backup", "--output", "json", "--store"])
+        .arg(&data)
+        .arg("--to")
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let events = answer["events"].as_u64().unwrap();
+    assert!(
+        events >= before,
+        "{events} events copied, {before} acknowledged before"
+    );
+    writer.join().unwrap();
+    // Never over an existing file.
+    let again = Command::cargo_bin("regctl")
+        .unwrap()
+        .args(["backup", "--store"])
+        .arg(&data)
+        .arg("--to")
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    // The copy verifies with the registry's key, and serves.
+    let verified = Command::cargo_bin("regctl")
+        .unwrap()
+        .args(["verify", "--log-public-key"])
+        .arg(data.join("log.pub"))
+        .arg("--store")
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(verified.status.success(), "{verified:?}");
+    let restored = Daemon::embedded(&registryd_binary(), copy_dir.path(), &["--no-log"]);
+    let held = Command::cargo_bin("regctl")
+        .unwrap()
+        .args(["--server", &restored.address, "--output", "json"])
+        .args(["who-held", &id(21), "--at", "18/03/2024"])
+        .output()
+        .unwrap();
+    assert!(held.status.success(), "{held:?}");
+    let held: Value = serde_json::from_slice(&held.stdout).unwrap();
+    assert_eq!(held["holdings"][0]["personDisplayName"], "Phạm Lê Hưng");
+    restored.stop();
+}

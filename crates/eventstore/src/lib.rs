@@ -37,6 +37,7 @@ use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 pub mod any;
+pub mod backup;
 pub mod embedded;
 pub mod kurrent;
 pub mod log;
