@@ -66,6 +66,7 @@ async fn a_correction_restates_what_it_names_and_keeps_the_rest() {
     let (_, _, chair) = r.commune_with_chair("xã Sửa Sai").await;
     let person = r.person("Nguyễn Văn Sửa").await;
     let name = r.hold(&person, &chair, "2020-10-15", None).await.name;
+    support::await_position(&client, &r.last).await;
     assert!(holding(&client, &name).await.basis.is_some());
 
     // Without a mask: the populated fields are restated; the basis, omitted, stays.
