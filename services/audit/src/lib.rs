@@ -449,15 +449,22 @@ impl AuditService for AuditApi {
                 (revisions, events) = (kept_revisions, kept_events);
             }
             if r.with_origins {
-                let origins: Vec<u64> = self
+                let mut origins: Vec<u64> = self
                     .origins(&events, &subjects)
                     .into_iter()
                     .filter(|revision| revisions.binary_search(revision).is_err())
                     .collect();
                 if !origins.is_empty() {
-                    revisions.extend(origins);
-                    revisions.sort_unstable();
-                    events = self.events_at(&revisions).await?;
+                    // Only the origins are read; the events already read keep their places.
+                    origins.sort_unstable();
+                    let extra = self.events_at(&origins).await?;
+                    let mut merged: Vec<(u64, RecordedEvent)> = revisions
+                        .into_iter()
+                        .zip(events)
+                        .chain(origins.into_iter().zip(extra))
+                        .collect();
+                    merged.sort_unstable_by_key(|(revision, _)| *revision);
+                    (revisions, events) = merged.into_iter().unzip();
                 }
             }
             // The resources' leaf lists take their part of the message.
