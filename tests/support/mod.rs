@@ -412,3 +412,25 @@ pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
             (metric == name && labels.iter().all(has)).then(|| value.parse().ok())?
         })
 }
+
+/// A PostgreSQL primary and hot standby of this test's own, or `None` (with a visible notice)
+/// when the machine cannot build one and `REGISTRY_REQUIRE_POSTGRES` is not `1` (then the test
+/// fails instead).
+pub fn replicated(
+    synchronous: bool,
+    listen: &[&str],
+    hba: Option<&str>,
+) -> Option<registry_testkit::pgcluster::Replicated> {
+    match registry_testkit::pgcluster::Replicated::start(synchronous, listen, hba) {
+        Ok(pair) => Some(pair),
+        Err(e) => {
+            if std::env::var("REGISTRY_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                panic!("a PostgreSQL primary and standby are required (REGISTRY_REQUIRE_POSTGRES=1) but: {e}");
+            }
+            eprintln!(
+                "NOTICE: cannot build a PostgreSQL primary and standby ({e}); skipping this test"
+            );
+            None
+        }
+    }
+}

@@ -49,7 +49,7 @@ pub use any::AnyStore;
 pub use embedded::{EmbeddedConfig, EmbeddedStore};
 pub use kurrent::KurrentStore;
 pub use log::{LogKeyError, LogSigner, StoredCheckpoint};
-pub use postgres::{PostgresConfig, PostgresStore};
+pub use postgres::{PostgresConfig, PostgresStore, Sessions};
 
 /// The largest payload accepted for one event unless configured otherwise: 1 MiB.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;

@@ -27,7 +27,18 @@
 //!
 //! Each append sends `NOTIFY` on the schema's channel (delivered at commit); a listening
 //! connection bumps [`EventStore::feed_changes`]. Subscribers also re-read every 100 ms, which
-//! covers a horizon held back by another transaction.
+//! covers a horizon held back by another transaction, and a hot standby, where `LISTEN` is
+//! refused: there the polling alone delivers.
+//!
+//! # Primaries and hot standbys
+//!
+//! The URL may name several servers (`postgres://h1:5432,h2:5432/db`). A writing process
+//! ([`Sessions::Primary`]) connects only to the one that accepts writes and finds the new one by
+//! itself after a failover; a following process ([`Sessions::PreferStandby`]) reads from a hot
+//! standby when one answers and from any server otherwise. The feed's horizon holds on a
+//! standby too: replaying the primary's WAL, it counts a transaction as running from the first
+//! record that names an xid above the ones it knew, so its snapshot's `xmin` stays below every
+//! transaction it has not seen finish. A standby never migrates: it checks the schema's version.
 
 mod log;
 
@@ -51,6 +62,18 @@ use crate::{
 /// The schema version this code writes; a database at a newer version is refused.
 const SCHEMA_VERSION: i32 = 1;
 
+/// Which of the servers a URL names a connection goes to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Sessions {
+    /// As the URL says (`target_session_attrs`, or any server).
+    #[default]
+    AsGiven,
+    /// The server that accepts writes, unless the URL says otherwise: what a writer needs.
+    Primary,
+    /// A hot standby when one answers, any server otherwise: what a follower wants.
+    PreferStandby,
+}
+
 /// How the PostgreSQL store connects.
 #[derive(Clone, Debug)]
 pub struct PostgresConfig {
@@ -65,6 +88,8 @@ pub struct PostgresConfig {
     /// The key that signs the log's checkpoints. A process given one competes to be the log's
     /// integrator (`postgres/log.rs`); without any, the log is not kept.
     pub signer: Option<Arc<LogSigner>>,
+    /// Which server the pool's connections go to.
+    pub sessions: Sessions,
 }
 
 impl PostgresConfig {
@@ -76,6 +101,7 @@ impl PostgresConfig {
             pool_size: 16,
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             signer: None,
+            sessions: Sessions::AsGiven,
         }
     }
 }
@@ -200,6 +226,100 @@ fn migration(schema: &str) -> String {
     )
 }
 
+/// The connection settings for each kind of session a URL's servers offer.
+#[derive(Clone)]
+struct Servers {
+    /// As the URL says.
+    given: tokio_postgres::Config,
+    /// Only a server that accepts writes (unless the URL chose otherwise).
+    primary: tokio_postgres::Config,
+    /// Only a hot standby, when the URL names several servers and chose none.
+    standby: Option<tokio_postgres::Config>,
+}
+
+impl Servers {
+    fn new(url: &str) -> Result<Self, StoreError> {
+        let mut given: tokio_postgres::Config = url.parse().map_err(pg_err)?;
+        // A server that stops answering (a partition, a dead machine) must fail the calls
+        // waiting on it within seconds, not after the kernel's retransmissions (many minutes),
+        // so that the pool reconnects, to the new primary after a failover.
+        if given.get_connect_timeout().is_none() {
+            given.connect_timeout(std::time::Duration::from_secs(5));
+        }
+        if given.get_tcp_user_timeout().is_none() {
+            given.tcp_user_timeout(std::time::Duration::from_secs(15));
+        }
+        given.keepalives_idle(std::time::Duration::from_secs(30));
+        let chosen = url.contains("target_session_attrs");
+        let mut primary = given.clone();
+        if !chosen {
+            primary.target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite);
+        }
+        let standby = (!chosen && given.get_hosts().len() > 1).then(|| {
+            let mut standby = given.clone();
+            standby.target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadOnly);
+            standby
+        });
+        Ok(Self {
+            given,
+            primary,
+            standby,
+        })
+    }
+}
+
+/// A follower's connections: a hot standby's when one answers, any server's otherwise.
+impl deadpool_postgres::Connect for Servers {
+    fn connect(
+        &self,
+        _: &tokio_postgres::Config,
+    ) -> futures::future::BoxFuture<
+        '_,
+        Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>,
+    > {
+        Box::pin(async move {
+            let standby = match &self.standby {
+                Some(standby) => standby.connect(NoTls).await.ok(),
+                None => None,
+            };
+            let (client, connection) = match standby {
+                Some(connected) => connected,
+                None => self.given.connect(NoTls).await?,
+            };
+            let connection = tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "a PostgreSQL connection ended");
+                }
+            });
+            Ok((client, connection))
+        })
+    }
+}
+
+/// On a hot standby, which cannot migrate: the schema must be there, at this code's version.
+async fn check_version(client: &tokio_postgres::Client, schema: &str) -> Result<(), StoreError> {
+    let version: Option<i32> = client
+        .query_one(
+            &format!("SELECT max(version) FROM {schema}.schema_version"),
+            &[],
+        )
+        .await
+        .map_err(|e| {
+            StoreError::backend(format!(
+                "this server is a hot standby without the registry's schema {schema:?} ({e}): \
+                 start a writing registryd on the primary first"
+            ))
+        })?
+        .get(0);
+    match version {
+        Some(SCHEMA_VERSION) => Ok(()),
+        other => Err(StoreError::backend(format!(
+            "this server is a hot standby whose schema is at version {other:?}; this program \
+             needs {SCHEMA_VERSION}: start a writing registryd of this version on the primary"
+        ))),
+    }
+}
+
 pub(crate) fn parse_xid(text: &str) -> Result<u64, StoreError> {
     text.parse()
         .map_err(|_| StoreError::backend(format!("unexpected transaction id {text:?}")))
@@ -219,20 +339,32 @@ impl PostgresStore {
                 config.schema
             )));
         }
-        let pg_config: tokio_postgres::Config = config.url.parse().map_err(pg_err)?;
-        let manager = Manager::from_config(
-            pg_config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let servers = Servers::new(&config.url)?;
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match config.sessions {
+            Sessions::AsGiven => Manager::from_config(servers.given.clone(), NoTls, manager_config),
+            Sessions::Primary => {
+                Manager::from_config(servers.primary.clone(), NoTls, manager_config)
+            }
+            Sessions::PreferStandby => {
+                Manager::from_connect(servers.given.clone(), servers.clone(), manager_config)
+            }
+        };
         let pool = Pool::builder(manager)
             .max_size(config.pool_size)
             .build()
             .map_err(pg_err)?;
         let mut client = pool.get().await.map_err(pg_err)?;
-        {
+        let standby: bool = client
+            .query_one("SELECT pg_is_in_recovery()", &[])
+            .await
+            .map_err(pg_err)?
+            .get(0);
+        if standby {
+            check_version(&client, &config.schema).await?;
+        } else {
             // One migrator at a time across instances.
             let tx = client.transaction().await.map_err(pg_err)?;
             tx.execute(
@@ -273,7 +405,7 @@ impl PostgresStore {
         drop(client);
         let (changes_tx, changes) = watch::channel(0u64);
         let listener = tokio::spawn(listen(
-            pg_config.clone(),
+            servers.given.clone(),
             format!("{}_events", config.schema),
             changes_tx,
         ));
@@ -292,7 +424,7 @@ impl PostgresStore {
         };
         if let Some(signer) = signer {
             let task = tokio::spawn(log::integrate(
-                pg_config,
+                servers.primary,
                 Arc::downgrade(&store.inner),
                 schema,
                 signer,
@@ -435,6 +567,17 @@ async fn listen(config: tokio_postgres::Config, channel: String, changes: watch:
         if let Ok((client, mut connection)) = config.connect(NoTls).await {
             let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
             let listening = async {
+                let standby: bool = client
+                    .query_one("SELECT pg_is_in_recovery()", &[])
+                    .await
+                    .ok()?
+                    .get(0);
+                if standby {
+                    // A hot standby refuses LISTEN; the subscribers' polling delivers. Ask
+                    // again later: a promoted standby notifies.
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    return None;
+                }
                 client
                     .batch_execute(&format!("LISTEN {channel}"))
                     .await

@@ -12,12 +12,14 @@
 //! Every fact goes through the domain's `decide`, so the result obeys every hard rule; the
 //! events come with recorded times that never go backwards. Same config, same events.
 //!
-//! [`daemon`] runs `registryd` processes for end-to-end tests; [`fixtures`] writes import files.
+//! [`daemon`] runs `registryd` processes for end-to-end tests; [`fixtures`] writes import files;
+//! [`pgcluster`] builds a PostgreSQL primary and hot standby to run them on.
 
 use std::collections::HashMap;
 
 pub mod daemon;
 pub mod fixtures;
+pub mod pgcluster;
 pub mod tokens;
 
 use rand::rngs::SmallRng;

@@ -1,11 +1,11 @@
 //! `registry-admin`: the admin service alone, against the configured store.
 
 use registry_admin::{AdminApi, SERVICE_NAME};
-use registry_service_core::serve::{main_with, Hosted};
+use registry_service_core::serve::{main_of, Hosted};
 use registry_service_core::{Reader, Writer};
 
 fn main() {
-    main_with(|config, store| async move {
+    main_of("admin", |config, store| async move {
         let writer =
             Writer::open_with(store.clone(), Default::default(), config.snapshots.clone()).await?;
         let reader = Reader::start_with(store, config.snapshots.clone());

@@ -214,7 +214,7 @@ pub struct Config {
     pub grace: Duration,
     /// How long read models may stay behind the store before health says NOT_SERVING.
     pub max_lag: Duration,
-    /// The services to host (`registryd`).
+    /// The services to host (`registryd`; a single service's binary sets its own).
     pub services: Vec<String>,
     /// TLS, when served (certificates, key, client CA and revocation lists read and checked).
     pub tls: Option<std::sync::Arc<crate::tls::Served>>,
@@ -699,11 +699,12 @@ fn tls(
 
 impl StoreChoice {
     /// Opens or connects to the store; `signer` signs the log's checkpoints; `log` false keeps
-    /// no log at all.
+    /// no log at all; `writes` false lets a PostgreSQL follower read from a hot standby.
     pub async fn open(
         &self,
         signer: Option<std::sync::Arc<registry_eventstore::LogSigner>>,
         log: bool,
+        writes: bool,
     ) -> Result<AnyStore, registry_eventstore::StoreError> {
         Ok(match self {
             Self::Embedded(dir) => {
@@ -715,6 +716,11 @@ impl StoreChoice {
             Self::Postgres { url, schema } => {
                 let mut config = PostgresConfig::new(url.clone());
                 config.schema = schema.clone();
+                config.sessions = if writes {
+                    registry_eventstore::Sessions::Primary
+                } else {
+                    registry_eventstore::Sessions::PreferStandby
+                };
                 config.signer = signer;
                 AnyStore::Postgres(PostgresStore::connect(config).await?)
             }

@@ -445,7 +445,19 @@ async fn watch_lag(
             // Shutting down: NOT_SERVING is set for good by `serve`.
             () = shutting_down() => return,
         }
-        let healthy = match registry_eventstore::EventStore::head(reader.store()).await {
+        // A store behind a partition may not answer at all: that is unreachable too.
+        let head = tokio::time::timeout(
+            max_lag,
+            registry_eventstore::EventStore::head(reader.store()),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(registry_eventstore::StoreError::Backend {
+                message: format!("no answer in {max_lag:?}"),
+                uncertain: false,
+            })
+        });
+        let healthy = match head {
             Err(e) => {
                 if serving {
                     tracing::warn!(services = ?names, error = %e, "the store cannot be reached");
@@ -595,15 +607,33 @@ pub async fn run(
     Ok(())
 }
 
-/// The `main` of every registry binary: reads the configuration (exit 64 when bad), opens the
-/// store (exit 69 when it cannot), builds the services with `build`, and serves until SIGINT or
-/// SIGTERM (exit 0; 1 when serving failed).
+/// The `main` of `registryd`: reads the configuration (exit 64 when bad), opens the store (exit
+/// 69 when it cannot), builds the services `--services` names with `build`, and serves until
+/// SIGINT or SIGTERM (exit 0; 1 when serving failed).
 pub fn main_with<F, Fut>(build: F) -> !
 where
     F: FnOnce(Config, registry_eventstore::AnyStore) -> Fut,
     Fut: Future<Output = Result<(Routes, Vec<Hosted>), ApiError>>,
 {
-    let config = Config::from_process();
+    main_hosting(Config::from_process(), build)
+}
+
+/// The `main` of a binary that hosts one service, `service`, whatever `--services` says.
+pub fn main_of<F, Fut>(service: &str, build: F) -> !
+where
+    F: FnOnce(Config, registry_eventstore::AnyStore) -> Fut,
+    Fut: Future<Output = Result<(Routes, Vec<Hosted>), ApiError>>,
+{
+    let mut config = Config::from_process();
+    config.services = vec![service.to_owned()];
+    main_hosting(config, build)
+}
+
+fn main_hosting<F, Fut>(config: Config, build: F) -> !
+where
+    F: FnOnce(Config, registry_eventstore::AnyStore) -> Fut,
+    Fut: Future<Output = Result<(Routes, Vec<Hosted>), ApiError>>,
+{
     init_logs(config.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -621,7 +651,11 @@ where
             }
         };
         let log = !matches!(config.log_key, crate::config::LogKey::Off);
-        let store = match config.store.open(signer, log).await {
+        let writes = config
+            .services
+            .iter()
+            .any(|s| s == "command" || s == "admin");
+        let store = match config.store.open(signer, log, writes).await {
             Ok(store) => store,
             Err(e) => {
                 tracing::error!(store = %config.store.describe(), error = %e, "cannot open the store");

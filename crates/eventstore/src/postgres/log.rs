@@ -48,11 +48,18 @@ pub(super) async fn integrate(
     schema: String,
     signer: Arc<LogSigner>,
 ) {
+    // During a failover there is no primary for a while: say so once, not every second.
+    let mut failing = false;
     loop {
+        let started = std::time::Instant::now();
         match hold_and_integrate(&config, &store, &schema, &signer).await {
             Ok(()) => return, // The store was closed.
+            Err(e) if failing && started.elapsed() < Duration::from_secs(10) => {
+                tracing::debug!(error = %e, "the log's integrator stopped again");
+            }
             Err(e) => tracing::warn!(error = %e, "the log's integrator stopped; starting over"),
         }
+        failing = true;
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
