@@ -10,6 +10,11 @@
 //!   standby promoted and told to stop waiting for a standby of its own. The command processes
 //!   find the new primary by themselves; clients retry with the same request id; afterwards the
 //!   registry holds exactly the writes acknowledged, none lost and none twice.
+//! - Partition: a follower on a network namespace of its own (a veth pair to this host, where
+//!   the standby listens on an address of its own) is cut off from the standby by a blackhole
+//!   route. It says NOT_SERVING past its allowed lag, a read waiting for a newer write ends with
+//!   DEADLINE_EXCEEDED, and once the route is gone it serves that write. Skipped, with a notice,
+//!   where the machine does not let the test make a namespace.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -22,6 +27,7 @@ use std::time::{Duration, Instant};
 use registry_client::{request_id, v1, Client};
 use registry_testkit::pgcluster::Replicated;
 use support::{replicated, Daemon};
+use tonic_health::pb::health_check_response::ServingStatus;
 
 /// Registers a person under `request`; the person's name and the write's position.
 async fn register(
@@ -268,4 +274,207 @@ async fn followers_read_the_standby_and_writers_survive_a_failover() {
     );
     drop(followers);
     drop(writers);
+}
+
+/// A network namespace joined to this host by a veth pair: the host has `.1` (its own) and `.3`
+/// (where the servers listen) of a /24, the namespace `.2`. Removed, with the pair, when dropped.
+struct Namespace {
+    name: String,
+    net: String,
+}
+
+impl Namespace {
+    fn make() -> Result<Self, String> {
+        let id = std::process::id() % 10_000;
+        let net = format!("10.231.{}", id % 250);
+        let (name, host, inside) = (
+            format!("regf{id}"),
+            format!("regh{id}"),
+            format!("regi{id}"),
+        );
+        let ip = |args: &[&str]| -> Result<(), String> {
+            let output = std::process::Command::new("ip")
+                .args(args)
+                .output()
+                .map_err(|e| format!("ip: {e}"))?;
+            if output.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "ip {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ))
+            }
+        };
+        ip(&["netns", "add", &name])?;
+        let made = Self {
+            name: name.clone(),
+            net: net.clone(),
+        };
+        ip(&[
+            "link", "add", &host, "type", "veth", "peer", "name", &inside,
+        ])?;
+        ip(&["link", "set", &inside, "netns", &name])?;
+        ip(&["addr", "add", &format!("{net}.1/24"), "dev", &host])?;
+        ip(&["addr", "add", &format!("{net}.3/24"), "dev", &host])?;
+        ip(&["link", "set", &host, "up"])?;
+        ip(&[
+            "netns",
+            "exec",
+            &name,
+            "ip",
+            "addr",
+            "add",
+            &format!("{net}.2/24"),
+            "dev",
+            &inside,
+        ])?;
+        ip(&["netns", "exec", &name, "ip", "link", "set", &inside, "up"])?;
+        ip(&["netns", "exec", &name, "ip", "link", "set", "lo", "up"])?;
+        Ok(made)
+    }
+
+    /// Drops (or, with `cut` false, lets through again) every packet from the namespace to the
+    /// servers' address.
+    fn cut(&self, cut: bool) {
+        let verb = if cut { "add" } else { "del" };
+        let status = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.name,
+                "ip",
+                "route",
+                verb,
+                "blackhole",
+                &format!("{}.3/32", self.net),
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success(), "ip route {verb} blackhole");
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+async fn query_health(client: &Client) -> i32 {
+    client
+        .health()
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "registry.v1.QueryService".into(),
+        })
+        .await
+        .map(|r| r.into_inner().status)
+        .unwrap_or(-1)
+}
+
+async fn await_health(client: &Client, status: ServingStatus, within: Duration) -> Duration {
+    let started = Instant::now();
+    while query_health(client).await != status as i32 {
+        assert!(
+            started.elapsed() < within,
+            "not {status:?} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_cut_off_from_its_standby_stops_serving_and_recovers() {
+    let namespace = match Namespace::make() {
+        Ok(namespace) => namespace,
+        Err(e) => {
+            eprintln!("NOTICE: cannot make a network namespace ({e}); skipping this test");
+            return;
+        }
+    };
+    let servers = format!("{}.3", namespace.net);
+    let Some(pair) = replicated(true, &[&servers], Some(&format!("{}.0/24", namespace.net))) else {
+        return;
+    };
+    let writer = Daemon::start(&[
+        "--services",
+        "command",
+        "--store",
+        &Replicated::url(&[&pair.primary, &pair.standby]),
+    ]);
+    let mut command = std::process::Command::new("ip");
+    command
+        .args(["netns", "exec", &namespace.name])
+        .arg(registry_testkit::daemon::registryd_binary())
+        .args([
+            "--listen",
+            &format!("{}.2:0", namespace.net),
+            "--allow-anonymous",
+        ])
+        .args(["--services", "query", "--max-lag-seconds", "2", "--store"])
+        .arg(format!(
+            "postgres://postgres@{servers}:{}/postgres",
+            pair.standby.port
+        ));
+    let follower = Daemon::spawn(command);
+    let write = writer.client().await;
+    let read = follower.client().await;
+    let (name, position) = register(&write, &request_id(), "Người Trước")
+        .await
+        .unwrap();
+    support::await_position(&read, &position).await;
+    await_health(&read, ServingStatus::Serving, Duration::from_secs(30)).await;
+
+    namespace.cut(true);
+    let cut = Instant::now();
+    let (later, position) = register(&write, &request_id(), "Người Sau").await.unwrap();
+    let mut request = tonic::Request::new(v1::GetPersonRequest {
+        name: later.clone(),
+        date: "2024-01-01".into(),
+        min_position: position.clone(),
+        ..Default::default()
+    });
+    request.set_timeout(Duration::from_secs(2));
+    let status = read.query().get_person(request).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+    await_health(&read, ServingStatus::NotServing, Duration::from_secs(30)).await;
+    let noticed = cut.elapsed();
+    // What it had applied before, it still answers.
+    let known = read
+        .query()
+        .get_person(v1::GetPersonRequest {
+            name: name.clone(),
+            date: "2024-01-01".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(known.display_name, "Người Trước");
+
+    namespace.cut(false);
+    let healed = await_health(&read, ServingStatus::Serving, Duration::from_secs(60)).await;
+    let person = read
+        .query()
+        .get_person(v1::GetPersonRequest {
+            name: later,
+            date: "2024-01-01".into(),
+            min_position: position,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(person.display_name, "Người Sau");
+    eprintln!(
+        "partition: NOT_SERVING {:.1} s after the cut (allowed lag 2 s); SERVING {:.1} s after healing",
+        noticed.as_secs_f64(),
+        healed.as_secs_f64()
+    );
+    drop(follower);
+    drop(writer);
 }

@@ -31,6 +31,11 @@ impl Daemon {
         ))
     }
 
+    /// Starts `command` (`registryd` itself, or what runs it) and waits until it listens.
+    pub fn spawn(command: std::process::Command) -> Self {
+        Self(registry_testkit::daemon::Daemon::spawn(command, "warn"))
+    }
+
     /// Starts `registryd` on the embedded store in `dir`.
     pub fn embedded(dir: &Path, extra: &[&str]) -> Self {
         Self(registry_testkit::daemon::Daemon::embedded(

@@ -33,16 +33,26 @@ impl Daemon {
     ///
     /// As [`Daemon::start`].
     pub fn start_logging(binary: &Path, args: &[&str], filter: &str) -> Self {
-        let mut child = Command::new(binary)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
+        let mut command = Command::new(binary);
+        command.args(["--listen", "127.0.0.1:0"]).args(args);
+        Self::spawn(command, filter)
+    }
+
+    /// Starts `command` (a daemon, or what runs one, such as `ip netns exec`), logging what
+    /// `filter` lets through, and waits until it listens.
+    ///
+    /// # Panics
+    ///
+    /// As [`Daemon::start`].
+    pub fn spawn(mut command: Command, filter: &str) -> Self {
+        let mut child = command
             .env("RUST_LOG", filter)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("{} does not start: {e}", binary.display()));
+            .unwrap_or_else(|e| panic!("{command:?} does not start: {e}"));
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-            panic!("no standard output from {}", binary.display());
+            panic!("no standard output from {command:?}");
         };
         // Its log, on standard error, kept from the start (drained so it never blocks).
         let output = Arc::new(Mutex::new(Vec::new()));
@@ -66,10 +76,7 @@ impl Daemon {
                     let status = child.wait();
                     std::thread::sleep(Duration::from_millis(100));
                     let logged = output.lock().unwrap_or_else(|e| e.into_inner()).join("\n");
-                    panic!(
-                        "{} {args:?} exited before listening: {status:?}\n{logged}",
-                        binary.display()
-                    );
+                    panic!("{command:?} exited before listening: {status:?}\n{logged}");
                 }
             }
         };
