@@ -46,8 +46,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prost::Message;
-use registry_bench::{drive, drive_mixed, load_store, Load, Report};
-use registry_client::{request_id, v1, Client};
+use registry_bench::{drive, drive_mixed, load_store, own_offices, past_holding, Load, Report};
+use registry_client::{v1, Client};
 use registry_domain::Date;
 use registry_testkit::daemon::{registryd_binary, Daemon};
 use registry_testkit::{generate, Catalogue, Config};
@@ -556,74 +556,6 @@ fn pid_of(daemon: &Daemon) -> u32 {
 
 /// W1: 32 writers, each with an office and a person of its own, recording one past holding
 /// after another (appointment and end in one durable command).
-/// An office and a person of their own for each of `count` writing tasks (created through
-/// registryd's command service), so that their writes never conflict.
-async fn own_offices(
-    client: &Client,
-    catalogue: &Catalogue,
-    count: usize,
-    label: &str,
-) -> Arc<Vec<(String, String)>> {
-    let mut own = Vec::new();
-    let unit = catalogue.provinces[0].to_string();
-    for task in 0..count {
-        let command = client.command();
-        let office = command
-            .clone()
-            .create_office(v1::CreateOfficeRequest {
-                request_id: request_id(),
-                unit: unit.clone(),
-                title: format!("Chức vụ thử tải {label}{task}"),
-                kind: v1::OfficeKind::Member as i32,
-                capacity: Some(v1::Capacity {
-                    kind: v1::CapacityKind::Sole as i32,
-                    limit: 1,
-                }),
-                valid_from: "2000-01-01".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .result
-            .unwrap()
-            .name;
-        let person = command
-            .clone()
-            .register_person(v1::RegisterPersonRequest {
-                request_id: request_id(),
-                display_name: format!("Người Thử Tải {label}{task}"),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .result
-            .unwrap()
-            .name;
-        own.push((office, person));
-    }
-    Arc::new(own)
-}
-
-/// The `n`-th write of the load generator: a past holding (appointment and end in one
-/// command) of one day, in the office of the task that sends it, on a day of its own.
-fn past_holding(own: &[(String, String)], n: u64) -> v1::StartHoldingRequest {
-    let (task, k) = ((n >> 32) as usize, (n & 0xffff_ffff) as i64);
-    let (office, person) = own[task].clone();
-    let start = Date::from_ymd(2000, 1, 1).unwrap().add_days(k);
-    v1::StartHoldingRequest {
-        request_id: request_id(),
-        person,
-        office,
-        valid_from: start.to_string(),
-        valid_until: start.next_day().to_string(),
-        end_reason: v1::EndReason::TermEnd as i32,
-        beginning: v1::BeginningKind::Appointed as i32,
-        ..Default::default()
-    }
-}
-
 async fn w1(clients: &[Client], catalogue: &Catalogue, load: Load, pid: u32) -> Report {
     let writers = Load {
         connections: 4,
@@ -632,7 +564,7 @@ async fn w1(clients: &[Client], catalogue: &Catalogue, load: Load, pid: u32) -> 
     };
     let own = own_offices(
         &clients[0],
-        catalogue,
+        &catalogue.provinces[0].to_string(),
         writers.connections * writers.in_flight,
         "",
     )
@@ -713,7 +645,13 @@ async fn mix(
     pid: u32,
 ) -> (Report, Vec<Report>) {
     let tasks = load.connections * load.in_flight;
-    let own = own_offices(&clients[0], catalogue, tasks, "hỗn hợp ").await;
+    let own = own_offices(
+        &clients[0],
+        &catalogue.provinces[0].to_string(),
+        tasks,
+        "hỗn hợp ",
+    )
+    .await;
     let (q1, q2, q4) = (
         q1_asked(catalogue),
         q2_asked(catalogue),

@@ -5,9 +5,12 @@
 //! It also loads a generated registry into an embedded store, for `registryd` to serve.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use registry_client::{request_id, v1, Client};
+use registry_domain::Date;
 use registry_eventstore::{
     EmbeddedConfig, EmbeddedStore, EventStore, ExpectedRevision, Metadata, NewEvent,
 };
@@ -234,4 +237,77 @@ pub fn read_answers(path: &std::path::Path) -> std::io::Result<Answers> {
         answers.push((method, bodies));
     }
     Ok(answers)
+}
+
+/// An office (in `unit`) and a person of their own for each of `count` writing tasks (created
+/// through registryd's command service), so that their writes never conflict.
+///
+/// # Panics
+///
+/// When registryd refuses them: the benchmark cannot go on.
+pub async fn own_offices(
+    client: &Client,
+    unit: &str,
+    count: usize,
+    label: &str,
+) -> Arc<Vec<(String, String)>> {
+    let mut own = Vec::new();
+    for task in 0..count {
+        let command = client.command();
+        let office = command
+            .clone()
+            .create_office(v1::CreateOfficeRequest {
+                request_id: request_id(),
+                unit: unit.to_owned(),
+                title: format!("Chức vụ thử tải {label}{task}"),
+                kind: v1::OfficeKind::Member as i32,
+                capacity: Some(v1::Capacity {
+                    kind: v1::CapacityKind::Sole as i32,
+                    limit: 1,
+                }),
+                valid_from: "2000-01-01".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("creating a load office: {e}"))
+            .into_inner()
+            .result
+            .unwrap_or_default()
+            .name;
+        let person = command
+            .clone()
+            .register_person(v1::RegisterPersonRequest {
+                request_id: request_id(),
+                display_name: format!("Người Thử Tải {label}{task}"),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("registering a load person: {e}"))
+            .into_inner()
+            .result
+            .unwrap_or_default()
+            .name;
+        own.push((office, person));
+    }
+    Arc::new(own)
+}
+
+/// The `n`-th write of the load generator: a past holding (appointment and end in one
+/// command) of one day, in the office of the task that sends it, on a day of its own.
+pub fn past_holding(own: &[(String, String)], n: u64) -> v1::StartHoldingRequest {
+    let (task, k) = ((n >> 32) as usize, (n & 0xffff_ffff) as i64);
+    let (office, person) = own[task].clone();
+    let start = Date::from_ymd(2000, 1, 1)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .add_days(k);
+    v1::StartHoldingRequest {
+        request_id: request_id(),
+        person,
+        office,
+        valid_from: start.to_string(),
+        valid_until: start.next_day().to_string(),
+        end_reason: v1::EndReason::TermEnd as i32,
+        beginning: v1::BeginningKind::Appointed as i32,
+        ..Default::default()
+    }
 }

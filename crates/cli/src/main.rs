@@ -167,6 +167,16 @@ enum Command {
     /// Who the server says you are: your name, roles, agency, scopes and what you may do.
     #[command(after_help = "Example:\n  REGCTL_TOKEN=$(cat token.jwt) regctl whoami")]
     Whoami,
+    /// Whether the server serves (gRPC health checking): prints SERVING and exits 0, or exits 7.
+    /// For probes (a Kubernetes exec probe, a load balancer's script), over TLS when asked.
+    #[command(after_help = "Examples:
+  regctl health
+  regctl health --service registry.v1.QueryService")]
+    Health {
+        /// One service (`registry.v1.QueryService`, ...) instead of the server as a whole.
+        #[arg(long, default_value = "")]
+        service: String,
+    },
     /// Check the verifiable log: a store offline (--store: every event against its hashes and
     /// the signed checkpoints), or the server's newest checkpoint against one saved earlier.
     #[command(after_help = "Examples:
@@ -263,6 +273,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Stats => read::stats(&cx).await,
         Command::Rebuild => read::rebuild(&cx).await,
         Command::Whoami => read::whoami(&cx).await,
+        Command::Health { service } => read::health(&cx, &service).await,
         Command::Verify(c) => c.run_online(&cx).await,
         Command::Witness(c) => c.run(&cx).await,
         Command::Completions { .. }

@@ -948,6 +948,35 @@ pub async fn stats(cx: &Context) -> Result<(), CliError> {
 }
 
 /// What the server sees of the caller.
+/// `regctl health`: SERVING (exit 0) or the status the server gave (exit 7).
+pub async fn health(cx: &Context, service: &str) -> Result<(), CliError> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let status = cx
+        .client
+        .health()
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: service.to_owned(),
+        })
+        .await?
+        .into_inner()
+        .status;
+    let name = ServingStatus::try_from(status).map_or_else(
+        |_| format!("status {status}"),
+        |s| s.as_str_name().to_owned(),
+    );
+    if status == ServingStatus::Serving as i32 {
+        println!("{name}");
+        Ok(())
+    } else {
+        let what = if service.is_empty() {
+            "the server"
+        } else {
+            service
+        };
+        Err(CliError::Unavailable(format!("{what} is {name}")))
+    }
+}
+
 pub async fn whoami(cx: &Context) -> Result<(), CliError> {
     let w = cx
         .client

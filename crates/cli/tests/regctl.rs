@@ -1236,6 +1236,20 @@ fn whoami_shows_what_the_server_sees_and_a_token_is_sent_with_every_call() {
     let anonymous = regctl(None).args(["whoami"]).output().unwrap();
     assert_eq!(anonymous.status.code(), Some(8), "{anonymous:?}");
     assert!(String::from_utf8_lossy(&anonymous.stderr).contains("Unauthenticated"));
+    // Health checking needs no one (probes): SERVING, exit 0; a service not hosted, exit 4.
+    for service in ["", "registry.v1.QueryService"] {
+        let health = regctl(None)
+            .args(["health", "--service", service])
+            .output()
+            .unwrap();
+        assert!(health.status.success(), "{health:?}");
+        assert_eq!(String::from_utf8_lossy(&health.stdout), "SERVING\n");
+    }
+    let unknown = regctl(None)
+        .args(["health", "--service", "registry.v1.NoSuchService"])
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(4), "{unknown:?}");
     let write = regctl(Some(&token))
         .args(["persons", "add", "Trần Thị Bình"])
         .output()

@@ -177,48 +177,56 @@ impl Drop for Daemon {
 pub fn registryd_binary() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
-        .get_or_init(|| {
-            // Test and benchmark executables live in target/<profile>/deps; binaries in
-            // target/<profile>. Benchmarks run in `release`: build the daemon there too.
-            let exe = std::env::current_exe().unwrap_or_default();
-            let profile_dir = exe
-                .parent()
-                .and_then(Path::parent)
-                .map(Path::to_path_buf)
-                .unwrap_or_default();
-            let release = profile_dir
-                .file_name()
-                .is_some_and(|name| name == "release");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-            let mut build = Command::new(cargo);
-            build.args(["build", "--quiet", "-p", "registryd", "--bin", "registryd"]);
-            // Cargo runs this test or benchmark with the variables of its package set
-            // (`CARGO_MANIFEST_DIR`, ...). Passed on, they reach build scripts that watch them
-            // (ring's), which then rebuild, and so does everything above them: a minute lost
-            // here and again at the next `cargo test` or `cargo bench`.
-            for (name, _) in std::env::vars_os() {
-                let name = name.to_string_lossy();
-                let of_the_package = [
-                    "CARGO_MANIFEST_",
-                    "CARGO_PKG_",
-                    "CARGO_CRATE_",
-                    "CARGO_BIN_",
-                    "CARGO_PRIMARY_PACKAGE",
-                    "CARGO_TARGET_TMPDIR",
-                    "CARGO_RUSTC_CURRENT_DIR",
-                ];
-                if of_the_package.iter().any(|p| name.starts_with(p)) {
-                    build.env_remove(&*name);
-                }
-            }
-            if release {
-                build.arg("--release");
-            }
-            let status = build
-                .status()
-                .unwrap_or_else(|e| panic!("cannot run cargo to build registryd: {e}"));
-            assert!(status.success(), "building registryd failed");
-            profile_dir.join(format!("registryd{}", std::env::consts::EXE_SUFFIX))
-        })
+        .get_or_init(|| workspace_binary("registryd", "registryd"))
         .clone()
+}
+
+/// The binary `bin` of the workspace's package `package`, built with the same profile as the
+/// running test (see [`registryd_binary`]).
+///
+/// # Panics
+///
+/// When it cannot be built.
+pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
+    // Test and benchmark executables live in target/<profile>/deps; binaries in
+    // target/<profile>. Benchmarks run in `release`: build the daemon there too.
+    let exe = std::env::current_exe().unwrap_or_default();
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let release = profile_dir
+        .file_name()
+        .is_some_and(|name| name == "release");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut build = Command::new(cargo);
+    build.args(["build", "--quiet", "-p", package, "--bin", bin]);
+    // Cargo runs this test or benchmark with the variables of its package set
+    // (`CARGO_MANIFEST_DIR`, ...). Passed on, they reach build scripts that watch them
+    // (ring's), which then rebuild, and so does everything above them: a minute lost
+    // here and again at the next `cargo test` or `cargo bench`.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let of_the_package = [
+            "CARGO_MANIFEST_",
+            "CARGO_PKG_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "CARGO_RUSTC_CURRENT_DIR",
+        ];
+        if of_the_package.iter().any(|p| name.starts_with(p)) {
+            build.env_remove(&*name);
+        }
+    }
+    if release {
+        build.arg("--release");
+    }
+    let status = build
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo to build {bin}: {e}"));
+    assert!(status.success(), "building {bin} failed");
+    profile_dir.join(format!("{bin}{}", std::env::consts::EXE_SUFFIX))
 }

@@ -226,22 +226,7 @@ impl Replicated {
     ///
     /// psql's complaint.
     pub fn sql(&self, port: u16, sql: &str) -> Result<String, String> {
-        let output = self.run(Command::new(self.bin.join("psql")).args([
-            "-X",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-tAc",
-            sql,
-        ]))?;
-        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        psql(&self.bin, port, sql)
     }
 
     /// A URL naming `servers` (host `127.0.0.1`) in this order, database `postgres`.
@@ -297,15 +282,20 @@ impl Replicated {
         Ok(())
     }
 
-    /// The standby's replay lag as the primary sees it, in seconds (`None` before a report).
-    pub fn replay_lag(&self) -> Option<f64> {
-        self.sql(
-            self.primary.port,
-            "SELECT extract(epoch FROM replay_lag) FROM pg_stat_replication",
-        )
-        .ok()?
-        .parse()
-        .ok()
+    /// A reader of the standby's replay lag as the primary sees it, in seconds (`None` before
+    /// a report), for a thread of its own.
+    pub fn replay_lag_probe(&self) -> impl Fn() -> Option<f64> + Send + Sync + 'static {
+        let (bin, port) = (self.bin.clone(), self.primary.port);
+        move || {
+            psql(
+                &bin,
+                port,
+                "SELECT extract(epoch FROM replay_lag) FROM pg_stat_replication",
+            )
+            .ok()?
+            .parse()
+            .ok()
+        }
     }
 }
 
@@ -332,5 +322,35 @@ impl Drop for Replicated {
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs `sql` with the psql of `bin` on the server at `port` of loopback, as `postgres`.
+fn psql(bin: &Path, port: u16, sql: &str) -> Result<String, String> {
+    let output = Command::new(bin.join("psql"))
+        .args([
+            "-X",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-tAc",
+            sql,
+        ])
+        .output()
+        .map_err(|e| format!("psql: {e}"))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    } else {
+        Err(format!(
+            "psql: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
     }
 }
