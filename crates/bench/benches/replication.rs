@@ -174,15 +174,19 @@ async fn main() {
     };
     let clients: Vec<Client> = (0..w1.connections).map(|_| write.clone()).collect();
     let offices: Arc<Vec<String>> = Arc::new(own.iter().map(|(o, _)| o.clone()).collect());
-    let report = drive(&clients, w1, &[writer.pid()], move |n, client| {
-        let request = past_holding(&own, n);
-        async move { client.command().start_holding(request).await.map(|_| ()) }
-    })
-    .await;
+    // Each W1 run records on days of its own: `past_holding` takes the day from n's low bits.
+    let holdings = |days_from: u64| {
+        let own = own.clone();
+        move |n: u64, client: Client| {
+            let request = past_holding(&own, n + days_from);
+            async move { client.command().start_holding(request).await.map(|_| ()) }
+        }
+    };
+    let report = drive(&clients, w1, &[writer.pid()], holdings(0)).await;
     done.store(true, Ordering::SeqCst);
     let waits = prober.await.unwrap();
     let lags = sampler.await.unwrap();
-    row("W1 on the primary", &report);
+    row("W1 on the primary (synchronous)", &report);
     println!(
         "standby replay_lag under W1         p50 {:>6.1} ms  p99 {:>6.1} ms  ({} samples)",
         ms(lags.value_at_quantile(0.5)),
@@ -194,6 +198,25 @@ async fn main() {
         ms(waits.value_at_quantile(0.5)),
         ms(waits.value_at_quantile(0.99)),
         waits.len()
+    );
+
+    // The price of synchronous replication: W1 again with the standby asynchronous.
+    let set_standbys = |names: &str| {
+        pair.sql(
+            pair.primary.port,
+            &format!("ALTER SYSTEM SET synchronous_standby_names = '{names}'"),
+        )
+        .unwrap();
+        pair.sql(pair.primary.port, "SELECT pg_reload_conf()")
+            .unwrap();
+    };
+    set_standbys("");
+    let asynchronous = drive(&clients, w1, &[writer.pid()], holdings(100_000)).await;
+    set_standbys("standby");
+    row("W1 on the primary (asynchronous)", &asynchronous);
+    println!(
+        "  synchronous / asynchronous: {:.2}\n",
+        report.per_second / asynchronous.per_second
     );
 
     // Followers: Q1 at one, then at two.
