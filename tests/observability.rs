@@ -3,7 +3,9 @@
 //! readers' place against the head and the snapshots' times are what those calls make them; a
 //! made-up path adds no series; an address that cannot be bound stops the daemon. Logs: JSON
 //! lines on standard error, each line of a call naming its RPC, request id, correlation id and
-//! caller.
+//! caller. Traces: received by an OTLP/gRPC collector the test runs, each call's span a child of
+//! the `traceparent` the call carried, with the decision, the commit and the wait for a position
+//! inside it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -280,4 +282,180 @@ async fn daemon_client(address: &str) -> registry_client::Client {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     panic!("cannot connect to {address}");
+}
+
+/// An OTLP/gRPC collector of the test's own: keeps every span it is sent, with the service
+/// name of its resource.
+#[derive(Clone, Default)]
+struct Collector(std::sync::Arc<std::sync::Mutex<Vec<(String, otlp::trace::v1::Span)>>>);
+
+use opentelemetry_proto::tonic as otlp;
+use otlp::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use otlp::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut kept = self.0.lock().unwrap();
+        for resource in request.into_inner().resource_spans {
+            let service = resource
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|a| a.key == "service.name")
+                .and_then(|a| a.value.as_ref())
+                .and_then(|v| match &v.value {
+                    Some(otlp::common::v1::any_value::Value::StringValue(s)) => Some(s.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            for scope in resource.scope_spans {
+                for span in scope.spans {
+                    kept.push((service.clone(), span));
+                }
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+/// The trace the traced calls belong to.
+const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+
+/// `request` as a call made inside the caller's span `parent` of [`TRACE`].
+fn traced<T>(parent: &str, request: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(request);
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{TRACE}-{parent}-01").parse().unwrap(),
+    );
+    request
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_reach_an_otlp_collector_as_children_of_the_callers_span() {
+    let collector = Collector::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(collector.clone()))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(registry_testkit::daemon::registryd_binary());
+    command
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .args(["--otlp-endpoint", &format!("http://{address}")])
+        // Batches leave every 100 ms (the SDK's variable), not every 5 s.
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+    let daemon = Daemon::spawn(command);
+    let client = daemon.client().await;
+
+    let trace = TRACE;
+    let written = client
+        .command()
+        .register_person(traced(
+            "b7ad6b7169203331",
+            v1::RegisterPersonRequest {
+                request_id: registry_client::request_id(),
+                display_name: "Người Được Theo Dõi".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .result
+        .unwrap();
+    client
+        .query()
+        .get_person(traced(
+            "00f067aa0ba902b7",
+            v1::GetPersonRequest {
+                name: written.name,
+                date: "2024-01-01".into(),
+                min_position: written.commit_position,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    // An untraced call starts a trace of its own.
+    support::store_stats(&client).await;
+
+    let wanted = ["decide", "commit", "wait_for_position"];
+    let started = std::time::Instant::now();
+    let spans = loop {
+        let spans = collector.0.lock().unwrap().clone();
+        let names: Vec<&str> = spans.iter().map(|(_, s)| s.name.as_str()).collect();
+        if wanted.iter().all(|w| names.contains(w))
+            && names.iter().filter(|n| **n == "call").count() >= 3
+        {
+            break spans;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "spans received: {names:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(
+        spans
+            .iter()
+            .all(|(service, _)| service.starts_with("registryd")),
+        "{spans:?}"
+    );
+    let of_trace: Vec<&otlp::trace::v1::Span> = spans
+        .iter()
+        .map(|(_, s)| s)
+        .filter(|s| hex(&s.trace_id) == trace)
+        .collect();
+    let call = |parent: &str| {
+        of_trace
+            .iter()
+            .find(|s| s.name == "call" && hex(&s.parent_span_id) == parent)
+            .unwrap_or_else(|| panic!("no call span under {parent}: {of_trace:?}"))
+    };
+    let (write, read) = (call("b7ad6b7169203331"), call("00f067aa0ba902b7"));
+    // Inside the call: its decision and the commit it waited for; the read's wait.
+    let child = |name: &str, of: &otlp::trace::v1::Span| {
+        assert!(
+            of_trace
+                .iter()
+                .any(|s| s.name == name && s.parent_span_id == of.span_id),
+            "no {name} span inside {:?}: {of_trace:?}",
+            of.name
+        );
+    };
+    child("decide", write);
+    child("commit", write);
+    child("wait_for_position", read);
+    // The untraced call is a root of another trace.
+    assert!(spans.iter().any(|(_, s)| s.name == "call"
+        && hex(&s.trace_id) != trace
+        && s.parent_span_id.is_empty()));
+}
+
+#[test]
+fn an_otlp_endpoint_that_is_no_uri_is_refused_at_start() {
+    let output = std::process::Command::new(registry_testkit::daemon::registryd_binary())
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--otlp-endpoint",
+            "collector:4317",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--otlp-endpoint"));
 }

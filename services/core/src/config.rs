@@ -116,6 +116,11 @@ pub struct Options {
     /// 127.0.0.1:9464 [default: none].
     #[arg(long, env = "REGISTRY_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
+    /// Export traces over OTLP/gRPC to this collector, such as http://127.0.0.1:4317: a span
+    /// per call (a child of the caller's W3C `traceparent`), its decision, append and commit,
+    /// and its wait for a position [default: none].
+    #[arg(long, env = "REGISTRY_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// Serve callers on an address other than loopback without a --policy: every caller that
     /// reaches the port may then record, correct and rebuild. Without it, such an address is
     /// refused at start.
@@ -170,6 +175,7 @@ struct FileOptions {
     policy: Option<PathBuf>,
     access_log: Option<PathBuf>,
     metrics_listen: Option<String>,
+    otlp_endpoint: Option<String>,
     log_format: Option<LogFormat>,
     allow_anonymous: Option<bool>,
     log_key: Option<PathBuf>,
@@ -228,6 +234,8 @@ pub struct Config {
     pub access_log: Option<crate::access_log::AccessLog>,
     /// Where Prometheus metrics are served, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// The OTLP/gRPC collector that receives traces, if any (an http:// or https:// URI).
+    pub otlp_endpoint: Option<String>,
     /// How log lines are written.
     pub log_format: LogFormat,
     /// The key that signs the log's checkpoints.
@@ -446,6 +454,20 @@ impl Config {
                 })
             })
             .transpose()?;
+        let otlp_endpoint = options.otlp_endpoint.or(file.otlp_endpoint);
+        if let Some(text) = &otlp_endpoint {
+            let uri = text.parse::<http::Uri>().ok();
+            let scheme = uri.as_ref().and_then(|u| u.scheme_str());
+            if !matches!(scheme, Some("http" | "https"))
+                || uri.as_ref().and_then(http::Uri::host).is_none()
+            {
+                let shown: String = text.chars().take(100).collect();
+                return Err(invalid(
+                    "--otlp-endpoint",
+                    format!("{shown:?} is not a collector's URI such as http://127.0.0.1:4317"),
+                ));
+            }
+        }
         if !listen.ip().is_loopback() && !allow_anonymous && access.is_none() {
             return Err(invalid(
                 "--listen",
@@ -632,6 +654,7 @@ impl Config {
             access,
             access_log,
             metrics_listen,
+            otlp_endpoint,
             log_format: options.log_format.or(file.log_format).unwrap_or_default(),
             log_key,
             log_witnesses: std::sync::Arc::new(log_witnesses),

@@ -33,6 +33,7 @@ pub mod reader;
 pub mod serve;
 pub mod snapshots;
 pub mod tls;
+pub mod traces;
 pub mod writer;
 mod writer_records;
 

@@ -228,5 +228,6 @@ fn call_span<B>(request: &http::Request<B>, service: &str, method: &str) -> trac
     if let Some(actor) = header(crate::serve::ACTOR_HEADER) {
         span.record("caller", actor.as_str());
     }
+    crate::traces::adopt_parent(&span, request.headers());
     span
 }

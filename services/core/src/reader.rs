@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 use futures::FutureExt;
 use registry_domain::state::SizedLike;
@@ -217,6 +218,7 @@ impl Reader {
             wait.min(MAX_WAIT),
             reached.wait_for(|p| p.is_some_and(|p| p >= min)),
         )
+        .instrument(tracing::info_span!("wait_for_position", min = %min))
         .await;
         match outcome {
             Ok(Ok(_)) => Ok(()),

@@ -43,27 +43,51 @@ pub async fn shutting_down() {
 /// Longest accepted `request_id`.
 const MAX_REQUEST_ID: usize = 128;
 
-/// Sets up structured logs (`RUST_LOG` filters; `info` by default).
-pub fn init_logs(format: crate::config::LogFormat) {
+/// Sets up structured logs (`RUST_LOG` filters; `info` by default) and, with `otlp`, the export
+/// of traces as `service` (inside the runtime); returns what to shut down at exit.
+///
+/// # Errors
+///
+/// When the trace exporter cannot be built.
+pub fn init_logs(
+    format: crate::config::LogFormat,
+    otlp: Option<&str>,
+    service: &str,
+) -> Result<Option<opentelemetry_sdk::trace::SdkTracerProvider>, String> {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let lines = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::{prelude::*, EnvFilter};
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let lines = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_writer(std::io::stderr);
-    let _ = match format {
-        crate::config::LogFormat::Text => {
-            lines.with_ansi(std::io::stderr().is_terminal()).try_init()
-        }
+    let lines = match format {
+        crate::config::LogFormat::Text => lines.with_ansi(std::io::stderr().is_terminal()).boxed(),
         // A call's span (its RPC, request and correlation ids, caller) on every line of it.
         crate::config::LogFormat::Json => lines
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .try_init(),
+            .boxed(),
     };
+    let (traces, provider) = match otlp {
+        Some(endpoint) => {
+            let (layer, provider) = crate::traces::layer(endpoint, service)?;
+            // The registry's own spans, whatever RUST_LOG keeps for the log lines; never the
+            // gRPC stack's, which the exporter itself runs on.
+            let spans = EnvFilter::new(
+                "info,h2=off,hyper=off,hyper_util=off,tonic=off,tower=off,opentelemetry=off,\
+                 opentelemetry_sdk=off,opentelemetry_otlp=off",
+            );
+            (Some(layer.with_filter(spans)), Some(provider))
+        }
+        None => (None, None),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(lines.with_filter(filter))
+        .with(traces)
+        .try_init();
+    Ok(provider)
 }
 
 /// Who calls with the write request `request`, from its credentials and metadata.
@@ -634,12 +658,23 @@ where
     F: FnOnce(Config, registry_eventstore::AnyStore) -> Fut,
     Fut: Future<Output = Result<(Routes, Vec<Hosted>), ApiError>>,
 {
-    init_logs(config.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             std::process::exit(70);
+        }
+    };
+    // The trace exporter's connection lives on the runtime.
+    let traces = {
+        let _inside = runtime.enter();
+        let service = format!("registryd ({})", config.services.join(","));
+        match init_logs(config.log_format, config.otlp_endpoint.as_deref(), &service) {
+            Ok(traces) => traces,
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(64);
+            }
         }
     };
     let code = runtime.block_on(async {
@@ -688,6 +723,12 @@ where
             }
         }
     });
+    // The spans not yet sent go now, while the runtime still runs the exporter's connection.
+    if let Some(traces) = traces {
+        if let Err(e) = traces.shutdown() {
+            tracing::warn!(error = %e, "the last spans were not all exported");
+        }
+    }
     drop(runtime);
     std::process::exit(code)
 }

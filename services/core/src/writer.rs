@@ -41,6 +41,7 @@ use registry_projections::records::{self, Damaged};
 use registry_projections::snapshot::{self, Kind, SnapshotError, Stamp};
 use sha2::{Digest, Sha256};
 use tokio::sync::{watch, Mutex};
+use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::feed::{read_decoded, DecodedBatch, STREAM};
@@ -367,9 +368,15 @@ impl Writer {
             // The domain always records something for an accepted command.
             return Err(ApiError::Unavailable("the command recorded nothing".into()));
         };
+        // Where appends are queued, the commit happens after the round: wait for it.
+        let position = if self.store.queues_appends() {
+            stored.instrument(tracing::info_span!("commit")).await?
+        } else {
+            stored.await?
+        };
         Ok(Answer {
             name,
-            position: stored.await?,
+            position,
             warnings,
             replayed: false,
         })
@@ -451,6 +458,7 @@ impl Writer {
             let mut round = Round::default();
             let mut events = Vec::new();
             let mut later = Vec::new(); // Decisions to fold once stored (not ahead).
+            let deciding = tracing::info_span!("decide", commands = commands.len()).entered();
             for (index, (caller, command)) in commands.iter().enumerate() {
                 // Whether the caller may: against the registry as the commands before this
                 // one left it (a unit an import establishes is known to its next record).
@@ -508,6 +516,7 @@ impl Writer {
                     .decided
                     .push((resource_name(subject), decision.warnings));
             }
+            drop(deciding);
             if events.is_empty() {
                 return Ok(round);
             }
@@ -526,7 +535,11 @@ impl Writer {
                 return Ok(round);
             }
             let appended = match queued {
-                Ok(queued) => queued.await,
+                Ok(queued) => {
+                    queued
+                        .instrument(tracing::info_span!("append", revision = first_revision))
+                        .await
+                }
                 Err(e) => Err(e),
             };
             match appended {
