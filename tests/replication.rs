@@ -149,6 +149,24 @@ async fn followers_read_the_standby_and_writers_survive_a_failover() {
         "{}?application_name=follower",
         Replicated::url(&[&pair.standby, &pair.primary])
     );
+    // A standby cannot make the schema: a follower started before any writer says so.
+    let early = std::process::Command::new(registry_testkit::daemon::registryd_binary())
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--services",
+            "query",
+            "--store",
+            &followers_url,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(early.status.code(), Some(69), "{early:?}");
+    assert!(
+        String::from_utf8_lossy(&early.stderr)
+            .contains("hot standby without the registry's schema"),
+        "{early:?}"
+    );
     let writers: Vec<Daemon> = (0..2)
         .map(|_| Daemon::start(&["--services", "command", "--store", &writers_url]))
         .collect();
@@ -264,6 +282,15 @@ async fn followers_read_the_standby_and_writers_survive_a_failover() {
             "a write recorded twice or one never acknowledged"
         );
     }
+    // With no standby left to answer, a new follower reads from the primary there is.
+    let late = Daemon::start(&[
+        "--services",
+        "query",
+        "--store",
+        &Replicated::url(&[&pair.primary, &pair.standby]),
+    ]);
+    let stored = all_persons(&late.client().await, &newest).await;
+    assert_eq!(stored.len(), acked.len() + 40);
     eprintln!(
         "failover: {} writes acknowledged ({before} before the kill), {} attempts failed and retried, \
          0 lost; promotion took {:.2} s; first write acknowledged {:.2} s after the kill",

@@ -249,7 +249,10 @@ impl Servers {
         if given.get_tcp_user_timeout().is_none() {
             given.tcp_user_timeout(std::time::Duration::from_secs(15));
         }
-        given.keepalives_idle(std::time::Duration::from_secs(30));
+        // tokio-postgres's default is two hours; keep a URL's own choice.
+        if given.get_keepalives_idle() == std::time::Duration::from_secs(2 * 60 * 60) {
+            given.keepalives_idle(std::time::Duration::from_secs(30));
+        }
         let chosen = url.contains("target_session_attrs");
         let mut primary = given.clone();
         if !chosen {
