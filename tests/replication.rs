@@ -48,6 +48,23 @@ async fn register(
     Ok((result.name, result.commit_position))
 }
 
+/// The name of the person `name` as a follower answers once it has applied `position` (any, when
+/// empty).
+async fn display_name(client: &Client, name: &str, position: &str) -> String {
+    client
+        .query()
+        .get_person(v1::GetPersonRequest {
+            name: name.into(),
+            date: "2024-01-01".into(),
+            min_position: position.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .display_name
+}
+
 /// Every person a follower knows once it has applied `position`.
 async fn all_persons(client: &Client, position: &str) -> Vec<String> {
     let mut names = Vec::new();
@@ -187,18 +204,8 @@ async fn followers_read_the_standby_and_writers_survive_a_failover() {
         let (name, position) = register(&write[i % 2], &request_id(), &format!("Người Đọc {i}"))
             .await
             .unwrap();
-        let person = read[(i / 2) % 2]
-            .query()
-            .get_person(v1::GetPersonRequest {
-                name: name.clone(),
-                date: "2024-01-01".into(),
-                min_position: position,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(person.display_name, format!("Người Đọc {i}"));
+        let shown = display_name(&read[(i / 2) % 2], &name, &position).await;
+        assert_eq!(shown, format!("Người Đọc {i}"));
     }
     assert_eq!(
         connections(&pair, pair.primary.port, "follower"),
@@ -471,32 +478,11 @@ async fn a_follower_cut_off_from_its_standby_stops_serving_and_recovers() {
     await_health(&read, ServingStatus::NotServing, Duration::from_secs(30)).await;
     let noticed = cut.elapsed();
     // What it had applied before, it still answers.
-    let known = read
-        .query()
-        .get_person(v1::GetPersonRequest {
-            name: name.clone(),
-            date: "2024-01-01".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(known.display_name, "Người Trước");
+    assert_eq!(display_name(&read, &name, "").await, "Người Trước");
 
     namespace.cut(false);
     let healed = await_health(&read, ServingStatus::Serving, Duration::from_secs(60)).await;
-    let person = read
-        .query()
-        .get_person(v1::GetPersonRequest {
-            name: later,
-            date: "2024-01-01".into(),
-            min_position: position,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(person.display_name, "Người Sau");
+    assert_eq!(display_name(&read, &later, &position).await, "Người Sau");
     eprintln!(
         "partition: NOT_SERVING {:.1} s after the cut (allowed lag 2 s); SERVING {:.1} s after healing",
         noticed.as_secs_f64(),
