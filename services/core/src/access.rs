@@ -79,8 +79,23 @@ enum Door {
     Write,
 }
 
+/// The kind of auditors' page `path` asks for (`/ui/offices/…` is `offices`; `/ui` is `home`),
+/// or `None` for a gRPC path.
+pub fn web_page(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/ui")?;
+    if rest.is_empty() || rest == "/" {
+        return Some("home");
+    }
+    let rest = rest.strip_prefix('/')?;
+    Some(rest.split('/').next().unwrap_or(rest))
+}
+
 /// The door of the call to `path` (`/package.Service/Method`).
 fn door(path: &str) -> Door {
+    // The auditors' pages read what the query service reads.
+    if web_page(path).is_some() {
+        return Door::Action(Action::Read);
+    }
     let (service, method) = path
         .trim_start_matches('/')
         .split_once('/')
@@ -188,10 +203,11 @@ where
             }
             _ => Ok(Caller::Unidentified),
         };
+        let web = web_page(request.uri().path()).is_some();
         let Some(log) = self.log.clone() else {
             return match caller {
                 Ok(_) => Box::pin(inner.call(request)),
-                Err(refusal) => Box::pin(futures::future::ready(Ok(refusal.0.into_http()))),
+                Err(refusal) => Box::pin(futures::future::ready(Ok(refused(&refusal.0, web)))),
             };
         };
         let time = crate::access_log::now();
@@ -213,7 +229,7 @@ where
                 Err(refusal) => {
                     let (status, who) = *refusal;
                     (
-                        Ok(status.into_http()),
+                        Ok(refused(&status, web)),
                         Vec::new(),
                         who.map(|w| (w.name.clone(), w.proof.name())),
                     )
@@ -249,6 +265,28 @@ where
             outcome
         })
     }
+}
+
+/// The response refusing a call: a gRPC status, or for a page (`web`) the HTTP status that
+/// fits with the gRPC status's message (its headers carry the gRPC status too, for the log).
+fn refused<R: Default>(status: &Status, web: bool) -> http::Response<R> {
+    let mut response = status.clone().into_http();
+    if web {
+        response.headers_mut().remove(http::header::CONTENT_TYPE);
+        *response.status_mut() = match status.code() {
+            tonic::Code::Unauthenticated => http::StatusCode::UNAUTHORIZED,
+            tonic::Code::PermissionDenied => http::StatusCode::FORBIDDEN,
+            tonic::Code::ResourceExhausted => http::StatusCode::TOO_MANY_REQUESTS,
+            _ => http::StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.code() == tonic::Code::Unauthenticated {
+            response.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer"),
+            );
+        }
+    }
+    response
 }
 
 /// A call refused at the door: its status, and its caller where it was identified.

@@ -106,6 +106,10 @@ pub fn install(listen: SocketAddr) -> Result<(), String> {
 
 /// A service and method of a call's path, `unknown` for a path the server does not serve.
 fn labels(path: &str) -> (String, String) {
+    // The auditors' pages, by kind (`offices`, `persons`, `search`, ...).
+    if let Some(page) = crate::access::web_page(path) {
+        return ("web".to_owned(), page.to_owned());
+    }
     match path.trim_start_matches('/').split_once('/') {
         Some((service, method)) if known_paths().contains(path) => {
             (service.to_owned(), method.to_owned())

@@ -383,6 +383,8 @@ pub async fn serve(
     let _ = CALL_LIMIT.set(config.timeout);
     tokio::spawn(reload_on_hangup(config.access.clone(), config.tls.clone()));
     let router = tonic::transport::Server::builder()
+        // Browsers over plaintext speak HTTP/1.1 to the auditors' view (`/ui`).
+        .accept_http1(true)
         .concurrency_limit_per_connection(config.concurrency)
         .layer(crate::metrics::CallsLayer)
         .layer(crate::access::GateLayer::new(

@@ -122,7 +122,8 @@ impl TlsFiles {
         let mut config = builder
             .with_single_cert(chain, key)
             .map_err(|e| error("--tls-key", &self.key, e))?;
-        config.alpn_protocols = vec![b"h2".to_vec()];
+        // h2 for gRPC and browsers; HTTP/1.1 for the auditors' pages to clients without h2.
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
 }

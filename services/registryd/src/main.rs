@@ -55,11 +55,16 @@ fn main() {
             ));
             hosted.push(Hosted::reading(registry_audit::SERVICE_NAME, reader));
         }
-        if let (true, Some(writer), Some(reader)) = (hosts("admin"), writer, reader) {
+        if let (true, Some(writer), Some(reader)) = (hosts("admin"), writer, reader.clone()) {
             hosted
                 .push(Hosted::reading(registry_admin::SERVICE_NAME, &reader).and_writing(&writer));
             routes.add_service(AdminApi::server(writer, reader, limit));
         }
-        Ok((routes.routes(), hosted))
+        let mut routes = routes.routes();
+        // The auditors' view in a browser, beside the query service and from its reader.
+        if let (true, Some(reader)) = (hosts("query"), &reader) {
+            routes = registry_web::beside(routes, reader.clone());
+        }
+        Ok((routes, hosted))
     });
 }

@@ -1,0 +1,566 @@
+//! The auditors' view: pages a browser opens on the registry's own port (`/ui/...`), drawn on
+//! the server as HTML and SVG from the replica's read models, so that they work without
+//! JavaScript, print, and can be tested as text.
+//!
+//! - `/ui/offices/{uuid}`: an office's holders as bars along the years (gaps as gaps, uncertain
+//!   days faded, concurrent holdings marked), with the facts in a table under the picture;
+//! - `/ui/persons/{uuid}`: a person's career, one row per office on one time axis;
+//! - `/ui/search?q=`: persons by name, diacritics optional.
+//!
+//! Every page takes `known_at` (the registry as it stood at that recorded instant, UTC), and
+//! `from`/`to` years for the axis; its URL names all it shows, so an auditor can cite it. The
+//! access layer in front of the server decides these routes as `read`, as it does the query
+//! service. Names are escaped (askama's templates, [`timeline::escape`] in the SVG).
+
+pub mod timeline;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use registry_domain::{
+    Beginning, Date, EndReason, HoldingEnd, OfficeId, PartialDate, PersonId, Precision,
+};
+use registry_projections::{HoldingView, Instant, Projection};
+use registry_service_core::Reader;
+use serde::Deserialize;
+
+use timeline::{Bar, Row};
+
+/// The routes of the view, over the replica `reader`.
+pub fn router(reader: Reader) -> axum::Router {
+    axum::Router::new()
+        .route("/ui", get(home))
+        .route("/ui/search", get(search))
+        .route("/ui/offices/{id}", get(office))
+        .route("/ui/persons/{id}", get(person))
+        .route("/ui/static/app.css", get(stylesheet))
+        .with_state(reader)
+}
+
+/// `routes` with the view's routes beside them, on the same server and port.
+pub fn beside(routes: tonic::service::Routes, reader: Reader) -> tonic::service::Routes {
+    tonic::service::Routes::from(routes.into_axum_router().merge(router(reader)))
+}
+
+/// What a page was asked that it cannot show: the HTTP status and a sentence.
+#[derive(Debug)]
+pub struct Refused(StatusCode, String);
+
+impl Refused {
+    fn bad(field: &str, problem: impl std::fmt::Display) -> Self {
+        Self(StatusCode::BAD_REQUEST, format!("{field}: {problem}"))
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let page = ErrorPage {
+            title: self.0.canonical_reason().unwrap_or("Lỗi").to_owned(),
+            query: String::new(),
+            message: self.1,
+        };
+        (self.0, html(&page)).into_response()
+    }
+}
+
+fn html<T: Template>(page: &T) -> Html<String> {
+    Html(
+        page.render()
+            .unwrap_or_else(|e| format!("the page could not be drawn: {e}")),
+    )
+}
+
+/// The query of a view: as known at an instant, and the years the axis spans.
+#[derive(Debug, Default, Deserialize)]
+pub struct View {
+    known_at: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+impl View {
+    /// The instant, in microseconds since the epoch, from RFC 3339 or a browser's
+    /// `datetime-local` value (read as UTC).
+    fn instant(&self) -> Result<Option<Instant>, Refused> {
+        let Some(text) = self.known_at.as_deref().filter(|t| !t.is_empty()) else {
+            return Ok(None);
+        };
+        let shown: String = text.chars().take(100).collect();
+        let bad = || {
+            Refused::bad(
+                "known_at",
+                format!("{shown:?} is not an instant such as 2025-07-01T08:00:00Z"),
+            )
+        };
+        let parsed =
+            time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                .or_else(|_| {
+                    let local = time::macros::format_description!(
+                        version = 2,
+                        "[year]-[month]-[day]T[hour]:[minute][optional [:[second]]]"
+                    );
+                    time::PrimitiveDateTime::parse(text, local)
+                        .map(time::PrimitiveDateTime::assume_utc)
+                })
+                .map_err(|_| bad())?;
+        Ok(Some((parsed.unix_timestamp_nanos() / 1000) as Instant))
+    }
+
+    fn year(field: &str, text: Option<&str>) -> Result<Option<i32>, Refused> {
+        let Some(text) = text.filter(|t| !t.is_empty()) else {
+            return Ok(None);
+        };
+        match text.parse::<i32>() {
+            Ok(year) if (1900..=2200).contains(&year) => Ok(Some(year)),
+            _ => Err(Refused::bad(
+                field,
+                format!(
+                    "{:?} is not a year from 1900 to 2200",
+                    text.chars().take(20).collect::<String>()
+                ),
+            )),
+        }
+    }
+
+    /// The axis: the years asked for, else from the first bar's year to next year.
+    fn axis(&self, bars: &[&Bar], today: Date) -> Result<(Date, Date), Refused> {
+        let first = bars
+            .iter()
+            .map(|b| b.may_from.year())
+            .min()
+            .unwrap_or(today.year());
+        let last = bars
+            .iter()
+            .filter_map(|b| b.may_until.or(b.sure_until))
+            .map(|d| d.year())
+            .max()
+            .unwrap_or(today.year())
+            .max(
+                if bars.iter().any(|b| b.sure_until.is_none() || b.end_unknown) {
+                    today.year()
+                } else {
+                    0
+                },
+            );
+        let from = Self::year("from", self.from.as_deref())?.unwrap_or(first);
+        let to = Self::year("to", self.to.as_deref())?.unwrap_or(last + 1);
+        if to <= from {
+            return Err(Refused::bad("to", "must be after from"));
+        }
+        let year = |y| Date::from_ymd(y, 1, 1).map_err(|e| Refused::bad("from", e));
+        Ok((year(from)?, year(to)?))
+    }
+}
+
+/// Today, from the system clock (UTC).
+fn today() -> Date {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400);
+    // The Unix epoch is Julian day 2,440,588.
+    Date::from_julian_day(2_440_588 + days as i32)
+        .unwrap_or_else(|| Date::from_ymd(2026, 1, 1).unwrap_or_else(|_| unreachable!()))
+}
+
+/// `dd/mm/yyyy`, `mm/yyyy` or `yyyy`, as Vietnamese readers write a day known that well.
+fn shown(day: PartialDate) -> String {
+    let d = day.earliest();
+    match day.precision() {
+        Precision::Day => format!("{:02}/{:02}/{}", d.day(), d.month(), d.year()),
+        Precision::Month => format!("{:02}/{}", d.month(), d.year()),
+        Precision::Year => d.year().to_string(),
+    }
+}
+
+fn shown_instant(micros: Instant) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+        .map(|t| {
+            format!(
+                "{:02}/{:02}/{} {:02}:{:02}:{:02}",
+                t.day(),
+                u8::from(t.month()),
+                t.year(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )
+        })
+        .unwrap_or_default()
+}
+
+fn beginning_text(b: Beginning) -> &'static str {
+    match b {
+        Beginning::Elected => "Bầu",
+        Beginning::Appointed => "Bổ nhiệm",
+        Beginning::Assigned => "Phân công",
+        Beginning::Transferred => "Điều động",
+        Beginning::Acting => "Quyền",
+        Beginning::Concurrent { .. } => "Kiêm nhiệm",
+        Beginning::ExOfficio { .. } => "Đương nhiên",
+    }
+}
+
+fn end_reason_text(r: EndReason) -> String {
+    match r {
+        EndReason::TermEnd => "Hết nhiệm kỳ".into(),
+        EndReason::Dismissal => "Miễn nhiệm".into(),
+        EndReason::Resignation => "Từ chức".into(),
+        EndReason::Transfer => "Điều động".into(),
+        EndReason::Retirement => "Nghỉ hưu".into(),
+        EndReason::Death => "Từ trần".into(),
+        EndReason::OfficeAbolished => "Chức vụ bãi bỏ".into(),
+        EndReason::UnitMerged => "Hợp nhất đơn vị".into(),
+        EndReason::UnitSplit => "Chia tách đơn vị".into(),
+        EndReason::UnitDissolved => "Giải thể đơn vị".into(),
+        #[allow(unreachable_patterns)]
+        other => format!("{other:?}"),
+    }
+}
+
+/// A holding as a row of the facts' table.
+pub struct Fact {
+    label: String,
+    href: String,
+    from: String,
+    until: String,
+    beginning: &'static str,
+    end_reason: String,
+    basis: String,
+    recorded: String,
+    concurrent: bool,
+}
+
+/// A holding as a bar and as a row of the table; `label`/`href` name the other side (the
+/// holder on an office's page, the office on a person's).
+fn holding(h: &HoldingView<'_>, label: String, href: String) -> (Bar, Fact) {
+    let (sure_until, may_until, end_unknown) = match h.end {
+        HoldingEnd::Open => (None, None, false),
+        HoldingEnd::Unknown => (Some(h.start.latest().next_day()), None, true),
+        HoldingEnd::On(day) => (Some(day.earliest()), Some(day.latest()), false),
+    };
+    let concurrent = h.beginning.cause().is_some();
+    let basis = h
+        .basis
+        .as_ref()
+        .map(|b| {
+            format!(
+                "{} ({}, {:02}/{:02}/{})",
+                b.number,
+                b.issuer,
+                b.issued_on.day(),
+                b.issued_on.month(),
+                b.issued_on.year()
+            )
+        })
+        .unwrap_or_default();
+    let until = match h.end {
+        HoldingEnd::Open => "đang giữ".to_owned(),
+        HoldingEnd::Unknown => "chưa rõ".to_owned(),
+        HoldingEnd::On(day) => shown(day),
+    };
+    let end_reason = h.end_reason.map(end_reason_text).unwrap_or_default();
+    let detail = format!(
+        "{label}: {} – {until}; {}{}{}",
+        shown(h.start),
+        beginning_text(h.beginning),
+        if end_reason.is_empty() {
+            String::new()
+        } else {
+            format!("; {end_reason}")
+        },
+        if basis.is_empty() {
+            String::new()
+        } else {
+            format!("; {basis}")
+        },
+    );
+    let bar = Bar {
+        label: label.clone(),
+        detail,
+        href: href.clone(),
+        sure_from: h.start.latest(),
+        may_from: h.start.earliest(),
+        sure_until,
+        may_until,
+        end_unknown,
+        concurrent,
+    };
+    let fact = Fact {
+        label,
+        href,
+        from: shown(h.start),
+        until,
+        beginning: beginning_text(h.beginning),
+        end_reason,
+        basis,
+        recorded: shown_instant(h.recorded_at),
+        concurrent,
+    };
+    (bar, fact)
+}
+
+fn uuid_of(path: &str) -> &str {
+    path.split_once('/').map_or(path, |(_, uuid)| uuid)
+}
+
+fn known_at_input(view: &View, instant: Option<Instant>) -> (String, String) {
+    match instant {
+        None => (String::new(), String::new()),
+        Some(micros) => {
+            let text = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+                .ok()
+                .and_then(|t| {
+                    t.format(time::macros::format_description!(
+                        "[year]-[month]-[day]T[hour]:[minute]:[second]"
+                    ))
+                    .ok()
+                })
+                .unwrap_or_else(|| view.known_at.clone().unwrap_or_default());
+            (text, shown_instant(micros))
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "office.html")]
+struct OfficePage {
+    title: String,
+    query: String,
+    unit_line: String,
+    known_at_input: String,
+    known_at_shown: String,
+    svg: String,
+    caption: String,
+    first_column: &'static str,
+    holdings: Vec<Fact>,
+}
+
+async fn office(
+    State(reader): State<Reader>,
+    Path(id): Path<String>,
+    Query(view): Query<View>,
+) -> Result<Html<String>, Refused> {
+    let office: OfficeId = format!("offices/{id}").parse().map_err(|_| {
+        Refused::bad(
+            "office",
+            format!(
+                "{:?} is not a UUID",
+                id.chars().take(100).collect::<String>()
+            ),
+        )
+    })?;
+    let known_at = view.instant()?;
+    let models = reader.models();
+    let p: &Projection = &models.projection;
+    let title = p
+        .office_title(office, known_at)
+        .ok_or_else(|| Refused(StatusCode::NOT_FOUND, format!("no office {office}")))?
+        .to_owned();
+    let today = today();
+    let unit_line = p
+        .office_on(office, today, known_at)
+        .and_then(|o| o.unit)
+        .and_then(|u| p.unit_on(u, today, known_at))
+        .map(|u| format!("Thuộc {}", u.name))
+        .unwrap_or_default();
+    let (bars, facts): (Vec<Bar>, Vec<Fact>) = p
+        .office_history(office, known_at)
+        .iter()
+        .map(|h| {
+            let name = p.holder_name(h, known_at).unwrap_or_default();
+            holding(
+                h,
+                name,
+                format!("/ui/persons/{}", uuid_of(&h.person.resource_name())),
+            )
+        })
+        .unzip();
+    let (from, until) = view.axis(&bars.iter().collect::<Vec<_>>(), today)?;
+    let rows = [Row {
+        label: title.clone(),
+        bars,
+    }];
+    let svg = timeline::svg(
+        &format!("Những người giữ chức {title} theo thời gian"),
+        &rows,
+        from,
+        until,
+    );
+    let (known_at_input, known_at_shown) = known_at_input(&view, known_at);
+    Ok(html(&OfficePage {
+        caption: format!("Những người giữ chức {title}"),
+        title,
+        query: String::new(),
+        unit_line,
+        known_at_input,
+        known_at_shown,
+        svg,
+        first_column: "Người giữ",
+        holdings: facts,
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "person.html")]
+struct PersonPage {
+    title: String,
+    query: String,
+    birth_line: String,
+    known_at_input: String,
+    known_at_shown: String,
+    svg: String,
+    caption: String,
+    first_column: &'static str,
+    holdings: Vec<Fact>,
+}
+
+async fn person(
+    State(reader): State<Reader>,
+    Path(id): Path<String>,
+    Query(view): Query<View>,
+) -> Result<Html<String>, Refused> {
+    let person: PersonId = format!("persons/{id}").parse().map_err(|_| {
+        Refused::bad(
+            "person",
+            format!(
+                "{:?} is not a UUID",
+                id.chars().take(100).collect::<String>()
+            ),
+        )
+    })?;
+    let known_at = view.instant()?;
+    let models = reader.models();
+    let p: &Projection = &models.projection;
+    let today = today();
+    if !p.knows_person(person, known_at) {
+        return Err(Refused(
+            StatusCode::NOT_FOUND,
+            format!("no person {person}"),
+        ));
+    }
+    let title = p.person_name(person, today, known_at).unwrap_or_default();
+    let birth_line = p
+        .person_birth(person, known_at)
+        .map(|b| format!("Sinh {}", shown(b)))
+        .unwrap_or_default();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut facts = Vec::new();
+    for h in p.career(person, known_at) {
+        let office = p
+            .holding_office_title(&h, known_at)
+            .unwrap_or_default()
+            .to_owned();
+        let (bar, fact) = holding(
+            &h,
+            office.clone(),
+            format!("/ui/offices/{}", uuid_of(&h.office.resource_name())),
+        );
+        match rows.iter_mut().find(|r| r.label == office) {
+            Some(row) => row.bars.push(bar),
+            None => rows.push(Row {
+                label: office,
+                bars: vec![bar],
+            }),
+        }
+        facts.push(fact);
+    }
+    let all: Vec<&Bar> = rows.iter().flat_map(|r| &r.bars).collect();
+    let (from, until) = view.axis(&all, today)?;
+    let svg = timeline::svg(
+        &format!("Các chức vụ của {title} theo thời gian"),
+        &rows,
+        from,
+        until,
+    );
+    let (known_at_input, known_at_shown) = known_at_input(&view, known_at);
+    Ok(html(&PersonPage {
+        caption: format!("Các chức vụ của {title}"),
+        title,
+        query: String::new(),
+        birth_line,
+        known_at_input,
+        known_at_shown,
+        svg,
+        first_column: "Chức vụ",
+        holdings: facts,
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "search.html")]
+struct SearchPage {
+    title: String,
+    query: String,
+    people: Vec<(String, String)>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Search {
+    q: Option<String>,
+}
+
+async fn search(
+    State(reader): State<Reader>,
+    Query(search): Query<Search>,
+) -> Result<Html<String>, Refused> {
+    let query = search.q.unwrap_or_default();
+    if query.chars().count() > registry_domain::MAX_NAME_CHARS {
+        return Err(Refused::bad(
+            "q",
+            format!(
+                "is longer than {} characters",
+                registry_domain::MAX_NAME_CHARS
+            ),
+        ));
+    }
+    let people = if query.trim().is_empty() {
+        Vec::new()
+    } else {
+        let models = reader.models();
+        models
+            .projection
+            .search(&query, 50)
+            .into_iter()
+            .map(|(person, name, _)| {
+                (
+                    format!("/ui/persons/{}", uuid_of(&person.resource_name())),
+                    name,
+                )
+            })
+            .collect()
+    };
+    Ok(html(&SearchPage {
+        title: if query.is_empty() {
+            "Tìm người".into()
+        } else {
+            format!("Tìm “{query}”")
+        },
+        query,
+        people,
+    }))
+}
+
+async fn home() -> Html<String> {
+    html(&SearchPage {
+        title: "Tìm người".into(),
+        query: String::new(),
+        people: Vec::new(),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    title: String,
+    query: String,
+    message: String,
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../static/app.css"),
+    )
+}

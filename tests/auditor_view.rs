@@ -1,0 +1,241 @@
+//! The auditors' view (`/ui`) of a real `registryd`, over real HTTP on the gRPC port: an
+//! office's timeline and its facts, a person's career, search, the registry as known at an
+//! earlier instant, escaping, every bad input refused with its status, and, under a policy,
+//! the pages decided as reads (over TLS, with curl as the browser).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+use registry_client::{request_id, v1, Client};
+use support::{basis, Daemon, Registrar};
+
+/// `GET path` over HTTP/1.1 on `address` (`http://…`): the status and the body.
+async fn get(address: &str, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn uuid(name: &str) -> &str {
+    name.split_once('/').map_or(name, |(_, uuid)| uuid)
+}
+
+/// A holding of `office` by `person` from `from` until `until` (exclusive), if it ended.
+async fn hold(
+    client: &Client,
+    person: &str,
+    office: &str,
+    from: &str,
+    until: Option<&str>,
+) -> String {
+    client
+        .command()
+        .start_holding(v1::StartHoldingRequest {
+            request_id: request_id(),
+            person: person.into(),
+            office: office.into(),
+            valid_from: from.into(),
+            valid_until: until.unwrap_or_default().into(),
+            end_reason: if until.is_some() {
+                v1::EndReason::TermEnd as i32
+            } else {
+                0
+            },
+            beginning: v1::BeginningKind::Elected as i32,
+            basis: Some(basis("12-QĐ/TU")),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .result
+        .unwrap()
+        .commit_position
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_show_an_office_a_career_and_the_registry_as_known_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::embedded(dir.path(), &[]);
+    let client = daemon.client().await;
+    let mut r = Registrar::new(client.clone());
+    let (_, _, chair) = r.commune_with_chair("Xã Minh Họa").await;
+    let first = r.person("Trần Văn Trước").await;
+    let script = r.person("<script>alert(1)</script>").await;
+    let later = r.person("Lê Thị Sau").await;
+    hold(&client, &first, &chair, "2000-01-01", Some("2005-01-01")).await;
+    hold(&client, &script, &chair, "2005-01-01", Some("2006-01-01")).await;
+    // Then a gap of a year and a quarter, and a holder known from March 2007 only.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let known_before = time::OffsetDateTime::now_utc();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let position = hold(&client, &later, &chair, "2007-03", None).await;
+    support::await_position(&client, &position).await;
+
+    let office = format!("/ui/offices/{}", uuid(&chair));
+    let (status, page) = get(&daemon.address, &office).await;
+    assert_eq!(status, 200, "{page}");
+    for fact in [
+        "Chủ tịch UBND Xã Minh Họa",
+        "Trần Văn Trước",
+        "01/01/2000",
+        "01/01/2005",
+        "01/01/2006",
+        "Lê Thị Sau",
+        "03/2007",
+        "đang giữ",
+        "Hết nhiệm kỳ",
+        "12-QĐ/TU",
+        "<svg",
+    ] {
+        assert!(
+            page.contains(fact),
+            "{fact} not on the office's page:\n{page}"
+        );
+    }
+    // A name is text, never markup, in the table and in the picture.
+    assert!(!page.contains("<script>alert(1)"), "{page}");
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{page}"
+    );
+    // The March 2007 start is drawn faded before its sure part.
+    assert!(page.contains(r#"class="uncertain""#), "{page}");
+
+    // As known before the last holding was recorded: it is not there.
+    let instant = known_before
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (status, then) = get(&daemon.address, &format!("{office}?known_at={instant}")).await;
+    assert_eq!(status, 200, "{then}");
+    assert!(then.contains("Trần Văn Trước"), "{then}");
+    assert!(!then.contains("Lê Thị Sau"), "{then}");
+    assert!(then.contains("Như sổ ghi nhận lúc"), "{then}");
+
+    // The career of a holder, and search without diacritics.
+    let (status, career) = get(&daemon.address, &format!("/ui/persons/{}", uuid(&first))).await;
+    assert_eq!(status, 200, "{career}");
+    assert!(
+        career.contains("Chủ tịch UBND Xã Minh Họa") && career.contains("01/01/2000"),
+        "{career}"
+    );
+    let (status, found) = get(&daemon.address, "/ui/search?q=le%20thi%20sau").await;
+    assert_eq!(status, 200, "{found}");
+    assert!(
+        found.contains(&format!("/ui/persons/{}", uuid(&later))),
+        "{found}"
+    );
+    let (status, css) = get(&daemon.address, "/ui/static/app.css").await;
+    assert_eq!(status, 200);
+    assert!(css.contains("svg.timeline"));
+
+    // Bad input: the status that fits and a sentence naming the field.
+    let long = "x".repeat(600);
+    for (path, status, names) in [
+        ("/ui/offices/not-a-uuid".to_owned(), 400, "office"),
+        (
+            "/ui/offices/0193a5e0-0000-7000-8000-00000000ffff".to_owned(),
+            404,
+            "no office",
+        ),
+        (
+            "/ui/persons/0193a5e0-0000-7000-8000-00000000ffff".to_owned(),
+            404,
+            "no person",
+        ),
+        (format!("{office}?known_at=yesterday"), 400, "known_at"),
+        (format!("{office}?from=1800"), 400, "from"),
+        (format!("{office}?from=2010&to=2000"), 400, "to"),
+        (format!("/ui/search?q={long}"), 400, "q"),
+    ] {
+        let (got, page) = get(&daemon.address, &path).await;
+        assert_eq!(got, status, "{path}: {page}");
+        assert!(page.contains(names), "{path}: {page}");
+        assert!(page.len() < 4000, "{path}: an error page echoes too much");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_policy_the_pages_are_reads() {
+    use registry_testkit::tokens::{Issuer, AUDIENCE, ISSUER};
+    let tls = |name: &str| format!("{}/tls/{name}", env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = Issuer::new("k1");
+    std::fs::copy(
+        format!(
+            "{}/../examples/access/registry.cedar",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+        dir.path().join("registry.cedar"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("keys.jwks"), issuer.jwks()).unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "rules = \"registry.cedar\"\n[tokens]\njwks = \"keys.jwks\"\nissuer = \"{ISSUER}\"\n\
+             audience = \"{AUDIENCE}\"\n[callers.clerk]\nroles = [\"reader\"]\n[callers.nobody]\nroles = []\n"
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::embedded(
+        &dir.path().join("data"),
+        &[
+            "--tls-cert",
+            &tls("server.pem"),
+            "--tls-key",
+            &tls("server.key"),
+            "--policy",
+            policy.to_str().unwrap(),
+        ],
+    );
+    let url = format!(
+        "{}/ui/search?q=a",
+        daemon.address.replace("http://", "https://")
+    );
+    let curl = |token: Option<String>| {
+        let mut command = std::process::Command::new("curl");
+        command.args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--cacert",
+            &tls("ca.pem"),
+        ]);
+        if let Some(token) = token {
+            command.args(["-H", &format!("authorization: Bearer {token}")]);
+        }
+        let output = command.arg(&url).output().expect("curl");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert_eq!(curl(None), "401", "no credentials");
+    assert_eq!(
+        curl(Some(issuer.token("nobody"))),
+        "403",
+        "a caller without the read action"
+    );
+    assert_eq!(curl(Some(issuer.token("clerk"))), "200", "a reader");
+}
