@@ -239,3 +239,167 @@ async fn under_a_policy_the_pages_are_reads() {
     );
     assert_eq!(curl(Some(issuer.token("clerk"))), "200", "a reader");
 }
+
+/// Headless Chromium (Debian's), or `None` with a notice where it is not installed (a failure
+/// when `REGISTRY_REQUIRE_BROWSER=1`, as `.ci/run` sets after installing it).
+fn chromium() -> Option<std::path::PathBuf> {
+    let path = std::path::PathBuf::from("/usr/bin/chromium");
+    if path.exists() {
+        return Some(path);
+    }
+    if std::env::var("REGISTRY_REQUIRE_BROWSER").as_deref() == Ok("1") {
+        panic!(
+            "Chromium is required (REGISTRY_REQUIRE_BROWSER=1) but /usr/bin/chromium is missing"
+        );
+    }
+    eprintln!("NOTICE: no /usr/bin/chromium; skipping the browser test");
+    None
+}
+
+/// Chromium, headless and offline (flags that keep it from reaching for the network), with
+/// `args` then `url`; its standard output.
+fn browse(chromium: &std::path::Path, args: &[&str], url: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .arg(url)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "chromium: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_draws_thirty_years_of_an_office() {
+    let Some(chromium) = chromium() else {
+        return;
+    };
+    // A generated province from 1995, its 2025 mergers included, written into the store.
+    let generated = registry_testkit::generate(&registry_testkit::Config {
+        from_year: 1995,
+        ..registry_testkit::Config::tiny(7)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    registry_bench::load_store(&dir.path().join("registry.db"), &generated.facts)
+        .await
+        .unwrap();
+    let daemon = Daemon::embedded(dir.path(), &[]);
+    let client = daemon.client().await;
+    support::await_position(&client, &generated.facts.len().to_string()).await;
+    // The office with the most holders that has one today.
+    let mut most: Option<(String, Vec<v1::Holding>)> = None;
+    for office in &generated.catalogue.offices {
+        let holdings = client
+            .query()
+            .list_office_history(v1::ListOfficeHistoryRequest {
+                office: office.to_string(),
+                page_size: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .holdings;
+        let held = holdings.iter().any(|h| h.end.is_empty() && !h.end_unknown);
+        if held && most.as_ref().is_none_or(|(_, h)| holdings.len() > h.len()) {
+            most = Some((office.to_string(), holdings));
+        }
+    }
+    let (office, holdings) = most.unwrap();
+    assert!(holdings.len() >= 5, "{holdings:?}");
+    let url = format!("{}/ui/offices/{}", daemon.address, uuid(&office));
+
+    // What the browser shows: every holder's name, in the picture's text and the table.
+    let dom = browse(&chromium, &["--dump-dom"], &url);
+    for holding in &holdings {
+        assert!(
+            dom.contains(&holding.person_display_name),
+            "{} not drawn:\n{dom}",
+            holding.person_display_name
+        );
+    }
+    assert!(dom.contains("<svg"), "{dom}");
+    // The instant control's form asks for the same page as known at an instant. The current
+    // holder's term is ended now: as known just before, it is still held.
+    let current = holdings
+        .iter()
+        .find(|h| h.end.is_empty() && !h.end_unknown)
+        .expect("a current holder");
+    let before = time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second]"
+        ))
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let ended = client
+        .command()
+        .end_holding(v1::EndHoldingRequest {
+            request_id: request_id(),
+            holding: current.name.clone(),
+            valid_until: "2026-01-01".into(),
+            reason: v1::EndReason::Retirement as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .result
+        .unwrap();
+    support::await_position(&client, &ended.commit_position).await;
+    let now = browse(&chromium, &["--dump-dom"], &url);
+    assert!(now.contains("01/01/2026"), "{now}");
+    let then = browse(
+        &chromium,
+        &["--dump-dom"],
+        &format!("{url}?known_at={before}"),
+    );
+    let held = |page: &str| page.matches("<td>đang giữ</td>").count();
+    assert_eq!(
+        held(&then),
+        held(&now) + 1,
+        "the view as known at {before} did not change:\n{then}"
+    );
+    assert!(then.contains("Như sổ ghi nhận lúc"), "{then}");
+
+    // A picture of it, kept under target/ (CI's artefacts); with REGISTRY_UPDATE_SCREENSHOTS=1
+    // also as the README's.
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = shots.join("office-timeline.png");
+    let _ = std::fs::remove_file(&shot);
+    browse(
+        &chromium,
+        &[
+            "--window-size=1100,1000",
+            &format!("--screenshot={}", shot.display()),
+        ],
+        &url,
+    );
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+    if std::env::var("REGISTRY_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
+        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+        std::fs::create_dir_all(&docs).unwrap();
+        std::fs::copy(&shot, docs.join("office-timeline.png")).unwrap();
+    }
+}

@@ -141,7 +141,7 @@ pub fn svg(title: &str, rows: &[Row], from: Date, until: Date) -> String {
                         y + 13.0
                     );
                 }
-                let room = ((right - left) / 7.0) as usize;
+                let room = ((right - left) / 7.5) as usize;
                 if room >= 4 {
                     let _ = write!(
                         out,
