@@ -65,19 +65,24 @@ impl IntoResponse for Refused {
     }
 }
 
+fn render<T: Template>(page: &T) -> String {
+    page.render()
+        .unwrap_or_else(|e| format!("the page could not be drawn: {e}"))
+}
+
 fn html<T: Template>(page: &T) -> Html<String> {
-    Html(
-        page.render()
-            .unwrap_or_else(|e| format!("the page could not be drawn: {e}")),
-    )
+    Html(render(page))
 }
 
 /// The query of a view: as known at an instant, and the years the axis spans.
 #[derive(Debug, Default, Deserialize)]
 pub struct View {
-    known_at: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
+    /// The recorded instant (RFC 3339, or `yyyy-mm-ddThh:mm[:ss]` in UTC); now when absent.
+    pub known_at: Option<String>,
+    /// The axis's first year; the first holding's when absent.
+    pub from: Option<String>,
+    /// The year after the axis's last; next year when absent.
+    pub to: Option<String>,
 }
 
 impl View {
@@ -155,7 +160,7 @@ impl View {
 }
 
 /// Today, from the system clock (UTC).
-fn today() -> Date {
+pub fn today() -> Date {
     let days = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() / 86_400);
@@ -351,14 +356,26 @@ async fn office(
             ),
         )
     })?;
-    let known_at = view.instant()?;
     let models = reader.models();
-    let p: &Projection = &models.projection;
+    office_page(&models.projection, office, &view, today()).map(Html)
+}
+
+/// The page of `office` as `view` asks, drawn from `p` on `today`.
+///
+/// # Errors
+///
+/// When the view asks for what cannot be shown: a bad instant or range, an unknown office.
+pub fn office_page(
+    p: &Projection,
+    office: OfficeId,
+    view: &View,
+    today: Date,
+) -> Result<String, Refused> {
+    let known_at = view.instant()?;
     let title = p
         .office_title(office, known_at)
         .ok_or_else(|| Refused(StatusCode::NOT_FOUND, format!("no office {office}")))?
         .to_owned();
-    let today = today();
     let unit_line = p
         .office_on(office, today, known_at)
         .and_then(|o| o.unit)
@@ -388,8 +405,8 @@ async fn office(
         from,
         until,
     );
-    let (known_at_input, known_at_shown) = known_at_input(&view, known_at);
-    Ok(html(&OfficePage {
+    let (known_at_input, known_at_shown) = known_at_input(view, known_at);
+    Ok(render(&OfficePage {
         caption: format!("Những người giữ chức {title}"),
         title,
         query: String::new(),
