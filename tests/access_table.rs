@@ -1,6 +1,6 @@
-//! The access table: every RPC of the API, called over real sockets by six callers (anonymous,
-//! a reader, an auditor, the registrar of province A, the registrar of province B, an
-//! administrator), with bearer tokens over TLS and with client certificates under mutual TLS,
+//! The access table: every RPC of the API, and every auditors' page (a read), called over real
+//! sockets by six callers (anonymous, a reader, an auditor, the registrar of province A, the
+//! registrar of province B, an administrator), with bearer tokens over TLS and with client certificates under mutual TLS,
 //! each cell's status compared with what the example policy's rules say, and the store's head
 //! unchanged after every refusal.
 //!
@@ -1197,7 +1197,81 @@ async fn table(tokens: bool) -> Vec<String> {
             }
         }
     }
+    wrong.extend(web_cells(
+        dir.path(),
+        &daemon,
+        &pki,
+        issuer.as_ref(),
+        &base,
+        tokens,
+    ));
     wrong.extend(check_access_log(&log, &base, tokens).await);
+    wrong
+}
+
+/// The auditors' pages, each a read, fetched by every caller with curl (a browser's way: the
+/// token in `authorization`, or the certificate at the handshake); the cells that differ.
+fn web_cells(
+    dir: &Path,
+    daemon: &Daemon,
+    pki: &Pki,
+    issuer: Option<&Issuer>,
+    base: &Base,
+    tokens: bool,
+) -> Vec<String> {
+    let address = daemon.address.replace("http://", "https://");
+    let ca = dir.join("web-ca.pem");
+    std::fs::write(&ca, &pki.ca).unwrap();
+    let uuid = |name: &str| name.split_once('/').map_or(name, |(_, u)| u).to_owned();
+    let pages = [
+        "/ui".to_owned(),
+        "/ui/search?q=a".to_owned(),
+        format!("/ui/offices/{}", uuid(&base.office)),
+        format!("/ui/persons/{}", uuid(&base.person)),
+    ];
+    let mut wrong = Vec::new();
+    for page in &pages {
+        for caller in CALLERS {
+            let mut curl = std::process::Command::new("curl");
+            curl.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+                .arg(&ca);
+            match (issuer, pki.callers.get(caller)) {
+                (Some(issuer), _) if caller != "anonymous" => {
+                    curl.args([
+                        "-H",
+                        &format!("authorization: Bearer {}", issuer.token(caller)),
+                    ]);
+                }
+                (None, Some((cert, key))) => {
+                    let (cert_path, key_path) = (
+                        dir.join(format!("{caller}.pem")),
+                        dir.join(format!("{caller}.key")),
+                    );
+                    std::fs::write(&cert_path, cert).unwrap();
+                    std::fs::write(&key_path, key).unwrap();
+                    curl.arg("--cert")
+                        .arg(&cert_path)
+                        .arg("--key")
+                        .arg(&key_path);
+                }
+                _ => {}
+            }
+            let output = curl.arg(format!("{address}{page}")).output().expect("curl");
+            let got = match String::from_utf8_lossy(&output.stdout).as_ref() {
+                "200" => Outcome::Ok,
+                "401" => Outcome::Unauthenticated,
+                "403" => Outcome::Denied,
+                "000" => Outcome::Handshake,
+                _ => Outcome::Other(Code::Unknown),
+            };
+            let want = expected(caller, Class::Read, tokens);
+            if got != want {
+                wrong.push(format!(
+                    "GET {page} as {caller}: got {got:?}, want {want:?}"
+                ));
+            }
+        }
+    }
     wrong
 }
 
