@@ -163,6 +163,12 @@ async fn the_pages_show_an_office_a_career_and_the_registry_as_known_before() {
             404,
             "no person",
         ),
+        (
+            "/ui/units/0193a5e0-0000-7000-8000-00000000ffff".to_owned(),
+            404,
+            "no unit",
+        ),
+        ("/ui/units/nope".to_owned(), 400, "unit"),
         (format!("{office}?known_at=yesterday"), 400, "known_at"),
         (format!("{office}?from=1800"), 400, "from"),
         (format!("{office}?from=2010&to=2000"), 400, "to"),
@@ -377,6 +383,42 @@ async fn a_browser_draws_thirty_years_of_an_office() {
     );
     assert!(then.contains("Như sổ ghi nhận lúc"), "{then}");
 
+    // A commune merged in 2025: its page names what continues it, drawn as its life's bar.
+    let commune = generated.catalogue.communes[0].to_string();
+    let lineage = client
+        .query()
+        .get_unit_lineage(v1::GetUnitLineageRequest {
+            name: commune.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let successor = lineage.successors.first().expect("the commune was merged");
+    let name = client
+        .query()
+        .get_unit(v1::GetUnitRequest {
+            name: successor.unit.clone(),
+            date: successor.valid_from.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .unit
+        .unwrap()
+        .display_name;
+    let unit_url = format!("{}/ui/units/{}", daemon.address, uuid(&commune));
+    let page = browse(&chromium, &["--dump-dom"], &unit_url);
+    assert!(
+        page.contains("Kế thừa") && page.contains(&name),
+        "{name} not on:\n{page}"
+    );
+    assert!(
+        page.contains(&format!("/ui/units/{}", uuid(&successor.unit))),
+        "{page}"
+    );
+
     // A picture of it, kept under target/ (CI's artefacts); with REGISTRY_UPDATE_SCREENSHOTS=1
     // also as the README's.
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
@@ -390,6 +432,14 @@ async fn a_browser_draws_thirty_years_of_an_office() {
             &format!("--screenshot={}", shot.display()),
         ],
         &url,
+    );
+    browse(
+        &chromium,
+        &[
+            "--window-size=1100,800",
+            &format!("--screenshot={}", shots.join("unit-lineage.png").display()),
+        ],
+        &unit_url,
     );
     let png = std::fs::read(&shot).unwrap();
     assert!(

@@ -5,6 +5,9 @@
 //! - `/ui/offices/{uuid}`: an office's holders as bars along the years (gaps as gaps, uncertain
 //!   days faded, concurrent holdings marked), with the facts in a table under the picture;
 //! - `/ui/persons/{uuid}`: a person's career, one row per office on one time axis;
+//! - `/ui/units/{uuid}?date=`: a unit's lineage (what it continues and what continues it,
+//!   through mergers and splits, as bars of their lives) and, on the day, its parents, offices
+//!   and children;
 //! - `/ui/search?q=`: persons by name, diacritics optional.
 //!
 //! Every page takes `known_at` (the registry as it stood at that recorded instant, UTC), and
@@ -20,7 +23,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use registry_domain::{
-    Beginning, Date, EndReason, HoldingEnd, OfficeId, PartialDate, PersonId, Precision,
+    Beginning, Date, EndReason, HoldingEnd, OfficeId, PartialDate, PersonId, Precision, UnitId,
 };
 use registry_projections::{HoldingView, Instant, Projection};
 use registry_service_core::Reader;
@@ -35,6 +38,7 @@ pub fn router(reader: Reader) -> axum::Router {
         .route("/ui/search", get(search))
         .route("/ui/offices/{id}", get(office))
         .route("/ui/persons/{id}", get(person))
+        .route("/ui/units/{id}", get(unit))
         .route("/ui/static/app.css", get(stylesheet))
         .with_state(reader)
 }
@@ -83,6 +87,8 @@ pub struct View {
     pub from: Option<String>,
     /// The year after the axis's last; next year when absent.
     pub to: Option<String>,
+    /// The day a unit's page shows (`yyyy-mm-dd`); today when absent.
+    pub date: Option<String>,
 }
 
 impl View {
@@ -333,6 +339,7 @@ fn known_at_input(view: &View, instant: Option<Instant>) -> (String, String) {
 struct OfficePage {
     title: String,
     query: String,
+    unit_href: String,
     unit_line: String,
     known_at_input: String,
     known_at_shown: String,
@@ -376,11 +383,10 @@ pub fn office_page(
         .office_title(office, known_at)
         .ok_or_else(|| Refused(StatusCode::NOT_FOUND, format!("no office {office}")))?
         .to_owned();
-    let unit_line = p
+    let (unit_href, unit_line) = p
         .office_on(office, today, known_at)
         .and_then(|o| o.unit)
-        .and_then(|u| p.unit_on(u, today, known_at))
-        .map(|u| format!("Thuộc {}", u.name))
+        .map(|u| unit_link(p, u, today, known_at))
         .unwrap_or_default();
     let (bars, facts): (Vec<Bar>, Vec<Fact>) = p
         .office_history(office, known_at)
@@ -410,6 +416,7 @@ pub fn office_page(
         caption: format!("Những người giữ chức {title}"),
         title,
         query: String::new(),
+        unit_href,
         unit_line,
         known_at_input,
         known_at_shown,
@@ -580,4 +587,201 @@ async fn stylesheet() -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
         include_str!("../static/app.css"),
     )
+}
+
+/// A unit's name and where its page is, on `day` or, when it did not exist then, on its last
+/// day (or first).
+fn unit_link(
+    p: &Projection,
+    unit: UnitId,
+    day: Date,
+    known_at: Option<Instant>,
+) -> (String, String) {
+    let shown_on = p.unit_span(unit, known_at).map_or(day, |life| {
+        let last = life.end.map_or(day, Date::previous_day);
+        day.clamp(life.start, last.max(life.start))
+    });
+    let name = p
+        .unit_on(unit, shown_on, known_at)
+        .map_or_else(|| unit.to_string(), |u| u.name);
+    (
+        format!("/ui/units/{}", uuid_of(&unit.resource_name())),
+        name,
+    )
+}
+
+/// A row of a unit's lineage table.
+pub struct Link {
+    href: String,
+    name: String,
+    relation: &'static str,
+    on: String,
+}
+
+#[derive(Template)]
+#[template(path = "unit.html")]
+struct UnitPage {
+    title: String,
+    query: String,
+    life_line: String,
+    date_input: String,
+    date_shown: String,
+    known_at_input: String,
+    known_at_shown: String,
+    svg: String,
+    lineage: Vec<Link>,
+    parents: Vec<(String, String)>,
+    offices: Vec<(String, String)>,
+    children: Vec<(String, String)>,
+}
+
+async fn unit(
+    State(reader): State<Reader>,
+    Path(id): Path<String>,
+    Query(view): Query<View>,
+) -> Result<Html<String>, Refused> {
+    let unit: UnitId = format!("units/{id}").parse().map_err(|_| {
+        Refused::bad(
+            "unit",
+            format!(
+                "{:?} is not a UUID",
+                id.chars().take(100).collect::<String>()
+            ),
+        )
+    })?;
+    let models = reader.models();
+    unit_page(&models.projection, unit, &view, today()).map(Html)
+}
+
+/// The life of a unit as text: `dd/mm/yyyy – dd/mm/yyyy` (its last day), or `– nay`.
+fn lived(life: registry_domain::Span) -> String {
+    format!(
+        "{} – {}",
+        shown(PartialDate::day(life.start)),
+        life.end.map_or_else(
+            || "nay".to_owned(),
+            |end| shown(PartialDate::day(end.previous_day()))
+        )
+    )
+}
+
+/// The page of `unit` as `view` asks, drawn from `p` (on `today`, or the unit's last day, when
+/// the view names no day).
+///
+/// # Errors
+///
+/// A bad day, instant or range; an unknown unit.
+pub fn unit_page(
+    p: &Projection,
+    unit: UnitId,
+    view: &View,
+    today: Date,
+) -> Result<String, Refused> {
+    let known_at = view.instant()?;
+    let life = p
+        .unit_span(unit, known_at)
+        .ok_or_else(|| Refused(StatusCode::NOT_FOUND, format!("no unit {unit}")))?;
+    let day = match view.date.as_deref().filter(|d| !d.is_empty()) {
+        // Today, or the last day of a unit that no longer exists.
+        None => life.end.map_or(today, |end| today.min(end.previous_day())),
+        Some(text) => text.parse::<Date>().map_err(|_| {
+            Refused::bad(
+                "date",
+                format!(
+                    "{:?} is not a day such as 2025-07-01",
+                    text.chars().take(100).collect::<String>()
+                ),
+            )
+        })?,
+    };
+    let (_, title) = unit_link(p, unit, day, known_at);
+    let lineage = p.lineage(unit, known_at);
+    // A bar of each unit's life, predecessors above the unit, successors below.
+    let row_of = |u: UnitId, label: &str, href: &str| {
+        p.unit_span(u, known_at).map(|life| Row {
+            label: label.to_owned(),
+            bars: vec![Bar {
+                label: label.to_owned(),
+                detail: format!("{label}: {}", lived(life)),
+                href: href.to_owned(),
+                sure_from: life.start,
+                may_from: life.start,
+                sure_until: life.end,
+                may_until: life.end,
+                end_unknown: false,
+                concurrent: false,
+            }],
+        })
+    };
+    let mut links = Vec::new();
+    let mut rows = Vec::new();
+    for (relation, list) in [
+        ("Tiền thân", &lineage.predecessors),
+        ("Kế thừa", &lineage.successors),
+    ] {
+        if relation == "Kế thừa" {
+            rows.extend(row_of(unit, &title, "?"));
+        }
+        for (other, on) in list {
+            let (href, name) = unit_link(p, *other, *on, known_at);
+            rows.extend(row_of(*other, &name, &href));
+            links.push(Link {
+                href,
+                name,
+                relation,
+                on: shown(PartialDate::day(*on)),
+            });
+        }
+    }
+    let svg = if links.is_empty() {
+        String::new()
+    } else {
+        let all: Vec<&Bar> = rows.iter().flat_map(|r| &r.bars).collect();
+        let (from, until) = view.axis(&all, today)?;
+        timeline::svg(
+            &format!("Tiền thân và kế thừa của {title}"),
+            &rows,
+            from,
+            until,
+        )
+    };
+    let on_day = p.unit_on(unit, day, known_at);
+    let units = |ids: &[UnitId]| {
+        ids.iter()
+            .map(|u| unit_link(p, *u, day, known_at))
+            .collect::<Vec<_>>()
+    };
+    let (parents, children) = on_day
+        .as_ref()
+        .map(|u| (units(&u.parents), units(&u.children)))
+        .unwrap_or_default();
+    let offices = on_day
+        .as_ref()
+        .map(|u| {
+            u.offices
+                .iter()
+                .map(|o| {
+                    (
+                        format!("/ui/offices/{}", uuid_of(&o.resource_name())),
+                        p.office_title(*o, known_at).unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let (known_at_input, known_at_shown) = known_at_input(view, known_at);
+    Ok(render(&UnitPage {
+        title,
+        query: String::new(),
+        life_line: format!("Tồn tại {}", lived(life)),
+        date_input: day.to_string(),
+        date_shown: shown(PartialDate::day(day)),
+        known_at_input,
+        known_at_shown,
+        svg,
+        lineage: links,
+        parents,
+        offices,
+        children,
+    }))
 }
