@@ -1226,6 +1226,7 @@ fn web_cells(
     let pages = [
         "/ui".to_owned(),
         "/ui/search?q=a".to_owned(),
+        "/ui/models".to_owned(),
         format!("/ui/offices/{}", uuid(&base.office)),
         format!("/ui/persons/{}", uuid(&base.person)),
     ];

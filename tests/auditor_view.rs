@@ -453,3 +453,60 @@ async fn a_browser_draws_thirty_years_of_an_office() {
         std::fs::copy(&shot, docs.join("office-timeline.png")).unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seeds_pilot_is_applied_in_one_of_two_communes() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::embedded(dir.path(), &[]);
+    let seed = format!("{}/../examples/seed/seed.jsonl", env!("CARGO_MANIFEST_DIR"));
+    let imported = std::process::Command::new(registry_testkit::daemon::workspace_binary(
+        "registry-cli",
+        "regctl",
+    ))
+    .args(["--server", &daemon.address, "import", &seed])
+    .output()
+    .unwrap();
+    assert!(imported.status.success(), "{imported:?}");
+    let client = daemon.client().await;
+    support::await_position(&client, &support::store_stats(&client).await.head_position).await;
+
+    let (status, models) = get(&daemon.address, "/ui/models").await;
+    assert_eq!(status, 200, "{models}");
+    let pilot = "/ui/models/0193a5e0-0000-7000-8000-000000000026";
+    assert!(models.contains(pilot), "{models}");
+    // The province's communes on the seed's day: 2, of which 1 declares and 1 practises it.
+    let (status, page) = get(&daemon.address, &format!("{pilot}?date=2024-03-18")).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains(
+            "Tỉnh Quảng Ninh</a></td><td>2</td><td>1</td><td>1</td><td>0</td><td>0</td><td>0</td>"
+        ),
+        "{page}"
+    );
+    // Which: the province's page lists the commune that does, in the group "both".
+    let province = "0193a5e0-0000-7000-8000-000000000002";
+    let (status, page) = get(
+        &daemon.address,
+        &format!("{pilot}?date=2024-03-18&jurisdiction={province}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    let both = page
+        .split("Khai báo và có trên thực tế")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(both.contains("<li><a href=\"/ui/units/"), "{page}");
+    for (path, status, names) in [
+        (format!("{pilot}?level=hamlet"), 400, "level"),
+        (format!("{pilot}?jurisdiction=x"), 400, "jurisdiction"),
+        (
+            "/ui/models/0193a5e0-0000-7000-8000-00000000ffff".to_owned(),
+            404,
+            "no model",
+        ),
+    ] {
+        let (got, page) = get(&daemon.address, &path).await;
+        assert_eq!(got, status, "{path}: {page}");
+        assert!(page.contains(names), "{path}: {page}");
+    }
+}

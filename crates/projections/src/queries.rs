@@ -582,6 +582,17 @@ impl Projection {
         page_of(self.units.iter().map(|u| Some(u.id)), from, limit)
     }
 
+    /// The pilot models as known at `known_at`, with their names, ordered by name.
+    pub fn models(&self, known_at: Option<Instant>) -> Vec<(ModelId, String)> {
+        let mut models: Vec<(ModelId, String)> = self
+            .models
+            .iter()
+            .filter_map(|(id, row)| at(&row.exists, known_at).next().map(|n| (*id, n.clone())))
+            .collect();
+        models.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+        models
+    }
+
     /// See [`Projection::office_ids`].
     pub fn person_ids(&self, from: usize, limit: usize) -> (Vec<PersonId>, Option<usize>) {
         page_of(self.persons.iter().map(|p| p.id), from, limit)

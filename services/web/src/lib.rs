@@ -8,6 +8,9 @@
 //! - `/ui/units/{uuid}?date=`: a unit's lineage (what it continues and what continues it,
 //!   through mergers and splits, as bars of their lives) and, on the day, its parents, offices
 //!   and children;
+//! - `/ui/models/{uuid}?date=&level=&jurisdiction=`: how many units of each province apply a
+//!   pilot model on a day, as declared and as observed, and, for one province, which (those
+//!   only declared or only observed are the gaps an inspector follows up);
 //! - `/ui/search?q=`: persons by name, diacritics optional.
 //!
 //! Every page takes `known_at` (the registry as it stood at that recorded instant, UTC), and
@@ -39,6 +42,8 @@ pub fn router(reader: Reader) -> axum::Router {
         .route("/ui/offices/{id}", get(office))
         .route("/ui/persons/{id}", get(person))
         .route("/ui/units/{id}", get(unit))
+        .route("/ui/models", get(models))
+        .route("/ui/models/{id}", get(coverage))
         .route("/ui/static/app.css", get(stylesheet))
         .with_state(reader)
 }
@@ -783,5 +788,240 @@ pub fn unit_page(
         parents,
         offices,
         children,
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "models.html")]
+struct ModelsPage {
+    title: String,
+    query: String,
+    models: Vec<(String, String)>,
+}
+
+async fn models(
+    State(reader): State<Reader>,
+    Query(view): Query<View>,
+) -> Result<Html<String>, Refused> {
+    let known_at = view.instant()?;
+    let models = reader.models();
+    let list = models
+        .projection
+        .models(known_at)
+        .into_iter()
+        .map(|(m, name)| (format!("/ui/models/{}", uuid_of(&m.resource_name())), name))
+        .collect();
+    Ok(html(&ModelsPage {
+        title: "Mô hình thí điểm".into(),
+        query: String::new(),
+        models: list,
+    }))
+}
+
+/// A row of the coverage table: one jurisdiction.
+pub struct CoverageRow {
+    href: String,
+    name: String,
+    units: usize,
+    declared: usize,
+    observed: usize,
+    declared_only: usize,
+    observed_only: usize,
+    uncertain: usize,
+}
+
+/// The query of a coverage page.
+#[derive(Debug, Default, Deserialize)]
+pub struct CoverageView {
+    /// The view's day and instant.
+    #[serde(flatten)]
+    pub view: View,
+    /// The province (`uuid`) whose units are listed; every province's counts when absent.
+    pub jurisdiction: Option<String>,
+    /// The level counted: `commune` (default), `district` or `province`.
+    pub level: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "coverage.html")]
+struct CoveragePage {
+    title: String,
+    query: String,
+    jurisdiction: String,
+    date_input: String,
+    date_shown: String,
+    level: String,
+    levels: Vec<(&'static str, &'static str)>,
+    known_at_input: String,
+    known_at_shown: String,
+    rows: Vec<CoverageRow>,
+    groups: Vec<(&'static str, Vec<(String, String)>)>,
+}
+
+const LEVELS: [(&str, &str, registry_domain::Level); 3] = [
+    ("commune", "Xã, phường", registry_domain::Level::Commune),
+    ("district", "Huyện", registry_domain::Level::District),
+    ("province", "Tỉnh", registry_domain::Level::Province),
+];
+
+async fn coverage(
+    State(reader): State<Reader>,
+    Path(id): Path<String>,
+    Query(view): Query<CoverageView>,
+) -> Result<Html<String>, Refused> {
+    let model: registry_domain::ModelId = format!("models/{id}").parse().map_err(|_| {
+        Refused::bad(
+            "model",
+            format!(
+                "{:?} is not a UUID",
+                id.chars().take(100).collect::<String>()
+            ),
+        )
+    })?;
+    let models = reader.models();
+    coverage_page(&models.projection, model, &view, today()).map(Html)
+}
+
+/// How many units of a level apply `model` on a day, in each province (or, with a
+/// jurisdiction, which), as declared and as observed: the page drawn from `p`.
+///
+/// # Errors
+///
+/// A bad day, instant, level or jurisdiction; an unknown model.
+pub fn coverage_page(
+    p: &Projection,
+    model: registry_domain::ModelId,
+    view: &CoverageView,
+    today: Date,
+) -> Result<String, Refused> {
+    let known_at = view.view.instant()?;
+    let title = p
+        .models(known_at)
+        .into_iter()
+        .find(|(m, _)| *m == model)
+        .map(|(_, name)| name)
+        .ok_or_else(|| Refused(StatusCode::NOT_FOUND, format!("no model {model}")))?;
+    let day = match view.view.date.as_deref().filter(|d| !d.is_empty()) {
+        None => today,
+        Some(text) => text.parse::<Date>().map_err(|_| {
+            Refused::bad(
+                "date",
+                format!(
+                    "{:?} is not a day such as 2025-07-01",
+                    text.chars().take(100).collect::<String>()
+                ),
+            )
+        })?,
+    };
+    let level_name = view
+        .level
+        .clone()
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| "commune".into());
+    let level = LEVELS
+        .iter()
+        .find(|(name, _, _)| *name == level_name)
+        .map(|(_, _, level)| *level)
+        .ok_or_else(|| Refused::bad("level", "is not one of commune, district, province"))?;
+    let jurisdiction = match view.jurisdiction.as_deref().filter(|j| !j.is_empty()) {
+        None => None,
+        Some(text) => Some(format!("units/{text}").parse::<UnitId>().map_err(|_| {
+            Refused::bad(
+                "jurisdiction",
+                format!(
+                    "{:?} is not a UUID",
+                    text.chars().take(100).collect::<String>()
+                ),
+            )
+        })?),
+    };
+    // The provinces (administrative areas) of the day, or the one asked about.
+    let areas: Vec<UnitId> = match jurisdiction {
+        Some(unit) => vec![unit],
+        None => {
+            let (ids, _) = p.unit_ids(0, usize::MAX);
+            ids.into_iter()
+                .filter(|u| {
+                    p.unit_on(*u, day, known_at).is_some_and(|v| {
+                        v.level == registry_domain::Level::Province
+                            && v.kind == registry_domain::UnitKind::AdministrativeArea
+                    })
+                })
+                .collect()
+        }
+    };
+    let link = |u: UnitId| unit_link(p, u, day, known_at);
+    let mut rows = Vec::new();
+    let mut groups = Vec::new();
+    for area in areas {
+        let counted = p
+            .coverage(model, area, level, day, known_at)
+            .map_err(|e| match e {
+                registry_projections::CoverageError::UnknownModel(_)
+                | registry_projections::CoverageError::UnknownUnit(_) => {
+                    Refused(StatusCode::NOT_FOUND, e.to_string())
+                }
+                registry_projections::CoverageError::NotAnArea { .. } => {
+                    Refused::bad("jurisdiction", e)
+                }
+            })?;
+        let (_, name) = link(area);
+        rows.push(CoverageRow {
+            href: format!(
+                "?jurisdiction={}&date={day}&level={level_name}",
+                uuid_of(&area.resource_name())
+            ),
+            name,
+            units: counted.units,
+            declared: counted.declared.len(),
+            observed: counted.observed.len(),
+            declared_only: counted.declared_only().len(),
+            observed_only: counted.observed_only().len(),
+            uncertain: counted.uncertain.len(),
+        });
+        if jurisdiction.is_some() {
+            let names = |ids: Vec<UnitId>| ids.into_iter().map(link).collect::<Vec<_>>();
+            groups = vec![
+                (
+                    "Chỉ khai báo, chưa thấy trên thực tế",
+                    names(counted.declared_only()),
+                ),
+                (
+                    "Có trên thực tế, không khai báo",
+                    names(counted.observed_only()),
+                ),
+                (
+                    "Chưa rõ (ngày chỉ biết đến tháng, năm)",
+                    names(counted.uncertain.clone()),
+                ),
+                (
+                    "Khai báo và có trên thực tế",
+                    names(
+                        counted
+                            .declared
+                            .iter()
+                            .filter(|u| counted.observed.contains(u))
+                            .copied()
+                            .collect(),
+                    ),
+                ),
+            ];
+        }
+    }
+    let (known_at_input, known_at_shown) = known_at_input(&view.view, known_at);
+    Ok(render(&CoveragePage {
+        title,
+        query: String::new(),
+        jurisdiction: jurisdiction
+            .map(|u| uuid_of(&u.resource_name()).to_owned())
+            .unwrap_or_default(),
+        date_input: day.to_string(),
+        date_shown: shown(PartialDate::day(day)),
+        level: level_name,
+        levels: LEVELS.iter().map(|(v, n, _)| (*v, *n)).collect(),
+        known_at_input,
+        known_at_shown,
+        rows,
+        groups,
     }))
 }
