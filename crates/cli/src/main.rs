@@ -34,6 +34,7 @@ mod persons;
 mod read;
 mod signed;
 mod terms;
+mod timeline;
 mod transfer;
 mod units;
 
@@ -167,6 +168,12 @@ enum Command {
     /// Who the server says you are: your name, roles, agency, scopes and what you may do.
     #[command(after_help = "Example:\n  REGCTL_TOKEN=$(cat token.jwt) regctl whoami")]
     Whoami,
+    /// Draw an office's holders, or a person's offices, along the years as SVG (as the
+    /// auditors' pages in a browser draw them).
+    #[command(after_help = "Examples:
+  regctl timeline offices/0193a5e0-0000-7000-8000-000000000014 --svg office.svg
+  regctl timeline persons/0193a5e0-0000-7000-8000-000000000027 --known-at 2025-01-01T00:00:00Z --from 2015")]
+    Timeline(timeline::Timeline),
     /// Whether the server serves (gRPC health checking): prints SERVING and exits 0, or exits 7.
     /// For probes (a Kubernetes exec probe, a load balancer's script), over TLS when asked.
     #[command(after_help = "Examples:
@@ -273,6 +280,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Stats => read::stats(&cx).await,
         Command::Rebuild => read::rebuild(&cx).await,
         Command::Whoami => read::whoami(&cx).await,
+        Command::Timeline(c) => c.run(&cx).await,
         Command::Health { service } => read::health(&cx, &service).await,
         Command::Verify(c) => c.run_online(&cx).await,
         Command::Witness(c) => c.run(&cx).await,

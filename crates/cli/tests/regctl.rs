@@ -1805,3 +1805,61 @@ fn a_backup_taken_while_the_registry_records_serves_and_verifies() {
     assert_eq!(held["holdings"][0]["personDisplayName"], "Phạm Lê Hưng");
     restored.stop();
 }
+
+/// `regctl timeline` of the seed's Party Secretary (an office) and of its holder (a career with a
+/// concurrent office), on a fixed axis, against the SVG kept in `tests/golden/` (write them
+/// again with `REGISTRY_BLESS=1` when the drawing changes on purpose, and look at them).
+#[test]
+fn a_timeline_draws_the_seed_as_the_golden_svg() {
+    let registry = Registry::seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    for (name, file) in [
+        (
+            "offices/0193a5e0-0000-7000-8000-000000000014",
+            "timeline-office.svg",
+        ),
+        (
+            "persons/0193a5e0-0000-7000-8000-000000000027",
+            "timeline-person.svg",
+        ),
+    ] {
+        let out = dir.path().join(file);
+        registry
+            .regctl()
+            .args(["timeline", name, "--from", "2019", "--to", "2027", "--svg"])
+            .arg(&out)
+            .assert()
+            .success();
+        let drawn = std::fs::read_to_string(&out).unwrap();
+        assert!(
+            drawn.starts_with("<svg") && drawn.contains("Nguyễn Xuân Ký"),
+            "{drawn}"
+        );
+        if std::env::var_os("REGISTRY_BLESS").is_some() {
+            std::fs::write(golden.join(file), &drawn).unwrap();
+        }
+        let kept = std::fs::read_to_string(golden.join(file)).unwrap();
+        assert_eq!(drawn, kept, "{file} differs from the golden file");
+    }
+    // A name that is neither an office nor a person, and a backward axis: usage errors.
+    let wrong = registry
+        .regctl()
+        .args(["timeline", "units/x"])
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(2), "{wrong:?}");
+    let backward = registry
+        .regctl()
+        .args([
+            "timeline",
+            "offices/0193a5e0-0000-7000-8000-000000000014",
+            "--from",
+            "2020",
+            "--to",
+            "2010",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(backward.status.code(), Some(2), "{backward:?}");
+}

@@ -16,9 +16,7 @@
 //! Every page takes `known_at` (the registry as it stood at that recorded instant, UTC), and
 //! `from`/`to` years for the axis; its URL names all it shows, so an auditor can cite it. The
 //! access layer in front of the server decides these routes as `read`, as it does the query
-//! service. Names are escaped (askama's templates, [`timeline::escape`] in the SVG).
-
-pub mod timeline;
+//! service. Names are escaped (askama's templates, [`registry_timeline::escape`] in the SVG).
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -26,13 +24,14 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use registry_domain::{
-    Beginning, Date, EndReason, HoldingEnd, OfficeId, PartialDate, PersonId, Precision, UnitId,
+    Beginning, Date, EndReason, HoldingEnd, OfficeId, PartialDate, PersonId, UnitId,
 };
 use registry_projections::{HoldingView, Instant, Projection};
 use registry_service_core::Reader;
 use serde::Deserialize;
 
-use timeline::{Bar, Row};
+use registry_timeline as timeline;
+use timeline::{shown, Bar, Row};
 
 /// The routes of the view, over the replica `reader`.
 pub fn router(reader: Reader) -> axum::Router {
@@ -180,16 +179,6 @@ pub fn today() -> Date {
         .unwrap_or_else(|| Date::from_ymd(2026, 1, 1).unwrap_or_else(|_| unreachable!()))
 }
 
-/// `dd/mm/yyyy`, `mm/yyyy` or `yyyy`, as Vietnamese readers write a day known that well.
-fn shown(day: PartialDate) -> String {
-    let d = day.earliest();
-    match day.precision() {
-        Precision::Day => format!("{:02}/{:02}/{}", d.day(), d.month(), d.year()),
-        Precision::Month => format!("{:02}/{}", d.month(), d.year()),
-        Precision::Year => d.year().to_string(),
-    }
-}
-
 fn shown_instant(micros: Instant) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
         .map(|t| {
@@ -251,11 +240,6 @@ pub struct Fact {
 /// A holding as a bar and as a row of the table; `label`/`href` name the other side (the
 /// holder on an office's page, the office on a person's).
 fn holding(h: &HoldingView<'_>, label: String, href: String) -> (Bar, Fact) {
-    let (sure_until, may_until, end_unknown) = match h.end {
-        HoldingEnd::Open => (None, None, false),
-        HoldingEnd::Unknown => (Some(h.start.latest().next_day()), None, true),
-        HoldingEnd::On(day) => (Some(day.earliest()), Some(day.latest()), false),
-    };
     let concurrent = h.beginning.cause().is_some();
     let basis = h
         .basis
@@ -292,17 +276,14 @@ fn holding(h: &HoldingView<'_>, label: String, href: String) -> (Bar, Fact) {
             format!("; {basis}")
         },
     );
-    let bar = Bar {
-        label: label.clone(),
+    let bar = Bar::holding(
+        label.clone(),
         detail,
-        href: href.clone(),
-        sure_from: h.start.latest(),
-        may_from: h.start.earliest(),
-        sure_until,
-        may_until,
-        end_unknown,
+        href.clone(),
+        h.start,
+        h.end,
         concurrent,
-    };
+    );
     let fact = Fact {
         label,
         href,

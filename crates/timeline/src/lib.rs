@@ -1,4 +1,4 @@
-//! Timelines drawn as SVG on the server: holdings as bars along the years, so that thirty years
+//! Timelines drawn as SVG (by the auditors' pages and `regctl timeline`): holdings as bars along the years, so that thirty years
 //! of holders, their gaps and overlaps, can be seen at a glance, printed, and tested as text.
 //!
 //! Pure: rows of bars in, SVG text out. Bars that overlap in one row are put on lanes of their
@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use registry_domain::Date;
+use registry_domain::{Date, HoldingEnd, PartialDate, Precision};
 
 /// One bar: a holding.
 #[derive(Clone, Debug)]
@@ -34,6 +34,47 @@ pub struct Bar {
     pub concurrent: bool,
 }
 
+impl Bar {
+    /// A holding from `start` until `end`: surely held from the last day its start may be,
+    /// possibly from the first; an end known to a month or a year leaves the days between its
+    /// earliest and latest possible, and an unknown end the days after the first (faded).
+    pub fn holding(
+        label: String,
+        detail: String,
+        href: String,
+        start: PartialDate,
+        end: HoldingEnd,
+        concurrent: bool,
+    ) -> Self {
+        let (sure_until, may_until, end_unknown) = match end {
+            HoldingEnd::Open => (None, None, false),
+            HoldingEnd::Unknown => (Some(start.latest().next_day()), None, true),
+            HoldingEnd::On(day) => (Some(day.earliest()), Some(day.latest()), false),
+        };
+        Self {
+            label,
+            detail,
+            href,
+            sure_from: start.latest(),
+            may_from: start.earliest(),
+            sure_until,
+            may_until,
+            end_unknown,
+            concurrent,
+        }
+    }
+}
+
+/// `dd/mm/yyyy`, `mm/yyyy` or `yyyy`, as Vietnamese readers write a day known that well.
+pub fn shown(day: PartialDate) -> String {
+    let d = day.earliest();
+    match day.precision() {
+        Precision::Day => format!("{:02}/{:02}/{}", d.day(), d.month(), d.year()),
+        Precision::Month => format!("{:02}/{}", d.month(), d.year()),
+        Precision::Year => d.year().to_string(),
+    }
+}
+
 /// One row of the timeline (an office, or all of one office's holdings).
 #[derive(Clone, Debug)]
 pub struct Row {
@@ -42,6 +83,13 @@ pub struct Row {
     /// Its bars.
     pub bars: Vec<Bar>,
 }
+
+/// The drawing's own style, so that a file (`regctl timeline`) looks as the page does.
+const STYLE: &str =
+    "<style>text{font-family:'Noto Sans','DejaVu Sans',Arial,sans-serif;font-size:12px}\
+text.year{fill:#555}line.year{stroke:#ddd}line.row{stroke:#999}rect.bar{fill:#2f5d8a}\
+rect.bar.concurrent{fill:#8a5a2f}rect.uncertain{fill:#2f5d8a;opacity:.3}\
+text.label,text.mark{fill:#fff}a:focus rect,a:hover rect{stroke:#f0b400;stroke-width:2}</style>";
 
 const WIDTH: f64 = 960.0;
 const LABEL: f64 = 200.0;
@@ -67,6 +115,7 @@ pub fn svg(title: &str, rows: &[Row], from: Date, until: Date) -> String {
         r#"<svg xmlns="http://www.w3.org/2000/svg" class="timeline" role="img" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}"><title>{}</title>"#,
         escape(title)
     );
+    out.push_str(STYLE);
     // Years along the top, a line every year (every fifth labelled when there are many).
     let years = until.year() - from.year();
     let step = if years > 40 {
