@@ -131,6 +131,10 @@ async fn the_pages_show_an_office_a_career_and_the_registry_as_known_before() {
     assert!(then.contains("Trần Văn Trước"), "{then}");
     assert!(!then.contains("Lê Thị Sau"), "{then}");
     assert!(then.contains("Như sổ ghi nhận lúc"), "{then}");
+    assert!(
+        then.contains("1 chức vụ được ghi sau thời điểm này"),
+        "{then}"
+    );
 
     // The career of a holder, and search without diacritics.
     let (status, career) = get(&daemon.address, &format!("/ui/persons/{}", uuid(&first))).await;
@@ -381,6 +385,9 @@ async fn a_browser_draws_thirty_years_of_an_office() {
         held(&now) + 1,
         "the view as known at {before} did not change:\n{then}"
     );
+    // The holding ended since is marked as corrected, in the table and as an outlined bar.
+    assert!(then.contains("đã sửa sau đó"), "{then}");
+    assert!(then.contains("bar changed"), "{then}");
     assert!(then.contains("Như sổ ghi nhận lúc"), "{then}");
 
     // A commune merged in 2025: its page names what continues it, drawn as its life's bar.

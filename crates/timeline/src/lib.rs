@@ -32,6 +32,8 @@ pub struct Bar {
     pub end_unknown: bool,
     /// Held concurrently or ex officio, because of another holding.
     pub concurrent: bool,
+    /// Corrected or retracted since the instant the drawing shows (outlined).
+    pub changed: bool,
 }
 
 impl Bar {
@@ -61,6 +63,7 @@ impl Bar {
             may_until,
             end_unknown,
             concurrent,
+            changed: false,
         }
     }
 }
@@ -88,7 +91,7 @@ pub struct Row {
 const STYLE: &str =
     "<style>text{font-family:'Noto Sans','DejaVu Sans',Arial,sans-serif;font-size:12px}\
 text.year{fill:#555}line.year{stroke:#ddd}line.row{stroke:#999}rect.bar{fill:#2f5d8a}\
-rect.bar.concurrent{fill:#8a5a2f}rect.uncertain{fill:#2f5d8a;opacity:.3}\
+rect.bar.concurrent{fill:#8a5a2f}rect.changed{stroke:#c00;stroke-width:2;stroke-dasharray:4 2}rect.uncertain{fill:#2f5d8a;opacity:.3}\
 text.label,text.mark{fill:#fff}a:focus rect,a:hover rect{stroke:#f0b400;stroke-width:2}</style>";
 
 const WIDTH: f64 = 960.0;
@@ -161,10 +164,11 @@ pub fn svg(title: &str, rows: &[Row], from: Date, until: Date) -> String {
                     (Some(_), false) => bar.may_until.unwrap_or(sure_end).min(until),
                     (None, false) => until,
                 };
-                let class = if bar.concurrent {
-                    "bar concurrent"
-                } else {
-                    "bar"
+                let class = match (bar.concurrent, bar.changed) {
+                    (false, false) => "bar",
+                    (true, false) => "bar concurrent",
+                    (false, true) => "bar changed",
+                    (true, true) => "bar concurrent changed",
                 };
                 let _ = write!(
                     out,
@@ -290,6 +294,7 @@ mod tests {
             may_until: until.map(day),
             end_unknown: false,
             concurrent: false,
+            changed: false,
         }
     }
 

@@ -13,7 +13,8 @@
 //!   only declared or only observed are the gaps an inspector follows up);
 //! - `/ui/search?q=`: persons by name, diacritics optional.
 //!
-//! Every page takes `known_at` (the registry as it stood at that recorded instant, UTC), and
+//! Every page takes `known_at` (the registry as it stood at that recorded instant, UTC; what
+//! has been corrected or retracted since is marked, what was recorded since counted), and
 //! `from`/`to` years for the axis; its URL names all it shows, so an auditor can cite it. The
 //! access layer in front of the server decides these routes as `read`, as it does the query
 //! service. Names are escaped (askama's templates, [`registry_timeline::escape`] in the SVG).
@@ -226,6 +227,9 @@ fn end_reason_text(r: EndReason) -> String {
 
 /// A holding as a row of the facts' table.
 pub struct Fact {
+    holding: registry_domain::HoldingId,
+    /// What became of it since the instant shown: corrected, retracted, or nothing.
+    change: &'static str,
     label: String,
     href: String,
     from: String,
@@ -285,6 +289,8 @@ fn holding(h: &HoldingView<'_>, label: String, href: String) -> (Bar, Fact) {
         concurrent,
     );
     let fact = Fact {
+        holding: h.holding,
+        change: "",
         label,
         href,
         from: shown(h.start),
@@ -329,6 +335,7 @@ struct OfficePage {
     unit_line: String,
     known_at_input: String,
     known_at_shown: String,
+    recorded_since: usize,
     svg: String,
     caption: String,
     first_column: &'static str,
@@ -374,18 +381,25 @@ pub fn office_page(
         .and_then(|o| o.unit)
         .map(|u| unit_link(p, u, today, known_at))
         .unwrap_or_default();
-    let (bars, facts): (Vec<Bar>, Vec<Fact>) = p
-        .office_history(office, known_at)
-        .iter()
-        .map(|h| {
-            let name = p.holder_name(h, known_at).unwrap_or_default();
-            holding(
-                h,
-                name,
-                format!("/ui/persons/{}", uuid_of(&h.person.resource_name())),
-            )
-        })
-        .unzip();
+    let drawn = |known_at: Option<Instant>| -> Vec<(Bar, Fact)> {
+        p.office_history(office, known_at)
+            .iter()
+            .map(|h| {
+                let name = p.holder_name(h, known_at).unwrap_or_default();
+                holding(
+                    h,
+                    name,
+                    format!("/ui/persons/{}", uuid_of(&h.person.resource_name())),
+                )
+            })
+            .collect()
+    };
+    let mut then = drawn(known_at);
+    let recorded_since = match known_at {
+        Some(_) => mark_changes(&mut then, &drawn(None)),
+        None => 0,
+    };
+    let (bars, facts): (Vec<Bar>, Vec<Fact>) = then.into_iter().unzip();
     let (from, until) = view.axis(&bars.iter().collect::<Vec<_>>(), today)?;
     let rows = [Row {
         label: title.clone(),
@@ -406,6 +420,7 @@ pub fn office_page(
         unit_line,
         known_at_input,
         known_at_shown,
+        recorded_since,
         svg,
         first_column: "Người giữ",
         holdings: facts,
@@ -420,6 +435,7 @@ struct PersonPage {
     birth_line: String,
     known_at_input: String,
     known_at_shown: String,
+    recorded_since: usize,
     svg: String,
     caption: String,
     first_column: &'static str,
@@ -455,18 +471,31 @@ async fn person(
         .person_birth(person, known_at)
         .map(|b| format!("Sinh {}", shown(b)))
         .unwrap_or_default();
+    let drawn = |known_at: Option<Instant>| -> Vec<(Bar, Fact)> {
+        p.career(person, known_at)
+            .iter()
+            .map(|h| {
+                let office = p
+                    .holding_office_title(h, known_at)
+                    .unwrap_or_default()
+                    .to_owned();
+                holding(
+                    h,
+                    office,
+                    format!("/ui/offices/{}", uuid_of(&h.office.resource_name())),
+                )
+            })
+            .collect()
+    };
+    let mut then = drawn(known_at);
+    let recorded_since = match known_at {
+        Some(_) => mark_changes(&mut then, &drawn(None)),
+        None => 0,
+    };
     let mut rows: Vec<Row> = Vec::new();
     let mut facts = Vec::new();
-    for h in p.career(person, known_at) {
-        let office = p
-            .holding_office_title(&h, known_at)
-            .unwrap_or_default()
-            .to_owned();
-        let (bar, fact) = holding(
-            &h,
-            office.clone(),
-            format!("/ui/offices/{}", uuid_of(&h.office.resource_name())),
-        );
+    for (bar, fact) in then {
+        let office = fact.label.clone();
         match rows.iter_mut().find(|r| r.label == office) {
             Some(row) => row.bars.push(bar),
             None => rows.push(Row {
@@ -492,6 +521,7 @@ async fn person(
         birth_line,
         known_at_input,
         known_at_shown,
+        recorded_since,
         svg,
         first_column: "Chức vụ",
         holdings: facts,
@@ -696,6 +726,7 @@ pub fn unit_page(
                 may_until: life.end,
                 end_unknown: false,
                 concurrent: false,
+                changed: false,
             }],
         })
     };
@@ -1005,4 +1036,43 @@ pub fn coverage_page(
         rows,
         groups,
     }))
+}
+
+impl Fact {
+    /// Whether `other` states the same facts (the recorded time aside).
+    fn same_facts(&self, other: &Fact) -> bool {
+        (
+            &self.label,
+            &self.from,
+            &self.until,
+            self.beginning,
+            &self.end_reason,
+            &self.basis,
+        ) == (
+            &other.label,
+            &other.from,
+            &other.until,
+            other.beginning,
+            &other.end_reason,
+            &other.basis,
+        )
+    }
+}
+
+/// Marks in `then` (a view as known at an instant) what the registry has changed since, against
+/// `now` (the same view as known now): holdings since corrected or retracted. Returns how many
+/// holdings were recorded since.
+fn mark_changes(then: &mut [(Bar, Fact)], now: &[(Bar, Fact)]) -> usize {
+    for (bar, fact) in then.iter_mut() {
+        let change = match now.iter().find(|(_, f)| f.holding == fact.holding) {
+            None => "đã rút bỏ sau đó",
+            Some((_, f)) if !f.same_facts(fact) => "đã sửa sau đó",
+            Some(_) => "",
+        };
+        fact.change = change;
+        bar.changed = !change.is_empty();
+    }
+    now.iter()
+        .filter(|(_, f)| !then.iter().any(|(_, t)| t.holding == f.holding))
+        .count()
 }
