@@ -505,6 +505,7 @@ async fn the_seeds_pilot_is_applied_in_one_of_two_communes() {
     assert!(both.contains("<li><a href=\"/ui/units/"), "{page}");
     for (path, status, names) in [
         (format!("{pilot}?level=hamlet"), 400, "level"),
+        (format!("{pilot}?date=yesterday"), 400, "date"),
         (format!("{pilot}?jurisdiction=x"), 400, "jurisdiction"),
         (
             "/ui/models/0193a5e0-0000-7000-8000-00000000ffff".to_owned(),

@@ -53,6 +53,14 @@ pub fn beside(routes: tonic::service::Routes, reader: Reader) -> tonic::service:
     tonic::service::Routes::from(routes.into_axum_router().merge(router(reader)))
 }
 
+/// The resource `collection/{id}` of a page's path, or a refusal naming `field`.
+fn id_of<T: std::str::FromStr>(field: &str, collection: &str, id: &str) -> Result<T, Refused> {
+    format!("{collection}/{id}").parse().map_err(|_| {
+        let shown: String = id.chars().take(100).collect();
+        Refused::bad(field, format!("{shown:?} is not a UUID"))
+    })
+}
+
 /// What a page was asked that it cannot show: the HTTP status and a sentence.
 #[derive(Debug)]
 pub struct Refused(StatusCode, String);
@@ -122,6 +130,17 @@ impl View {
                 })
                 .map_err(|_| bad())?;
         Ok(Some((parsed.unix_timestamp_nanos() / 1000) as Instant))
+    }
+
+    /// The day asked for (`date`), if any.
+    fn day(&self) -> Result<Option<Date>, Refused> {
+        let Some(text) = self.date.as_deref().filter(|d| !d.is_empty()) else {
+            return Ok(None);
+        };
+        text.parse().map(Some).map_err(|_| {
+            let shown: String = text.chars().take(100).collect();
+            Refused::bad("date", format!("{shown:?} is not a day such as 2025-07-01"))
+        })
     }
 
     fn year(field: &str, text: Option<&str>) -> Result<Option<i32>, Refused> {
@@ -326,17 +345,20 @@ fn known_at_input(view: &View, instant: Option<Instant>) -> (String, String) {
     }
 }
 
+/// An office's or a person's page: a timeline and its facts.
 #[derive(Template)]
-#[template(path = "office.html")]
-struct OfficePage {
+#[template(path = "timeline.html")]
+struct TimelinePage {
     title: String,
     query: String,
-    unit_href: String,
-    unit_line: String,
+    /// The line under the title (the office's unit, the person's birth), linked where `href`.
+    about_href: String,
+    about: String,
     known_at_input: String,
     known_at_shown: String,
     recorded_since: usize,
     svg: String,
+    figcaption: &'static str,
     caption: String,
     first_column: &'static str,
     holdings: Vec<Fact>,
@@ -347,15 +369,7 @@ async fn office(
     Path(id): Path<String>,
     Query(view): Query<View>,
 ) -> Result<Html<String>, Refused> {
-    let office: OfficeId = format!("offices/{id}").parse().map_err(|_| {
-        Refused::bad(
-            "office",
-            format!(
-                "{:?} is not a UUID",
-                id.chars().take(100).collect::<String>()
-            ),
-        )
-    })?;
+    let office: OfficeId = id_of("office", "offices", &id)?;
     let models = reader.models();
     office_page(&models.projection, office, &view, today()).map(Html)
 }
@@ -412,12 +426,13 @@ pub fn office_page(
         until,
     );
     let (known_at_input, known_at_shown) = known_at_input(view, known_at);
-    Ok(render(&OfficePage {
+    Ok(render(&TimelinePage {
         caption: format!("Những người giữ chức {title}"),
         title,
         query: String::new(),
-        unit_href,
-        unit_line,
+        about: if unit_href.is_empty() { String::new() } else { format!("Thuộc {unit_line}") },
+        about_href: unit_href,
+        figcaption: "Thanh liền: những ngày chắc chắn giữ chức; nhạt: những ngày chỉ biết đến tháng hoặc năm, hoặc ngày thôi chưa rõ; ◆ kiêm nhiệm. Khoảng trống là thời gian khuyết.",
         known_at_input,
         known_at_shown,
         recorded_since,
@@ -427,35 +442,12 @@ pub fn office_page(
     }))
 }
 
-#[derive(Template)]
-#[template(path = "person.html")]
-struct PersonPage {
-    title: String,
-    query: String,
-    birth_line: String,
-    known_at_input: String,
-    known_at_shown: String,
-    recorded_since: usize,
-    svg: String,
-    caption: String,
-    first_column: &'static str,
-    holdings: Vec<Fact>,
-}
-
 async fn person(
     State(reader): State<Reader>,
     Path(id): Path<String>,
     Query(view): Query<View>,
 ) -> Result<Html<String>, Refused> {
-    let person: PersonId = format!("persons/{id}").parse().map_err(|_| {
-        Refused::bad(
-            "person",
-            format!(
-                "{:?} is not a UUID",
-                id.chars().take(100).collect::<String>()
-            ),
-        )
-    })?;
+    let person: PersonId = id_of("person", "persons", &id)?;
     let known_at = view.instant()?;
     let models = reader.models();
     let p: &Projection = &models.projection;
@@ -514,11 +506,14 @@ async fn person(
         until,
     );
     let (known_at_input, known_at_shown) = known_at_input(&view, known_at);
-    Ok(html(&PersonPage {
+    Ok(html(&TimelinePage {
         caption: format!("Các chức vụ của {title}"),
         title,
         query: String::new(),
-        birth_line,
+        about_href: String::new(),
+        about: birth_line,
+        figcaption:
+            "Mỗi dòng một chức vụ; các chức vụ kiêm nhiệm (◆) nằm chồng theo cùng trục thời gian.",
         known_at_input,
         known_at_shown,
         recorded_since,
@@ -656,15 +651,7 @@ async fn unit(
     Path(id): Path<String>,
     Query(view): Query<View>,
 ) -> Result<Html<String>, Refused> {
-    let unit: UnitId = format!("units/{id}").parse().map_err(|_| {
-        Refused::bad(
-            "unit",
-            format!(
-                "{:?} is not a UUID",
-                id.chars().take(100).collect::<String>()
-            ),
-        )
-    })?;
+    let unit: UnitId = id_of("unit", "units", &id)?;
     let models = reader.models();
     unit_page(&models.projection, unit, &view, today()).map(Html)
 }
@@ -697,19 +684,10 @@ pub fn unit_page(
     let life = p
         .unit_span(unit, known_at)
         .ok_or_else(|| Refused(StatusCode::NOT_FOUND, format!("no unit {unit}")))?;
-    let day = match view.date.as_deref().filter(|d| !d.is_empty()) {
-        // Today, or the last day of a unit that no longer exists.
-        None => life.end.map_or(today, |end| today.min(end.previous_day())),
-        Some(text) => text.parse::<Date>().map_err(|_| {
-            Refused::bad(
-                "date",
-                format!(
-                    "{:?} is not a day such as 2025-07-01",
-                    text.chars().take(100).collect::<String>()
-                ),
-            )
-        })?,
-    };
+    // Today, or the last day of a unit that no longer exists.
+    let day = view
+        .day()?
+        .unwrap_or(life.end.map_or(today, |end| today.min(end.previous_day())));
     let (_, title) = unit_link(p, unit, day, known_at);
     let lineage = p.lineage(unit, known_at);
     // A bar of each unit's life, predecessors above the unit, successors below.
@@ -881,15 +859,7 @@ async fn coverage(
     Path(id): Path<String>,
     Query(view): Query<CoverageView>,
 ) -> Result<Html<String>, Refused> {
-    let model: registry_domain::ModelId = format!("models/{id}").parse().map_err(|_| {
-        Refused::bad(
-            "model",
-            format!(
-                "{:?} is not a UUID",
-                id.chars().take(100).collect::<String>()
-            ),
-        )
-    })?;
+    let model: registry_domain::ModelId = id_of("model", "models", &id)?;
     let models = reader.models();
     coverage_page(&models.projection, model, &view, today()).map(Html)
 }
@@ -913,18 +883,7 @@ pub fn coverage_page(
         .find(|(m, _)| *m == model)
         .map(|(_, name)| name)
         .ok_or_else(|| Refused(StatusCode::NOT_FOUND, format!("no model {model}")))?;
-    let day = match view.view.date.as_deref().filter(|d| !d.is_empty()) {
-        None => today,
-        Some(text) => text.parse::<Date>().map_err(|_| {
-            Refused::bad(
-                "date",
-                format!(
-                    "{:?} is not a day such as 2025-07-01",
-                    text.chars().take(100).collect::<String>()
-                ),
-            )
-        })?,
-    };
+    let day = view.view.day()?.unwrap_or(today);
     let level_name = view
         .level
         .clone()
@@ -937,15 +896,7 @@ pub fn coverage_page(
         .ok_or_else(|| Refused::bad("level", "is not one of commune, district, province"))?;
     let jurisdiction = match view.jurisdiction.as_deref().filter(|j| !j.is_empty()) {
         None => None,
-        Some(text) => Some(format!("units/{text}").parse::<UnitId>().map_err(|_| {
-            Refused::bad(
-                "jurisdiction",
-                format!(
-                    "{:?} is not a UUID",
-                    text.chars().take(100).collect::<String>()
-                ),
-            )
-        })?),
+        Some(text) => Some(id_of::<UnitId>("jurisdiction", "units", text)?),
     };
     // The provinces (administrative areas) of the day, or the one asked about.
     let areas: Vec<UnitId> = match jurisdiction {
