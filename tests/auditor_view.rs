@@ -477,6 +477,16 @@ async fn the_seeds_pilot_is_applied_in_one_of_two_communes() {
     let client = daemon.client().await;
     support::await_position(&client, &support::store_stats(&client).await.head_position).await;
 
+    // The seed records no basis for the Secretary's seat on the Central Committee: flagged.
+    let (status, career) = get(
+        &daemon.address,
+        "/ui/persons/0193a5e0-0000-7000-8000-000000000027",
+    )
+    .await;
+    assert_eq!(status, 200, "{career}");
+    assert!(career.contains("⚠ Thiếu căn cứ pháp lý"), "{career}");
+    assert!(career.contains(r#"class="flag""#), "{career}");
+
     let (status, models) = get(&daemon.address, "/ui/models").await;
     assert_eq!(status, 200, "{models}");
     let pilot = "/ui/models/0193a5e0-0000-7000-8000-000000000026";

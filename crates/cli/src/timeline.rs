@@ -51,16 +51,22 @@ fn bar(h: &v1::Holding, label: String) -> Result<Bar, CliError> {
         HoldingEnd::Unknown => "chưa rõ".to_owned(),
         HoldingEnd::On(day) => shown(day),
     };
-    let detail = format!("{label}: {} – {until}", shown(start));
+    let mut detail = format!("{label}: {} – {until}", shown(start));
     let concurrent = !h.cause.is_empty();
-    Ok(Bar::holding(
-        label,
-        detail,
-        h.name.clone(),
-        start,
-        end,
-        concurrent,
-    ))
+    // The flags a holding raises by itself, as the pages mark them.
+    let mut flags = Vec::new();
+    if h.basis.is_none() {
+        flags.push("Thiếu căn cứ pháp lý");
+    }
+    if h.end_unknown {
+        flags.push("Ngày thôi chưa rõ");
+    }
+    if !flags.is_empty() {
+        detail = format!("{detail}; ⚠ {}", flags.join("; "));
+    }
+    let mut bar = Bar::holding(label, detail, h.name.clone(), start, end, concurrent);
+    bar.flags = flags;
+    Ok(bar)
 }
 
 impl Timeline {

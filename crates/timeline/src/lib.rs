@@ -34,6 +34,8 @@ pub struct Bar {
     pub concurrent: bool,
     /// Corrected or retracted since the instant the drawing shows (outlined).
     pub changed: bool,
+    /// Irregularities flagged for auditors (a marker at its end, and in its detail).
+    pub flags: Vec<&'static str>,
 }
 
 impl Bar {
@@ -64,6 +66,7 @@ impl Bar {
             end_unknown,
             concurrent,
             changed: false,
+            flags: Vec::new(),
         }
     }
 }
@@ -92,7 +95,7 @@ const STYLE: &str =
     "<style>text{font-family:'Noto Sans','DejaVu Sans',Arial,sans-serif;font-size:12px}\
 text.year{fill:#555}line.year{stroke:#ddd}line.row{stroke:#999}rect.bar{fill:#2f5d8a}\
 rect.bar.concurrent{fill:#8a5a2f}rect.changed{stroke:#c00;stroke-width:2;stroke-dasharray:4 2}rect.uncertain{fill:#2f5d8a;opacity:.3}\
-text.label,text.mark{fill:#fff}a:focus rect,a:hover rect{stroke:#f0b400;stroke-width:2}</style>";
+text.label,text.mark{fill:#fff}text.flag{fill:#f0b400;font-weight:bold}a:focus rect,a:hover rect{stroke:#f0b400;stroke-width:2}</style>";
 
 const WIDTH: f64 = 960.0;
 const LABEL: f64 = 200.0;
@@ -192,6 +195,15 @@ pub fn svg(title: &str, rows: &[Row], from: Date, until: Date) -> String {
                         r#"<text class="mark" x="{:.1}" y="{:.1}">◆</text>"#,
                         left + 2.0,
                         y + 13.0
+                    );
+                }
+                if !bar.flags.is_empty() {
+                    let _ = write!(
+                        out,
+                        r#"<text class="flag" x="{:.1}" y="{:.1}"><title>{}</title>⚠</text>"#,
+                        (right - 12.0).max(left),
+                        y + 13.0,
+                        escape(&bar.flags.join("; "))
                     );
                 }
                 let room = ((right - left) / 7.5) as usize;
@@ -295,6 +307,7 @@ mod tests {
             end_unknown: false,
             concurrent: false,
             changed: false,
+            flags: Vec::new(),
         }
     }
 

@@ -249,6 +249,8 @@ pub struct Fact {
     holding: registry_domain::HoldingId,
     /// What became of it since the instant shown: corrected, retracted, or nothing.
     change: &'static str,
+    /// The irregularities it raises by itself.
+    flags: String,
     label: String,
     href: String,
     from: String,
@@ -299,7 +301,7 @@ fn holding(h: &HoldingView<'_>, label: String, href: String) -> (Bar, Fact) {
             format!("; {basis}")
         },
     );
-    let bar = Bar::holding(
+    let mut bar = Bar::holding(
         label.clone(),
         detail,
         href.clone(),
@@ -307,9 +309,21 @@ fn holding(h: &HoldingView<'_>, label: String, href: String) -> (Bar, Fact) {
         h.end,
         concurrent,
     );
+    // The flags a holding raises by itself (the domain's `MissingBasis` and `EndUnknown`); those
+    // across holdings (vacancies, concurrency) are in the auditors' list of irregularities.
+    if h.basis.is_none() {
+        bar.flags.push("Thiếu căn cứ pháp lý");
+    }
+    if matches!(h.end, HoldingEnd::Unknown) {
+        bar.flags.push("Ngày thôi chưa rõ");
+    }
+    if !bar.flags.is_empty() {
+        bar.detail = format!("{}; ⚠ {}", bar.detail, bar.flags.join("; "));
+    }
     let fact = Fact {
         holding: h.holding,
         change: "",
+        flags: bar.flags.join("; "),
         label,
         href,
         from: shown(h.start),
@@ -705,6 +719,7 @@ pub fn unit_page(
                 end_unknown: false,
                 concurrent: false,
                 changed: false,
+                flags: Vec::new(),
             }],
         })
     };
