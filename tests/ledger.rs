@@ -184,12 +184,15 @@ async fn bad_requests_of_the_log_get_clear_errors() {
     let person = registrar.person("Trần Thị B").await;
     let (signed, _) = checkpoint(&client, &key, 1).await;
     let prover = client.audit();
+    let written = registrar.last.clone();
     let prove = |names: Vec<String>| {
         let mut audit = prover.clone();
+        let min_position = written.clone();
         async move {
             audit
                 .prove_resources(v1::ProveResourcesRequest {
                     names,
+                    min_position,
                     ..Default::default()
                 })
                 .await
@@ -368,6 +371,8 @@ async fn on_postgresql_another_process_takes_over_the_log_when_its_integrator_di
         .audit()
         .prove_resources(v1::ProveResourcesRequest {
             names: names.clone(),
+            // Read after the writes: this replica folds the feed behind them.
+            min_position: via_second.last.clone(),
             ..Default::default()
         })
         .await
