@@ -113,6 +113,9 @@ async fn the_pages_show_an_office_a_career_and_the_registry_as_known_before() {
             "{fact} not on the office's page:\n{page}"
         );
     }
+    // The gap of 2006 to March 2007 is a long vacancy: flagged in the picture and noted.
+    assert!(page.contains(r#"class="vacancy""#), "{page}");
+    assert!(page.contains("⚠ Khuyết"), "{page}");
     // A name is text, never markup, in the table and in the picture.
     assert!(!page.contains("<script>alert(1)"), "{page}");
     assert!(

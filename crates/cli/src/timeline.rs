@@ -100,7 +100,14 @@ impl Timeline {
                 .iter()
                 .map(|h| bar(h, h.person_display_name.clone()))
                 .collect::<Result<Vec<_>, _>>()?;
-            (title.clone(), vec![Row { label: title, bars }])
+            (
+                title.clone(),
+                vec![Row {
+                    label: title,
+                    bars,
+                    marks: Vec::new(),
+                }],
+            )
         } else if self.name.starts_with("persons/") {
             let holdings = all_pages(|page_token| {
                 let request = v1::ListPersonCareerRequest {
@@ -132,6 +139,7 @@ impl Timeline {
                     None => rows.push(Row {
                         label: h.office_title.clone(),
                         bars: vec![bar],
+                        marks: Vec::new(),
                     }),
                 }
             }

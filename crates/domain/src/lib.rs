@@ -39,7 +39,7 @@ pub use decide::{clean_text, Decision, MAX_NAME_CHARS};
 pub use error::{quote, DomainError, ErrorKind};
 pub use event::{DecodeError, Event};
 pub use ids::{AdoptionId, EntityRef, HoldingId, ModelId, OfficeId, PersonId, TermId, UnitId};
-pub use irregular::{Irregularity, Policy};
+pub use irregular::{office_irregularities, person_irregularities, Irregularity, Policy};
 pub use model::*;
 pub use reach::{Place, Reach};
 pub use state::Registry;

@@ -82,12 +82,14 @@ pub fn shown(day: PartialDate) -> String {
 }
 
 /// One row of the timeline (an office, or all of one office's holdings).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Row {
     /// Its name, left of the bars.
     pub label: String,
     /// Its bars.
     pub bars: Vec<Bar>,
+    /// Flags on days of the row rather than of a bar (a long vacancy: ⚠ in the gap).
+    pub marks: Vec<(Date, String)>,
 }
 
 /// The drawing's own style, so that a file (`regctl timeline`) looks as the page does.
@@ -95,7 +97,7 @@ const STYLE: &str =
     "<style>text{font-family:'Noto Sans','DejaVu Sans',Arial,sans-serif;font-size:12px}\
 text.year{fill:#555}line.year{stroke:#ddd}line.row{stroke:#999}rect.bar{fill:#2f5d8a}\
 rect.bar.concurrent{fill:#8a5a2f}rect.changed{stroke:#c00;stroke-width:2;stroke-dasharray:4 2}rect.uncertain{fill:#2f5d8a;opacity:.3}\
-text.label,text.mark{fill:#fff}text.flag{fill:#f0b400;font-weight:bold}a:focus rect,a:hover rect{stroke:#f0b400;stroke-width:2}</style>";
+text.label,text.mark{fill:#fff}text.flag{fill:#f0b400;font-weight:bold}text.vacancy{fill:#c00;font-weight:bold}a:focus rect,a:hover rect{stroke:#f0b400;stroke-width:2}</style>";
 
 const WIDTH: f64 = 960.0;
 const LABEL: f64 = 200.0;
@@ -219,6 +221,15 @@ pub fn svg(title: &str, rows: &[Row], from: Date, until: Date) -> String {
                 out.push_str("</g></a>");
             }
         }
+        for (day, what) in &row.marks {
+            let _ = write!(
+                out,
+                r#"<text class="vacancy" x="{:.1}" y="{:.1}"><title>{}</title>⚠</text>"#,
+                x(*day) - 5.0,
+                top + 16.0,
+                escape(what)
+            );
+        }
         top += lanes.len().max(1) as f64 * LANE + 6.0;
         let _ = write!(
             out,
@@ -333,6 +344,7 @@ mod tests {
         let rows = [Row {
             label: "Bí thư & \"Chủ tịch\"".into(),
             bars: vec![partial],
+            marks: vec![(day("2005-01-01"), "<b>".into())],
         }];
         let svg = svg("t", &rows, day("1998-01-01"), day("2010-01-01"));
         assert!(!svg.contains("<script>"), "{svg}");
@@ -340,6 +352,10 @@ mod tests {
         assert!(svg.contains("Bí thư &amp; &quot;Chủ tịch&quot;"), "{svg}");
         assert!(svg.contains(r#"class="uncertain""#), "{svg}");
         assert!(svg.contains(">2000</text>"), "{svg}");
+        assert!(
+            svg.contains(r#"class="vacancy""#) && svg.contains("&lt;b&gt;"),
+            "{svg}"
+        );
     }
 
     #[test]
@@ -350,6 +366,7 @@ mod tests {
                 bar("A", "2000-01-01", Some("2002-01-01")),
                 bar("B", "2004-01-01", Some("2006-01-01")),
             ],
+            marks: Vec::new(),
         }];
         let svg = svg("t", &rows, day("2000-01-01"), day("2006-01-01"));
         // Two bars on one lane: A ends a third of the way, B starts two thirds of the way.

@@ -371,6 +371,8 @@ struct TimelinePage {
     known_at_input: String,
     known_at_shown: String,
     recorded_since: usize,
+    /// The auditors' flags about the office or the person.
+    notes: Vec<String>,
     svg: String,
     figcaption: &'static str,
     caption: String,
@@ -429,9 +431,31 @@ pub fn office_page(
     };
     let (bars, facts): (Vec<Bar>, Vec<Fact>) = then.into_iter().unzip();
     let (from, until) = view.axis(&bars.iter().collect::<Vec<_>>(), today)?;
+    // Its long vacancies, as the auditors' list flags them: ⚠ in the gap, and a note.
+    let mut notes = Vec::new();
+    let mut marks = Vec::new();
+    let flags = registry_domain::office_irregularities(
+        &p.as_known(known_at),
+        office,
+        &registry_domain::Policy::default(),
+        today,
+    );
+    for flag in flags {
+        if let registry_domain::Irregularity::LongVacancy { vacant, days, .. } = flag {
+            let until = vacant.end.unwrap_or(today);
+            let text = format!(
+                "Khuyết {days} ngày, từ {} đến hết {}",
+                shown(PartialDate::day(vacant.start)),
+                shown(PartialDate::day(until.previous_day()))
+            );
+            marks.push((vacant.start.add_days(days / 2), text.clone()));
+            notes.push(text);
+        }
+    }
     let rows = [Row {
         label: title.clone(),
         bars,
+        marks,
     }];
     let svg = timeline::svg(
         &format!("Những người giữ chức {title} theo thời gian"),
@@ -450,6 +474,7 @@ pub fn office_page(
         known_at_input,
         known_at_shown,
         recorded_since,
+        notes,
         svg,
         first_column: "Người giữ",
         holdings: facts,
@@ -498,6 +523,38 @@ async fn person(
         Some(_) => mark_changes(&mut then, &drawn(None)),
         None => 0,
     };
+    // Concurrencies no pilot model covers, too many offices at once: the auditors' flags.
+    let mut notes = Vec::new();
+    let flags = registry_domain::person_irregularities(
+        &p.as_known(known_at),
+        person,
+        &registry_domain::Policy::default(),
+        today,
+    );
+    for flag in flags {
+        match flag {
+            registry_domain::Irregularity::UncoveredConcurrency { holdings, on, .. } => {
+                let text = format!(
+                    "Kiêm nhiệm không thuộc mô hình thí điểm nào, từ {}",
+                    shown(PartialDate::day(on))
+                );
+                for (bar, fact) in then.iter_mut() {
+                    if fact.holding == holdings.0 || fact.holding == holdings.1 {
+                        const UNCOVERED: &str = "Kiêm nhiệm không thuộc mô hình thí điểm nào";
+                        bar.flags.push(UNCOVERED);
+                        fact.flags = bar.flags.join("; ");
+                        bar.detail = format!("{}; ⚠ {UNCOVERED}", bar.detail);
+                    }
+                }
+                notes.push(text);
+            }
+            registry_domain::Irregularity::TooManyOffices { count, on, .. } => notes.push(format!(
+                "Giữ {count} chức vụ cùng lúc từ {}",
+                shown(PartialDate::day(on))
+            )),
+            _ => {}
+        }
+    }
     let mut rows: Vec<Row> = Vec::new();
     let mut facts = Vec::new();
     for (bar, fact) in then {
@@ -507,6 +564,7 @@ async fn person(
             None => rows.push(Row {
                 label: office,
                 bars: vec![bar],
+                marks: Vec::new(),
             }),
         }
         facts.push(fact);
@@ -531,6 +589,7 @@ async fn person(
         known_at_input,
         known_at_shown,
         recorded_since,
+        notes,
         svg,
         first_column: "Chức vụ",
         holdings: facts,
@@ -721,6 +780,7 @@ pub fn unit_page(
                 changed: false,
                 flags: Vec::new(),
             }],
+            marks: Vec::new(),
         })
     };
     let mut links = Vec::new();
