@@ -429,6 +429,27 @@ async fn a_browser_draws_thirty_years_of_an_office() {
         "{page}"
     );
 
+    // The province's tree on a day before the mergers holds the commune, indented under its
+    // district.
+    let province = generated.catalogue.provinces[0].to_string();
+    let tree = browse(
+        &chromium,
+        &["--dump-dom"],
+        &format!(
+            "{}/ui/units/{}?date=2024-01-01",
+            daemon.address,
+            uuid(&province)
+        ),
+    );
+    assert!(tree.contains("Cơ cấu ngày 01/01/2024"), "{tree}");
+    let commune_link = format!("/ui/units/{}", uuid(&commune));
+    assert!(
+        tree.contains(&format!(
+            r#"<li style="margin-left: 2em"><a href="{commune_link}">"#
+        )),
+        "{commune} not two levels under the province:\n{tree}"
+    );
+
     // A picture of it, kept under target/ (CI's artefacts); with REGISTRY_UPDATE_SCREENSHOTS=1
     // also as the README's.
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");

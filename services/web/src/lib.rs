@@ -7,7 +7,7 @@
 //! - `/ui/persons/{uuid}`: a person's career, one row per office on one time axis;
 //! - `/ui/units/{uuid}?date=`: a unit's lineage (what it continues and what continues it,
 //!   through mergers and splits, as bars of their lives) and, on the day, its parents, offices
-//!   and children;
+//!   and tree;
 //! - `/ui/models/{uuid}?date=&level=&jurisdiction=`: how many units of each province apply a
 //!   pilot model on a day, as declared and as observed, and, for one province, which (those
 //!   only declared or only observed are the gaps an inspector follows up);
@@ -673,6 +673,9 @@ async fn stylesheet() -> impl IntoResponse {
     )
 }
 
+/// The most units a unit's page lists of its tree.
+const MAX_TREE: usize = 2000;
+
 /// A unit's name and where its page is, on `day` or, when it did not exist then, on its last
 /// day (or first).
 fn unit_link(
@@ -716,7 +719,10 @@ struct UnitPage {
     lineage: Vec<Link>,
     parents: Vec<(String, String)>,
     offices: Vec<(String, String)>,
-    children: Vec<(String, String)>,
+    /// The units under it on the day: link, name, depth.
+    children: Vec<(String, String, usize)>,
+    /// Units of the tree not listed.
+    more: usize,
 }
 
 async fn unit(
@@ -821,10 +827,25 @@ pub fn unit_page(
             .map(|u| unit_link(p, *u, day, known_at))
             .collect::<Vec<_>>()
     };
-    let (parents, children) = on_day
+    let parents = on_day
         .as_ref()
-        .map(|u| (units(&u.parents), units(&u.children)))
+        .map(|u| units(&u.parents))
         .unwrap_or_default();
+    // Its tree on the day, depth first, each unit indented under its parent (at most
+    // `MAX_TREE` units: a province's whole tree, not a country's).
+    let tree = p.tree(unit, day, known_at);
+    let more = tree.len().saturating_sub(MAX_TREE + 1);
+    let mut depth: std::collections::HashMap<UnitId, usize> = [(unit, 0)].into();
+    let mut children = Vec::new();
+    for u in tree.iter().skip(1).take(MAX_TREE) {
+        let under = p
+            .unit_on(*u, day, known_at)
+            .and_then(|v| v.parents.iter().filter_map(|x| depth.get(x)).min().copied())
+            .unwrap_or(0);
+        depth.insert(*u, under + 1);
+        let (href, name) = unit_link(p, *u, day, known_at);
+        children.push((href, name, under + 1));
+    }
     let offices = on_day
         .as_ref()
         .map(|u| {
@@ -853,6 +874,7 @@ pub fn unit_page(
         parents,
         offices,
         children,
+        more,
     }))
 }
 
