@@ -1023,6 +1023,18 @@ fn main() {
                 // synchronous_commit on), each with an office and a person of its own,
                 // inserting one past holding after another.
                 let (writers, writer_pids) = pg.writers(32).await.unwrap();
+                // What makes PostgreSQL's commits durable, as the server says it (not assumed).
+                let mut durability = Vec::new();
+                for setting in ["synchronous_commit", "fsync", "wal_sync_method"] {
+                    let value: String = writers[0]
+                        .0
+                        .query_one(&format!("SHOW {setting}"), &[])
+                        .await
+                        .unwrap()
+                        .get(0);
+                    durability.push(format!("{setting}={value}"));
+                }
+                println!("postgres durability: {}", durability.join(", "));
                 let own: Arc<Vec<(uuid::Uuid, uuid::Uuid)>> = Arc::new(
                     (0..writers.len())
                         .map(|_| (uuid::Uuid::now_v7(), uuid::Uuid::now_v7()))

@@ -17,6 +17,11 @@ use tonic::codegen::{http, Body, BoxFuture, Context, Poll, Service, StdError};
 use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 
+/// The allocator `registryd` runs on: a ceiling on another allocator would measure the
+/// allocators too.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let answers = match std::env::args().skip_while(|a| a != "--answers").nth(1) {
         Some(path) => registry_bench::read_answers(std::path::Path::new(&path))?,
