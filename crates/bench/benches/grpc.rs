@@ -14,9 +14,13 @@
 //!   and one W1 write (PostgreSQL: the reads on its pooled connections, each task's writes on
 //!   a connection of its own).
 //!
-//! Then PostgreSQL (`REGISTRY_PG_URL`, default the machine's server) loads the same holdings
-//! into a temporal table and answers Q1-Q4 with prepared statements, and W1 as 32 connections
-//! inserting past holdings (durable commits); each answer is printed as a ratio to registryd's.
+//! Then PostgreSQL (`REGISTRY_PG_URL`, default the machine's server) loads the same registry
+//! and its events with binary COPY, indexes after (the `pg` module), checks it gives
+//! registryd's answers (Q3 in every province on ten days, Q4 for 256 offices) and answers
+//! Q1-Q4 with prepared statements, and W1 as 32 connections inserting past holdings (durable
+//! commits); each line is printed with its ratio to registryd's. Q1 and Q2 ask about a holding
+//! of the registry on a day it covers, so that answers are rarely empty (the share of empty
+//! answers is printed for both); every line gives the server's CPU per request.
 //! Last, `registryd` serves the same store again over mutual TLS (the test certificates of
 //! `tests/tls/`) and Q2 is driven through clients holding a certificate:
 //! its rate and server CPU per request against the plaintext Q2 of the same run.
@@ -57,326 +61,7 @@ use registry_testkit::{generate, Catalogue, Config};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-mod postgres {
-    //! PostgreSQL 15 holding the same holdings in a temporal table: a `daterange` per holding,
-    //! an EXCLUDE constraint (btree_gist) against two holders of a sole office on one day, GiST
-    //! indexes on (office, during) and (person, during), prepared statements on pooled
-    //! connections (one per load connection; tokio-postgres pipelines the requests in flight).
-
-    use std::sync::Arc;
-    use std::time::Instant;
-
-    use registry_domain::{Capacity, Date, Registry, Span};
-    use tokio_postgres::{Client, NoTls, Statement};
-
-    /// A connection with its prepared Q1, Q2, Q4 and Q3 statements.
-    pub type Prepared = Arc<(Client, Statement, Statement, Statement, Statement)>;
-
-    pub struct Comparison {
-        pub clients: Vec<Prepared>,
-        pub pids: Vec<u32>,
-        pub rows: usize,
-        pub load_seconds: f64,
-        url: String,
-        schema: String,
-    }
-
-    async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {
-        let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
-        tokio::spawn(connection);
-        Ok(client)
-    }
-
-    impl Comparison {
-        pub async fn load(
-            url: &str,
-            registry: &Registry,
-            connections: usize,
-        ) -> Result<Self, tokio_postgres::Error> {
-            let schema = format!("bench_{}", std::process::id());
-            let admin = connect(url).await?;
-            let started = Instant::now();
-            admin
-                .batch_execute(&format!(
-                    "CREATE EXTENSION IF NOT EXISTS btree_gist;
-                     DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};
-                     CREATE TABLE {schema}.holdings (
-                         holding uuid PRIMARY KEY, person uuid NOT NULL, office uuid NOT NULL,
-                         sole boolean NOT NULL, during daterange NOT NULL,
-                         person_name text NOT NULL, office_title text NOT NULL, basis text,
-                         EXCLUDE USING gist (office WITH =, during WITH &&) WHERE (sole));"
-                ))
-                .await?;
-            let holdings: Vec<_> = registry.holdings().collect();
-            for chunk in holdings.chunks(10_000) {
-                let mut ids = Vec::new();
-                let mut persons = Vec::new();
-                let mut offices = Vec::new();
-                let mut sole = Vec::new();
-                let mut starts = Vec::new();
-                let mut ends = Vec::new();
-                let mut names = Vec::new();
-                let mut titles = Vec::new();
-                let mut bases = Vec::new();
-                for (id, h) in chunk {
-                    let Some(office) = registry.office(h.office) else {
-                        continue;
-                    };
-                    let span = h.span();
-                    if span.is_empty() {
-                        continue;
-                    }
-                    ids.push(id.uuid());
-                    persons.push(h.person.uuid());
-                    offices.push(h.office.uuid());
-                    sole.push(office.capacity == Capacity::Sole);
-                    starts.push(span.start.to_string());
-                    ends.push(span.end.map(|d| d.to_string()).unwrap_or_default());
-                    names.push(
-                        registry
-                            .person(h.person)
-                            .map(|p| p.name.clone())
-                            .unwrap_or_default(),
-                    );
-                    titles.push(office.title.clone());
-                    bases.push(h.basis.as_ref().map(|b| b.number.clone()));
-                }
-                admin
-                    .execute(
-                        &format!(
-                            "INSERT INTO {schema}.holdings
-                             SELECT h, p, o, s, daterange(a::date, NULLIF(b, '')::date, '[)'), n, t, x
-                             FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bool[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
-                               AS u(h, p, o, s, a, b, n, t, x)"
-                        ),
-                        &[&ids, &persons, &offices, &sole, &starts, &ends, &names, &titles, &bases],
-                    )
-                    .await?;
-            }
-            load_structure(&admin, &schema, registry).await?;
-            admin
-                .batch_execute(&format!(
-                    "CREATE INDEX ON {schema}.holdings USING gist (office, during);
-                     CREATE INDEX ON {schema}.holdings USING gist (person, during);
-                     ANALYZE {schema}.holdings;"
-                ))
-                .await?;
-            let rows = admin
-                .query_one(&format!("SELECT count(*) FROM {schema}.holdings"), &[])
-                .await?
-                .get::<_, i64>(0) as usize;
-            let load_seconds = started.elapsed().as_secs_f64();
-            let mut clients = Vec::new();
-            let mut pids = Vec::new();
-            let columns =
-                "holding, person, person_name, office_title, lower(during), upper(during), basis";
-            for _ in 0..connections {
-                let client = connect(url).await?;
-                let pid: i32 = client
-                    .query_one("SELECT pg_backend_pid()", &[])
-                    .await?
-                    .get(0);
-                pids.push(pid as u32);
-                let q1 = client
-                    .prepare(&format!("SELECT {columns} FROM {schema}.holdings WHERE office = $1 AND during @> $2::text::date"))
-                    .await?;
-                let q2 = client
-                    .prepare(&format!("SELECT {columns} FROM {schema}.holdings WHERE person = $1 AND during @> $2::text::date"))
-                    .await?;
-                let q4 = client
-                    .prepare(&format!("SELECT {columns} FROM {schema}.holdings WHERE office = $1 ORDER BY lower(during)"))
-                    .await?;
-                let q3 = client.prepare(&q3_sql(&schema)).await?;
-                clients.push(Arc::new((client, q1, q2, q4, q3)));
-            }
-            Ok(Self {
-                clients,
-                pids,
-                rows,
-                load_seconds,
-                url: url.to_owned(),
-                schema,
-            })
-        }
-
-        /// `n` more connections, each with a prepared insert of a holding into the temporal
-        /// table (the EXCLUDE constraint checks a sole office's holders, as the registry's
-        /// capacity rule does), for W1; and their backends' pids.
-        pub async fn writers(
-            &self,
-            n: usize,
-        ) -> Result<(Vec<Arc<(Client, Statement)>>, Vec<u32>), tokio_postgres::Error> {
-            let mut writers = Vec::new();
-            let mut pids = Vec::new();
-            for _ in 0..n {
-                let client = connect(&self.url).await?;
-                let pid: i32 = client
-                    .query_one("SELECT pg_backend_pid()", &[])
-                    .await?
-                    .get(0);
-                pids.push(pid as u32);
-                let insert = client
-                    .prepare(&format!(
-                        "INSERT INTO {}.holdings VALUES ($1, $2, $3, true, daterange($4::text::date, $5::text::date, '[)'), $6, $7, NULL)",
-                        self.schema
-                    ))
-                    .await?;
-                writers.push(Arc::new((client, insert)));
-            }
-            Ok((writers, pids))
-        }
-
-        pub async fn drop_schema(&self) {
-            if let Ok(admin) = connect(&self.url).await {
-                let _ = admin
-                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema))
-                    .await;
-            }
-        }
-    }
-
-    fn range(span: Span) -> (String, String) {
-        (
-            span.start.to_string(),
-            span.end.map(|d| d.to_string()).unwrap_or_default(),
-        )
-    }
-
-    /// Units, their parents over time, offices and the units they belong to over time.
-    async fn load_structure(
-        admin: &Client,
-        schema: &str,
-        registry: &Registry,
-    ) -> Result<(), tokio_postgres::Error> {
-        admin
-            .batch_execute(&format!(
-                "CREATE TABLE {schema}.units (unit uuid PRIMARY KEY, kind text NOT NULL, level text NOT NULL, during daterange NOT NULL);
-                 CREATE TABLE {schema}.unit_parents (unit uuid NOT NULL, parent uuid NOT NULL, during daterange NOT NULL);
-                 CREATE TABLE {schema}.offices (office uuid PRIMARY KEY, kind text NOT NULL, during daterange NOT NULL);
-                 CREATE TABLE {schema}.office_units (office uuid NOT NULL, unit uuid NOT NULL, during daterange NOT NULL);"
-            ))
-            .await?;
-        let insert = |table: &str, columns: &str, arrays: &str| {
-            format!("INSERT INTO {schema}.{table} SELECT {columns} FROM unnest({arrays})")
-        };
-        let (mut ids, mut kinds, mut levels, mut starts, mut ends) =
-            (vec![], vec![], vec![], vec![], vec![]);
-        let (mut children, mut parents, mut pstarts, mut pends) = (vec![], vec![], vec![], vec![]);
-        for (id, unit) in registry.units() {
-            let (a, b) = range(unit.life);
-            ids.push(id.uuid());
-            kinds.push(format!("{:?}", unit.kind));
-            levels.push(format!("{:?}", unit.level));
-            starts.push(a);
-            ends.push(b);
-            for link in unit.parents.iter().filter(|link| !link.span.is_empty()) {
-                let (a, b) = range(link.span);
-                children.push(id.uuid());
-                parents.push(link.parent.uuid());
-                pstarts.push(a);
-                pends.push(b);
-            }
-        }
-        admin
-            .execute(
-                &insert("units", "u, k, l, daterange(a::date, NULLIF(b, '')::date, '[)')", "$1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) AS t(u, k, l, a, b"),
-                &[&ids, &kinds, &levels, &starts, &ends],
-            )
-            .await?;
-        admin
-            .execute(
-                &insert(
-                    "unit_parents",
-                    "u, p, daterange(a::date, NULLIF(b, '')::date, '[)')",
-                    "$1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS t(u, p, a, b",
-                ),
-                &[&children, &parents, &pstarts, &pends],
-            )
-            .await?;
-        let (mut offices, mut okinds, mut ostarts, mut oends) = (vec![], vec![], vec![], vec![]);
-        let (mut placed, mut units, mut ustarts, mut uends) = (vec![], vec![], vec![], vec![]);
-        for (id, office) in registry.offices() {
-            let (a, b) = range(office.life);
-            offices.push(id.uuid());
-            okinds.push(format!("{:?}", office.kind));
-            ostarts.push(a);
-            oends.push(b);
-            for (i, (from, unit)) in office.placements.iter().enumerate() {
-                let until: Option<Date> = office
-                    .placements
-                    .get(i + 1)
-                    .map(|(next, _)| *next)
-                    .or(office.life.end);
-                if until.is_some_and(|u| u <= *from) {
-                    continue;
-                }
-                placed.push(id.uuid());
-                units.push(unit.uuid());
-                ustarts.push(from.to_string());
-                uends.push(until.map(|d| d.to_string()).unwrap_or_default());
-            }
-        }
-        admin
-            .execute(
-                &insert(
-                    "offices",
-                    "o, k, daterange(a::date, NULLIF(b, '')::date, '[)')",
-                    "$1::uuid[], $2::text[], $3::text[], $4::text[]) AS t(o, k, a, b",
-                ),
-                &[&offices, &okinds, &ostarts, &oends],
-            )
-            .await?;
-        admin
-            .execute(
-                &insert(
-                    "office_units",
-                    "o, u, daterange(a::date, NULLIF(b, '')::date, '[)')",
-                    "$1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS t(o, u, a, b",
-                ),
-                &[&placed, &units, &ustarts, &uends],
-            )
-            .await?;
-        admin
-            .batch_execute(&format!(
-                "CREATE INDEX ON {schema}.unit_parents USING gist (parent, during);
-                 CREATE INDEX ON {schema}.office_units USING gist (unit, during);
-                 ANALYZE {schema}.units; ANALYZE {schema}.unit_parents;
-                 ANALYZE {schema}.offices; ANALYZE {schema}.office_units;"
-            ))
-            .await
-    }
-
-    /// Q3: in a province ($1) on a day ($2), how many communes have one person holding both a
-    /// Vice Secretary office of the commune's Party committee and the Chair of its Front.
-    fn q3_sql(schema: &str) -> String {
-        format!(
-            "WITH RECURSIVE area(unit) AS (
-                 SELECT $1::uuid
-                 UNION
-                 SELECT p.unit FROM {schema}.unit_parents p JOIN area a ON p.parent = a.unit
-                 WHERE p.during @> $2::text::date
-             ),
-             holder(commune, body_kind, office_kind, person) AS (
-                 SELECT bp.parent, b.kind, o.kind, h.person
-                 FROM area a
-                 JOIN {schema}.unit_parents bp ON bp.parent = a.unit AND bp.during @> $2::text::date
-                 JOIN {schema}.units b ON b.unit = bp.unit AND b.kind IN ('PartyCommittee', 'FatherlandFront')
-                 JOIN {schema}.office_units ou ON ou.unit = b.unit AND ou.during @> $2::text::date
-                 JOIN {schema}.offices o ON o.office = ou.office AND o.kind IN ('ViceSecretary', 'Chair')
-                 JOIN {schema}.holdings h ON h.office = o.office AND h.during @> $2::text::date
-             )
-             SELECT count(DISTINCT c.unit)
-             FROM area a
-             JOIN {schema}.units c ON c.unit = a.unit AND c.kind = 'AdministrativeArea'
-                  AND c.level = 'Commune' AND c.during @> $2::text::date
-             WHERE EXISTS (
-                 SELECT 1 FROM holder v JOIN holder f ON f.commune = v.commune AND f.person = v.person
-                 WHERE v.commune = c.unit AND v.body_kind = 'PartyCommittee' AND v.office_kind = 'ViceSecretary'
-                   AND f.body_kind = 'FatherlandFront' AND f.office_kind = 'Chair'
-             )"
-        )
-    }
-}
+mod pg;
 
 /// What every read question is driven against: registryd's connections, the load, its process
 /// (for its CPU use), the echo ceiling to compare with, the echo server answering registryd's
@@ -443,25 +128,31 @@ fn day(n: u64) -> String {
 
 /// Q1's `n`-th request: the holders of an office on a day.
 fn q1_asked(
-    c: &Arc<Catalogue>,
+    draws: &Arc<Draws>,
 ) -> impl Fn(u64) -> v1::GetOfficeHoldersRequest + Clone + Send + Sync + 'static {
-    let c = c.clone();
-    move |n| v1::GetOfficeHoldersRequest {
-        office: c.offices[(n as usize * 7919) % c.offices.len()].to_string(),
-        date: day(n),
-        ..Default::default()
+    let draws = draws.clone();
+    move |n| {
+        let (office, date) = draws.q1(n);
+        v1::GetOfficeHoldersRequest {
+            office: format!("offices/{office}"),
+            date,
+            ..Default::default()
+        }
     }
 }
 
 /// Q2's `n`-th request: the offices of a person on a day.
 fn q2_asked(
-    c: &Arc<Catalogue>,
+    draws: &Arc<Draws>,
 ) -> impl Fn(u64) -> v1::ListPersonOfficesRequest + Clone + Send + Sync + 'static {
-    let c = c.clone();
-    move |n| v1::ListPersonOfficesRequest {
-        person: c.persons[(n as usize * 7919) % c.persons.len()].to_string(),
-        date: day(n),
-        ..Default::default()
+    let draws = draws.clone();
+    move |n| {
+        let (person, date) = draws.q2(n);
+        v1::ListPersonOfficesRequest {
+            person: format!("persons/{person}"),
+            date,
+            ..Default::default()
+        }
     }
 }
 
@@ -530,9 +221,20 @@ fn row(name: &str, report: &Report, ceiling: Option<f64>) {
     let ratio = ceiling.map_or(String::new(), |c| {
         format!("{:.2} x echo", report.per_second / c)
     });
+    // Server CPU per answered request: the figure that does not depend on how the load
+    // generator shares the cores.
+    let cpu = if report.server_cores > 0.0 {
+        format!(
+            "server {:.2} cores, {:.1} us/req",
+            report.server_cores,
+            report.server_cores * 1e6 / report.per_second.max(1e-9)
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "{name:<34} {:>9.0} req/s  p50 {:>6} us  p99 {:>6} us  p99.9 {:>6} us  server {:.2} cores  errors {}  {ratio}",
-        report.per_second, report.micros[0], report.micros[1], report.micros[2], report.server_cores, report.errors
+        "{name:<34} {:>9.0} req/s  p50 {:>6} us  p99 {:>6} us  p99.9 {:>6} us  {cpu}  errors {}  {ratio}",
+        report.per_second, report.micros[0], report.micros[1], report.micros[2], report.errors
     );
 }
 
@@ -603,7 +305,12 @@ fn mixed_rows(system: &str, all: &Report, kinds: &[Report], ceiling: f64) {
         Some(ceiling),
     );
     for (name, report) in ["Q1", "Q2", "Q4", "W1 (durable)"].iter().zip(kinds) {
-        row(&format!("  of which {name}"), report, None);
+        // The server's CPU is the whole load's: not one kind's.
+        let kind = Report {
+            server_cores: 0.0,
+            ..report.clone()
+        };
+        row(&format!("  of which {name}"), &kind, None);
     }
 }
 
@@ -641,6 +348,7 @@ async fn pg_past_holding(
 async fn mix(
     clients: &[Client],
     catalogue: &Arc<Catalogue>,
+    draws: &Arc<Draws>,
     load: Load,
     pid: u32,
 ) -> (Report, Vec<Report>) {
@@ -652,11 +360,7 @@ async fn mix(
         "hỗn hợp ",
     )
     .await;
-    let (q1, q2, q4) = (
-        q1_asked(catalogue),
-        q2_asked(catalogue),
-        q4_asked(catalogue),
-    );
+    let (q1, q2, q4) = (q1_asked(draws), q2_asked(draws), q4_asked(catalogue));
     drive_mixed(clients, load, &[pid], 4, mixed_kind, move |n, client| {
         let asked = match mixed_kind(n) {
             0 => Mixed::Holders(q1(n)),
@@ -721,13 +425,17 @@ fn main() {
         let registryd = Daemon::embedded(&binary, &dir, DAEMON_ARGS);
         let admin = Client::connect(&registryd.address).await.unwrap();
         caught_up(&admin).await;
+        let start_seconds = started.elapsed().as_secs_f64();
         println!(
-            "registryd started and folded {events} events in {:.1} s; RssAnon {} \
+            "registryd started and folded {events} events in {start_seconds:.1} s; RssAnon {} \
              (MIMALLOC_PURGE_DECOMMITS={}, .cargo/config.toml unless set before)",
-            started.elapsed().as_secs_f64(),
             rss_anon_mib(registryd.pid()),
             std::env::var("MIMALLOC_PURGE_DECOMMITS").unwrap_or_else(|_| "unset".into())
         );
+        // What makes registryd's commits durable, as its store read it from SQLite.
+        for line in registryd.logged("embedded store opened") {
+            println!("registryd: {}", line.trim());
+        }
         let rebuilt = if wanted(&only, "rebuild") {
             // The replica folds the whole feed again into fresh read models and swaps them in.
             let peak = RssAnonPeak::watch(registryd.pid());
@@ -750,11 +458,8 @@ fn main() {
             None
         };
         let catalogue = Arc::new(generated.catalogue.clone());
-        let (q1, q2, q4) = (
-            q1_asked(&catalogue),
-            q2_asked(&catalogue),
-            q4_asked(&catalogue),
-        );
+        let draws = Arc::new(Draws::of(&generated.registry));
+        let (q1, q2, q4) = (q1_asked(&draws), q2_asked(&draws), q4_asked(&catalogue));
 
         // registryd's answers to a sample of Q1, Q2 and Q4, for the echo server to replay.
         let mut answers = Vec::new();
@@ -764,7 +469,15 @@ fn main() {
                 let (client, request) = (admin.clone(), q1(n));
                 async move { encoded(client.query().get_office_holders(request).await) }
             });
-            answers.push(recorded.await);
+            let recorded = recorded.await;
+            let empty = recorded.1.iter().filter(|body| {
+                v1::GetOfficeHoldersResponse::decode(&body[..]).is_ok_and(|a| a.holdings.is_empty())
+            });
+            println!(
+                "  registryd Q1 empty answers: {:.1}%",
+                percent(empty.count() as u64, RECORDED)
+            );
+            answers.push(recorded);
         }
         if wanted(&only, "q2") {
             let path = "/registry.v1.QueryService/ListPersonOffices";
@@ -772,7 +485,16 @@ fn main() {
                 let (client, request) = (admin.clone(), q2(n));
                 async move { encoded(client.query().list_person_offices(request).await) }
             });
-            answers.push(recorded.await);
+            let recorded = recorded.await;
+            let empty = recorded.1.iter().filter(|body| {
+                v1::ListPersonOfficesResponse::decode(&body[..])
+                    .is_ok_and(|a| a.holdings.is_empty())
+            });
+            println!(
+                "  registryd Q2 empty answers: {:.1}%",
+                percent(empty.count() as u64, RECORDED)
+            );
+            answers.push(recorded);
         }
         if wanted(&only, "q4") {
             let path = "/registry.v1.AuditService/ListResourceHistory";
@@ -893,7 +615,7 @@ fn main() {
             row("W1 durable writes, 32 clients", w1, None);
         }
         let mixed = if wanted(&only, "mix") {
-            let (mixed, kinds) = mix(&clients, &catalogue, load, pid).await;
+            let (mixed, kinds) = mix(&clients, &catalogue, &draws, load, pid).await;
             mixed_rows("M1 mix", &mixed, &kinds, ceiling.per_second);
             Some(mixed)
         } else {
@@ -901,206 +623,38 @@ fn main() {
         };
 
         let clients_of_registryd = clients.clone();
-        // The same questions to PostgreSQL holding the same holdings in a temporal table.
+        // The same questions to PostgreSQL holding the same registry, given its best.
         let url = std::env::var("REGISTRY_PG_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let pg = if wanted(&only, "postgres") {
-            postgres::Comparison::load(&url, &generated.registry, load.connections)
-                .await
-                .map_err(|e| e.to_string())
-        } else {
-            Err("left out by REGISTRY_BENCH_ONLY".to_owned())
-        };
-        match pg {
-            Err(e) => println!("PostgreSQL at {url} not measured: {e}"),
-            Ok(pg) => {
-                println!(
-                    "postgres: {} holdings loaded and indexed in {:.1} s",
-                    pg.rows, pg.load_seconds
-                );
-                if let Some(rebuilt) = rebuilt {
-                    println!(
-                        "  postgres load / registryd rebuild of its read models: {:.2}",
-                        pg.load_seconds / rebuilt
-                    );
+        if wanted(&only, "postgres") {
+            let loaded = pg::Comparison::load(
+                &url,
+                &generated.registry,
+                &generated.facts,
+                load.connections,
+            )
+            .await;
+            match loaded {
+                Err(e) => println!("PostgreSQL at {url} not measured: {e}"),
+                Ok(pg) => {
+                    let ours = Ours {
+                        client: &clients_of_registryd[0],
+                        q1: q1_report.as_ref(),
+                        q2: q2_report.as_ref(),
+                        q3: q3_report.as_ref(),
+                        q4: q4_report.as_ref(),
+                        w1: w1.as_ref(),
+                        mix: mixed.as_ref(),
+                        rebuilt,
+                        started: start_seconds,
+                    };
+                    against_postgres(&pg, &ours, &catalogue, &draws, load, ceiling.per_second)
+                        .await;
+                    pg.drop_schema().await;
                 }
-                // Both answer Q3 alike: the same count of communes, on a few days.
-                let registry_client = &clients_of_registryd[0];
-                for date in ["2005-01-01", "2015-06-01", "2024-03-18"] {
-                    let province = catalogue.provinces[0];
-                    let ours = registry_client
-                        .query()
-                        .get_model_coverage(v1::GetModelCoverageRequest {
-                            model: catalogue
-                                .vice_front_model
-                                .map(|m| m.to_string())
-                                .unwrap_or_default(),
-                            jurisdiction: province.to_string(),
-                            level: v1::Level::Commune as i32,
-                            date: date.into(),
-                            ..Default::default()
-                        })
-                        .await
-                        .unwrap()
-                        .into_inner()
-                        .observed
-                        .len() as i64;
-                    let theirs: i64 = pg.clients[0]
-                        .0
-                        .query_one(&pg.clients[0].4, &[&province.uuid(), &date])
-                        .await
-                        .unwrap()
-                        .get(0);
-                    assert_eq!(
-                        ours, theirs,
-                        "Q3 on {date}: registryd {ours}, PostgreSQL {theirs}"
-                    );
-                    println!("  Q3 on {date}: {ours} communes observed by both");
-                }
-                let (c, clients, pids) = (catalogue.clone(), pg.clients.clone(), pg.pids.clone());
-                let p1 = drive(&clients, load, &pids, move |n, client| {
-                    let office = c.offices[(n as usize * 7919) % c.offices.len()].uuid();
-                    async move {
-                        client
-                            .0
-                            .query(&client.1, &[&office, &day(n)])
-                            .await
-                            .map(|_| ())
-                    }
-                })
-                .await;
-                row(
-                    "postgres Q1 holders of an office",
-                    &p1,
-                    Some(ceiling.per_second),
-                );
-                ratio("Q1", q1_report.as_ref(), &p1);
-                let c = catalogue.clone();
-                let p2 = drive(&clients, load, &pids, move |n, client| {
-                    let person = c.persons[(n as usize * 7919) % c.persons.len()].uuid();
-                    async move {
-                        client
-                            .0
-                            .query(&client.2, &[&person, &day(n)])
-                            .await
-                            .map(|_| ())
-                    }
-                })
-                .await;
-                row(
-                    "postgres Q2 offices of a person",
-                    &p2,
-                    Some(ceiling.per_second),
-                );
-                ratio("Q2", q2_report.as_ref(), &p2);
-                let c = catalogue.clone();
-                let p3 = drive(&clients, load, &pids, move |n, client| {
-                    let province = c.provinces[n as usize % c.provinces.len()].uuid();
-                    async move {
-                        client
-                            .0
-                            .query(&client.4, &[&province, &day(n)])
-                            .await
-                            .map(|_| ())
-                    }
-                })
-                .await;
-                row(
-                    "postgres Q3 coverage in a province",
-                    &p3,
-                    Some(ceiling.per_second),
-                );
-                ratio("Q3", q3_report.as_ref(), &p3);
-                let c = catalogue.clone();
-                let p4 = drive(&clients, load, &pids, move |n, client| {
-                    let office = c.offices[(n as usize * 7919) % c.offices.len()].uuid();
-                    async move { client.0.query(&client.3, &[&office]).await.map(|_| ()) }
-                })
-                .await;
-                row("postgres Q4 office history", &p4, Some(ceiling.per_second));
-                ratio("Q4", q4_report.as_ref(), &p4);
-                // W1: 32 connections, one transaction each at a time (autocommit, durable:
-                // synchronous_commit on), each with an office and a person of its own,
-                // inserting one past holding after another.
-                let (writers, writer_pids) = pg.writers(32).await.unwrap();
-                // What makes PostgreSQL's commits durable, as the server says it (not assumed).
-                let mut durability = Vec::new();
-                for setting in ["synchronous_commit", "fsync", "wal_sync_method"] {
-                    let value: String = writers[0]
-                        .0
-                        .query_one(&format!("SHOW {setting}"), &[])
-                        .await
-                        .unwrap()
-                        .get(0);
-                    durability.push(format!("{setting}={value}"));
-                }
-                println!("postgres durability: {}", durability.join(", "));
-                let own: Arc<Vec<(uuid::Uuid, uuid::Uuid)>> = Arc::new(
-                    (0..writers.len())
-                        .map(|_| (uuid::Uuid::now_v7(), uuid::Uuid::now_v7()))
-                        .collect(),
-                );
-                let pw = drive(
-                    &writers,
-                    Load {
-                        connections: writers.len(),
-                        in_flight: 1,
-                        duration: load.duration,
-                    },
-                    &writer_pids,
-                    move |n, writer| {
-                        let own = own[(n >> 32) as usize];
-                        async move { pg_past_holding(&writer, own, n).await }
-                    },
-                )
-                .await;
-                row("postgres W1 durable inserts, 32 clients", &pw, None);
-                ratio("W1", w1.as_ref(), &pw);
-                if let Some(ours) = &mixed {
-                    // M1: the same mix; the reads on the pooled connections, each task's
-                    // writes on a connection of its own (a pool of writers).
-                    let tasks = load.connections * load.in_flight;
-                    let (writers, writer_pids) = pg.writers(tasks).await.unwrap();
-                    let writers = Arc::new(writers);
-                    let own: Arc<Vec<(uuid::Uuid, uuid::Uuid)>> = Arc::new(
-                        (0..tasks)
-                            .map(|_| (uuid::Uuid::now_v7(), uuid::Uuid::now_v7()))
-                            .collect(),
-                    );
-                    let all_pids: Vec<u32> = pids.iter().chain(&writer_pids).copied().collect();
-                    let c = catalogue.clone();
-                    let (pm, kinds) = drive_mixed(
-                        &clients,
-                        load,
-                        &all_pids,
-                        4,
-                        mixed_kind,
-                        move |n, client| {
-                            let (c, writers, own) = (c.clone(), writers.clone(), own.clone());
-                            async move {
-                                let office =
-                                    c.offices[(n as usize * 7919) % c.offices.len()].uuid();
-                                let person =
-                                    c.persons[(n as usize * 7919) % c.persons.len()].uuid();
-                                let asked = match mixed_kind(n) {
-                                    0 => client.0.query(&client.1, &[&office, &day(n)]).await,
-                                    1 => client.0.query(&client.2, &[&person, &day(n)]).await,
-                                    2 => client.0.query(&client.3, &[&office]).await,
-                                    _ => {
-                                        let task = (n >> 32) as usize;
-                                        return pg_past_holding(&writers[task], own[task], n).await;
-                                    }
-                                };
-                                asked.map(|_| ())
-                            }
-                        },
-                    )
-                    .await;
-                    mixed_rows("postgres M1 mix", &pm, &kinds, ceiling.per_second);
-                    ratio("M1", Some(ours), &pm);
-                }
-                pg.drop_schema().await;
             }
+        } else {
+            println!("PostgreSQL left out by REGISTRY_BENCH_ONLY");
         }
         let registryd = if wanted(&only, "restart") {
             drop(admin);
@@ -1677,5 +1231,343 @@ mod access {
 
     fn cpu_per_request(report: &Report) -> f64 {
         report.server_cores / report.per_second
+    }
+}
+
+/// What registryd measured in the run, for the rows against PostgreSQL.
+struct Ours<'a> {
+    client: &'a Client,
+    q1: Option<&'a Report>,
+    q2: Option<&'a Report>,
+    q3: Option<&'a Report>,
+    q4: Option<&'a Report>,
+    w1: Option<&'a Report>,
+    mix: Option<&'a Report>,
+    /// Seconds its rebuild of the read models took, when asked for.
+    rebuilt: Option<f64>,
+    /// Seconds from its start to serving, the whole store folded.
+    started: f64,
+}
+
+/// Days Q3's answers are checked on, in every province.
+const Q3_DAYS: [&str; 10] = [
+    "1996-01-01",
+    "1999-07-01",
+    "2002-03-15",
+    "2005-01-01",
+    "2008-09-30",
+    "2011-05-01",
+    "2015-06-01",
+    "2018-12-31",
+    "2021-04-01",
+    "2024-03-18",
+];
+
+/// How many offices' histories are compared between the two systems.
+const Q4_CHECKED: u64 = 256;
+
+/// PostgreSQL loaded with the same registry: its load, the answers checked against registryd's,
+/// then Q1-Q4, W1 and the mix driven with the same load, each printed with its ratio.
+async fn against_postgres(
+    pg: &pg::Comparison,
+    ours: &Ours<'_>,
+    catalogue: &Arc<Catalogue>,
+    draws: &Arc<Draws>,
+    load: Load,
+    ceiling: f64,
+) {
+    let t = &pg.timings;
+    println!(
+        "postgres: {} holdings and {} events loaded with binary COPY in {:.1} s; keys, \
+         the EXCLUDE constraint and indexes built after in {:.1} s; ANALYZE {:.1} s",
+        pg.rows, pg.events, t.copy, t.index, t.analyze
+    );
+    let pg_total = t.copy + t.index + t.analyze;
+    println!(
+        "  registryd start to serving (the store folded) {:.1} s / postgres load to serving {pg_total:.1} s: {:.2}",
+        ours.started,
+        ours.started / pg_total
+    );
+    if let Some(rebuilt) = ours.rebuilt {
+        println!(
+            "  registryd rebuild of its read models in memory {rebuilt:.1} s (a warm re-fold, not a load)"
+        );
+    }
+    let first = &pg.clients[0];
+    // Both count the same Q3 communes, in every province on every day checked.
+    let model = catalogue
+        .vice_front_model
+        .map(|m| m.to_string())
+        .unwrap_or_default();
+    let mut checked = 0;
+    for province in &catalogue.provinces {
+        for date in Q3_DAYS {
+            let registryd = ours
+                .client
+                .query()
+                .get_model_coverage(v1::GetModelCoverageRequest {
+                    model: model.clone(),
+                    jurisdiction: province.to_string(),
+                    level: v1::Level::Commune as i32,
+                    date: date.into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .observed
+                .len() as i64;
+            let postgres: i64 = first
+                .client
+                .query_one(&first.q3, &[&province.uuid(), &date])
+                .await
+                .unwrap()
+                .get(0);
+            assert_eq!(
+                registryd, postgres,
+                "Q3 in {province} on {date}: registryd {registryd}, PostgreSQL {postgres}"
+            );
+            checked += 1;
+        }
+    }
+    println!(
+        "  Q3: both count the same communes on {checked} (province, day) pairs ({} provinces x {} days)",
+        catalogue.provinces.len(),
+        Q3_DAYS.len()
+    );
+    let plan = pg
+        .q3_plan(catalogue.provinces[0], "2015-06-01")
+        .await
+        .unwrap();
+    println!("  Q3's plan (EXPLAIN ANALYZE, first province, 2015-06-01):");
+    for line in plan.lines() {
+        println!("    {line}");
+    }
+    // Both list the same events in an office's history.
+    for i in 0..Q4_CHECKED {
+        let office = catalogue.offices[(sample(i) as usize * 7919) % catalogue.offices.len()];
+        let registryd: Vec<u64> = ours
+            .client
+            .audit()
+            .list_resource_history(v1::ListResourceHistoryRequest {
+                name: office.to_string(),
+                page_size: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .changes
+            .iter()
+            .map(|c| c.revision)
+            .collect();
+        let postgres = pg.revisions_of(office.uuid()).await.unwrap();
+        assert_eq!(registryd, postgres, "Q4 of {office}: the events differ");
+    }
+    println!("  Q4: both list the same events for {Q4_CHECKED} offices");
+    // The share of empty answers to the sample registryd's answers were recorded from.
+    let mut empty = [0u64; 2];
+    for i in 0..RECORDED {
+        let n = sample(i);
+        let (office, day) = draws.q1(n);
+        empty[0] += u64::from(
+            first
+                .client
+                .query(&first.q1, &[&office, &day])
+                .await
+                .unwrap()
+                .is_empty(),
+        );
+        let (person, day) = draws.q2(n);
+        empty[1] += u64::from(
+            first
+                .client
+                .query(&first.q2, &[&person, &day])
+                .await
+                .unwrap()
+                .is_empty(),
+        );
+    }
+    println!(
+        "  postgres empty answers in the same sample: Q1 {:.1}%, Q2 {:.1}%",
+        percent(empty[0], RECORDED),
+        percent(empty[1], RECORDED)
+    );
+
+    let (clients, pids) = (pg.clients.clone(), pg.pids.clone());
+    let asked = draws.clone();
+    let p1 = drive(&clients, load, &pids, move |n, pg| {
+        let (office, day) = asked.q1(n);
+        async move { pg.client.query(&pg.q1, &[&office, &day]).await.map(|_| ()) }
+    })
+    .await;
+    row("postgres Q1 holders of an office", &p1, Some(ceiling));
+    ratio("Q1", ours.q1, &p1);
+    let asked = draws.clone();
+    let p2 = drive(&clients, load, &pids, move |n, pg| {
+        let (person, day) = asked.q2(n);
+        async move { pg.client.query(&pg.q2, &[&person, &day]).await.map(|_| ()) }
+    })
+    .await;
+    row("postgres Q2 offices of a person", &p2, Some(ceiling));
+    ratio("Q2", ours.q2, &p2);
+    let c = catalogue.clone();
+    let p3 = drive(&clients, load, &pids, move |n, pg| {
+        let province = c.provinces[n as usize % c.provinces.len()].uuid();
+        async move {
+            pg.client
+                .query(&pg.q3, &[&province, &day(n)])
+                .await
+                .map(|_| ())
+        }
+    })
+    .await;
+    row("postgres Q3 coverage in a province", &p3, Some(ceiling));
+    ratio("Q3", ours.q3, &p3);
+    let c = catalogue.clone();
+    let p4 = drive(&clients, load, &pids, move |n, pg| {
+        let office = c.offices[(n as usize * 7919) % c.offices.len()].uuid();
+        async move { pg.client.query(&pg.q4, &[&office]).await.map(|_| ()) }
+    })
+    .await;
+    row("postgres Q4 office history, events", &p4, Some(ceiling));
+    ratio("Q4", ours.q4, &p4);
+    let c = catalogue.clone();
+    let p4_rows = drive(&clients, load, &pids, move |n, pg| {
+        let office = c.offices[(n as usize * 7919) % c.offices.len()].uuid();
+        async move { pg.client.query(&pg.q4_rows, &[&office]).await.map(|_| ()) }
+    })
+    .await;
+    row(
+        "postgres Q4 office history, holding rows",
+        &p4_rows,
+        Some(ceiling),
+    );
+    ratio("Q4 (lighter: holding rows)", ours.q4, &p4_rows);
+    // W1: 32 connections, one transaction each at a time (autocommit, durable), each with an
+    // office and a person of its own, inserting one past holding after another.
+    let (writers, writer_pids) = pg.writers(32).await.unwrap();
+    // What makes PostgreSQL's commits durable, as the server says it (not assumed).
+    let mut durability = Vec::new();
+    for setting in ["synchronous_commit", "fsync", "wal_sync_method"] {
+        let value: String = writers[0]
+            .0
+            .query_one(&format!("SHOW {setting}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        durability.push(format!("{setting}={value}"));
+    }
+    println!("postgres durability: {}", durability.join(", "));
+    let own: Arc<Vec<(uuid::Uuid, uuid::Uuid)>> = Arc::new(
+        (0..writers.len())
+            .map(|_| (uuid::Uuid::now_v7(), uuid::Uuid::now_v7()))
+            .collect(),
+    );
+    let pw = drive(
+        &writers,
+        Load {
+            connections: writers.len(),
+            in_flight: 1,
+            duration: load.duration,
+        },
+        &writer_pids,
+        move |n, writer| {
+            let own = own[(n >> 32) as usize];
+            async move { pg_past_holding(&writer, own, n).await }
+        },
+    )
+    .await;
+    row("postgres W1 durable inserts, 32 clients", &pw, None);
+    ratio("W1", ours.w1, &pw);
+    if let Some(mixed) = ours.mix {
+        // M1: the same mix; the reads on the pooled connections, each task's writes on a
+        // connection of its own (a pool of writers).
+        let tasks = load.connections * load.in_flight;
+        let (writers, writer_pids) = pg.writers(tasks).await.unwrap();
+        let writers = Arc::new(writers);
+        let own: Arc<Vec<(uuid::Uuid, uuid::Uuid)>> = Arc::new(
+            (0..tasks)
+                .map(|_| (uuid::Uuid::now_v7(), uuid::Uuid::now_v7()))
+                .collect(),
+        );
+        let all_pids: Vec<u32> = pids.iter().chain(&writer_pids).copied().collect();
+        let (c, asked) = (catalogue.clone(), draws.clone());
+        let (pm, kinds) = drive_mixed(&clients, load, &all_pids, 4, mixed_kind, move |n, pg| {
+            let (c, asked, writers, own) = (c.clone(), asked.clone(), writers.clone(), own.clone());
+            async move {
+                let asked = match mixed_kind(n) {
+                    0 => {
+                        let (office, day) = asked.q1(n);
+                        pg.client.query(&pg.q1, &[&office, &day]).await
+                    }
+                    1 => {
+                        let (person, day) = asked.q2(n);
+                        pg.client.query(&pg.q2, &[&person, &day]).await
+                    }
+                    2 => {
+                        let office = c.offices[(n as usize * 7919) % c.offices.len()].uuid();
+                        pg.client.query(&pg.q4, &[&office]).await
+                    }
+                    _ => {
+                        let task = (n >> 32) as usize;
+                        return pg_past_holding(&writers[task], own[task], n).await;
+                    }
+                };
+                asked.map(|_| ())
+            }
+        })
+        .await;
+        mixed_rows("postgres M1 mix", &pm, &kinds, ceiling);
+        ratio("M1", Some(mixed), &pm);
+    }
+}
+
+/// `part` of `whole` in percent.
+fn percent(part: u64, whole: u64) -> f64 {
+    100.0 * part as f64 / whole.max(1) as f64
+}
+
+/// What Q1 and Q2 ask: a holding of the generated registry and a day it surely covers, so
+/// that most questions have an answer (the share of empty answers is printed for both systems).
+struct Draws(Vec<(uuid::Uuid, uuid::Uuid, Date, u64)>);
+
+impl Draws {
+    fn of(registry: &registry_domain::Registry) -> Self {
+        // Open holdings are asked about up to the generated registry's last year.
+        let last = Date::from_ymd(2025, 1, 1).unwrap();
+        let held = registry
+            .holdings()
+            .filter_map(|(_, h)| {
+                let span = h.span();
+                let end = span.end.unwrap_or(last).min(last);
+                let days = span.start.days_until(end);
+                (days > 0).then(|| (h.office.uuid(), h.person.uuid(), span.start, days as u64))
+            })
+            .collect();
+        Self(held)
+    }
+
+    /// The `n`-th request's holding and a day in it.
+    fn drawn(&self, n: u64) -> (uuid::Uuid, uuid::Uuid, String) {
+        let (office, person, start, days) = self.0[(n as usize * 7919) % self.0.len()];
+        let mixed = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20;
+        (
+            office,
+            person,
+            start.add_days((mixed % days) as i64).to_string(),
+        )
+    }
+
+    /// Q1's `n`-th question: an office and a day.
+    fn q1(&self, n: u64) -> (uuid::Uuid, String) {
+        let (office, _, day) = self.drawn(n);
+        (office, day)
+    }
+
+    /// Q2's `n`-th question: a person and a day.
+    fn q2(&self, n: u64) -> (uuid::Uuid, String) {
+        let (_, person, day) = self.drawn(n);
+        (person, day)
     }
 }

@@ -89,6 +89,54 @@ struct Inner {
     upper: Mutex<log::UpperNodes>,
     /// Held for the store's lifetime: the OS releases it if the process dies.
     _lock: File,
+    /// The writer connection's journal and sync settings, as SQLite reports them.
+    durability: Durability,
+}
+
+/// What makes the embedded store's commits durable, read back from SQLite (not assumed):
+/// its journal mode and its `synchronous` level (2 is FULL: the WAL is fsynced at each commit).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Durability {
+    /// `PRAGMA journal_mode`: `wal`.
+    pub journal_mode: String,
+    /// `PRAGMA synchronous`: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA.
+    pub synchronous: i64,
+}
+
+impl Durability {
+    fn read(conn: &Connection) -> Result<Self, StoreError> {
+        let pragma = |name: &str| {
+            conn.query_row(&format!("PRAGMA {name}"), [], |r| {
+                r.get::<_, rusqlite::types::Value>(0)
+            })
+            .map_err(sql_err)
+        };
+        let journal_mode = match pragma("journal_mode")? {
+            rusqlite::types::Value::Text(mode) => mode,
+            other => format!("{other:?}"),
+        };
+        let synchronous = match pragma("synchronous")? {
+            rusqlite::types::Value::Integer(level) => level,
+            _ => -1,
+        };
+        Ok(Self {
+            journal_mode,
+            synchronous,
+        })
+    }
+}
+
+impl std::fmt::Display for Durability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let level = match self.synchronous {
+            0 => "OFF",
+            1 => "NORMAL",
+            2 => "FULL",
+            3 => "EXTRA",
+            _ => "unknown",
+        };
+        write!(f, "journal_mode={}, synchronous={level}", self.journal_mode)
+    }
 }
 
 /// How many of the last committed events are kept in memory for the feed's followers: a few
@@ -225,6 +273,7 @@ impl EmbeddedStore {
             return Err(StoreError::Locked(config.path.display().to_string()));
         }
         let conn = open_connection(&config.path, false)?;
+        let durability = Durability::read(&conn)?;
         conn.execute_batch(SCHEMA).map_err(sql_err)?;
         migrate(&conn)?;
         let head: u64 = conn
@@ -273,6 +322,7 @@ impl EmbeddedStore {
                 changes,
                 upper: Mutex::new(log::UpperNodes::default()),
                 _lock: lock,
+                durability,
             }),
         })
     }
@@ -280,6 +330,11 @@ impl EmbeddedStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.config.path
+    }
+
+    /// The writer's journal and sync settings, as SQLite reported them when the store opened.
+    pub fn durability(&self) -> &Durability {
+        &self.inner.durability
     }
 
     /// Stops the writer after the appends already queued, and waits for it. Later appends fail
@@ -991,6 +1046,22 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An acknowledged append survives power loss only with the WAL fsynced at each commit:
+    /// SQLite's own report of the writer's settings says so, on a new store and a reopened one.
+    #[test]
+    fn the_writer_commits_with_the_wal_fsynced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.db");
+        for _ in 0..2 {
+            let store = EmbeddedStore::open(EmbeddedConfig::new(&path)).unwrap();
+            let durability = store.durability().clone();
+            assert_eq!(durability.journal_mode, "wal");
+            assert_eq!(durability.synchronous, 2, "{durability}");
+            assert_eq!(durability.to_string(), "journal_mode=wal, synchronous=FULL");
+            store.close();
+        }
+    }
 
     /// `read_seen` finds each event by its row's key, never by scanning: a plan that walks an
     /// index or the table costs a national history seconds instead of microseconds.

@@ -46,7 +46,7 @@ pub mod postgres;
 pub mod verify;
 
 pub use any::AnyStore;
-pub use embedded::{EmbeddedConfig, EmbeddedStore};
+pub use embedded::{Durability, EmbeddedConfig, EmbeddedStore};
 pub use kurrent::KurrentStore;
 pub use log::{LogKeyError, LogSigner, StoredCheckpoint};
 pub use postgres::{PostgresConfig, PostgresStore, Sessions};

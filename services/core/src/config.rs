@@ -734,7 +734,9 @@ impl StoreChoice {
                 let mut config = EmbeddedConfig::new(dir.join("registry.db"));
                 config.signer = signer;
                 config.log = log;
-                AnyStore::Embedded(EmbeddedStore::open(config)?)
+                let store = EmbeddedStore::open(config)?;
+                tracing::info!(durability = %store.durability(), "embedded store opened");
+                AnyStore::Embedded(store)
             }
             Self::Postgres { url, schema } => {
                 let mut config = PostgresConfig::new(url.clone());
