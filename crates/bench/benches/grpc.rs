@@ -422,7 +422,11 @@ fn main() {
         let _ = std::fs::remove_dir_all(dir.join("snapshots"));
         let started = Instant::now();
         // A national rebuild takes longer than the default call timeout (60 s) allows.
-        let registryd = Daemon::embedded(&binary, &dir, DAEMON_ARGS);
+        let mut args = vec!["--data-dir", dir.to_str().unwrap()];
+        args.extend_from_slice(DAEMON_ARGS);
+        // Warnings, and the line saying how the store commits.
+        let registryd =
+            Daemon::start_logging(&binary, &args, "warn,registry_service_core::config=info");
         let admin = Client::connect(&registryd.address).await.unwrap();
         caught_up(&admin).await;
         let start_seconds = started.elapsed().as_secs_f64();

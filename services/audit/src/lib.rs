@@ -8,6 +8,7 @@
 //! Irregularities are the domain's rules run over the projection as it stood at the instant
 //! asked (`Projection::irregularities`). The verifiable log's checkpoints and proofs: [`log`].
 
+mod changes;
 mod log;
 
 use std::collections::HashSet;
@@ -99,6 +100,8 @@ pub struct AuditApi {
     witnesses: Arc<Vec<VerifierKey>>,
     /// The size a message may have: the limit an answer of proved leaves keeps to.
     max_message_bytes: usize,
+    /// Events already shown, kept to show again.
+    changes: changes::Changes,
 }
 
 /// The most resources one ProveResources call may name.
@@ -106,17 +109,19 @@ const MAX_PROVED: usize = 1000;
 
 impl AuditApi {
     /// The service, with the request size limit applied, accepting cosignatures of
-    /// `witnesses`.
+    /// `witnesses`, keeping up to `history_cache_bytes` of events shown to show them again.
     pub fn server(
         reader: Reader,
         max_message_bytes: usize,
         witnesses: Arc<Vec<VerifierKey>>,
+        history_cache_bytes: u64,
     ) -> AuditServiceServer<Self> {
         AuditServiceServer::new(Self {
             reader,
             policy: Policy::default(),
             witnesses,
             max_message_bytes,
+            changes: changes::Changes::new(history_cache_bytes),
         })
         .max_decoding_message_size(max_message_bytes)
     }
@@ -142,6 +147,13 @@ impl AuditApi {
     async fn events_at(&self, revisions: &[u64]) -> Result<Vec<RecordedEvent>, ApiError> {
         let seen = self.reader.models().audit.seen(revisions);
         Ok(self.reader.store().read_seen(STREAM, &seen).await?)
+    }
+
+    /// The changes at these revisions, as [`Self::events_at`] reads them, shown: from memory
+    /// where they were shown before.
+    async fn changes_at(&self, revisions: &[u64]) -> Result<Vec<pb::Change>, ApiError> {
+        let seen = self.reader.models().audit.seen(revisions);
+        self.changes.at(&self.reader, &seen).await
     }
 }
 
@@ -215,22 +227,23 @@ impl AuditService for AuditApi {
                 all.retain(|revision| *revision < seen);
                 page.of(all, now)
             };
-            let events = self.events_at(&revisions).await?;
-            let (proofs, checkpoint) = if r.verify {
+            let (changes, checkpoint) = if r.verify {
+                // Proofs are of the events as the store holds them now: read, not kept.
+                let events = self.events_at(&revisions).await?;
                 let (proofs, checkpoint) =
                     log::prove_all(self.reader.store(), &events, wait).await?;
-                (proofs, Some(checkpoint))
+                let changes = events
+                    .into_iter()
+                    .zip(proofs)
+                    .map(|(event, proof)| pb::Change {
+                        proof,
+                        ..change_pb(event)
+                    })
+                    .collect();
+                (changes, Some(checkpoint))
             } else {
-                (Vec::new(), None)
+                (self.changes_at(&revisions).await?, None)
             };
-            let mut proofs = proofs.into_iter();
-            let changes = events
-                .into_iter()
-                .map(|event| pb::Change {
-                    proof: proofs.next().flatten(),
-                    ..change_pb(event)
-                })
-                .collect();
             Ok(pb::ListResourceHistoryResponse {
                 changes,
                 next_page_token,
@@ -271,12 +284,7 @@ impl AuditService for AuditApi {
                 let next = next.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
                 (revisions, page.offset_token(now, next))
             };
-            let changes = self
-                .events_at(&revisions)
-                .await?
-                .into_iter()
-                .map(change_pb)
-                .collect();
+            let changes = self.changes_at(&revisions).await?;
             Ok(pb::ListChangesResponse {
                 changes,
                 next_page_token,

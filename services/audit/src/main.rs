@@ -12,6 +12,7 @@ fn main() {
             reader,
             config.max_message_bytes,
             config.log_witnesses.clone(),
+            config.history_cache_bytes,
         ));
         Ok((routes, hosted))
     });

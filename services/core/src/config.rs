@@ -50,6 +50,10 @@ pub struct Options {
     /// Requests served at once per connection [default: 256].
     #[arg(long, env = "REGISTRY_CONCURRENCY")]
     pub concurrency: Option<usize>,
+    /// Memory for events already shown in histories and listings, kept to answer them again
+    /// without reading the store, in MiB; 0 keeps none [default: 256].
+    #[arg(long, env = "REGISTRY_HISTORY_CACHE_MIB")]
+    pub history_cache_mib: Option<u64>,
     /// Longest time a unary call may take, in seconds, whatever its own deadline; an import
     /// stream is bounded by its caller's deadline only [default: 60].
     #[arg(long, env = "REGISTRY_TIMEOUT_SECONDS")]
@@ -160,6 +164,7 @@ struct FileOptions {
     pg_schema: Option<String>,
     max_message_bytes: Option<usize>,
     concurrency: Option<usize>,
+    history_cache_mib: Option<u64>,
     timeout_seconds: Option<u64>,
     grace_seconds: Option<u64>,
     max_lag_seconds: Option<u64>,
@@ -214,6 +219,8 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// Concurrent requests per connection.
     pub concurrency: usize,
+    /// Bytes of events kept to answer histories again (0: none).
+    pub history_cache_bytes: u64,
     /// Longest call.
     pub timeout: Duration,
     /// Shutdown grace period.
@@ -530,6 +537,17 @@ impl Config {
                 format!("{max_message_bytes} is not between 1024 and 67108864"),
             ));
         }
+        let history_cache_mib = options
+            .history_cache_mib
+            .or(file.history_cache_mib)
+            .unwrap_or(256);
+        // More than a mebibyte short of 2^64 bytes: a figure no machine has, so a typo.
+        if history_cache_mib > 1 << 30 {
+            return Err(invalid(
+                "--history-cache-mib",
+                format!("{history_cache_mib} is more than 1073741824 (a pebibyte)"),
+            ));
+        }
         let concurrency = options.concurrency.or(file.concurrency).unwrap_or(256);
         if concurrency == 0 {
             return Err(invalid("--concurrency", "must be at least 1".into()));
@@ -646,6 +664,7 @@ impl Config {
             snapshots,
             max_message_bytes,
             concurrency,
+            history_cache_bytes: history_cache_mib << 20,
             timeout: Duration::from_secs(timeout),
             grace: Duration::from_secs(grace),
             max_lag: Duration::from_secs(max_lag),

@@ -52,6 +52,7 @@ fn main() {
                 reader.clone(),
                 limit,
                 config.log_witnesses.clone(),
+                config.history_cache_bytes,
             ));
             hosted.push(Hosted::reading(registry_audit::SERVICE_NAME, reader));
         }
