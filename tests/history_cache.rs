@@ -1,7 +1,7 @@
 //! Histories answered from the events kept in memory (`--history-cache-mib`) are the
 //! histories the store holds: asked again, the same changes, counted as hits; after a new
 //! event, the kept ones and the new one read; and a `registryd` keeping none, on the same
-//! store, answers byte for byte alike.
+//! store, answers byte for byte alike. A client that accepts gzip gets them compressed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -44,7 +44,10 @@ async fn kept_changes_answer_as_the_store_does() {
     let person = registrar.person("Nguyễn Văn Kiểm").await;
     let (_, _, first) = registrar.commune_with_chair("Xã Một").await;
     let (_, _, second) = registrar.commune_with_chair("Xã Hai").await;
-    let holding = registrar.hold(&person, &first, "2020-01-01", None).await.name;
+    let holding = registrar
+        .hold(&person, &first, "2020-01-01", None)
+        .await
+        .name;
 
     let read = history(&client, &person, &registrar.last).await;
     assert_eq!(read.len(), 2, "registered, then the holding: {read:?}");
@@ -83,6 +86,33 @@ async fn kept_changes_answer_as_the_store_does() {
         .collect();
     assert_eq!(unproved, grown);
     assert_eq!(counted(&metrics).await, (4.0, 3.0));
+    // A client that accepts gzip gets the same history, compressed.
+    let answer = client
+        .clone()
+        .with_compression()
+        .audit()
+        .list_resource_history(v1::ListResourceHistoryRequest {
+            name: person.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let encoding = answer
+        .metadata()
+        .get("grpc-encoding")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(encoding.as_deref(), Some("gzip"));
+    assert_eq!(answer.into_inner().changes, grown);
+    // One that does not gets it plain.
+    let answer = client
+        .audit()
+        .list_resource_history(v1::ListResourceHistoryRequest {
+            name: person.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(answer.metadata().get("grpc-encoding").is_none());
     daemon.stop();
 
     // The same store served keeping nothing: the same answer.

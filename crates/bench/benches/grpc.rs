@@ -36,7 +36,7 @@
 //! same file, inclusion proofs as the audit service makes them, and `regctl verify`'s check of
 //! the whole store.
 //!
-//! `REGISTRY_BENCH_ONLY=q1,w1` runs only the parts named (of rebuild, health, q1, q2, q3, q4, tls,
+//! `REGISTRY_BENCH_ONLY=q1,w1` runs only the parts named (of rebuild, health, q1, q2, q3, q4, gzip, tls,
 //! access, log, w1, mix, postgres, restart, w1snap); the echo ceiling always runs. `restart` stops `registryd` (it
 //! saves its snapshots), starts it again and reports the time to SERVING and `RssAnon`, then kills
 //! it with SIGKILL and does the same. `w1snap` runs W1 again against a `registryd` saving its
@@ -610,6 +610,53 @@ fn main() {
                 },
             )
             .await;
+        if wanted(&only, "gzip") {
+            // Q4 again, through clients that accept gzip: what compression costs the server
+            // and saves on the wire, for answers of this size.
+            let gzip_clients: Vec<Client> = clients
+                .iter()
+                .map(|c| c.clone().with_compression())
+                .collect();
+            let r4 = q4.clone();
+            let report = drive(&gzip_clients, load, &[pid], move |n, client| {
+                let request = r4(n);
+                async move {
+                    client
+                        .audit()
+                        .list_resource_history(request)
+                        .await
+                        .map(|_| ())
+                }
+            })
+            .await;
+            row(
+                "Q4 answered gzip-compressed",
+                &report,
+                Some(ceiling.per_second),
+            );
+            if let Some(plain) = &q4_report {
+                println!(
+                    "  Q4 gzip / plain: {:.2} (server CPU per request {:.2} x)",
+                    report.per_second / plain.per_second,
+                    (report.server_cores / report.per_second)
+                        / (plain.server_cores / plain.per_second)
+                );
+            }
+            if let Some((_, bodies)) = answers
+                .iter()
+                .find(|(path, _)| path.ends_with("ListResourceHistory"))
+            {
+                let (plain, packed) = bodies.iter().fold((0, 0), |(plain, packed), body| {
+                    (plain + body.len(), packed + gzipped(body))
+                });
+                println!(
+                    "  Q4 answers: {} bytes plain, {} gzip-compressed on average ({:.1} x smaller)",
+                    plain / bodies.len(),
+                    packed / bodies.len(),
+                    plain as f64 / packed.max(1) as f64
+                );
+            }
+        }
         let w1 = if wanted(&only, "w1") {
             Some(w1(&clients, &catalogue, load, pid).await)
         } else {
@@ -1574,4 +1621,12 @@ impl Draws {
         let (_, person, day) = self.drawn(n);
         (person, day)
     }
+}
+
+/// The size of `body` gzip-compressed at flate2's default level, as tonic compresses.
+fn gzipped(body: &[u8]) -> usize {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(body).unwrap();
+    encoder.finish().unwrap().len()
 }

@@ -5,6 +5,7 @@ use registry_eventstore::{Direction, EventStore};
 use registry_proto::v1 as pb;
 use registry_proto::v1::admin_service_server::{AdminService, AdminServiceServer};
 use registry_service_core::serve::call;
+use registry_service_core::serve::GZIP;
 use registry_service_core::{write, Reader, Writer, STREAM};
 use tonic::{Request, Response, Status};
 
@@ -26,6 +27,8 @@ impl AdminApi {
     ) -> AdminServiceServer<Self> {
         AdminServiceServer::new(Self { writer, reader })
             .max_decoding_message_size(max_message_bytes)
+            .accept_compressed(GZIP)
+            .send_compressed(GZIP)
     }
 }
 

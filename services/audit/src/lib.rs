@@ -24,6 +24,7 @@ use registry_proto::v1::audit_service_server::{AuditService, AuditServiceServer}
 use registry_service_core::convert::{date, entity, irregularity_pb, known_at, opt_id, timestamp};
 use registry_service_core::page;
 use registry_service_core::paging::{Page, Snapshot};
+use registry_service_core::serve::GZIP;
 use registry_service_core::serve::{call, patience};
 use registry_service_core::{min_position, ApiError, Reader, STREAM};
 use tokio_stream::Stream;
@@ -124,6 +125,8 @@ impl AuditApi {
             changes: changes::Changes::new(history_cache_bytes),
         })
         .max_decoding_message_size(max_message_bytes)
+        .accept_compressed(GZIP)
+        .send_compressed(GZIP)
     }
 
     /// The revisions of the first events of the resources `events` name beside `asked`.

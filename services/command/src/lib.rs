@@ -6,6 +6,7 @@
 
 use registry_proto::v1 as pb;
 use registry_proto::v1::command_service_server::{CommandService, CommandServiceServer};
+use registry_service_core::serve::GZIP;
 use registry_service_core::{import_records, write, Writer};
 use tonic::{Request, Response, Status};
 
@@ -20,7 +21,10 @@ pub struct CommandApi {
 impl CommandApi {
     /// The service, with the request size limit applied.
     pub fn server(writer: Writer, max_message_bytes: usize) -> CommandServiceServer<Self> {
-        CommandServiceServer::new(Self { writer }).max_decoding_message_size(max_message_bytes)
+        CommandServiceServer::new(Self { writer })
+            .max_decoding_message_size(max_message_bytes)
+            .accept_compressed(GZIP)
+            .send_compressed(GZIP)
     }
 }
 

@@ -25,6 +25,11 @@ pub const ACTOR_HEADER: &str = "x-registry-actor";
 /// The metadata key tying related requests together.
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
 
+/// The compression every service accepts, and answers with to a client that accepts it
+/// (`grpc-accept-encoding: gzip`): a history or an export is text that shrinks several times;
+/// a client that does not ask gets plain messages.
+pub const GZIP: tonic::codec::CompressionEncoding = tonic::codec::CompressionEncoding::Gzip;
+
 /// Set when the process begins to shut down: long-lived calls (change feeds) end themselves so
 /// that the graceful shutdown does not wait on them. One per process: a process serves once.
 static SHUTTING_DOWN: std::sync::OnceLock<tokio::sync::watch::Sender<bool>> =

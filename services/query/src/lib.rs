@@ -14,6 +14,7 @@ use registry_service_core::convert::{
 };
 use registry_service_core::page;
 use registry_service_core::paging::{page_size_of, Snapshot};
+use registry_service_core::serve::GZIP;
 use registry_service_core::{min_position, read, ApiError, Reader};
 use tonic::{Request, Response, Status};
 
@@ -28,7 +29,10 @@ pub struct QueryApi {
 impl QueryApi {
     /// The service, with the request size limit applied.
     pub fn server(reader: Reader, max_message_bytes: usize) -> QueryServiceServer<Self> {
-        QueryServiceServer::new(Self { reader }).max_decoding_message_size(max_message_bytes)
+        QueryServiceServer::new(Self { reader })
+            .max_decoding_message_size(max_message_bytes)
+            .accept_compressed(GZIP)
+            .send_compressed(GZIP)
     }
 }
 
