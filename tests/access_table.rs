@@ -83,7 +83,7 @@ fn expected(caller: &str, class: Class, tokens: bool) -> Outcome {
 }
 
 /// The RPCs, each with its class.
-const RPCS: [(&str, Class); 48] = [
+const RPCS: [(&str, Class); 50] = [
     ("RegisterPerson", Class::Unitless),
     ("RenamePerson", Class::InA),
     ("AddPersonAlias", Class::Unitless),
@@ -112,6 +112,8 @@ const RPCS: [(&str, Class); 48] = [
     ("ListOfficeHistory", Class::Read),
     ("ListPersonOffices", Class::Read),
     ("ListPersonCareer", Class::Read),
+    ("BatchGetOfficeHolders", Class::Read),
+    ("BatchListPersonOffices", Class::Read),
     ("GetPerson", Class::Read),
     ("SearchPersons", Class::Read),
     ("GetOffice", Class::Read),
@@ -807,6 +809,28 @@ async fn call(rpc: &str, who: &Client, prep: &Prep<'_>) -> Result<(), tonic::Sta
                     person: base.person.clone(),
                     date: date(),
                     ..Default::default()
+                })
+                .await?;
+        }
+        "BatchGetOfficeHolders" => {
+            query
+                .batch_get_office_holders(v1::BatchGetOfficeHoldersRequest {
+                    requests: vec![v1::GetOfficeHoldersRequest {
+                        office: base.office.clone(),
+                        date: date(),
+                        ..Default::default()
+                    }],
+                })
+                .await?;
+        }
+        "BatchListPersonOffices" => {
+            query
+                .batch_list_person_offices(v1::BatchListPersonOfficesRequest {
+                    requests: vec![v1::ListPersonOfficesRequest {
+                        person: base.person.clone(),
+                        date: date(),
+                        ..Default::default()
+                    }],
                 })
                 .await?;
         }

@@ -36,7 +36,7 @@
 //! same file, inclusion proofs as the audit service makes them, and `regctl verify`'s check of
 //! the whole store.
 //!
-//! `REGISTRY_BENCH_ONLY=q1,w1` runs only the parts named (of rebuild, health, q1, q2, q3, q4, gzip, tls,
+//! `REGISTRY_BENCH_ONLY=q1,w1` runs only the parts named (of rebuild, health, q1, q2, q3, q4, gzip, batch, tls,
 //! access, log, w1, mix, postgres, restart, w1snap); the echo ceiling always runs. `restart` stops `registryd` (it
 //! saves its snapshots), starts it again and reports the time to SERVING and `RssAnon`, then kills
 //! it with SIGKILL and does the same. `w1snap` runs W1 again against a `registryd` saving its
@@ -657,6 +657,41 @@ fn main() {
                 );
             }
         }
+        // Batches of 100 Q1 and of 100 Q2 questions a call.
+        let batches = if wanted(&only, "batch") {
+            let (r1, r2) = (q1.clone(), q2.clone());
+            let b1 = drive(&clients, load, &[pid], move |n, client| {
+                let requests = (0..BATCH).map(|k| r1(n * BATCH + k)).collect();
+                async move {
+                    let request = v1::BatchGetOfficeHoldersRequest { requests };
+                    client.query().batch_get_office_holders(request).await.map(|_| ())
+                }
+            })
+            .await;
+            row("Q1 in batches of 100 (calls)", &b1, None);
+            let b2 = drive(&clients, load, &[pid], move |n, client| {
+                let requests = (0..BATCH).map(|k| r2(n * BATCH + k)).collect();
+                async move {
+                    let request = v1::BatchListPersonOfficesRequest { requests };
+                    client.query().batch_list_person_offices(request).await.map(|_| ())
+                }
+            })
+            .await;
+            row("Q2 in batches of 100 (calls)", &b2, None);
+            for (name, batch, single) in [("Q1", &b1, &q1_report), ("Q2", &b2, &q2_report)] {
+                let answered = batch.per_second * BATCH as f64;
+                match single {
+                    Some(single) => println!(
+                        "  {name} questions answered in batches: {answered:.0}/s, {:.1} x one question a call",
+                        answered / single.per_second
+                    ),
+                    None => println!("  {name} questions answered in batches: {answered:.0}/s"),
+                }
+            }
+            Some((b1, b2))
+        } else {
+            None
+        };
         let w1 = if wanted(&only, "w1") {
             Some(w1(&clients, &catalogue, load, pid).await)
         } else {
@@ -696,6 +731,7 @@ fn main() {
                         q4: q4_report.as_ref(),
                         w1: w1.as_ref(),
                         mix: mixed.as_ref(),
+                        batches: batches.as_ref(),
                         rebuilt,
                         started: start_seconds,
                     };
@@ -1294,6 +1330,8 @@ struct Ours<'a> {
     q4: Option<&'a Report>,
     w1: Option<&'a Report>,
     mix: Option<&'a Report>,
+    /// Q1 and Q2 in batches of [`BATCH`] questions a call.
+    batches: Option<&'a (Report, Report)>,
     /// Seconds its rebuild of the read models took, when asked for.
     rebuilt: Option<f64>,
     /// Seconds from its start to serving, the whole store folded.
@@ -1313,6 +1351,9 @@ const Q3_DAYS: [&str; 10] = [
     "2021-04-01",
     "2024-03-18",
 ];
+
+/// Questions per batch call (and per PostgreSQL statement) in the batch rows.
+const BATCH: u64 = 100;
 
 /// How many offices' histories are compared between the two systems.
 const Q4_CHECKED: u64 = 256;
@@ -1495,6 +1536,37 @@ async fn against_postgres(
         Some(ceiling),
     );
     ratio("Q4 (lighter: holding rows)", ours.q4, &p4_rows);
+    if let Some((b1, b2)) = ours.batches {
+        // The same batches, each one statement over the questions' arrays.
+        let asked = draws.clone();
+        let pb1 = drive(&clients, load, &pids, move |n, pg| {
+            let (offices, days): (Vec<uuid::Uuid>, Vec<String>) =
+                (0..BATCH).map(|k| asked.q1(n * BATCH + k)).unzip();
+            async move {
+                pg.client
+                    .query(&pg.q1_batch, &[&offices, &days])
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .await;
+        row("postgres Q1 in batches of 100 (statements)", &pb1, None);
+        ratio("Q1 batches", Some(b1), &pb1);
+        let asked = draws.clone();
+        let pb2 = drive(&clients, load, &pids, move |n, pg| {
+            let (persons, days): (Vec<uuid::Uuid>, Vec<String>) =
+                (0..BATCH).map(|k| asked.q2(n * BATCH + k)).unzip();
+            async move {
+                pg.client
+                    .query(&pg.q2_batch, &[&persons, &days])
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .await;
+        row("postgres Q2 in batches of 100 (statements)", &pb2, None);
+        ratio("Q2 batches", Some(b2), &pb2);
+    }
     // W1: 32 connections, one transaction each at a time (autocommit, durable), each with an
     // office and a person of its own, inserting one past holding after another.
     let (writers, writer_pids) = pg.writers(32).await.unwrap();

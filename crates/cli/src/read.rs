@@ -113,23 +113,40 @@ pub struct When {
     pub min_position: Option<String>,
 }
 
-/// Who held an office on a day.
+/// Who held an office on a day; or, with `--from-file`, who held each office and what each
+/// person held, for many at once.
 #[derive(Args, Debug)]
 pub struct WhoHeld {
     /// The office.
-    office: String,
+    #[arg(required_unless_present = "from_file", conflicts_with = "from_file")]
+    office: Option<String>,
+    /// A file of names, one per line (`offices/…` or `persons/…`; a bare id is an office; `#`
+    /// starts a comment; `-` reads standard input): asked in batches of up to 1,000.
+    #[arg(long)]
+    from_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     when: When,
+}
+
+/// One name of a `--from-file` list and what the registry answered about it.
+struct Asked {
+    name: String,
+    answer: Result<Vec<v1::Holding>, v1::QuestionError>,
+    /// The whole answer as JSON, or the error's.
+    document: serde_json::Value,
 }
 
 impl WhoHeld {
     /// Runs it.
     pub async fn run(self, cx: &Context) -> Result<(), CliError> {
+        let Some(office) = self.office.as_deref() else {
+            return self.run_batch(cx).await;
+        };
         let response = cx
             .client
             .query()
             .get_office_holders(v1::GetOfficeHoldersRequest {
-                office: name("offices", &self.office),
+                office: name("offices", office),
                 date: args::date("--at", &self.when.at)?,
                 known_at: args::opt_instant("--known-at", self.when.known_at.as_deref())?,
                 min_position: self.when.min_position.unwrap_or_default(),
@@ -156,6 +173,170 @@ impl WhoHeld {
         }
         Ok(())
     }
+}
+
+impl WhoHeld {
+    /// `--from-file`: the offices' holders and the persons' offices on the day, asked in
+    /// batches (`BatchGetOfficeHolders`, `BatchListPersonOffices`), printed in the file's order.
+    /// A name the server could not answer is printed with its error; the exit status then says
+    /// that some failed.
+    async fn run_batch(self, cx: &Context) -> Result<(), CliError> {
+        let path = self.from_file.unwrap_or_default();
+        let text = if path.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin())
+        } else {
+            std::fs::read_to_string(&path)
+        }
+        .map_err(|e| CliError::Io(format!("{}: {e}", path.display())))?;
+        let names: Vec<String> = text
+            .lines()
+            .map(|line| line.split('#').next().unwrap_or_default().trim())
+            .filter(|line| !line.is_empty())
+            .map(|line| {
+                if line.starts_with("persons/") {
+                    line.to_owned()
+                } else {
+                    name("offices", line)
+                }
+            })
+            .collect();
+        if names.is_empty() {
+            return Err(CliError::Usage(format!(
+                "{}: names no office or person",
+                path.display()
+            )));
+        }
+        let date = args::date("--at", &self.when.at)?;
+        let known_at = args::opt_instant("--known-at", self.when.known_at.as_deref())?;
+        let min_position = self.when.min_position.unwrap_or_default();
+        let (persons, offices): (Vec<(usize, &String)>, Vec<(usize, &String)>) = names
+            .iter()
+            .enumerate()
+            .partition(|(_, n)| n.starts_with("persons/"));
+        let mut answers: Vec<Option<Asked>> = names.iter().map(|_| None).collect();
+        let failed = |name: &String, error: v1::QuestionError| Asked {
+            name: name.clone(),
+            document: json(&error, "registry.v1.QuestionError"),
+            answer: Err(error),
+        };
+        for chunk in offices.chunks(BATCH) {
+            let requests = chunk
+                .iter()
+                .map(|(_, office)| v1::GetOfficeHoldersRequest {
+                    office: (*office).clone(),
+                    date: date.clone(),
+                    known_at,
+                    min_position: min_position.clone(),
+                })
+                .collect();
+            let batch = cx
+                .client
+                .query()
+                .batch_get_office_holders(v1::BatchGetOfficeHoldersRequest { requests })
+                .await?
+                .into_inner();
+            for ((i, office), answer) in chunk.iter().zip(batch.answers) {
+                use v1::office_holders_answer::Outcome;
+                answers[*i] = Some(match answer.outcome {
+                    Some(Outcome::Holders(holders)) => Asked {
+                        name: (*office).clone(),
+                        document: json(&holders, "registry.v1.GetOfficeHoldersResponse"),
+                        answer: Ok(holders.holdings),
+                    },
+                    Some(Outcome::Error(error)) => failed(office, error),
+                    None => failed(office, unanswered()),
+                });
+            }
+        }
+        for chunk in persons.chunks(BATCH) {
+            let requests = chunk
+                .iter()
+                .map(|(_, person)| v1::ListPersonOfficesRequest {
+                    person: (*person).clone(),
+                    date: date.clone(),
+                    known_at,
+                    min_position: min_position.clone(),
+                })
+                .collect();
+            let batch = cx
+                .client
+                .query()
+                .batch_list_person_offices(v1::BatchListPersonOfficesRequest { requests })
+                .await?
+                .into_inner();
+            for ((i, person), answer) in chunk.iter().zip(batch.answers) {
+                use v1::person_offices_answer::Outcome;
+                answers[*i] = Some(match answer.outcome {
+                    Some(Outcome::Offices(offices)) => Asked {
+                        name: (*person).clone(),
+                        document: json(&offices, "registry.v1.ListPersonOfficesResponse"),
+                        answer: Ok(offices.holdings),
+                    },
+                    Some(Outcome::Error(error)) => failed(person, error),
+                    None => failed(person, unanswered()),
+                });
+            }
+        }
+        let answers: Vec<Asked> = answers.into_iter().flatten().collect();
+        let failures = answers.iter().filter(|a| a.answer.is_err()).count();
+        print_batch(cx, &answers);
+        if failures > 0 {
+            return Err(CliError::Invalid(format!(
+                "{failures} of {} names could not be answered (printed with their errors)",
+                answers.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The most questions regctl puts in one batch call (the server's limit).
+const BATCH: usize = 1000;
+
+/// What stands for an answer a server left out.
+fn unanswered() -> v1::QuestionError {
+    v1::QuestionError {
+        code: tonic::Code::Unknown as i32,
+        message: "the server sent no answer for this question".into(),
+        field: String::new(),
+    }
+}
+
+/// A `--from-file` batch: a table of each name's holdings (or `none`, or its error), or JSON.
+fn print_batch(cx: &Context, answers: &[Asked]) {
+    let mut headers = vec!["asked"];
+    headers.extend_from_slice(HOLDING_HEADERS);
+    let mut rows = Vec::new();
+    for asked in answers {
+        match &asked.answer {
+            Ok(holdings) if holdings.is_empty() => {
+                rows.push(vec![asked.name.clone(), "none".into()])
+            }
+            Ok(holdings) => rows.extend(holdings.iter().map(|h| {
+                let mut row = vec![asked.name.clone()];
+                row.extend(holding_row(h));
+                row
+            })),
+            Err(error) => rows.push(vec![
+                asked.name.clone(),
+                format!("error: {}", error.message),
+            ]),
+        }
+    }
+    let items: Vec<serde_json::Value> = answers
+        .iter()
+        .map(|a| {
+            let key = if a.answer.is_ok() { "answer" } else { "error" };
+            serde_json::json!({ "asked": a.name, key: a.document })
+        })
+        .collect();
+    Answer {
+        document: serde_json::json!({ "answers": items }),
+        items,
+        headers: &headers,
+        rows,
+    }
+    .print(cx.format);
 }
 
 /// Every holding of a person.

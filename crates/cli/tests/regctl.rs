@@ -1863,3 +1863,74 @@ fn a_timeline_draws_the_seed_as_the_golden_svg() {
         .unwrap();
     assert_eq!(backward.status.code(), Some(2), "{backward:?}");
 }
+
+#[test]
+fn who_held_answers_a_file_of_offices_and_persons_in_batches() {
+    let r = Registry::seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let list = write_file(
+        dir.path(),
+        "asked.txt",
+        &format!(
+            "# the chairs and a secretary\n{}\npersons/{}  # a person\n\noffices/{}\n",
+            id(21),
+            id(27),
+            id(14)
+        ),
+    );
+    let document = r.json(&["who-held", "--from-file", &list, "--at", "18/03/2024"]);
+    let answers = document["answers"].as_array().unwrap();
+    assert_eq!(answers.len(), 3, "{document}");
+    assert_eq!(answers[0]["asked"], format!("offices/{}", id(21)));
+    assert_eq!(
+        answers[0]["answer"],
+        r.json(&["who-held", &id(21), "--at", "18/03/2024"]),
+        "a batch's answer is the single call's"
+    );
+    assert_eq!(answers[1]["asked"], format!("persons/{}", id(27)));
+    let titles: Vec<&str> = answers[1]["answer"]["holdings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["officeTitle"].as_str().unwrap())
+        .collect();
+    assert!(titles.contains(&"Chủ tịch HĐND tỉnh"), "{titles:?}");
+    assert_eq!(
+        answers[2]["answer"]["holdings"][0]["personDisplayName"],
+        "Nguyễn Xuân Ký"
+    );
+
+    // Names that cannot be answered are printed with their errors beside the answered ones.
+    let unknown = format!("persons/{}", uuid::Uuid::now_v7());
+    let bad = write_file(
+        dir.path(),
+        "bad.txt",
+        &format!("{}\noffices/not-an-id\n{unknown}\n", id(21)),
+    );
+    let output = r
+        .regctl()
+        .args(["who-held", "--from-file", &bad, "--at", "2024-03-18"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stdout.contains("Phạm Lê Hưng"), "{stdout}");
+    assert!(stdout.contains("error: requests[1].office"), "{stdout}");
+    assert!(
+        stdout.contains(&unknown) && stdout.contains("error: requests[0]"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("2 of 3 names could not be answered"),
+        "{stderr}"
+    );
+    let empty = write_file(dir.path(), "empty.txt", "# nothing\n\n");
+    let stderr = r.fails(
+        &["who-held", "--from-file", &empty, "--at", "2024-03-18"],
+        2,
+    );
+    assert!(stderr.contains("names no office or person"), "{stderr}");
+}

@@ -142,6 +142,24 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// This error as the failure of the `index`-th question of a batch: its field and message
+    /// name the question (`requests[3].date`).
+    pub fn in_batch(self, index: usize) -> registry_proto::v1::QuestionError {
+        let (field, message) = match &self {
+            Self::Invalid { field, problem } => {
+                let field = format!("requests[{index}].{field}");
+                let message = format!("{field}: {problem}");
+                (field, message)
+            }
+            _ => (String::new(), format!("requests[{index}]: {self}")),
+        };
+        registry_proto::v1::QuestionError {
+            code: self.code() as i32,
+            message: bounded(message),
+            field,
+        }
+    }
+
     /// A malformed request field.
     pub fn invalid(field: impl Into<String>, problem: impl Into<String>) -> Self {
         Self::Invalid {

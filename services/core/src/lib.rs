@@ -139,6 +139,58 @@ pub async fn write<R: WriteRequest>(
     .await
 }
 
+/// The most questions one batch read may ask.
+pub const MAX_BATCH: usize = 1000;
+
+/// Serves a batch of reads (`BatchGetOfficeHolders`, `BatchListPersonOffices`): each question
+/// parsed as `parse` parses it alone, one wait for the highest `min_position` among them, and
+/// every question answered by `respond` from the same state of the read models, under one read
+/// lock. A question that fails gives its error in its place; the others are answered.
+/// `finish` makes the response of the outcomes, in the order asked. An empty or oversized batch
+/// is refused as a whole.
+pub async fn read_batch<R: access_log::AskedAbout, Q, T, Resp>(
+    reader: &Reader,
+    rpc: &'static str,
+    patience: std::time::Duration,
+    questions: Vec<R>,
+    parse: impl Fn(R) -> Result<(Q, Option<registry_eventstore::Position>), ApiError>,
+    respond: impl Fn(Q, &ReadModels) -> Result<T, ApiError>,
+    finish: impl FnOnce(Vec<Result<T, registry_proto::v1::QuestionError>>, &ReadModels) -> Resp,
+) -> Result<tonic::Response<Resp>, tonic::Status> {
+    serve::call(rpc, "", async {
+        if questions.is_empty() {
+            return Err(ApiError::invalid("requests", "asks no question"));
+        }
+        if questions.len() > MAX_BATCH {
+            return Err(ApiError::invalid(
+                "requests",
+                format!("asks {} questions, at most {MAX_BATCH}", questions.len()),
+            ));
+        }
+        let mut parsed = Vec::with_capacity(questions.len());
+        let mut min = None;
+        for (i, question) in questions.into_iter().enumerate() {
+            question.note();
+            parsed.push(match parse(question) {
+                Ok((query, at)) => {
+                    min = min.max(at);
+                    Ok(query)
+                }
+                Err(e) => Err(e.in_batch(i)),
+            });
+        }
+        reader.wait_for(min, patience).await?;
+        let models = reader.models();
+        let outcomes = parsed
+            .into_iter()
+            .enumerate()
+            .map(|(i, query)| query.and_then(|q| respond(q, &models).map_err(|e| e.in_batch(i))))
+            .collect();
+        Ok(finish(outcomes, &models))
+    })
+    .await
+}
+
 /// Serves a read: `parse` turns the request into a query and its `min_position` (input errors
 /// first, before any wait); the reader waits for that position within the caller's deadline;
 /// `respond` answers from the read models under the read lock (no awaiting there).

@@ -4,7 +4,8 @@
 //! Answers come from the replica's [`Reader`]: each call first waits (within its deadline) for
 //! the `min_position` it names, then reads the projection under a read lock, without awaiting.
 
-use registry_domain::{Date, PersonId, Span, TermId, UnitId};
+use registry_domain::{Date, OfficeId, PersonId, Span, TermId, UnitId};
+use registry_eventstore::Position;
 use registry_projections::{CoverageError, HoldingView, Instant, MatchKind, Projection};
 use registry_proto::v1 as pb;
 use registry_proto::v1::query_service_server::{QueryService, QueryServiceServer};
@@ -14,8 +15,8 @@ use registry_service_core::convert::{
 };
 use registry_service_core::page;
 use registry_service_core::paging::{page_size_of, Snapshot};
-use registry_service_core::serve::GZIP;
-use registry_service_core::{min_position, read, ApiError, Reader};
+use registry_service_core::serve::{patience, GZIP};
+use registry_service_core::{min_position, read, read_batch, ApiError, ReadModels, Reader};
 use tonic::{Request, Response, Status};
 
 /// The gRPC service name, for health checking.
@@ -174,6 +175,80 @@ fn min(r: &str) -> Result<Option<registry_eventstore::Position>, ApiError> {
     min_position("min_position", r)
 }
 
+/// What GetOfficeHolders asks: the office, the day, as known when; and the position to wait for.
+type HoldersAsked = ((OfficeId, Date, Option<Instant>), Option<Position>);
+
+fn holders_asked(r: pb::GetOfficeHoldersRequest) -> Result<HoldersAsked, ApiError> {
+    let office = id("office", &r.office, "offices")?;
+    Ok((
+        (
+            office,
+            date("date", &r.date)?,
+            known_at("known_at", r.known_at.as_ref())?,
+        ),
+        min(&r.min_position)?,
+    ))
+}
+
+/// GetOfficeHolders' answer: who surely held the office on the day, who may have, the seats.
+fn holders_answer(
+    (office, on, known_at): (OfficeId, Date, Option<Instant>),
+    models: &ReadModels,
+) -> Result<pb::GetOfficeHoldersResponse, ApiError> {
+    let p = &models.projection;
+    let life = p
+        .office_span(office, known_at)
+        .ok_or_else(|| ApiError::NotFound(office.to_string()))?;
+    alive_on(office, life, on)?;
+    let holders = p.holders(office, on, known_at);
+    let possible = p.possible_holders(office, on, known_at);
+    let seats = p
+        .office_on(office, on, known_at)
+        .and_then(|o| o.capacity.limit())
+        .unwrap_or(0);
+    Ok(pb::GetOfficeHoldersResponse {
+        vacant: holders.is_empty() && possible.is_empty(),
+        seats_filled: i32::try_from(holders.len()).unwrap_or(i32::MAX),
+        seats: i32::try_from(seats).unwrap_or(i32::MAX),
+        holdings: holders.iter().map(|h| holding_pb(p, h, known_at)).collect(),
+        possible_holdings: possible
+            .iter()
+            .map(|h| holding_pb(p, h, known_at))
+            .collect(),
+        position: position_text(models.position),
+    })
+}
+
+/// What ListPersonOffices asks: the person, the day, as known when; and the position to wait for.
+type OfficesAsked = ((PersonId, Date, Option<Instant>), Option<Position>);
+
+fn offices_asked(r: pb::ListPersonOfficesRequest) -> Result<OfficesAsked, ApiError> {
+    let person = id("person", &r.person, "persons")?;
+    Ok((
+        (
+            person,
+            date("date", &r.date)?,
+            known_at("known_at", r.known_at.as_ref())?,
+        ),
+        min(&r.min_position)?,
+    ))
+}
+
+/// ListPersonOffices' answer: the holdings that surely cover the day, and those that may.
+fn offices_answer(
+    (person, on, known_at): (PersonId, Date, Option<Instant>),
+    models: &ReadModels,
+) -> Result<pb::ListPersonOfficesResponse, ApiError> {
+    let p = &models.projection;
+    person_known(p, person, known_at)?;
+    let pbs = |views: Vec<HoldingView>| views.iter().map(|h| holding_pb(p, h, known_at)).collect();
+    Ok(pb::ListPersonOfficesResponse {
+        holdings: pbs(p.offices_of(person, on, known_at)),
+        possible_holdings: pbs(p.possible_offices_of(person, on, known_at)),
+        position: position_text(models.position),
+    })
+}
+
 #[tonic::async_trait]
 impl QueryService for QueryApi {
     async fn get_office_holders(
@@ -184,40 +259,35 @@ impl QueryService for QueryApi {
             &self.reader,
             "GetOfficeHolders",
             request,
-            |r| {
-                let office = id("office", &r.office, "offices")?;
-                Ok((
-                    (
-                        office,
-                        date("date", &r.date)?,
-                        known_at("known_at", r.known_at.as_ref())?,
-                    ),
-                    min(&r.min_position)?,
-                ))
-            },
-            |(office, on, known_at), models| {
-                let p = &models.projection;
-                let life = p
-                    .office_span(office, known_at)
-                    .ok_or_else(|| ApiError::NotFound(office.to_string()))?;
-                alive_on(office, life, on)?;
-                let holders = p.holders(office, on, known_at);
-                let possible = p.possible_holders(office, on, known_at);
-                let seats = p
-                    .office_on(office, on, known_at)
-                    .and_then(|o| o.capacity.limit())
-                    .unwrap_or(0);
-                Ok(pb::GetOfficeHoldersResponse {
-                    vacant: holders.is_empty() && possible.is_empty(),
-                    seats_filled: i32::try_from(holders.len()).unwrap_or(i32::MAX),
-                    seats: i32::try_from(seats).unwrap_or(i32::MAX),
-                    holdings: holders.iter().map(|h| holding_pb(p, h, known_at)).collect(),
-                    possible_holdings: possible
-                        .iter()
-                        .map(|h| holding_pb(p, h, known_at))
-                        .collect(),
-                    position: position_text(models.position),
-                })
+            holders_asked,
+            holders_answer,
+        )
+        .await
+    }
+
+    async fn batch_get_office_holders(
+        &self,
+        request: Request<pb::BatchGetOfficeHoldersRequest>,
+    ) -> Answer<pb::BatchGetOfficeHoldersResponse> {
+        let wait = patience(&request);
+        read_batch(
+            &self.reader,
+            "BatchGetOfficeHolders",
+            wait,
+            request.into_inner().requests,
+            holders_asked,
+            holders_answer,
+            |outcomes, models| pb::BatchGetOfficeHoldersResponse {
+                answers: outcomes
+                    .into_iter()
+                    .map(|outcome| pb::OfficeHoldersAnswer {
+                        outcome: Some(match outcome {
+                            Ok(holders) => pb::office_holders_answer::Outcome::Holders(holders),
+                            Err(e) => pb::office_holders_answer::Outcome::Error(e),
+                        }),
+                    })
+                    .collect(),
+                position: position_text(models.position),
             },
         )
         .await
@@ -331,28 +401,35 @@ impl QueryService for QueryApi {
             &self.reader,
             "ListPersonOffices",
             request,
-            |r| {
-                let person = id("person", &r.person, "persons")?;
-                Ok((
-                    (
-                        person,
-                        date("date", &r.date)?,
-                        known_at("known_at", r.known_at.as_ref())?,
-                    ),
-                    min(&r.min_position)?,
-                ))
-            },
-            |(person, on, known_at), models| {
-                let p = &models.projection;
-                person_known(p, person, known_at)?;
-                let pbs = |views: Vec<HoldingView>| {
-                    views.iter().map(|h| holding_pb(p, h, known_at)).collect()
-                };
-                Ok(pb::ListPersonOfficesResponse {
-                    holdings: pbs(p.offices_of(person, on, known_at)),
-                    possible_holdings: pbs(p.possible_offices_of(person, on, known_at)),
-                    position: position_text(models.position),
-                })
+            offices_asked,
+            offices_answer,
+        )
+        .await
+    }
+
+    async fn batch_list_person_offices(
+        &self,
+        request: Request<pb::BatchListPersonOfficesRequest>,
+    ) -> Answer<pb::BatchListPersonOfficesResponse> {
+        let wait = patience(&request);
+        read_batch(
+            &self.reader,
+            "BatchListPersonOffices",
+            wait,
+            request.into_inner().requests,
+            offices_asked,
+            offices_answer,
+            |outcomes, models| pb::BatchListPersonOfficesResponse {
+                answers: outcomes
+                    .into_iter()
+                    .map(|outcome| pb::PersonOfficesAnswer {
+                        outcome: Some(match outcome {
+                            Ok(offices) => pb::person_offices_answer::Outcome::Offices(offices),
+                            Err(e) => pb::person_offices_answer::Outcome::Error(e),
+                        }),
+                    })
+                    .collect(),
+                position: position_text(models.position),
             },
         )
         .await

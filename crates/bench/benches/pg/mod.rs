@@ -62,6 +62,10 @@ pub struct Prepared {
     pub q4: Statement,
     /// Q4's lighter form: the office's holding rows.
     pub q4_rows: Statement,
+    /// Q1 for a batch of (office, day) questions in one statement.
+    pub q1_batch: Statement,
+    /// Q2 for a batch of (person, day) questions in one statement.
+    pub q2_batch: Statement,
 }
 
 /// How long each step of the load took, in seconds.
@@ -196,6 +200,17 @@ impl Comparison {
                 ))
                 .await?;
             let q3 = client.prepare(&q3_sql(&schema)).await?;
+            // A batch: the questions as two arrays, joined to the table by the same index,
+            // each answer row tagged with its question's place.
+            let batch = |key: &str| {
+                format!(
+                    "SELECT q.i, {HOLDING_COLUMNS}
+                     FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS q(subject, day, i)
+                     JOIN {schema}.holdings h ON h.{key} = q.subject AND h.during @> q.day::date"
+                )
+            };
+            let q1_batch = client.prepare(&batch("office")).await?;
+            let q2_batch = client.prepare(&batch("person")).await?;
             clients.push(Arc::new(Prepared {
                 client,
                 q1,
@@ -203,6 +218,8 @@ impl Comparison {
                 q3,
                 q4,
                 q4_rows,
+                q1_batch,
+                q2_batch,
             }));
         }
         Ok(Self {
