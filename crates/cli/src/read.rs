@@ -209,7 +209,10 @@ impl WhoHeld {
         let date = args::date("--at", &self.when.at)?;
         let known_at = args::opt_instant("--known-at", self.when.known_at.as_deref())?;
         let min_position = self.when.min_position.unwrap_or_default();
-        let (persons, offices): (Vec<(usize, &String)>, Vec<(usize, &String)>) = names
+        // Each name with its place in the file: persons asked in one kind of batch, offices in
+        // the other.
+        type Placed<'a> = Vec<(usize, &'a String)>;
+        let (persons, offices): (Placed, Placed) = names
             .iter()
             .enumerate()
             .partition(|(_, n)| n.starts_with("persons/"));
