@@ -1514,7 +1514,26 @@ async fn against_postgres(
         }
     })
     .await;
-    row("postgres Q3 coverage in a province", &p3, Some(ceiling));
+    row("postgres Q3, prepared once", &p3, Some(ceiling));
+    // The same query planned for each call's own province and day (an unnamed statement):
+    // PostgreSQL may keep a generic plan for a prepared one. The better of the two counts.
+    let c = catalogue.clone();
+    let p3_planned = drive(&clients, load, &pids, move |n, pg| {
+        let province = c.provinces[n as usize % c.provinces.len()].uuid();
+        async move {
+            pg.client
+                .query(pg.q3_text.as_str(), &[&province, &day(n)])
+                .await
+                .map(|_| ())
+        }
+    })
+    .await;
+    row("postgres Q3, planned each call", &p3_planned, Some(ceiling));
+    let p3 = if p3_planned.per_second > p3.per_second {
+        p3_planned
+    } else {
+        p3
+    };
     ratio("Q3", ours.q3, &p3);
     let c = catalogue.clone();
     let p4 = drive(&clients, load, &pids, move |n, pg| {

@@ -533,7 +533,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(seen, 48, "47 RPCs and WhoAmI");
+        assert_eq!(seen, 50, "49 RPCs and WhoAmI");
         assert_eq!(door("/grpc.health.v1.Health/Check"), Door::Open);
     }
 }

@@ -58,6 +58,8 @@ pub struct Prepared {
     pub q2: Statement,
     /// Q3: the communes of a province applying the Vice-Secretary-and-Front-Chair model.
     pub q3: Statement,
+    /// Q3's text, to have it planned for each call's parameters.
+    pub q3_text: String,
     /// Q4 like for like: the office's events with their provenance, first page (100).
     pub q4: Statement,
     /// Q4's lighter form: the office's holding rows.
@@ -216,6 +218,7 @@ impl Comparison {
                 q1,
                 q2,
                 q3,
+                q3_text: q3_sql(&schema),
                 q4,
                 q4_rows,
                 q1_batch,
