@@ -3,8 +3,9 @@
 //!
 //! Histories come from the reader's read models (`ReadModels::history`: which stream revisions
 //! concern a resource, a person's and an office's holdings included) and the events
-//! themselves, read from the store with their metadata: who recorded them, when, under which
-//! request, on what basis (in the payload), and which corrections followed.
+//! themselves, read from the store with their metadata (who recorded them, when, under which
+//! request, on what basis, which corrections followed) and kept in memory once shown
+//! ([`changes`]).
 //! Irregularities are the domain's rules run over the projection as it stood at the instant
 //! asked (`Projection::irregularities`). The verifiable log's checkpoints and proofs: [`log`].
 
@@ -24,8 +25,7 @@ use registry_proto::v1::audit_service_server::{AuditService, AuditServiceServer}
 use registry_service_core::convert::{date, entity, irregularity_pb, known_at, opt_id, timestamp};
 use registry_service_core::page;
 use registry_service_core::paging::{Page, Snapshot};
-use registry_service_core::serve::GZIP;
-use registry_service_core::serve::{call, patience};
+use registry_service_core::serve::{call, patience, GZIP};
 use registry_service_core::{min_position, ApiError, Reader, STREAM};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
