@@ -217,11 +217,6 @@ impl WhoHeld {
             .enumerate()
             .partition(|(_, n)| n.starts_with("persons/"));
         let mut answers: Vec<Option<Asked>> = names.iter().map(|_| None).collect();
-        let failed = |name: &String, error: v1::QuestionError| Asked {
-            name: name.clone(),
-            document: json(&error, "registry.v1.QuestionError"),
-            answer: Err(error),
-        };
         for chunk in offices.chunks(BATCH) {
             let requests = chunk
                 .iter()
@@ -238,18 +233,17 @@ impl WhoHeld {
                 .batch_get_office_holders(v1::BatchGetOfficeHoldersRequest { requests })
                 .await?
                 .into_inner();
-            for ((i, office), answer) in chunk.iter().zip(batch.answers) {
+            let outcomes = batch.answers.into_iter().map(|answer| {
                 use v1::office_holders_answer::Outcome;
-                answers[*i] = Some(match answer.outcome {
-                    Some(Outcome::Holders(holders)) => Asked {
-                        name: (*office).clone(),
-                        document: json(&holders, "registry.v1.GetOfficeHoldersResponse"),
-                        answer: Ok(holders.holdings),
-                    },
-                    Some(Outcome::Error(error)) => failed(office, error),
-                    None => failed(office, unanswered()),
-                });
-            }
+                answer.outcome.map(|outcome| match outcome {
+                    Outcome::Holders(holders) => Ok((
+                        json(&holders, "registry.v1.GetOfficeHoldersResponse"),
+                        holders.holdings,
+                    )),
+                    Outcome::Error(error) => Err(error),
+                })
+            });
+            place(&mut answers, chunk, outcomes);
         }
         for chunk in persons.chunks(BATCH) {
             let requests = chunk
@@ -267,18 +261,17 @@ impl WhoHeld {
                 .batch_list_person_offices(v1::BatchListPersonOfficesRequest { requests })
                 .await?
                 .into_inner();
-            for ((i, person), answer) in chunk.iter().zip(batch.answers) {
+            let outcomes = batch.answers.into_iter().map(|answer| {
                 use v1::person_offices_answer::Outcome;
-                answers[*i] = Some(match answer.outcome {
-                    Some(Outcome::Offices(offices)) => Asked {
-                        name: (*person).clone(),
-                        document: json(&offices, "registry.v1.ListPersonOfficesResponse"),
-                        answer: Ok(offices.holdings),
-                    },
-                    Some(Outcome::Error(error)) => failed(person, error),
-                    None => failed(person, unanswered()),
-                });
-            }
+                answer.outcome.map(|outcome| match outcome {
+                    Outcome::Offices(offices) => Ok((
+                        json(&offices, "registry.v1.ListPersonOfficesResponse"),
+                        offices.holdings,
+                    )),
+                    Outcome::Error(error) => Err(error),
+                })
+            });
+            place(&mut answers, chunk, outcomes);
         }
         let answers: Vec<Asked> = answers.into_iter().flatten().collect();
         let failures = answers.iter().filter(|a| a.answer.is_err()).count();
@@ -290,6 +283,31 @@ impl WhoHeld {
             )));
         }
         Ok(())
+    }
+}
+
+/// One question's outcome in a batch: the answer as JSON with its holdings, or why it failed;
+/// `None` where the server left it out.
+type Outcome = Option<Result<(serde_json::Value, Vec<v1::Holding>), v1::QuestionError>>;
+
+/// Puts a batch's outcomes at their names' places in the file (a name the server gave no
+/// outcome for, even past the end of its answers, is printed as unanswered).
+fn place(
+    answers: &mut [Option<Asked>],
+    chunk: &[(usize, &String)],
+    mut outcomes: impl Iterator<Item = Outcome>,
+) {
+    for (i, name) in chunk {
+        let outcome = outcomes.next().flatten();
+        let (document, answer) = match outcome.unwrap_or_else(|| Err(unanswered())) {
+            Ok((document, holdings)) => (document, Ok(holdings)),
+            Err(error) => (json(&error, "registry.v1.QuestionError"), Err(error)),
+        };
+        answers[*i] = Some(Asked {
+            name: (*name).clone(),
+            answer,
+            document,
+        });
     }
 }
 
