@@ -112,6 +112,28 @@ pub(crate) async fn checkpoint_covering(
     }
 }
 
+/// The events' leaf indexes in the log. Where the log is integrated after the commit
+/// (PostgreSQL), an event just written may have none yet: those are asked again, every 100 ms,
+/// until `deadline`; an event still without one is left unproved (`None`).
+async fn leaf_indexes(
+    store: &impl EventStore,
+    events: &[RecordedEvent],
+    deadline: tokio::time::Instant,
+) -> Result<Vec<Option<u64>>, ApiError> {
+    let mut indexes = vec![None; events.len()];
+    loop {
+        for (event, index) in events.iter().zip(&mut indexes) {
+            if index.is_none() {
+                *index = store.log_index(event.position).await?;
+            }
+        }
+        if indexes.iter().all(Option::is_some) || tokio::time::Instant::now() >= deadline {
+            return Ok(indexes);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A history's events with their proofs in the log of one checkpoint (events it does not cover
 /// yet have none).
 pub(crate) async fn prove_all(
@@ -119,12 +141,12 @@ pub(crate) async fn prove_all(
     events: &[RecordedEvent],
     patience: Duration,
 ) -> Result<(Vec<Option<pb::InclusionProof>>, pb::Checkpoint), ApiError> {
-    let mut indexes = Vec::with_capacity(events.len());
-    for event in events {
-        indexes.push(store.log_index(event.position).await?);
-    }
+    // One wait, for the leaves and then a checkpoint covering them.
+    let deadline = tokio::time::Instant::now() + patience.min(SIGNING_PATIENCE);
+    let indexes = leaf_indexes(store, events, deadline).await?;
     let newest = indexes.iter().flatten().max().copied().unwrap_or(0);
-    let stored = checkpoint_covering(store, newest, patience.min(SIGNING_PATIENCE)).await?;
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let stored = checkpoint_covering(store, newest, left).await?;
     let mut proofs = Vec::with_capacity(events.len());
     for (event, index) in events.iter().zip(indexes) {
         proofs.push(match index {
@@ -158,14 +180,14 @@ pub(crate) async fn prove_leaves(
     patience: Duration,
     max_bytes: usize,
 ) -> Result<Proved, ApiError> {
-    let mut indexes = Vec::with_capacity(events.len());
-    for event in events {
-        indexes.push(store.log_index(event.position).await?);
-    }
+    // One wait, for the leaves and then a checkpoint covering them.
+    let deadline = tokio::time::Instant::now() + patience.min(SIGNING_PATIENCE);
+    let mut indexes = leaf_indexes(store, events, deadline).await?;
     let stored = match size {
         0 => {
             let newest = indexes.iter().flatten().max().copied().unwrap_or(0);
-            checkpoint_covering(store, newest, patience.min(SIGNING_PATIENCE)).await?
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            checkpoint_covering(store, newest, left).await?
         }
         size => checkpoint(store, size).await?,
     };
