@@ -1557,34 +1557,35 @@ async fn against_postgres(
     ratio("Q4 (lighter: holding rows)", ours.q4, &p4_rows);
     if let Some((b1, b2)) = ours.batches {
         // The same batches, each one statement over the questions' arrays.
-        let asked = draws.clone();
-        let pb1 = drive(&clients, load, &pids, move |n, pg| {
-            let (offices, days): (Vec<uuid::Uuid>, Vec<String>) =
-                (0..BATCH).map(|k| asked.q1(n * BATCH + k)).unzip();
-            async move {
-                pg.client
-                    .query(&pg.q1_batch, &[&offices, &days])
-                    .await
-                    .map(|_| ())
-            }
-        })
-        .await;
-        row("postgres Q1 in batches of 100 (statements)", &pb1, None);
-        ratio("Q1 batches", Some(b1), &pb1);
-        let asked = draws.clone();
-        let pb2 = drive(&clients, load, &pids, move |n, pg| {
-            let (persons, days): (Vec<uuid::Uuid>, Vec<String>) =
-                (0..BATCH).map(|k| asked.q2(n * BATCH + k)).unzip();
-            async move {
-                pg.client
-                    .query(&pg.q2_batch, &[&persons, &days])
-                    .await
-                    .map(|_| ())
-            }
-        })
-        .await;
-        row("postgres Q2 in batches of 100 (statements)", &pb2, None);
-        ratio("Q2 batches", Some(b2), &pb2);
+        for (question, ours) in [("Q1", b1), ("Q2", b2)] {
+            let asked = draws.clone();
+            let theirs = drive(&clients, load, &pids, move |n, pg| {
+                let (subjects, days): (Vec<uuid::Uuid>, Vec<String>) = (0..BATCH)
+                    .map(|k| match question {
+                        "Q1" => asked.q1(n * BATCH + k),
+                        _ => asked.q2(n * BATCH + k),
+                    })
+                    .unzip();
+                async move {
+                    let statement = if question == "Q1" {
+                        &pg.q1_batch
+                    } else {
+                        &pg.q2_batch
+                    };
+                    pg.client
+                        .query(statement, &[&subjects, &days])
+                        .await
+                        .map(|_| ())
+                }
+            })
+            .await;
+            row(
+                &format!("postgres {question} in batches of 100 (statements)"),
+                &theirs,
+                None,
+            );
+            ratio(&format!("{question} batches"), Some(ours), &theirs);
+        }
     }
     // W1: 32 connections, one transaction each at a time (autocommit, durable), each with an
     // office and a person of its own, inserting one past holding after another.
