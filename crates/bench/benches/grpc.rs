@@ -37,9 +37,11 @@
 //! the whole store.
 //!
 //! `REGISTRY_BENCH_ONLY=q1,w1` runs only the parts named (of rebuild, health, q1, q2, q3, q4, gzip, batch, tls,
-//! access, log, w1, mix, postgres, restart, w1snap); the echo ceiling always runs. `restart` stops `registryd` (it
+//! access, log, w1, mix, postgres, restart, pgrestart, features, w1snap); the echo ceiling always runs. `restart` stops `registryd` (it
 //! saves its snapshots), starts it again and reports the time to SERVING and `RssAnon`, then kills
-//! it with SIGKILL and does the same. `w1snap` runs W1 again against a `registryd` saving its
+//! it with SIGKILL and does the same; `pgrestart` does the same to a PostgreSQL server of the bench's
+//! own holding the same registry (`pg_ctl stop -m fast`, then `-m immediate`), timing each start
+//! to its first Q1 answer. `w1snap` runs W1 again against a `registryd` saving its
 //! read models every `REGISTRY_BENCH_SNAPSHOT_EVERY` (50,000) events. `REGISTRY_BENCH_STORE=DIR` keeps the store in `DIR`
 //! and, when `DIR` already holds one from an earlier run of the same size, uses it as it is
 //! instead of writing the generated registry again (for profiling; W1 adds its writes to it).
@@ -758,6 +760,26 @@ fn main() {
         } else {
             registryd
         };
+        if wanted(&only, "pgrestart") {
+            // Like for like with `restart`: PostgreSQL holding the same registry, on a server
+            // of the bench's own, restarted after a planned stop and after a crash.
+            let (office, day) = draws.q1(0);
+            match pg::restarts(&generated.registry, &generated.facts, office, &day).await {
+                Err(e) => println!("PostgreSQL's restarts not measured: {e}"),
+                Ok(pg) => println!(
+                    "PostgreSQL of its own: loaded in {:.1} s (COPY {:.1} s, keys and indexes \
+                     {:.1} s, ANALYZE {:.1} s); stop -m fast {:.1} s; start to the first Q1 \
+                     answered {:.1} s after it, {:.1} s after stop -m immediate (crash recovery)",
+                    pg.load.copy + pg.load.index + pg.load.analyze,
+                    pg.load.copy,
+                    pg.load.index,
+                    pg.load.analyze,
+                    pg.stop,
+                    pg.after_stop,
+                    pg.after_crash
+                ),
+            }
+        }
         let registryd = if wanted(&only, "w1snap") {
             // W1 again, against a registryd that saves its read models every `every` events
             // meanwhile (encoded under their read lock on both cores): what a periodic snapshot
@@ -801,6 +823,53 @@ fn main() {
         }
         if wanted(&only, "log") {
             ledger::costs(&binary, &dir, &catalogue, load).await;
+        }
+        if wanted(&only, "features") {
+            // The lines again on a deployment's configuration, against this run's plain ones.
+            let (registryd, clients, _files) =
+                access::featured(&binary, &dir, &catalogue, load.connections).await;
+            let pid = registryd.pid();
+            let (r1, r2, r4) = (q1.clone(), q2.clone(), q4.clone());
+            let f1 = drive(&clients, load, &[pid], move |n, client| {
+                let request = r1(n);
+                async move { client.query().get_office_holders(request).await.map(|_| ()) }
+            })
+            .await;
+            let f2 = drive(&clients, load, &[pid], move |n, client| {
+                let request = r2(n);
+                async move { client.query().list_person_offices(request).await.map(|_| ()) }
+            })
+            .await;
+            let f4 = drive(&clients, load, &[pid], move |n, client| {
+                let request = r4(n);
+                async move { client.audit().list_resource_history(request).await.map(|_| ()) }
+            })
+            .await;
+            let fw = self::w1(&clients, &catalogue, load, pid).await;
+            let (fm, kinds) = mix(&clients, &catalogue, &draws, load, pid).await;
+            let plain = [
+                ("Q1", &f1, q1_report.as_ref()),
+                ("Q2", &f2, q2_report.as_ref()),
+                ("Q4", &f4, q4_report.as_ref()),
+                ("W1", &fw, w1.as_ref()),
+                ("M1", &fm, mixed.as_ref()),
+            ];
+            for (name, featured, plain) in plain {
+                row(
+                    &format!("{name}, mutual TLS + policy + access log + metrics"),
+                    featured,
+                    None,
+                );
+                if let Some(plain) = plain {
+                    println!(
+                        "  {name} with every feature / plain: {:.2} (server CPU per request {:.2} x)",
+                        featured.per_second / plain.per_second,
+                        (featured.server_cores / featured.per_second)
+                            / (plain.server_cores / plain.per_second)
+                    );
+                }
+            }
+            mixed_rows("M1 with every feature", &fm, &kinds, ceiling.per_second);
         }
         drop(echo);
     });
@@ -1147,8 +1216,9 @@ mod access {
         format!("{}/../../tests/tls/{name}", env!("CARGO_MANIFEST_DIR"))
     }
 
-    /// Writes the policy (and the token issuer's keys) into `dir`; the policy file's path.
-    fn policy(dir: &Path, catalogue: &Catalogue, issuer: &Issuer) -> String {
+    /// Writes the policy (and the token issuer's keys) into `dir`, the caller holding
+    /// `roles`; the policy file's path.
+    fn policy(dir: &Path, catalogue: &Catalogue, issuer: &Issuer, roles: &str) -> String {
         let rules = format!(
             "{}/../../examples/access/registry.cedar",
             env!("CARGO_MANIFEST_DIR")
@@ -1163,7 +1233,7 @@ mod access {
         let text = format!(
             "rules = \"registry.cedar\"\n[tokens]\njwks = \"keys.jwks\"\nissuer = \"{ISSUER}\"\n\
              audience = \"{AUDIENCE}\"\n[agencies.bench]\nscopes = [{}]\n\
-             [callers.\"{CALLER}\"]\nroles = [\"registrar\"]\nagency = \"bench\"\n",
+             [callers.\"{CALLER}\"]\nroles = [{roles}]\nagency = \"bench\"\n",
             scopes.join(", ")
         );
         let path = dir.join("policy.toml");
@@ -1227,7 +1297,7 @@ mod access {
     {
         let dir = tempfile::tempdir().unwrap();
         let issuer = Issuer::new("bench");
-        let policy = policy(dir.path(), catalogue, &issuer);
+        let policy = policy(dir.path(), catalogue, &issuer, "\"registrar\"");
         let token = issuer.token(CALLER);
         let (cert, key, ca) = (
             fixture("server.pem"),
@@ -1305,6 +1375,66 @@ mod access {
                 q2.per_second, w1.per_second
             );
         }
+    }
+
+    /// `registryd` on `store` with every feature a deployment turns on: mutual TLS, the
+    /// policy (the caller a registrar and auditor of every province), a JSON access log, Prometheus
+    /// metrics and (as always unless `--no-log`) the verifiable log; once serving, with
+    /// `connections` clients holding the caller's certificate, and the directory holding the
+    /// policy and the access log.
+    pub async fn featured(
+        binary: &Path,
+        store: &Path,
+        catalogue: &Catalogue,
+        connections: usize,
+    ) -> (Daemon, Vec<Client>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        // Q4 asks for histories: an auditor's question.
+        let roles = "\"registrar\", \"auditor\"";
+        let policy = policy(dir.path(), catalogue, &Issuer::new("bench"), roles);
+        let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .to_string();
+        let access_log = dir.path().join("access.jsonl");
+        let (cert, key, ca) = (
+            fixture("server.pem"),
+            fixture("server.key"),
+            fixture("ca.pem"),
+        );
+        let args = [
+            "--timeout-seconds",
+            "600",
+            "--snapshot-every-events",
+            "0",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--tls-client-ca",
+            &ca,
+            "--policy",
+            &policy,
+            "--access-log",
+            access_log.to_str().unwrap(),
+            "--metrics-listen",
+            &metrics,
+        ];
+        let registryd = Daemon::embedded(binary, store, &args);
+        let read = |path: &str| std::fs::read(path).unwrap();
+        let certified = Tls {
+            ca: Some(read(&ca)),
+            identity: Some((read(&fixture("client.pem")), read(&fixture("client.key")))),
+        };
+        let https = registryd.address.replace("http://", "https://");
+        let mut clients = Vec::new();
+        for _ in 0..connections {
+            clients.push(Client::connect_with(&https, &certified).await.unwrap());
+        }
+        while !serving(&clients[0]).await {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        (registryd, clients, dir)
     }
 
     async fn serving(client: &Client) -> bool {

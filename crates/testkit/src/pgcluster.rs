@@ -1,8 +1,9 @@
-//! A PostgreSQL primary and a hot standby with streaming replication, built from the machine's
-//! own server binaries (`initdb`, `pg_basebackup`, `pg_ctl`) in a directory and on ports of
-//! their own, for the tests and benchmarks of the registry on replicas. The machine's own server
-//! is left alone. As root (as CI runs) the servers run as the `postgres` user through `runuser`,
-//! since PostgreSQL refuses to run as root.
+//! PostgreSQL servers of the tests' and benchmarks' own, built from the machine's server
+//! binaries (`initdb`, `pg_basebackup`, `pg_ctl`) in a directory and on ports of their own: a
+//! primary with a hot standby ([`Replicated`], for the registry on replicas) and a single server
+//! that can be stopped, crashed and started again ([`Single`], for restarts and crash loops). The
+//! machine's own server is left alone. As root (as CI runs) the servers run as the `postgres` user
+//! through `runuser`, since PostgreSQL refuses to run as root.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -19,9 +20,7 @@ pub struct Server {
 /// A primary streaming to a hot standby; both are stopped (immediately) and their files removed
 /// when dropped.
 pub struct Replicated {
-    dir: PathBuf,
-    bin: PathBuf,
-    as_postgres: bool,
+    files: Files,
     /// The primary (until [`Replicated::promote_standby`]).
     pub primary: Server,
     /// The hot standby, named `standby` to the primary.
@@ -60,41 +59,32 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-impl Replicated {
-    /// Builds and starts the pair. `synchronous`: the primary waits for the standby to flush
-    /// each commit (`synchronous_standby_names = 'standby'`, `synchronous_commit = on`).
-    /// `listen`: the addresses both listen on besides loopback (`''` for none), and `hba`
-    /// the network (CIDR) allowed to connect from there.
-    ///
-    /// # Errors
-    ///
-    /// Why the pair could not be built (no server binaries, a step that failed, with its output).
-    pub fn start(synchronous: bool, listen: &[&str], hba: Option<&str>) -> Result<Self, String> {
+/// Where a test's servers live and how their commands run.
+struct Files {
+    dir: PathBuf,
+    bin: PathBuf,
+    as_postgres: bool,
+}
+
+impl Files {
+    /// A new directory for servers under the system's temporary directory, owned by the user
+    /// the servers run as.
+    fn new() -> Result<Self, String> {
         let bin = bin_dir().ok_or("no PostgreSQL server binaries (initdb) found")?;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         let dir = std::env::temp_dir().join(format!("registry-pg-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let as_postgres = is_root();
-        let cluster = Self {
-            primary: Server {
-                port: free_port()?,
-                data: dir.join("primary"),
-            },
-            standby: Server {
-                port: free_port()?,
-                data: dir.join("standby"),
-            },
+        let files = Self {
             dir,
             bin,
-            as_postgres,
+            as_postgres: is_root(),
         };
-        if as_postgres {
-            cluster.run(Command::new("chown").args(["postgres:postgres", &cluster.dir_text()]))?;
+        if files.as_postgres {
+            files.run(Command::new("chown").args(["postgres:postgres", &files.dir_text()]))?;
         }
-        cluster.build(synchronous, listen, hba)?;
-        Ok(cluster)
+        Ok(files)
     }
 
     fn dir_text(&self) -> String {
@@ -131,12 +121,12 @@ impl Replicated {
         }
     }
 
-    fn build(&self, synchronous: bool, listen: &[&str], hba: Option<&str>) -> Result<(), String> {
-        let primary = self.primary.data.display().to_string();
-        let standby = self.standby.data.display().to_string();
+    /// `initdb` of a server in `data`, listening on loopback (and `listen`) at `port`, with its
+    /// socket in this directory.
+    fn init(&self, data: &Path, port: u16, listen: &[&str]) -> Result<(), String> {
         self.run(self.server_command("initdb").args([
             "-D",
-            &primary,
+            &data.display().to_string(),
             "-A",
             "trust",
             "-U",
@@ -148,14 +138,156 @@ impl Replicated {
             .chain(listen.iter().copied())
             .collect::<Vec<_>>()
             .join(",");
-        let mut conf = format!(
-            "\n# registry test pair\nlisten_addresses = '{addresses}'\nport = {}\n\
-             unix_socket_directories = '{}'\nwal_level = replica\nmax_wal_senders = 5\n\
-             hot_standby = on\nhot_standby_feedback = on\nwal_receiver_status_interval = 1s\n\
-             max_connections = 200\n",
-            self.primary.port,
-            self.dir.display()
-        );
+        append(
+            &data.join("postgresql.conf"),
+            &format!(
+                "\n# registry test server\nlisten_addresses = '{addresses}'\nport = {port}\n\
+                 unix_socket_directories = '{}'\nmax_connections = 200\n",
+                self.dir_text()
+            ),
+        )
+    }
+
+    /// `pg_ctl start`, waiting until the server accepts connections (crash recovery included).
+    fn start_server(&self, data: &Path) -> Result<(), String> {
+        let log = data.with_extension("log").display().to_string();
+        self.run(self.server_command("pg_ctl").args([
+            "-D",
+            &data.display().to_string(),
+            "-l",
+            &log,
+            "-w",
+            "-t",
+            "600",
+            "start",
+        ]))
+        .map(drop)
+    }
+
+    /// `pg_ctl stop -m mode`, waiting until the server is gone.
+    fn stop_server(&self, data: &Path, mode: &str) -> Result<(), String> {
+        self.run(self.server_command("pg_ctl").args([
+            "-D",
+            &data.display().to_string(),
+            "-m",
+            mode,
+            "-w",
+            "-t",
+            "600",
+            "stop",
+        ]))
+        .map(drop)
+    }
+
+    /// Stops (immediately) every server of `data` still running, and removes the directory.
+    fn remove(&self, data: &[&Path]) {
+        for data in data {
+            if data.join("postmaster.pid").exists() {
+                let _ = self.stop_server(data, "immediate");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One server of the tests' own, stopped (immediately) and its files removed when dropped.
+pub struct Single {
+    files: Files,
+    /// The server: its port and data directory.
+    pub server: Server,
+}
+
+impl Single {
+    /// Builds and starts the server (`initdb` defaults, trust authentication, loopback).
+    ///
+    /// # Errors
+    ///
+    /// Why it could not be built (no server binaries, a step that failed, with its output).
+    pub fn start() -> Result<Self, String> {
+        let files = Files::new()?;
+        let server = Server {
+            port: free_port()?,
+            data: files.dir.join("data"),
+        };
+        files.init(&server.data, server.port, &[])?;
+        files.start_server(&server.data)?;
+        Ok(Self { files, server })
+    }
+
+    /// A URL of the server, database `postgres`.
+    pub fn url(&self) -> String {
+        Replicated::url(&[&self.server])
+    }
+
+    /// Stops the server: `fast` (a checkpoint, then exit, as at a planned restart) or
+    /// `immediate` (every process quits at once, without a checkpoint: the next start recovers
+    /// from the WAL, as after a crash).
+    ///
+    /// # Errors
+    ///
+    /// pg_ctl's complaint.
+    pub fn stop(&self, mode: &str) -> Result<(), String> {
+        self.files.stop_server(&self.server.data, mode)
+    }
+
+    /// Starts the server again, waiting until it accepts connections.
+    ///
+    /// # Errors
+    ///
+    /// pg_ctl's complaint.
+    pub fn start_again(&self) -> Result<(), String> {
+        self.files.start_server(&self.server.data)
+    }
+
+    /// Runs `sql` with psql; its output, trimmed.
+    ///
+    /// # Errors
+    ///
+    /// psql's complaint.
+    pub fn sql(&self, sql: &str) -> Result<String, String> {
+        psql(&self.files.bin, self.server.port, sql)
+    }
+}
+
+impl Drop for Single {
+    fn drop(&mut self) {
+        self.files.remove(&[&self.server.data]);
+    }
+}
+
+impl Replicated {
+    /// Builds and starts the pair. `synchronous`: the primary waits for the standby to flush
+    /// each commit (`synchronous_standby_names = 'standby'`, `synchronous_commit = on`).
+    /// `listen`: the addresses both listen on besides loopback (`''` for none), and `hba`
+    /// the network (CIDR) allowed to connect from there.
+    ///
+    /// # Errors
+    ///
+    /// Why the pair could not be built (no server binaries, a step that failed, with its output).
+    pub fn start(synchronous: bool, listen: &[&str], hba: Option<&str>) -> Result<Self, String> {
+        let files = Files::new()?;
+        let cluster = Self {
+            primary: Server {
+                port: free_port()?,
+                data: files.dir.join("primary"),
+            },
+            standby: Server {
+                port: free_port()?,
+                data: files.dir.join("standby"),
+            },
+            files,
+        };
+        cluster.build(synchronous, listen, hba)?;
+        Ok(cluster)
+    }
+
+    fn build(&self, synchronous: bool, listen: &[&str], hba: Option<&str>) -> Result<(), String> {
+        let standby = self.standby.data.display().to_string();
+        self.files
+            .init(&self.primary.data, self.primary.port, listen)?;
+        let mut conf = "wal_level = replica\nmax_wal_senders = 5\nhot_standby = on\n\
+             hot_standby_feedback = on\nwal_receiver_status_interval = 1s\n"
+            .to_owned();
         if synchronous {
             conf.push_str("synchronous_standby_names = 'standby'\nsynchronous_commit = on\n");
         }
@@ -167,26 +299,27 @@ impl Replicated {
             ));
         }
         append(&self.primary.data.join("pg_hba.conf"), &hba_lines)?;
-        self.start_server(&self.primary.data)?;
-        self.run(self.server_command("pg_basebackup").args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &self.primary.port.to_string(),
-            "-U",
-            "postgres",
-            "-D",
-            &standby,
-            "-R",
-            "-X",
-            "stream",
-            "--no-sync",
-        ]))?;
+        self.files.start_server(&self.primary.data)?;
+        self.files
+            .run(self.files.server_command("pg_basebackup").args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.primary.port.to_string(),
+                "-U",
+                "postgres",
+                "-D",
+                &standby,
+                "-R",
+                "-X",
+                "stream",
+                "--no-sync",
+            ]))?;
         append(
             &self.standby.data.join("postgresql.conf"),
             &format!("port = {}\ncluster_name = 'standby'\n", self.standby.port),
         )?;
-        self.start_server(&self.standby.data)?;
+        self.files.start_server(&self.standby.data)?;
         // Streaming (and, when synchronous, counted as the synchronous standby) before use.
         let deadline = Instant::now() + Duration::from_secs(30);
         while self
@@ -205,28 +338,13 @@ impl Replicated {
         Ok(())
     }
 
-    fn start_server(&self, data: &Path) -> Result<(), String> {
-        let log = data.with_extension("log").display().to_string();
-        self.run(self.server_command("pg_ctl").args([
-            "-D",
-            &data.display().to_string(),
-            "-l",
-            &log,
-            "-w",
-            "-t",
-            "60",
-            "start",
-        ]))
-        .map(drop)
-    }
-
     /// Runs `sql` on the server at `port` with psql; its output, trimmed.
     ///
     /// # Errors
     ///
     /// psql's complaint.
     pub fn sql(&self, port: u16, sql: &str) -> Result<String, String> {
-        psql(&self.bin, port, sql)
+        psql(&self.files.bin, port, sql)
     }
 
     /// A URL naming `servers` (host `127.0.0.1`) in this order, database `postgres`.
@@ -257,7 +375,7 @@ impl Replicated {
             .unwrap_or_default();
         let mut kill = Command::new("kill");
         kill.args(["-9", &pid]).args(children.split_whitespace());
-        self.run(&mut kill).map(drop)
+        self.files.run(&mut kill).map(drop)
     }
 
     /// Promotes the standby and, since it has no standby of its own, stops it waiting for one
@@ -268,7 +386,7 @@ impl Replicated {
     ///
     /// The step that failed.
     pub fn promote_standby(&self) -> Result<(), String> {
-        self.run(self.server_command("pg_ctl").args([
+        self.files.run(self.files.server_command("pg_ctl").args([
             "-D",
             &self.standby.data.display().to_string(),
             "-w",
@@ -285,7 +403,7 @@ impl Replicated {
     /// A reader of the standby's replay lag as the primary sees it, in seconds (`None` before
     /// a report), for a thread of its own.
     pub fn replay_lag_probe(&self) -> impl Fn() -> Option<f64> + Send + Sync + 'static {
-        let (bin, port) = (self.bin.clone(), self.primary.port);
+        let (bin, port) = (self.files.bin.clone(), self.primary.port);
         move || {
             psql(
                 &bin,
@@ -310,18 +428,7 @@ fn append(path: &Path, text: &str) -> Result<(), String> {
 
 impl Drop for Replicated {
     fn drop(&mut self) {
-        for data in [&self.standby.data, &self.primary.data] {
-            if data.join("postmaster.pid").exists() {
-                let _ = self.run(self.server_command("pg_ctl").args([
-                    "-D",
-                    &data.display().to_string(),
-                    "-m",
-                    "immediate",
-                    "stop",
-                ]));
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.files.remove(&[&self.standby.data, &self.primary.data]);
     }
 }
 

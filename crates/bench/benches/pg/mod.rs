@@ -308,6 +308,63 @@ impl Comparison {
     }
 }
 
+/// What a restart of PostgreSQL costs before it serves again, on a server of the bench's own
+/// holding the same registry (the machine's own is never restarted).
+pub struct Restarts {
+    /// The load into the fresh server, as [`Comparison::load`] times it.
+    pub load: Timings,
+    /// `pg_ctl stop -m fast` (a checkpoint, then exit), in seconds.
+    pub stop: f64,
+    /// From `pg_ctl start` after that stop to the first Q1 answered on a new connection.
+    pub after_stop: f64,
+    /// The same after `pg_ctl stop -m immediate` (no checkpoint: crash recovery from the WAL).
+    pub after_crash: f64,
+}
+
+/// Loads `registry` into a PostgreSQL server of its own, then stops and starts it twice (a
+/// planned restart, then a crash), timing each start until Q1 about `office` on `day` is
+/// answered.
+pub async fn restarts(
+    registry: &Registry,
+    facts: &[RecordedFact],
+    office: uuid::Uuid,
+    day: &str,
+) -> Result<Restarts, Box<dyn Error>> {
+    let server = registry_testkit::pgcluster::Single::start()?;
+    let url = server.url();
+    let loaded = Comparison::load(&url, registry, facts, 1).await?;
+    let q1 = format!(
+        "SELECT {HOLDING_COLUMNS} FROM {}.holdings WHERE office = $1 AND during @> $2::text::date",
+        loaded.schema
+    );
+    // Its connections close here: a stop waits for none.
+    let Comparison { timings: load, .. } = loaded;
+    let answered = || async {
+        let client = connect(&url).await?;
+        client.query(&q1, &[&office, &day]).await?;
+        Ok::<_, tokio_postgres::Error>(())
+    };
+    answered().await?;
+    let started = Instant::now();
+    server.stop("fast")?;
+    let stop = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    server.start_again()?;
+    answered().await?;
+    let after_stop = started.elapsed().as_secs_f64();
+    server.stop("immediate")?;
+    let started = Instant::now();
+    server.start_again()?;
+    answered().await?;
+    let after_crash = started.elapsed().as_secs_f64();
+    Ok(Restarts {
+        load,
+        stop,
+        after_stop,
+        after_crash,
+    })
+}
+
 async fn backend_pid(client: &Client) -> Result<u32, tokio_postgres::Error> {
     let pid: i32 = client
         .query_one("SELECT pg_backend_pid()", &[])
