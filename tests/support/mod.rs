@@ -439,3 +439,18 @@ pub fn replicated(
         }
     }
 }
+
+/// A PostgreSQL server of this test's own (it may stop and crash it), or `None` as for
+/// [`replicated`].
+pub fn single_server() -> Option<registry_testkit::pgcluster::Single> {
+    match registry_testkit::pgcluster::Single::start() {
+        Ok(server) => Some(server),
+        Err(e) => {
+            if std::env::var("REGISTRY_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                panic!("a PostgreSQL server of the test's own is required (REGISTRY_REQUIRE_POSTGRES=1) but: {e}");
+            }
+            eprintln!("NOTICE: cannot build a PostgreSQL server ({e}); skipping this test");
+            None
+        }
+    }
+}

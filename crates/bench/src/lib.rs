@@ -4,6 +4,8 @@
 //!
 //! It also loads a generated registry into an embedded store, for `registryd` to serve.
 
+pub mod crash;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -6,8 +6,8 @@
 //! rows/s for both runs. `REGISTRY_BENCH_HOLDINGS=N` changes the size (rounded to 50 holdings
 //! per office).
 //!
-//! `REGISTRY_BENCH_SIZE=province|national cargo bench -p registry-cli --bench import`: a
-//! generated registry (`registry_testkit`) written as import rows (persons, units, offices,
+//! `REGISTRY_BENCH_SIZE=province|national|N cargo bench -p registry-cli --bench import`: a
+//! generated registry (N: N provinces of the national shape) (`registry_testkit`) written as import rows (persons, units, offices,
 //! terms, holdings with their ends, models, adoptions), imported into an empty registry.
 //! Prints the time until `regctl` returned (every row acknowledged, so durable), split into
 //! reading the file and sending it, and the time until the read models had folded every event;
@@ -100,7 +100,16 @@ fn generated(size: &str) {
     let config = match size {
         "province" => registry_testkit::Config::province(1),
         "national" => registry_testkit::Config::national(1),
-        other => panic!("REGISTRY_BENCH_SIZE={other}: expected province or national"),
+        // Between the two, for profiles of what grows with the registry.
+        other => match other.parse() {
+            Ok(provinces) => registry_testkit::Config {
+                provinces,
+                ..registry_testkit::Config::national(1)
+            },
+            Err(_) => {
+                panic!("REGISTRY_BENCH_SIZE={other}: expected province, national or N provinces")
+            }
+        },
     };
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("registry.jsonl");

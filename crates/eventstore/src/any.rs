@@ -33,6 +33,17 @@ impl AnyStore {
             Self::Kurrent(_) => "kurrentdb",
         }
     }
+
+    /// Closes the store at a planned stop, after the last write: the embedded writer commits
+    /// what is queued and signs the log's last checkpoint; PostgreSQL's integrator (when this
+    /// process holds it) integrates what is committed and signs a checkpoint covering it.
+    pub async fn close(&self) {
+        match self {
+            Self::Embedded(store) => store.close(),
+            Self::Postgres(store) => store.close().await,
+            Self::Kurrent(_) => {}
+        }
+    }
 }
 
 macro_rules! forward {

@@ -1,8 +1,9 @@
 //! The EventStoreDB/KurrentDB backend, on the official `kurrentdb` client.
 //!
-//! **Not run against a server here**: no KurrentDB server is available on the build machines.
+//! **Experimental: never run against a server here** (none is available on the build machines).
 //! The conformance suite runs against it whenever `REGISTRY_TEST_ESDB` holds a connection
-//! string; CI compiles it.
+//! string (and fails without one under `REGISTRY_REQUIRE_ESDB=1`); CI compiles it. What was
+//! checked against KurrentDB's documentation and its client's source instead is noted below.
 //!
 //! - Streams, revisions and expected revisions map one to one (`NoStream`, `Any`,
 //!   `StreamRevision`).
@@ -17,8 +18,14 @@
 //!   `kurrentdb://user:pass@host:2113?tls=true&tlsCAFile=...`, `kurrentdb+discover://...` for a
 //!   cluster (`esdb://` is accepted too).
 //!
-//! Duplicate detection by event id is the server's (best effort); the registry's own
-//! idempotency rests on request ids in the service, not on this.
+//! - Reads of `$all` from a position include the event at it and catch-up subscriptions start
+//!   after it (the client itself resumes a dropped subscription from the last event it gave):
+//!   both are read one further and filtered at or before the position asked for.
+//!
+//! Duplicate detection by event id is the server's, **within a stream only** (and best effort
+//! with `Any`): an id appended to another stream is stored again, where the embedded store and
+//! PostgreSQL refuse it (the conformance suite checks each backend for what it promises). The
+//! registry writes one stream, and its idempotency rests on request ids in the service.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -118,6 +118,8 @@ struct Inner {
     changes: watch::Receiver<u64>,
     listener: tokio::task::JoinHandle<()>,
     integrator: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Set by [`PostgresStore::close`]: the integrator signs what it integrated, then ends.
+    closing: std::sync::atomic::AtomicBool,
     sql: Statements,
 }
 
@@ -127,6 +129,50 @@ impl Drop for Inner {
         if let Some(integrator) = self.integrator.lock().ok().and_then(|mut i| i.take()) {
             integrator.abort();
         }
+    }
+}
+
+impl PostgresStore {
+    /// At a planned stop, after the last write: when this process integrates the log, it
+    /// integrates every committed event and signs a checkpoint covering them, then stops (an
+    /// integrator waiting for another's lock stops at once). Waits at most 10 s.
+    pub async fn close(&self) {
+        self.inner
+            .closing
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let task = self.inner.integrator.lock().ok().and_then(|mut i| i.take());
+        if let Some(task) = task {
+            if tokio::time::timeout(std::time::Duration::from_secs(10), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the log's integrator did not finish within 10 s of the stop");
+            }
+        }
+    }
+
+    /// What makes commits durable, as the store's sessions see it:
+    /// `synchronous_commit=…, fsync=…`.
+    pub async fn durability(&self) -> Result<String, StoreError> {
+        let client = self.inner.pool.get().await.map_err(pg_err)?;
+        let row = client
+            .query_one(
+                "SELECT current_setting('synchronous_commit'), current_setting('fsync')",
+                &[],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(format!(
+            "synchronous_commit={}, fsync={}",
+            row.get::<_, String>(0),
+            row.get::<_, String>(1)
+        ))
+    }
+
+    fn closing(&self) -> bool {
+        self.inner
+            .closing
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -252,6 +298,19 @@ impl Servers {
         // tokio-postgres's default is two hours; keep a URL's own choice.
         if given.get_keepalives_idle() == std::time::Duration::from_secs(2 * 60 * 60) {
             given.keepalives_idle(std::time::Duration::from_secs(30));
+        }
+        // Acknowledged means durable: commits wait for the WAL's flush whatever the server's
+        // or database's default says, unless the URL's own `options` chose a level.
+        let durable = "-c synchronous_commit=on";
+        match given.get_options() {
+            Some(options) if options.contains("synchronous_commit") => {}
+            Some(options) => {
+                let options = format!("{options} {durable}");
+                given.options(&options);
+            }
+            None => {
+                given.options(durable);
+            }
         }
         let chosen = url.contains("target_session_attrs");
         let mut primary = given.clone();
@@ -422,6 +481,7 @@ impl PostgresStore {
                 changes,
                 listener,
                 integrator: std::sync::Mutex::new(None),
+                closing: std::sync::atomic::AtomicBool::new(false),
                 sql,
             }),
         };

@@ -18,6 +18,7 @@ async fn embedded() -> Option<Fixture<EmbeddedStore>> {
 }
 
 conformance_suite!(embedded());
+conformance_suite!(@tests embedded(); a_repeated_event_id_is_stored_once_in_the_store);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_log_follows_the_feed() {

@@ -1,6 +1,7 @@
 //! The KurrentDB backend. No server is available on the build machines: the conformance suite
 //! runs only when `REGISTRY_TEST_ESDB` holds a connection string (for example
-//! `kurrentdb://127.0.0.1:2113?tls=false`), and prints a notice otherwise.
+//! `kurrentdb://127.0.0.1:2113?tls=false`), and prints a notice otherwise, unless
+//! `REGISTRY_REQUIRE_ESDB=1` (for a CI that has a server), where it fails instead.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[macro_use]
@@ -11,6 +12,11 @@ use registry_eventstore::*;
 
 async fn kurrent() -> Option<Fixture<KurrentStore>> {
     let Ok(connection) = std::env::var("REGISTRY_TEST_ESDB") else {
+        assert_ne!(
+            std::env::var("REGISTRY_REQUIRE_ESDB").as_deref(),
+            Ok("1"),
+            "REGISTRY_REQUIRE_ESDB=1 but no KurrentDB server is given (REGISTRY_TEST_ESDB)"
+        );
         conformance::notice(
             "skipping KurrentDB test, REGISTRY_TEST_ESDB is not set (no server here)",
         );

@@ -87,6 +87,7 @@ async fn postgres_with(
 }
 
 conformance_suite!(postgres());
+conformance_suite!(@tests postgres(); a_repeated_event_id_is_stored_once_in_the_store);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_log_follows_the_feed() {

@@ -35,7 +35,8 @@ pub struct Options {
     #[arg(long, env = "REGISTRY_LISTEN")]
     pub listen: Option<String>,
     /// The event store: `embedded` (SQLite under --data-dir), `postgres://…`, or a KurrentDB
-    /// connection string (`esdb://…`, `kurrentdb://…`) [default: embedded].
+    /// connection string (`esdb://…`, `kurrentdb://…`; experimental: never yet tested against a
+    /// server, and it keeps no verifiable log) [default: embedded].
     #[arg(long, env = "REGISTRY_STORE")]
     pub store: Option<String>,
     /// Directory of the embedded store [default: ./registry-data].
@@ -766,7 +767,12 @@ impl StoreChoice {
                     registry_eventstore::Sessions::PreferStandby
                 };
                 config.signer = signer;
-                AnyStore::Postgres(PostgresStore::connect(config).await?)
+                let store = PostgresStore::connect(config).await?;
+                match store.durability().await {
+                    Ok(durability) => tracing::info!(%durability, "postgres store opened"),
+                    Err(e) => tracing::warn!(error = %e, "cannot read the store's durability"),
+                }
+                AnyStore::Postgres(store)
             }
             Self::Kurrent(connection) => {
                 AnyStore::Kurrent(KurrentStore::connect(connection).await?)

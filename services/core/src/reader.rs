@@ -35,20 +35,37 @@ const FOLD_BATCH: usize = 1024;
 /// The read models of a replica, at a position of this store's feed.
 pub type ReadModels = registry_projections::ReadModels<Position>;
 
-/// Folds a batch of the feed on this thread (events already folded are skipped) and brings the
-/// coverage index up to date. On an event that does not decode, the events before it are folded
-/// and the error is returned.
+/// Folds a batch of the feed on this thread (events already folded are skipped) and, when
+/// `refresh`, brings the coverage index up to date. On an event that does not decode, the
+/// events before it are folded and the error is returned.
 ///
-/// The index's refresh recomputes only the communes the batch may have changed (a holding's
-/// commune, an office's), which costs little beside the fold; a change of structure, models or
-/// adoptions marks every commune, and that batch's refresh recomputes them all.
-pub(crate) fn fold_batch(models: &mut ReadModels, batch: &[RecordedEvent]) -> Result<(), ApiError> {
+/// The index's refresh recomputes the communes marked since the last one (a holding's commune,
+/// an office's; a change of structure, models or adoptions marks every commune), each from its
+/// whole history. Refreshing after every batch of a long backlog (an import) would recompute a
+/// busy commune once per batch: the follower refreshes when it has caught up, or once a
+/// [`COVERAGE_REFRESH`] while it has not. Queries meanwhile answer for marked communes from the
+/// plain definition, so answers never depend on it.
+pub(crate) fn fold_batch(
+    models: &mut ReadModels,
+    batch: &[RecordedEvent],
+    refresh: bool,
+) -> Result<(), ApiError> {
     let mut cursor = Cursor::of(models);
     let (decoded, failed) = cursor.decode_fresh(batch);
     models.fold(&decoded);
-    models.projection.refresh_coverage();
+    if refresh {
+        models.projection.refresh_coverage();
+    }
     failed.map_or(Ok(()), Err)
 }
+
+/// How long the coverage index may stay partly stale while the follower works through a
+/// backlog (see [`fold_batch`]).
+const COVERAGE_REFRESH: Duration = Duration::from_secs(1);
+
+/// After a full batch, how long the follower waits for the next event before it takes the
+/// backlog as folded and refreshes the coverage index.
+const PAUSE: Duration = Duration::from_millis(20);
 
 /// Folds batches of the feed with [`ReadModels::fold_pipelined`] (on three threads), decoding
 /// each on this one; stops at the first event that does not decode, after folding those before
@@ -410,8 +427,29 @@ async fn follow(reader: Reader) {
     loop {
         let after = reader.models().position;
         let mut subscription = reader.store.subscribe(after);
+        // Since when the coverage index has waited for a refresh (a full batch was folded, so
+        // more were likely ready).
+        let mut stale_since: Option<Instant> = None;
         loop {
-            let Some(first) = subscription.next().await else {
+            let next = match stale_since {
+                None => subscription.next().await,
+                Some(_) => match tokio::time::timeout(PAUSE, subscription.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        // The backlog is folded: refresh now rather than at the next event.
+                        let _turn = reader.turn.lock().await;
+                        reader
+                            .models
+                            .write()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner())
+                            .projection
+                            .refresh_coverage();
+                        stale_since = None;
+                        continue;
+                    }
+                },
+            };
+            let Some(first) = next else {
                 return; // The store shut down.
             };
             let mut batch = Vec::new();
@@ -430,13 +468,21 @@ async fn follow(reader: Reader) {
                 }
                 next = subscription.next().now_or_never();
             }
+            // A batch that is not full took every event that was ready: caught up.
+            let behind = batch.len() == FOLD_BATCH;
+            let refresh = !behind || stale_since.is_some_and(|t| t.elapsed() >= COVERAGE_REFRESH);
+            stale_since = match (refresh, stale_since) {
+                (true, _) => None,
+                (false, None) => Some(Instant::now()),
+                (false, since) => since,
+            };
             let _turn = reader.turn.lock().await;
             let outcome = {
                 let mut models = reader
                     .models
                     .write()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
-                fold_batch(&mut models, &batch)
+                fold_batch(&mut models, &batch, refresh)
                     .and_then(|()| failed.map_or(Ok(()), Err))
                     .map(|()| models.position)
             };
@@ -554,15 +600,15 @@ mod tests {
     fn records_already_folded_are_skipped() {
         let feed = feed();
         let mut whole = ReadModels::default();
-        fold_batch(&mut whole, &feed).unwrap();
+        fold_batch(&mut whole, &feed, true).unwrap();
         let expected = answers(&whole, &feed);
         assert_eq!(whole.events, feed.len() as u64);
         // Half folded, then batches overlapping it (a rebuild swapped models in meanwhile).
         let mut overlapping = ReadModels::default();
-        fold_batch(&mut overlapping, &feed[..feed.len() / 2]).unwrap();
+        fold_batch(&mut overlapping, &feed[..feed.len() / 2], true).unwrap();
         fold_feed(&mut overlapping, batches(&feed, feed.len() / 3)).unwrap();
         assert_eq!(answers(&overlapping, &feed), expected);
-        fold_batch(&mut overlapping, &feed[feed.len() - 5..]).unwrap();
+        fold_batch(&mut overlapping, &feed[feed.len() - 5..], true).unwrap();
         assert_eq!(answers(&overlapping, &feed), expected);
     }
 
@@ -578,7 +624,7 @@ mod tests {
                 damaged[bad].payload = b"{not json".to_vec();
             }
             let mut models = ReadModels::default();
-            let failed = fold_batch(&mut models, &damaged);
+            let failed = fold_batch(&mut models, &damaged, true);
             assert!(
                 matches!(&failed, Err(ApiError::Corrupt { problem, .. })
                     if problem.contains(&format!("revision {bad} was due")) == skip),

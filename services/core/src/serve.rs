@@ -712,6 +712,7 @@ where
             }
             tracing::info!(%listen, "serving Prometheus metrics");
         }
+        let closed_at_stop = store.clone();
         let (routes, names) = match build(config.clone(), store).await {
             Ok(built) => built,
             Err(e) => {
@@ -722,6 +723,7 @@ where
         match run(&config, routes, &names).await {
             Ok(()) => {
                 save_snapshots(&names).await;
+                closed_at_stop.close().await;
                 0
             }
             Err(e) => {

@@ -411,7 +411,9 @@ pub async fn bad_appends_are_rejected_and_change_nothing<S: EventStore>(store: S
     );
 }
 
-pub async fn a_repeated_event_id_is_stored_once<S: EventStore>(store: S) {
+/// Every backend: an event id appended again to its stream is never stored twice (KurrentDB
+/// deduplicates by event id within a stream, and only there).
+pub async fn a_repeated_event_id_is_stored_once_in_its_stream<S: EventStore>(store: S) {
     let stream = unique_stream("dup");
     let e = event("Once", b"{}");
     store
@@ -422,9 +424,31 @@ pub async fn a_repeated_event_id_is_stored_once<S: EventStore>(store: S) {
     let _ = store
         .append(&stream, ExpectedRevision::Any, vec![e.clone()])
         .await;
-    let other = unique_stream("dup-other");
     let _ = store
-        .append(&other, ExpectedRevision::Any, vec![e.clone()])
+        .append(&stream, ExpectedRevision::Exact(0), vec![e.clone()])
+        .await;
+    let all = store.read_all(None, 1_000_000).await.unwrap();
+    assert_eq!(all.iter().filter(|r| r.id == e.id).count(), 1);
+}
+
+/// The embedded store and PostgreSQL: an event id is unique in the whole store, whatever the
+/// stream (not KurrentDB's contract; the registry writes one stream, so it does not rely on it).
+pub async fn a_repeated_event_id_is_stored_once_in_the_store<S: EventStore>(store: S) {
+    let e = event("Once", b"{}");
+    store
+        .append(
+            &unique_stream("dup"),
+            ExpectedRevision::NoStream,
+            vec![e.clone()],
+        )
+        .await
+        .unwrap();
+    let _ = store
+        .append(
+            &unique_stream("dup-other"),
+            ExpectedRevision::Any,
+            vec![e.clone()],
+        )
         .await;
     let all = store.read_all(None, 1_000_000).await.unwrap();
     assert_eq!(all.iter().filter(|r| r.id == e.id).count(), 1);
@@ -682,7 +706,7 @@ macro_rules! conformance_suite {
             reads_events_seen_at_their_positions,
             large_and_unicode_payloads,
             bad_appends_are_rejected_and_change_nothing,
-            a_repeated_event_id_is_stored_once,
+            a_repeated_event_id_is_stored_once_in_its_stream,
             concurrent_writers_and_a_subscriber,
             a_subscriber_can_start_in_the_middle,
         );
