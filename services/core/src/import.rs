@@ -105,17 +105,28 @@ fn parse(
     who: &serve::Who,
     record: &pb::ImportRecord,
 ) -> Result<(Caller, Command), ApiError> {
-    let Some(record) = &record.record else {
-        return Err(ApiError::invalid(
-            "record",
-            "is empty: set one write (person, unit, office, holding, ...)",
-        ));
+    let Some(inner) = &record.record else {
+        return Err(empty());
     };
-    with_request!(record, |_kind, r| {
-        let caller = serve::caller_in(metadata, who, r)?;
-        let command = r.command(&caller.actor)?;
-        Ok((caller, command))
-    })
+    let caller = with_request!(inner, |_kind, r| serve::caller_in(metadata, who, r))?;
+    let command = command_of(record, &caller.actor)?;
+    Ok((caller, command))
+}
+
+fn empty() -> ApiError {
+    ApiError::invalid(
+        "record",
+        "is empty: set one write (person, unit, office, holding, ...)",
+    )
+}
+
+/// The domain command of one record, recorded by `actor`: its request's conversion, as the
+/// command service makes it for the same request alone.
+pub fn command_of(record: &pb::ImportRecord, actor: &str) -> Result<Command, ApiError> {
+    let Some(record) = &record.record else {
+        return Err(empty());
+    };
+    with_request!(record, |_kind, r| r.command(actor))
 }
 
 /// Serves `ImportRecords`.

@@ -934,6 +934,12 @@ fn resource_name(subject: Option<EntityRef>) -> String {
         .unwrap_or_default()
 }
 
+/// Loads the writer's snapshot file at `path` as a start would, then drops it: the events it
+/// covers, or why it cannot be used (for checks of damaged files; a start skips such a file).
+pub fn load_snapshot(path: &std::path::Path) -> Result<u64, SnapshotError> {
+    State::load(path).map(|(stamp, _)| stamp.events)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
