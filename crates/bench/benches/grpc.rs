@@ -1402,11 +1402,8 @@ mod access {
             fixture("server.key"),
             fixture("ca.pem"),
         );
-        let args = [
-            "--timeout-seconds",
-            "600",
-            "--snapshot-every-events",
-            "0",
+        let mut args = super::DAEMON_ARGS.to_vec();
+        args.extend([
             "--tls-cert",
             &cert,
             "--tls-key",
@@ -1419,7 +1416,7 @@ mod access {
             access_log.to_str().unwrap(),
             "--metrics-listen",
             &metrics,
-        ];
+        ]);
         let registryd = Daemon::embedded(binary, store, &args);
         let read = |path: &str| std::fs::read(path).unwrap();
         let certified = Tls {
