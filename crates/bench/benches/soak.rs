@@ -1,0 +1,461 @@
+//! The soak: `registryd` under a mixed load for a long time, sampled for anything that grows
+//! without bound.
+//!
+//! For `REGISTRY_SOAK_SECONDS` (default 1800) per store (`REGISTRY_SOAK_STORES`, default
+//! `embedded,postgres`; PostgreSQL on a server of the bench's own): 8 writers record past
+//! holdings in offices of their own (50 a second each at most); readers ask who held those offices and what their holders held; every
+//! ten seconds an import of 500 persons, a correction of a person's name, and a change-feed
+//! follower that connects, reads a while and drops; read models saved every 20,000 events; a
+//! rebuild every five minutes. Every `REGISTRY_SOAK_SAMPLE` seconds (default 10) it samples
+//! `registryd`'s resident memory, open file descriptors and threads, and the reads' p99.
+//!
+//! It fails when any call errors, or when over the second half of the run a sample's fitted
+//! slope would add more than its allowance over the length of the run (resident memory: a
+//! tenth of its mean, 64 MiB, and 1 KiB for each event recorded meanwhile, since the registry
+//! is held in memory; descriptors: 16; threads: 8). Tokio's tasks are not sampled (the daemon
+//! does not export their count).
+//!
+//! `cargo bench -p registry-bench --bench soak`; `REGISTRY_SOAK_SECONDS=60
+//! REGISTRY_SOAK_SAMPLE=2` for the short version.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use registry_bench::{own_offices, past_holding};
+use registry_client::{request_id, v1, Client};
+use registry_testkit::daemon::{registryd_binary, Daemon};
+use registry_testkit::pgcluster::Single;
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// One sample of the daemon.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    at: f64,
+    rss_mib: f64,
+    fds: f64,
+    threads: f64,
+    read_p99_ms: f64,
+    /// Events in the registry stream: the data the daemon holds in memory by design.
+    events: f64,
+}
+
+/// A field of `/proc/PID/status` in its unit (kB for memory).
+fn status_field(pid: u32, name: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn sample(pid: u32, at: f64, latencies: &Mutex<Vec<u64>>, events: u64) -> Sample {
+    let mut reads = std::mem::take(&mut *latencies.lock().unwrap());
+    reads.sort_unstable();
+    let p99 = reads
+        .get(reads.len().saturating_sub(1) * 99 / 100)
+        .copied()
+        .unwrap_or(0);
+    Sample {
+        at,
+        rss_mib: status_field(pid, "VmRSS:") / 1024.0,
+        fds: std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count()) as f64,
+        threads: status_field(pid, "Threads:"),
+        read_p99_ms: p99 as f64 / 1000.0,
+        events: events as f64,
+    }
+}
+
+/// The least-squares slope of `values` over `times`.
+fn slope(times: &[f64], values: &[f64]) -> f64 {
+    let n = times.len() as f64;
+    let (mt, mv) = (
+        times.iter().sum::<f64>() / n,
+        values.iter().sum::<f64>() / n,
+    );
+    let (mut num, mut den) = (0.0, 0.0);
+    for (t, v) in times.iter().zip(values) {
+        num += (t - mt) * (v - mv);
+        den += (t - mt) * (t - mt);
+    }
+    if den == 0.0 {
+        0.0
+    } else {
+        num / den
+    }
+}
+
+struct Soak {
+    client: Client,
+    stop: Arc<AtomicBool>,
+    errors: Arc<Mutex<Vec<String>>>,
+    latencies: Arc<Mutex<Vec<u64>>>,
+    calls: Arc<AtomicU64>,
+}
+
+impl Soak {
+    fn failed(&self, what: &str, e: impl std::fmt::Display) {
+        let mut errors = self.errors.lock().unwrap();
+        if errors.len() < 20 {
+            errors.push(format!("{what}: {e}"));
+        }
+    }
+
+    fn running(&self) -> bool {
+        !self.stop.load(Ordering::Relaxed)
+    }
+}
+
+async fn setup(client: &Client) -> Arc<Vec<(String, String)>> {
+    let unit = client
+        .command()
+        .establish_unit(v1::EstablishUnitRequest {
+            request_id: request_id(),
+            kind: v1::UnitKind::AdministrativeArea as i32,
+            level: v1::Level::Commune as i32,
+            display_name: "Xã Ngâm Lâu".into(),
+            valid_from: "1990-01-01".into(),
+            basis: Some(v1::LegalBasis {
+                number: "1/QĐ".into(),
+                issued_on: "1989-12-01".into(),
+                issuer: "Hội đồng Bộ trưởng".into(),
+                effective_on: String::new(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .result
+        .unwrap()
+        .name;
+    own_offices(client, &unit, 8, "soak").await
+}
+
+/// Runs the soak against `daemon`; its samples and the errors seen.
+async fn soak(daemon: &Daemon, seconds: u64, every: u64) -> (Vec<Sample>, Vec<String>, u64) {
+    let client = Client::connect(&daemon.address).await.unwrap();
+    let own = setup(&client).await;
+    let state = Arc::new(Soak {
+        client,
+        stop: Arc::new(AtomicBool::new(false)),
+        errors: Arc::default(),
+        latencies: Arc::default(),
+        calls: Arc::default(),
+    });
+    let mut tasks = Vec::new();
+    // Writers: past holdings, one day each, in offices of their own.
+    for task in 0..own.len() as u64 {
+        let (s, own) = (state.clone(), own.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut k = 0;
+            while s.running() {
+                k += 1;
+                let request = past_holding(&own, (task << 32) | k);
+                if let Err(e) = s.client.command().start_holding(request).await {
+                    s.failed("a write", e);
+                }
+                s.calls.fetch_add(1, Ordering::Relaxed);
+                // 50 writes a second each at most: the registry grows at a steady pace.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }));
+    }
+    // Readers: holders of those offices on a day they wrote, and their holders' offices.
+    for reader in 0..4u64 {
+        let (s, own) = (state.clone(), own.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = reader;
+            while s.running() {
+                n += 1;
+                let (office, person) = &own[(n % own.len() as u64) as usize];
+                let started = Instant::now();
+                let answer = if n % 2 == 0 {
+                    s.client
+                        .query()
+                        .get_office_holders(v1::GetOfficeHoldersRequest {
+                            office: office.clone(),
+                            date: "2000-01-01".into(),
+                            ..Default::default()
+                        })
+                        .await
+                        .map(drop)
+                } else {
+                    s.client
+                        .query()
+                        .list_person_offices(v1::ListPersonOfficesRequest {
+                            person: person.clone(),
+                            date: "2000-01-01".into(),
+                            ..Default::default()
+                        })
+                        .await
+                        .map(drop)
+                };
+                match answer {
+                    Ok(()) => s
+                        .latencies
+                        .lock()
+                        .unwrap()
+                        .push(started.elapsed().as_micros() as u64),
+                    Err(e) => s.failed("a read", e),
+                }
+                s.calls.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    // Every ten seconds: an import, a correction, a follower of the change feed.
+    {
+        let (s, own) = (state.clone(), own.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut round = 0;
+            while s.running() {
+                round += 1;
+                let records: Vec<v1::ImportRecord> = (0..500)
+                    .map(|n| v1::ImportRecord {
+                        record: Some(v1::import_record::Record::Person(
+                            v1::RegisterPersonRequest {
+                                request_id: request_id(),
+                                display_name: format!("Người nhập {round}-{n}"),
+                                ..Default::default()
+                            },
+                        )),
+                    })
+                    .collect();
+                let messages = records
+                    .chunks(100)
+                    .map(|c| v1::ImportRecordsRequest {
+                        records: c.to_vec(),
+                    })
+                    .collect::<Vec<_>>();
+                if let Err(e) = s
+                    .client
+                    .command()
+                    .import_records(tokio_stream::iter(messages))
+                    .await
+                {
+                    s.failed("an import", e);
+                }
+                let (_, person) = &own[round % own.len()];
+                let correction = v1::CorrectPersonRequest {
+                    request_id: request_id(),
+                    person: person.clone(),
+                    display_name: format!("Người Thử Tải đã sửa {round}"),
+                    amendment: Some(v1::Amendment {
+                        reason: "đối chiếu hồ sơ".into(),
+                        basis: None,
+                    }),
+                    update_mask: Some(prost_types_mask("display_name")),
+                    ..Default::default()
+                };
+                if let Err(e) = s.client.admin().correct_person(correction).await {
+                    s.failed("a correction", e);
+                }
+                follow_a_while(&s).await;
+                s.calls.fetch_add(3, Ordering::Relaxed);
+                for _ in 0..100 {
+                    if !s.running() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }));
+    }
+    // A rebuild every five minutes.
+    {
+        let s = state.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut last = Instant::now();
+            while s.running() {
+                if last.elapsed() >= Duration::from_secs(300) {
+                    last = Instant::now();
+                    if let Err(e) = s
+                        .client
+                        .admin()
+                        .rebuild_projections(v1::RebuildProjectionsRequest {})
+                        .await
+                    {
+                        s.failed("a rebuild", e);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }));
+    }
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    while started.elapsed() < Duration::from_secs(seconds) {
+        tokio::time::sleep(Duration::from_secs(every)).await;
+        let events = match state
+            .client
+            .admin()
+            .get_store_stats(v1::GetStoreStatsRequest {})
+            .await
+        {
+            Ok(stats) => stats.into_inner().events,
+            Err(e) => {
+                state.failed("the store's statistics", e);
+                0
+            }
+        };
+        let s = sample(
+            daemon.pid(),
+            started.elapsed().as_secs_f64(),
+            &state.latencies,
+            events,
+        );
+        println!(
+            "  {:>6.0} s  RSS {:>7.1} MiB  fds {:>4}  threads {:>3}  read p99 {:>6.2} ms  events {:>8}  calls {}",
+            s.at,
+            s.rss_mib,
+            s.fds,
+            s.threads,
+            s.read_p99_ms,
+            s.events,
+            state.calls.load(Ordering::Relaxed)
+        );
+        samples.push(s);
+    }
+    state.stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        let _ = task.await;
+    }
+    let errors = state.errors.lock().unwrap().clone();
+    (samples, errors, state.calls.load(Ordering::Relaxed))
+}
+
+fn prost_types_mask(path: &str) -> prost_types::FieldMask {
+    prost_types::FieldMask {
+        paths: vec![path.to_owned()],
+    }
+}
+
+/// Reads the change feed from the start for a second, then drops the stream.
+async fn follow_a_while(s: &Soak) {
+    let stream = s
+        .client
+        .audit()
+        .stream_changes(v1::StreamChangesRequest::default())
+        .await;
+    match stream {
+        Ok(stream) => {
+            let mut stream = stream.into_inner();
+            let until = Instant::now() + Duration::from_secs(1);
+            while Instant::now() < until {
+                match tokio::time::timeout(Duration::from_millis(200), stream.message()).await {
+                    Ok(Ok(Some(_))) | Err(_) => {}
+                    Ok(Ok(None)) => break,
+                    Ok(Err(e)) => {
+                        s.failed("the change feed", e);
+                        break;
+                    }
+                }
+            }
+        }
+        Err(e) => s.failed("following the change feed", e),
+    }
+}
+
+/// The time the samples `times` cover, in seconds (at least one).
+fn times_span(times: &[f64]) -> f64 {
+    (times.last().copied().unwrap_or(0.0) - times.first().copied().unwrap_or(0.0)).max(1.0)
+}
+
+/// A sampled figure: its name, how to read it from a sample, and the growth allowed over a run.
+type Check = (&'static str, fn(&Sample) -> f64, f64);
+
+/// What grew without bound over the second half, if anything.
+fn growth(samples: &[Sample], seconds: f64) -> Vec<String> {
+    let half = &samples[samples.len() / 2..];
+    let times: Vec<f64> = half.iter().map(|s| s.at).collect();
+    let mut found = Vec::new();
+    let mean_rss = half.iter().map(|s| s.rss_mib).sum::<f64>() / half.len() as f64;
+    // The registry is held in memory: each event recorded may take its share (about 330 bytes
+    // in the read models and the writer's state), allowed here at 1 KiB.
+    let added = half.last().map_or(0.0, |s| s.events) - half.first().map_or(0.0, |s| s.events);
+    let data_mib = added * 1024.0 / (1024.0 * 1024.0) * (seconds / (times_span(&times)));
+    let checks: [Check; 3] = [
+        (
+            "resident memory (MiB)",
+            |s| s.rss_mib,
+            mean_rss / 10.0 + 64.0 + data_mib,
+        ),
+        ("open file descriptors", |s| s.fds, 16.0),
+        ("threads", |s| s.threads, 8.0),
+    ];
+    for (name, value, allowance) in checks {
+        let values: Vec<f64> = half.iter().map(value).collect();
+        let per_second = slope(&times, &values);
+        let over_run = per_second * seconds;
+        println!(
+            "  {name}: slope over the second half {per_second:+.4}/s, {over_run:+.1} over the run (allowed {allowance:.1})"
+        );
+        if over_run > allowance {
+            found.push(format!(
+                "{name} grows: {over_run:+.1} over the run, allowed {allowance:.1}"
+            ));
+        }
+    }
+    found
+}
+
+fn main() {
+    let seconds = env("REGISTRY_SOAK_SECONDS", 1800);
+    let every = env("REGISTRY_SOAK_SAMPLE", 10);
+    let stores =
+        std::env::var("REGISTRY_SOAK_STORES").unwrap_or_else(|_| "embedded,postgres".into());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let binary = registryd_binary();
+    let mut failures = Vec::new();
+    for name in stores.split(',') {
+        let dir = tempfile::tempdir().unwrap();
+        let common = ["--snapshot-every-events", "20000"];
+        let (daemon, _server) = match name {
+            "embedded" => (Daemon::embedded(&binary, dir.path(), &common), None),
+            "postgres" => {
+                let Ok(server) = Single::start() else {
+                    println!("postgres: no server of the bench's own; not run");
+                    continue;
+                };
+                let url = server.url();
+                let snapshots = dir.path().to_str().unwrap().to_owned();
+                let args = [
+                    "--store",
+                    &url,
+                    "--snapshot-dir",
+                    &snapshots,
+                    "--snapshot-every-events",
+                    "20000",
+                ];
+                (Daemon::start(&binary, &args), Some(server))
+            }
+            other => panic!("REGISTRY_SOAK_STORES: unknown store {other}"),
+        };
+        println!("{name}: {seconds} s, a sample every {every} s");
+        let (samples, errors, calls) = runtime.block_on(soak(&daemon, seconds, every));
+        let grown = growth(&samples, seconds as f64);
+        println!(
+            "{name}: {calls} calls, {} errors, {} growths",
+            errors.len(),
+            grown.len()
+        );
+        for e in errors.iter().chain(&grown) {
+            println!("  {e}");
+            failures.push(format!("{name}: {e}"));
+        }
+    }
+    assert!(failures.is_empty(), "the soak failed: {failures:#?}");
+}
