@@ -100,28 +100,7 @@ async fn main() {
     for follower in &followers {
         read.push(connect(follower).await);
     }
-    let unit = write
-        .command()
-        .establish_unit(v1::EstablishUnitRequest {
-            request_id: request_id(),
-            kind: v1::UnitKind::AdministrativeArea as i32,
-            level: v1::Level::Province as i32,
-            display_name: "Tỉnh Đo Đạc".into(),
-            valid_from: "1963-10-30".into(),
-            basis: Some(v1::LegalBasis {
-                number: "1/QĐ".into(),
-                issued_on: "1963-10-30".into(),
-                issuer: "Hội đồng Chính phủ".into(),
-                effective_on: String::new(),
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .result
-        .unwrap()
-        .name;
+    let unit = registry_bench::load_unit(&write, "Tỉnh Đo Đạc", v1::Level::Province).await;
     let duration = seconds();
     println!(
         "PostgreSQL primary and synchronous hot standby; {} s per load\n",

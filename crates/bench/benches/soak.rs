@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use registry_bench::{own_offices, past_holding};
+use registry_bench::{load_unit, own_offices, past_holding};
 use registry_client::{request_id, v1, Client};
 use registry_testkit::daemon::{registryd_binary, Daemon};
 use registry_testkit::pgcluster::Single;
@@ -116,28 +116,7 @@ impl Soak {
 }
 
 async fn setup(client: &Client) -> Arc<Vec<(String, String)>> {
-    let unit = client
-        .command()
-        .establish_unit(v1::EstablishUnitRequest {
-            request_id: request_id(),
-            kind: v1::UnitKind::AdministrativeArea as i32,
-            level: v1::Level::Commune as i32,
-            display_name: "Xã Ngâm Lâu".into(),
-            valid_from: "1990-01-01".into(),
-            basis: Some(v1::LegalBasis {
-                number: "1/QĐ".into(),
-                issued_on: "1989-12-01".into(),
-                issuer: "Hội đồng Bộ trưởng".into(),
-                effective_on: String::new(),
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .result
-        .unwrap()
-        .name;
+    let unit = load_unit(client, "Xã Ngâm Lâu", v1::Level::Commune).await;
     own_offices(client, &unit, 8, "soak").await
 }
 
@@ -253,7 +232,9 @@ async fn soak(daemon: &Daemon, seconds: u64, every: u64) -> (Vec<Sample>, Vec<St
                         reason: "đối chiếu hồ sơ".into(),
                         basis: None,
                     }),
-                    update_mask: Some(prost_types_mask("display_name")),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["display_name".into()],
+                    }),
                     ..Default::default()
                 };
                 if let Err(e) = s.client.admin().correct_person(correction).await {
@@ -333,12 +314,6 @@ async fn soak(daemon: &Daemon, seconds: u64, every: u64) -> (Vec<Sample>, Vec<St
     (samples, errors, state.calls.load(Ordering::Relaxed))
 }
 
-fn prost_types_mask(path: &str) -> prost_types::FieldMask {
-    prost_types::FieldMask {
-        paths: vec![path.to_owned()],
-    }
-}
-
 /// Reads the change feed from the start for a second, then drops the stream.
 async fn follow_a_while(s: &Soak) {
     let stream = s
@@ -379,8 +354,8 @@ fn growth(samples: &[Sample], seconds: f64) -> Vec<String> {
     let times: Vec<f64> = half.iter().map(|s| s.at).collect();
     let mut found = Vec::new();
     let mean_rss = half.iter().map(|s| s.rss_mib).sum::<f64>() / half.len() as f64;
-    // The registry is held in memory: each event recorded may take its share (about 330 bytes
-    // in the read models and the writer's state), allowed here at 1 KiB.
+    // The registry is held in memory: each event recorded takes its share (about 310 bytes in
+    // the read models and the writer's state, BENCHMARKS.md), allowed here at 1 KiB.
     let added = half.last().map_or(0.0, |s| s.events) - half.first().map_or(0.0, |s| s.events);
     let data_mib = added * 1024.0 / (1024.0 * 1024.0) * (seconds / (times_span(&times)));
     let checks: [Check; 3] = [
@@ -432,14 +407,8 @@ fn main() {
                 };
                 let url = server.url();
                 let snapshots = dir.path().to_str().unwrap().to_owned();
-                let args = [
-                    "--store",
-                    &url,
-                    "--snapshot-dir",
-                    &snapshots,
-                    "--snapshot-every-events",
-                    "20000",
-                ];
+                let mut args = vec!["--store", &url, "--snapshot-dir", &snapshots];
+                args.extend(common);
                 (Daemon::start(&binary, &args), Some(server))
             }
             other => panic!("REGISTRY_SOAK_STORES: unknown store {other}"),

@@ -241,6 +241,37 @@ pub fn read_answers(path: &std::path::Path) -> std::io::Result<Answers> {
     Ok(answers)
 }
 
+/// Establishes an administrative area named `name` at `level` (from 1963-10-30, with a basis),
+/// to hold a load's offices; its resource name.
+///
+/// # Panics
+///
+/// When registryd refuses it: the benchmark cannot go on.
+pub async fn load_unit(client: &Client, name: &str, level: v1::Level) -> String {
+    client
+        .command()
+        .establish_unit(v1::EstablishUnitRequest {
+            request_id: request_id(),
+            kind: v1::UnitKind::AdministrativeArea as i32,
+            level: level as i32,
+            display_name: name.to_owned(),
+            valid_from: "1963-10-30".into(),
+            basis: Some(v1::LegalBasis {
+                number: "1/QĐ".into(),
+                issued_on: "1963-10-30".into(),
+                issuer: "Hội đồng Chính phủ".into(),
+                effective_on: String::new(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("establishing a load unit: {e}"))
+        .into_inner()
+        .result
+        .unwrap_or_default()
+        .name
+}
+
 /// An office (in `unit`) and a person of their own for each of `count` writing tasks (created
 /// through registryd's command service), so that their writes never conflict.
 ///
