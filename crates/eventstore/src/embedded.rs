@@ -221,7 +221,29 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 }
 
 fn sql_err(e: rusqlite::Error) -> StoreError {
-    StoreError::backend(e)
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull) => StoreError::Full(e.to_string()),
+        _ => StoreError::backend(e),
+    }
+}
+
+/// A failed `COMMIT`: a full disk wrote no commit record, but an I/O error (a failed fsync of
+/// the WAL, say) may leave the transaction's frames where a later recovery finds them, so
+/// whether it happened is unknown.
+fn commit_err(e: rusqlite::Error) -> StoreError {
+    match sql_err(e) {
+        StoreError::Backend { message, .. } => StoreError::Backend {
+            message: format!("commit failed: {message}"),
+            uncertain: true,
+        },
+        other => other,
+    }
+}
+
+/// The error SQLite gives when its disk is full, as a failpoint injects it.
+#[cfg(feature = "failpoints")]
+fn injected(code: std::ffi::c_int, message: &str) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), Some(message.to_owned()))
 }
 
 /// How much of the file read connections map into memory (address space, not memory: the
@@ -865,8 +887,16 @@ impl Writer {
             Some(log) => log.integrate(&self.conn),
             None => Ok(()),
         };
-        let committed =
-            integrated.and_then(|()| self.conn.execute_batch("COMMIT").map_err(sql_err));
+        let committed = integrated.and_then(|()| {
+            #[cfg(feature = "failpoints")]
+            fail::fail_point!("store.commit", |kind| Err(commit_err(
+                match kind.as_deref() {
+                    Some("io") => injected(rusqlite::ffi::SQLITE_IOERR, "disk I/O error"),
+                    _ => injected(rusqlite::ffi::SQLITE_FULL, "database or disk is full"),
+                }
+            )));
+            self.conn.execute_batch("COMMIT").map_err(commit_err)
+        });
         match committed {
             Ok(()) => {
                 metrics::histogram!(crate::metrics::COMMIT_SECONDS)
@@ -892,12 +922,8 @@ impl Writer {
                 for (stream, revision) in touched.into_iter().rev() {
                     self.revisions.insert(stream, revision);
                 }
-                let message = format!("commit failed: {e}");
                 for request in group {
-                    let _ = request.reply.send(Err(StoreError::Backend {
-                        message: message.clone(),
-                        uncertain: false,
-                    }));
+                    let _ = request.reply.send(Err(e.clone()));
                 }
             }
         }
@@ -1034,6 +1060,12 @@ impl Writer {
             }
             revision += 1;
         }
+        // The append's rows are written, its savepoint not yet released.
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!("store.append", |_| Err(sql_err(injected(
+            rusqlite::ffi::SQLITE_IOERR,
+            "disk I/O error"
+        ))));
         self.head = position;
         self.last_recorded = recorded_at;
         Ok(AppendResult {

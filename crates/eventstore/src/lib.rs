@@ -272,7 +272,7 @@ pub enum Direction {
 }
 
 /// Why a store operation failed.
-#[derive(Debug, Error)]
+#[derive(Clone, Debug, Error)]
 pub enum StoreError {
     /// The stream was not at the expected revision. Nothing was appended.
     #[error("stream {stream:?}: expected {expected}, but the stream is at {}", actual.map_or("no stream".to_owned(), |r| format!("revision {r}")))]
@@ -315,6 +315,9 @@ pub enum StoreError {
         /// Whether a write may have happened despite the error.
         uncertain: bool,
     },
+    /// The store's disk (or the database server's) is full. Nothing was appended.
+    #[error("the store has no space left: {0}")]
+    Full(String),
     /// The store has been closed.
     #[error("the store is closed")]
     Closed,
@@ -591,7 +594,14 @@ impl Subscription {
             let mut last = after;
             loop {
                 changes.borrow_and_update();
-                let batch = match store.read_all(last, SUBSCRIPTION_BATCH).await {
+                let read = async {
+                    #[cfg(feature = "failpoints")]
+                    fail::fail_point!("feed.read", |_| Err(StoreError::backend(
+                        "injected: the feed could not be read"
+                    )));
+                    store.read_all(last, SUBSCRIPTION_BATCH).await
+                };
+                let batch = match read.await {
                     Ok(batch) => batch,
                     Err(e) => {
                         let _ = tx.send(Err(e)).await;

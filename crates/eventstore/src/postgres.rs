@@ -201,6 +201,15 @@ fn pg_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::backend(e)
 }
 
+/// A failed statement: [`StoreError::Full`] when the server's disk is full, else a backend error.
+fn statement_err(e: tokio_postgres::Error) -> StoreError {
+    if e.code() == Some(&tokio_postgres::error::SqlState::DISK_FULL) {
+        StoreError::Full(e.to_string())
+    } else {
+        pg_err(e)
+    }
+}
+
 // The transaction id is read as text (tokio-postgres has no xid8 type) under an alias: an output
 // column named `tx_id` would make `ORDER BY tx_id` sort the text, lexicographically ("1007" before
 // "964").
@@ -595,7 +604,7 @@ impl PostgresStore {
                 }
                 return Err(pg_err(e));
             }
-            Err(e) => return Err(pg_err(e)),
+            Err(e) => return Err(statement_err(e)),
         };
         let tx_id = parse_xid(row.get::<_, &str>(0))?;
         let seq: i64 = row.get(1);
@@ -605,10 +614,18 @@ impl PostgresStore {
         )
         .await
         .map_err(pg_err)?;
+        // The rows are written, the transaction open: a test may drop its connection here.
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!("store.commit", |_| Err(StoreError::backend(
+            "injected: the append failed before its commit"
+        )));
         let committing = std::time::Instant::now();
-        tx.commit().await.map_err(|e| StoreError::Backend {
-            message: format!("commit failed: {e}"),
-            uncertain: true,
+        tx.commit().await.map_err(|e| match statement_err(e) {
+            full @ StoreError::Full(_) => full,
+            e => StoreError::Backend {
+                message: format!("commit failed: {e}"),
+                uncertain: true,
+            },
         })?;
         // Each append is its own transaction here: its COMMIT (the server's durable flush).
         metrics::histogram!(crate::metrics::COMMIT_SECONDS)

@@ -136,17 +136,26 @@ pub fn write(
     header.extend_from_slice(stamp.last_event.as_bytes());
     header.extend_from_slice(&(sections.len() as u32).to_le_bytes());
     let temporary = path.with_extension("tmp");
-    {
+    let written = (|| -> std::io::Result<()> {
         let mut file = std::io::BufWriter::new(std::fs::File::create(&temporary)?);
         file.write_all(&header)?;
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!("snapshot.write", |_| Err(std::io::Error::from(
+            std::io::ErrorKind::StorageFull
+        )));
         for section in sections {
             file.write_all(&(section.len() as u64).to_le_bytes())?;
             file.write_all(&crc32fast::hash(section).to_le_bytes())?;
             file.write_all(section)?;
         }
         file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&temporary, path)
+    })();
+    if let Err(e) = written {
+        // A full disk must not keep the half-written file (a retry would find less room).
+        let _ = std::fs::remove_file(&temporary);
+        return Err(e.into());
     }
-    std::fs::rename(&temporary, path)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         // Make the rename itself durable.
         std::fs::File::open(dir)?.sync_all()?;
@@ -407,6 +416,15 @@ impl Shelf {
     /// [`KEPT`]; the path written.
     pub fn put(&self, stamp: Stamp, sections: &[Vec<u8>]) -> Result<PathBuf, SnapshotError> {
         std::fs::create_dir_all(&self.dir)?;
+        // A process killed while writing left its temporary file; only this one writes here.
+        let prefix = format!("{}-", self.kind.prefix());
+        for entry in std::fs::read_dir(&self.dir)? {
+            let left = entry?.path();
+            let name = left.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with(&prefix) && name.ends_with(".tmp") {
+                let _ = std::fs::remove_file(&left);
+            }
+        }
         let path = self
             .dir
             .join(format!("{}-{:020}.snap", self.kind.prefix(), stamp.events));

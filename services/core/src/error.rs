@@ -198,6 +198,8 @@ impl ApiError {
                 StoreError::EventTooLarge { .. } => Code::InvalidArgument,
                 StoreError::Unsupported(_) => Code::Unimplemented,
                 StoreError::WrongExpectedRevision { .. } => Code::Aborted,
+                // gRPC's code for "the entire file system is out of space".
+                StoreError::Full(_) => Code::ResourceExhausted,
                 _ => Code::Unavailable,
             },
             Self::Corrupt { .. } => Code::DataLoss,

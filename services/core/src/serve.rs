@@ -299,6 +299,8 @@ pub async fn serve(
     services: &[Hosted],
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
+    // A server that begins is not shutting down (a process may host one after another).
+    shutting_down_sender().send_replace(false);
     let (reporter, health) = tonic_health::server::health_reporter();
     let service_names: Vec<&'static str> = services.iter().map(|s| s.name).collect();
     // NOT_SERVING until each service's state has reached the store's head as it was at start
@@ -615,11 +617,29 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Binds the configured address, logs it, and serves until SIGINT or SIGTERM.
+/// Serves as [`serve`] does, then saves the services' snapshots and closes `store` (its last
+/// checkpoint signed): a planned stop.
+pub async fn serve_then_close(
+    config: &Config,
+    listener: TcpListener,
+    routes: Routes,
+    services: &[Hosted],
+    store: &registry_eventstore::AnyStore,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    serve(config, listener, routes, services, shutdown).await?;
+    save_snapshots(services).await;
+    store.close().await;
+    Ok(())
+}
+
+/// Binds the configured address, logs it, serves until SIGINT or SIGTERM, then saves the
+/// snapshots and closes `store`.
 pub async fn run(
     config: &Config,
     routes: Routes,
     services: &[Hosted],
+    store: &registry_eventstore::AnyStore,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let service_names: Vec<&str> = services.iter().map(|s| s.name).collect();
     let key = config
@@ -633,7 +653,7 @@ pub async fn run(
     tracing::info!(address = %listener.local_addr()?, services = ?service_names, tls = config.tls.is_some(), "listening");
     // Tests and scripts read the bound address from this line on standard output.
     println!("listening on {}", listener.local_addr()?);
-    serve(config, listener, routes, services, shutdown_signal()).await?;
+    serve_then_close(config, listener, routes, services, store, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -720,12 +740,8 @@ where
                 return 69;
             }
         };
-        match run(&config, routes, &names).await {
-            Ok(()) => {
-                save_snapshots(&names).await;
-                closed_at_stop.close().await;
-                0
-            }
+        match run(&config, routes, &names, &closed_at_stop).await {
+            Ok(()) => 0,
             Err(e) => {
                 tracing::error!(error = %e, "serving failed");
                 1

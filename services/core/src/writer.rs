@@ -355,8 +355,28 @@ impl Writer {
     }
 
     /// Records `command` for `caller`, or returns the answer already given to its request id.
+    ///
+    /// Where appends are queued, one queued behind an append that failed was decided against
+    /// a state that held the failed one's events; the store refuses it (its expected revision
+    /// is past the stream's), nothing of it is stored, and it is decided again here against the
+    /// state rebuilt from the store, as a conflict is.
     pub async fn execute(&self, caller: &Caller, command: &Command) -> Result<Answer, ApiError> {
         self.note_write();
+        for _ in 0..MAX_ATTEMPTS {
+            match self.execute_once(caller, command).await {
+                Err(ApiError::Store {
+                    source: StoreError::WrongExpectedRevision { .. },
+                    ..
+                }) if self.store.queues_appends() => {
+                    tracing::debug!("queued behind an append that failed; deciding again");
+                }
+                answered => return answered,
+            }
+        }
+        Err(ApiError::Contention(MAX_ATTEMPTS))
+    }
+
+    async fn execute_once(&self, caller: &Caller, command: &Command) -> Result<Answer, ApiError> {
         let mut round = self.round(&[(caller.clone(), command.clone())]).await?;
         if let Some((_, refused)) = round.refused {
             return Err(refused);

@@ -108,6 +108,11 @@ async fn hold_and_integrate(
         return Ok(());
     };
     loop {
+        // Between two batches: a test may make the integrator die here.
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!("log.integrate", |_| Err(StoreError::backend(
+            "injected: the integrator died between two batches"
+        )));
         changes.borrow_and_update();
         let Some(events) = open(store).map(|s| async move { s.read_all(log.last, BATCH).await })
         else {
