@@ -133,6 +133,9 @@ async fn the_metrics_count_what_the_calls_did() {
     );
     assert_eq!(sample(&text, "registry_reader_lag_events", &[]), Some(0.0));
     assert_eq!(sample(&text, "registry_reader_lag_seconds", &[]), Some(0.0));
+    // The runtime's tasks: at least the server's, the follower's and this gauge's own.
+    let tasks = sample(&text, "registry_runtime_tasks", &[]).expect("registry_runtime_tasks");
+    assert!(tasks >= 3.0, "{tasks} tasks");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

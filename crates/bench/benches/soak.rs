@@ -7,13 +7,13 @@
 //! ten seconds an import of 500 persons, a correction of a person's name, and a change-feed
 //! follower that connects, reads a while and drops; read models saved every 20,000 events; a
 //! rebuild every five minutes. Every `REGISTRY_SOAK_SAMPLE` seconds (default 10) it samples
-//! `registryd`'s resident memory, open file descriptors and threads, and the reads' p99.
+//! `registryd`'s resident memory, open file descriptors, threads and tokio tasks (its
+//! `registry_runtime_tasks` metric), and the reads' p99.
 //!
 //! It fails when any call errors, or when over the second half of the run a sample's fitted
 //! slope would add more than its allowance over the length of the run (resident memory: a
 //! tenth of its mean, 64 MiB, and 1 KiB for each event recorded meanwhile, since the registry
-//! is held in memory; descriptors: 16; threads: 8). Tokio's tasks are not sampled (the daemon
-//! does not export their count).
+//! is held in memory; descriptors: 16; threads: 8; tasks: 64).
 //!
 //! `cargo bench -p registry-bench --bench soak`; `REGISTRY_SOAK_SECONDS=60
 //! REGISTRY_SOAK_SAMPLE=2` for the short version.
@@ -43,6 +43,7 @@ struct Sample {
     rss_mib: f64,
     fds: f64,
     threads: f64,
+    tasks: f64,
     read_p99_ms: f64,
     /// Events in the registry stream: the data the daemon holds in memory by design.
     events: f64,
@@ -58,7 +59,24 @@ fn status_field(pid: u32, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn sample(pid: u32, at: f64, latencies: &Mutex<Vec<u64>>, events: u64) -> Sample {
+/// A gauge's value from the Prometheus text served at `address` (`host:port`), or NaN.
+fn scrape_gauge(address: &str, name: &str) -> f64 {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(address) else {
+        return f64::NAN;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    let mut text = String::new();
+    if stream.write_all(request.as_bytes()).is_err() || stream.read_to_string(&mut text).is_err() {
+        return f64::NAN;
+    }
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+fn sample(pid: u32, metrics: &str, at: f64, latencies: &Mutex<Vec<u64>>, events: u64) -> Sample {
     let mut reads = std::mem::take(&mut *latencies.lock().unwrap());
     reads.sort_unstable();
     let p99 = reads
@@ -70,6 +88,7 @@ fn sample(pid: u32, at: f64, latencies: &Mutex<Vec<u64>>, events: u64) -> Sample
         rss_mib: status_field(pid, "VmRSS:") / 1024.0,
         fds: std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count()) as f64,
         threads: status_field(pid, "Threads:"),
+        tasks: scrape_gauge(metrics, "registry_runtime_tasks"),
         read_p99_ms: p99 as f64 / 1000.0,
         events: events as f64,
     }
@@ -121,7 +140,12 @@ async fn setup(client: &Client) -> Arc<Vec<(String, String)>> {
 }
 
 /// Runs the soak against `daemon`; its samples and the errors seen.
-async fn soak(daemon: &Daemon, seconds: u64, every: u64) -> (Vec<Sample>, Vec<String>, u64) {
+async fn soak(
+    daemon: &Daemon,
+    metrics: &str,
+    seconds: u64,
+    every: u64,
+) -> (Vec<Sample>, Vec<String>, u64) {
     let client = Client::connect(&daemon.address).await.unwrap();
     let own = setup(&client).await;
     let state = Arc::new(Soak {
@@ -290,16 +314,18 @@ async fn soak(daemon: &Daemon, seconds: u64, every: u64) -> (Vec<Sample>, Vec<St
         };
         let s = sample(
             daemon.pid(),
+            metrics,
             started.elapsed().as_secs_f64(),
             &state.latencies,
             events,
         );
         println!(
-            "  {:>6.0} s  RSS {:>7.1} MiB  fds {:>4}  threads {:>3}  read p99 {:>6.2} ms  events {:>8}  calls {}",
+            "  {:>6.0} s  RSS {:>7.1} MiB  fds {:>4}  threads {:>3}  tasks {:>4}  read p99 {:>6.2} ms  events {:>8}  calls {}",
             s.at,
             s.rss_mib,
             s.fds,
             s.threads,
+            s.tasks,
             s.read_p99_ms,
             s.events,
             state.calls.load(Ordering::Relaxed)
@@ -358,7 +384,7 @@ fn growth(samples: &[Sample], seconds: f64) -> Vec<String> {
     // the read models and the writer's state, BENCHMARKS.md), allowed here at 1 KiB.
     let added = half.last().map_or(0.0, |s| s.events) - half.first().map_or(0.0, |s| s.events);
     let data_mib = added * 1024.0 / (1024.0 * 1024.0) * (seconds / (times_span(&times)));
-    let checks: [Check; 3] = [
+    let checks: [Check; 4] = [
         (
             "resident memory (MiB)",
             |s| s.rss_mib,
@@ -366,9 +392,14 @@ fn growth(samples: &[Sample], seconds: f64) -> Vec<String> {
         ),
         ("open file descriptors", |s| s.fds, 16.0),
         ("threads", |s| s.threads, 8.0),
+        ("tokio tasks", |s| s.tasks, 64.0),
     ];
     for (name, value, allowance) in checks {
         let values: Vec<f64> = half.iter().map(value).collect();
+        if values.iter().any(|v| v.is_nan()) {
+            found.push(format!("{name} could not be sampled"));
+            continue;
+        }
         let per_second = slope(&times, &values);
         let over_run = per_second * seconds;
         println!(
@@ -397,7 +428,16 @@ fn main() {
     let mut failures = Vec::new();
     for name in stores.split(',') {
         let dir = tempfile::tempdir().unwrap();
-        let common = ["--snapshot-every-events", "20000"];
+        let metrics = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().to_string()
+        };
+        let common = [
+            "--snapshot-every-events",
+            "20000",
+            "--metrics-listen",
+            metrics.as_str(),
+        ];
         let (daemon, _server) = match name {
             "embedded" => (Daemon::embedded(&binary, dir.path(), &common), None),
             "postgres" => {
@@ -414,7 +454,7 @@ fn main() {
             other => panic!("REGISTRY_SOAK_STORES: unknown store {other}"),
         };
         println!("{name}: {seconds} s, a sample every {every} s");
-        let (samples, errors, calls) = runtime.block_on(soak(&daemon, seconds, every));
+        let (samples, errors, calls) = runtime.block_on(soak(&daemon, &metrics, seconds, every));
         let grown = growth(&samples, seconds as f64);
         println!(
             "{name}: {calls} calls, {} errors, {} growths",

@@ -38,6 +38,9 @@ pub const READER_LAG_SECONDS: &str = "registry_reader_lag_seconds";
 pub const SNAPSHOT_SAVED: &str = "registry_snapshot_saved_timestamp_seconds";
 /// How long a rebuild of the read models took.
 pub const REBUILD_SECONDS: &str = "registry_rebuild_seconds";
+/// The async runtime's live tasks (calls in flight, streams, followers, background work): one
+/// that only grows is a leak no other figure shows.
+pub const TASKS: &str = "registry_runtime_tasks";
 pub use registry_eventstore::metrics::{COMMIT_EVENTS, COMMIT_SECONDS, QUEUE_DEPTH};
 
 /// Histogram buckets of durations, in seconds: 50 µs to 10 s.
@@ -101,7 +104,17 @@ pub fn install(listen: SocketAddr) -> Result<(), String> {
         .and_then(|b| b.set_buckets_for_metric(Matcher::Full(COMMIT_EVENTS.into()), &COUNTS))
         .and_then(|b| b.set_buckets_for_metric(Matcher::Full(REBUILD_SECONDS.into()), &LONG))
         .and_then(PrometheusBuilder::install)
-        .map_err(|e| format!("--metrics-listen {listen}: {e}"))
+        .map_err(|e| format!("--metrics-listen {listen}: {e}"))?;
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async {
+            let runtime = tokio::runtime::Handle::current();
+            loop {
+                metrics::gauge!(TASKS).set(runtime.metrics().num_alive_tasks() as f64);
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        });
+    }
+    Ok(())
 }
 
 /// A service and method of a call's path, `unknown` for a path the server does not serve.
