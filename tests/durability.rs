@@ -93,6 +93,12 @@ async fn every_acknowledged_write_was_synced_to_disk_first() {
             synced.len()
         );
     }
+    // Killing strace would leave its tracee running: stop registryd itself first.
+    let traced = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", daemon.pid()))
+        .unwrap_or_default();
+    for pid in traced.split_whitespace() {
+        let _ = Command::new("kill").args(["-TERM", pid]).status();
+    }
     drop(daemon);
 }
 

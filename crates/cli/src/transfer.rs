@@ -426,8 +426,29 @@ const LINES_PER_CHUNK: usize = 8192;
 /// Reads and plans the rows of a file. Rows are planned as they are read (the rows themselves
 /// are not kept); JSON Lines are parsed on two threads, in chunks put back in file order.
 fn read_plan(path: &PathBuf, format: FileFormat, record: Option<&str>) -> Result<Plan, CliError> {
-    let io = |e: std::io::Error| CliError::Io(format!("{}: {e}", path.display()));
-    let file = std::fs::File::open(path).map_err(io)?;
+    let file =
+        std::fs::File::open(path).map_err(|e| CliError::Io(format!("{}: {e}", path.display())))?;
+    plan_rows(file, format, record, &path.display().to_string())
+}
+
+/// Plans the rows of an import read from `input` as `regctl import` plans a file (`source`
+/// names it in errors), sending nothing: the records planned, and every problem found.
+pub fn plan_import(
+    input: impl std::io::Read + Send,
+    format: FileFormat,
+    record: Option<&str>,
+) -> Result<(usize, Vec<String>), CliError> {
+    let plan = plan_rows(input, format, record, "the input")?;
+    Ok((plan.records.len(), plan.problems))
+}
+
+fn plan_rows(
+    file: impl std::io::Read + Send,
+    format: FileFormat,
+    record: Option<&str>,
+    source: &str,
+) -> Result<Plan, CliError> {
+    let io = |e: std::io::Error| CliError::Io(format!("{source}: {e}"));
     let mut plan = Plan::default();
     match format {
         FileFormat::Jsonl => {
@@ -488,8 +509,7 @@ fn read_plan(path: &PathBuf, format: FileFormat, record: Option<&str>) -> Result
                         Ok(done) => planned.extend(done),
                         Err(_) => {
                             outcome = Err(CliError::Io(format!(
-                                "{}: a thread reading the file failed",
-                                path.display()
+                                "{source}: a thread reading the file failed"
                             )))
                         }
                     }
