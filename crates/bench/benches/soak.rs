@@ -3,17 +3,22 @@
 //!
 //! For `REGISTRY_SOAK_SECONDS` (default 1800) per store (`REGISTRY_SOAK_STORES`, default
 //! `embedded,postgres`; PostgreSQL on a server of the bench's own): 8 writers record past
-//! holdings in offices of their own (50 a second each at most); readers ask who held those offices and what their holders held; every
-//! ten seconds an import of 500 persons, a correction of a person's name, and a change-feed
-//! follower that connects, reads a while and drops; read models saved every 20,000 events; a
-//! rebuild every five minutes. Every `REGISTRY_SOAK_SAMPLE` seconds (default 10) it samples
-//! `registryd`'s resident memory, open file descriptors, threads and tokio tasks (its
-//! `registry_runtime_tasks` metric), and the reads' p99.
+//! holdings in offices of their own (50 a second each at most); readers ask who held those
+//! offices and what their holders held; every ten seconds an import of 500 persons, a
+//! correction of a person's name, and a change-feed follower that connects, reads a while and
+//! drops; read models saved every 20,000 events; a rebuild every five minutes. Writes, imports
+//! and corrections stop in every other twentieth of the run (the reads go on), so that memory
+//! that grows with time is told apart from the registry's data, which grows with its events.
+//! Every `REGISTRY_SOAK_SAMPLE` seconds (default 10) it samples `registryd`'s resident memory,
+//! open file descriptors, threads and tokio tasks (its `registry_runtime_tasks` metric), and
+//! the reads' p99.
 //!
 //! It fails when any call errors, or when over the second half of the run a sample's fitted
-//! slope would add more than its allowance over the length of the run (resident memory: a
-//! tenth of its mean, 64 MiB, and 1 KiB for each event recorded meanwhile, since the registry
-//! is held in memory; descriptors: 16; threads: 8; tasks: 64).
+//! slope would add more than its allowance over the length of the run (descriptors: 16;
+//! threads: 8; tasks: 64). Resident memory is fitted to time, and to time and events recorded
+//! (the registry is held in memory): it fails when it would grow by more than a tenth of its mean,
+//! 64 MiB and 4 KiB for each event recorded, or, with 30 samples or more in the second half,
+//! when the part fitted to time alone would add more than a tenth of its mean and 64 MiB.
 //!
 //! `cargo bench -p registry-bench --bench soak`; `REGISTRY_SOAK_SECONDS=60
 //! REGISTRY_SOAK_SAMPLE=2` for the short version.
@@ -115,6 +120,9 @@ fn slope(times: &[f64], values: &[f64]) -> f64 {
 
 struct Soak {
     client: Client,
+    started: Instant,
+    /// Writes go on for this long, then stop for as long, and so on.
+    half: Duration,
     stop: Arc<AtomicBool>,
     errors: Arc<Mutex<Vec<String>>>,
     latencies: Arc<Mutex<Vec<u64>>>,
@@ -131,6 +139,11 @@ impl Soak {
 
     fn running(&self) -> bool {
         !self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Whether this is a time for writes (the first and every other `half`).
+    fn writing(&self) -> bool {
+        ((self.started.elapsed().as_secs_f64() / self.half.as_secs_f64()) as u64).is_multiple_of(2)
     }
 }
 
@@ -150,6 +163,8 @@ async fn soak(
     let own = setup(&client).await;
     let state = Arc::new(Soak {
         client,
+        started: Instant::now(),
+        half: Duration::from_secs((seconds / 20).max(every)),
         stop: Arc::new(AtomicBool::new(false)),
         errors: Arc::default(),
         latencies: Arc::default(),
@@ -162,6 +177,10 @@ async fn soak(
         tasks.push(tokio::spawn(async move {
             let mut k = 0;
             while s.running() {
+                if !s.writing() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
                 k += 1;
                 let request = past_holding(&own, (task << 32) | k);
                 if let Err(e) = s.client.command().start_holding(request).await {
@@ -222,47 +241,49 @@ async fn soak(
             let mut round = 0;
             while s.running() {
                 round += 1;
-                let records: Vec<v1::ImportRecord> = (0..500)
-                    .map(|n| v1::ImportRecord {
-                        record: Some(v1::import_record::Record::Person(
-                            v1::RegisterPersonRequest {
-                                request_id: request_id(),
-                                display_name: format!("Người nhập {round}-{n}"),
-                                ..Default::default()
-                            },
-                        )),
-                    })
-                    .collect();
-                let messages = records
-                    .chunks(100)
-                    .map(|c| v1::ImportRecordsRequest {
-                        records: c.to_vec(),
-                    })
-                    .collect::<Vec<_>>();
-                if let Err(e) = s
-                    .client
-                    .command()
-                    .import_records(tokio_stream::iter(messages))
-                    .await
-                {
-                    s.failed("an import", e);
-                }
-                let (_, person) = &own[round % own.len()];
-                let correction = v1::CorrectPersonRequest {
-                    request_id: request_id(),
-                    person: person.clone(),
-                    display_name: format!("Người Thử Tải đã sửa {round}"),
-                    amendment: Some(v1::Amendment {
-                        reason: "đối chiếu hồ sơ".into(),
-                        basis: None,
-                    }),
-                    update_mask: Some(prost_types::FieldMask {
-                        paths: vec!["display_name".into()],
-                    }),
-                    ..Default::default()
-                };
-                if let Err(e) = s.client.admin().correct_person(correction).await {
-                    s.failed("a correction", e);
+                if s.writing() {
+                    let records: Vec<v1::ImportRecord> = (0..500)
+                        .map(|n| v1::ImportRecord {
+                            record: Some(v1::import_record::Record::Person(
+                                v1::RegisterPersonRequest {
+                                    request_id: request_id(),
+                                    display_name: format!("Người nhập {round}-{n}"),
+                                    ..Default::default()
+                                },
+                            )),
+                        })
+                        .collect();
+                    let messages = records
+                        .chunks(100)
+                        .map(|c| v1::ImportRecordsRequest {
+                            records: c.to_vec(),
+                        })
+                        .collect::<Vec<_>>();
+                    if let Err(e) = s
+                        .client
+                        .command()
+                        .import_records(tokio_stream::iter(messages))
+                        .await
+                    {
+                        s.failed("an import", e);
+                    }
+                    let (_, person) = &own[round % own.len()];
+                    let correction = v1::CorrectPersonRequest {
+                        request_id: request_id(),
+                        person: person.clone(),
+                        display_name: format!("Người Thử Tải đã sửa {round}"),
+                        amendment: Some(v1::Amendment {
+                            reason: "đối chiếu hồ sơ".into(),
+                            basis: None,
+                        }),
+                        update_mask: Some(prost_types::FieldMask {
+                            paths: vec!["display_name".into()],
+                        }),
+                        ..Default::default()
+                    };
+                    if let Err(e) = s.client.admin().correct_person(correction).await {
+                        s.failed("a correction", e);
+                    }
                 }
                 follow_a_while(&s).await;
                 s.calls.fetch_add(3, Ordering::Relaxed);
@@ -366,30 +387,80 @@ async fn follow_a_while(s: &Soak) {
     }
 }
 
-/// The time the samples `times` cover, in seconds (at least one).
-fn times_span(times: &[f64]) -> f64 {
-    (times.last().copied().unwrap_or(0.0) - times.first().copied().unwrap_or(0.0)).max(1.0)
-}
-
 /// A sampled figure: its name, how to read it from a sample, and the growth allowed over a run.
 type Check = (&'static str, fn(&Sample) -> f64, f64);
+
+/// The least-squares fit `value = a + b·x + c·t`: `(b, c)`, or `None` when `x` and `t` do not
+/// vary apart (no pause in the writes).
+fn fit_two(xs: &[f64], ts: &[f64], values: &[f64]) -> Option<(f64, f64)> {
+    let n = xs.len() as f64;
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / n;
+    let (mx, mt, mv) = (mean(xs), mean(ts), mean(values));
+    let (mut sxx, mut stt, mut sxt, mut sxv, mut stv) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for ((x, t), v) in xs.iter().zip(ts).zip(values) {
+        let (x, t, v) = (x - mx, t - mt, v - mv);
+        sxx += x * x;
+        stt += t * t;
+        sxt += x * t;
+        sxv += x * v;
+        stv += t * v;
+    }
+    let det = sxx * stt - sxt * sxt;
+    // Collinear within a percent: the fit cannot tell time from events.
+    if det <= 0.01 * sxx * stt {
+        return None;
+    }
+    Some(((sxv * stt - stv * sxt) / det, (stv * sxx - sxv * sxt) / det))
+}
+
+/// The most resident memory an event recorded may take (the data held in memory for it).
+const MAX_BYTES_PER_EVENT: f64 = 4096.0;
+
+/// Samples of the second half below which the fit to time and events is not judged (memory
+/// grows in steps of the allocator's segments; a short run's fit is noise).
+const MIN_SAMPLES_TO_SEPARATE: usize = 30;
 
 /// What grew without bound over the second half, if anything.
 fn growth(samples: &[Sample], seconds: f64) -> Vec<String> {
     let half = &samples[samples.len() / 2..];
     let times: Vec<f64> = half.iter().map(|s| s.at).collect();
     let mut found = Vec::new();
-    let mean_rss = half.iter().map(|s| s.rss_mib).sum::<f64>() / half.len() as f64;
-    // The registry is held in memory: each event recorded takes its share (about 310 bytes in
-    // the read models and the writer's state, BENCHMARKS.md), allowed here at 1 KiB.
-    let added = half.last().map_or(0.0, |s| s.events) - half.first().map_or(0.0, |s| s.events);
-    let data_mib = added * 1024.0 / (1024.0 * 1024.0) * (seconds / (times_span(&times)));
-    let checks: [Check; 4] = [
-        (
-            "resident memory (MiB)",
-            |s| s.rss_mib,
-            mean_rss / 10.0 + 64.0 + data_mib,
-        ),
+    let rss: Vec<f64> = half.iter().map(|s| s.rss_mib).collect();
+    let events: Vec<f64> = half.iter().map(|s| s.events).collect();
+    let allowance = rss.iter().sum::<f64>() / rss.len() as f64 / 10.0 + 64.0;
+    // First, growth over time against the allowance plus the data recorded (at most
+    // MAX_BYTES_PER_EVENT an event).
+    let over_run = slope(&times, &rss) * seconds;
+    let added = slope(&times, &events) * seconds;
+    let with_data = allowance + added * MAX_BYTES_PER_EVENT / (1024.0 * 1024.0);
+    println!(
+        "  resident memory (MiB): slope over the second half {over_run:+.1} over the run (allowed {with_data:.1} with {added:.0} events)"
+    );
+    if over_run > with_data {
+        found.push(format!(
+            "resident memory grows: {over_run:+.1} MiB over the run, allowed {with_data:.1}"
+        ));
+    }
+    // Then, where the samples are enough to tell them apart (the writes pause), the part that
+    // grows with time alone.
+    match fit_two(&events, &times, &rss) {
+        Some((per_event, per_second)) => {
+            let bytes_per_event = per_event * 1024.0 * 1024.0;
+            let over_run = per_second * seconds;
+            println!(
+                "  resident memory fitted to events and time: {bytes_per_event:.0} B an event, {over_run:+.1} MiB over the run with time (allowed {allowance:.1})"
+            );
+            if half.len() >= MIN_SAMPLES_TO_SEPARATE && over_run > allowance {
+                found.push(format!(
+                    "resident memory grows with time: {over_run:+.1} MiB over the run, allowed {allowance:.1}"
+                ));
+            }
+        }
+        None => {
+            println!("  resident memory: the writes never paused; time and events not told apart")
+        }
+    }
+    let checks: [Check; 3] = [
         ("open file descriptors", |s| s.fds, 16.0),
         ("threads", |s| s.threads, 8.0),
         ("tokio tasks", |s| s.tasks, 64.0),
