@@ -240,7 +240,7 @@ fn commit_err(e: rusqlite::Error) -> StoreError {
     }
 }
 
-/// The error SQLite gives when its disk is full, as a failpoint injects it.
+/// An error as SQLite reports it (a full disk, an I/O error), injected by a failpoint.
 #[cfg(feature = "failpoints")]
 fn injected(code: std::ffi::c_int, message: &str) -> rusqlite::Error {
     rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), Some(message.to_owned()))
