@@ -150,15 +150,20 @@ async fn person_names(client: &Client, min_position: &str) -> Vec<String> {
     }
 }
 
+/// A strict verification against `key`: every event a leaf under a signed checkpoint.
+fn strict(key: registry_ledger::VerifierKey) -> registry_eventstore::verify::VerifyOptions {
+    registry_eventstore::verify::VerifyOptions {
+        keys: vec![key],
+        strict: true,
+        grace: Duration::from_secs(60),
+    }
+}
+
 /// The embedded store's log, verified offline against the public key made beside it: every
 /// event a leaf under a signed checkpoint, every stored hash right.
 fn verify_embedded(dir: &Path) -> registry_eventstore::verify::Report {
     let public = std::fs::read_to_string(dir.join("log.pub")).expect("the log's public key");
-    let options = registry_eventstore::verify::VerifyOptions {
-        keys: vec![registry_ledger::VerifierKey::parse(public.trim()).unwrap()],
-        strict: true,
-        grace: Duration::from_secs(60),
-    };
+    let options = strict(registry_ledger::VerifierKey::parse(public.trim()).unwrap());
     registry_eventstore::verify::verify_embedded(&dir.join("registry.db"), &options).unwrap()
 }
 
@@ -522,11 +527,7 @@ async fn a_postgres_connection_dropped_mid_transaction_stores_nothing_and_the_po
     assert_eq!(store_stats(&client).await.events, events + 2);
     assert_eq!(person_names(&client, &last.commit_position).await.len(), 3);
     server.stop().await;
-    let options = registry_eventstore::verify::VerifyOptions {
-        keys: vec![verifier],
-        strict: true,
-        grace: Duration::from_secs(60),
-    };
+    let options = strict(verifier);
     let report = registry_eventstore::verify::verify_postgres(&url, schema, &options)
         .await
         .unwrap();
@@ -552,11 +553,7 @@ async fn an_integrator_that_dies_between_batches_starts_over_from_the_last_leaf(
     for n in 0..5 {
         registrar.person(&format!("Người trước {n}")).await;
     }
-    let options = registry_eventstore::verify::VerifyOptions {
-        keys: vec![verifier],
-        strict: true,
-        grace: Duration::from_secs(60),
-    };
+    let options = strict(verifier);
     fail::cfg("log.integrate", "return").unwrap();
     for n in 0..20 {
         registrar.person(&format!("Người giữa {n}")).await;
